@@ -1,0 +1,397 @@
+//! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::pb;
+use crate::pb::vector_index_client::VectorIndexClient;
+use crate::registry::Registry;
+use crate::server::{self, ServerOptions};
+use crate::wal::SyncPolicy;
+
+#[derive(Parser, Debug)]
+#[command(name = "vidx", version, about = "Similarity index of image and face embeddings for victim identification (vectors and metadata only, never images)")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the gRPC server.
+    Serve(ServeArgs),
+    /// Write synthetic embeddings with planted series and ground truth.
+    Gen(crate::gen::GenArgs),
+    /// Stream points from files into a collection (created if absent).
+    Ingest(IngestArgs),
+    /// Query a collection from the shell.
+    Search(SearchArgs),
+    /// List the server's collections.
+    Collections(ClientArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Where collections are stored.
+    #[arg(long, default_value = "./vidx-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on. Loopback by default: vidx has no authentication yet.
+    #[arg(long, default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Create and load the demo collections (`images`, `faces`) if absent.
+    #[arg(long)]
+    pub demo: bool,
+    /// Largest request or response message, in bytes.
+    #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// When writes reach the disk: "always" (fsync before acknowledging) or
+    /// "never" (leave it to the OS; a crash can lose recent writes).
+    #[arg(long, default_value = "always")]
+    pub sync: SyncPolicy,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(long, env = "VIDX_SERVER", default_value = "http://127.0.0.1:50051")]
+    pub server: String,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum MetricArg {
+    Cosine,
+    Dot,
+    L2,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum KindArg {
+    Image,
+    Face,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct IngestArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long)]
+    pub collection: String,
+    /// Points per streamed message.
+    #[arg(long, default_value_t = 1000)]
+    pub batch: usize,
+    /// Metric when the collection has to be created.
+    #[arg(long, value_enum, default_value = "cosine")]
+    pub metric: MetricArg,
+    /// Kind when the collection has to be created.
+    #[arg(long, value_enum, default_value = "image")]
+    pub kind: KindArg,
+    /// `.jsonl` files with vectors, or `.npy` files with a same-stem `.jsonl` of metadata.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long)]
+    pub collection: String,
+    /// "More like this": the stored point with this id.
+    #[arg(long, conflicts_with_all = ["vector", "npy"])]
+    pub id: Option<String>,
+    /// Comma-separated query vector.
+    #[arg(long, conflicts_with = "npy", allow_hyphen_values = true)]
+    pub vector: Option<String>,
+    /// Take the query from a row of a .npy matrix.
+    #[arg(long, requires = "row")]
+    pub npy: Option<PathBuf>,
+    #[arg(long)]
+    pub row: Option<usize>,
+    #[arg(short, long, default_value_t = 10)]
+    pub k: u32,
+    /// Search breadth (0 = server default).
+    #[arg(long, default_value_t = 0)]
+    pub ef: u32,
+    /// Print the response as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(async move {
+        match cli.command {
+            Command::Serve(a) => serve(a).await,
+            Command::Gen(a) => {
+                let summary = tokio::task::spawn_blocking(move || crate::gen::run(&a)).await??;
+                println!("{summary}");
+                Ok(())
+            }
+            Command::Ingest(a) => ingest(a).await,
+            Command::Search(a) => search(a).await,
+            Command::Collections(a) => collections(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = a.data_dir.clone();
+    let sync = a.sync;
+    let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, sync))
+        .await?
+        .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
+    let registry = Arc::new(registry);
+    if a.demo {
+        let r = registry.clone();
+        let loaded = tokio::task::spawn_blocking(move || crate::demo::load(&r)).await??;
+        if loaded.is_empty() {
+            tracing::info!("demo collections already present");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %a.data_dir.display(),
+        "vidx serving"
+    );
+    let opts = ServerOptions {
+        max_message_bytes: a.max_message_bytes,
+    };
+    server::serve(registry, listener, opts, shutdown_signal()).await?;
+    tracing::info!("vidx stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// Connects a client with message limits matching the server's default.
+pub async fn connect(server: &str) -> anyhow::Result<VectorIndexClient<tonic::transport::Channel>> {
+    let client = VectorIndexClient::connect(server.to_string())
+        .await
+        .with_context(|| format!("connecting to {server} (is `vidx serve` running?)"))?;
+    Ok(client
+        .max_decoding_message_size(server::DEFAULT_MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(server::DEFAULT_MAX_MESSAGE_BYTES))
+}
+
+async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let sources = crate::ingest::plan(&a.files)?;
+    let mut client = connect(&a.client.server).await?;
+    let mut total = 0u64;
+    for source in sources {
+        let s2 = source.clone();
+        let points = tokio::task::spawn_blocking(move || crate::ingest::read_source(&s2)).await??;
+        if points.is_empty() {
+            continue;
+        }
+        ensure_collection(&mut client, &a, points[0].vector.len() as u32).await?;
+        let bar = ProgressBar::new(points.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} points ({per_sec}, eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        bar.set_message(match &source {
+            crate::ingest::Source::Jsonl(p) => p.display().to_string(),
+            crate::ingest::Source::NpyWithMeta { npy, .. } => npy.display().to_string(),
+        });
+        let batches: Vec<pb::UpsertRequest> = points
+            .chunks(a.batch)
+            .map(|c| pb::UpsertRequest {
+                collection: a.collection.clone(),
+                points: c.to_vec(),
+            })
+            .collect();
+        drop(points);
+        let b2 = bar.clone();
+        // The bar advances as tonic pulls each batch onto the wire.
+        let stream = tokio_stream::iter(batches.into_iter().map(move |r| {
+            b2.inc(r.points.len() as u64);
+            r
+        }));
+        let resp = client.upsert(stream).await.map_err(status_error)?.into_inner();
+        bar.finish();
+        total += resp.upserted;
+    }
+    println!("upserted {total} points into {}", a.collection);
+    Ok(())
+}
+
+async fn ensure_collection(
+    client: &mut VectorIndexClient<tonic::transport::Channel>,
+    a: &IngestArgs,
+    dim: u32,
+) -> anyhow::Result<()> {
+    let describe = client
+        .describe_collection(pb::DescribeCollectionRequest {
+            name: a.collection.clone(),
+        })
+        .await;
+    match describe {
+        Ok(_) => Ok(()),
+        Err(s) if s.code() == tonic::Code::NotFound => {
+            let metric = match a.metric {
+                MetricArg::Cosine => pb::Metric::Cosine,
+                MetricArg::Dot => pb::Metric::Dot,
+                MetricArg::L2 => pb::Metric::L2,
+            };
+            let kind = match a.kind {
+                KindArg::Image => pb::Kind::Image,
+                KindArg::Face => pb::Kind::Face,
+            };
+            client
+                .create_collection(pb::CreateCollectionRequest {
+                    name: a.collection.clone(),
+                    dim,
+                    metric: metric as i32,
+                    kind: kind as i32,
+                    hnsw: None,
+                })
+                .await
+                .map_err(status_error)?;
+            eprintln!("created collection {} ({dim}-d, {metric:?}, {kind:?})", a.collection);
+            Ok(())
+        }
+        Err(s) => Err(status_error(s)),
+    }
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("server said {:?}: {}", s.code(), s.message())
+}
+
+async fn search(a: SearchArgs) -> anyhow::Result<()> {
+    let query = if let Some(id) = &a.id {
+        pb::query::Query::PointId(id.clone())
+    } else if let Some(v) = &a.vector {
+        let values = v
+            .split(',')
+            .map(|x| x.trim().parse::<f32>().with_context(|| format!("--vector: {x:?} is not a number")))
+            .collect::<anyhow::Result<Vec<f32>>>()?;
+        pb::query::Query::Vector(pb::Vector { values })
+    } else if let (Some(npy), Some(row)) = (&a.npy, a.row) {
+        let m = crate::npy::read_matrix(npy)?;
+        if row >= m.rows {
+            bail!("--row {row}: {} has {} rows", npy.display(), m.rows);
+        }
+        pb::query::Query::Vector(pb::Vector {
+            values: m.data[row * m.cols..(row + 1) * m.cols].to_vec(),
+        })
+    } else {
+        bail!("give a query: --id ID, --vector v1,v2,… or --npy FILE --row N");
+    };
+    let mut client = connect(&a.client.server).await?;
+    let resp = client
+        .search(pb::SearchRequest {
+            collection: a.collection.clone(),
+            queries: vec![pb::Query { query: Some(query) }],
+            k: a.k,
+            ef: a.ef,
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let hits = resp.results.into_iter().next().map(|r| r.hits).unwrap_or_default();
+    if a.json {
+        let rows: Vec<serde_json::Value> = hits
+            .iter()
+            .map(|h| serde_json::json!({"id": h.id, "distance": h.distance, "metadata": h.metadata}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    println!(
+        "{:>4}  {:<44} {:>8}  {:<3} {:<14} {:<12} {:<8} {}",
+        "rank", "id", "distance", "cc", "upload", "case", "series", "identified"
+    );
+    for (i, h) in hits.iter().enumerate() {
+        let m = h.metadata.clone().unwrap_or_default();
+        println!(
+            "{:>4}  {:<44} {:>8.4}  {:<3} {:<14} {:<12} {:<8} {}",
+            i + 1,
+            h.id,
+            h.distance,
+            m.country,
+            m.upload_id,
+            m.case_id,
+            m.series_label,
+            if m.victim_identified { "yes" } else { "no" }
+        );
+    }
+    Ok(())
+}
+
+async fn collections(a: ClientArgs) -> anyhow::Result<()> {
+    let mut client = connect(&a.server).await?;
+    let resp = client
+        .list_collections(pb::ListCollectionsRequest {})
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!("{:<24} {:>6} {:<7} {:<6} {:>10} {:>12} {:>12}", "name", "dim", "metric", "kind", "points", "memory", "disk");
+    for c in resp.collections {
+        println!(
+            "{:<24} {:>6} {:<7} {:<6} {:>10} {:>12} {:>12}",
+            c.name,
+            c.dim,
+            pb::Metric::try_from(c.metric).map_or("?", |m| m.as_str_name()),
+            pb::Kind::try_from(c.kind).map_or("?", |k| k.as_str_name()),
+            c.points,
+            c.memory_bytes,
+            c.disk_bytes
+        );
+    }
+    Ok(())
+}

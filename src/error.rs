@@ -1,0 +1,75 @@
+//! The crate's error type and its one mapping to `tonic::Status`.
+//!
+//! Everything below the service layer returns [`Error`]; the service turns it
+//! into a gRPC status in exactly one place (`From<Error> for Status`), so the
+//! code a client sees for a given failure is decided here and nowhere else.
+
+use std::path::PathBuf;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is malformed; the message names the field and the value.
+    #[error("{0}")]
+    InvalidArgument(String),
+    #[error("collection {0:?} not found")]
+    CollectionNotFound(String),
+    #[error("point {id:?} not found in collection {collection:?}")]
+    PointNotFound { collection: String, id: String },
+    #[error("collection {0:?} already exists")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    ResourceExhausted(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A file's contents are not what vidx wrote; the collection is refused.
+    #[error("data loss in {path}: {what}")]
+    DataLoss { path: PathBuf, what: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    pub fn invalid(msg: impl Into<String>) -> Self {
+        Error::InvalidArgument(msg.into())
+    }
+
+    /// Wraps an `io::Error` with the path it happened on.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub fn data_loss(path: impl Into<PathBuf>, what: impl Into<String>) -> Self {
+        Error::DataLoss {
+            path: path.into(),
+            what: what.into(),
+        }
+    }
+}
+
+impl From<Error> for tonic::Status {
+    fn from(e: Error) -> Self {
+        use tonic::Code;
+        let code = match &e {
+            Error::InvalidArgument(_) => Code::InvalidArgument,
+            Error::CollectionNotFound(_) | Error::PointNotFound { .. } => Code::NotFound,
+            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::ResourceExhausted(_) => Code::ResourceExhausted,
+            Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::DataLoss { .. } => Code::DataLoss,
+            Error::Io { .. } | Error::Internal(_) => Code::Internal,
+        };
+        tonic::Status::new(code, e.to_string())
+    }
+}

@@ -1,0 +1,25 @@
+//! vidx: a gRPC server of approximate-nearest-neighbour indexes of image and
+//! face embeddings, with the investigative metadata around them, for
+//! child-abuse victim identification. It stores vectors and metadata, never
+//! images.
+//!
+//! Layers, top down: [`server`] / [`service`] (gRPC, validation, status
+//! codes) → [`registry`] (name → collection) → [`collection`] (WAL + segments)
+//! → [`segment`] (graph + columns) → [`distance`] (kernels).
+
+//TMP pub mod cli;
+pub mod collection;
+//TMP pub mod demo;
+pub mod distance;
+pub mod error;
+pub mod fsutil;
+//TMP pub mod gen;
+//TMP pub mod ingest;
+//TMP pub mod npy;
+pub mod pb;
+pub mod registry;
+pub mod segment;
+pub mod server;
+pub mod service;
+pub mod validate;
+pub mod wal;

@@ -1,0 +1,146 @@
+//! The collections registry: name → open [`Collection`], and the data
+//! directory they live in.
+//!
+//! A collection whose files cannot be read is kept here as *unavailable*
+//! with its error (naming the file), so requests for it get that error while
+//! every other collection keeps serving.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::collection::{Collection, Config};
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::validate;
+use crate::wal::SyncPolicy;
+
+const COLLECTIONS_DIR: &str = "collections";
+
+enum Entry {
+    Ready(Arc<Collection>),
+    /// Refused at open; the message is what requests for it are told.
+    Unavailable(String),
+}
+
+pub struct Registry {
+    root: PathBuf,
+    sync: SyncPolicy,
+    entries: RwLock<BTreeMap<String, Entry>>,
+}
+
+impl Registry {
+    /// Opens (creating if needed) the data directory and every collection in it.
+    pub fn open(data_dir: &Path, sync: SyncPolicy) -> Result<Registry> {
+        let root = data_dir.join(COLLECTIONS_DIR);
+        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let mut entries = BTreeMap::new();
+        let rd = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
+        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        dirs.sort();
+        for dir in dirs {
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if name.starts_with('.') {
+                // Leftover of an interrupted create or drop.
+                tracing::info!(path = %dir.display(), "removing leftover directory");
+                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                continue;
+            }
+            if validate::collection_name("directory", &name).is_err() {
+                tracing::warn!(path = %dir.display(), "ignoring directory that is not a collection name");
+                continue;
+            }
+            let entry = match Collection::open(&dir, sync) {
+                Ok(c) => Entry::Ready(Arc::new(c)),
+                Err(e) => {
+                    tracing::error!(collection = %name, error = %e, "collection unavailable");
+                    Entry::Unavailable(e.to_string())
+                }
+            };
+            entries.insert(name, entry);
+        }
+        Ok(Registry {
+            root,
+            sync,
+            entries: RwLock::new(entries),
+        })
+    }
+
+    /// Creates a collection. `ALREADY_EXISTS` if the name is taken.
+    pub fn create(&self, config: Config) -> Result<Arc<Collection>> {
+        let mut entries = self.entries.write();
+        if entries.contains_key(&config.name) {
+            return Err(Error::AlreadyExists(config.name));
+        }
+        // Built under a dot-name and renamed into place, so a crash midway
+        // leaves a directory that the next open removes.
+        let tmp = self.root.join(format!(".creating-{}", config.name));
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        }
+        let name = config.name.clone();
+        let built = Collection::create(&tmp, config.clone(), self.sync);
+        let built = match built {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&tmp);
+                return Err(e);
+            }
+        };
+        drop(built);
+        let dir = self.root.join(&name);
+        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+        fsutil::sync_dir(&self.root)?;
+        let c = Arc::new(Collection::open(&dir, self.sync)?);
+        entries.insert(name, Entry::Ready(c.clone()));
+        Ok(c)
+    }
+
+    /// The open collection called `name`.
+    pub fn get(&self, name: &str) -> Result<Arc<Collection>> {
+        match self.entries.read().get(name) {
+            Some(Entry::Ready(c)) => Ok(c.clone()),
+            Some(Entry::Unavailable(why)) => Err(unavailable(name, why)),
+            None => Err(Error::CollectionNotFound(name.to_string())),
+        }
+    }
+
+    /// Removes a collection and its files (also an unavailable one).
+    pub fn drop_collection(&self, name: &str) -> Result<()> {
+        let mut entries = self.entries.write();
+        if entries.remove(name).is_none() {
+            return Err(Error::CollectionNotFound(name.to_string()));
+        }
+        let dir = self.root.join(name);
+        let doomed = self.root.join(format!(".dropping-{name}"));
+        std::fs::rename(&dir, &doomed).map_err(|e| Error::io(&dir, e))?;
+        fsutil::sync_dir(&self.root)?;
+        drop(entries);
+        std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))?;
+        Ok(())
+    }
+
+    /// Ready collections in name order, and the names of unavailable ones
+    /// with their reasons.
+    pub fn list(&self) -> (Vec<Arc<Collection>>, Vec<(String, String)>) {
+        let entries = self.entries.read();
+        let mut ready = Vec::new();
+        let mut broken = Vec::new();
+        for (name, e) in entries.iter() {
+            match e {
+                Entry::Ready(c) => ready.push(c.clone()),
+                Entry::Unavailable(why) => broken.push((name.clone(), why.clone())),
+            }
+        }
+        (ready, broken)
+    }
+}
+
+fn unavailable(name: &str, why: &str) -> Error {
+    Error::DataLoss {
+        path: PathBuf::from(name),
+        what: format!("collection is unavailable: {why}"),
+    }
+}

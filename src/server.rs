@@ -1,0 +1,72 @@
+//! Assembles the gRPC server: the vidx service, gRPC health, server
+//! reflection (so `grpcurl` works without the .proto), message-size limits,
+//! and serving on a given listener until a shutdown signal.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::pb;
+use crate::pb::vector_index_server::VectorIndexServer;
+use crate::registry::Registry;
+use crate::service::Service;
+
+/// Default request/response size limit: a 2,000-point batch of 512-d vectors
+/// is ~4.1 MB of floats plus metadata; 64 MiB leaves room for 10× that.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    pub max_message_bytes: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+pub async fn serve(
+    registry: Arc<Registry>,
+    listener: TcpListener,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<VectorIndexServer<Service>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let vidx = VectorIndexServer::new(Service::new(registry))
+        .max_decoding_message_size(opts.max_message_bytes)
+        .max_encoding_message_size(opts.max_message_bytes);
+    tonic::transport::Server::builder()
+        .layer(tower::util::MapResponseLayer::new(oversized_status))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(vidx)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    Ok(())
+}
+
+/// tonic rejects an over-limit unary request before any handler runs, with
+/// OUT_OF_RANGE in a trailers-only response. gRPC's convention, and our
+/// contract, is RESOURCE_EXHAUSTED; rewrite it here, in one place.
+fn oversized_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
+    let Some(status) = tonic::Status::from_header_map(resp.headers()) else {
+        return resp;
+    };
+    let rewritten = crate::service::oversized_to_resource_exhausted(status);
+    if rewritten.code() == tonic::Code::ResourceExhausted {
+        // Only the status headers change; nothing else is in a trailers-only reply.
+        let _ = rewritten.add_header(resp.headers_mut());
+    }
+    resp
+}

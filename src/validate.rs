@@ -1,0 +1,211 @@
+//! Input validation: every limit a request must respect, and the messages a
+//! person sees when it does not. Messages name the field and the bad value.
+
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::pb;
+
+pub const MAX_NAME_LEN: usize = 64;
+pub const MAX_ID_BYTES: usize = 256;
+pub const MAX_DIM: u32 = 4096;
+pub const MAX_K: u32 = 1000;
+pub const MAX_EF: u32 = 10_000;
+pub const MAX_QUERIES: usize = 10_000;
+pub const MAX_IDS: usize = 100_000;
+pub const MAX_META_STRING: usize = 256;
+pub const MAX_TAGS: usize = 64;
+pub const MAX_M: u32 = 128;
+pub const MAX_EF_CONSTRUCTION: u32 = 4096;
+/// Bound on a vector's squared norm: keeps every dot product and squared
+/// distance between two stored vectors finite in f32 (|a·b| ≤ |a||b|).
+pub const MAX_NORM_SQUARED: f32 = 1e30;
+
+/// Shortens a value for an error message.
+pub fn show(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.len() <= MAX {
+        format!("{s:?}")
+    } else {
+        let mut end = MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{:?}… ({} bytes)", &s[..end], s.len())
+    }
+}
+
+/// Collection names: `[a-z0-9_-]{1,64}`; they become directory names.
+pub fn collection_name(field: &str, name: &str) -> Result<()> {
+    if name.is_empty() {
+        return Err(Error::invalid(format!("{field} is empty; a collection name is [a-z0-9_-]{{1,64}}")));
+    }
+    let ok = name.len() <= MAX_NAME_LEN
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+    if !ok {
+        return Err(Error::invalid(format!(
+            "{field} {} is not a valid collection name: use 1 to 64 of a-z, 0-9, '_' and '-'",
+            show(name)
+        )));
+    }
+    Ok(())
+}
+
+/// Point ids: 1 to 256 bytes of UTF-8 without control characters.
+pub fn point_id(field: &str, id: &str) -> Result<()> {
+    if id.is_empty() {
+        return Err(Error::invalid(format!("{field} is empty; every point needs an id")));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(Error::invalid(format!(
+            "{field} {} is {} bytes; ids are at most {MAX_ID_BYTES} bytes",
+            show(id),
+            id.len()
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(Error::invalid(format!("{field} {} contains a control character", show(id))));
+    }
+    Ok(())
+}
+
+/// Checks a vector against the collection's dimension and metric.
+pub fn vector(field: &str, v: &[f32], dim: u32, metric: Metric) -> Result<()> {
+    if v.len() != dim as usize {
+        return Err(Error::invalid(format!(
+            "{field} has {} values; the collection's dimension is {dim}",
+            v.len()
+        )));
+    }
+    if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(Error::invalid(format!("{field}[{i}] is {x}; values must be finite")));
+    }
+    // Summed in f64 so an overflowing norm is reported rather than becoming inf.
+    let norm2: f64 = v.iter().map(|x| (*x as f64) * (*x as f64)).sum();
+    if norm2 > MAX_NORM_SQUARED as f64 {
+        return Err(Error::invalid(format!(
+            "{field} has squared norm {norm2:e}; at most {MAX_NORM_SQUARED:e} is accepted"
+        )));
+    }
+    if metric == Metric::Cosine && norm2 < 1e-30 {
+        return Err(Error::invalid(format!(
+            "{field} is a zero vector; cosine distance is undefined for it"
+        )));
+    }
+    Ok(())
+}
+
+/// Metadata limits and formats.
+pub fn metadata(field: &str, m: &pb::Metadata) -> Result<()> {
+    let strings = [
+        ("media_id", &m.media_id),
+        ("upload_id", &m.upload_id),
+        ("case_id", &m.case_id),
+        ("agency", &m.agency),
+        ("series_label", &m.series_label),
+    ];
+    for (name, s) in strings {
+        if s.len() > MAX_META_STRING {
+            return Err(Error::invalid(format!(
+                "{field}.{name} {} is {} bytes; at most {MAX_META_STRING}",
+                show(s),
+                s.len()
+            )));
+        }
+    }
+    country(&format!("{field}.country"), &m.country, true)?;
+    if m.tags.len() > MAX_TAGS {
+        return Err(Error::invalid(format!(
+            "{field}.tags has {} entries; at most {MAX_TAGS}",
+            m.tags.len()
+        )));
+    }
+    for (i, t) in m.tags.iter().enumerate() {
+        if t.is_empty() || t.len() > 64 {
+            return Err(Error::invalid(format!(
+                "{field}.tags[{i}] {} must be 1 to 64 bytes",
+                show(t)
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// ISO 3166-1 alpha-2 format: two upper-case ASCII letters.
+pub fn country(field: &str, c: &str, allow_empty: bool) -> Result<()> {
+    if c.is_empty() && allow_empty {
+        return Ok(());
+    }
+    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+        return Err(Error::invalid(format!(
+            "{field} {} is not an ISO 3166-1 alpha-2 code (two upper-case letters, e.g. \"DE\")",
+            show(c)
+        )));
+    }
+    Ok(())
+}
+
+/// `k` of a search.
+pub fn k(k: u32) -> Result<()> {
+    if k == 0 || k > MAX_K {
+        return Err(Error::invalid(format!("k is {k}; it must be between 1 and {MAX_K}")));
+    }
+    Ok(())
+}
+
+/// `ef` of a search: 0 means the default; otherwise at most [`MAX_EF`].
+pub fn ef(ef: u32) -> Result<()> {
+    if ef > MAX_EF {
+        return Err(Error::invalid(format!("ef is {ef}; it must be at most {MAX_EF} (0 = default)")));
+    }
+    Ok(())
+}
+
+/// Number of entries of a repeated request field.
+pub fn count(field: &str, n: usize, max: usize) -> Result<()> {
+    if n > max {
+        return Err(Error::ResourceExhausted(format!(
+            "{field} has {n} entries; at most {max} per request"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(collection_name("name", "images_v2-a").is_ok());
+        for bad in ["", "Images", "a b", "a/b", "..", &"x".repeat(65)] {
+            let e = collection_name("name", bad).unwrap_err().to_string();
+            assert!(e.starts_with("name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn vectors() {
+        assert!(vector("v", &[1.0, 0.0], 2, Metric::Cosine).is_ok());
+        assert!(vector("v", &[1.0], 2, Metric::Cosine).unwrap_err().to_string().contains("dimension is 2"));
+        assert!(vector("v", &[f32::NAN, 0.0], 2, Metric::L2).unwrap_err().to_string().contains("v[0] is NaN"));
+        assert!(vector("v", &[0.0, f32::INFINITY], 2, Metric::L2).unwrap_err().to_string().contains("v[1] is inf"));
+        assert!(vector("v", &[0.0, 0.0], 2, Metric::Cosine).unwrap_err().to_string().contains("zero vector"));
+        assert!(vector("v", &[0.0, 0.0], 2, Metric::L2).is_ok());
+        assert!(vector("v", &[3e18, 0.0], 2, Metric::Dot).unwrap_err().to_string().contains("squared norm"));
+    }
+
+    #[test]
+    fn countries_and_ids() {
+        assert!(country("c", "DE", false).is_ok());
+        assert!(country("c", "", true).is_ok());
+        for bad in ["de", "DEU", "D", "Germany", "D1"] {
+            assert!(country("c", bad, true).is_err(), "{bad}");
+        }
+        assert!(point_id("id", "a#1").is_ok());
+        assert!(point_id("id", "").is_err());
+        assert!(point_id("id", &"x".repeat(257)).is_err());
+        assert!(point_id("id", "a\nb").is_err());
+    }
+}

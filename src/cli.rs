@@ -16,7 +16,11 @@ use crate::server::{self, ServerOptions};
 use crate::wal::SyncPolicy;
 
 #[derive(Parser, Debug)]
-#[command(name = "vidx", version, about = "Similarity index of image and face embeddings for victim identification (vectors and metadata only, never images)")]
+#[command(
+    name = "vidx",
+    version,
+    about = "Similarity index of image and face embeddings for victim identification (vectors and metadata only, never images)"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -27,7 +31,7 @@ pub enum Command {
     /// Run the gRPC server.
     Serve(ServeArgs),
     /// Write synthetic embeddings with planted series and ground truth.
-    Gen(crate::gen::GenArgs),
+    Gen(crate::synth::GenArgs),
     /// Stream points from files into a collection (created if absent).
     Ingest(IngestArgs),
     /// Query a collection from the shell.
@@ -125,14 +129,22 @@ pub struct SearchArgs {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // hnsw_rs logs every graph it creates at info; keep that out of ours.
     let default_level = match cli.command {
-        Command::Serve(_) => "info",
+        Command::Serve(_) => "info,hnsw_rs=warn",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -143,7 +155,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => serve(a).await,
             Command::Gen(a) => {
-                let summary = tokio::task::spawn_blocking(move || crate::gen::run(&a)).await??;
+                let summary = tokio::task::spawn_blocking(move || crate::synth::run(&a)).await??;
                 println!("{summary}");
                 Ok(())
             }
@@ -195,13 +207,14 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {},
             _ = term.recv() => {},
@@ -239,9 +252,11 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         ensure_collection(&mut client, &a, points[0].vector.len() as u32).await?;
         let bar = ProgressBar::new(points.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} points ({per_sec}, eta {eta})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} points ({per_sec}, eta {eta})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         );
         bar.set_message(match &source {
             crate::ingest::Source::Jsonl(p) => p.display().to_string(),
@@ -257,11 +272,16 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         drop(points);
         let b2 = bar.clone();
         // The bar advances as tonic pulls each batch onto the wire.
-        let stream = tokio_stream::iter(batches.into_iter().map(move |r| {
-            b2.inc(r.points.len() as u64);
-            r
-        }));
-        let resp = client.upsert(stream).await.map_err(status_error)?.into_inner();
+        let stream = tokio_stream::iter(
+            batches
+                .into_iter()
+                .inspect(move |r| b2.inc(r.points.len() as u64)),
+        );
+        let resp = client
+            .upsert(stream)
+            .await
+            .map_err(status_error)?
+            .into_inner();
         bar.finish();
         total += resp.upserted;
     }
@@ -301,7 +321,10 @@ async fn ensure_collection(
                 })
                 .await
                 .map_err(status_error)?;
-            eprintln!("created collection {} ({dim}-d, {metric:?}, {kind:?})", a.collection);
+            eprintln!(
+                "created collection {} ({dim}-d, {metric:?}, {kind:?})",
+                a.collection
+            );
             Ok(())
         }
         Err(s) => Err(status_error(s)),
@@ -318,7 +341,11 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
     } else if let Some(v) = &a.vector {
         let values = v
             .split(',')
-            .map(|x| x.trim().parse::<f32>().with_context(|| format!("--vector: {x:?} is not a number")))
+            .map(|x| {
+                x.trim()
+                    .parse::<f32>()
+                    .with_context(|| format!("--vector: {x:?} is not a number"))
+            })
             .collect::<anyhow::Result<Vec<f32>>>()?;
         pb::query::Query::Vector(pb::Vector { values })
     } else if let (Some(npy), Some(row)) = (&a.npy, a.row) {
@@ -343,23 +370,30 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    let hits = resp.results.into_iter().next().map(|r| r.hits).unwrap_or_default();
+    let hits = resp
+        .results
+        .into_iter()
+        .next()
+        .map(|r| r.hits)
+        .unwrap_or_default();
     if a.json {
         let rows: Vec<serde_json::Value> = hits
             .iter()
-            .map(|h| serde_json::json!({"id": h.id, "distance": h.distance, "metadata": h.metadata}))
+            .map(
+                |h| serde_json::json!({"id": h.id, "distance": h.distance, "metadata": h.metadata}),
+            )
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
     println!(
-        "{:>4}  {:<44} {:>8}  {:<3} {:<14} {:<12} {:<8} {}",
-        "rank", "id", "distance", "cc", "upload", "case", "series", "identified"
+        "{:>4}  {:<44} {:>8}  {:<3} {:<12} {:<18} {:<8} identified",
+        "rank", "id", "distance", "cc", "upload", "case", "series"
     );
     for (i, h) in hits.iter().enumerate() {
         let m = h.metadata.clone().unwrap_or_default();
         println!(
-            "{:>4}  {:<44} {:>8.4}  {:<3} {:<14} {:<12} {:<8} {}",
+            "{:>4}  {:<44} {:>8.4}  {:<3} {:<12} {:<18} {:<8} {}",
             i + 1,
             h.id,
             h.distance,
@@ -380,7 +414,10 @@ async fn collections(a: ClientArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    println!("{:<24} {:>6} {:<7} {:<6} {:>10} {:>12} {:>12}", "name", "dim", "metric", "kind", "points", "memory", "disk");
+    println!(
+        "{:<24} {:>6} {:<7} {:<6} {:>10} {:>12} {:>12}",
+        "name", "dim", "metric", "kind", "points", "memory", "disk"
+    );
     for c in resp.collections {
         println!(
             "{:<24} {:>6} {:<7} {:<6} {:>10} {:>12} {:>12}",

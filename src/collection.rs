@@ -96,7 +96,10 @@ impl Config {
             )));
         }
         let metric = Metric::from_pb(r.metric).ok_or_else(|| {
-            Error::invalid(format!("metric is {}; use COSINE, DOT or L2", metric_name(r.metric)))
+            Error::invalid(format!(
+                "metric is {}; use COSINE, DOT or L2",
+                metric_name(r.metric)
+            ))
         })?;
         let kind = Kind::from_pb(r.kind).ok_or_else(|| {
             Error::invalid(format!("kind is {}; use IMAGE or FACE", kind_name(r.kind)))
@@ -167,7 +170,8 @@ impl Collection {
     pub fn create(dir: &Path, config: Config, sync: SyncPolicy) -> Result<Collection> {
         std::fs::create_dir(dir).map_err(|e| Error::io(dir, e))?;
         let cfg_path = dir.join(CONFIG_FILE);
-        let json = serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         crate::fsutil::write_durably(&cfg_path, &json)?;
         let wal = Wal::create(&dir.join(WAL_FILE), sync)?;
         crate::fsutil::sync_dir(dir)?;
@@ -184,7 +188,10 @@ impl Collection {
         if config.format != CONFIG_FORMAT {
             return Err(Error::data_loss(
                 &cfg_path,
-                format!("configuration format {}; this vidx reads {CONFIG_FORMAT}", config.format),
+                format!(
+                    "configuration format {}; this vidx reads {CONFIG_FORMAT}",
+                    config.format
+                ),
             ));
         }
         let (wal, recovery) = Wal::open(&dir.join(WAL_FILE), sync)?;
@@ -237,7 +244,10 @@ impl Collection {
             let field = format!("points[{i}] (id {}): vector", validate::show(&p.id));
             validate::vector(&field, &p.vector, self.config.dim, self.config.metric)?;
             let metadata = p.metadata.unwrap_or_default();
-            validate::metadata(&format!("points[{i}] (id {}): metadata", validate::show(&p.id)), &metadata)?;
+            validate::metadata(
+                &format!("points[{i}] (id {}): metadata", validate::show(&p.id)),
+                &metadata,
+            )?;
             let mut vector = p.vector;
             self.config.metric.prepare(&mut vector);
             let prepared = Prepared {
@@ -281,7 +291,10 @@ impl Collection {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         let mut wal = self.wal.lock();
-        let live: Vec<String> = ids.into_iter().filter(|id| self.segment.contains(id)).collect();
+        let live: Vec<String> = ids
+            .into_iter()
+            .filter(|id| self.segment.contains(id))
+            .collect();
         if live.is_empty() {
             return Ok(0);
         }
@@ -323,17 +336,25 @@ impl Collection {
         for (i, q) in queries.iter().enumerate() {
             resolved.push(match q {
                 Query::Vector(v) => {
-                    validate::vector(&format!("queries[{i}].vector.values"), v, self.config.dim, self.config.metric)?;
+                    validate::vector(
+                        &format!("queries[{i}].vector.values"),
+                        v,
+                        self.config.dim,
+                        self.config.metric,
+                    )?;
                     let mut v = v.clone();
                     self.config.metric.prepare(&mut v);
                     (v, None)
                 }
                 Query::PointId(id) => {
                     validate::point_id(&format!("queries[{i}].point_id"), id)?;
-                    let (off, v) = self.segment.vector_of(id).ok_or_else(|| Error::PointNotFound {
-                        collection: self.config.name.clone(),
-                        id: id.clone(),
-                    })?;
+                    let (off, v) =
+                        self.segment
+                            .vector_of(id)
+                            .ok_or_else(|| Error::PointNotFound {
+                                collection: self.config.name.clone(),
+                                id: id.clone(),
+                            })?;
                     (v, Some(off))
                 }
             });

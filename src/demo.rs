@@ -5,8 +5,8 @@
 use crate::collection::{Config, Kind};
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::gen::PointLine;
 use crate::registry::Registry;
+use crate::synth::PointLine;
 
 struct DemoSet {
     name: &'static str,
@@ -19,14 +19,26 @@ const SETS: &[DemoSet] = &[
     DemoSet {
         name: "images",
         kind: Kind::Image,
-        npy: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data-samples/images.npy")),
-        jsonl: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data-samples/images.jsonl")),
+        npy: include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data-samples/images.npy"
+        )),
+        jsonl: include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data-samples/images.jsonl"
+        )),
     },
     DemoSet {
         name: "faces",
         kind: Kind::Face,
-        npy: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data-samples/faces.npy")),
-        jsonl: include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/data-samples/faces.jsonl")),
+        npy: include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data-samples/faces.npy"
+        )),
+        jsonl: include_bytes!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data-samples/faces.jsonl"
+        )),
     },
 ];
 
@@ -52,7 +64,11 @@ pub fn load(registry: &Registry) -> Result<Vec<&'static str>> {
         for chunk in points.chunks(1000) {
             c.upsert(chunk.to_vec())?;
         }
-        tracing::info!(collection = set.name, points = c.len(), "demo collection loaded");
+        tracing::info!(
+            collection = set.name,
+            points = c.len(),
+            "demo collection loaded"
+        );
         loaded.push(set.name);
     }
     Ok(loaded)

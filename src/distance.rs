@@ -209,7 +209,8 @@ mod x86 {
         // SAFETY (all loads): i + 16 <= n resp. i + 8 <= n bound every read.
         while i + 16 <= n {
             unsafe {
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+                acc0 =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
                 acc1 = _mm256_fmadd_ps(
                     _mm256_loadu_ps(pa.add(i + 8)),
                     _mm256_loadu_ps(pb.add(i + 8)),
@@ -220,7 +221,8 @@ mod x86 {
         }
         while i + 8 <= n {
             unsafe {
-                acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
+                acc0 =
+                    _mm256_fmadd_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)), acc0);
             }
             i += 8;
         }
@@ -244,8 +246,10 @@ mod x86 {
         while i + 16 <= n {
             unsafe {
                 let d0 = _mm256_sub_ps(_mm256_loadu_ps(pa.add(i)), _mm256_loadu_ps(pb.add(i)));
-                let d1 =
-                    _mm256_sub_ps(_mm256_loadu_ps(pa.add(i + 8)), _mm256_loadu_ps(pb.add(i + 8)));
+                let d1 = _mm256_sub_ps(
+                    _mm256_loadu_ps(pa.add(i + 8)),
+                    _mm256_loadu_ps(pb.add(i + 8)),
+                );
                 acc0 = _mm256_fmadd_ps(d0, d0, acc0);
                 acc1 = _mm256_fmadd_ps(d1, d1, acc1);
             }
@@ -288,9 +292,16 @@ mod tests {
     fn kernels_agree_with_naive_for_all_tail_lengths() {
         for n in [0, 1, 7, 8, 9, 15, 16, 17, 31, 64, 100, 512, 513] {
             let (a, b) = vecs(n, n as u32 + 1);
-            let naive_dot: f64 = a.iter().zip(&b).map(|(x, y)| (*x as f64) * (*y as f64)).sum();
-            let naive_l2: f64 =
-                a.iter().zip(&b).map(|(x, y)| ((*x - *y) as f64).powi(2)).sum();
+            let naive_dot: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| (*x as f64) * (*y as f64))
+                .sum();
+            let naive_l2: f64 = a
+                .iter()
+                .zip(&b)
+                .map(|(x, y)| ((*x - *y) as f64).powi(2))
+                .sum();
             for (got, want) in [
                 (dot(&a, &b), naive_dot),
                 (dot_portable(&a, &b), naive_dot),
@@ -316,7 +327,13 @@ mod tests {
     #[test]
     fn graph_rank_is_non_negative_and_order_preserving_for_dot() {
         let q = [1.0f32, 2.0];
-        let pts = [[-3.0f32, -1.0], [0.0, 0.0], [0.5, 0.1], [1.0, 1.0], [10.0, 10.0]];
+        let pts = [
+            [-3.0f32, -1.0],
+            [0.0, 0.0],
+            [0.5, 0.1],
+            [1.0, 1.0],
+            [10.0, 10.0],
+        ];
         let mut prev = f32::INFINITY;
         for p in pts {
             let g = Metric::Dot.graph_rank(&q, &p);

@@ -30,7 +30,9 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 
 /// Total size of the regular files below `dir` (0 if unreadable).
 pub fn dir_size(dir: &Path) -> u64 {
-    let Ok(rd) = std::fs::read_dir(dir) else { return 0 };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
     rd.flatten()
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => dir_size(&e.path()),

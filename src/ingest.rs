@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::gen::PointLine;
 use crate::npy::Matrix;
 use crate::pb;
+use crate::synth::PointLine;
 
 /// One input to ingest: a file of points with vectors, or a matrix file
 /// with its metadata lines.
@@ -42,7 +42,10 @@ pub fn plan(files: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
                 );
             }
             meta_files.insert(meta.clone());
-            sources.push(Source::NpyWithMeta { npy: f.clone(), meta });
+            sources.push(Source::NpyWithMeta {
+                npy: f.clone(),
+                meta,
+            });
         }
     }
     for f in files {
@@ -53,7 +56,10 @@ pub fn plan(files: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
                     sources.push(Source::Jsonl(f.clone()));
                 }
             }
-            _ => bail!("{}: unsupported file type; give .jsonl or .npy (+ .jsonl)", f.display()),
+            _ => bail!(
+                "{}: unsupported file type; give .jsonl or .npy (+ .jsonl)",
+                f.display()
+            ),
         }
     }
     Ok(sources)
@@ -61,15 +67,19 @@ pub fn plan(files: &[PathBuf]) -> anyhow::Result<Vec<Source>> {
 
 /// Parses JSON lines of points. `need_vector` says whether each line must
 /// carry its vector. Blank lines are skipped.
-pub fn parse_lines(reader: impl BufRead, source: &str, need_vector: bool) -> anyhow::Result<Vec<PointLine>> {
+pub fn parse_lines(
+    reader: impl BufRead,
+    source: &str,
+    need_vector: bool,
+) -> anyhow::Result<Vec<PointLine>> {
     let mut out = Vec::new();
     for (i, line) in reader.lines().enumerate() {
         let line = line.with_context(|| format!("{source}: reading line {}", i + 1))?;
         if line.trim().is_empty() {
             continue;
         }
-        let p: PointLine =
-            serde_json::from_str(&line).with_context(|| format!("{source}:{}: not a point line", i + 1))?;
+        let p: PointLine = serde_json::from_str(&line)
+            .with_context(|| format!("{source}:{}: not a point line", i + 1))?;
         if need_vector && p.vector.is_none() {
             bail!(
                 "{source}:{}: point {:?} has no \"vector\"; pass the matching .npy file too",
@@ -85,7 +95,11 @@ pub fn parse_lines(reader: impl BufRead, source: &str, need_vector: bool) -> any
 /// Joins matrix rows with their metadata lines.
 pub fn join(m: Matrix, lines: Vec<PointLine>, source: &str) -> anyhow::Result<Vec<pb::Point>> {
     if m.rows != lines.len() {
-        bail!("{source}: the matrix has {} rows but the metadata has {} lines", m.rows, lines.len());
+        bail!(
+            "{source}: the matrix has {} rows but the metadata has {} lines",
+            m.rows,
+            lines.len()
+        );
     }
     Ok(lines
         .into_iter()
@@ -155,13 +169,18 @@ mod tests {
 
     #[test]
     fn lines_need_vectors_when_alone() {
-        let text = "{\"id\":\"a\",\"vector\":[1,2],\"metadata\":{\"country\":\"DE\"}}\n\n{\"id\":\"b\"}\n";
-        let e = parse_lines(text.as_bytes(), "t.jsonl", true).unwrap_err().to_string();
+        let text =
+            "{\"id\":\"a\",\"vector\":[1,2],\"metadata\":{\"country\":\"DE\"}}\n\n{\"id\":\"b\"}\n";
+        let e = parse_lines(text.as_bytes(), "t.jsonl", true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("t.jsonl:3"), "{e}");
         let ok = parse_lines(text.as_bytes(), "t.jsonl", false).unwrap();
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].metadata.country, "DE");
-        let bad = parse_lines("{oops".as_bytes(), "t.jsonl", false).unwrap_err().to_string();
+        let bad = parse_lines("{oops".as_bytes(), "t.jsonl", false)
+            .unwrap_err()
+            .to_string();
         assert!(bad.contains("t.jsonl:1"), "{bad}");
     }
 }

@@ -7,19 +7,19 @@
 //! codes) → [`registry`] (name → collection) → [`collection`] (WAL + segments)
 //! → [`segment`] (graph + columns) → [`distance`] (kernels).
 
-//TMP pub mod cli;
+pub mod cli;
 pub mod collection;
-//TMP pub mod demo;
+pub mod demo;
 pub mod distance;
 pub mod error;
 pub mod fsutil;
-//TMP pub mod gen;
-//TMP pub mod ingest;
-//TMP pub mod npy;
+pub mod ingest;
+pub mod npy;
 pub mod pb;
 pub mod registry;
 pub mod segment;
 pub mod server;
 pub mod service;
+pub mod synth;
 pub mod validate;
 pub mod wal;

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `vidx` binary: see [`vidx::cli`].
+
+fn main() -> std::process::ExitCode {
+    vidx::cli::main()
+}

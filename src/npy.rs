@@ -1,15 +1,19 @@
 //! Minimal NumPy `.npy` reader and writer for 2-D, C-order float matrices.
 //!
 //! This module owns the `.npy` file format as vidx uses it: loading embedding
-//! matrices for `vidx ingest` and benchmarks, and writing the matrices of
-//! `vidx gen`. Reading accepts format versions 1.0, 2.0 and 3.0, little-endian
-//! `<f4`, `<f2` (converted through the `half` crate) and `<f8` (narrowed to
-//! `f32`), shape `(rows, cols)`, `fortran_order: False`. Anything else — other
-//! dtypes, big-endian data, Fortran order, 1-D or 3-D shapes, a bad magic
-//! string, a truncated or over-long file — is refused with an [`NpyError`] that
-//! names the file and what is wrong. Writing produces format 1.0 (2.0 only if a
-//! header could not fit, which a 2-D header never does) with the header padded
-//! so the data starts at a multiple of 64 bytes, as NumPy does.
+//! matrices for `vidx ingest`, `vidx search` and benchmarks, parsing the demo
+//! set embedded in the binary, and writing the matrices of `vidx gen`.
+//!
+//! Reading ([`read_matrix`], [`parse_matrix`]) accepts format versions 1.0,
+//! 2.0 and 3.0, little-endian `<f4`, `<f2` (converted through the `half`
+//! crate) and `<f8` (narrowed to `f32`), shape `(rows, cols)`,
+//! `fortran_order: False`. Anything else — other dtypes, big-endian data,
+//! Fortran order, 1-D or 3-D shapes, a bad magic string, a truncated or
+//! over-long file — is refused with an [`NpyError`] that names the file and
+//! what is wrong. Writing ([`write_matrix`], or row by row with [`NpyWriter`])
+//! produces format 1.0 (2.0 only if a header could not fit, which a 2-D header
+//! never does) with the header padded so the data starts at a multiple of 64
+//! bytes, as NumPy does: the files are byte-identical to `np.save`'s.
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -245,7 +249,22 @@ pub fn read_matrix(path: &Path) -> Result<Matrix, NpyError> {
     };
     let file = File::open(path).map_err(io_err)?;
     let file_len = file.metadata().map_err(io_err)?.len();
-    let mut reader = BufReader::new(file);
+    read_from(BufReader::new(file), file_len, path)
+}
+
+/// Parses a `.npy` file held in memory (e.g. embedded with `include_bytes!`)
+/// under the same rules as [`read_matrix`]; `name` stands for the path in
+/// error messages.
+pub fn parse_matrix(bytes: &[u8], name: &str) -> Result<Matrix, NpyError> {
+    read_from(bytes, bytes.len() as u64, Path::new(name))
+}
+
+/// Reads a whole `.npy` stream of `file_len` bytes; `path` names it in errors.
+fn read_from(mut reader: impl Read, file_len: u64, path: &Path) -> Result<Matrix, NpyError> {
+    let io_err = |source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let (header, data_offset) = read_header(&mut reader, path, file_len)?;
     let (dtype, rows, cols) = parse_header(&header, path)?;
 
@@ -325,10 +344,7 @@ pub fn write_matrix(
     if Some(data.len()) != rows.checked_mul(cols) {
         return Err(NpyError::Shape {
             path: path.to_path_buf(),
-            reason: format!(
-                "{} values given for a {rows} x {cols} matrix",
-                data.len()
-            ),
+            reason: format!("{} values given for a {rows} x {cols} matrix", data.len()),
         });
     }
     let mut writer = NpyWriter::create(path, rows, cols, dtype)?;
@@ -424,10 +440,12 @@ impl NpyWriter {
                 }
             }
         }
-        self.out.write_all(&self.buf).map_err(|source| NpyError::Io {
-            path: self.path.clone(),
-            source,
-        })?;
+        self.out
+            .write_all(&self.buf)
+            .map_err(|source| NpyError::Io {
+                path: self.path.clone(),
+                source,
+            })?;
         self.written += 1;
         Ok(())
     }
@@ -484,7 +502,11 @@ fn encode_header(dtype: Dtype, rows: usize, cols: usize) -> Vec<u8> {
 
 /// Reads magic, version and header; returns the header text and the offset of
 /// the data.
-fn read_header(reader: &mut impl Read, path: &Path, file_len: u64) -> Result<(String, u64), NpyError> {
+fn read_header(
+    reader: &mut impl Read,
+    path: &Path,
+    file_len: u64,
+) -> Result<(String, u64), NpyError> {
     let bad = |reason: String| NpyError::BadHeader {
         path: path.to_path_buf(),
         reason,
@@ -535,7 +557,9 @@ fn read_header(reader: &mut impl Read, path: &Path, file_len: u64) -> Result<(St
         .map_err(io_err)?;
     let header_len = u32::from_le_bytes(len_buf) as usize;
     if header_len > MAX_HEADER_LEN {
-        return Err(bad(format!("header length {header_len} is implausibly large")));
+        return Err(bad(format!(
+            "header length {header_len} is implausibly large"
+        )));
     }
     let data_offset = (8 + len_bytes + header_len) as u64;
     if data_offset > file_len {
@@ -643,7 +667,9 @@ impl PyValue {
             PyValue::Int(n) => n.to_string(),
             PyValue::None => "None".to_string(),
             PyValue::Tuple(_) => "a tuple".to_string(),
-            PyValue::List(fields) => format!("a structured (record) dtype of {} fields", fields.len()),
+            PyValue::List(fields) => {
+                format!("a structured (record) dtype of {} fields", fields.len())
+            }
             PyValue::Dict(_) => "a dictionary".to_string(),
         }
     }
@@ -868,7 +894,27 @@ mod tests {
         let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
         assert_eq!(
             std::str::from_utf8(&encode_header(Dtype::F32, 2, 3)[10..]).expect("ascii"),
-            format!("{dict}{}\n", " ".repeat((dict.len() + 11).div_ceil(64) * 64 - 11 - dict.len()))
+            format!(
+                "{dict}{}\n",
+                " ".repeat((dict.len() + 11).div_ceil(64) * 64 - 11 - dict.len())
+            )
+        );
+    }
+
+    #[test]
+    fn parses_in_memory_bytes() {
+        let dir = tmp();
+        let path = dir.path().join("b.npy");
+        let data = sample(3, 2);
+        write_matrix(&path, 3, 2, &data, Dtype::F16).expect("write");
+        let bytes = std::fs::read(&path).expect("read");
+        let m = parse_matrix(&bytes, "embedded images").expect("parse");
+        assert_eq!((m.rows, m.cols), (3, 2));
+        assert_eq!(m, read_matrix(&path).expect("read"));
+        let e = parse_matrix(&bytes[..bytes.len() - 1], "embedded images").expect_err("cut");
+        assert!(
+            e.to_string().starts_with("embedded images: truncated"),
+            "{e}"
         );
     }
 
@@ -936,9 +982,15 @@ mod tests {
 
         // Cut inside the header.
         std::fs::write(&path, &bytes[..40]).expect("write");
-        assert!(matches!(read_matrix(&path), Err(NpyError::BadHeader { .. })));
+        assert!(matches!(
+            read_matrix(&path),
+            Err(NpyError::BadHeader { .. })
+        ));
         std::fs::write(&path, &bytes[..7]).expect("write");
-        assert!(matches!(read_matrix(&path), Err(NpyError::BadHeader { .. })));
+        assert!(matches!(
+            read_matrix(&path),
+            Err(NpyError::BadHeader { .. })
+        ));
 
         let mut longer = bytes.clone();
         longer.extend_from_slice(&[0, 0, 0, 0]);
@@ -965,19 +1017,46 @@ mod tests {
         let dir = tmp();
         let path = dir.path().join("d.npy");
         let cases = [
-            ("{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }", "unsupported dtype"),
-            ("{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", "unsupported dtype"),
-            ("{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", "big-endian"),
+            (
+                "{'descr': '<i4', 'fortran_order': False, 'shape': (2, 2), }",
+                "unsupported dtype",
+            ),
+            (
+                "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }",
+                "unsupported dtype",
+            ),
+            (
+                "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }",
+                "big-endian",
+            ),
             (
                 "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2, 2), }",
                 "structured",
             ),
-            ("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", "Fortran"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", "2-D"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }", "2-D"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (), }", "2-D"),
-            ("{'descr': '<f4', 'shape': (2, 2), }", "missing key 'fortran_order'"),
-            ("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)", "malformed"),
+            (
+                "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }",
+                "Fortran",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }",
+                "2-D",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 2, 2), }",
+                "2-D",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (), }",
+                "2-D",
+            ),
+            (
+                "{'descr': '<f4', 'shape': (2, 2), }",
+                "missing key 'fortran_order'",
+            ),
+            (
+                "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2)",
+                "malformed",
+            ),
             ("not a dict at all", "malformed"),
         ];
         for (dict, want) in cases {
@@ -1005,7 +1084,10 @@ mod tests {
         let e = write_matrix(&path, 2, 3, &[0.0; 5], Dtype::F32).expect_err("shape");
         assert!(e.to_string().contains("5 values given for a 2 x 3"), "{e}");
         let e = write_matrix(&path, 1, 2, &[1.0, 1e6], Dtype::F16).expect_err("range");
-        assert!(matches!(e, NpyError::F16Overflow { row: 0, col: 1, .. }), "{e}");
+        assert!(
+            matches!(e, NpyError::F16Overflow { row: 0, col: 1, .. }),
+            "{e}"
+        );
         // f32 has the range.
         write_matrix(&path, 1, 2, &[1.0, 1e6], Dtype::F32).expect("f32");
 

@@ -38,10 +38,18 @@ impl Registry {
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let mut entries = BTreeMap::new();
         let rd = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
-        let mut dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+        let mut dirs: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.is_dir())
+            .collect();
         dirs.sort();
         for dir in dirs {
-            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = dir
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if name.starts_with('.') {
                 // Leftover of an interrupted create or drop.
                 tracing::info!(path = %dir.display(), "removing leftover directory");

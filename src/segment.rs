@@ -61,7 +61,13 @@ impl MutableSegment {
             dim,
             metric,
             m,
-            graph: Hnsw::new(m, 10_000, MAX_LAYERS, ef_construction, GraphDistance(metric)),
+            graph: Hnsw::new(
+                m,
+                10_000,
+                MAX_LAYERS,
+                ef_construction,
+                GraphDistance(metric),
+            ),
             cols: RwLock::new(Columns::default()),
         }
     }
@@ -142,7 +148,10 @@ impl MutableSegment {
     pub fn vector_of(&self, id: &str) -> Option<(usize, Vec<f32>)> {
         let c = self.cols.read();
         let off = *c.by_id.get(id)?;
-        Some((off, c.vectors[off * self.dim..(off + 1) * self.dim].to_vec()))
+        Some((
+            off,
+            c.vectors[off * self.dim..(off + 1) * self.dim].to_vec(),
+        ))
     }
 
     /// Id and metadata at an offset.
@@ -152,12 +161,19 @@ impl MutableSegment {
     }
 
     /// Approximate k-NN over live points, `exclude` left out. Ascending rank.
-    pub fn search(&self, query: &[f32], k: usize, ef: usize, exclude: Option<usize>) -> Vec<SegmentHit> {
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        exclude: Option<usize>,
+    ) -> Vec<SegmentHit> {
         let c = self.cols.read();
         if c.by_id.is_empty() {
             return Vec::new();
         }
-        let keep = |off: &usize| Some(*off) != exclude && c.live.get(*off).copied().unwrap_or(false);
+        let keep =
+            |off: &usize| Some(*off) != exclude && c.live.get(*off).copied().unwrap_or(false);
         let found = self.graph.search_filter(query, k, ef.max(k), Some(&keep));
         let mut hits: Vec<SegmentHit> = found
             .into_iter()
@@ -166,7 +182,10 @@ impl MutableSegment {
                 offset: n.d_id,
                 // Recomputed: the graph's value is the order-preserving
                 // transform, not the metric's own rank.
-                rank: self.metric.rank(query, &c.vectors[n.d_id * self.dim..(n.d_id + 1) * self.dim]),
+                rank: self.metric.rank(
+                    query,
+                    &c.vectors[n.d_id * self.dim..(n.d_id + 1) * self.dim],
+                ),
             })
             .collect();
         hits.sort_by(|a, b| a.rank.total_cmp(&b.rank));
@@ -206,7 +225,8 @@ impl MutableSegment {
         let vectors = (c.vectors.capacity() * 4) as u64;
         let graph_vectors = (n * self.dim * 4) as u64;
         let graph_links = (n * 3 * self.m * 16) as u64;
-        let columns = (n * (std::mem::size_of::<String>() * 2 + std::mem::size_of::<pb::Metadata>() + 1)
+        let columns = (n
+            * (std::mem::size_of::<String>() * 2 + std::mem::size_of::<pb::Metadata>() + 1)
             + c.string_bytes) as u64;
         vectors + graph_vectors + graph_links + columns
     }
@@ -219,7 +239,10 @@ fn metadata_bytes(m: &pb::Metadata) -> usize {
         + m.country.len()
         + m.agency.len()
         + m.series_label.len()
-        + m.tags.iter().map(|t| t.len() + std::mem::size_of::<String>()).sum::<usize>()
+        + m.tags
+            .iter()
+            .map(|t| t.len() + std::mem::size_of::<String>())
+            .sum::<usize>()
 }
 
 #[cfg(test)]
@@ -245,7 +268,14 @@ mod tests {
     #[test]
     fn replace_delete_and_exclude() {
         let s = MutableSegment::new(2, Metric::Cosine, 8, 50);
-        put(&s, vec![pt("a", &[1.0, 0.0]), pt("b", &[0.0, 1.0]), pt("c", &[1.0, 1.0])]);
+        put(
+            &s,
+            vec![
+                pt("a", &[1.0, 0.0]),
+                pt("b", &[0.0, 1.0]),
+                pt("c", &[1.0, 1.0]),
+            ],
+        );
         let hits = s.search(&[1.0, 0.0], 3, 10, None);
         assert_eq!(s.describe(hits[0].offset).0, "a");
         // Replace a: it now points up; the old version must not be returned.

@@ -144,7 +144,10 @@ impl VectorIndex for Service {
             };
             let with_ctx = |e: Error| {
                 let s = Status::from(e);
-                Status::new(s.code(), format!("{}: {}", context(batch_no, upserted), s.message()))
+                Status::new(
+                    s.code(),
+                    format!("{}: {}", context(batch_no, upserted), s.message()),
+                )
             };
             validate::collection_name("collection", &name).map_err(with_ctx)?;
             let c = match &current {
@@ -173,7 +176,9 @@ impl VectorIndex for Service {
         validate::k(req.k)?;
         validate::ef(req.ef)?;
         if req.queries.is_empty() {
-            return Err(Status::invalid_argument("queries is empty; send at least one query"));
+            return Err(Status::invalid_argument(
+                "queries is empty; send at least one query",
+            ));
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
         let mut queries = Vec::with_capacity(req.queries.len());
@@ -213,7 +218,10 @@ impl VectorIndex for Service {
         }))
     }
 
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;

@@ -37,7 +37,9 @@ pub fn show(s: &str) -> String {
 /// Collection names: `[a-z0-9_-]{1,64}`; they become directory names.
 pub fn collection_name(field: &str, name: &str) -> Result<()> {
     if name.is_empty() {
-        return Err(Error::invalid(format!("{field} is empty; a collection name is [a-z0-9_-]{{1,64}}")));
+        return Err(Error::invalid(format!(
+            "{field} is empty; a collection name is [a-z0-9_-]{{1,64}}"
+        )));
     }
     let ok = name.len() <= MAX_NAME_LEN
         && name
@@ -55,7 +57,9 @@ pub fn collection_name(field: &str, name: &str) -> Result<()> {
 /// Point ids: 1 to 256 bytes of UTF-8 without control characters.
 pub fn point_id(field: &str, id: &str) -> Result<()> {
     if id.is_empty() {
-        return Err(Error::invalid(format!("{field} is empty; every point needs an id")));
+        return Err(Error::invalid(format!(
+            "{field} is empty; every point needs an id"
+        )));
     }
     if id.len() > MAX_ID_BYTES {
         return Err(Error::invalid(format!(
@@ -65,7 +69,10 @@ pub fn point_id(field: &str, id: &str) -> Result<()> {
         )));
     }
     if id.chars().any(char::is_control) {
-        return Err(Error::invalid(format!("{field} {} contains a control character", show(id))));
+        return Err(Error::invalid(format!(
+            "{field} {} contains a control character",
+            show(id)
+        )));
     }
     Ok(())
 }
@@ -79,7 +86,9 @@ pub fn vector(field: &str, v: &[f32], dim: u32, metric: Metric) -> Result<()> {
         )));
     }
     if let Some((i, x)) = v.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        return Err(Error::invalid(format!("{field}[{i}] is {x}; values must be finite")));
+        return Err(Error::invalid(format!(
+            "{field}[{i}] is {x}; values must be finite"
+        )));
     }
     // Summed in f64 so an overflowing norm is reported rather than becoming inf.
     let norm2: f64 = v.iter().map(|x| (*x as f64) * (*x as f64)).sum();
@@ -149,7 +158,9 @@ pub fn country(field: &str, c: &str, allow_empty: bool) -> Result<()> {
 /// `k` of a search.
 pub fn k(k: u32) -> Result<()> {
     if k == 0 || k > MAX_K {
-        return Err(Error::invalid(format!("k is {k}; it must be between 1 and {MAX_K}")));
+        return Err(Error::invalid(format!(
+            "k is {k}; it must be between 1 and {MAX_K}"
+        )));
     }
     Ok(())
 }
@@ -157,7 +168,9 @@ pub fn k(k: u32) -> Result<()> {
 /// `ef` of a search: 0 means the default; otherwise at most [`MAX_EF`].
 pub fn ef(ef: u32) -> Result<()> {
     if ef > MAX_EF {
-        return Err(Error::invalid(format!("ef is {ef}; it must be at most {MAX_EF} (0 = default)")));
+        return Err(Error::invalid(format!(
+            "ef is {ef}; it must be at most {MAX_EF} (0 = default)"
+        )));
     }
     Ok(())
 }
@@ -188,12 +201,37 @@ mod tests {
     #[test]
     fn vectors() {
         assert!(vector("v", &[1.0, 0.0], 2, Metric::Cosine).is_ok());
-        assert!(vector("v", &[1.0], 2, Metric::Cosine).unwrap_err().to_string().contains("dimension is 2"));
-        assert!(vector("v", &[f32::NAN, 0.0], 2, Metric::L2).unwrap_err().to_string().contains("v[0] is NaN"));
-        assert!(vector("v", &[0.0, f32::INFINITY], 2, Metric::L2).unwrap_err().to_string().contains("v[1] is inf"));
-        assert!(vector("v", &[0.0, 0.0], 2, Metric::Cosine).unwrap_err().to_string().contains("zero vector"));
+        assert!(
+            vector("v", &[1.0], 2, Metric::Cosine)
+                .unwrap_err()
+                .to_string()
+                .contains("dimension is 2")
+        );
+        assert!(
+            vector("v", &[f32::NAN, 0.0], 2, Metric::L2)
+                .unwrap_err()
+                .to_string()
+                .contains("v[0] is NaN")
+        );
+        assert!(
+            vector("v", &[0.0, f32::INFINITY], 2, Metric::L2)
+                .unwrap_err()
+                .to_string()
+                .contains("v[1] is inf")
+        );
+        assert!(
+            vector("v", &[0.0, 0.0], 2, Metric::Cosine)
+                .unwrap_err()
+                .to_string()
+                .contains("zero vector")
+        );
         assert!(vector("v", &[0.0, 0.0], 2, Metric::L2).is_ok());
-        assert!(vector("v", &[3e18, 0.0], 2, Metric::Dot).unwrap_err().to_string().contains("squared norm"));
+        assert!(
+            vector("v", &[3e18, 0.0], 2, Metric::Dot)
+                .unwrap_err()
+                .to_string()
+                .contains("squared norm")
+        );
     }
 
     #[test]

@@ -57,7 +57,9 @@ impl std::str::FromStr for SyncPolicy {
         match s {
             "always" => Ok(SyncPolicy::Always),
             "never" => Ok(SyncPolicy::Never),
-            other => Err(format!("unknown sync policy {other:?}: use \"always\" or \"never\"")),
+            other => Err(format!(
+                "unknown sync policy {other:?}: use \"always\" or \"never\""
+            )),
         }
     }
 }
@@ -111,31 +113,40 @@ impl Wal {
             .open(path)
             .map_err(|e| Error::io(path, e))?;
         let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+        file.read_to_end(&mut bytes)
+            .map_err(|e| Error::io(path, e))?;
         if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
-            return Err(Error::data_loss(path, "not a vidx write-ahead log (bad magic)"));
+            return Err(Error::data_loss(
+                path,
+                "not a vidx write-ahead log (bad magic)",
+            ));
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != VERSION {
             return Err(Error::data_loss(
                 path,
-                format!("write-ahead log format version {version}; this vidx reads version {VERSION}"),
+                format!(
+                    "write-ahead log format version {version}; this vidx reads version {VERSION}"
+                ),
             ));
         }
         let mut records = Vec::new();
         let mut pos = HEADER_LEN as usize;
-        loop {
-            let Some(frame) = bytes.get(pos..pos + 8) else { break };
+        while let Some(frame) = bytes.get(pos..pos + 8) {
             let len = u32::from_le_bytes(frame[..4].try_into().expect("4 bytes"));
             let crc = u32::from_le_bytes(frame[4..].try_into().expect("4 bytes"));
             if len > MAX_RECORD {
                 break;
             }
-            let Some(payload) = bytes.get(pos + 8..pos + 8 + len as usize) else { break };
+            let Some(payload) = bytes.get(pos + 8..pos + 8 + len as usize) else {
+                break;
+            };
             if crc32c::crc32c(payload) != crc {
                 break;
             }
-            let Ok(rec) = WalRecord::decode(payload) else { break };
+            let Ok(rec) = WalRecord::decode(payload) else {
+                break;
+            };
             records.push(rec);
             pos += 8 + len as usize;
         }
@@ -150,7 +161,8 @@ impl Wal {
                 "write-ahead log had a torn or corrupt tail; cut at the last intact record"
             );
         }
-        file.seek(SeekFrom::Start(pos as u64)).map_err(|e| Error::io(path, e))?;
+        file.seek(SeekFrom::Start(pos as u64))
+            .map_err(|e| Error::io(path, e))?;
         let next_seq = records.last().map_or(1, |r| r.seq + 1);
         Ok((
             Wal {

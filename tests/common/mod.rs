@@ -71,7 +71,9 @@ impl TestServer {
         let url = format!("http://{}", self.addr);
         for _ in 0..50 {
             if let Ok(c) = VectorIndexClient::connect(url.clone()).await {
-                return c.max_decoding_message_size(256 << 20).max_encoding_message_size(256 << 20);
+                return c
+                    .max_decoding_message_size(256 << 20)
+                    .max_encoding_message_size(256 << 20);
             }
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
@@ -127,13 +129,21 @@ pub fn point(id: &str, vector: Vec<f32>) -> pb::Point {
 /// so cosine and L2 agree), like embeddings of planted series.
 pub fn clustered(n: usize, dim: usize, clusters: usize, spread: f32, seed: u64) -> Vec<Vec<f32>> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let gauss = |rng: &mut ChaCha8Rng| -> Vec<f32> { (0..dim).map(|_| rng.sample::<f32, _>(StandardNormal)).collect() };
+    let gauss = |rng: &mut ChaCha8Rng| -> Vec<f32> {
+        (0..dim)
+            .map(|_| rng.sample::<f32, _>(StandardNormal))
+            .collect()
+    };
     let centres: Vec<Vec<f32>> = (0..clusters).map(|_| unit(gauss(&mut rng))).collect();
     (0..n)
         .map(|_| {
             let c = &centres[rng.random_range(0..clusters)];
             let noise = gauss(&mut rng);
-            let v: Vec<f32> = c.iter().zip(&noise).map(|(c, e)| c + spread * e / (dim as f32).sqrt()).collect();
+            let v: Vec<f32> = c
+                .iter()
+                .zip(&noise)
+                .map(|(c, e)| c + spread * e / (dim as f32).sqrt())
+                .collect();
             unit(v)
         })
         .collect()
@@ -153,7 +163,12 @@ pub fn cosine_distance(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// Streams points in batches of `batch` as one client-streaming Upsert.
-pub async fn upsert_batches(client: &mut Client, collection: &str, points: Vec<pb::Point>, batch: usize) -> Result<u64, tonic::Status> {
+pub async fn upsert_batches(
+    client: &mut Client,
+    collection: &str,
+    points: Vec<pb::Point>,
+    batch: usize,
+) -> Result<u64, tonic::Status> {
     let reqs: Vec<pb::UpsertRequest> = points
         .chunks(batch)
         .map(|c| pb::UpsertRequest {
@@ -161,7 +176,10 @@ pub async fn upsert_batches(client: &mut Client, collection: &str, points: Vec<p
             points: c.to_vec(),
         })
         .collect();
-    client.upsert(tokio_stream::iter(reqs)).await.map(|r| r.into_inner().upserted)
+    client
+        .upsert(tokio_stream::iter(reqs))
+        .await
+        .map(|r| r.into_inner().upserted)
 }
 
 pub fn vector_query(v: Vec<f32>) -> pb::Query {

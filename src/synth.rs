@@ -1,0 +1,1695 @@
+//! The synthetic data generator behind `vidx gen`.
+//!
+//! There is no real embedding data to ship and there must never be real abuse
+//! data anywhere, so tests, demos and benchmarks run on vectors this module
+//! invents, with structure planted to look like the real thing and the ground
+//! truth written beside it (see "Data for tests and demos" in DESIGN.md):
+//!
+//! - **image points** (unit vectors, cosine), one per media: series centroids
+//!   uniform on the sphere; series members at cosine U[0.75, 0.95] to their
+//!   centroid; near-duplicates (re-encodes, crops) at cosine U[0.97, 0.995] to
+//!   their source member, keeping the source's cosine to the centroid; hard
+//!   negatives (similar rooms, in no series) at cosine U[0.5, 0.65] to a series
+//!   centroid; background noise uniform on the sphere;
+//! - **uploads**: one agency of one country, in a case; every series is spread
+//!   over 2–4 uploads from at least two countries, captured in 2012–2024 and
+//!   uploaded after capture; uploads mix several series with noise;
+//! - **face points**: per series a victim identity and a companion identity,
+//!   plus background identities for noise media; faces at cosine U[0.55, 0.85]
+//!   to their identity centre, 0–3 faces per media (some media have none); a
+//!   near-duplicate media carries near-copies of its source's faces. Face point
+//!   id is `<media_id>#<n>`; its metadata is its media's.
+//!
+//! [`run`] writes `images.npy` + `images.jsonl`, `faces.npy` + `faces.jsonl`
+//! (line `i` of the JSON-lines file describes row `i` of the matrix, as a
+//! [`PointLine`]) and `truth.json` (a [`Truth`]). Everything is drawn from one
+//! `ChaCha8Rng` seeded by `--seed`, so a seed gives byte-identical files. Each
+//! vector is computed from its own recorded sub-seed when it is written, so a
+//! large set streams to disk without being held in memory.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result, bail, ensure};
+use rand::seq::{IndexedRandom, SliceRandom, index};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use serde::{Deserialize, Serialize};
+
+use crate::npy::{Dtype, NpyWriter};
+use crate::pb::Metadata;
+
+/// Cosine of a series member to its series centroid.
+pub const MEMBER_COS: [f64; 2] = [0.75, 0.95];
+/// Cosine of a near-duplicate to its source member (image or face).
+pub const NEAR_DUP_COS: [f64; 2] = [0.97, 0.995];
+/// Cosine of a hard negative to the centroid of the series it imitates.
+pub const HARD_NEGATIVE_COS: [f64; 2] = [0.5, 0.65];
+/// Cosine of a face to its identity centre.
+pub const FACE_COS: [f64; 2] = [0.55, 0.85];
+
+/// Real ISO 3166-1 alpha-2 codes; `--countries N` uses the first N.
+pub const COUNTRY_CODES: &[&str] = &[
+    "DE", "FR", "NL", "GB", "US", "CA", "AU", "BR", "ES", "IT", "SE", "PL", "BE", "AT", "CH", "DK",
+    "NO", "FI", "IE", "PT", "CZ", "NZ", "JP", "MX", "AR", "CL", "ZA", "KR", "PH", "TH",
+];
+
+/// Synthetic unit names for agencies, `<CC>-<UNIT>-<n>`.
+const UNITS: &[&str] = &["VIU", "CEU", "ICU", "CPU"];
+/// Scenes a series (and the hard negatives imitating it) is shot in.
+const SCENES: &[&[&str]] = &[
+    &["bedroom", "indoor"],
+    &["bathroom", "indoor"],
+    &["indoor", "living-room"],
+    &["garden", "outdoor"],
+    &["outdoor"],
+];
+
+const DAY: i64 = 86_400;
+const YEAR: i64 = 365 * DAY;
+/// 2012-01-01T00:00:00Z: earliest `captured_at`.
+const CAPTURE_FROM: i64 = 1_325_376_000;
+/// 2024-12-31T23:59:59Z: latest `captured_at`.
+const CAPTURE_UNTIL: i64 = 1_735_689_599;
+/// 2012-06-01T00:00:00Z: earliest `uploaded_at`.
+const UPLOAD_FROM: i64 = 1_338_508_800;
+/// 2025-06-30T23:59:59Z: latest `uploaded_at`.
+const UPLOAD_UNTIL: i64 = 1_751_327_999;
+
+/// Probability that a new upload joins an earlier case of its country.
+const JOIN_CASE_P: f64 = 0.4;
+/// Probability that the first face of a series media is the victim (else the companion).
+const VICTIM_FIRST_P: f64 = 0.8;
+
+/// One line of `images.jsonl` / `faces.jsonl`, and of the JSON-lines input of
+/// `vidx ingest`: a point id, its metadata and (when no `.npy` file goes with
+/// the JSON lines) its vector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointLine {
+    /// Point id: the `media_id` for image points, `<media_id>#<n>` for faces.
+    pub id: String,
+    /// The vector, when it is not in a companion `.npy` file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vector: Option<Vec<f32>>,
+    /// Investigative metadata.
+    #[serde(default)]
+    pub metadata: Metadata,
+}
+
+/// An inclusive count range given as `MIN..MAX` (or `MIN..=MAX`, or `N`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountRange {
+    /// Smallest count.
+    pub min: usize,
+    /// Largest count, inclusive.
+    pub max: usize,
+}
+
+impl FromStr for CountRange {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<usize>()
+                .map_err(|_| format!("{s:?} is not MIN..MAX with non-negative integers"))
+        };
+        let (min, max) = match s.split_once("..") {
+            Some((a, b)) => (num(a)?, num(b.strip_prefix('=').unwrap_or(b))?),
+            None => {
+                let n = num(s)?;
+                (n, n)
+            }
+        };
+        if min > max {
+            return Err(format!("{s:?}: MIN is larger than MAX"));
+        }
+        Ok(CountRange { min, max })
+    }
+}
+
+impl fmt::Display for CountRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.min, self.max)
+    }
+}
+
+impl CountRange {
+    fn draw(self, rng: &mut ChaCha8Rng) -> usize {
+        rng.random_range(self.min..=self.max)
+    }
+}
+
+/// Parameters of `vidx gen`. Ranges are inclusive at both ends.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GenArgs {
+    /// Directory to write into; created if missing, its generated files replaced.
+    #[arg(long, default_value = "./vidx-gen")]
+    pub out: PathBuf,
+    /// Seed of the random generator: the same seed and flags give byte-identical files.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Dimension of image and face embeddings.
+    #[arg(long, default_value_t = 512)]
+    pub dim: usize,
+    /// Number of series (victim or scene) to plant.
+    #[arg(long, default_value_t = 100)]
+    pub series: usize,
+    /// Original members per series, MIN..MAX (near-duplicates come on top).
+    #[arg(long, default_value = "8..24", value_name = "MIN..MAX")]
+    pub members: CountRange,
+    /// Fraction of a series' members that get a near-duplicate in another upload.
+    #[arg(long, default_value_t = 0.3)]
+    pub near_dup_rate: f64,
+    /// Hard negatives (similar rooms, in no series) [default: 2 x series].
+    #[arg(long)]
+    pub hard_negatives: Option<usize>,
+    /// Background media that belong to no series [default: 10 x series].
+    #[arg(long)]
+    pub noise: Option<usize>,
+    /// Number of countries uploading (first N of DE FR NL GB US CA AU BR ES IT SE PL ...).
+    #[arg(long, default_value_t = 12)]
+    pub countries: usize,
+    /// Uploads each series is spread over, MIN..MAX.
+    #[arg(long, default_value = "2..4", value_name = "MIN..MAX")]
+    pub uploads_per_series: CountRange,
+    /// Number of uploads [default: max(countries, series appearances / 3)].
+    #[arg(long)]
+    pub uploads: Option<usize>,
+    /// Faces per media, MIN..MAX; media drawing 0 have no face point.
+    #[arg(long, default_value = "0..3", value_name = "MIN..MAX")]
+    pub faces_per_media: CountRange,
+    /// Identities in no series, seen on noise and hard-negative media [default: series, at least 3].
+    #[arg(long)]
+    pub background_identities: Option<usize>,
+    /// Fraction of series whose victim is identified (`victim_identified = true`).
+    #[arg(long, default_value_t = 0.3)]
+    pub identified_rate: f64,
+    /// Fraction of series already known, with a `series_label` such as `S-0007`;
+    /// identified series are always among them.
+    #[arg(long, default_value_t = 0.5)]
+    pub labelled_rate: f64,
+    /// Element type of `images.npy` and `faces.npy`.
+    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    pub dtype: Dtype,
+}
+
+/// The resolved generator parameters, recorded in `truth.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Params {
+    /// `--seed`.
+    pub seed: u64,
+    /// `--dim`.
+    pub dim: usize,
+    /// `--series`.
+    pub series: usize,
+    /// `--members` as `[min, max]`.
+    pub members: [usize; 2],
+    /// `--near-dup-rate`.
+    pub near_dup_rate: f64,
+    /// `--hard-negatives`, resolved.
+    pub hard_negatives: usize,
+    /// `--noise`, resolved.
+    pub noise: usize,
+    /// The country codes in use (`--countries`).
+    pub countries: Vec<String>,
+    /// `--uploads`, resolved.
+    pub uploads: usize,
+    /// `--uploads-per-series` as `[min, max]`.
+    pub uploads_per_series: [usize; 2],
+    /// `--faces-per-media` as `[min, max]`.
+    pub faces_per_media: [usize; 2],
+    /// `--background-identities`, resolved.
+    pub background_identities: usize,
+    /// `--identified-rate`.
+    pub identified_rate: f64,
+    /// `--labelled-rate`.
+    pub labelled_rate: f64,
+    /// `--dtype`.
+    pub dtype: Dtype,
+}
+
+impl Params {
+    /// The `vidx gen` flags that regenerate this set (all but `--out`).
+    pub fn command(&self) -> String {
+        let dtype = match self.dtype {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+        };
+        format!(
+            "vidx gen --seed {} --dim {} --series {} --members {}..{} --near-dup-rate {} \
+             --hard-negatives {} --noise {} --countries {} --uploads {} \
+             --uploads-per-series {}..{} --faces-per-media {}..{} --background-identities {} \
+             --identified-rate {} --labelled-rate {} --dtype {dtype}",
+            self.seed,
+            self.dim,
+            self.series,
+            self.members[0],
+            self.members[1],
+            self.near_dup_rate,
+            self.hard_negatives,
+            self.noise,
+            self.countries.len(),
+            self.uploads,
+            self.uploads_per_series[0],
+            self.uploads_per_series[1],
+            self.faces_per_media[0],
+            self.faces_per_media[1],
+            self.background_identities,
+            self.identified_rate,
+            self.labelled_rate,
+        )
+    }
+}
+
+/// The cosine ranges planted, recorded in `truth.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Planted {
+    /// Series member (and its near-duplicates) to series centroid.
+    pub member_to_centroid: [f64; 2],
+    /// Near-duplicate to its source member.
+    pub near_duplicate_to_source: [f64; 2],
+    /// Hard negative to the centroid of the series it imitates.
+    pub hard_negative_to_centroid: [f64; 2],
+    /// Face to its identity centre (near-duplicate faces included).
+    pub face_to_identity: [f64; 2],
+    /// Face of a near-duplicate media to the same face of the source media.
+    pub near_duplicate_face_to_source_face: [f64; 2],
+}
+
+/// What `vidx gen` wrote: counts per kind. Also stored as `counts` in `truth.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct GenSummary {
+    /// The output directory (not stored in `truth.json`).
+    #[serde(skip)]
+    pub out: PathBuf,
+    /// Dimension of every vector.
+    pub dim: usize,
+    /// Element type of the `.npy` files.
+    pub dtype: Dtype,
+    /// Image points (= media): members + near-duplicates + hard negatives + noise.
+    pub images: usize,
+    /// Face points.
+    pub faces: usize,
+    /// Series planted.
+    pub series: usize,
+    /// Original series members.
+    pub members: usize,
+    /// Near-duplicates of members (also series media).
+    pub near_duplicates: usize,
+    /// Hard negatives.
+    pub hard_negatives: usize,
+    /// Background noise media.
+    pub noise: usize,
+    /// Media without any face point.
+    pub media_without_faces: usize,
+    /// Face identities (victims, companions, background).
+    pub identities: usize,
+    /// Uploads.
+    pub uploads: usize,
+    /// Cases.
+    pub cases: usize,
+    /// Distinct countries among the media.
+    pub countries: usize,
+}
+
+impl fmt::Display for GenSummary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dtype = match self.dtype {
+            Dtype::F32 => "f32",
+            Dtype::F16 => "f16",
+        };
+        writeln!(
+            f,
+            "wrote {} image points to {}: {} series ({} members + {} near-duplicates), \
+             {} hard negatives, {} noise",
+            self.images,
+            self.out.display(),
+            self.series,
+            self.members,
+            self.near_duplicates,
+            self.hard_negatives,
+            self.noise,
+        )?;
+        writeln!(
+            f,
+            "      {} face points of {} identities ({} media without a face)",
+            self.faces, self.identities, self.media_without_faces
+        )?;
+        write!(
+            f,
+            "      {} uploads in {} cases from {} countries; {}-d {dtype}; ground truth in truth.json",
+            self.uploads, self.cases, self.countries, self.dim
+        )
+    }
+}
+
+/// An upload in `truth.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthUpload {
+    /// `upload_id`.
+    pub upload_id: String,
+    /// `case_id`.
+    pub case_id: String,
+    /// ISO 3166-1 alpha-2 country code.
+    pub country: String,
+    /// Uploading agency.
+    pub agency: String,
+    /// Unix seconds.
+    pub uploaded_at: i64,
+}
+
+/// A near-duplicate and its source, both media ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthNearDup {
+    /// The near-duplicate.
+    pub media_id: String,
+    /// The member it was derived from.
+    pub source: String,
+}
+
+/// A planted series in `truth.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthSeries {
+    /// Series index (0-based).
+    pub index: usize,
+    /// `series_label` on its media (`S-0007`), empty if the series is not yet known.
+    pub label: String,
+    /// `victim_identified` on its media.
+    pub victim_identified: bool,
+    /// Every media of the series: original members, then near-duplicates.
+    pub members: Vec<String>,
+    /// Which members are near-duplicates of which source member.
+    pub near_duplicates: Vec<TruthNearDup>,
+    /// Uploads holding its media.
+    pub uploads: Vec<String>,
+    /// Countries of those uploads, sorted.
+    pub countries: Vec<String>,
+    /// Capture window, Unix seconds.
+    pub captured_from: i64,
+    /// Capture window end, Unix seconds.
+    pub captured_until: i64,
+    /// Index of the victim's face identity.
+    pub victim_identity: usize,
+    /// Index of the companion identity (another person in the series).
+    pub companion_identity: usize,
+}
+
+/// A hard negative in `truth.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthHardNegative {
+    /// The media.
+    pub media_id: String,
+    /// Index of the series whose scene it imitates (it is not a member).
+    pub series: usize,
+}
+
+/// A face identity in `truth.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthIdentity {
+    /// Identity index.
+    pub index: usize,
+    /// `victim`, `companion` or `background`.
+    pub kind: String,
+    /// The series of a victim or companion.
+    pub series: Option<usize>,
+    /// Its face point ids.
+    pub faces: Vec<String>,
+}
+
+/// Contents of `truth.json`: the ground truth of a generated set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Truth {
+    /// `vidx-gen-truth/1`.
+    pub format: String,
+    /// The command that regenerates the set.
+    pub command: String,
+    /// Resolved parameters.
+    pub params: Params,
+    /// Cosine ranges planted.
+    pub planted: Planted,
+    /// Counts per kind.
+    pub counts: GenSummary,
+    /// Uploads in time order.
+    pub uploads: Vec<TruthUpload>,
+    /// Series by index.
+    pub series: Vec<TruthSeries>,
+    /// Hard negatives.
+    pub hard_negatives: Vec<TruthHardNegative>,
+    /// Noise media ids.
+    pub noise: Vec<String>,
+    /// Face identities by index: victims (= series index), companions, background.
+    pub identities: Vec<TruthIdentity>,
+}
+
+/// Truth format tag.
+pub const TRUTH_FORMAT: &str = "vidx-gen-truth/1";
+
+/// Generates the data set described by `args` into `args.out`.
+pub fn run(args: &GenArgs) -> Result<GenSummary> {
+    let plan = Plan::new(args)?;
+    let out = &args.out;
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("creating output directory {}", out.display()))?;
+
+    let mut image_writer = NpyWriter::create(
+        &out.join("images.npy"),
+        plan.media.len(),
+        plan.params.dim,
+        plan.params.dtype,
+    )?;
+    let mut image_lines = JsonLines::create(&out.join("images.jsonl"))?;
+    for &m in &plan.image_order {
+        image_writer.write_row(&to_f32(&plan.image_vector(m)))?;
+        image_lines.write(&PointLine {
+            id: plan.media[m].id.clone(),
+            vector: None,
+            metadata: plan.metadata(m),
+        })?;
+    }
+    image_writer.finish()?;
+    image_lines.finish()?;
+
+    let mut face_writer = NpyWriter::create(
+        &out.join("faces.npy"),
+        plan.face_order.len(),
+        plan.params.dim,
+        plan.params.dtype,
+    )?;
+    let mut face_lines = JsonLines::create(&out.join("faces.jsonl"))?;
+    for &(m, f) in &plan.face_order {
+        face_writer.write_row(&to_f32(&plan.face_vector(m, f)))?;
+        face_lines.write(&PointLine {
+            id: face_id(&plan.media[m].id, f),
+            vector: None,
+            metadata: plan.metadata(m),
+        })?;
+    }
+    face_writer.finish()?;
+    face_lines.finish()?;
+
+    let mut summary = plan.summary();
+    write_truth(&out.join("truth.json"), &plan.truth(summary.clone()))?;
+    summary.out = out.clone();
+    Ok(summary)
+}
+
+fn write_truth(path: &Path, truth: &Truth) -> Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut w, truth)
+        .with_context(|| format!("writing {}", path.display()))?;
+    w.write_all(b"\n")
+        .and_then(|()| w.flush())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// Id of face `n` of a media.
+fn face_id(media_id: &str, n: usize) -> String {
+    format!("{media_id}#{n}")
+}
+
+fn to_f32(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|&x| x as f32).collect()
+}
+
+/// A buffered JSON-lines file.
+struct JsonLines {
+    path: PathBuf,
+    w: BufWriter<File>,
+}
+
+impl JsonLines {
+    fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        Ok(JsonLines {
+            path: path.to_path_buf(),
+            w: BufWriter::new(file),
+        })
+    }
+
+    fn write(&mut self, line: &PointLine) -> Result<()> {
+        serde_json::to_writer(&mut self.w, line)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.w.write_all(b"\n"))
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    fn finish(mut self) -> Result<()> {
+        self.w
+            .flush()
+            .with_context(|| format!("writing {}", self.path.display()))
+    }
+}
+
+/// How a vector is made; computed on demand from its own sub-seed.
+#[derive(Debug, Clone, Copy)]
+enum Recipe {
+    /// Uniform on the sphere.
+    Sphere { seed: u64 },
+    /// At cosine `cos` to anchor `anchor` (a series centroid or identity centre).
+    Around { anchor: usize, cos: f64, seed: u64 },
+    /// At cosine `cos` to the same vector of media `source`, keeping that
+    /// vector's cosine to `anchor`.
+    NearCopy {
+        anchor: usize,
+        source: usize,
+        cos: f64,
+        seed: u64,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Member { series: usize },
+    NearDup { series: usize, source: usize },
+    HardNegative { series: usize },
+    Noise,
+}
+
+#[derive(Debug, Clone)]
+struct Face {
+    identity: usize,
+    recipe: Recipe,
+}
+
+#[derive(Debug, Clone)]
+struct Media {
+    id: String,
+    role: Role,
+    upload: usize,
+    captured_at: i64,
+    tags: Vec<&'static str>,
+    image: Recipe,
+    faces: Vec<Face>,
+}
+
+#[derive(Debug, Clone)]
+struct Upload {
+    id: String,
+    case_id: String,
+    country: &'static str,
+    agency: String,
+    uploaded_at: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Series {
+    label: String,
+    identified: bool,
+    uploads: Vec<usize>,
+    captured_from: i64,
+    captured_until: i64,
+    scene: usize,
+    members: Vec<usize>,
+    near_dups: Vec<usize>,
+}
+
+/// Everything about a set except the vectors themselves.
+struct Plan {
+    params: Params,
+    centroids: Vec<Vec<f64>>,
+    identity_centres: Vec<Vec<f64>>,
+    uploads: Vec<Upload>,
+    cases: usize,
+    series: Vec<Series>,
+    media: Vec<Media>,
+    image_order: Vec<usize>,
+    face_order: Vec<(usize, usize)>,
+}
+
+impl Plan {
+    fn new(args: &GenArgs) -> Result<Plan> {
+        let params = resolve(args)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
+        let dim = params.dim;
+        let n_series = params.series;
+        let n_bg = params.background_identities;
+
+        let centroids: Vec<Vec<f64>> = (0..n_series).map(|_| random_unit(&mut rng, dim)).collect();
+        // Victims 0..S, companions S..2S, background 2S..2S+B.
+        let identity_centres: Vec<Vec<f64>> = (0..2 * n_series + n_bg)
+            .map(|_| random_unit(&mut rng, dim))
+            .collect();
+
+        let countries: Vec<&'static str> = COUNTRY_CODES[..params.countries.len()].to_vec();
+        let agencies: Vec<Vec<String>> = countries
+            .iter()
+            .map(|cc| {
+                (1..=rng.random_range(1..=3usize))
+                    .map(|k| format!("{cc}-{}-{k}", UNITS.choose(&mut rng).unwrap_or(&"VIU")))
+                    .collect()
+            })
+            .collect();
+
+        // How many uploads each series spans, and how many members it has.
+        let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(n_series);
+        for _ in 0..n_series {
+            let m = CountRange {
+                min: params.members[0],
+                max: params.members[1],
+            }
+            .draw(&mut rng);
+            let u = CountRange {
+                min: params.uploads_per_series[0],
+                max: params.uploads_per_series[1],
+            }
+            .draw(&mut rng)
+            .min(m)
+            .min(params.uploads);
+            shapes.push((m, u));
+        }
+
+        // Uploads: every country gets at least one while there are enough;
+        // ids and cases follow upload time.
+        let mut slots: Vec<(i64, usize)> = (0..params.uploads)
+            .map(|i| {
+                let country = if i < countries.len() {
+                    i
+                } else {
+                    rng.random_range(0..countries.len())
+                };
+                (rng.random_range(UPLOAD_FROM..=UPLOAD_UNTIL), country)
+            })
+            .collect();
+        slots.sort_unstable();
+        let mut cases_of_country: Vec<Vec<String>> = vec![Vec::new(); countries.len()];
+        let mut n_cases = 0usize;
+        let mut uploads = Vec::with_capacity(slots.len());
+        for (i, &(uploaded_at, c)) in slots.iter().enumerate() {
+            let cc = countries[c];
+            let existing = &cases_of_country[c];
+            let case_id = if !existing.is_empty() && rng.random_bool(JOIN_CASE_P) {
+                existing[rng.random_range(0..existing.len())].clone()
+            } else {
+                n_cases += 1;
+                let id = format!("CASE-{cc}-{}-{n_cases:04}", year_of(uploaded_at));
+                cases_of_country[c].push(id.clone());
+                id
+            };
+            let agency = agencies[c][rng.random_range(0..agencies[c].len())].clone();
+            uploads.push(Upload {
+                id: format!("UPL-{:06}", i + 1),
+                case_id,
+                country: cc,
+                agency,
+                uploaded_at,
+            });
+        }
+        let mut uploads_of_country: Vec<Vec<usize>> = vec![Vec::new(); countries.len()];
+        for (i, &(_, c)) in slots.iter().enumerate() {
+            uploads_of_country[c].push(i);
+        }
+
+        let mut seen_ids = HashSet::new();
+        let mut media: Vec<Media> = Vec::new();
+        let mut series: Vec<Series> = Vec::with_capacity(n_series);
+        for (s, &(m, u)) in shapes.iter().enumerate() {
+            let chosen = choose_uploads(&mut rng, u, &slots, &uploads_of_country);
+            let t0 = chosen
+                .iter()
+                .map(|&i| uploads[i].uploaded_at)
+                .min()
+                .unwrap_or(UPLOAD_UNTIL);
+            let hi = (t0 - DAY).min(CAPTURE_UNTIL);
+            let until = hi - rng.random_range(0..=(2 * YEAR).min(hi - CAPTURE_FROM));
+            let from = until - rng.random_range(0..=(3 * YEAR).min(until - CAPTURE_FROM));
+            let draw = rng.random::<f64>();
+            let identified = draw < params.identified_rate;
+            let labelled = draw < params.labelled_rate.max(params.identified_rate);
+            let scene = rng.random_range(0..SCENES.len());
+            let video = rng.random_bool(0.25);
+            let mut sr = Series {
+                label: if labelled {
+                    format!("S-{s:04}")
+                } else {
+                    String::new()
+                },
+                identified,
+                uploads: chosen.clone(),
+                captured_from: from,
+                captured_until: until,
+                scene,
+                members: Vec::with_capacity(m),
+                near_dups: Vec::new(),
+            };
+            for j in 0..m {
+                let upload = if j < chosen.len() {
+                    chosen[j]
+                } else {
+                    chosen[rng.random_range(0..chosen.len())]
+                };
+                let tags = scene_tags(&mut rng, scene, if video { 0.7 } else { 0.1 });
+                let cos = rng.random_range(MEMBER_COS[0]..=MEMBER_COS[1]);
+                sr.members.push(media.len());
+                media.push(Media {
+                    id: media_id(&mut rng, &mut seen_ids),
+                    role: Role::Member { series: s },
+                    upload,
+                    captured_at: rng.random_range(from..=until),
+                    tags,
+                    image: Recipe::Around {
+                        anchor: s,
+                        cos,
+                        seed: rng.random(),
+                    },
+                    faces: Vec::new(),
+                });
+            }
+            let k = ((params.near_dup_rate * m as f64).round() as usize).min(m);
+            let mut sources = index::sample(&mut rng, m, k).into_vec();
+            sources.sort_unstable();
+            for j in sources {
+                let source = sr.members[j];
+                let src_upload = media[source].upload;
+                let others: Vec<usize> = chosen
+                    .iter()
+                    .copied()
+                    .filter(|&x| x != src_upload)
+                    .collect();
+                let upload = others.choose(&mut rng).copied().unwrap_or(src_upload);
+                let mut tags = media[source].tags.clone();
+                tags.push(if rng.random_bool(0.5) {
+                    "re-encoded"
+                } else {
+                    "cropped"
+                });
+                tags.sort_unstable();
+                let cos = rng.random_range(NEAR_DUP_COS[0]..=NEAR_DUP_COS[1]);
+                sr.near_dups.push(media.len());
+                media.push(Media {
+                    id: media_id(&mut rng, &mut seen_ids),
+                    role: Role::NearDup { series: s, source },
+                    upload,
+                    captured_at: media[source].captured_at,
+                    tags,
+                    image: Recipe::NearCopy {
+                        anchor: s,
+                        source,
+                        cos,
+                        seed: rng.random(),
+                    },
+                    faces: Vec::new(),
+                });
+            }
+            series.push(sr);
+        }
+
+        let n_uploads = uploads.len();
+        let random_capture = |rng: &mut ChaCha8Rng, upload: usize| {
+            let hi = (uploads[upload].uploaded_at - DAY).min(CAPTURE_UNTIL);
+            rng.random_range(CAPTURE_FROM..=hi)
+        };
+        for _ in 0..params.hard_negatives {
+            let s = rng.random_range(0..n_series);
+            let upload = rng.random_range(0..n_uploads);
+            let tags = scene_tags(&mut rng, series[s].scene, 0.1);
+            let cos = rng.random_range(HARD_NEGATIVE_COS[0]..=HARD_NEGATIVE_COS[1]);
+            media.push(Media {
+                id: media_id(&mut rng, &mut seen_ids),
+                role: Role::HardNegative { series: s },
+                upload,
+                captured_at: random_capture(&mut rng, upload),
+                tags,
+                image: Recipe::Around {
+                    anchor: s,
+                    cos,
+                    seed: rng.random(),
+                },
+                faces: Vec::new(),
+            });
+        }
+        for _ in 0..params.noise {
+            let upload = rng.random_range(0..n_uploads);
+            let scene = rng.random_range(0..SCENES.len());
+            let tags = scene_tags(&mut rng, scene, 0.1);
+            media.push(Media {
+                id: media_id(&mut rng, &mut seen_ids),
+                role: Role::Noise,
+                upload,
+                captured_at: random_capture(&mut rng, upload),
+                tags,
+                image: Recipe::Sphere { seed: rng.random() },
+                faces: Vec::new(),
+            });
+        }
+
+        // Faces, in media order.
+        let faces_range = CountRange {
+            min: params.faces_per_media[0],
+            max: params.faces_per_media[1],
+        };
+        for i in 0..media.len() {
+            let faces = match media[i].role {
+                Role::NearDup { source, .. } => media[source]
+                    .faces
+                    .iter()
+                    .map(|f| Face {
+                        identity: f.identity,
+                        recipe: Recipe::NearCopy {
+                            anchor: f.identity,
+                            source,
+                            cos: rng.random_range(NEAR_DUP_COS[0]..=NEAR_DUP_COS[1]),
+                            seed: rng.random(),
+                        },
+                    })
+                    .collect(),
+                role => {
+                    let n = faces_range.draw(&mut rng);
+                    let mut ids: Vec<usize> = Vec::with_capacity(n);
+                    let mut background = n;
+                    if let Role::Member { series: s } = role {
+                        let (victim, companion) = (s, n_series + s);
+                        let (first, second) = if rng.random_bool(VICTIM_FIRST_P) {
+                            (victim, companion)
+                        } else {
+                            (companion, victim)
+                        };
+                        ids.extend([first, second].into_iter().take(n));
+                        background = n.saturating_sub(2);
+                    }
+                    let background = background.min(n_bg);
+                    ids.extend(
+                        index::sample(&mut rng, n_bg, background)
+                            .into_iter()
+                            .map(|b| 2 * n_series + b),
+                    );
+                    ids.into_iter()
+                        .map(|identity| Face {
+                            identity,
+                            recipe: Recipe::Around {
+                                anchor: identity,
+                                cos: rng.random_range(FACE_COS[0]..=FACE_COS[1]),
+                                seed: rng.random(),
+                            },
+                        })
+                        .collect()
+                }
+            };
+            media[i].faces = faces;
+        }
+
+        let mut image_order: Vec<usize> = (0..media.len()).collect();
+        image_order.shuffle(&mut rng);
+        let mut face_order: Vec<(usize, usize)> = media
+            .iter()
+            .enumerate()
+            .flat_map(|(m, md)| (0..md.faces.len()).map(move |f| (m, f)))
+            .collect();
+        face_order.shuffle(&mut rng);
+
+        Ok(Plan {
+            params,
+            centroids,
+            identity_centres,
+            uploads,
+            cases: n_cases,
+            series,
+            media,
+            image_order,
+            face_order,
+        })
+    }
+
+    /// The image vector of media `m`.
+    fn image_vector(&self, m: usize) -> Vec<f64> {
+        match self.media[m].image {
+            Recipe::Sphere { seed } => {
+                random_unit(&mut ChaCha8Rng::seed_from_u64(seed), self.params.dim)
+            }
+            Recipe::Around { anchor, cos, seed } => at_cosine(
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                &self.centroids[anchor],
+                cos,
+            ),
+            Recipe::NearCopy {
+                anchor,
+                source,
+                cos,
+                seed,
+            } => near_copy(
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                &self.centroids[anchor],
+                &self.image_vector(source),
+                cos,
+            ),
+        }
+    }
+
+    /// The vector of face `f` of media `m`.
+    fn face_vector(&self, m: usize, f: usize) -> Vec<f64> {
+        match self.media[m].faces[f].recipe {
+            Recipe::Sphere { seed } => {
+                random_unit(&mut ChaCha8Rng::seed_from_u64(seed), self.params.dim)
+            }
+            Recipe::Around { anchor, cos, seed } => at_cosine(
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                &self.identity_centres[anchor],
+                cos,
+            ),
+            Recipe::NearCopy {
+                anchor,
+                source,
+                cos,
+                seed,
+            } => near_copy(
+                &mut ChaCha8Rng::seed_from_u64(seed),
+                &self.identity_centres[anchor],
+                &self.face_vector(source, f),
+                cos,
+            ),
+        }
+    }
+
+    fn series_of(&self, m: usize) -> Option<usize> {
+        match self.media[m].role {
+            Role::Member { series } | Role::NearDup { series, .. } => Some(series),
+            Role::HardNegative { .. } | Role::Noise => None,
+        }
+    }
+
+    fn metadata(&self, m: usize) -> Metadata {
+        let md = &self.media[m];
+        let up = &self.uploads[md.upload];
+        let series = self.series_of(m).map(|s| &self.series[s]);
+        Metadata {
+            media_id: md.id.clone(),
+            upload_id: up.id.clone(),
+            case_id: up.case_id.clone(),
+            country: up.country.to_string(),
+            agency: up.agency.clone(),
+            captured_at: md.captured_at,
+            uploaded_at: up.uploaded_at,
+            series_label: series.map(|s| s.label.clone()).unwrap_or_default(),
+            victim_identified: series.is_some_and(|s| s.identified),
+            tags: md.tags.iter().map(|t| t.to_string()).collect(),
+        }
+    }
+
+    fn summary(&self) -> GenSummary {
+        let count = |f: fn(&Role) -> bool| self.media.iter().filter(|m| f(&m.role)).count();
+        let countries: HashSet<&str> = self
+            .media
+            .iter()
+            .map(|m| self.uploads[m.upload].country)
+            .collect();
+        GenSummary {
+            out: PathBuf::new(),
+            dim: self.params.dim,
+            dtype: self.params.dtype,
+            images: self.media.len(),
+            faces: self.face_order.len(),
+            series: self.series.len(),
+            members: count(|r| matches!(r, Role::Member { .. })),
+            near_duplicates: count(|r| matches!(r, Role::NearDup { .. })),
+            hard_negatives: count(|r| matches!(r, Role::HardNegative { .. })),
+            noise: count(|r| matches!(r, Role::Noise)),
+            media_without_faces: self.media.iter().filter(|m| m.faces.is_empty()).count(),
+            identities: self.identity_centres.len(),
+            uploads: self.uploads.len(),
+            cases: self.cases,
+            countries: countries.len(),
+        }
+    }
+
+    fn truth(&self, counts: GenSummary) -> Truth {
+        let n_series = self.series.len();
+        let mut identities: Vec<TruthIdentity> = (0..self.identity_centres.len())
+            .map(|index| {
+                let (kind, series) = if index < n_series {
+                    ("victim", Some(index))
+                } else if index < 2 * n_series {
+                    ("companion", Some(index - n_series))
+                } else {
+                    ("background", None)
+                };
+                TruthIdentity {
+                    index,
+                    kind: kind.to_string(),
+                    series,
+                    faces: Vec::new(),
+                }
+            })
+            .collect();
+        for (m, md) in self.media.iter().enumerate() {
+            for (f, face) in md.faces.iter().enumerate() {
+                identities[face.identity]
+                    .faces
+                    .push(face_id(&self.media[m].id, f));
+            }
+        }
+        let series = self
+            .series
+            .iter()
+            .enumerate()
+            .map(|(index, s)| {
+                let mut countries: Vec<String> = s
+                    .uploads
+                    .iter()
+                    .map(|&u| self.uploads[u].country.to_string())
+                    .collect();
+                countries.sort_unstable();
+                countries.dedup();
+                let mut uploads = s.uploads.clone();
+                uploads.sort_unstable();
+                TruthSeries {
+                    index,
+                    label: s.label.clone(),
+                    victim_identified: s.identified,
+                    members: s
+                        .members
+                        .iter()
+                        .chain(&s.near_dups)
+                        .map(|&m| self.media[m].id.clone())
+                        .collect(),
+                    near_duplicates: s
+                        .near_dups
+                        .iter()
+                        .filter_map(|&m| match self.media[m].role {
+                            Role::NearDup { source, .. } => Some(TruthNearDup {
+                                media_id: self.media[m].id.clone(),
+                                source: self.media[source].id.clone(),
+                            }),
+                            _ => None,
+                        })
+                        .collect(),
+                    uploads: uploads
+                        .iter()
+                        .map(|&u| self.uploads[u].id.clone())
+                        .collect(),
+                    countries,
+                    captured_from: s.captured_from,
+                    captured_until: s.captured_until,
+                    victim_identity: index,
+                    companion_identity: n_series + index,
+                }
+            })
+            .collect();
+        Truth {
+            format: TRUTH_FORMAT.to_string(),
+            command: self.params.command(),
+            params: self.params.clone(),
+            planted: Planted {
+                member_to_centroid: MEMBER_COS,
+                near_duplicate_to_source: NEAR_DUP_COS,
+                hard_negative_to_centroid: HARD_NEGATIVE_COS,
+                face_to_identity: FACE_COS,
+                near_duplicate_face_to_source_face: NEAR_DUP_COS,
+            },
+            counts,
+            uploads: self
+                .uploads
+                .iter()
+                .map(|u| TruthUpload {
+                    upload_id: u.id.clone(),
+                    case_id: u.case_id.clone(),
+                    country: u.country.to_string(),
+                    agency: u.agency.clone(),
+                    uploaded_at: u.uploaded_at,
+                })
+                .collect(),
+            series,
+            hard_negatives: self
+                .media
+                .iter()
+                .filter_map(|m| match m.role {
+                    Role::HardNegative { series } => Some(TruthHardNegative {
+                        media_id: m.id.clone(),
+                        series,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            noise: self
+                .media
+                .iter()
+                .filter(|m| m.role == Role::Noise)
+                .map(|m| m.id.clone())
+                .collect(),
+            identities,
+        }
+    }
+}
+
+/// Checks the arguments and fills in the defaults that depend on others.
+fn resolve(args: &GenArgs) -> Result<Params> {
+    ensure!(args.dim >= 3, "--dim must be at least 3, got {}", args.dim);
+    ensure!(
+        (2..=COUNTRY_CODES.len()).contains(&args.countries),
+        "--countries must be between 2 and {}, got {}",
+        COUNTRY_CODES.len(),
+        args.countries
+    );
+    for (flag, rate) in [
+        ("--near-dup-rate", args.near_dup_rate),
+        ("--identified-rate", args.identified_rate),
+        ("--labelled-rate", args.labelled_rate),
+    ] {
+        ensure!(
+            (0.0..=1.0).contains(&rate),
+            "{flag} must be between 0 and 1, got {rate}"
+        );
+    }
+    ensure!(
+        args.members.min >= 2,
+        "--members: every series needs at least 2 members to span 2 uploads, got {}",
+        args.members
+    );
+    ensure!(
+        args.uploads_per_series.min >= 1,
+        "--uploads-per-series must start at 1 or more, got {}",
+        args.uploads_per_series
+    );
+    let hard_negatives = args.hard_negatives.unwrap_or(2 * args.series);
+    if args.series == 0 && hard_negatives > 0 {
+        bail!("--hard-negatives needs at least one series to imitate");
+    }
+    let noise = args.noise.unwrap_or(10 * args.series);
+    // Series appearances in uploads, on average, for the default upload count.
+    let appearances = args.series * (args.uploads_per_series.min + args.uploads_per_series.max) / 2;
+    let uploads = args
+        .uploads
+        .unwrap_or_else(|| args.countries.max(appearances.div_ceil(3)));
+    ensure!(uploads >= 2, "--uploads must be at least 2, got {uploads}");
+    let background_identities = args
+        .background_identities
+        .unwrap_or_else(|| args.series.max(3));
+    Ok(Params {
+        seed: args.seed,
+        dim: args.dim,
+        series: args.series,
+        members: [args.members.min, args.members.max],
+        near_dup_rate: args.near_dup_rate,
+        hard_negatives,
+        noise,
+        countries: COUNTRY_CODES[..args.countries]
+            .iter()
+            .map(|c| c.to_string())
+            .collect(),
+        uploads,
+        uploads_per_series: [args.uploads_per_series.min, args.uploads_per_series.max],
+        faces_per_media: [args.faces_per_media.min, args.faces_per_media.max],
+        background_identities,
+        identified_rate: args.identified_rate,
+        labelled_rate: args.labelled_rate,
+        dtype: args.dtype,
+    })
+}
+
+/// `u` distinct uploads, the first two from different countries when possible.
+fn choose_uploads(
+    rng: &mut ChaCha8Rng,
+    u: usize,
+    slots: &[(i64, usize)],
+    uploads_of_country: &[Vec<usize>],
+) -> Vec<usize> {
+    let n = slots.len();
+    let mut chosen = vec![rng.random_range(0..n)];
+    if u >= 2 {
+        let first_country = slots[chosen[0]].1;
+        let other_countries: Vec<usize> = (0..uploads_of_country.len())
+            .filter(|&c| c != first_country && !uploads_of_country[c].is_empty())
+            .collect();
+        if let Some(&c) = other_countries.choose(rng) {
+            let list = &uploads_of_country[c];
+            chosen.push(list[rng.random_range(0..list.len())]);
+        }
+    }
+    let need = u.saturating_sub(chosen.len());
+    if need > 0 {
+        let extra: Vec<usize> = index::sample(rng, n, (need + chosen.len()).min(n))
+            .into_iter()
+            .filter(|i| !chosen.contains(i))
+            .take(need)
+            .collect();
+        chosen.extend(extra);
+    }
+    chosen
+}
+
+/// Sorted tags of a scene, with `video-frame` at probability `video_p`.
+fn scene_tags(rng: &mut ChaCha8Rng, scene: usize, video_p: f64) -> Vec<&'static str> {
+    let mut tags = SCENES[scene].to_vec();
+    if rng.random_bool(video_p) {
+        tags.push("video-frame");
+    }
+    tags.sort_unstable();
+    tags
+}
+
+/// A fresh 40-hex-digit pseudo SHA-1.
+fn media_id(rng: &mut ChaCha8Rng, seen: &mut HashSet<[u8; 20]>) -> String {
+    loop {
+        let bytes: [u8; 20] = rng.random();
+        if seen.insert(bytes) {
+            return bytes.iter().map(|b| format!("{b:02x}")).collect();
+        }
+    }
+}
+
+/// The calendar year (UTC) of a Unix time.
+fn year_of(ts: i64) -> i64 {
+    // Howard Hinnant's civil_from_days.
+    let z = ts.div_euclid(DAY) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    yoe + era * 400 + i64::from(month <= 2)
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+/// A uniform random unit vector.
+fn random_unit(rng: &mut ChaCha8Rng, dim: usize) -> Vec<f64> {
+    orthogonal_unit(rng, dim, &[])
+}
+
+/// A uniform random unit vector orthogonal to the orthonormal `basis`.
+fn orthogonal_unit(rng: &mut ChaCha8Rng, dim: usize, basis: &[&[f64]]) -> Vec<f64> {
+    loop {
+        let mut g: Vec<f64> = (0..dim).map(|_| rng.sample(StandardNormal)).collect();
+        // Twice, for numerical orthogonality.
+        for _ in 0..2 {
+            for b in basis {
+                let d = dot(&g, b);
+                g.iter_mut().zip(b.iter()).for_each(|(x, y)| *x -= d * y);
+            }
+        }
+        let norm = dot(&g, &g).sqrt();
+        if norm > 1e-6 {
+            g.iter_mut().for_each(|x| *x /= norm);
+            return g;
+        }
+    }
+}
+
+/// A unit vector at exactly cosine `c` to unit `u`: `c·u + sqrt(1−c²)·w`, `w ⟂ u`.
+fn at_cosine(rng: &mut ChaCha8Rng, u: &[f64], c: f64) -> Vec<f64> {
+    let w = orthogonal_unit(rng, u.len(), &[u]);
+    let s = (1.0 - c * c).max(0.0).sqrt();
+    u.iter().zip(&w).map(|(a, b)| c * a + s * b).collect()
+}
+
+/// A unit vector at cosine `t` to unit `v` that keeps `v`'s cosine to unit
+/// anchor `u`: only the part of `v` orthogonal to `u` is turned.
+fn near_copy(rng: &mut ChaCha8Rng, u: &[f64], v: &[f64], t: f64) -> Vec<f64> {
+    let c = dot(u, v).clamp(-1.0, 1.0);
+    let s2 = 1.0 - c * c;
+    if s2 < 1e-9 {
+        return at_cosine(rng, v, t);
+    }
+    let mut w: Vec<f64> = v.iter().zip(u).map(|(x, y)| x - c * y).collect();
+    let wn = dot(&w, &w).sqrt();
+    w.iter_mut().for_each(|x| *x /= wn);
+    // cos(v, v') = c² + s2·a, so a = 1 − (1 − t)/s2.
+    let a = (1.0 - (1.0 - t) / s2).max(-1.0);
+    let z = orthogonal_unit(rng, u.len(), &[u, &w]);
+    let b = (1.0 - a * a).max(0.0).sqrt();
+    let s = s2.sqrt();
+    (0..u.len())
+        .map(|i| c * u[i] + s * (a * w[i] + b * z[i]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    #[derive(Parser)]
+    #[command(args_override_self = true)]
+    struct Cli {
+        #[command(flatten)]
+        gen_args: GenArgs,
+    }
+
+    /// Small, fast arguments plus `extra`.
+    fn args(out: &Path, extra: &[&str]) -> GenArgs {
+        let out = out.display().to_string();
+        let mut argv = vec![
+            "gen",
+            "--out",
+            &out,
+            "--dim",
+            "64",
+            "--series",
+            "8",
+            "--members",
+            "4..8",
+            "--noise",
+            "60",
+            "--countries",
+            "8",
+        ];
+        argv.extend_from_slice(extra);
+        Cli::try_parse_from(argv).expect("args").gen_args
+    }
+
+    fn cos(a: &[f64], b: &[f64]) -> f64 {
+        dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+    }
+
+    fn assert_in(x: f64, range: [f64; 2], what: &str) {
+        assert!(
+            x >= range[0] - 1e-9 && x <= range[1] + 1e-9,
+            "{what}: {x} not in {range:?}"
+        );
+    }
+
+    fn read_lines(path: &Path) -> Vec<PointLine> {
+        std::fs::read_to_string(path)
+            .expect("read jsonl")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("parse line"))
+            .collect()
+    }
+
+    fn read_truth(dir: &Path) -> Truth {
+        serde_json::from_slice(&std::fs::read(dir.join("truth.json")).expect("read truth"))
+            .expect("parse truth")
+    }
+
+    const FILES: [&str; 5] = [
+        "images.npy",
+        "images.jsonl",
+        "faces.npy",
+        "faces.jsonl",
+        "truth.json",
+    ];
+
+    #[test]
+    fn same_seed_same_bytes() {
+        let (a, b, c) = (
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+            tempfile::tempdir().expect("tmp"),
+        );
+        let sa = run(&args(a.path(), &[])).expect("run a");
+        let sb = run(&args(b.path(), &[])).expect("run b");
+        run(&args(c.path(), &["--seed", "43"])).expect("run c");
+        assert_eq!(
+            GenSummary {
+                out: PathBuf::new(),
+                ..sa
+            },
+            GenSummary {
+                out: PathBuf::new(),
+                ..sb
+            }
+        );
+        for f in FILES {
+            let x = std::fs::read(a.path().join(f)).expect("read");
+            let y = std::fs::read(b.path().join(f)).expect("read");
+            assert!(x == y, "{f} differs between two runs with the same seed");
+        }
+        let x = std::fs::read(a.path().join("images.npy")).expect("read");
+        let z = std::fs::read(c.path().join("images.npy")).expect("read");
+        assert_ne!(x, z, "another seed gives other vectors");
+    }
+
+    #[test]
+    fn planted_cosines_within_ranges() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = args(
+            dir.path(),
+            &["--near-dup-rate", "0.5", "--faces-per-media", "1..3"],
+        );
+        let plan = Plan::new(&a).expect("plan");
+        let (mut members, mut dups, mut negs, mut faces, mut dup_faces) = (0, 0, 0, 0, 0);
+        for (m, md) in plan.media.iter().enumerate() {
+            let v = plan.image_vector(m);
+            assert!((dot(&v, &v) - 1.0).abs() < 1e-9, "unit");
+            match md.role {
+                Role::Member { series } => {
+                    members += 1;
+                    assert_in(cos(&v, &plan.centroids[series]), MEMBER_COS, "member");
+                }
+                Role::NearDup { series, source } => {
+                    dups += 1;
+                    let src = plan.image_vector(source);
+                    assert_in(cos(&v, &src), NEAR_DUP_COS, "near-dup vs source");
+                    assert_in(cos(&v, &plan.centroids[series]), MEMBER_COS, "near-dup");
+                    // Re-encodes keep the source's cosine to the centroid.
+                    let (a, b) = (
+                        cos(&v, &plan.centroids[series]),
+                        cos(&src, &plan.centroids[series]),
+                    );
+                    assert!((a - b).abs() < 1e-9);
+                }
+                Role::HardNegative { series } => {
+                    negs += 1;
+                    assert_in(
+                        cos(&v, &plan.centroids[series]),
+                        HARD_NEGATIVE_COS,
+                        "hard negative",
+                    );
+                }
+                Role::Noise => {}
+            }
+            for (f, face) in md.faces.iter().enumerate() {
+                faces += 1;
+                let fv = plan.face_vector(m, f);
+                assert_in(
+                    cos(&fv, &plan.identity_centres[face.identity]),
+                    FACE_COS,
+                    "face",
+                );
+                if let Role::NearDup { source, .. } = md.role {
+                    dup_faces += 1;
+                    assert_eq!(face.identity, plan.media[source].faces[f].identity);
+                    assert_in(
+                        cos(&fv, &plan.face_vector(source, f)),
+                        NEAR_DUP_COS,
+                        "dup face",
+                    );
+                }
+            }
+        }
+        assert!(members > 0 && dups > 0 && negs > 0 && faces > 0 && dup_faces > 0);
+
+        // The files hold exactly those vectors, in the shuffled order.
+        run(&a).expect("run");
+        let images = crate::npy::read_matrix(&dir.path().join("images.npy")).expect("npy");
+        let lines = read_lines(&dir.path().join("images.jsonl"));
+        assert_eq!(
+            (images.rows, images.cols, lines.len()),
+            (plan.media.len(), 64, plan.media.len())
+        );
+        for (row, &m) in plan.image_order.iter().enumerate() {
+            assert_eq!(lines[row].id, plan.media[m].id);
+            let v: Vec<f64> = images.row(row).iter().map(|&x| f64::from(x)).collect();
+            assert!(cos(&v, &plan.image_vector(m)) > 1.0 - 1e-6);
+        }
+        let face_m = crate::npy::read_matrix(&dir.path().join("faces.npy")).expect("npy");
+        let face_lines = read_lines(&dir.path().join("faces.jsonl"));
+        assert_eq!(face_m.rows, faces);
+        for (row, &(m, f)) in plan.face_order.iter().enumerate() {
+            assert_eq!(face_lines[row].id, face_id(&plan.media[m].id, f));
+            let v: Vec<f64> = face_m.row(row).iter().map(|&x| f64::from(x)).collect();
+            assert!(cos(&v, &plan.face_vector(m, f)) > 1.0 - 1e-6);
+        }
+        // Rows are shuffled: series 0's members are not one contiguous block.
+        let mut rows: Vec<usize> = plan.series[0]
+            .members
+            .iter()
+            .map(|&m| plan.image_order.iter().position(|&x| x == m).expect("row"))
+            .collect();
+        rows.sort_unstable();
+        assert!(rows[rows.len() - 1] - rows[0] >= rows.len());
+    }
+
+    #[test]
+    fn series_span_uploads_countries_and_years() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let summary = run(&args(dir.path(), &[])).expect("run");
+        let truth = read_truth(dir.path());
+        let lines = read_lines(&dir.path().join("images.jsonl"));
+        let by_id: BTreeMap<&str, &Metadata> =
+            lines.iter().map(|l| (l.id.as_str(), &l.metadata)).collect();
+        assert_eq!(by_id.len(), lines.len(), "media ids are unique");
+        for l in &lines {
+            assert_eq!(l.id.len(), 40);
+            assert!(
+                l.id.bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+            );
+            assert_eq!(l.metadata.media_id, l.id);
+            assert!(l.vector.is_none());
+            let md = &l.metadata;
+            assert!(md.uploaded_at > md.captured_at, "{}", l.id);
+            assert!((2012..=2024).contains(&year_of(md.captured_at)));
+            assert!(!md.tags.is_empty() && !md.agency.is_empty() && !md.case_id.is_empty());
+            assert!(md.agency.starts_with(&md.country));
+        }
+        let countries: BTreeSet<&str> = lines.iter().map(|l| l.metadata.country.as_str()).collect();
+        assert!(countries.len() >= 6, "{countries:?}");
+        assert_eq!(summary.countries, countries.len());
+
+        assert_eq!(truth.series.len(), 8);
+        let mut in_series = BTreeSet::new();
+        for s in &truth.series {
+            let mds: Vec<&Metadata> = s.members.iter().map(|id| by_id[id.as_str()]).collect();
+            let uploads: BTreeSet<&str> = mds.iter().map(|m| m.upload_id.as_str()).collect();
+            let cs: BTreeSet<&str> = mds.iter().map(|m| m.country.as_str()).collect();
+            assert!(uploads.len() >= 2, "series {} in {uploads:?}", s.index);
+            assert!(cs.len() >= 2, "series {} from {cs:?}", s.index);
+            assert_eq!(cs.into_iter().collect::<Vec<_>>(), s.countries);
+            for m in &mds {
+                assert_eq!(m.series_label, s.label);
+                assert_eq!(m.victim_identified, s.victim_identified);
+                assert!((s.captured_from..=s.captured_until).contains(&m.captured_at));
+            }
+            for nd in &s.near_duplicates {
+                assert!(s.members.contains(&nd.source) && s.members.contains(&nd.media_id));
+                assert_eq!(
+                    by_id[nd.media_id.as_str()].captured_at,
+                    by_id[nd.source.as_str()].captured_at
+                );
+            }
+            in_series.extend(s.members.iter().cloned());
+        }
+        // Every media is exactly one of: series media, hard negative, noise.
+        let negs: BTreeSet<String> = truth
+            .hard_negatives
+            .iter()
+            .map(|h| h.media_id.clone())
+            .collect();
+        let noise: BTreeSet<String> = truth.noise.iter().cloned().collect();
+        assert_eq!(in_series.len() + negs.len() + noise.len(), lines.len());
+        assert!(
+            in_series.is_disjoint(&negs)
+                && in_series.is_disjoint(&noise)
+                && negs.is_disjoint(&noise)
+        );
+        for id in negs.iter().chain(&noise) {
+            assert!(by_id[id.as_str()].series_label.is_empty());
+        }
+        assert_eq!(truth.counts.images, lines.len());
+        assert_eq!(truth.hard_negatives.len(), 16, "default 2 x series");
+        assert_eq!(truth.params.noise, 60);
+        assert_eq!(truth.format, TRUTH_FORMAT);
+        assert!(
+            truth
+                .command
+                .starts_with("vidx gen --seed 42 --dim 64 --series 8")
+        );
+    }
+
+    #[test]
+    fn faces_belong_to_their_media() {
+        let dir = tempfile::tempdir().expect("tmp");
+        run(&args(dir.path(), &[])).expect("run");
+        let truth = read_truth(dir.path());
+        let images = read_lines(&dir.path().join("images.jsonl"));
+        let faces = read_lines(&dir.path().join("faces.jsonl"));
+        let by_id: BTreeMap<&str, &Metadata> = images
+            .iter()
+            .map(|l| (l.id.as_str(), &l.metadata))
+            .collect();
+        let mut per_media: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for l in &faces {
+            let (media, n) = l.id.split_once('#').expect("face id has #");
+            let n: usize = n.parse().expect("face number");
+            assert_eq!(
+                &l.metadata, by_id[media],
+                "face {} copies its media's metadata",
+                l.id
+            );
+            per_media.entry(media).or_default().push(n);
+        }
+        for ns in per_media.values_mut() {
+            ns.sort_unstable();
+            assert_eq!(
+                *ns,
+                (0..ns.len()).collect::<Vec<_>>(),
+                "faces numbered 0, 1, 2..."
+            );
+            assert!(ns.len() <= 3);
+        }
+        assert!(per_media.len() < images.len(), "some media have no face");
+        assert!(
+            per_media.values().any(|v| v.len() >= 2),
+            "some have several"
+        );
+        // Identities cover every face exactly once; victims appear in their series.
+        let mut all: Vec<&str> = truth
+            .identities
+            .iter()
+            .flat_map(|i| i.faces.iter().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        let mut ids: Vec<&str> = faces.iter().map(|l| l.id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(all, ids);
+        for s in &truth.series {
+            let victim = &truth.identities[s.victim_identity];
+            assert_eq!(
+                (victim.kind.as_str(), victim.series),
+                ("victim", Some(s.index))
+            );
+            for f in &victim.faces {
+                let media = f.split_once('#').expect("#").0;
+                assert!(s.members.iter().any(|m| m == media));
+            }
+        }
+    }
+
+    #[test]
+    fn f16_output_and_validation() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let s = run(&args(dir.path(), &["--dtype", "f16"])).expect("run f16");
+        let m = crate::npy::read_matrix(&dir.path().join("images.npy")).expect("npy");
+        assert_eq!((m.rows, m.cols), (s.images, 64));
+        let len = std::fs::metadata(dir.path().join("images.npy"))
+            .expect("meta")
+            .len();
+        assert_eq!(len as usize, 128 + s.images * 64 * 2);
+        assert!(s.to_string().contains("image points"));
+
+        assert_eq!("8..24".parse(), Ok(CountRange { min: 8, max: 24 }));
+        assert_eq!("0..=3".parse(), Ok(CountRange { min: 0, max: 3 }));
+        assert_eq!("5".parse(), Ok(CountRange { min: 5, max: 5 }));
+        assert!("9..2".parse::<CountRange>().is_err());
+        assert!("a..b".parse::<CountRange>().is_err());
+        for bad in [
+            &["--dim", "2"][..],
+            &["--countries", "1"],
+            &["--countries", "99"],
+            &["--near-dup-rate", "1.5"],
+            &["--members", "1..4"],
+            &["--series", "0", "--hard-negatives", "5"],
+            &["--uploads", "1"],
+        ] {
+            let e = run(&args(dir.path(), bad)).expect_err("must be refused");
+            assert!(e.to_string().contains("--"), "{bad:?}: {e}");
+        }
+        assert!(Cli::try_parse_from(["gen", "--dtype", "f64"]).is_err());
+        // No series, no hard negatives: just noise.
+        let s = run(&args(
+            dir.path(),
+            &["--series", "0", "--hard-negatives", "0"],
+        ))
+        .expect("noise only");
+        assert_eq!((s.images, s.series), (60, 0));
+    }
+
+    #[test]
+    fn years() {
+        assert_eq!(year_of(CAPTURE_FROM), 2012);
+        assert_eq!(year_of(CAPTURE_UNTIL), 2024);
+        assert_eq!(year_of(CAPTURE_UNTIL + 1), 2025);
+        assert_eq!(year_of(0), 1970);
+        assert_eq!(year_of(951_782_400), 2000); // 2000-02-29
+    }
+}

@@ -1,0 +1,193 @@
+//! End-to-end through the real `vidx` binary: `gen`, `serve --demo`,
+//! `collections`, `ingest` (npy + jsonl, and jsonl with vectors), `search`.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vidx");
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `vidx serve` on an ephemeral port and waits for its "serving" line.
+fn serve(data_dir: &Path, demo: bool) -> Server {
+    let mut cmd = Command::new(BIN);
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir);
+    if demo {
+        cmd.arg("--demo");
+    }
+    let mut child = cmd
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn vidx serve");
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("server exited before serving").unwrap();
+        if line.contains("vidx serving") {
+            let at = line.find("listen=").expect("listen= in serving line") + "listen=".len();
+            break line[at..].split_whitespace().next().unwrap().to_string();
+        }
+    };
+    // Keep draining stderr so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+fn run(args: &[&str]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("run vidx");
+    assert!(
+        out.status.success(),
+        "vidx {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn gen_serve_ingest_search() {
+    let tmp = tempfile::tempdir().unwrap();
+    let gen_dir = tmp.path().join("gen");
+    let g = gen_dir.to_str().unwrap();
+    let summary = run(&[
+        "gen", "--out", g, "--dim", "32", "--series", "6", "--noise", "30", "--seed", "7",
+    ]);
+    assert!(!summary.is_empty());
+    for f in [
+        "images.npy",
+        "images.jsonl",
+        "faces.npy",
+        "faces.jsonl",
+        "truth.json",
+    ] {
+        assert!(gen_dir.join(f).exists(), "{f} missing");
+    }
+
+    let server = serve(&tmp.path().join("data"), true);
+    let url = server.url.as_str();
+
+    // The demo collections are there.
+    let list = run(&["collections", "--server", url]);
+    assert!(list.contains("images") && list.contains("faces"), "{list}");
+    assert!(list.contains("2143"), "{list}");
+
+    // npy + jsonl ingest creates the collection with the file's dimension.
+    let out = run(&[
+        "ingest",
+        "--server",
+        url,
+        "--collection",
+        "small",
+        "--batch",
+        "50",
+        &format!("{g}/images.npy"),
+    ]);
+    let n_lines = std::fs::read_to_string(gen_dir.join("images.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert!(
+        out.contains(&format!("upserted {n_lines} points into small")),
+        "{out}"
+    );
+
+    // JSON lines with vectors.
+    let jl = tmp.path().join("two.jsonl");
+    std::fs::write(
+        &jl,
+        "{\"id\":\"x1\",\"vector\":[1,0,0],\"metadata\":{\"country\":\"NL\"}}\n{\"id\":\"x2\",\"vector\":[0.9,0.1,0]}\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "ingest",
+        "--server",
+        url,
+        "--collection",
+        "tiny",
+        "--metric",
+        "l2",
+        jl.to_str().unwrap(),
+    ]);
+    assert!(out.contains("upserted 2 points into tiny"), "{out}");
+
+    // "More like this" from the shell, as JSON.
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(gen_dir.join("images.jsonl"))
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    let id = first["id"].as_str().unwrap();
+    let out = run(&[
+        "search",
+        "--server",
+        url,
+        "--collection",
+        "small",
+        "--id",
+        id,
+        "-k",
+        "5",
+        "--json",
+    ]);
+    let hits: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(hits.len(), 5);
+    assert!(hits.iter().all(|h| h["id"] != id));
+    let d: Vec<f64> = hits
+        .iter()
+        .map(|h| h["distance"].as_f64().unwrap())
+        .collect();
+    assert!(d.windows(2).all(|w| w[0] <= w[1]), "{d:?}");
+
+    // By vector, as a table.
+    let out = run(&[
+        "search",
+        "--server",
+        url,
+        "--collection",
+        "tiny",
+        "--vector",
+        "1,0,0",
+        "-k",
+        "2",
+    ]);
+    let rows: Vec<&str> = out.lines().skip(1).collect();
+    assert!(rows[0].contains("x1") && rows[0].contains("NL"), "{out}");
+    assert!(rows[1].contains("x2"), "{out}");
+
+    // A bad query fails with the server's message and a non-zero exit.
+    let bad = Command::new(BIN)
+        .args([
+            "search",
+            "--server",
+            url,
+            "--collection",
+            "tiny",
+            "--vector",
+            "1,0",
+            "-k",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidArgument"));
+}

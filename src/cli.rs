@@ -54,10 +54,15 @@ pub struct ServeArgs {
     /// Largest request or response message, in bytes.
     #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
-    /// When writes reach the disk: "always" (fsync before acknowledging) or
-    /// "never" (leave it to the OS; a crash can lose recent writes).
+    /// When writes reach the disk: "always" (fsync before acknowledging),
+    /// "interval=<ms>" (acknowledge after write(), fsync every <ms>: a power
+    /// loss can lose that much) or "never" (leave it to the OS).
     #[arg(long, default_value = "always")]
     pub sync: SyncPolicy,
+    /// Points in a collection's mutable segment before it is sealed into
+    /// memory-mapped files.
+    #[arg(long, default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
+    pub seal_threshold: usize,
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -174,9 +179,16 @@ pub fn main() -> ExitCode {
 }
 
 async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    if a.seal_threshold == 0 {
+        bail!("--seal-threshold must be at least 1");
+    }
     let data_dir = a.data_dir.clone();
-    let sync = a.sync;
-    let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, sync))
+    let opts = crate::collection::StorageOptions {
+        sync: a.sync,
+        seal_threshold: a.seal_threshold,
+        ..Default::default()
+    };
+    let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, opts))
         .await?
         .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
     let registry = Arc::new(registry);

@@ -2,7 +2,7 @@
 //! from any directory: the `images` and `faces` collections generated into
 //! `data-samples/` (see its README for the exact `vidx gen` command).
 
-use crate::collection::{Config, Kind};
+use crate::config::{Config, Kind};
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::registry::Registry;

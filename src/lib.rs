@@ -9,14 +9,19 @@
 
 pub mod cli;
 pub mod collection;
+pub mod config;
 pub mod demo;
 pub mod distance;
 pub mod error;
+pub mod format;
 pub mod fsutil;
+pub mod graph;
 pub mod ingest;
+pub mod manifest;
 pub mod npy;
 pub mod pb;
 pub mod registry;
+pub mod sealed;
 pub mod segment;
 pub mod server;
 pub mod service;

@@ -11,11 +11,11 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use crate::collection::{Collection, Config};
+use crate::collection::{Collection, StorageOptions};
+use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::validate;
-use crate::wal::SyncPolicy;
 
 const COLLECTIONS_DIR: &str = "collections";
 
@@ -27,13 +27,13 @@ enum Entry {
 
 pub struct Registry {
     root: PathBuf,
-    sync: SyncPolicy,
+    opts: StorageOptions,
     entries: RwLock<BTreeMap<String, Entry>>,
 }
 
 impl Registry {
     /// Opens (creating if needed) the data directory and every collection in it.
-    pub fn open(data_dir: &Path, sync: SyncPolicy) -> Result<Registry> {
+    pub fn open(data_dir: &Path, opts: StorageOptions) -> Result<Registry> {
         let root = data_dir.join(COLLECTIONS_DIR);
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let mut entries = BTreeMap::new();
@@ -60,8 +60,8 @@ impl Registry {
                 tracing::warn!(path = %dir.display(), "ignoring directory that is not a collection name");
                 continue;
             }
-            let entry = match Collection::open(&dir, sync) {
-                Ok(c) => Entry::Ready(Arc::new(c)),
+            let entry = match Collection::open(&dir, opts.clone()) {
+                Ok(c) => Entry::Ready(c),
                 Err(e) => {
                     tracing::error!(collection = %name, error = %e, "collection unavailable");
                     Entry::Unavailable(e.to_string())
@@ -71,7 +71,7 @@ impl Registry {
         }
         Ok(Registry {
             root,
-            sync,
+            opts,
             entries: RwLock::new(entries),
         })
     }
@@ -89,19 +89,14 @@ impl Registry {
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
         }
         let name = config.name.clone();
-        let built = Collection::create(&tmp, config.clone(), self.sync);
-        let built = match built {
-            Ok(c) => c,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&tmp);
-                return Err(e);
-            }
-        };
-        drop(built);
+        if let Err(e) = Collection::create(&tmp, config, self.opts.clone()) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         let dir = self.root.join(&name);
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
         fsutil::sync_dir(&self.root)?;
-        let c = Arc::new(Collection::open(&dir, self.sync)?);
+        let c = Collection::open(&dir, self.opts.clone())?;
         entries.insert(name, Entry::Ready(c.clone()));
         Ok(c)
     }
@@ -109,7 +104,10 @@ impl Registry {
     /// The open collection called `name`.
     pub fn get(&self, name: &str) -> Result<Arc<Collection>> {
         match self.entries.read().get(name) {
-            Some(Entry::Ready(c)) => Ok(c.clone()),
+            Some(Entry::Ready(c)) => {
+                c.check()?;
+                Ok(c.clone())
+            }
             Some(Entry::Unavailable(why)) => Err(unavailable(name, why)),
             None => Err(Error::CollectionNotFound(name.to_string())),
         }
@@ -118,8 +116,10 @@ impl Registry {
     /// Removes a collection and its files (also an unavailable one).
     pub fn drop_collection(&self, name: &str) -> Result<()> {
         let mut entries = self.entries.write();
-        if entries.remove(name).is_none() {
-            return Err(Error::CollectionNotFound(name.to_string()));
+        match entries.remove(name) {
+            None => return Err(Error::CollectionNotFound(name.to_string())),
+            Some(Entry::Ready(c)) => c.close(),
+            Some(Entry::Unavailable(_)) => {}
         }
         let dir = self.root.join(name);
         let doomed = self.root.join(format!(".dropping-{name}"));

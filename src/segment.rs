@@ -1,20 +1,25 @@
 //! The mutable segment: the in-memory part of a collection that takes writes.
 //!
-//! It pairs an `hnsw_rs` graph with plain columns (ids, vectors, metadata, a
-//! liveness flag) addressed by *offset*, the graph's data id. A point is
+//! It pairs an `hnsw_rs` graph with plain columns (ids, vectors, metadata)
+//! and a liveness set, addressed by *offset*, the graph's data id. A point is
 //! written in two steps so searches never wait for graph construction:
 //! [`MutableSegment::index`] inserts vectors into the graph without holding
-//! the column lock, then [`MutableSegment::commit`] appends the columns and
-//! flips liveness under a short write lock. Offsets the graph returns before
+//! any column lock, then [`MutableSegment::commit`] appends the columns and
+//! flips liveness under short write locks. Offsets the graph returns before
 //! their commit are simply not live yet. Deletes and replacements are
 //! tombstones (liveness off); hnsw_rs cannot delete.
+//!
+//! Once frozen (no more commits) a segment is written out as a sealed one by
+//! [`MutableSegment::write_sealed`]; liveness can still change while that runs.
 
 use std::collections::HashMap;
+use std::path::Path;
 
 use hnsw_rs::prelude::Hnsw;
 use parking_lot::RwLock;
 
 use crate::distance::{GraphDistance, Metric};
+use crate::error::Result;
 use crate::pb;
 
 /// hnsw_rs's layer cap; 16 is also the only value its own dump supports.
@@ -28,23 +33,37 @@ pub struct Prepared {
     pub metadata: pb::Metadata,
 }
 
-/// One search hit inside a segment.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct SegmentHit {
-    pub offset: usize,
-    /// [`Metric::rank`] value (squared for L2).
-    pub rank: f32,
-}
-
 #[derive(Default)]
-struct Columns {
+struct Data {
     ids: Vec<String>,
     vectors: Vec<f32>,
     metadata: Vec<pb::Metadata>,
-    live: Vec<bool>,
+    /// id → its newest offset here (which may since have been deleted).
     by_id: HashMap<String, usize>,
     /// Bytes of heap strings in ids and metadata, for memory accounting.
     string_bytes: usize,
+}
+
+#[derive(Default)]
+struct Live {
+    bits: Vec<bool>,
+    count: usize,
+}
+
+impl Live {
+    fn is_live(&self, off: usize) -> bool {
+        self.bits.get(off).copied().unwrap_or(false)
+    }
+    fn kill(&mut self, off: usize) -> bool {
+        match self.bits.get_mut(off) {
+            Some(b) if *b => {
+                *b = false;
+                self.count -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 pub struct MutableSegment {
@@ -52,7 +71,9 @@ pub struct MutableSegment {
     metric: Metric,
     m: usize,
     graph: Hnsw<'static, f32, GraphDistance>,
-    cols: RwLock<Columns>,
+    // Lock order: data before live.
+    data: RwLock<Data>,
+    live: RwLock<Live>,
 }
 
 impl MutableSegment {
@@ -68,17 +89,18 @@ impl MutableSegment {
                 ef_construction,
                 GraphDistance(metric),
             ),
-            cols: RwLock::new(Columns::default()),
+            data: RwLock::new(Data::default()),
+            live: RwLock::new(Live::default()),
         }
     }
 
-    /// Next offset to hand out; the caller serialises writers.
+    /// Offsets handed out so far (live or not); the next one to hand out.
     pub fn next_offset(&self) -> usize {
-        self.cols.read().ids.len()
+        self.data.read().ids.len()
     }
 
-    /// Inserts vectors into the graph at offsets `base..base + n`. Runs the
-    /// inserts on rayon's pool for larger batches. Does not make them visible.
+    /// Inserts vectors into the graph at offsets `base..base + n`, on rayon's
+    /// pool for larger batches. Does not make them visible.
     pub fn index(&self, base: usize, points: &[Prepared]) {
         if points.len() >= 32 {
             let batch: Vec<(&[f32], usize)> = points
@@ -95,141 +117,201 @@ impl MutableSegment {
     }
 
     /// Appends the columns of points already [`index`](Self::index)ed at
-    /// `base..`, makes them live and tombstones the versions they replace.
+    /// `base..`, makes them live and tombstones the versions they replace
+    /// in this segment.
     pub fn commit(&self, base: usize, points: Vec<Prepared>) {
-        let mut c = self.cols.write();
-        debug_assert_eq!(c.ids.len(), base);
+        let mut d = self.data.write();
+        let mut l = self.live.write();
+        debug_assert_eq!(d.ids.len(), base);
         for (i, p) in points.into_iter().enumerate() {
             let offset = base + i;
-            if let Some(old) = c.by_id.insert(p.id.clone(), offset) {
-                c.live[old] = false;
+            if let Some(old) = d.by_id.insert(p.id.clone(), offset) {
+                l.kill(old);
             }
-            c.string_bytes += p.id.len() * 2 + metadata_bytes(&p.metadata);
-            c.ids.push(p.id);
-            c.vectors.extend_from_slice(&p.vector);
-            c.metadata.push(p.metadata);
-            c.live.push(true);
+            d.string_bytes += p.id.len() * 2 + metadata_bytes(&p.metadata);
+            d.ids.push(p.id);
+            d.vectors.extend_from_slice(&p.vector);
+            d.metadata.push(p.metadata);
+            l.bits.push(true);
+            l.count += 1;
         }
     }
 
-    /// Tombstones the given ids; returns how many were live.
-    pub fn delete(&self, ids: &[String]) -> usize {
-        let mut c = self.cols.write();
-        let mut n = 0;
-        for id in ids {
-            if let Some(off) = c.by_id.remove(id) {
-                c.live[off] = false;
-                n += 1;
-            }
-        }
-        n
+    /// Tombstones `id` if it is live here; true if it was.
+    pub fn delete(&self, id: &str) -> bool {
+        let d = self.data.read();
+        let Some(&off) = d.by_id.get(id) else {
+            return false;
+        };
+        self.live.write().kill(off)
     }
 
     pub fn live_count(&self) -> usize {
-        self.cols.read().by_id.len()
+        self.live.read().count
     }
 
-    pub fn contains(&self, id: &str) -> bool {
-        self.cols.read().by_id.contains_key(id)
+    /// Offset of `id` if it is live here.
+    pub fn lookup(&self, id: &str) -> Option<usize> {
+        let d = self.data.read();
+        let off = *d.by_id.get(id)?;
+        self.live.read().is_live(off).then_some(off)
     }
 
     /// The stored point with this id, if live.
     pub fn get(&self, id: &str) -> Option<pb::Point> {
-        let c = self.cols.read();
-        let off = *c.by_id.get(id)?;
+        let d = self.data.read();
+        let off = *d.by_id.get(id)?;
+        if !self.live.read().is_live(off) {
+            return None;
+        }
         Some(pb::Point {
-            id: c.ids[off].clone(),
-            vector: c.vectors[off * self.dim..(off + 1) * self.dim].to_vec(),
-            metadata: Some(c.metadata[off].clone()),
+            id: d.ids[off].clone(),
+            vector: d.vectors[off * self.dim..(off + 1) * self.dim].to_vec(),
+            metadata: Some(d.metadata[off].clone()),
         })
     }
 
-    /// Offset and a copy of the vector of a live id.
-    pub fn vector_of(&self, id: &str) -> Option<(usize, Vec<f32>)> {
-        let c = self.cols.read();
-        let off = *c.by_id.get(id)?;
-        Some((
-            off,
-            c.vectors[off * self.dim..(off + 1) * self.dim].to_vec(),
-        ))
+    /// A copy of the vector at an offset.
+    pub fn vector_at(&self, offset: usize) -> Option<Vec<f32>> {
+        let d = self.data.read();
+        d.vectors
+            .get(offset * self.dim..(offset + 1) * self.dim)
+            .map(<[f32]>::to_vec)
     }
 
     /// Id and metadata at an offset.
-    pub fn describe(&self, offset: usize) -> (String, pb::Metadata) {
-        let c = self.cols.read();
-        (c.ids[offset].clone(), c.metadata[offset].clone())
+    pub fn describe(&self, offset: usize) -> Option<(String, pb::Metadata)> {
+        let d = self.data.read();
+        Some((d.ids.get(offset)?.clone(), d.metadata.get(offset)?.clone()))
     }
 
-    /// Approximate k-NN over live points, `exclude` left out. Ascending rank.
+    /// Whether the point at `offset` is live.
+    pub fn is_live(&self, offset: usize) -> bool {
+        self.live.read().is_live(offset)
+    }
+
+    /// Liveness of every offset, for sealing.
+    pub fn live_bits(&self) -> Vec<bool> {
+        self.live.read().bits.clone()
+    }
+
+    /// Approximate k-NN over live points, `exclude` left out. Returns
+    /// (offset, rank) by ascending rank.
+    ///
+    /// hnsw_rs's filtered search drops its early exit and walks on until the
+    /// candidate heap is empty (that is why it crawls on selective filters),
+    /// so tombstones are handled by asking the plain search for `ef` results
+    /// and dropping dead ones, widening if too few survive.
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
         exclude: Option<usize>,
-    ) -> Vec<SegmentHit> {
-        let c = self.cols.read();
-        if c.by_id.is_empty() {
+    ) -> Vec<(usize, f32)> {
+        let d = self.data.read();
+        let l = self.live.read();
+        if l.count == 0 {
             return Vec::new();
         }
-        let keep =
-            |off: &usize| Some(*off) != exclude && c.live.get(*off).copied().unwrap_or(false);
-        let found = self.graph.search_filter(query, k, ef.max(k), Some(&keep));
-        let mut hits: Vec<SegmentHit> = found
-            .into_iter()
-            .filter(|n| keep(&n.d_id))
-            .map(|n| SegmentHit {
-                offset: n.d_id,
-                // Recomputed: the graph's value is the order-preserving
-                // transform, not the metric's own rank.
-                rank: self.metric.rank(
-                    query,
-                    &c.vectors[n.d_id * self.dim..(n.d_id + 1) * self.dim],
-                ),
-            })
-            .collect();
-        hits.sort_by(|a, b| a.rank.total_cmp(&b.rank));
+        let keep = |off: usize| Some(off) != exclude && l.is_live(off);
+        let total = d.ids.len();
+        let mut want = ef.max(k + exclude.is_some() as usize);
+        let hits = loop {
+            let found = self.graph.search(query, want, want);
+            let hits: Vec<(usize, f32)> = found
+                .into_iter()
+                .filter(|n| keep(n.d_id))
+                // Recomputed: the graph's value is an order-preserving
+                // transform of the metric's rank, not the rank itself.
+                .map(|n| {
+                    (
+                        n.d_id,
+                        self.metric.rank(
+                            query,
+                            &d.vectors[n.d_id * self.dim..(n.d_id + 1) * self.dim],
+                        ),
+                    )
+                })
+                .collect();
+            if hits.len() >= k.min(l.count) || want >= total {
+                break hits;
+            }
+            want = (want * 2).min(total);
+        };
+        let mut hits = hits;
+        hits.sort_by(|a, b| a.1.total_cmp(&b.1));
         hits.truncate(k);
         hits
     }
 
-    /// Exact k-NN by scanning every live point. The reference for recall
-    /// tests and the fallback for tiny segments.
-    pub fn exact_search(&self, query: &[f32], k: usize, exclude: Option<usize>) -> Vec<SegmentHit> {
-        let c = self.cols.read();
-        let mut hits: Vec<SegmentHit> = c
+    /// Exact k-NN by scanning every live point.
+    pub fn exact_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        exclude: Option<usize>,
+    ) -> Vec<(usize, f32)> {
+        let d = self.data.read();
+        let l = self.live.read();
+        let mut hits: Vec<(usize, f32)> = d
             .vectors
             .chunks_exact(self.dim)
             .enumerate()
-            .filter(|(off, _)| c.live[*off] && Some(*off) != exclude)
-            .map(|(offset, v)| SegmentHit {
-                offset,
-                rank: self.metric.rank(query, v),
-            })
+            .filter(|(off, _)| l.is_live(*off) && Some(*off) != exclude)
+            .map(|(off, v)| (off, self.metric.rank(query, v)))
             .collect();
-        let k = k.min(hits.len());
-        if k == 0 {
-            return Vec::new();
-        }
-        hits.select_nth_unstable_by(k - 1, |a, b| a.rank.total_cmp(&b.rank));
-        hits.truncate(k);
-        hits.sort_by(|a, b| a.rank.total_cmp(&b.rank));
+        crate::segment::top_k(&mut hits, k);
         hits
+    }
+
+    /// Writes this (frozen) segment as a sealed one into `dir`: columns,
+    /// vectors, the graph exported from hnsw_rs, and its current tombstones.
+    /// Returns the liveness it wrote.
+    pub fn write_sealed(&self, dir: &Path) -> Result<Vec<bool>> {
+        let d = self.data.read();
+        let live = self.live_bits();
+        crate::sealed::write(dir, self.dim, &d.ids, &d.vectors, &d.metadata, &live)?;
+        crate::graph::export(
+            &self.graph,
+            d.ids.len(),
+            self.m,
+            &dir.join(crate::sealed::GRAPH_FILE),
+        )?;
+        Ok(live)
+    }
+
+    /// The hnsw_rs search on this segment's graph (for benchmarks that
+    /// compare it with the sealed search on the same graph).
+    pub fn hnsw(&self) -> &Hnsw<'static, f32, GraphDistance> {
+        &self.graph
     }
 
     /// Approximate heap bytes: our columns, hnsw_rs's own vector copies and
     /// its neighbour lists (~ (layer-0 2m + upper m) links of ~16 bytes each).
     pub fn memory_bytes(&self) -> u64 {
-        let c = self.cols.read();
-        let n = c.ids.len();
-        let vectors = (c.vectors.capacity() * 4) as u64;
+        let d = self.data.read();
+        let n = d.ids.len();
+        let vectors = (d.vectors.capacity() * 4) as u64;
         let graph_vectors = (n * self.dim * 4) as u64;
         let graph_links = (n * 3 * self.m * 16) as u64;
         let columns = (n
             * (std::mem::size_of::<String>() * 2 + std::mem::size_of::<pb::Metadata>() + 1)
-            + c.string_bytes) as u64;
+            + d.string_bytes) as u64;
         vectors + graph_vectors + graph_links + columns
     }
+}
+
+/// Keeps the `k` lowest-ranked entries, sorted ascending.
+pub fn top_k<T>(hits: &mut Vec<(T, f32)>, k: usize) {
+    let k = k.min(hits.len());
+    if k == 0 {
+        hits.clear();
+        return;
+    }
+    hits.select_nth_unstable_by(k - 1, |a, b| a.1.total_cmp(&b.1));
+    hits.truncate(k);
+    hits.sort_by(|a, b| a.1.total_cmp(&b.1));
 }
 
 fn metadata_bytes(m: &pb::Metadata) -> usize {
@@ -265,6 +347,10 @@ mod tests {
         s.commit(base, pts);
     }
 
+    fn id_of(s: &MutableSegment, off: usize) -> String {
+        s.describe(off).unwrap().0
+    }
+
     #[test]
     fn replace_delete_and_exclude() {
         let s = MutableSegment::new(2, Metric::Cosine, 8, 50);
@@ -277,21 +363,25 @@ mod tests {
             ],
         );
         let hits = s.search(&[1.0, 0.0], 3, 10, None);
-        assert_eq!(s.describe(hits[0].offset).0, "a");
+        assert_eq!(id_of(&s, hits[0].0), "a");
         // Replace a: it now points up; the old version must not be returned.
         put(&s, vec![pt("a", &[0.0, 1.0])]);
         assert_eq!(s.live_count(), 3);
         let hits = s.search(&[1.0, 0.0], 3, 10, None);
-        let ids: Vec<String> = hits.iter().map(|h| s.describe(h.offset).0).collect();
+        let ids: Vec<String> = hits.iter().map(|h| id_of(&s, h.0)).collect();
         assert_eq!(ids.len(), 3);
         assert_eq!(ids[0], "c");
         assert_eq!(ids.iter().filter(|i| *i == "a").count(), 1);
-        assert_eq!(s.delete(&["c".into(), "zz".into()]), 1);
+        assert!(s.delete("c"));
+        assert!(!s.delete("c"));
+        assert!(!s.delete("zz"));
         let hits = s.search(&[1.0, 0.0], 3, 10, None);
-        assert!(hits.iter().all(|h| s.describe(h.offset).0 != "c"));
-        let (off_b, vb) = s.vector_of("b").unwrap();
+        assert!(hits.iter().all(|h| id_of(&s, h.0) != "c"));
+        let off_b = s.lookup("b").unwrap();
+        let vb = s.vector_at(off_b).unwrap();
         let hits = s.search(&vb, 3, 10, Some(off_b));
-        assert!(hits.iter().all(|h| h.offset != off_b));
         assert_eq!(hits.len(), 1);
+        assert!(hits.iter().all(|h| h.0 != off_b));
+        assert_eq!(s.exact_search(&vb, 5, None).len(), 2);
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::collection::{self, Query};
+use crate::collection::Query;
+use crate::config;
 use crate::error::Error;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
@@ -55,7 +56,7 @@ impl VectorIndex for Service {
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
         let req = request.into_inner();
-        let config = collection::Config::from_request(&req)?;
+        let config = config::Config::from_request(&req)?;
         let registry = self.registry.clone();
         let c = blocking(move || registry.create(config)).await?;
         tracing::info!(collection = %c.name(), dim = c.config().dim, "collection created");
@@ -196,7 +197,7 @@ impl VectorIndex for Service {
         let c = self.registry.get(&req.collection)?;
         let k = req.k as usize;
         let ef = if req.ef == 0 {
-            (collection::DEFAULT_EF as usize).max(k)
+            (config::DEFAULT_EF as usize).max(k)
         } else {
             (req.ef as usize).max(k)
         };
@@ -229,7 +230,7 @@ impl VectorIndex for Service {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         let c = self.registry.get(&req.collection)?;
-        let points = blocking(move || Ok(c.get(&req.ids))).await?;
+        let points = blocking(move || c.get(&req.ids)).await?;
         Ok(Response::new(pb::GetResponse { points }))
     }
 
@@ -244,6 +245,20 @@ impl VectorIndex for Service {
         let deleted = blocking(move || c.delete(req.ids)).await?;
         Ok(Response::new(pb::DeleteResponse {
             deleted: deleted as u64,
+        }))
+    }
+
+    async fn flush(
+        &self,
+        request: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushResponse>, Status> {
+        let req = request.into_inner();
+        validate::collection_name("collection", &req.collection)?;
+        let c = self.registry.get(&req.collection)?;
+        let (segments, sealed_points) = blocking(move || c.flush()).await?;
+        Ok(Response::new(pb::FlushResponse {
+            segments,
+            sealed_points,
         }))
     }
 }

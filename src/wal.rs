@@ -1,6 +1,8 @@
 //! The write-ahead log of one collection: every acknowledged write, in order.
 //!
-//! File layout (`wal.log`):
+//! The log is a series of files `wal-<first seq>.log`; a new file starts when
+//! the mutable segment is frozen for sealing, so files whose records are all
+//! inside sealed segments can be deleted whole. File layout:
 //!
 //! ```text
 //! header  : b"VIDXWAL\0" | format version u32 LE | reserved u32
@@ -46,8 +48,13 @@ pub struct WalRecord {
 pub enum SyncPolicy {
     /// fsync (fdatasync) before every acknowledgement.
     Always,
+    /// Acknowledge after the write reaches the OS; a background flusher
+    /// fsyncs every so many milliseconds (group commit). A process crash
+    /// loses nothing; a power loss or kernel crash can lose up to one
+    /// interval of acknowledged writes.
+    Interval(std::time::Duration),
     /// Never fsync explicitly; the OS writes back when it likes. For tests
-    /// and bulk loads where a crash may lose the tail.
+    /// and bulk loads where a power loss may lose the tail.
     Never,
 }
 
@@ -57,11 +64,42 @@ impl std::str::FromStr for SyncPolicy {
         match s {
             "always" => Ok(SyncPolicy::Always),
             "never" => Ok(SyncPolicy::Never),
-            other => Err(format!(
-                "unknown sync policy {other:?}: use \"always\" or \"never\""
-            )),
+            other => match other.strip_prefix("interval=").map(str::parse::<u64>) {
+                Some(Ok(ms)) if ms > 0 => {
+                    Ok(SyncPolicy::Interval(std::time::Duration::from_millis(ms)))
+                }
+                _ => Err(format!(
+                    "unknown sync policy {other:?}: use \"always\", \"interval=<ms>\" (ms > 0) or \"never\""
+                )),
+            },
         }
     }
+}
+
+/// Name of the log file whose first record has sequence number `first_seq`.
+pub fn file_name(first_seq: u64) -> String {
+    format!("wal-{first_seq:020}.log")
+}
+
+/// The log files in `dir`, ordered by first sequence number.
+pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .flatten()
+    {
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let seq = name
+            .strip_prefix("wal-")
+            .and_then(|r| r.strip_suffix(".log"))
+            .and_then(|s| s.parse().ok());
+        if let Some(seq) = seq {
+            out.push((seq, e.path()));
+        }
+    }
+    out.sort();
+    Ok(out)
 }
 
 /// What [`Wal::open`] found.
@@ -79,11 +117,14 @@ pub struct Wal {
     len: u64,
     next_seq: u64,
     sync: SyncPolicy,
+    /// Written but not yet fsynced (interval policy).
+    dirty: bool,
 }
 
 impl Wal {
-    /// Creates a new, empty log; fails if one exists.
-    pub fn create(path: &Path, sync: SyncPolicy) -> Result<Wal> {
+    /// Creates a new, empty log file whose first record will be `first_seq`;
+    /// fails if the file exists.
+    pub fn create(path: &Path, first_seq: u64, sync: SyncPolicy) -> Result<Wal> {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
@@ -100,13 +141,22 @@ impl Wal {
             path: path.to_owned(),
             file,
             len: HEADER_LEN,
-            next_seq: 1,
+            next_seq: first_seq,
             sync,
+            dirty: false,
         })
     }
 
-    /// Opens an existing log, returns its intact records and cuts any torn tail.
-    pub fn open(path: &Path, sync: SyncPolicy) -> Result<(Wal, Recovery)> {
+    /// Opens an existing log file, returns its intact records and cuts any
+    /// torn tail. Only the newest file may have one (`may_have_tail`): a bad
+    /// record in an older file means acknowledged writes after it are
+    /// unreachable, which is reported as data loss instead.
+    pub fn open(
+        path: &Path,
+        first_seq: u64,
+        sync: SyncPolicy,
+        may_have_tail: bool,
+    ) -> Result<(Wal, Recovery)> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -151,6 +201,31 @@ impl Wal {
             pos += 8 + len as usize;
         }
         let dropped_bytes = (bytes.len() - pos) as u64;
+        if dropped_bytes > 0 && !may_have_tail {
+            return Err(Error::data_loss(
+                path,
+                format!(
+                    "corrupt record at byte {pos} of a log file that later files follow ({dropped_bytes} bytes unreadable)"
+                ),
+            ));
+        }
+        if let Some(r) = records.first()
+            && r.seq != first_seq
+        {
+            return Err(Error::data_loss(
+                path,
+                format!(
+                    "first record has sequence {}, file name says {first_seq}",
+                    r.seq
+                ),
+            ));
+        }
+        if let Some(w) = records.windows(2).find(|w| w[1].seq != w[0].seq + 1) {
+            return Err(Error::data_loss(
+                path,
+                format!("sequence jumps from {} to {}", w[0].seq, w[1].seq),
+            ));
+        }
         if dropped_bytes > 0 {
             file.set_len(pos as u64).map_err(|e| Error::io(path, e))?;
             file.sync_all().map_err(|e| Error::io(path, e))?;
@@ -163,7 +238,7 @@ impl Wal {
         }
         file.seek(SeekFrom::Start(pos as u64))
             .map_err(|e| Error::io(path, e))?;
-        let next_seq = records.last().map_or(1, |r| r.seq + 1);
+        let next_seq = records.last().map_or(first_seq, |r| r.seq + 1);
         Ok((
             Wal {
                 path: path.to_owned(),
@@ -171,6 +246,7 @@ impl Wal {
                 len: pos as u64,
                 next_seq,
                 sync,
+                dirty: false,
             },
             Recovery {
                 records,
@@ -197,7 +273,7 @@ impl Wal {
         frame.extend_from_slice(&payload);
         let res = self.file.write_all(&frame).and_then(|_| match self.sync {
             SyncPolicy::Always => self.file.sync_data(),
-            SyncPolicy::Never => Ok(()),
+            SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
         });
         if let Err(e) = res {
             // Best effort: if even this fails the tail is torn and recovery
@@ -207,7 +283,29 @@ impl Wal {
         }
         self.len += frame.len() as u64;
         self.next_seq += 1;
+        self.dirty = self.sync != SyncPolicy::Always;
         Ok(rec.seq)
+    }
+
+    /// fsyncs what was written since the last sync (interval policy's flusher,
+    /// and before a file is retired).
+    pub fn sync_if_dirty(&mut self) -> Result<()> {
+        if self.dirty {
+            self.file
+                .sync_data()
+                .map_err(|e| Error::io(&self.path, e))?;
+            self.dirty = false;
+        }
+        Ok(())
+    }
+
+    /// Sequence number the next append gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn len_bytes(&self) -> u64 {
@@ -238,7 +336,7 @@ mod tests {
     fn round_trip_and_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.log");
-        let mut w = Wal::create(&path, SyncPolicy::Always).unwrap();
+        let mut w = Wal::create(&path, 1, SyncPolicy::Always).unwrap();
         assert_eq!(w.append(rec(&["a"])).unwrap(), 1);
         assert_eq!(w.append(rec(&["b", "c"])).unwrap(), 2);
         let good_len = w.len_bytes();
@@ -247,14 +345,14 @@ mod tests {
         let mut f = OpenOptions::new().append(true).open(&path).unwrap();
         f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 9, 9]).unwrap();
         drop(f);
-        let (mut w, rec_) = Wal::open(&path, SyncPolicy::Always).unwrap();
+        let (mut w, rec_) = Wal::open(&path, 1, SyncPolicy::Always, true).unwrap();
         assert_eq!(rec_.records.len(), 2);
         assert_eq!(rec_.records[1].upserts[1].id, "c");
         assert_eq!(rec_.dropped_bytes, 10);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
         assert_eq!(w.append(rec(&["d"])).unwrap(), 3);
         drop(w);
-        let (_, rec_) = Wal::open(&path, SyncPolicy::Always).unwrap();
+        let (_, rec_) = Wal::open(&path, 1, SyncPolicy::Always, true).unwrap();
         assert_eq!(rec_.records.len(), 3);
         assert_eq!(rec_.dropped_bytes, 0);
     }
@@ -263,7 +361,7 @@ mod tests {
     fn corrupt_record_cuts_from_there() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.log");
-        let mut w = Wal::create(&path, SyncPolicy::Never).unwrap();
+        let mut w = Wal::create(&path, 1, SyncPolicy::Never).unwrap();
         w.append(rec(&["a"])).unwrap();
         let first_end = w.len_bytes();
         w.append(rec(&["b"])).unwrap();
@@ -272,9 +370,24 @@ mod tests {
         let flip = first_end as usize + 10;
         bytes[flip] ^= 0xff;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, r) = Wal::open(&path, SyncPolicy::Never).unwrap();
+        // In a file that later files follow, the same damage is data loss.
+        let older = Wal::open(&path, 1, SyncPolicy::Never, false).err().unwrap();
+        assert!(older.to_string().contains("later files follow"), "{older}");
+        let (_, r) = Wal::open(&path, 1, SyncPolicy::Never, true).unwrap();
         assert_eq!(r.records.len(), 1);
         assert_eq!(r.dropped_bytes, bytes.len() as u64 - first_end);
+    }
+
+    #[test]
+    fn sync_policy_parses() {
+        assert_eq!("always".parse::<SyncPolicy>().unwrap(), SyncPolicy::Always);
+        assert_eq!(
+            "interval=25".parse::<SyncPolicy>().unwrap(),
+            SyncPolicy::Interval(std::time::Duration::from_millis(25))
+        );
+        for bad in ["interval=0", "interval=x", "sometimes"] {
+            assert!(bad.parse::<SyncPolicy>().is_err(), "{bad}");
+        }
     }
 
     #[test]
@@ -282,7 +395,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("wal.log");
         std::fs::write(&path, b"not a wal at all").unwrap();
-        let err = Wal::open(&path, SyncPolicy::Never).err().unwrap();
+        let err = Wal::open(&path, 1, SyncPolicy::Never, true).err().unwrap();
         assert!(matches!(err, Error::DataLoss { .. }));
         assert!(err.to_string().contains("wal.log"));
     }

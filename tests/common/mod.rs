@@ -12,11 +12,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+use vidx::collection::StorageOptions;
 use vidx::pb;
 use vidx::pb::vector_index_client::VectorIndexClient;
 use vidx::registry::Registry;
 use vidx::server::{ServerOptions, serve};
-use vidx::wal::SyncPolicy;
 
 pub type Client = VectorIndexClient<Channel>;
 
@@ -43,8 +43,24 @@ impl TestServer {
 
     /// Starts a server on an existing data dir (e.g. to test a restart).
     pub async fn start_in(dir: &Path, opts: ServerOptions) -> TestServer {
+        Self::start_full(dir, opts, StorageOptions::default()).await
+    }
+
+    /// A fresh temp dir with the given storage options.
+    pub async fn start_storage(storage: StorageOptions) -> TestServer {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::start_full(tmp.path(), ServerOptions::default(), storage).await;
+        s._tmp = Some(tmp);
+        s
+    }
+
+    pub async fn start_full(
+        dir: &Path,
+        opts: ServerOptions,
+        storage: StorageOptions,
+    ) -> TestServer {
         let d = dir.to_owned();
-        let registry = tokio::task::spawn_blocking(move || Registry::open(&d, SyncPolicy::Always))
+        let registry = tokio::task::spawn_blocking(move || Registry::open(&d, storage))
             .await
             .unwrap()
             .expect("open registry");

@@ -1,0 +1,396 @@
+//! The sealed HNSW graph: its flat on-disk layout, its export from hnsw_rs,
+//! and the search routine that walks it in place (memory-mapped).
+//!
+//! Payload of `graph.bin` (all little-endian, sections 8-byte aligned):
+//!
+//! ```text
+//! directory  max_level × (count u64, nodes_offset u64, adj_offset u64), for layers 1..=max_level
+//! levels     n × u8: the top layer of each node
+//! layer 0    n × (1 + m0) u32: neighbour count, then ids padded with u32::MAX
+//! layer l    count_l × u32 node ids (ascending), then count_l × (1 + m) u32 rows
+//! ```
+//!
+//! Header fields: `[n, m0, m, entry | max_level << 32]`. Every id read from
+//! the file is bounds-checked before use, so a damaged graph can give poor
+//! results until the checksum pass flags it, but never a panic.
+
+use std::cell::RefCell;
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::path::Path;
+
+use hnsw_rs::prelude::Hnsw;
+
+use crate::distance::{GraphDistance, Metric};
+use crate::error::{Error, Result};
+use crate::format::{FileWriter, MappedFile};
+
+pub const MAGIC: &[u8; 8] = b"VIDXGRF\0";
+pub const VERSION: u32 = 1;
+const NONE: u32 = u32::MAX;
+
+/// Writes the graph of an hnsw_rs index whose data ids are `0..n` into the
+/// flat layout. `m` is the index's max connections (layer 0 keeps 2m).
+pub fn export(
+    hnsw: &Hnsw<'static, f32, GraphDistance>,
+    n: usize,
+    m: usize,
+    path: &Path,
+) -> Result<()> {
+    let m0 = 2 * m;
+    let mut levels = vec![0u8; n];
+    let mut layer0 = vec![NONE; n * (1 + m0)];
+    for row in layer0.chunks_exact_mut(1 + m0) {
+        row[0] = 0;
+    }
+    // upper[l - 1] holds (node, neighbours) of layer l.
+    let mut upper: Vec<Vec<(u32, Vec<u32>)>> = Vec::new();
+    for p in hnsw.get_point_indexation() {
+        let node = p.get_origin_id();
+        if node >= n {
+            return Err(Error::Internal(format!("graph node {node} outside 0..{n}")));
+        }
+        let level = p.get_point_id().0 as usize;
+        levels[node] = level as u8;
+        for (l, mut nbs) in p
+            .get_neighborhood_id()
+            .into_iter()
+            .enumerate()
+            .take(level + 1)
+        {
+            // hnsw_rs keeps each list within its cap; sort and cap anyway so
+            // the fixed-stride rows can never overflow.
+            nbs.sort_by(|a, b| a.distance.total_cmp(&b.distance));
+            let ids: Vec<u32> = nbs
+                .iter()
+                .map(|x| x.d_id as u32)
+                .filter(|&x| (x as usize) < n)
+                .collect();
+            if l == 0 {
+                let row = &mut layer0[node * (1 + m0)..(node + 1) * (1 + m0)];
+                let c = ids.len().min(m0);
+                row[0] = c as u32;
+                row[1..1 + c].copy_from_slice(&ids[..c]);
+            } else {
+                while upper.len() < l {
+                    upper.push(Vec::new());
+                }
+                let mut ids = ids;
+                ids.truncate(m);
+                upper[l - 1].push((node as u32, ids));
+            }
+        }
+    }
+    let max_level = upper.len();
+    let entry = match upper.last() {
+        Some(top) => top.iter().map(|(n, _)| *n).min().unwrap_or(0),
+        None => 0,
+    };
+    for layer in &mut upper {
+        layer.sort_by_key(|(node, _)| *node);
+    }
+    let mut w = FileWriter::create(path, MAGIC, VERSION)?;
+    // Directory first: its offsets are computed ahead.
+    let mut offset = (max_level * 24) as u64;
+    offset += (n as u64).div_ceil(8) * 8;
+    offset += (layer0.len() * 4) as u64;
+    offset = offset.div_ceil(8) * 8;
+    let mut dir: Vec<u64> = Vec::with_capacity(max_level * 3);
+    for layer in &upper {
+        let count = layer.len() as u64;
+        let nodes_off = offset;
+        offset += (count * 4).div_ceil(8) * 8;
+        let adj_off = offset;
+        offset += (count * (1 + m as u64) * 4).div_ceil(8) * 8;
+        dir.extend_from_slice(&[count, nodes_off, adj_off]);
+    }
+    w.write_pod(&dir)?;
+    w.write(&levels)?;
+    w.align8()?;
+    w.write_pod(&layer0)?;
+    w.align8()?;
+    for layer in &upper {
+        let nodes: Vec<u32> = layer.iter().map(|(n, _)| *n).collect();
+        w.write_pod(&nodes)?;
+        w.align8()?;
+        let mut rows = vec![NONE; layer.len() * (1 + m)];
+        for (i, (_, ids)) in layer.iter().enumerate() {
+            let row = &mut rows[i * (1 + m)..(i + 1) * (1 + m)];
+            row[0] = ids.len() as u32;
+            row[1..1 + ids.len()].copy_from_slice(ids);
+        }
+        w.write_pod(&rows)?;
+        w.align8()?;
+    }
+    debug_assert_eq!(w.position(), offset);
+    w.finish([
+        n as u64,
+        m0 as u64,
+        m as u64,
+        entry as u64 | ((max_level as u64) << 32),
+    ])
+}
+
+/// The vectors a graph's node ids index, and how to compare them.
+#[derive(Clone, Copy)]
+pub struct Space<'a> {
+    /// Row-major, `dim` wide, row i = node i.
+    pub vectors: &'a [f32],
+    pub dim: usize,
+    pub metric: Metric,
+}
+
+/// Offsets of a mapped graph's sections, read once at open.
+pub struct Graph {
+    pub file: MappedFile,
+    n: usize,
+    m0: usize,
+    m: usize,
+    entry: u32,
+    layer0_off: u64,
+    /// Per upper layer: (count, nodes offset, adjacency offset).
+    upper: Vec<(u64, u64, u64)>,
+}
+
+/// Borrowed slices of one graph for the duration of a search.
+struct View<'a> {
+    layer0: &'a [u32],
+    upper: Vec<(&'a [u32], &'a [u32])>,
+    m0: usize,
+    m: usize,
+    n: usize,
+}
+
+impl View<'_> {
+    #[inline]
+    fn neighbours(&self, level: usize, node: u32) -> &[u32] {
+        if level == 0 {
+            let s = 1 + self.m0;
+            let row = &self.layer0[node as usize * s..(node as usize + 1) * s];
+            let c = (row[0] as usize).min(self.m0);
+            &row[1..1 + c]
+        } else {
+            let (nodes, adj) = &self.upper[level - 1];
+            match nodes.binary_search(&node) {
+                Ok(i) => {
+                    let s = 1 + self.m;
+                    let row = &adj[i * s..(i + 1) * s];
+                    let c = (row[0] as usize).min(self.m);
+                    &row[1..1 + c]
+                }
+                Err(_) => &[],
+            }
+        }
+    }
+}
+
+impl Graph {
+    pub fn open(path: &Path) -> Result<Graph> {
+        let file = MappedFile::open(path, MAGIC, VERSION)?;
+        let [n, m0, m, packed] = file.fields;
+        let entry = (packed & 0xffff_ffff) as u32;
+        let max_level = (packed >> 32) as usize;
+        if m0 == 0
+            || m0 > 1024
+            || m == 0
+            || m > 512
+            || max_level > 64
+            || (n > 0 && entry as u64 >= n)
+        {
+            return Err(Error::data_loss(
+                path,
+                format!(
+                    "implausible graph header: n {n}, m0 {m0}, m {m}, entry {entry}, levels {max_level}"
+                ),
+            ));
+        }
+        let dir: Vec<u64> = file.slice::<u64>(0, max_level as u64 * 3)?.to_vec();
+        let levels_off = max_level as u64 * 24;
+        let layer0_off = (levels_off + n).div_ceil(8) * 8;
+        let upper: Vec<(u64, u64, u64)> = dir.chunks_exact(3).map(|c| (c[0], c[1], c[2])).collect();
+        let g = Graph {
+            n: n as usize,
+            m0: m0 as usize,
+            m: m as usize,
+            entry,
+            layer0_off,
+            upper,
+            file,
+        };
+        // Resolve every section once so a bad offset is refused at open.
+        g.view()?;
+        Ok(g)
+    }
+
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    fn view(&self) -> Result<View<'_>> {
+        let layer0 = self
+            .file
+            .slice::<u32>(self.layer0_off, (self.n * (1 + self.m0)) as u64)?;
+        let mut upper = Vec::with_capacity(self.upper.len());
+        for &(count, nodes_off, adj_off) in &self.upper {
+            let nodes = self.file.slice::<u32>(nodes_off, count)?;
+            let adj = self
+                .file
+                .slice::<u32>(adj_off, count * (1 + self.m as u64))?;
+            upper.push((nodes, adj));
+        }
+        Ok(View {
+            layer0,
+            upper,
+            m0: self.m0,
+            m: self.m,
+            n: self.n,
+        })
+    }
+
+    /// HNSW search over `vectors` (row-major, `dim` wide): greedy descent
+    /// through the upper layers, then a best-first beam of width `ef` in
+    /// layer 0. Only nodes for which `accept` is true enter the results, but
+    /// every node is walked through, so tombstones do not cut paths.
+    /// Returns up to `k` (node, rank) pairs by ascending rank.
+    pub fn search(
+        &self,
+        space: Space<'_>,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<(u32, f32)>> {
+        let Space {
+            vectors,
+            dim,
+            metric,
+        } = space;
+        if self.n == 0 || k == 0 {
+            return Ok(Vec::new());
+        }
+        let v = self.view()?;
+        let rank = |node: u32| -> f32 {
+            let i = node as usize;
+            match vectors.get(i * dim..(i + 1) * dim) {
+                Some(x) => metric.rank(query, x),
+                None => f32::INFINITY,
+            }
+        };
+        let mut cur = self.entry;
+        let mut cur_d = rank(cur);
+        for level in (1..=v.upper.len()).rev() {
+            loop {
+                let mut changed = false;
+                for &nb in v.neighbours(level, cur) {
+                    if nb as usize >= v.n {
+                        continue;
+                    }
+                    let d = rank(nb);
+                    if d < cur_d {
+                        cur = nb;
+                        cur_d = d;
+                        changed = true;
+                    }
+                }
+                if !changed {
+                    break;
+                }
+            }
+        }
+        let ef = ef.max(k);
+        let hits = VISITED.with(|cell| {
+            let mut visited = cell.borrow_mut();
+            visited.reset(v.n);
+            let mut candidates: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef * 2);
+            let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef + 1);
+            visited.mark(cur);
+            candidates.push(Reverse(Scored(cur_d, cur)));
+            if accept(cur) {
+                results.push(Scored(cur_d, cur));
+            }
+            while let Some(Reverse(Scored(d, node))) = candidates.pop() {
+                if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
+                    break;
+                }
+                for &nb in v.neighbours(0, node) {
+                    if nb as usize >= v.n || !visited.mark(nb) {
+                        continue;
+                    }
+                    let dn = rank(nb);
+                    if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
+                        candidates.push(Reverse(Scored(dn, nb)));
+                        if accept(nb) {
+                            results.push(Scored(dn, nb));
+                            if results.len() > ef {
+                                results.pop();
+                            }
+                        }
+                    }
+                }
+            }
+            let mut out: Vec<(u32, f32)> = results.into_iter().map(|s| (s.1, s.0)).collect();
+            out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));
+            out.truncate(k);
+            out
+        });
+        Ok(hits)
+    }
+}
+
+/// A (rank, node) pair ordered by rank, NaN-safe.
+#[derive(Clone, Copy, PartialEq)]
+struct Scored(f32, u32);
+
+impl Eq for Scored {}
+
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Scored {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
+    }
+}
+
+/// Visited marks reused across searches on a thread (hnswlib's trick): a
+/// generation counter instead of clearing n flags per query.
+struct Visited {
+    marks: Vec<u16>,
+    generation: u16,
+}
+
+impl Visited {
+    fn reset(&mut self, n: usize) {
+        if self.marks.len() < n {
+            self.marks.resize(n, 0);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        if self.generation == 0 {
+            self.marks.iter_mut().for_each(|m| *m = 0);
+            self.generation = 1;
+        }
+    }
+
+    /// Marks `node`; false if it was already marked in this generation.
+    #[inline]
+    fn mark(&mut self, node: u32) -> bool {
+        let m = &mut self.marks[node as usize];
+        if *m == self.generation {
+            false
+        } else {
+            *m = self.generation;
+            true
+        }
+    }
+}
+
+thread_local! {
+    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { marks: Vec::new(), generation: 0 }) };
+}

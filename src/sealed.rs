@@ -1,0 +1,545 @@
+//! Sealed segments: immutable, memory-mapped, searched in place.
+//!
+//! A sealed segment is a directory `seg-<id>/` of files written once:
+//!
+//! | file | magic | payload |
+//! | --- | --- | --- |
+//! | `vectors.bin` | `VIDXVEC\0` | n × dim f32, row-major |
+//! | `graph.bin` | `VIDXGRF\0` | the HNSW graph, see [`crate::graph`] |
+//! | `ids.bin` | `VIDXIDS\0` | id offsets (n+1 u64), ids in sorted order (n u32), id bytes |
+//! | `meta.bin` | `VIDXMET\0` | metadata columns, see [`write_meta`] |
+//! | `tomb-<gen>.bin` | `VIDXTMB\0` | tombstones: bitset of deleted offsets |
+//!
+//! Only the tombstones change after sealing; each change is written as a new
+//! `tomb-<gen>.bin` that the manifest then points at. Nothing of the vectors
+//! or the graph is read into the heap: searches walk the maps directly.
+
+use std::path::{Path, PathBuf};
+
+use parking_lot::RwLock;
+
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::format::{FileWriter, MappedFile};
+use crate::graph::Graph;
+use crate::pb;
+
+pub const VECTORS_FILE: &str = "vectors.bin";
+pub const GRAPH_FILE: &str = "graph.bin";
+pub const IDS_FILE: &str = "ids.bin";
+pub const META_FILE: &str = "meta.bin";
+
+const VEC_MAGIC: &[u8; 8] = b"VIDXVEC\0";
+const IDS_MAGIC: &[u8; 8] = b"VIDXIDS\0";
+const META_MAGIC: &[u8; 8] = b"VIDXMET\0";
+const TOMB_MAGIC: &[u8; 8] = b"VIDXTMB\0";
+const VERSION: u32 = 1;
+
+/// Metadata columns in file order. Strings are (offsets, bytes) pairs.
+const STRING_COLUMNS: usize = 6;
+const META_COLUMNS: usize = STRING_COLUMNS + 4;
+
+/// Writes every file but the graph (which [`crate::graph::export`] writes)
+/// and the tombstones as `tomb-0.bin`.
+pub fn write(
+    dir: &Path,
+    dim: usize,
+    ids: &[String],
+    vectors: &[f32],
+    metadata: &[pb::Metadata],
+    live: &[bool],
+) -> Result<()> {
+    let n = ids.len();
+    debug_assert_eq!(vectors.len(), n * dim);
+    let mut w = FileWriter::create(&dir.join(VECTORS_FILE), VEC_MAGIC, VERSION)?;
+    w.write_pod(vectors)?;
+    w.finish([n as u64, dim as u64, 0, 0])?;
+    write_ids(&dir.join(IDS_FILE), ids)?;
+    write_meta(&dir.join(META_FILE), metadata)?;
+    write_tombstones(dir, 0, live)?;
+    Ok(())
+}
+
+fn write_ids(path: &Path, ids: &[String]) -> Result<()> {
+    let mut offsets = Vec::with_capacity(ids.len() + 1);
+    let mut total = 0u64;
+    offsets.push(0u64);
+    for id in ids {
+        total += id.len() as u64;
+        offsets.push(total);
+    }
+    let mut sorted: Vec<u32> = (0..ids.len() as u32).collect();
+    sorted.sort_by(|a, b| ids[*a as usize].cmp(&ids[*b as usize]));
+    let mut w = FileWriter::create(path, IDS_MAGIC, VERSION)?;
+    w.write_pod(&offsets)?;
+    w.write_pod(&sorted)?;
+    w.align8()?;
+    for id in ids {
+        w.write(id.as_bytes())?;
+    }
+    w.finish([ids.len() as u64, total, 0, 0])
+}
+
+/// `meta.bin` payload: a directory of `META_COLUMNS` × 4 u64, then the
+/// columns. String column: offsets (n+1 u64) at `a`, bytes at `b`.
+/// `captured_at`, `uploaded_at`: n i64 at `a`. `victim_identified`: n u8 at
+/// `a`. `tags`: per-point ranges (n+1 u64) at `a` into a string column of
+/// all tags with offsets at `b` and bytes at `c`.
+pub fn write_meta(path: &Path, metadata: &[pb::Metadata]) -> Result<()> {
+    let n = metadata.len() as u64;
+    let strings: [fn(&pb::Metadata) -> &str; STRING_COLUMNS] = [
+        |m| &m.media_id,
+        |m| &m.upload_id,
+        |m| &m.case_id,
+        |m| &m.country,
+        |m| &m.agency,
+        |m| &m.series_label,
+    ];
+    let all_tags: Vec<&str> = metadata
+        .iter()
+        .flat_map(|m| m.tags.iter().map(String::as_str))
+        .collect();
+    let pad8 = |x: u64| x.div_ceil(8) * 8;
+    fn str_bytes<'a>(get: &dyn Fn(usize) -> &'a str, count: usize) -> u64 {
+        (0..count).map(|i| get(i).len() as u64).sum::<u64>()
+    }
+    // Lay out the sections first so the directory can lead the file.
+    let mut dir = [[0u64; 4]; META_COLUMNS];
+    let mut off = (META_COLUMNS * 32) as u64;
+    for (c, get) in strings.iter().enumerate() {
+        let bytes = str_bytes(&|i| get(&metadata[i]), metadata.len());
+        dir[c] = [off, off + (n + 1) * 8, bytes, 0];
+        off = pad8(off + (n + 1) * 8 + bytes);
+    }
+    for c in [STRING_COLUMNS, STRING_COLUMNS + 1] {
+        dir[c] = [off, 0, 0, 0];
+        off += n * 8;
+    }
+    dir[STRING_COLUMNS + 2] = [off, 0, 0, 0];
+    off = pad8(off + n);
+    let t = all_tags.len() as u64;
+    let tag_bytes = str_bytes(&|i| all_tags[i], all_tags.len());
+    dir[STRING_COLUMNS + 3] = [
+        off,
+        off + (n + 1) * 8,
+        off + (n + 1) * 8 + (t + 1) * 8,
+        tag_bytes,
+    ];
+
+    let mut w = FileWriter::create(path, META_MAGIC, VERSION)?;
+    for d in &dir {
+        w.write_pod(d)?;
+    }
+    fn write_strings<'a>(
+        w: &mut FileWriter,
+        get: &dyn Fn(usize) -> &'a str,
+        count: usize,
+    ) -> Result<()> {
+        let mut acc = 0u64;
+        let mut offsets = Vec::with_capacity(count + 1);
+        offsets.push(0u64);
+        for i in 0..count {
+            acc += get(i).len() as u64;
+            offsets.push(acc);
+        }
+        w.write_pod(&offsets)?;
+        for i in 0..count {
+            w.write(get(i).as_bytes())?;
+        }
+        w.align8()
+    }
+    for get in &strings {
+        write_strings(&mut w, &|i| get(&metadata[i]), metadata.len())?;
+    }
+    w.write_pod(&metadata.iter().map(|m| m.captured_at).collect::<Vec<i64>>())?;
+    w.write_pod(&metadata.iter().map(|m| m.uploaded_at).collect::<Vec<i64>>())?;
+    w.write(
+        &metadata
+            .iter()
+            .map(|m| m.victim_identified as u8)
+            .collect::<Vec<u8>>(),
+    )?;
+    w.align8()?;
+    let mut ranges = Vec::with_capacity(metadata.len() + 1);
+    let mut acc = 0u64;
+    ranges.push(0u64);
+    for m in metadata {
+        acc += m.tags.len() as u64;
+        ranges.push(acc);
+    }
+    w.write_pod(&ranges)?;
+    write_strings(&mut w, &|i| all_tags[i], all_tags.len())?;
+    debug_assert_eq!(
+        w.position(),
+        pad8(dir[STRING_COLUMNS + 3][2] + (t + 1) * 8 + tag_bytes)
+    );
+    w.finish([n, META_COLUMNS as u64, 0, 0])
+}
+
+pub fn tomb_file_name(generation: u64) -> String {
+    format!("tomb-{generation}.bin")
+}
+
+/// Writes `tomb-<generation>.bin`: bit i set = offset i deleted.
+pub fn write_tombstones(dir: &Path, generation: u64, live: &[bool]) -> Result<String> {
+    let mut words = vec![0u64; live.len().div_ceil(64)];
+    for (i, l) in live.iter().enumerate() {
+        if !l {
+            words[i / 64] |= 1 << (i % 64);
+        }
+    }
+    let name = tomb_file_name(generation);
+    let mut w = FileWriter::create(&dir.join(&name), TOMB_MAGIC, VERSION)?;
+    w.write_pod(&words)?;
+    w.finish([live.len() as u64, generation, 0, 0])?;
+    Ok(name)
+}
+
+/// Reads a tombstone file fully (it is small: n bits) and checks it.
+fn read_tombstones(path: &Path, n: usize) -> Result<Vec<u64>> {
+    let f = MappedFile::open(path, TOMB_MAGIC, VERSION)?;
+    f.verify()?;
+    if f.fields[0] != n as u64 {
+        return Err(Error::data_loss(
+            path,
+            format!("tombstones for {} points, segment has {n}", f.fields[0]),
+        ));
+    }
+    Ok(f.slice::<u64>(0, n.div_ceil(64) as u64)?.to_vec())
+}
+
+struct Tombstones {
+    words: Vec<u64>,
+    dead: usize,
+    /// Changed since last written.
+    dirty: bool,
+}
+
+impl Tombstones {
+    #[inline]
+    fn is_dead(&self, i: usize) -> bool {
+        self.words
+            .get(i / 64)
+            .is_none_or(|w| w & (1 << (i % 64)) != 0)
+    }
+}
+
+/// An open sealed segment.
+pub struct SealedSegment {
+    pub id: u64,
+    dir: PathBuf,
+    dim: usize,
+    metric: Metric,
+    n: usize,
+    vectors: MappedFile,
+    graph: Graph,
+    ids: MappedFile,
+    meta: MappedFile,
+    meta_dir: Vec<[u64; 4]>,
+    tomb: RwLock<Tombstones>,
+}
+
+impl SealedSegment {
+    /// Maps a segment's files and checks their headers and sizes (not their
+    /// payload checksums: see [`SealedSegment::verify`]).
+    pub fn open(
+        id: u64,
+        dir: &Path,
+        dim: usize,
+        metric: Metric,
+        tomb_file: &str,
+    ) -> Result<SealedSegment> {
+        let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, VERSION)?;
+        let [n, vdim, ..] = vectors.fields;
+        if vdim != dim as u64 {
+            return Err(Error::data_loss(
+                vectors.path(),
+                format!("dimension {vdim}, collection has {dim}"),
+            ));
+        }
+        let n = n as usize;
+        vectors.slice::<f32>(0, (n * dim) as u64)?;
+        let graph = Graph::open(&dir.join(GRAPH_FILE))?;
+        if graph.len() != n {
+            return Err(Error::data_loss(
+                graph.file.path(),
+                format!("graph has {} nodes, vectors {n}", graph.len()),
+            ));
+        }
+        let ids = MappedFile::open(&dir.join(IDS_FILE), IDS_MAGIC, VERSION)?;
+        if ids.fields[0] != n as u64 {
+            return Err(Error::data_loss(
+                ids.path(),
+                format!("{} ids, vectors {n}", ids.fields[0]),
+            ));
+        }
+        let meta = MappedFile::open(&dir.join(META_FILE), META_MAGIC, VERSION)?;
+        if meta.fields != [n as u64, META_COLUMNS as u64, 0, 0] {
+            return Err(Error::data_loss(
+                meta.path(),
+                format!("header {:?} does not fit {n} points", meta.fields),
+            ));
+        }
+        let meta_dir: Vec<[u64; 4]> = meta
+            .slice::<u64>(0, (META_COLUMNS * 4) as u64)?
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
+        let words = read_tombstones(&dir.join(tomb_file), n)?;
+        let dead = (0..n)
+            .filter(|&i| words[i / 64] & (1 << (i % 64)) != 0)
+            .count();
+        let seg = SealedSegment {
+            id,
+            dir: dir.to_owned(),
+            dim,
+            metric,
+            n,
+            vectors,
+            graph,
+            ids,
+            meta,
+            meta_dir,
+            tomb: RwLock::new(Tombstones {
+                words,
+                dead,
+                dirty: false,
+            }),
+        };
+        // Touch every section once so bad offsets are refused here, not in a query.
+        if n > 0 {
+            seg.id_at(0)?;
+            seg.metadata_at(n - 1)?;
+            seg.id_at(n - 1)?;
+        }
+        Ok(seg)
+    }
+
+    /// Reads every file's payload and checks its CRC.
+    pub fn verify(&self) -> Result<()> {
+        self.vectors.verify()?;
+        self.graph.file.verify()?;
+        self.ids.verify()?;
+        self.meta.verify()
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Points held, live or not.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    pub fn live_count(&self) -> usize {
+        self.n - self.tomb.read().dead
+    }
+
+    pub fn dead_count(&self) -> usize {
+        self.tomb.read().dead
+    }
+
+    pub fn disk_bytes(&self) -> u64 {
+        crate::fsutil::dir_size(&self.dir)
+    }
+
+    fn vectors(&self) -> Result<&[f32]> {
+        self.vectors.slice::<f32>(0, (self.n * self.dim) as u64)
+    }
+
+    pub fn vector_at(&self, i: usize) -> Result<&[f32]> {
+        let v = self.vectors()?;
+        v.get(i * self.dim..(i + 1) * self.dim)
+            .ok_or_else(|| Error::Internal(format!("offset {i} outside segment of {}", self.n)))
+    }
+
+    fn id_offsets(&self) -> Result<&[u64]> {
+        self.ids.slice::<u64>(0, self.n as u64 + 1)
+    }
+
+    pub fn id_at(&self, i: usize) -> Result<&str> {
+        let offs = self.id_offsets()?;
+        let base = ((self.n as u64 + 1) * 8 + (self.n as u64 * 4)).div_ceil(8) * 8;
+        let (a, b) = (offs[i], offs[i + 1]);
+        let bytes = self.ids.slice::<u8>(base + a, b.saturating_sub(a))?;
+        std::str::from_utf8(bytes)
+            .map_err(|_| Error::data_loss(self.ids.path(), format!("id {i} is not UTF-8")))
+    }
+
+    /// Offset of `id` (live or dead) by binary search over the sorted ids.
+    pub fn find(&self, id: &str) -> Result<Option<usize>> {
+        let sorted = self
+            .ids
+            .slice::<u32>((self.n as u64 + 1) * 8, self.n as u64)?;
+        let (mut lo, mut hi) = (0usize, self.n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let off = sorted[mid] as usize;
+            if off >= self.n {
+                return Err(Error::data_loss(
+                    self.ids.path(),
+                    "sorted index points outside the segment",
+                ));
+            }
+            match self.id_at(off)?.cmp(id) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Ok(Some(off)),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Offset of `id` if it is live here.
+    pub fn lookup(&self, id: &str) -> Result<Option<usize>> {
+        Ok(self.find(id)?.filter(|&i| !self.tomb.read().is_dead(i)))
+    }
+
+    pub fn is_live(&self, i: usize) -> bool {
+        !self.tomb.read().is_dead(i)
+    }
+
+    /// Tombstones offset `i`; true if it was live.
+    pub fn kill(&self, i: usize) -> bool {
+        let mut t = self.tomb.write();
+        if i >= self.n || t.is_dead(i) {
+            return false;
+        }
+        t.words[i / 64] |= 1 << (i % 64);
+        t.dead += 1;
+        t.dirty = true;
+        true
+    }
+
+    /// Liveness of every offset.
+    pub fn live_bits(&self) -> Vec<bool> {
+        let t = self.tomb.read();
+        (0..self.n).map(|i| !t.is_dead(i)).collect()
+    }
+
+    /// Writes the tombstones as `tomb-<generation>.bin` if they changed;
+    /// returns the new file name, or None when nothing changed.
+    pub fn persist_tombstones(&self, generation: u64) -> Result<Option<String>> {
+        let live = {
+            let t = self.tomb.read();
+            if !t.dirty {
+                return Ok(None);
+            }
+            (0..self.n).map(|i| !t.is_dead(i)).collect::<Vec<bool>>()
+        };
+        let name = write_tombstones(&self.dir, generation, &live)?;
+        // Deletes that raced with the write stay dirty: only clear if the
+        // written state is still the current one.
+        let mut t = self.tomb.write();
+        if (0..self.n).all(|i| t.is_dead(i) != live[i]) {
+            t.dirty = false;
+        }
+        Ok(Some(name))
+    }
+
+    fn string_at(&self, column: usize, i: usize) -> Result<&str> {
+        let [a, b, _, _] = self.meta_dir[column];
+        let offs = self.meta.slice::<u64>(a, self.n as u64 + 1)?;
+        let (s, e) = (offs[i], offs[i + 1]);
+        let bytes = self.meta.slice::<u8>(b + s, e.saturating_sub(s))?;
+        std::str::from_utf8(bytes).map_err(|_| {
+            Error::data_loss(
+                self.meta.path(),
+                format!("column {column} row {i} is not UTF-8"),
+            )
+        })
+    }
+
+    pub fn metadata_at(&self, i: usize) -> Result<pb::Metadata> {
+        let s = |c| self.string_at(c, i).map(str::to_owned);
+        let n = self.n as u64;
+        let i64_at =
+            |c: usize| -> Result<i64> { Ok(self.meta.slice::<i64>(self.meta_dir[c][0], n)?[i]) };
+        let flag = self
+            .meta
+            .slice::<u8>(self.meta_dir[STRING_COLUMNS + 2][0], n)?[i]
+            != 0;
+        let [ra, ta, tb, _] = self.meta_dir[STRING_COLUMNS + 3];
+        let ranges = self.meta.slice::<u64>(ra, n + 1)?;
+        let (t0, t1) = (ranges[i], ranges[i + 1]);
+        let total_tags = ranges[self.n];
+        let tag_offs = self.meta.slice::<u64>(ta, total_tags + 1)?;
+        let mut tags = Vec::new();
+        for t in t0..t1.min(total_tags) {
+            let (s0, s1) = (tag_offs[t as usize], tag_offs[t as usize + 1]);
+            let bytes = self.meta.slice::<u8>(tb + s0, s1.saturating_sub(s0))?;
+            tags.push(
+                std::str::from_utf8(bytes)
+                    .map_err(|_| {
+                        Error::data_loss(self.meta.path(), format!("tag of row {i} is not UTF-8"))
+                    })?
+                    .to_owned(),
+            );
+        }
+        Ok(pb::Metadata {
+            media_id: s(0)?,
+            upload_id: s(1)?,
+            case_id: s(2)?,
+            country: s(3)?,
+            agency: s(4)?,
+            series_label: s(5)?,
+            captured_at: i64_at(STRING_COLUMNS)?,
+            uploaded_at: i64_at(STRING_COLUMNS + 1)?,
+            victim_identified: flag,
+            tags,
+        })
+    }
+
+    /// The point at offset `i`.
+    pub fn point_at(&self, i: usize) -> Result<pb::Point> {
+        Ok(pb::Point {
+            id: self.id_at(i)?.to_owned(),
+            vector: self.vector_at(i)?.to_vec(),
+            metadata: Some(self.metadata_at(i)?),
+        })
+    }
+
+    /// Approximate k-NN over live points with the in-place graph search.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        exclude: Option<usize>,
+    ) -> Result<Vec<(usize, f32)>> {
+        let vectors = self.vectors()?;
+        let t = self.tomb.read();
+        let accept = |i: u32| Some(i as usize) != exclude && !t.is_dead(i as usize);
+        let space = crate::graph::Space {
+            vectors,
+            dim: self.dim,
+            metric: self.metric,
+        };
+        let hits = self.graph.search(space, query, k, ef, &accept)?;
+        Ok(hits.into_iter().map(|(i, r)| (i as usize, r)).collect())
+    }
+
+    /// Exact k-NN over live points.
+    pub fn exact_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        exclude: Option<usize>,
+    ) -> Result<Vec<(usize, f32)>> {
+        let vectors = self.vectors()?;
+        let t = self.tomb.read();
+        let mut hits: Vec<(usize, f32)> = vectors
+            .chunks_exact(self.dim)
+            .enumerate()
+            .filter(|(i, _)| Some(*i) != exclude && !t.is_dead(*i))
+            .map(|(i, v)| (i, self.metric.rank(query, v)))
+            .collect();
+        crate::segment::top_k(&mut hits, k);
+        Ok(hits)
+    }
+}

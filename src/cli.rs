@@ -38,6 +38,16 @@ pub enum Command {
     Search(SearchArgs),
     /// List the server's collections.
     Collections(ClientArgs),
+    /// Seal a collection's in-memory segment into memory-mapped files now.
+    Flush(FlushArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct FlushArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long)]
+    pub collection: String,
 }
 
 #[derive(clap::Args, Debug)]
@@ -167,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::Ingest(a) => ingest(a).await,
             Command::Search(a) => search(a).await,
             Command::Collections(a) => collections(a).await,
+            Command::Flush(a) => flush(a).await,
         }
     });
     match result {
@@ -442,5 +453,21 @@ async fn collections(a: ClientArgs) -> anyhow::Result<()> {
             c.disk_bytes
         );
     }
+    Ok(())
+}
+
+async fn flush(a: FlushArgs) -> anyhow::Result<()> {
+    let mut client = connect(&a.client.server).await?;
+    let r = client
+        .flush(pb::FlushRequest {
+            collection: a.collection.clone(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "sealed {} points of {}; it now has {} segments",
+        r.sealed_points, a.collection, r.segments
+    );
     Ok(())
 }

@@ -171,14 +171,17 @@ impl View<'_> {
             &row[1..1 + c]
         } else {
             let (nodes, adj) = &self.upper[level - 1];
-            match nodes.binary_search(&node) {
-                Ok(i) => {
-                    let s = 1 + self.m;
-                    let row = &adj[i * s..(i + 1) * s];
+            let s = 1 + self.m;
+            match nodes
+                .binary_search(&node)
+                .ok()
+                .and_then(|i| adj.get(i * s..(i + 1) * s))
+            {
+                Some(row) => {
                     let c = (row[0] as usize).min(self.m);
                     &row[1..1 + c]
                 }
-                Err(_) => &[],
+                None => &[],
             }
         }
     }
@@ -231,15 +234,14 @@ impl Graph {
     }
 
     fn view(&self) -> Result<View<'_>> {
-        let layer0 = self
-            .file
-            .slice::<u32>(self.layer0_off, (self.n * (1 + self.m0)) as u64)?;
+        // Header values are untrusted: overflow means "does not fit".
+        let len = self.n.checked_mul(1 + self.m0).unwrap_or(usize::MAX) as u64;
+        let layer0 = self.file.slice::<u32>(self.layer0_off, len)?;
         let mut upper = Vec::with_capacity(self.upper.len());
         for &(count, nodes_off, adj_off) in &self.upper {
             let nodes = self.file.slice::<u32>(nodes_off, count)?;
-            let adj = self
-                .file
-                .slice::<u32>(adj_off, count * (1 + self.m as u64))?;
+            let len = count.checked_mul(1 + self.m as u64).unwrap_or(u64::MAX);
+            let adj = self.file.slice::<u32>(adj_off, len)?;
             upper.push((nodes, adj));
         }
         Ok(View {

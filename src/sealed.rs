@@ -258,7 +258,10 @@ impl SealedSegment {
             ));
         }
         let n = n as usize;
-        vectors.slice::<f32>(0, (n * dim) as u64)?;
+        let floats = n.checked_mul(dim).ok_or_else(|| {
+            Error::data_loss(vectors.path(), format!("implausible point count {n}"))
+        })?;
+        vectors.slice::<f32>(0, floats as u64)?;
         let graph = Graph::open(&dir.join(GRAPH_FILE))?;
         if graph.len() != n {
             return Err(Error::data_loss(
@@ -286,9 +289,8 @@ impl SealedSegment {
             .map(|c| [c[0], c[1], c[2], c[3]])
             .collect();
         let words = read_tombstones(&dir.join(tomb_file), n)?;
-        let dead = (0..n)
-            .filter(|&i| words[i / 64] & (1 << (i % 64)) != 0)
-            .count();
+        // Bits past n are never set, so a popcount is the dead count.
+        let dead = words.iter().map(|w| w.count_ones() as usize).sum();
         let seg = SealedSegment {
             id,
             dir: dir.to_owned(),
@@ -366,7 +368,9 @@ impl SealedSegment {
         let offs = self.id_offsets()?;
         let base = ((self.n as u64 + 1) * 8 + (self.n as u64 * 4)).div_ceil(8) * 8;
         let (a, b) = (offs[i], offs[i + 1]);
-        let bytes = self.ids.slice::<u8>(base + a, b.saturating_sub(a))?;
+        let bytes = self
+            .ids
+            .slice::<u8>(base.saturating_add(a), b.saturating_sub(a))?;
         std::str::from_utf8(bytes)
             .map_err(|_| Error::data_loss(self.ids.path(), format!("id {i} is not UTF-8")))
     }
@@ -446,7 +450,9 @@ impl SealedSegment {
         let [a, b, _, _] = self.meta_dir[column];
         let offs = self.meta.slice::<u64>(a, self.n as u64 + 1)?;
         let (s, e) = (offs[i], offs[i + 1]);
-        let bytes = self.meta.slice::<u8>(b + s, e.saturating_sub(s))?;
+        let bytes = self
+            .meta
+            .slice::<u8>(b.saturating_add(s), e.saturating_sub(s))?;
         std::str::from_utf8(bytes).map_err(|_| {
             Error::data_loss(
                 self.meta.path(),
@@ -468,11 +474,13 @@ impl SealedSegment {
         let ranges = self.meta.slice::<u64>(ra, n + 1)?;
         let (t0, t1) = (ranges[i], ranges[i + 1]);
         let total_tags = ranges[self.n];
-        let tag_offs = self.meta.slice::<u64>(ta, total_tags + 1)?;
+        let tag_offs = self.meta.slice::<u64>(ta, total_tags.saturating_add(1))?;
         let mut tags = Vec::new();
         for t in t0..t1.min(total_tags) {
             let (s0, s1) = (tag_offs[t as usize], tag_offs[t as usize + 1]);
-            let bytes = self.meta.slice::<u8>(tb + s0, s1.saturating_sub(s0))?;
+            let bytes = self
+                .meta
+                .slice::<u8>(tb.saturating_add(s0), s1.saturating_sub(s0))?;
             tags.push(
                 std::str::from_utf8(bytes)
                     .map_err(|_| {

@@ -173,6 +173,32 @@ fn gen_serve_ingest_search() {
     assert!(rows[0].contains("x1") && rows[0].contains("NL"), "{out}");
     assert!(rows[1].contains("x2"), "{out}");
 
+    // Seal from the shell; the points still answer.
+    let out = run(&["flush", "--server", url, "--collection", "small"]);
+    assert!(
+        out.contains(&format!(
+            "sealed {n_lines} points of small; it now has 2 segments"
+        )),
+        "{out}"
+    );
+    let out = run(&[
+        "search",
+        "--server",
+        url,
+        "--collection",
+        "small",
+        "--id",
+        id,
+        "-k",
+        "5",
+        "--json",
+    ]);
+    let again: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(again.len(), hits.len());
+    for (a, b) in again.iter().zip(&hits) {
+        assert_eq!(a["id"], b["id"], "same neighbours from the sealed segment");
+    }
+
     // A bad query fails with the server's message and a non-zero exit.
     let bad = Command::new(BIN)
         .args([

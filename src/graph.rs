@@ -235,12 +235,12 @@ impl Graph {
 
     fn view(&self) -> Result<View<'_>> {
         // Header values are untrusted: overflow means "does not fit".
-        let len = self.n.checked_mul(1 + self.m0).unwrap_or(usize::MAX) as u64;
+        let len = self.n.saturating_mul(1 + self.m0) as u64;
         let layer0 = self.file.slice::<u32>(self.layer0_off, len)?;
         let mut upper = Vec::with_capacity(self.upper.len());
         for &(count, nodes_off, adj_off) in &self.upper {
             let nodes = self.file.slice::<u32>(nodes_off, count)?;
-            let len = count.checked_mul(1 + self.m as u64).unwrap_or(u64::MAX);
+            let len = count.saturating_mul(1 + self.m as u64);
             let adj = self.file.slice::<u32>(adj_off, len)?;
             upper.push((nodes, adj));
         }

@@ -265,7 +265,9 @@ fn build(a: &Args, coll_dir: &Path) {
     for ef in [16, 32, 64, 128, 256] {
         let run = |f: &dyn Fn(&[f32]) -> Vec<usize>| {
             // Two rounds: the first warms caches, the second is timed.
-            let _ = queries.iter().map(|q| f(q)).count();
+            for q in &queries {
+                std::hint::black_box(f(q));
+            }
             let t = Instant::now();
             let res: Vec<Vec<usize>> = queries.iter().map(|q| f(q)).collect();
             let qps = queries.len() as f64 / t.elapsed().as_secs_f64();

@@ -11,7 +11,7 @@
 //!   time to the first query result, resident memory right after open (and
 //!   after 1,000 queries) against the size of the files.
 //!
-//! Run: `cargo bench --bench storage -- [--n 1000000] [--dim 512] [--dir /tmp/vidx-bench]`.
+//! Run: `cargo bench --bench storage -- [--n 1000000] [--dim 512] [--ef-construction 200] [--dir /tmp/vidx-bench]`.
 //! The data directory is kept and reused if it already holds a collection of
 //! the requested size (`--rebuild` forces a new one). Nothing here is
 //! committed data: every vector is generated from a fixed seed.
@@ -21,9 +21,6 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Instant;
 
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use vidx::collection::{Collection, StorageOptions};
 use vidx::config::{Config, Kind};
@@ -41,6 +38,7 @@ struct Args {
     dir: PathBuf,
     rebuild: bool,
     child: bool,
+    ef_construction: usize,
 }
 
 fn args() -> Args {
@@ -51,6 +49,7 @@ fn args() -> Args {
         dir: std::env::temp_dir().join("vidx-bench-storage"),
         rebuild: false,
         child: false,
+        ef_construction: 200,
     };
     let mut it = std::env::args().skip(1);
     while let Some(x) = it.next() {
@@ -61,6 +60,7 @@ fn args() -> Args {
             "--queries" => a.queries = val().parse().expect("--queries"),
             "--dir" => a.dir = PathBuf::from(val()),
             "--rebuild" => a.rebuild = true,
+            "--ef-construction" => a.ef_construction = val().parse().expect("--ef-construction"),
             "--open-child" => a.child = true,
             "--bench" => {} // cargo bench passes this
             other => panic!("unknown argument {other}"),
@@ -69,17 +69,8 @@ fn args() -> Args {
     a
 }
 
-/// Clustered unit vectors like image embeddings of series: ~100 per centre,
-/// cosine ~0.6 to the centre. Deterministic per row (seeded by row).
 fn vector(seed: u64, row: usize, dim: usize, centres: usize) -> Vec<f32> {
-    let c = (row * 7919) % centres;
-    let mut crng = ChaCha8Rng::seed_from_u64(seed ^ (c as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
-    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_add(1_000_003 * row as u64 + 17));
-    let mut v: Vec<f32> = (0..dim)
-        .map(|_| crng.sample::<f32, _>(StandardNormal) + 1.3 * rng.sample::<f32, _>(StandardNormal))
-        .collect();
-    Metric::Cosine.prepare(&mut v);
-    v
+    vidx::bench::image_vector(seed, row, dim, centres)
 }
 
 fn rss() -> (u64, u64, u64) {
@@ -116,7 +107,10 @@ fn main() {
     }
     let coll_dir = a.dir.join("collections/bench");
     let stamp = a.dir.join("built.json");
-    let want = format!("{{\"n\":{},\"dim\":{}}}", a.n, a.dim);
+    let want = format!(
+        "{{\"n\":{},\"dim\":{},\"ef_construction\":{}}}",
+        a.n, a.dim, a.ef_construction
+    );
     let built = std::fs::read_to_string(&stamp).is_ok_and(|s| s == want);
     println!(
         "# vidx storage benchmark: {} x {}-d cosine, data dir {}",
@@ -179,7 +173,8 @@ fn build(a: &Args, coll_dir: &Path) {
         .collect();
     println!("generated {} vectors in {:.1?}", a.n, t.elapsed());
 
-    let config = Config::new("bench", dim as u32, Metric::Cosine, Kind::Image);
+    let mut config = Config::new("bench", dim as u32, Metric::Cosine, Kind::Image);
+    config.ef_construction = a.ef_construction as u32;
     let seg = MutableSegment::new(
         dim,
         Metric::Cosine,

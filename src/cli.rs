@@ -40,6 +40,15 @@ pub enum Command {
     Collections(ClientArgs),
     /// Seal a collection's in-memory segment into memory-mapped files now.
     Flush(FlushArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Recall vs QPS sweep of the ANN index (mutable, sealed, over gRPC).
+    Ann(crate::bench::AnnArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -178,6 +187,9 @@ pub fn main() -> ExitCode {
             Command::Search(a) => search(a).await,
             Command::Collections(a) => collections(a).await,
             Command::Flush(a) => flush(a).await,
+            Command::Bench(BenchCommand::Ann(a)) => {
+                tokio::task::spawn_blocking(move || crate::bench::run(a)).await?
+            }
         }
     });
     match result {

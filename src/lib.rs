@@ -7,6 +7,7 @@
 //! codes) → [`registry`] (name → collection) → [`collection`] (WAL + segments)
 //! → [`segment`] (graph + columns) → [`distance`] (kernels).
 
+pub mod bench;
 pub mod cli;
 pub mod collection;
 pub mod config;

@@ -354,6 +354,33 @@ pub fn write_matrix(
     writer.finish()
 }
 
+/// Writes a 2-D `<i4` matrix (e.g. ground-truth neighbour ids for other
+/// tools to read with numpy).
+pub fn write_i32_matrix(
+    path: &Path,
+    rows: usize,
+    cols: usize,
+    data: &[i32],
+) -> Result<(), NpyError> {
+    let io = |source| NpyError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if Some(data.len()) != rows.checked_mul(cols) {
+        return Err(NpyError::Shape {
+            path: path.to_path_buf(),
+            reason: format!("{} values given for a {rows} x {cols} matrix", data.len()),
+        });
+    }
+    let mut out = BufWriter::new(File::create(path).map_err(io)?);
+    out.write_all(&encode_header("<i4", rows, cols))
+        .map_err(io)?;
+    for v in data {
+        out.write_all(&v.to_le_bytes()).map_err(io)?;
+    }
+    out.flush().map_err(io)
+}
+
 /// Streams a 2-D `.npy` file row by row, so a large matrix never has to be
 /// held in memory. The shape is fixed up front; [`NpyWriter::finish`] checks
 /// that exactly `rows` rows were written and flushes.
@@ -383,7 +410,7 @@ impl NpyWriter {
     /// Creates (or truncates) `path` and writes the header of a `rows x cols`
     /// matrix of `dtype`.
     pub fn create(path: &Path, rows: usize, cols: usize, dtype: Dtype) -> Result<Self, NpyError> {
-        let header = encode_header(dtype, rows, cols);
+        let header = encode_header(dtype.descr(), rows, cols);
         let file = File::create(path).map_err(|source| NpyError::Io {
             path: path.to_path_buf(),
             source,
@@ -469,11 +496,9 @@ impl NpyWriter {
 }
 
 /// The full header bytes (magic, version, length, padded dictionary).
-fn encode_header(dtype: Dtype, rows: usize, cols: usize) -> Vec<u8> {
-    let dict = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}",
-        dtype.descr()
-    );
+fn encode_header(descr: &str, rows: usize, cols: usize) -> Vec<u8> {
+    let dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     // Version 1.0 has a 2-byte length field, 2.0 a 4-byte one.
     let (major, len_bytes) = if 10 + dict.len() + ALIGN < usize::from(u16::MAX) {
         (1u8, 2usize)
@@ -881,7 +906,7 @@ mod tests {
     fn header_is_aligned_and_numpy_shaped() {
         for (rows, cols) in [(0, 0), (1, 1), (3, 512), (123_456_789, 4096)] {
             for dtype in [Dtype::F32, Dtype::F16] {
-                let h = encode_header(dtype, rows, cols);
+                let h = encode_header(dtype.descr(), rows, cols);
                 assert_eq!(h.len() % ALIGN, 0);
                 assert_eq!(&h[..8], b"\x93NUMPY\x01\x00");
                 assert_eq!(u16::from_le_bytes([h[8], h[9]]) as usize, h.len() - 10);
@@ -893,7 +918,7 @@ mod tests {
         }
         let dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }";
         assert_eq!(
-            std::str::from_utf8(&encode_header(Dtype::F32, 2, 3)[10..]).expect("ascii"),
+            std::str::from_utf8(&encode_header(Dtype::F32.descr(), 2, 3)[10..]).expect("ascii"),
             format!(
                 "{dict}{}\n",
                 " ".repeat((dict.len() + 11).div_ceil(64) * 64 - 11 - dict.len())

@@ -217,3 +217,71 @@ fn gen_serve_ingest_search() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("InvalidArgument"));
 }
+
+/// The benchmark harness at a tiny size, so it cannot rot unnoticed.
+#[test]
+fn bench_ann_smoke() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let data = tmp.path().join("data");
+    let table = run(&[
+        "bench",
+        "ann",
+        "--n",
+        "600",
+        "--queries",
+        "20",
+        "--dim",
+        "16",
+        "--efs",
+        "10,64",
+        "--clients",
+        "2",
+        "--batch",
+        "5",
+        "--out",
+        out.to_str().unwrap(),
+        "--export",
+        data.to_str().unwrap(),
+    ]);
+    assert!(table.contains("| vidx-sealed | 64 |"), "{table}");
+    for f in ["base.npy", "query.npy", "gt.npy", "meta.json"] {
+        assert!(data.join(f).exists(), "{f}");
+    }
+    for engine in ["vidx-mutable", "vidx-sealed", "vidx-grpc"] {
+        let r: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("{engine}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(r["engine"], engine);
+        assert_eq!(r["dataset"]["n"], 600);
+        let points = r["points"].as_array().unwrap();
+        assert_eq!(points.len(), 2);
+        let at64 = points[1]["recall"].as_f64().unwrap();
+        assert!(
+            at64 >= 0.95,
+            "{engine}: recall {at64} at ef 64 on 600 points"
+        );
+        for key in ["qps_1t", "qps_all", "p50_ms", "p99_ms"] {
+            assert!(points[1][key].as_f64().unwrap() > 0.0, "{engine}.{key}");
+        }
+        assert!(r["build"]["inserts_per_s"].as_f64().unwrap() > 0.0);
+        assert!(r["memory"]["peak_rss_bytes"].as_u64().unwrap() > 0);
+    }
+    // SIFT-like data under L2 through the same path.
+    let table = run(&[
+        "bench",
+        "ann",
+        "--dataset",
+        "sift",
+        "--n",
+        "400",
+        "--queries",
+        "10",
+        "--efs",
+        "32",
+        "--modes",
+        "sealed",
+    ]);
+    assert!(table.contains("| vidx-sealed | 32 |"), "{table}");
+}

@@ -276,7 +276,7 @@ fn build(a: &Args, coll_dir: &Path) {
         let (hq, hr) = run(&|q| hnsw.search(q, 10, ef).into_iter().map(|n| n.d_id).collect());
         let (sq, sr) = run(&|q| {
             sealed
-                .search(q, 10, ef, None)
+                .search(q, 10, ef, None, None)
                 .unwrap()
                 .into_iter()
                 .map(|(i, _)| i)
@@ -308,7 +308,12 @@ fn open_child(a: &Args) {
     let q = vector(42, a.n + 1, a.dim, centres);
     let t = Instant::now();
     let hits = c
-        .search(&[vidx::collection::Query::Vector(q)], 10, 64)
+        .search(
+            &[vidx::collection::Query::Vector(q)],
+            10,
+            64,
+            &Default::default(),
+        )
         .unwrap();
     let first = t.elapsed();
     assert_eq!(hits[0].len(), 10);
@@ -346,7 +351,8 @@ fn open_child(a: &Args) {
     ] {
         let t = Instant::now();
         for q in &qs {
-            c.search(std::slice::from_ref(q), 10, 64).unwrap();
+            c.search(std::slice::from_ref(q), 10, 64, &Default::default())
+                .unwrap();
         }
         let per = t.elapsed().as_secs_f64() / qs.len() as f64;
         println!(

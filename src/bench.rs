@@ -613,7 +613,7 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
     if a.modes.iter().any(|m| m == "mutable") {
         eprintln!("mode mutable (hnsw_rs graph, in process)");
         let points = sweep(&d, &a, &|q, ef| {
-            seg.search(q, k, ef, None)
+            seg.search(q, k, ef, None, None)
                 .into_iter()
                 .map(|(i, _)| i as u32)
                 .collect()
@@ -637,7 +637,7 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
         eprintln!("mode sealed (memory-mapped files, vidx's search, in process)");
         let points = sweep(&d, &a, &|q, ef| {
             sealed
-                .search(q, k, ef, None)
+                .search(q, k, ef, None, None)
                 .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
                 .unwrap_or_default()
         });
@@ -740,6 +740,7 @@ fn grpc_sweep(d: &Dataset, a: &AnnArgs, data_dir: &Path) -> anyhow::Result<Vec<P
                     .collect(),
                 k: a.k as u32,
                 ef: ef as u32,
+                ..Default::default()
             };
             // Warm-up.
             clients[0].search(req(&queries[..queries.len().min(100)])).await?;
@@ -781,6 +782,7 @@ fn grpc_sweep(d: &Dataset, a: &AnnArgs, data_dir: &Path) -> anyhow::Result<Vec<P
                                 .collect(),
                             k,
                             ef: ef as u32,
+                            ..Default::default()
                         };
                         c.search(r).await?;
                     }

@@ -149,6 +149,107 @@ pub struct SearchArgs {
     /// Print the response as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub filter: FilterArgs,
+    /// With --id: drop hits from the query point's own upload.
+    #[arg(long)]
+    pub exclude_same_upload: bool,
+    /// With --id: drop hits from the query point's own case.
+    #[arg(long)]
+    pub exclude_same_case: bool,
+    /// Top-k distinct media, each with its best point and how many matched.
+    #[arg(long)]
+    pub group_by_media: bool,
+}
+
+/// Filter flags of `vidx search`; lists take repeated flags or commas.
+#[derive(clap::Args, Debug, Default)]
+pub struct FilterArgs {
+    /// Only these countries (ISO 3166-1 alpha-2).
+    #[arg(long = "country", value_delimiter = ',')]
+    pub countries_any: Vec<String>,
+    /// Not these countries.
+    #[arg(long = "not-country", value_delimiter = ',')]
+    pub countries_none: Vec<String>,
+    #[arg(long = "agency", value_delimiter = ',')]
+    pub agencies_any: Vec<String>,
+    #[arg(long = "case", value_delimiter = ',')]
+    pub case_ids_any: Vec<String>,
+    #[arg(long = "not-case", value_delimiter = ',')]
+    pub case_ids_none: Vec<String>,
+    #[arg(long = "not-upload", value_delimiter = ',')]
+    pub upload_ids_none: Vec<String>,
+    #[arg(long = "not-media", value_delimiter = ',')]
+    pub media_ids_none: Vec<String>,
+    /// true: only identified victims; false: only unidentified.
+    #[arg(long)]
+    pub identified: Option<bool>,
+    /// Unix seconds or YYYY-MM-DD (UTC), inclusive.
+    #[arg(long, value_parser = parse_time)]
+    pub captured_after: Option<i64>,
+    /// Unix seconds or YYYY-MM-DD (UTC), exclusive.
+    #[arg(long, value_parser = parse_time)]
+    pub captured_before: Option<i64>,
+    #[arg(long, value_parser = parse_time)]
+    pub uploaded_after: Option<i64>,
+    #[arg(long, value_parser = parse_time)]
+    pub uploaded_before: Option<i64>,
+    /// Every one of these tags.
+    #[arg(long = "tag", value_delimiter = ',')]
+    pub tags_all: Vec<String>,
+    /// At least one of these tags.
+    #[arg(long = "any-tag", value_delimiter = ',')]
+    pub tags_any: Vec<String>,
+}
+
+impl FilterArgs {
+    pub fn to_pb(&self) -> Option<pb::Filter> {
+        let f = pb::Filter {
+            countries_any: self.countries_any.clone(),
+            countries_none: self.countries_none.clone(),
+            agencies_any: self.agencies_any.clone(),
+            case_ids_any: self.case_ids_any.clone(),
+            case_ids_none: self.case_ids_none.clone(),
+            upload_ids_none: self.upload_ids_none.clone(),
+            media_ids_none: self.media_ids_none.clone(),
+            victim_identified: self.identified,
+            captured_after: self.captured_after,
+            captured_before: self.captured_before,
+            uploaded_after: self.uploaded_after,
+            uploaded_before: self.uploaded_before,
+            tags_all: self.tags_all.clone(),
+            tags_any: self.tags_any.clone(),
+        };
+        (f != pb::Filter::default()).then_some(f)
+    }
+}
+
+/// Unix seconds, or a UTC calendar date `YYYY-MM-DD` (midnight).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = s.parse::<i64>() {
+        return Ok(t);
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    let bad = || format!("{s:?} is neither Unix seconds nor a date YYYY-MM-DD");
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400)
 }
 
 pub fn main() -> ExitCode {
@@ -401,6 +502,10 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             queries: vec![pb::Query { query: Some(query) }],
             k: a.k,
             ef: a.ef,
+            filter: a.filter.to_pb(),
+            exclude_same_upload: a.exclude_same_upload,
+            exclude_same_case: a.exclude_same_case,
+            group_by_media: a.group_by_media,
         })
         .await
         .map_err(status_error)?
@@ -415,7 +520,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .map(
-                |h| serde_json::json!({"id": h.id, "distance": h.distance, "metadata": h.metadata}),
+                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "metadata": h.metadata}),
             )
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
@@ -438,6 +543,12 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             m.series_label,
             if m.victim_identified { "yes" } else { "no" }
         );
+        if a.group_by_media {
+            println!(
+                "      media {} ({} matching points)",
+                m.media_id, h.matched_faces
+            );
+        }
     }
     Ok(())
 }

@@ -35,6 +35,7 @@ use rayon::prelude::*;
 
 use crate::config::{CONFIG_FILE, CONFIG_FORMAT, Config};
 use crate::error::{Error, Result};
+use crate::filter::Filter;
 use crate::manifest::{Manifest, SegmentEntry, segment_dir_name};
 use crate::pb;
 use crate::sealed::SealedSegment;
@@ -76,7 +77,24 @@ pub struct Hit {
     pub id: String,
     pub distance: f32,
     pub metadata: pb::Metadata,
+    /// With `group_by_media`: points of this media among the candidates.
+    pub matched_faces: u32,
 }
+
+/// How a search is narrowed and shaped beyond k and ef.
+#[derive(Clone, Debug, Default)]
+pub struct SearchOptions {
+    pub filter: Option<Filter>,
+    /// For point-id queries: drop hits sharing the query point's upload.
+    pub exclude_same_upload: bool,
+    /// For point-id queries: drop hits sharing the query point's case.
+    pub exclude_same_case: bool,
+    /// Top-k distinct media instead of top-k points.
+    pub group_by_media: bool,
+}
+
+/// Largest candidate pool `group_by_media` widens to.
+const MAX_GROUP_POOL: usize = 4096;
 
 /// A search query inside the engine.
 #[derive(Clone, Debug)]
@@ -114,17 +132,23 @@ impl Seg {
         k: usize,
         ef: usize,
         exclude: Option<usize>,
+        filter: Option<&Filter>,
     ) -> Result<Vec<(usize, f32)>> {
         match self {
-            Seg::Mutable(m) => Ok(m.search(q, k, ef, exclude)),
-            Seg::Sealed(s) => s.search(q, k, ef, exclude),
+            Seg::Mutable(m) => Ok(m.search(q, k, ef, exclude, filter)),
+            Seg::Sealed(s) => s.search(q, k, ef, exclude, filter),
         }
     }
 
-    fn exact_search(&self, q: &[f32], k: usize) -> Result<Vec<(usize, f32)>> {
+    fn exact_search(
+        &self,
+        q: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(usize, f32)>> {
         match self {
-            Seg::Mutable(m) => Ok(m.exact_search(q, k, None)),
-            Seg::Sealed(s) => s.exact_search(q, k, None),
+            Seg::Mutable(m) => Ok(m.exact_search(q, k, None, filter)),
+            Seg::Sealed(s) => s.exact_search(q, k, None, filter),
         }
     }
 
@@ -394,7 +418,7 @@ impl Collection {
             if self.closed.load(Ordering::SeqCst) {
                 return;
             }
-            if let Err(e) = s.verify() {
+            if let Err(e) = s.verify().and_then(|_| s.meta_index().map(|_| ())) {
                 tracing::error!(collection = %self.config.name, error = %e, "corrupt segment file: collection unavailable");
                 *self.failure.write() = Some(e.to_string());
                 return;
@@ -485,7 +509,13 @@ impl Collection {
     }
 
     /// Runs queries (in parallel); one result list per query, ascending distance.
-    pub fn search(&self, queries: &[Query], k: usize, ef: usize) -> Result<Vec<Vec<Hit>>> {
+    pub fn search(
+        &self,
+        queries: &[Query],
+        k: usize,
+        ef: usize,
+        opts: &SearchOptions,
+    ) -> Result<Vec<Vec<Hit>>> {
         self.check()?;
         let segs = self.snapshot();
         let all = segs.all();
@@ -501,7 +531,7 @@ impl Collection {
                     )?;
                     let mut v = v.clone();
                     self.config.metric.prepare(&mut v);
-                    (v, None)
+                    (v, None, opts.filter.clone())
                 }
                 Query::PointId(id) => {
                     validate::point_id(&format!("queries[{i}].point_id"), id)?;
@@ -509,37 +539,75 @@ impl Collection {
                         collection: self.config.name.clone(),
                         id: id.clone(),
                     })?;
-                    (seg.vector(off)?, Some((seg, off)))
+                    let filter = if opts.exclude_same_upload || opts.exclude_same_case {
+                        let (_, m) = seg.describe(off)?;
+                        let mut f = opts.filter.clone().unwrap_or_default();
+                        if opts.exclude_same_upload && !m.upload_id.is_empty() {
+                            f.upload_ids_none.push(m.upload_id.clone());
+                            f.upload_ids_none.sort();
+                            f.upload_ids_none.dedup();
+                        }
+                        if opts.exclude_same_case && !m.case_id.is_empty() {
+                            f.case_ids_none.push(m.case_id.clone());
+                            f.case_ids_none.sort();
+                            f.case_ids_none.dedup();
+                        }
+                        (!f.is_empty()).then_some(f)
+                    } else {
+                        opts.filter.clone()
+                    };
+                    (seg.vector(off)?, Some((seg, off)), filter)
                 }
             });
         }
         resolved
             .par_iter()
-            .map(|(v, exclude)| {
-                let mut cands: Vec<(usize, usize, f32)> = Vec::new();
-                for (si, seg) in all.iter().enumerate() {
-                    let ex = exclude
-                        .as_ref()
-                        .filter(|(s, _)| s.same(seg))
-                        .map(|(_, o)| *o);
-                    for (off, r) in seg.search(v, k, ef, ex)? {
-                        cands.push((si, off, r));
+            .map(|(v, exclude, filter)| {
+                let mut pool = if opts.group_by_media {
+                    (4 * k).clamp(40, MAX_GROUP_POOL)
+                } else {
+                    k
+                };
+                loop {
+                    let mut cands: Vec<(usize, usize, f32)> = Vec::new();
+                    for (si, seg) in all.iter().enumerate() {
+                        let ex = exclude
+                            .as_ref()
+                            .filter(|(s, _)| s.same(seg))
+                            .map(|(_, o)| *o);
+                        for (off, r) in seg.search(v, pool, ef.max(pool), ex, filter.as_ref())? {
+                            cands.push((si, off, r));
+                        }
                     }
+                    let hits = self.resolve(&all, cands, pool)?;
+                    if !opts.group_by_media {
+                        return Ok(hits);
+                    }
+                    let saturated = hits.len() >= pool;
+                    let grouped = group_by_media(hits, k);
+                    if grouped.len() >= k || !saturated || pool >= MAX_GROUP_POOL {
+                        return Ok(grouped);
+                    }
+                    pool = (pool * 4).min(MAX_GROUP_POOL);
                 }
-                self.resolve(&all, cands, k)
             })
             .collect()
     }
 
     /// Exact k-NN by brute force over every segment; the ground truth for
     /// recall measurements.
-    pub fn exact_search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+    pub fn exact_search(
+        &self,
+        query: &[f32],
+        k: usize,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<Hit>> {
         let mut v = query.to_vec();
         self.config.metric.prepare(&mut v);
         let all = self.snapshot().all();
         let mut cands = Vec::new();
         for (si, seg) in all.iter().enumerate() {
-            for (off, r) in seg.exact_search(&v, k)? {
+            for (off, r) in seg.exact_search(&v, k, filter)? {
                 cands.push((si, off, r));
             }
         }
@@ -568,6 +636,7 @@ impl Collection {
                 id,
                 distance: self.config.metric.from_rank(r),
                 metadata,
+                matched_faces: 0,
             });
         }
         Ok(hits)
@@ -945,6 +1014,33 @@ impl Collection {
         );
         Ok(())
     }
+}
+
+/// Keeps the best hit of each media (hits arrive best first) with how many
+/// of the media's points were among them; at most `k` media. A point without
+/// a media id counts as its own media.
+fn group_by_media(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
+    let mut out: Vec<Hit> = Vec::new();
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for h in hits {
+        let key = if h.metadata.media_id.is_empty() {
+            format!("\0{}", h.id)
+        } else {
+            h.metadata.media_id.clone()
+        };
+        match index.get(&key) {
+            Some(&i) => out[i].matched_faces += 1,
+            None => {
+                index.insert(key, out.len());
+                out.push(Hit {
+                    matched_faces: 1,
+                    ..h
+                });
+            }
+        }
+    }
+    out.truncate(k);
+    out
 }
 
 fn new_mutable(config: &Config) -> MutableSegment {

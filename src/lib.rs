@@ -14,6 +14,7 @@ pub mod config;
 pub mod demo;
 pub mod distance;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod fsutil;
 pub mod graph;

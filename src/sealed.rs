@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 
 use crate::distance::Metric;
 use crate::error::{Error, Result};
+use crate::filter::{Filter, MetaIndex};
 use crate::format::{FileWriter, MappedFile};
 use crate::graph::Graph;
 use crate::pb;
@@ -237,6 +238,9 @@ pub struct SealedSegment {
     meta: MappedFile,
     meta_dir: Vec<[u64; 4]>,
     tomb: RwLock<Tombstones>,
+    /// Metadata indexed for filters; built on first use (or by the
+    /// collection's background pass after open), not at open.
+    meta_index: std::sync::OnceLock<std::result::Result<MetaIndex, String>>,
 }
 
 impl SealedSegment {
@@ -302,6 +306,7 @@ impl SealedSegment {
             ids,
             meta,
             meta_dir,
+            meta_index: std::sync::OnceLock::new(),
             tomb: RwLock::new(Tombstones {
                 words,
                 dead,
@@ -512,17 +517,63 @@ impl SealedSegment {
         })
     }
 
-    /// Approximate k-NN over live points with the in-place graph search.
+    /// The metadata index, built from the columns on first call.
+    pub fn meta_index(&self) -> Result<&MetaIndex> {
+        let built = self.meta_index.get_or_init(|| {
+            let mut ix = MetaIndex::default();
+            for i in 0..self.n {
+                ix.push(&self.metadata_at(i).map_err(|e| e.to_string())?);
+            }
+            ix.seal();
+            Ok(ix)
+        });
+        built
+            .as_ref()
+            .map_err(|e| Error::data_loss(self.meta.path(), e.clone()))
+    }
+
+    /// Approximate k-NN over live points that pass `filter`, with the
+    /// in-place graph search, or an exact scan of the passing points when the
+    /// filter lets few through (see `segment::MutableSegment::search`).
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
         exclude: Option<usize>,
+        filter: Option<&Filter>,
     ) -> Result<Vec<(usize, f32)>> {
         let vectors = self.vectors()?;
+        let compiled = match filter {
+            Some(f) => Some(self.meta_index()?.compile(f)),
+            None => None,
+        };
         let t = self.tomb.read();
-        let accept = |i: u32| Some(i as usize) != exclude && !t.is_dead(i as usize);
+        let keep = |i: usize| {
+            Some(i) != exclude && !t.is_dead(i) && compiled.as_ref().is_none_or(|c| c.accepts(i))
+        };
+        if let Some(c) = &compiled {
+            let est = c.estimate();
+            if est == 0 {
+                return Ok(Vec::new());
+            }
+            if est <= crate::segment::exact_scan_limit(self.n) {
+                let mut hits: Vec<(usize, f32)> = c
+                    .passing()
+                    .into_iter()
+                    .map(|o| o as usize)
+                    .filter(|&o| keep(o))
+                    .filter_map(|o| {
+                        vectors
+                            .get(o * self.dim..(o + 1) * self.dim)
+                            .map(|v| (o, self.metric.rank(query, v)))
+                    })
+                    .collect();
+                crate::segment::top_k(&mut hits, k);
+                return Ok(hits);
+            }
+        }
+        let accept = |i: u32| keep(i as usize);
         let space = crate::graph::Space {
             vectors,
             dim: self.dim,
@@ -532,19 +583,28 @@ impl SealedSegment {
         Ok(hits.into_iter().map(|(i, r)| (i as usize, r)).collect())
     }
 
-    /// Exact k-NN over live points.
+    /// Exact k-NN over live points that pass `filter`.
     pub fn exact_search(
         &self,
         query: &[f32],
         k: usize,
         exclude: Option<usize>,
+        filter: Option<&Filter>,
     ) -> Result<Vec<(usize, f32)>> {
         let vectors = self.vectors()?;
+        let compiled = match filter {
+            Some(f) => Some(self.meta_index()?.compile(f)),
+            None => None,
+        };
         let t = self.tomb.read();
         let mut hits: Vec<(usize, f32)> = vectors
             .chunks_exact(self.dim)
             .enumerate()
-            .filter(|(i, _)| Some(*i) != exclude && !t.is_dead(*i))
+            .filter(|(i, _)| {
+                Some(*i) != exclude
+                    && !t.is_dead(*i)
+                    && compiled.as_ref().is_none_or(|c| c.accepts(*i))
+            })
             .map(|(i, v)| (i, self.metric.rank(query, v)))
             .collect();
         crate::segment::top_k(&mut hits, k);

@@ -20,6 +20,7 @@ use parking_lot::RwLock;
 
 use crate::distance::{GraphDistance, Metric};
 use crate::error::Result;
+use crate::filter::{Filter, MetaIndex};
 use crate::pb;
 
 /// hnsw_rs's layer cap; 16 is also the only value its own dump supports.
@@ -40,6 +41,8 @@ struct Data {
     metadata: Vec<pb::Metadata>,
     /// id → its newest offset here (which may since have been deleted).
     by_id: HashMap<String, usize>,
+    /// Metadata indexed for filters, one entry per offset.
+    meta: MetaIndex,
     /// Bytes of heap strings in ids and metadata, for memory accounting.
     string_bytes: usize,
 }
@@ -131,6 +134,7 @@ impl MutableSegment {
             d.string_bytes += p.id.len() * 2 + metadata_bytes(&p.metadata);
             d.ids.push(p.id);
             d.vectors.extend_from_slice(&p.vector);
+            d.meta.push(&p.metadata);
             d.metadata.push(p.metadata);
             l.bits.push(true);
             l.count += 1;
@@ -195,73 +199,109 @@ impl MutableSegment {
         self.live.read().bits.clone()
     }
 
-    /// Approximate k-NN over live points, `exclude` left out. Returns
-    /// (offset, rank) by ascending rank.
+    /// Approximate k-NN over live points that pass `filter`, `exclude`
+    /// left out. Returns (offset, rank) by ascending rank.
     ///
-    /// hnsw_rs's filtered search drops its early exit and walks on until the
-    /// candidate heap is empty (that is why it crawls on selective filters),
-    /// so tombstones are handled by asking the plain search for `ef` results
-    /// and dropping dead ones, widening if too few survive.
+    /// Planner: a filter that lets few points through is answered by an exact
+    /// scan of exactly those points (found through the metadata index, not
+    /// the vectors). Otherwise the graph is searched. hnsw_rs's own filtered
+    /// search drops its early exit and walks until its candidate heap is
+    /// empty (that is why it crawls on selective filters), so instead the
+    /// plain search is asked for more results than needed, widening until
+    /// enough pass; if the filter was more selective than estimated, the
+    /// exact scan finishes the job.
     pub fn search(
         &self,
         query: &[f32],
         k: usize,
         ef: usize,
         exclude: Option<usize>,
+        filter: Option<&Filter>,
     ) -> Vec<(usize, f32)> {
         let d = self.data.read();
         let l = self.live.read();
-        if l.count == 0 {
+        if l.count == 0 || k == 0 {
             return Vec::new();
         }
-        let keep = |off: usize| Some(off) != exclude && l.is_live(off);
+        let compiled = filter.map(|f| d.meta.compile(f));
         let total = d.ids.len();
+        let rank_of = |off: usize| {
+            self.metric
+                .rank(query, &d.vectors[off * self.dim..(off + 1) * self.dim])
+        };
+        let keep = |off: usize| {
+            Some(off) != exclude
+                && l.is_live(off)
+                && compiled.as_ref().is_none_or(|c| c.accepts(off))
+        };
+        let exact = |offsets: &mut dyn Iterator<Item = usize>| {
+            let mut hits: Vec<(usize, f32)> = offsets
+                .filter(|&o| keep(o))
+                .map(|o| (o, rank_of(o)))
+                .collect();
+            top_k(&mut hits, k);
+            hits
+        };
         let mut want = ef.max(k + exclude.is_some() as usize);
-        let hits = loop {
+        if let Some(c) = &compiled {
+            let est = c.estimate();
+            if est == 0 {
+                return Vec::new();
+            }
+            if est <= exact_scan_limit(total) {
+                return exact(&mut c.passing().into_iter().map(|o| o as usize));
+            }
+            // Expect a fraction est/total to pass: ask for that much more.
+            want = (want as f64 * total as f64 / est as f64).ceil() as usize;
+        }
+        want = want.min(total);
+        loop {
             let found = self.graph.search(query, want, want);
-            let hits: Vec<(usize, f32)> = found
+            let mut hits: Vec<(usize, f32)> = found
                 .into_iter()
                 .filter(|n| keep(n.d_id))
                 // Recomputed: the graph's value is an order-preserving
                 // transform of the metric's rank, not the rank itself.
-                .map(|n| {
-                    (
-                        n.d_id,
-                        self.metric.rank(
-                            query,
-                            &d.vectors[n.d_id * self.dim..(n.d_id + 1) * self.dim],
-                        ),
-                    )
-                })
+                .map(|n| (n.d_id, rank_of(n.d_id)))
                 .collect();
             if hits.len() >= k.min(l.count) || want >= total {
-                break hits;
+                if hits.len() < k && compiled.is_some() {
+                    // Fewer pass than the estimate promised: scan them all.
+                    return exact(&mut (0..total));
+                }
+                top_k(&mut hits, k);
+                return hits;
+            }
+            if compiled.is_some() && want >= 4 * ef.max(k) {
+                return exact(&mut (0..total));
             }
             want = (want * 2).min(total);
-        };
-        let mut hits = hits;
-        hits.sort_by(|a, b| a.1.total_cmp(&b.1));
-        hits.truncate(k);
-        hits
+        }
     }
 
-    /// Exact k-NN by scanning every live point.
+    /// Exact k-NN by scanning every live point that passes `filter`.
     pub fn exact_search(
         &self,
         query: &[f32],
         k: usize,
         exclude: Option<usize>,
+        filter: Option<&Filter>,
     ) -> Vec<(usize, f32)> {
         let d = self.data.read();
         let l = self.live.read();
+        let compiled = filter.map(|f| d.meta.compile(f));
         let mut hits: Vec<(usize, f32)> = d
             .vectors
             .chunks_exact(self.dim)
             .enumerate()
-            .filter(|(off, _)| l.is_live(*off) && Some(*off) != exclude)
+            .filter(|(off, _)| {
+                l.is_live(*off)
+                    && Some(*off) != exclude
+                    && compiled.as_ref().is_none_or(|c| c.accepts(*off))
+            })
             .map(|(off, v)| (off, self.metric.rank(query, v)))
             .collect();
-        crate::segment::top_k(&mut hits, k);
+        top_k(&mut hits, k);
         hits
     }
 
@@ -298,8 +338,15 @@ impl MutableSegment {
         let columns = (n
             * (std::mem::size_of::<String>() * 2 + std::mem::size_of::<pb::Metadata>() + 1)
             + d.string_bytes) as u64;
-        vectors + graph_vectors + graph_links + columns
+        vectors + graph_vectors + graph_links + columns + d.meta.memory_bytes() as u64
     }
+}
+
+/// Largest estimated number of passing points that the planner answers with
+/// an exact scan rather than a graph search: scanning that many vectors costs
+/// about what a filtered graph search would.
+pub fn exact_scan_limit(segment_len: usize) -> usize {
+    (segment_len * 3 / 100).max(2048)
 }
 
 /// Keeps the `k` lowest-ranked entries, sorted ascending.
@@ -362,12 +409,12 @@ mod tests {
                 pt("c", &[1.0, 1.0]),
             ],
         );
-        let hits = s.search(&[1.0, 0.0], 3, 10, None);
+        let hits = s.search(&[1.0, 0.0], 3, 10, None, None);
         assert_eq!(id_of(&s, hits[0].0), "a");
         // Replace a: it now points up; the old version must not be returned.
         put(&s, vec![pt("a", &[0.0, 1.0])]);
         assert_eq!(s.live_count(), 3);
-        let hits = s.search(&[1.0, 0.0], 3, 10, None);
+        let hits = s.search(&[1.0, 0.0], 3, 10, None, None);
         let ids: Vec<String> = hits.iter().map(|h| id_of(&s, h.0)).collect();
         assert_eq!(ids.len(), 3);
         assert_eq!(ids[0], "c");
@@ -375,13 +422,13 @@ mod tests {
         assert!(s.delete("c"));
         assert!(!s.delete("c"));
         assert!(!s.delete("zz"));
-        let hits = s.search(&[1.0, 0.0], 3, 10, None);
+        let hits = s.search(&[1.0, 0.0], 3, 10, None, None);
         assert!(hits.iter().all(|h| id_of(&s, h.0) != "c"));
         let off_b = s.lookup("b").unwrap();
         let vb = s.vector_at(off_b).unwrap();
-        let hits = s.search(&vb, 3, 10, Some(off_b));
+        let hits = s.search(&vb, 3, 10, Some(off_b), None);
         assert_eq!(hits.len(), 1);
         assert!(hits.iter().all(|h| h.0 != off_b));
-        assert_eq!(s.exact_search(&vb, 5, None).len(), 2);
+        assert_eq!(s.exact_search(&vb, 5, None, None).len(), 2);
     }
 }

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::collection::Query;
+use crate::collection::{Query, SearchOptions};
 use crate::config;
 use crate::error::Error;
+use crate::filter::Filter;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::registry::Registry;
@@ -182,6 +183,12 @@ impl VectorIndex for Service {
             ));
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
+        let opts = SearchOptions {
+            filter: Filter::from_pb(req.filter.as_ref())?,
+            exclude_same_upload: req.exclude_same_upload,
+            exclude_same_case: req.exclude_same_case,
+            group_by_media: req.group_by_media,
+        };
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.into_iter().enumerate() {
             queries.push(match q.query {
@@ -201,7 +208,7 @@ impl VectorIndex for Service {
         } else {
             (req.ef as usize).max(k)
         };
-        let results = blocking(move || c.search(&queries, k, ef)).await?;
+        let results = blocking(move || c.search(&queries, k, ef, &opts)).await?;
         Ok(Response::new(pb::SearchResponse {
             results: results
                 .into_iter()
@@ -212,6 +219,7 @@ impl VectorIndex for Service {
                             id: h.id,
                             distance: h.distance,
                             metadata: Some(h.metadata),
+                            matched_faces: h.matched_faces,
                         })
                         .collect(),
                 })

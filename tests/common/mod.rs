@@ -216,5 +216,6 @@ pub fn search_req(collection: &str, queries: Vec<pb::Query>, k: u32) -> pb::Sear
         queries,
         k,
         ef: 0,
+        ..Default::default()
     }
 }

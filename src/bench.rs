@@ -870,3 +870,214 @@ mod tests {
         assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), 3.0);
     }
 }
+
+/// `vidx bench filter`: QPS and recall of filtered search at planted
+/// selectivities beside unfiltered search on the same collection.
+#[derive(clap::Args, Debug, Clone)]
+pub struct FilterBenchArgs {
+    #[arg(long, default_value_t = 100_000)]
+    pub n: usize,
+    #[arg(long, default_value_t = 200)]
+    pub queries: usize,
+    #[arg(long, default_value_t = 512)]
+    pub dim: usize,
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    #[arg(long, default_value_t = 128)]
+    pub ef: usize,
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Selectivity tags, independent of the vectors: "p50", "p10", "p1", "p01".
+fn selectivity_tags(seed: u64, i: usize) -> Vec<String> {
+    let u = (splitmix(seed ^ (i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)) >> 11) as f64
+        / (1u64 << 53) as f64;
+    [(0.5, "p50"), (0.1, "p10"), (0.01, "p1"), (0.001, "p01")]
+        .iter()
+        .filter(|(p, _)| u < *p)
+        .map(|(_, t)| t.to_string())
+        .collect()
+}
+
+pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
+    let ann = AnnArgs {
+        dataset: "image".into(),
+        queries_file: None,
+        gt_file: None,
+        metric: "cosine".into(),
+        n: a.n,
+        queries: a.queries,
+        dim: a.dim,
+        k: a.k,
+        m: 16,
+        ef_construction: 200,
+        efs: vec![a.ef],
+        modes: vec![],
+        clients: 1,
+        batch: 1,
+        seed: a.seed,
+        export: None,
+        out: None,
+        work_dir: None,
+    };
+    let d = generate(&ann);
+    let metas: Vec<pb::Metadata> = (0..d.n())
+        .map(|i| pb::Metadata {
+            media_id: format!("{i:040x}"),
+            tags: selectivity_tags(a.seed, i),
+            ..Default::default()
+        })
+        .collect();
+    eprintln!("dataset {}: {} x {}-d; building", d.name, d.n(), d.dim);
+    let seg = MutableSegment::new(d.dim, d.metric, 16, 200);
+    let t = Instant::now();
+    for start in (0..d.n()).step_by(10_000) {
+        let end = (start + 10_000).min(d.n());
+        let pts: Vec<Prepared> = (start..end)
+            .map(|i| Prepared {
+                id: i.to_string(),
+                vector: d.row(i).to_vec(),
+                metadata: metas[i].clone(),
+            })
+            .collect();
+        seg.index(start, &pts);
+        seg.commit(start, pts);
+    }
+    eprintln!("built in {:.1?}", t.elapsed());
+    let dir = tempfile::tempdir()?;
+    seg.write_sealed(dir.path())?;
+    let sealed = SealedSegment::open(
+        1,
+        dir.path(),
+        d.dim,
+        d.metric,
+        &crate::sealed::tomb_file_name(0),
+    )?;
+    sealed.meta_index()?;
+    let cases: Vec<(&str, Option<crate::filter::Filter>)> = vec![
+        ("unfiltered", None),
+        (
+            "50%",
+            Some(crate::filter::Filter {
+                tags_all: vec!["p50".into()],
+                ..Default::default()
+            }),
+        ),
+        (
+            "10%",
+            Some(crate::filter::Filter {
+                tags_all: vec!["p10".into()],
+                ..Default::default()
+            }),
+        ),
+        (
+            "1%",
+            Some(crate::filter::Filter {
+                tags_all: vec!["p1".into()],
+                ..Default::default()
+            }),
+        ),
+        (
+            "0.1%",
+            Some(crate::filter::Filter {
+                tags_all: vec!["p01".into()],
+                ..Default::default()
+            }),
+        ),
+        (
+            "empty",
+            Some(crate::filter::Filter {
+                countries_any: vec!["SE".into()],
+                ..Default::default()
+            }),
+        ),
+    ];
+    println!(
+        "# filtered search: {} x {}-d cosine, k {}, ef {}, 1 thread, {} queries",
+        d.n(),
+        d.dim,
+        a.k,
+        a.ef,
+        d.nq()
+    );
+    println!(
+        "| segment | filter | passing points | recall@{} | QPS | ÷ unfiltered QPS |",
+        a.k
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+    type SearchFn<'s> = Box<dyn Fn(&[f32], Option<&crate::filter::Filter>) -> Vec<u32> + 's>;
+    let engines: Vec<(&str, SearchFn<'_>)> = vec![
+        (
+            "mutable",
+            Box::new(|q: &[f32], f: Option<&crate::filter::Filter>| {
+                seg.search(q, a.k, a.ef, None, f)
+                    .into_iter()
+                    .map(|(i, _)| i as u32)
+                    .collect()
+            }),
+        ),
+        (
+            "sealed",
+            Box::new(|q: &[f32], f: Option<&crate::filter::Filter>| {
+                sealed
+                    .search(q, a.k, a.ef, None, f)
+                    .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
+                    .unwrap_or_default()
+            }),
+        ),
+    ];
+    for (name, search) in &engines {
+        let mut base_qps = 0.0;
+        for (label, f) in &cases {
+            let passing: Vec<usize> = (0..d.n())
+                .filter(|&i| f.as_ref().is_none_or(|f| f.matches(&metas[i])))
+                .collect();
+            let truth: Vec<Vec<u32>> = (0..d.nq())
+                .into_par_iter()
+                .map(|qi| {
+                    let q = d.q(qi);
+                    let mut all: Vec<(u32, f32)> = passing
+                        .iter()
+                        .map(|&i| (i as u32, d.metric.rank(q, d.row(i))))
+                        .collect();
+                    crate::segment::top_k(&mut all, a.k);
+                    all.into_iter().map(|(i, _)| i).collect()
+                })
+                .collect();
+            for qi in 0..d.nq().min(50) {
+                std::hint::black_box(search(d.q(qi), f.as_ref()));
+            }
+            let t = Instant::now();
+            let got: Vec<Vec<u32>> = (0..d.nq()).map(|qi| search(d.q(qi), f.as_ref())).collect();
+            let qps = d.nq() as f64 / t.elapsed().as_secs_f64();
+            let want: usize = truth.iter().map(Vec::len).sum();
+            let hit: usize = got
+                .iter()
+                .zip(&truth)
+                .map(|(g, t)| g.iter().filter(|x| t.contains(x)).count())
+                .sum();
+            let recall = if want == 0 {
+                1.0
+            } else {
+                hit as f64 / want as f64
+            };
+            if f.is_none() {
+                base_qps = qps;
+            }
+            println!(
+                "| {name} | {label} | {} | {recall:.4} | {qps:.0} | {:.2} |",
+                passing.len(),
+                qps / base_qps
+            );
+        }
+    }
+    Ok(())
+}

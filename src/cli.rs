@@ -49,6 +49,8 @@ pub enum Command {
 pub enum BenchCommand {
     /// Recall vs QPS sweep of the ANN index (mutable, sealed, over gRPC).
     Ann(crate::bench::AnnArgs),
+    /// Filtered search at 50% / 10% / 1% / 0.1% / 0% selectivity beside unfiltered.
+    Filter(crate::bench::FilterBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -290,6 +292,9 @@ pub fn main() -> ExitCode {
             Command::Flush(a) => flush(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
                 tokio::task::spawn_blocking(move || crate::bench::run(a)).await?
+            }
+            Command::Bench(BenchCommand::Filter(a)) => {
+                tokio::task::spawn_blocking(move || crate::bench::run_filter(a)).await?
             }
         }
     });

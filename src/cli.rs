@@ -48,7 +48,7 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Recall vs QPS sweep of the ANN index (mutable, sealed, over gRPC).
-    Ann(crate::bench::AnnArgs),
+    Ann(Box<crate::bench::AnnArgs>),
     /// Filtered search at 50% / 10% / 1% / 0.1% / 0% selectivity beside unfiltered.
     Filter(crate::bench::FilterBenchArgs),
 }
@@ -291,7 +291,7 @@ pub fn main() -> ExitCode {
             Command::Collections(a) => collections(a).await,
             Command::Flush(a) => flush(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
-                tokio::task::spawn_blocking(move || crate::bench::run(a)).await?
+                tokio::task::spawn_blocking(move || crate::bench::run(*a)).await?
             }
             Command::Bench(BenchCommand::Filter(a)) => {
                 tokio::task::spawn_blocking(move || crate::bench::run_filter(a)).await?

@@ -35,7 +35,7 @@ pub enum Command {
     /// Stream points from files into a collection (created if absent).
     Ingest(IngestArgs),
     /// Query a collection from the shell.
-    Search(SearchArgs),
+    Search(Box<SearchArgs>),
     /// List the server's collections.
     Collections(ClientArgs),
     /// Seal a collection's in-memory segment into memory-mapped files now.
@@ -287,7 +287,7 @@ pub fn main() -> ExitCode {
                 Ok(())
             }
             Command::Ingest(a) => ingest(a).await,
-            Command::Search(a) => search(a).await,
+            Command::Search(a) => search(*a).await,
             Command::Collections(a) => collections(a).await,
             Command::Flush(a) => flush(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {

@@ -599,3 +599,18 @@ async fn flush(a: FlushArgs) -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_parse_as_unix_seconds_or_utc_dates() {
+        assert_eq!(parse_time("1700000000"), Ok(1_700_000_000));
+        assert_eq!(parse_time("1970-01-01"), Ok(0));
+        assert_eq!(parse_time("2014-01-01"), Ok(1_388_534_400));
+        assert_eq!(parse_time("2000-03-01"), Ok(951_868_800));
+        assert!(parse_time("2019-13-01").is_err());
+        assert!(parse_time("yesterday").is_err());
+    }
+}

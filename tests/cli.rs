@@ -173,6 +173,54 @@ fn gen_serve_ingest_search() {
     assert!(rows[0].contains("x1") && rows[0].contains("NL"), "{out}");
     assert!(rows[1].contains("x2"), "{out}");
 
+    // Filters from the shell: every hit is from the allowed countries, after the date.
+    let out = run(&[
+        "search",
+        "--server",
+        url,
+        "--collection",
+        "small",
+        "--id",
+        id,
+        "-k",
+        "5",
+        "--json",
+        "--country",
+        "DE,FR,NL",
+        "--not-country",
+        "FR",
+        "--captured-after",
+        "2014-01-01",
+        "--exclude-same-upload",
+    ]);
+    let filtered: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let own_upload = first["metadata"]["upload_id"].as_str().unwrap();
+    for h in &filtered {
+        let m = &h["metadata"];
+        assert!(
+            ["DE", "NL"].contains(&m["country"].as_str().unwrap()),
+            "{h}"
+        );
+        assert!(m["captured_at"].as_i64().unwrap() >= 1_388_534_400, "{h}");
+        assert_ne!(m["upload_id"].as_str().unwrap(), own_upload, "{h}");
+    }
+    let bad = Command::new(BIN)
+        .args([
+            "search",
+            "--server",
+            url,
+            "--collection",
+            "small",
+            "--id",
+            id,
+            "--country",
+            "Germany",
+        ])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("filter.countries_any[0]"));
+
     // Seal from the shell; the points still answer.
     let out = run(&["flush", "--server", url, "--collection", "small"]);
     assert!(

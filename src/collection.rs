@@ -231,6 +231,8 @@ pub struct Collection {
     segs: RwLock<Arc<Segments>>,
     /// One seal or merge at a time.
     maintenance: Mutex<()>,
+    /// A background seal thread is scheduled or running.
+    sealing: AtomicBool,
     /// Set when a background check finds a corrupt file: DATA_LOSS from then on.
     failure: RwLock<Option<String>>,
     closed: AtomicBool,
@@ -348,6 +350,7 @@ impl Collection {
             }),
             segs: RwLock::new(Arc::new(segs)),
             maintenance: Mutex::new(()),
+            sealing: AtomicBool::new(false),
             failure: RwLock::new(None),
             closed: AtomicBool::new(false),
             me: me.clone(),
@@ -698,10 +701,13 @@ impl Collection {
             let s = self.snapshot();
             s.frozen.is_none() && s.mutable.next_offset() >= self.opts.seal_threshold
         };
-        if over {
+        // One scheduled seal at a time: later writes find it pending.
+        if over && !self.sealing.swap(true, Ordering::SeqCst) {
             self.spawn("seal", |c| {
                 let _m = c.maintenance.lock();
-                if let Err(e) = c.seal_once(false).and_then(|_| c.merge_while_needed()) {
+                let r = c.seal_once(false).and_then(|_| c.merge_while_needed());
+                c.sealing.store(false, Ordering::SeqCst);
+                if let Err(e) = r {
                     tracing::error!(collection = %c.config.name, error = %e, "background sealing failed; will retry on next write");
                 }
             });

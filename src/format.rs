@@ -111,6 +111,9 @@ impl FileWriter {
 /// A memory-mapped file whose header has been checked.
 pub struct MappedFile {
     path: PathBuf,
+    /// Kept open so the checksum pass reads this very file even after a
+    /// merge has unlinked it.
+    file: File,
     map: Mmap,
     pub fields: [u64; 4],
     payload_len: usize,
@@ -172,6 +175,7 @@ impl MappedFile {
         }
         Ok(MappedFile {
             path: path.to_owned(),
+            file: f,
             fields: [u64_at(16), u64_at(24), u64_at(32), u64_at(40)],
             payload_len: payload_len as usize,
             payload_crc: u32_at(56),
@@ -194,19 +198,19 @@ impl MappedFile {
     /// Checks the payload CRC by reading the file with ordinary reads (not
     /// through the map, so the pages do not count towards our resident set).
     pub fn verify(&self) -> Result<()> {
-        use std::io::Read;
-        let mut f = File::open(&self.path).map_err(|e| Error::io(&self.path, e))?;
-        f.seek(SeekFrom::Start(HEADER_LEN as u64))
-            .map_err(|e| Error::io(&self.path, e))?;
+        use std::os::unix::fs::FileExt;
         let mut buf = vec![0u8; 1 << 20];
         let mut crc = 0u32;
+        let mut pos = HEADER_LEN as u64;
         let mut left = self.payload_len;
         while left > 0 {
             let want = left.min(buf.len());
-            f.read_exact(&mut buf[..want])
+            self.file
+                .read_exact_at(&mut buf[..want], pos)
                 .map_err(|e| Error::io(&self.path, e))?;
             crc = crc32c::crc32c_append(crc, &buf[..want]);
             left -= want;
+            pos += want as u64;
         }
         if crc != self.payload_crc {
             return Err(Error::data_loss(&self.path, "payload checksum mismatch"));

@@ -756,10 +756,14 @@ impl Collection {
     fn freeze(&self, w: &mut Writer, s: &Segments) -> Result<()> {
         let checkpoint = w.wal.next_seq() - 1;
         w.wal.sync_if_dirty()?;
-        let next = w.wal.next_seq();
-        let fresh = Wal::create(&self.dir.join(wal::file_name(next)), next, self.opts.sync)?;
-        crate::fsutil::sync_dir(&self.dir)?;
-        w.wal = fresh;
+        // An active file without records already starts at the next
+        // sequence number (after a crash between a freeze and its seal).
+        if w.wal.has_records() {
+            let next = w.wal.next_seq();
+            let fresh = Wal::create(&self.dir.join(wal::file_name(next)), next, self.opts.sync)?;
+            crate::fsutil::sync_dir(&self.dir)?;
+            w.wal = fresh;
+        }
         w.frozen_checkpoint = Some(checkpoint);
         *self.segs.write() = Arc::new(Segments {
             mutable: Arc::new(new_mutable(&self.config)),

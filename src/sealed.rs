@@ -380,33 +380,45 @@ impl SealedSegment {
             .map_err(|_| Error::data_loss(self.ids.path(), format!("id {i} is not UTF-8")))
     }
 
-    /// Offset of `id` (live or dead) by binary search over the sorted ids.
-    pub fn find(&self, id: &str) -> Result<Option<usize>> {
+    /// Offset of `id` if it is live here. An id replaced while its segment
+    /// was mutable appears more than once (the older copies dead); the
+    /// copies sit side by side in the sorted index, so find the first and
+    /// return the live one.
+    pub fn lookup(&self, id: &str) -> Result<Option<usize>> {
         let sorted = self
             .ids
             .slice::<u32>((self.n as u64 + 1) * 8, self.n as u64)?;
-        let (mut lo, mut hi) = (0usize, self.n);
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let off = sorted[mid] as usize;
+        let at = |pos: usize| -> Result<usize> {
+            let off = sorted[pos] as usize;
             if off >= self.n {
                 return Err(Error::data_loss(
                     self.ids.path(),
                     "sorted index points outside the segment",
                 ));
             }
-            match self.id_at(off)?.cmp(id) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Some(off)),
+            Ok(off)
+        };
+        let (mut lo, mut hi) = (0usize, self.n);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.id_at(at(mid)?)? < id {
+                lo = mid + 1;
+            } else {
+                hi = mid;
             }
         }
+        let t = self.tomb.read();
+        while lo < self.n {
+            let off = at(lo)?;
+            if self.id_at(off)? != id {
+                break;
+            }
+            if !t.is_dead(off) {
+                return Ok(Some(off));
+            }
+            lo += 1;
+        }
         Ok(None)
-    }
-
-    /// Offset of `id` if it is live here.
-    pub fn lookup(&self, id: &str) -> Result<Option<usize>> {
-        Ok(self.find(id)?.filter(|&i| !self.tomb.read().is_dead(i)))
     }
 
     pub fn is_live(&self, i: usize) -> bool {

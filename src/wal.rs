@@ -122,6 +122,11 @@ pub struct Wal {
 }
 
 impl Wal {
+    /// Whether the file holds any record yet.
+    pub fn has_records(&self) -> bool {
+        self.len > HEADER_LEN
+    }
+
     /// Creates a new, empty log file whose first record will be `first_seq`;
     /// fails if the file exists.
     pub fn create(path: &Path, first_seq: u64, sync: SyncPolicy) -> Result<Wal> {

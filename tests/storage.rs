@@ -241,6 +241,64 @@ async fn flush_seals_and_everything_reads_back_from_the_maps() {
     drop(tmp);
 }
 
+/// Regression (found by the crash test): an id replaced while its segment
+/// was mutable is sealed twice, the older copy dead; lookups must find the
+/// live copy, so get, "more like this" and delete keep working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_replaced_before_sealing_are_found_after_it() {
+    let server = TestServer::start_storage(storage(1_000_000)).await;
+    let mut c = server.client().await;
+    c.create_collection(create_req("images", 3, pb::Metric::Cosine))
+        .await
+        .unwrap();
+    for (id, v) in [
+        ("b", [1.0, 0.0, 0.0]),
+        ("a", [0.0, 1.0, 0.0]),
+        ("b", [0.0, 0.0, 1.0]),
+    ] {
+        upsert_batches(&mut c, "images", vec![point(id, v.to_vec())], 1)
+            .await
+            .unwrap();
+    }
+    flush(&mut c, "images").await;
+    let got = get_all(&mut c, "images", &["b".into()]).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        cosine_distance(&got[0].vector, &[0.0, 0.0, 1.0]) < 1e-6,
+        "the newer version"
+    );
+    let r = c
+        .search(search_req("images", vec![id_query("b")], 1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.results[0].hits[0].id, "a");
+    let d = c
+        .delete(pb::DeleteRequest {
+            collection: "images".into(),
+            ids: vec!["b".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(d.deleted, 1);
+    assert!(get_all(&mut c, "images", &["b".into()]).await.is_empty());
+    let r = c
+        .search(search_req(
+            "images",
+            vec![vector_query(vec![0.0, 0.0, 1.0])],
+            5,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        r.results[0].hits.iter().all(|h| h.id != "b"),
+        "a deleted point must not come back"
+    );
+    server.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sealed_recall_matches_mutable_recall_at_the_same_ef() {
     let server = TestServer::start_storage(storage(1_000_000)).await;

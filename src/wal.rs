@@ -76,6 +76,14 @@ impl std::str::FromStr for SyncPolicy {
     }
 }
 
+fn header_bytes() -> Vec<u8> {
+    let mut header = Vec::with_capacity(HEADER_LEN as usize);
+    header.extend_from_slice(MAGIC);
+    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header
+}
+
 /// Name of the log file whose first record has sequence number `first_seq`.
 pub fn file_name(first_seq: u64) -> String {
     format!("wal-{first_seq:020}.log")
@@ -130,18 +138,27 @@ impl Wal {
     /// Creates a new, empty log file whose first record will be `first_seq`;
     /// fails if the file exists.
     pub fn create(path: &Path, first_seq: u64, sync: SyncPolicy) -> Result<Wal> {
-        let mut file = OpenOptions::new()
+        if path.exists() {
+            return Err(Error::io(
+                path,
+                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            ));
+        }
+        // Header written under a temporary name and renamed into place, so a
+        // crash never leaves a log file without its header (the caller
+        // fsyncs the directory; leftover .tmp files are removed on open).
+        let tmp = path.with_extension("log.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        f.write_all(&header_bytes())
+            .map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        drop(f);
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+        let file = OpenOptions::new()
             .read(true)
             .append(true)
-            .create_new(true)
             .open(path)
             .map_err(|e| Error::io(path, e))?;
-        let mut header = Vec::with_capacity(HEADER_LEN as usize);
-        header.extend_from_slice(MAGIC);
-        header.extend_from_slice(&VERSION.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        file.write_all(&header).map_err(|e| Error::io(path, e))?;
-        file.sync_all().map_err(|e| Error::io(path, e))?;
         Ok(Wal {
             path: path.to_owned(),
             file,
@@ -170,6 +187,22 @@ impl Wal {
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
             .map_err(|e| Error::io(path, e))?;
+        if bytes.len() < HEADER_LEN as usize
+            && may_have_tail
+            && MAGIC.starts_with(&bytes[..bytes.len().min(8)])
+        {
+            // The newest file, cut short while its header was being written
+            // (by a vidx that created logs in place): it holds no record, so
+            // nothing acknowledged is in it. Give it its header back.
+            tracing::warn!(path = %path.display(), bytes = bytes.len(), "log file without a complete header; rewriting the header");
+            file.set_len(0).map_err(|e| Error::io(path, e))?;
+            file.seek(SeekFrom::Start(0))
+                .map_err(|e| Error::io(path, e))?;
+            file.write_all(&header_bytes())
+                .map_err(|e| Error::io(path, e))?;
+            file.sync_all().map_err(|e| Error::io(path, e))?;
+            bytes = header_bytes();
+        }
         if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
             return Err(Error::data_loss(
                 path,
@@ -393,6 +426,28 @@ mod tests {
         for bad in ["interval=0", "interval=x", "sometimes"] {
             assert!(bad.parse::<SyncPolicy>().is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_newest_file_without_its_header_is_repaired_an_older_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(7));
+        for len in [0usize, 5] {
+            std::fs::write(&path, &MAGIC[..len]).unwrap();
+            assert!(Wal::open(&path, 7, SyncPolicy::Never, false).is_err());
+            let (mut w, r) = Wal::open(&path, 7, SyncPolicy::Never, true).unwrap();
+            assert!(r.records.is_empty());
+            assert_eq!(w.append(rec(&["x"])).unwrap(), 7);
+            drop(w);
+            let (_, r) = Wal::open(&path, 7, SyncPolicy::Never, true).unwrap();
+            assert_eq!(r.records.len(), 1);
+            std::fs::remove_file(&path).unwrap();
+        }
+        // create never leaves a file without a header and refuses to overwrite.
+        let w = Wal::create(&path, 7, SyncPolicy::Never).unwrap();
+        drop(w);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), HEADER_LEN);
+        assert!(Wal::create(&path, 7, SyncPolicy::Never).is_err());
     }
 
     #[test]

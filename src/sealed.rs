@@ -569,7 +569,7 @@ impl SealedSegment {
             if est == 0 {
                 return Ok(Vec::new());
             }
-            if est <= crate::segment::exact_scan_limit(self.n) {
+            if est <= crate::segment::exact_scan_limit(self.n, ef) {
                 let mut hits: Vec<(usize, f32)> = c
                     .passing()
                     .into_iter()

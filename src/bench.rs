@@ -962,36 +962,18 @@ pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
         &crate::sealed::tomb_file_name(0),
     )?;
     sealed.meta_index()?;
+    let only = |tag: &str| {
+        Some(crate::filter::Filter {
+            tags_all: vec![tag.to_string()],
+            ..Default::default()
+        })
+    };
     let cases: Vec<(&str, Option<crate::filter::Filter>)> = vec![
         ("unfiltered", None),
-        (
-            "50%",
-            Some(crate::filter::Filter {
-                tags_all: vec!["p50".into()],
-                ..Default::default()
-            }),
-        ),
-        (
-            "10%",
-            Some(crate::filter::Filter {
-                tags_all: vec!["p10".into()],
-                ..Default::default()
-            }),
-        ),
-        (
-            "1%",
-            Some(crate::filter::Filter {
-                tags_all: vec!["p1".into()],
-                ..Default::default()
-            }),
-        ),
-        (
-            "0.1%",
-            Some(crate::filter::Filter {
-                tags_all: vec!["p01".into()],
-                ..Default::default()
-            }),
-        ),
+        ("50%", only("p50")),
+        ("10%", only("p10")),
+        ("1%", only("p1")),
+        ("0.1%", only("p01")),
         (
             "empty",
             Some(crate::filter::Filter {

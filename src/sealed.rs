@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 
 use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::filter::{Filter, MetaIndex};
+use crate::filter::{Compiled, Filter, MetaIndex};
 use crate::format::{FileWriter, MappedFile};
 use crate::graph::Graph;
 use crate::pb;
@@ -544,6 +544,13 @@ impl SealedSegment {
             .map_err(|e| Error::data_loss(self.meta.path(), e.clone()))
     }
 
+    /// `filter` resolved against this segment's metadata index.
+    fn compile(&self, filter: Option<&Filter>) -> Result<Option<Compiled<'_>>> {
+        filter
+            .map(|f| Ok(self.meta_index()?.compile(f)))
+            .transpose()
+    }
+
     /// Approximate k-NN over live points that pass `filter`, with the
     /// in-place graph search, or an exact scan of the passing points when the
     /// filter lets few through (see `segment::MutableSegment::search`).
@@ -556,14 +563,10 @@ impl SealedSegment {
         filter: Option<&Filter>,
     ) -> Result<Vec<(usize, f32)>> {
         let vectors = self.vectors()?;
-        let compiled = match filter {
-            Some(f) => Some(self.meta_index()?.compile(f)),
-            None => None,
-        };
+        let compiled = self.compile(filter)?;
         let t = self.tomb.read();
-        let keep = |i: usize| {
-            Some(i) != exclude && !t.is_dead(i) && compiled.as_ref().is_none_or(|c| c.accepts(i))
-        };
+        let live = |i: usize| Some(i) != exclude && !t.is_dead(i);
+        let keep = |i: usize| live(i) && compiled.as_ref().is_none_or(|c| c.accepts(i));
         if let Some(c) = &compiled {
             let est = c.estimate();
             if est == 0 {
@@ -574,7 +577,8 @@ impl SealedSegment {
                     .passing()
                     .into_iter()
                     .map(|o| o as usize)
-                    .filter(|&o| keep(o))
+                    // `passing` already applied the filter.
+                    .filter(|&o| live(o))
                     .filter_map(|o| {
                         vectors
                             .get(o * self.dim..(o + 1) * self.dim)
@@ -604,10 +608,7 @@ impl SealedSegment {
         filter: Option<&Filter>,
     ) -> Result<Vec<(usize, f32)>> {
         let vectors = self.vectors()?;
-        let compiled = match filter {
-            Some(f) => Some(self.meta_index()?.compile(f)),
-            None => None,
-        };
+        let compiled = self.compile(filter)?;
         let t = self.tomb.read();
         let mut hits: Vec<(usize, f32)> = vectors
             .chunks_exact(self.dim)

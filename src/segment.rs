@@ -20,7 +20,7 @@ use parking_lot::RwLock;
 
 use crate::distance::{GraphDistance, Metric};
 use crate::error::Result;
-use crate::filter::{Filter, MetaIndex};
+use crate::filter::{Compiled, Filter, MetaIndex};
 use crate::pb;
 
 /// hnsw_rs's layer cap; 16 is also the only value its own dump supports.
@@ -229,14 +229,16 @@ impl MutableSegment {
             self.metric
                 .rank(query, &d.vectors[off * self.dim..(off + 1) * self.dim])
         };
-        let keep = |off: usize| {
-            Some(off) != exclude
-                && l.is_live(off)
-                && compiled.as_ref().is_none_or(|c| c.accepts(off))
-        };
-        let exact = |offsets: &mut dyn Iterator<Item = usize>| {
-            let mut hits: Vec<(usize, f32)> = offsets
-                .filter(|&o| keep(o))
+        let live = |off: usize| Some(off) != exclude && l.is_live(off);
+        let keep = |off: usize| live(off) && compiled.as_ref().is_none_or(|c| c.accepts(off));
+        // Exact scan of the points the filter passes (already checked
+        // against it by `passing`, so only liveness is left to check).
+        let exact = |c: &Compiled<'_>| {
+            let mut hits: Vec<(usize, f32)> = c
+                .passing()
+                .into_iter()
+                .map(|o| o as usize)
+                .filter(|&o| live(o))
                 .map(|o| (o, rank_of(o)))
                 .collect();
             top_k(&mut hits, k);
@@ -249,7 +251,7 @@ impl MutableSegment {
                 return Vec::new();
             }
             if est <= exact_scan_limit(total, ef) {
-                return exact(&mut c.passing().into_iter().map(|o| o as usize));
+                return exact(c);
             }
             // Expect a fraction est/total to pass: ask for that much more.
             want = (want as f64 * total as f64 / est as f64).ceil() as usize;
@@ -265,15 +267,19 @@ impl MutableSegment {
                 .map(|n| (n.d_id, rank_of(n.d_id)))
                 .collect();
             if hits.len() >= k.min(l.count) || want >= total {
-                if hits.len() < k && compiled.is_some() {
+                if let Some(c) = &compiled
+                    && hits.len() < k
+                {
                     // Fewer pass than the estimate promised: scan them all.
-                    return exact(&mut (0..total));
+                    return exact(c);
                 }
                 top_k(&mut hits, k);
                 return hits;
             }
-            if compiled.is_some() && want >= 4 * ef.max(k) {
-                return exact(&mut (0..total));
+            if let Some(c) = &compiled
+                && want >= 4 * ef.max(k)
+            {
+                return exact(c);
             }
             want = (want * 2).min(total);
         }

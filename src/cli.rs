@@ -179,6 +179,8 @@ pub struct FilterArgs {
     pub case_ids_any: Vec<String>,
     #[arg(long = "not-case", value_delimiter = ',')]
     pub case_ids_none: Vec<String>,
+    #[arg(long = "upload", value_delimiter = ',')]
+    pub upload_ids_any: Vec<String>,
     #[arg(long = "not-upload", value_delimiter = ',')]
     pub upload_ids_none: Vec<String>,
     #[arg(long = "not-media", value_delimiter = ',')]
@@ -212,6 +214,7 @@ impl FilterArgs {
             agencies_any: self.agencies_any.clone(),
             case_ids_any: self.case_ids_any.clone(),
             case_ids_none: self.case_ids_none.clone(),
+            upload_ids_any: self.upload_ids_any.clone(),
             upload_ids_none: self.upload_ids_none.clone(),
             media_ids_none: self.media_ids_none.clone(),
             victim_identified: self.identified,

@@ -645,6 +645,18 @@ impl Collection {
         Ok(hits)
     }
 
+    /// A consistent view of the collection for batch work (linking, triage):
+    /// it holds the segment list of this moment, so a long job sees one
+    /// state while writes, seals and merges go on.
+    pub fn view(&self) -> Result<View> {
+        self.check()?;
+        Ok(View {
+            all: self.snapshot().all(),
+            metric: self.config.metric,
+            dim: self.config.dim as usize,
+        })
+    }
+
     pub fn get(&self, ids: &[String]) -> Result<Vec<pb::Point>> {
         self.check()?;
         let segs = self.snapshot();
@@ -1170,5 +1182,101 @@ fn flusher(c: Weak<Collection>, every: std::time::Duration) {
         if let Err(e) = c.writer.lock().wal.sync_if_dirty() {
             tracing::error!(collection = %c.config.name, error = %e, "WAL fsync failed");
         }
+    }
+}
+
+/// A point of a [`View`]: segment (newest first) and offset in it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PointRef {
+    pub seg: u32,
+    pub off: u32,
+}
+
+/// One moment of a collection, read without resolving metadata per hit:
+/// what batch jobs (linking, triage) need to run millions of searches.
+pub struct View {
+    all: Vec<Seg>,
+    metric: crate::distance::Metric,
+    dim: usize,
+}
+
+impl View {
+    pub fn metric(&self) -> crate::distance::Metric {
+        self.metric
+    }
+
+    pub fn dim(&self) -> usize {
+        self.dim
+    }
+
+    /// Every live point passing `filter`, with its id and metadata; one
+    /// entry per id (the newest copy, should an id briefly live in two
+    /// segments while it is being replaced).
+    pub fn points(&self, filter: Option<&Filter>) -> Result<Vec<(PointRef, String, pb::Metadata)>> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for (si, seg) in self.all.iter().enumerate() {
+            let live = match seg {
+                Seg::Mutable(m) => m.live_bits(),
+                Seg::Sealed(s) => s.live_bits(),
+            };
+            for (off, _) in live.iter().enumerate().filter(|(_, l)| **l) {
+                let (id, meta) = seg.describe(off)?;
+                if filter.is_some_and(|f| !f.matches(&meta)) || !seen.insert(id.clone()) {
+                    continue;
+                }
+                let r = PointRef {
+                    seg: si as u32,
+                    off: off as u32,
+                };
+                out.push((r, id, meta));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Id and metadata of a point.
+    pub fn describe(&self, p: PointRef) -> Result<(String, pb::Metadata)> {
+        self.seg(p)?.describe(p.off as usize)
+    }
+
+    /// The stored (prepared) vector of a point.
+    pub fn vector(&self, p: PointRef) -> Result<Vec<f32>> {
+        self.seg(p)?.vector(p.off as usize)
+    }
+
+    /// Approximate k-NN over live points passing `filter`, `exclude` left
+    /// out; (point, distance) by ascending distance. `query` must already be
+    /// prepared for the metric (stored vectors are).
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        exclude: Option<PointRef>,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(PointRef, f32)>> {
+        let mut cands = Vec::new();
+        for (si, seg) in self.all.iter().enumerate() {
+            let ex = exclude.filter(|e| e.seg as usize == si).map(|e| e.off as usize);
+            for (off, r) in seg.search(query, k, ef.max(k), ex, filter)? {
+                let p = PointRef {
+                    seg: si as u32,
+                    off: off as u32,
+                };
+                cands.push((p, r));
+            }
+        }
+        crate::segment::top_k(&mut cands, k);
+        Ok(cands
+            .into_iter()
+            .map(|(p, r)| (p, self.metric.from_rank(r)))
+            .collect())
+    }
+
+    fn seg(&self, p: PointRef) -> Result<&Seg> {
+        self.all
+            .get(p.seg as usize)
+            .ok_or_else(|| Error::Internal(format!("no segment {} in this view", p.seg)))
     }
 }

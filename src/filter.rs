@@ -27,6 +27,7 @@ pub struct Filter {
     pub agencies_any: Vec<String>,
     pub case_ids_any: Vec<String>,
     pub case_ids_none: Vec<String>,
+    pub upload_ids_any: Vec<String>,
     pub upload_ids_none: Vec<String>,
     pub media_ids_none: Vec<String>,
     pub victim_identified: Option<bool>,
@@ -92,6 +93,7 @@ impl Filter {
             agencies_any: list("agencies_any", &f.agencies_any)?,
             case_ids_any: list("case_ids_any", &f.case_ids_any)?,
             case_ids_none: list("case_ids_none", &f.case_ids_none)?,
+            upload_ids_any: list("upload_ids_any", &f.upload_ids_any)?,
             upload_ids_none: list("upload_ids_none", &f.upload_ids_none)?,
             media_ids_none: list("media_ids_none", &f.media_ids_none)?,
             victim_identified: f.victim_identified,
@@ -119,6 +121,7 @@ impl Filter {
             && (self.agencies_any.is_empty() || has(&self.agencies_any, &m.agency))
             && (self.case_ids_any.is_empty() || has(&self.case_ids_any, &m.case_id))
             && !has(&self.case_ids_none, &m.case_id)
+            && (self.upload_ids_any.is_empty() || has(&self.upload_ids_any, &m.upload_id))
             && !has(&self.upload_ids_none, &m.upload_id)
             && !has(&self.media_ids_none, &m.media_id)
             && self
@@ -263,6 +266,7 @@ impl MetaIndex {
             agencies_any: any(&self.agency, &f.agencies_any),
             case_ids_any: any(&self.case_id, &f.case_ids_any),
             case_ids_none: self.case_id.codes_of(&f.case_ids_none),
+            upload_ids_any: any(&self.upload_id, &f.upload_ids_any),
             upload_ids_none: self.upload_id.codes_of(&f.upload_ids_none),
             media_ids_none: self.media_id.codes_of(&f.media_ids_none),
             victim_identified: f.victim_identified,
@@ -283,6 +287,7 @@ impl MetaIndex {
             &c.countries_any,
             &c.agencies_any,
             &c.case_ids_any,
+            &c.upload_ids_any,
             &c.tags_any,
         ]
         .into_iter()
@@ -305,6 +310,7 @@ pub struct Compiled<'a> {
     agencies_any: Option<Vec<u32>>,
     case_ids_any: Option<Vec<u32>>,
     case_ids_none: Vec<u32>,
+    upload_ids_any: Option<Vec<u32>>,
     upload_ids_none: Vec<u32>,
     media_ids_none: Vec<u32>,
     victim_identified: Option<bool>,
@@ -348,6 +354,7 @@ impl<'a> Compiled<'a> {
         if !one_of(&self.agencies_any, ix.agency.codes[off])
             || !one_of(&self.case_ids_any, ix.case_id.codes[off])
             || !none_of(&self.case_ids_none, ix.case_id.codes[off])
+            || !one_of(&self.upload_ids_any, ix.upload_id.codes[off])
             || !none_of(&self.upload_ids_none, ix.upload_id.codes[off])
             || !none_of(&self.media_ids_none, ix.media_id.codes[off])
         {
@@ -392,6 +399,7 @@ impl<'a> Compiled<'a> {
             (&ix.country, &self.countries_any),
             (&ix.agency, &self.agencies_any),
             (&ix.case_id, &self.case_ids_any),
+            (&ix.upload_id, &self.upload_ids_any),
             (&ix.tags, &self.tags_any),
         ] {
             if let Some(codes) = set {
@@ -514,6 +522,7 @@ mod tests {
             agencies_any: pick(rng, &["a0", "a1", "a2"], "zz"),
             case_ids_any: pick(rng, &["c0", "c1", "c2", "c3"], "c9"),
             case_ids_none: pick(rng, &["c0", "c1"], "c8"),
+            upload_ids_any: pick(rng, &["u0", "u1", "u2", "u3"], "u8"),
             upload_ids_none: pick(rng, &["u0", "u1", "u2"], "u9"),
             media_ids_none: pick(rng, &["m1", "m2", "m3"], "m999"),
             victim_identified: rng.random_bool(0.3).then(|| rng.random_bool(0.5)),
@@ -527,6 +536,7 @@ mod tests {
             &mut f.countries_none,
             &mut f.agencies_any,
             &mut f.case_ids_any,
+            &mut f.upload_ids_any,
             &mut f.tags_all,
             &mut f.tags_any,
         ] {

@@ -15,9 +15,11 @@ use crate::collection::{Collection, StorageOptions};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::fsutil;
+use crate::series::StateStore;
 use crate::validate;
 
 const COLLECTIONS_DIR: &str = "collections";
+const SERIES_DIR: &str = "series";
 
 enum Entry {
     Ready(Arc<Collection>),
@@ -27,6 +29,8 @@ enum Entry {
 
 pub struct Registry {
     root: PathBuf,
+    /// Stored series states (see `series`), one per linked image collection.
+    series: StateStore,
     opts: StorageOptions,
     entries: RwLock<BTreeMap<String, Entry>>,
 }
@@ -71,6 +75,7 @@ impl Registry {
         }
         Ok(Registry {
             root,
+            series: StateStore::new(data_dir.join(SERIES_DIR)),
             opts,
             entries: RwLock::new(entries),
         })
@@ -127,7 +132,12 @@ impl Registry {
         fsutil::sync_dir(&self.root)?;
         drop(entries);
         std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))?;
-        Ok(())
+        // Its series were found in data that is gone.
+        self.series.remove(name)
+    }
+
+    pub fn series(&self) -> &StateStore {
+        &self.series
     }
 
     /// Ready collections in name order, and the names of unavailable ones

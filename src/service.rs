@@ -2,11 +2,20 @@
 //! and moving CPU-heavy work (graph inserts, searches) off the async runtime
 //! onto blocking threads.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use rayon::prelude::*;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::collection::{Query, SearchOptions};
+use crate::collection::{Collection, Query, SearchOptions};
+use crate::link;
+use crate::series::{STATE_FORMAT, SeriesState};
+use crate::triage::Triager;
 use crate::config;
 use crate::error::Error;
 use crate::filter::Filter;
@@ -17,12 +26,57 @@ use crate::validate;
 
 pub struct Service {
     registry: Arc<Registry>,
+    /// One linking job (LinkSeries, LinkUpload) at a time: they read and
+    /// replace the stored series states.
+    link_lock: Arc<parking_lot::Mutex<()>>,
 }
 
 impl Service {
     pub fn new(registry: Arc<Registry>) -> Self {
-        Service { registry }
+        Service {
+            registry,
+            link_lock: Arc::new(parking_lot::Mutex::new(())),
+        }
     }
+}
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Checks a list of ids given in a request (a scope).
+fn id_list(field: &str, ids: &[String]) -> Result<Vec<String>, Error> {
+    validate::count(field, ids.len(), crate::filter::MAX_FILTER_VALUES)?;
+    for (i, id) in ids.iter().enumerate() {
+        if id.is_empty() || id.len() > validate::MAX_META_STRING {
+            return Err(Error::invalid(format!(
+                "{field}[{i}] {} must be 1 to {} bytes",
+                validate::show(id),
+                validate::MAX_META_STRING
+            )));
+        }
+    }
+    Ok(ids.to_vec())
+}
+
+/// The image and (optional) face collection a linking request names.
+fn link_collections(
+    registry: &Registry,
+    image: &str,
+    face: &str,
+) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
+    validate::collection_name("image_collection", image)?;
+    let images = registry.get(image)?;
+    let faces = if face.is_empty() {
+        None
+    } else {
+        validate::collection_name("face_collection", face)?;
+        if face == image {
+            return Err(Error::invalid(format!(
+                "face_collection {face:?} is the image collection; name the collection holding the face points"
+            )));
+        }
+        Some(registry.get(face)?)
+    };
+    Ok((images, faces))
 }
 
 /// Runs CPU-bound or blocking work on tokio's blocking pool.
@@ -35,6 +89,45 @@ where
         Ok(r) => r.map_err(Status::from),
         Err(e) => Err(Status::internal(format!("worker failed: {e}"))),
     }
+}
+
+/// Stores triaged items: an image point per item (id = item id, media_id =
+/// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
+fn store_triaged(
+    images: &Collection,
+    faces: Option<&Collection>,
+    items: Vec<crate::triage::Item>,
+) -> Result<u64, Error> {
+    let n = items.len() as u64;
+    let mut img = Vec::with_capacity(items.len());
+    let mut fc = Vec::new();
+    for it in items {
+        let mut meta = it.metadata;
+        if meta.media_id.is_empty() {
+            meta.media_id = it.id.clone();
+        }
+        for (i, f) in it.faces.into_iter().enumerate() {
+            fc.push(pb::Point {
+                id: format!("{}#{i}", it.id),
+                vector: f,
+                metadata: Some(meta.clone()),
+            });
+        }
+        img.push(pb::Point {
+            id: it.id,
+            vector: it.vector,
+            metadata: Some(meta),
+        });
+    }
+    for chunk in img.chunks(1000) {
+        images.upsert(chunk.to_vec())?;
+    }
+    if let Some(f) = faces {
+        for chunk in fc.chunks(1000) {
+            f.upsert(chunk.to_vec())?;
+        }
+    }
+    Ok(n)
 }
 
 /// tonic reports an over-limit message as OUT_OF_RANGE; gRPC's convention
@@ -52,6 +145,313 @@ pub fn oversized_to_resource_exhausted(s: Status) -> Status {
 
 #[tonic::async_trait]
 impl VectorIndex for Service {
+    type LinkSeriesStream = EventStream<pb::LinkEvent>;
+    type TriageStream = EventStream<pb::TriageResponse>;
+
+    async fn link_series(
+        &self,
+        request: Request<pb::LinkSeriesRequest>,
+    ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        let req = request.into_inner();
+        let (images, faces) =
+            link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
+        let settings = link::settings_from_pb(req.params.as_ref(), images.config().metric)?;
+        let scope = req.scope.unwrap_or_default();
+        let mut filter = crate::filter::Filter {
+            upload_ids_any: id_list("scope.upload_ids", &scope.upload_ids)?,
+            case_ids_any: id_list("scope.case_ids", &scope.case_ids)?,
+            ..Default::default()
+        };
+        filter.upload_ids_any.sort();
+        filter.upload_ids_any.dedup();
+        filter.case_ids_any.sort();
+        filter.case_ids_any.dedup();
+        let scope = (!filter.is_empty()).then_some(filter);
+        let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
+        let store = self.registry.series().clone();
+        let lock = self.link_lock.clone();
+        let image_name = req.image_collection.clone();
+        let face_name = req.face_collection.clone();
+        tokio::task::spawn_blocking(move || {
+            let send = |e: pb::link_event::Event| {
+                // A client that went away just stops listening.
+                let _ = tx.blocking_send(Ok(pb::LinkEvent { event: Some(e) }));
+            };
+            let progress = |stage: &'static str, done: u64, total: u64| {
+                send(pb::link_event::Event::Progress(pb::LinkProgress {
+                    stage: stage.into(),
+                    done,
+                    total,
+                }));
+            };
+            let run = || -> Result<pb::LinkSummary, Error> {
+                let _guard = lock.lock();
+                let iv = images.view()?;
+                let fv = faces.as_ref().map(|f| f.view()).transpose()?;
+                let linked = link::link_full(
+                    (&iv, &image_name),
+                    fv.as_ref().map(|v| (v, face_name.as_str())),
+                    &settings,
+                    scope.as_ref(),
+                    &progress,
+                )?;
+                let t = Instant::now();
+                let stored = scope.is_none();
+                let linked_media: usize = linked.series.iter().map(|s| s.media_ids.len()).sum();
+                let cross = linked.series.iter().filter(|s| s.cross_border()).count();
+                let total = linked.series.len() as u64;
+                for (i, rec) in linked.series.iter().enumerate() {
+                    send(pb::link_event::Event::Series(rec.to_pb()));
+                    if (i as u64 + 1) % (total / 100).max(1) == 0 {
+                        progress("output", i as u64 + 1, total);
+                    }
+                }
+                if stored {
+                    store.save(&SeriesState {
+                        format: STATE_FORMAT.into(),
+                        image_collection: image_name.clone(),
+                        face_collection: face_name.clone(),
+                        settings: settings.clone(),
+                        series: linked.series,
+                        linked_uploads: Vec::new(),
+                    })?;
+                }
+                let mut stages = linked.stages;
+                stages.push(("output", t.elapsed().as_secs_f64()));
+                Ok(pb::LinkSummary {
+                    media: linked.media.len() as u64,
+                    series: total,
+                    linked_media: linked_media as u64,
+                    cross_border_series: cross as u64,
+                    image_edges: linked.image_edges as u64,
+                    face_edges: linked.face_edges as u64,
+                    refused_edges: linked.stats.refused_edges as u64,
+                    stages: stages
+                        .into_iter()
+                        .map(|(stage, seconds)| pb::StageTime {
+                            stage: stage.into(),
+                            seconds,
+                        })
+                        .collect(),
+                    stored,
+                    params: Some(link::settings_to_pb(&settings)),
+                })
+            };
+            match run() {
+                Ok(summary) => {
+                    tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
+                    send(pb::link_event::Event::Summary(summary));
+                }
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(Status::from(e)));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn link_upload(
+        &self,
+        request: Request<pb::LinkUploadRequest>,
+    ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        let req = request.into_inner();
+        id_list("upload_id", std::slice::from_ref(&req.upload_id))?;
+        let registry = self.registry.clone();
+        let lock = self.link_lock.clone();
+        let out = blocking(move || {
+            let _guard = lock.lock();
+            let store = registry.series();
+            let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
+                Error::FailedPrecondition(format!(
+                    "collection {:?} has no series yet; run LinkSeries over the whole collection first",
+                    req.image_collection
+                ))
+            })?;
+            let face_name = if req.face_collection.is_empty() {
+                state.face_collection.clone()
+            } else if state.face_collection.is_empty() || state.face_collection == req.face_collection {
+                req.face_collection.clone()
+            } else {
+                return Err(Error::invalid(format!(
+                    "face_collection {:?} differs from {:?}, which the stored series were linked with",
+                    req.face_collection, state.face_collection
+                )));
+            };
+            let (images, faces) = link_collections(&registry, &req.image_collection, &face_name)?;
+            let iv = images.view()?;
+            let fv = faces.as_ref().map(|f| f.view()).transpose()?;
+            let r = link::link_upload((&iv, &req.image_collection), fv.as_ref(), &mut state, &req.upload_id)?;
+            state.face_collection = face_name;
+            store.save(&state)?;
+            Ok(r)
+        })
+        .await?;
+        Ok(Response::new(pb::LinkUploadResponse {
+            media: out
+                .media
+                .into_iter()
+                .map(|(media_id, o, series_id)| pb::MediaLink {
+                    media_id,
+                    outcome: match o {
+                        link::Outcome::Joined => pb::LinkOutcome::Joined,
+                        link::Outcome::NewSeries => pb::LinkOutcome::NewSeries,
+                        link::Outcome::Unlinked => pb::LinkOutcome::Unlinked,
+                    } as i32,
+                    series_id,
+                })
+                .collect(),
+            merges: out
+                .merges
+                .into_iter()
+                .map(|(series_id, merged)| pb::SeriesMerge { series_id, merged })
+                .collect(),
+            series: out.touched.iter().map(|r| r.to_pb()).collect(),
+            new_edges: out.new_edges as u64,
+        }))
+    }
+
+    async fn triage(
+        &self,
+        request: Request<Streaming<pb::TriageRequest>>,
+    ) -> Result<Response<Self::TriageStream>, Status> {
+        let mut input = request.into_inner();
+        let first = match input.message().await? {
+            Some(m) => m,
+            None => return Err(Status::invalid_argument("the triage stream sent no message")),
+        };
+        let (images, faces) =
+            link_collections(&self.registry, &first.image_collection, &first.face_collection)?;
+        let state = self.registry.series().load(&first.image_collection)?;
+        let mut params = state
+            .as_ref()
+            .map(|s| link::settings_to_pb(&s.settings))
+            .unwrap_or_default();
+        for (field, v, slot) in [
+            ("image_threshold", first.image_threshold, &mut params.image_threshold),
+            ("face_threshold", first.face_threshold, &mut params.face_threshold),
+        ] {
+            if v != 0.0 {
+                if !v.is_finite() || v < 0.0 {
+                    return Err(Status::invalid_argument(format!(
+                        "{field} is {v}; it must be a finite distance >= 0"
+                    )));
+                }
+                *slot = v;
+            }
+        }
+        let settings = link::settings_from_pb(Some(&params), images.config().metric)?;
+        let triager = Arc::new(Triager::new(
+            images.view()?,
+            faces.as_ref().map(|f| f.view()).transpose()?,
+            state,
+            settings,
+        ));
+        let store_items = first.store;
+        let (tx, rx) = mpsc::channel::<Result<pb::TriageResponse, Status>>(16);
+        tokio::spawn(async move {
+            let mut summary = pb::TriageSummary::default();
+            let mut new_items = Vec::new();
+            let mut kept = Vec::new();
+            let mut next = Some(first);
+            let mut item_no = 0usize;
+            loop {
+                let msg = match next.take() {
+                    Some(m) => m,
+                    None => match input.message().await {
+                        Ok(Some(m)) => m,
+                        Ok(None) => break,
+                        Err(e) => {
+                            let _ = tx.send(Err(e)).await;
+                            return;
+                        }
+                    },
+                };
+                let t = triager.clone();
+                let base = item_no;
+                item_no += msg.items.len();
+                let judged = blocking(move || {
+                    let items = msg
+                        .items
+                        .iter()
+                        .enumerate()
+                        .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
+                        .collect::<Result<Vec<_>, Error>>()?;
+                    let results = items
+                        .par_iter()
+                        .map(|it| t.judge(it))
+                        .collect::<Result<Vec<_>, Error>>()?;
+                    Ok((items, results))
+                })
+                .await;
+                let (items, results) = match judged {
+                    Ok(x) => x,
+                    Err(e) => {
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                };
+                for (it, r) in items.into_iter().zip(&results) {
+                    summary.items += 1;
+                    if r.verdict == pb::Verdict::Known as i32 {
+                        summary.known += 1;
+                    } else {
+                        summary.new += 1;
+                        summary.new_with_faces += !it.faces.is_empty() as u64;
+                        if store_items {
+                            kept.push(it.clone());
+                        }
+                        new_items.push(it);
+                        continue;
+                    }
+                    if store_items {
+                        kept.push(it);
+                    }
+                }
+                if tx
+                    .send(Ok(pb::TriageResponse {
+                        results,
+                        summary: None,
+                    }))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+            let t = triager.clone();
+            let (images, faces) = (images.clone(), faces.clone());
+            let done = blocking(move || {
+                let groups = t.group_new(&new_items);
+                let stored = if store_items {
+                    store_triaged(&images, faces.as_deref(), kept)?
+                } else {
+                    0
+                };
+                Ok((groups, stored))
+            })
+            .await;
+            match done {
+                Ok((groups, stored)) => {
+                    summary.new_groups = groups
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|ids| pb::TriageGroup { ids })
+                        .collect();
+                    summary.stored = stored;
+                    let _ = tx
+                        .send(Ok(pb::TriageResponse {
+                            results: Vec::new(),
+                            summary: Some(summary),
+                        }))
+                        .await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
     async fn create_collection(
         &self,
         request: Request<pb::CreateCollectionRequest>,

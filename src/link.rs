@@ -1,0 +1,1032 @@
+//! Series linking: the k-NN self-join of an image collection (and its face
+//! collection), joined at media level and grouped into series.
+//!
+//! **Edges.** Every image point looks up its `k` nearest neighbours; those
+//! within `image_threshold` become media-level edges (both directions, the
+//! smaller distance kept). Face points do the same within `face_threshold`;
+//! a face match between two media *corroborates* an image edge between them.
+//! Face matches alone never link: the same adult, or a background person,
+//! appears in unrelated material, and linking on faces alone glues it.
+//!
+//! **Grouping, and the anti-chaining rule.** Plain single linkage over a
+//! threshold chains unrelated series together through look-alike material (a
+//! hard negative close to one series, another close to it, ...): one weak
+//! edge is enough to merge two whole series. Here an *ordinary* image edge
+//! links two media only if they share at least `min_shared_neighbours`
+//! common neighbours within the threshold, i.e. the edge lies in a triangle
+//! of the neighbour graph: a lone edge of a chain has none. Near-duplicate
+//! edges (within `near_duplicate_threshold`) and edges corroborated by a
+//! face match link on their own. Accepted edges are joined in ascending
+//! distance order (union-find); the edges that joined two groups are the
+//! series' evidence (a spanning forest). The rule depends only on the edge
+//! set, not on the order of work, which is what lets [`link_upload`] give the
+//! same grouping as a full re-link.
+//!
+//! **Series ids** come from the founding media (see `series`), so a series
+//! keeps its id when linked again on grown data.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rayon::prelude::*;
+
+use crate::collection::{PointRef, View};
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::filter::Filter;
+use crate::pb;
+use crate::series::{EvidenceKind, EvidenceRecord, LinkSettings, SeriesRecord, SeriesState};
+
+pub const DEFAULT_K: usize = 32;
+pub const MAX_K: usize = 256;
+/// Cosine distance defaults (see `pb::LinkParams`).
+pub const DEFAULT_IMAGE_THRESHOLD: f32 = 0.36;
+pub const DEFAULT_FACE_THRESHOLD: f32 = 0.70;
+pub const DEFAULT_NEAR_DUPLICATE_THRESHOLD: f32 = 0.05;
+
+/// Progress callback: (stage, done, total).
+pub type Progress<'a> = &'a (dyn Fn(&'static str, u64, u64) + Sync);
+
+/// Validates request parameters; thresholds default only under COSINE,
+/// where a distance has a fixed meaning.
+pub fn settings_from_pb(p: Option<&pb::LinkParams>, metric: Metric) -> Result<LinkSettings> {
+    let p = p.cloned().unwrap_or_default();
+    let threshold = |field: &str, v: f32, default: f32| -> Result<f32> {
+        if !v.is_finite() || v < 0.0 {
+            return Err(Error::invalid(format!(
+                "params.{field} is {v}; it must be a finite distance >= 0"
+            )));
+        }
+        if v > 0.0 {
+            return Ok(v);
+        }
+        if metric == Metric::Cosine {
+            Ok(default)
+        } else {
+            Err(Error::invalid(format!(
+                "params.{field} must be set: there is no default distance threshold under {metric:?}"
+            )))
+        }
+    };
+    let k = if p.k == 0 { DEFAULT_K } else { p.k as usize };
+    if k > MAX_K {
+        return Err(Error::invalid(format!(
+            "params.k is {k}; it must be between 1 and {MAX_K}"
+        )));
+    }
+    let ef = if p.ef == 0 {
+        k.max(crate::config::DEFAULT_EF as usize)
+    } else {
+        p.ef as usize
+    };
+    if ef > 4096 {
+        return Err(Error::invalid(format!(
+            "params.ef is {ef}; it must be at most 4096"
+        )));
+    }
+    let image_threshold = threshold("image_threshold", p.image_threshold, DEFAULT_IMAGE_THRESHOLD)?;
+    let near = threshold(
+        "near_duplicate_threshold",
+        p.near_duplicate_threshold,
+        DEFAULT_NEAR_DUPLICATE_THRESHOLD.min(image_threshold),
+    )?;
+    if near > image_threshold {
+        return Err(Error::invalid(format!(
+            "params.near_duplicate_threshold ({near}) is above params.image_threshold ({image_threshold})"
+        )));
+    }
+    Ok(LinkSettings {
+        image_threshold,
+        face_threshold: threshold("face_threshold", p.face_threshold, DEFAULT_FACE_THRESHOLD)?,
+        near_duplicate_threshold: near,
+        k,
+        ef: ef.max(k),
+        min_shared_neighbours: if p.min_shared_neighbours == 0 {
+            1
+        } else {
+            p.min_shared_neighbours as usize
+        },
+        single_linkage: p.single_linkage,
+    })
+}
+
+pub fn settings_to_pb(s: &LinkSettings) -> pb::LinkParams {
+    pb::LinkParams {
+        image_threshold: s.image_threshold,
+        face_threshold: s.face_threshold,
+        near_duplicate_threshold: s.near_duplicate_threshold,
+        k: s.k as u32,
+        ef: s.ef as u32,
+        min_shared_neighbours: s.min_shared_neighbours as u32,
+        single_linkage: s.single_linkage,
+    }
+}
+
+/// The media a point belongs to: `metadata.media_id`, else the point id
+/// (for faces: the id up to `#`).
+pub fn media_key(id: &str, meta: &pb::Metadata, face: bool) -> String {
+    if !meta.media_id.is_empty() {
+        meta.media_id.clone()
+    } else if face {
+        id.split('#').next().unwrap_or(id).to_string()
+    } else {
+        id.to_string()
+    }
+}
+
+/// The media of a run, indexed densely.
+#[derive(Default)]
+pub struct MediaTable {
+    pub ids: Vec<String>,
+    pub meta: Vec<pb::Metadata>,
+    pub has_face: Vec<bool>,
+    pub index: HashMap<String, u32>,
+}
+
+impl MediaTable {
+    /// Index of a media, added with `meta` if new.
+    pub fn intern(&mut self, id: &str, meta: &pb::Metadata) -> u32 {
+        if let Some(&i) = self.index.get(id) {
+            return i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.push(id.to_string());
+        self.meta.push(meta.clone());
+        self.has_face.push(false);
+        self.index.insert(id.to_string(), i);
+        i
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Media-level neighbour graph within the image threshold, with the face
+/// matches that corroborate it.
+#[derive(Default)]
+pub struct EdgeSet {
+    /// Per media: (neighbour, image distance), sorted by neighbour, one entry each.
+    pub adj: Vec<Vec<(u32, f32)>>,
+    /// (a, b) with a < b → best face distance between their faces.
+    pub faces: HashMap<(u32, u32), f32>,
+}
+
+impl EdgeSet {
+    fn with_len(n: usize) -> EdgeSet {
+        EdgeSet {
+            adj: vec![Vec::new(); n],
+            faces: HashMap::new(),
+        }
+    }
+
+    fn grow(&mut self, n: usize) {
+        if self.adj.len() < n {
+            self.adj.resize(n, Vec::new());
+        }
+    }
+
+    /// Adds a symmetric image edge (rows are normalised later).
+    fn add_image(&mut self, a: u32, b: u32, d: f32) {
+        if a == b {
+            return;
+        }
+        self.grow(a.max(b) as usize + 1);
+        self.adj[a as usize].push((b, d));
+        self.adj[b as usize].push((a, d));
+    }
+
+    fn add_face(&mut self, a: u32, b: u32, d: f32) {
+        if a == b {
+            return;
+        }
+        let key = (a.min(b), a.max(b));
+        let e = self.faces.entry(key).or_insert(d);
+        if d < *e {
+            *e = d;
+        }
+    }
+
+    /// Sorts each row by neighbour and keeps the smallest distance per neighbour.
+    fn normalise(&mut self) {
+        self.adj.par_iter_mut().for_each(|row| {
+            row.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
+            row.dedup_by_key(|x| x.0);
+        });
+    }
+
+    pub fn image_edges(&self) -> usize {
+        self.adj.iter().map(Vec::len).sum::<usize>() / 2
+    }
+
+    /// The edges within tighter thresholds (for threshold sweeps: the k-NN
+    /// runs once at the loosest setting).
+    pub fn restrict(&self, image_threshold: f32, face_threshold: f32) -> EdgeSet {
+        EdgeSet {
+            adj: self
+                .adj
+                .iter()
+                .map(|row| {
+                    row.iter()
+                        .copied()
+                        .filter(|(_, d)| *d <= image_threshold)
+                        .collect()
+                })
+                .collect(),
+            faces: self
+                .faces
+                .iter()
+                .filter(|(_, d)| **d <= face_threshold)
+                .map(|(k, d)| (*k, *d))
+                .collect(),
+        }
+    }
+}
+
+/// Common neighbours of two sorted rows.
+fn shared(a: &[(u32, f32)], b: &[(u32, f32)]) -> u32 {
+    let (mut i, mut j, mut n) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                n += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    n
+}
+
+/// One candidate edge and the rule's verdict on it.
+#[derive(Clone, Debug)]
+pub struct Judged {
+    pub a: u32,
+    pub b: u32,
+    pub distance: f32,
+    pub face_distance: Option<f32>,
+    pub shared: u32,
+    pub kind: EvidenceKind,
+    pub accepted: bool,
+}
+
+/// Applies the anti-chaining rule to the edge (a, b).
+pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judged {
+    let sh = shared(&edges.adj[a as usize], &edges.adj[b as usize]);
+    let face = edges.faces.get(&(a.min(b), a.max(b))).copied();
+    let kind = if d <= s.near_duplicate_threshold {
+        EvidenceKind::NearDuplicate
+    } else if face.is_some() {
+        EvidenceKind::ImageAndFace
+    } else {
+        EvidenceKind::Image
+    };
+    let accepted = s.single_linkage
+        || kind != EvidenceKind::Image
+        || sh as usize >= s.min_shared_neighbours;
+    Judged {
+        a: a.min(b),
+        b: a.max(b),
+        distance: d,
+        face_distance: face,
+        shared: sh,
+        kind,
+        accepted,
+    }
+}
+
+/// Union-find with path halving.
+pub struct UnionFind {
+    parent: Vec<u32>,
+}
+
+impl UnionFind {
+    pub fn new(n: usize) -> UnionFind {
+        UnionFind {
+            parent: (0..n as u32).collect(),
+        }
+    }
+
+    pub fn find(&mut self, mut x: u32) -> u32 {
+        while self.parent[x as usize] != x {
+            let p = self.parent[self.parent[x as usize] as usize];
+            self.parent[x as usize] = p;
+            x = p;
+        }
+        x
+    }
+
+    /// Joins the sets of a and b; false if they were one already.
+    pub fn union(&mut self, a: u32, b: u32) -> bool {
+        let (ra, rb) = (self.find(a), self.find(b));
+        if ra == rb {
+            return false;
+        }
+        let (lo, hi) = (ra.min(rb), ra.max(rb));
+        self.parent[hi as usize] = lo;
+        true
+    }
+}
+
+fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord {
+    EvidenceRecord {
+        media_a: media.ids[j.a as usize].clone(),
+        media_b: media.ids[j.b as usize].clone(),
+        distance: j.distance,
+        face_distance: j.face_distance,
+        collection: collection.to_string(),
+        kind: j.kind,
+        shared_neighbours: j.shared,
+    }
+}
+
+/// Counts of a grouping.
+#[derive(Clone, Debug, Default)]
+pub struct GroupStats {
+    pub accepted_edges: usize,
+    pub refused_edges: usize,
+}
+
+/// Groups media into series: judges every edge, joins accepted ones in
+/// ascending distance order, returns the series of two or more media (in
+/// series-id order) and the per-media group root.
+pub fn group(
+    media: &MediaTable,
+    edges: &EdgeSet,
+    s: &LinkSettings,
+    collection: &str,
+) -> (Vec<SeriesRecord>, GroupStats) {
+    let n = media.len();
+    let mut judged: Vec<Judged> = (0..n as u32)
+        .into_par_iter()
+        .flat_map_iter(|a| {
+            edges.adj[a as usize]
+                .iter()
+                .filter(move |(b, _)| a < *b)
+                .map(move |&(b, d)| judge(edges, s, a, b, d))
+        })
+        .collect();
+    let mut stats = GroupStats::default();
+    judged.retain(|j| {
+        if j.accepted {
+            stats.accepted_edges += 1;
+        } else {
+            stats.refused_edges += 1;
+        }
+        j.accepted
+    });
+    judged.sort_by(|x, y| {
+        x.distance
+            .total_cmp(&y.distance)
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    let mut uf = UnionFind::new(n);
+    let mut forest: Vec<&Judged> = Vec::new();
+    for j in &judged {
+        if uf.union(j.a, j.b) {
+            forest.push(j);
+        }
+    }
+    let mut by_root: HashMap<u32, SeriesRecord> = HashMap::new();
+    let mut sizes: HashMap<u32, usize> = HashMap::new();
+    for m in 0..n as u32 {
+        *sizes.entry(uf.find(m)).or_default() += 1;
+    }
+    for m in 0..n as u32 {
+        let r = uf.find(m);
+        if sizes[&r] < 2 {
+            continue;
+        }
+        let (id, meta, face) = (
+            &media.ids[m as usize],
+            &media.meta[m as usize],
+            media.has_face[m as usize],
+        );
+        by_root
+            .entry(r)
+            .and_modify(|rec| rec.add_media(id, meta, face))
+            .or_insert_with(|| SeriesRecord::new(id, meta, face));
+    }
+    for j in forest {
+        let r = uf.find(j.a);
+        if let Some(rec) = by_root.get_mut(&r) {
+            rec.evidence.push(evidence(media, j, collection));
+        }
+    }
+    let mut series: Vec<SeriesRecord> = by_root.into_values().collect();
+    series.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    (series, stats)
+}
+
+/// Runs `f` over `items` on rayon's pool, reporting progress about every 1%.
+fn par_progress<T: Sync, R: Send>(
+    stage: &'static str,
+    items: &[T],
+    progress: Progress<'_>,
+    f: impl Fn(&T) -> Result<R> + Sync + Send,
+) -> Result<Vec<R>> {
+    let total = items.len() as u64;
+    let done = AtomicU64::new(0);
+    let step = (total / 100).max(1);
+    progress(stage, 0, total);
+    let out = items
+        .par_iter()
+        .map(|x| {
+            let r = f(x);
+            let d = done.fetch_add(1, Ordering::Relaxed) + 1;
+            if d % step == 0 && d != total {
+                progress(stage, d, total);
+            }
+            r
+        })
+        .collect::<Result<Vec<R>>>()?;
+    progress(stage, total, total);
+    Ok(out)
+}
+
+/// One collection's points of a run, mapped to media.
+struct Points {
+    refs: Vec<PointRef>,
+    media: Vec<u32>,
+    by_ref: HashMap<PointRef, u32>,
+}
+
+fn collect_points(
+    view: &View,
+    filter: Option<&Filter>,
+    face: bool,
+    media: &mut MediaTable,
+    add_media: bool,
+) -> Result<Points> {
+    let mut p = Points {
+        refs: Vec::new(),
+        media: Vec::new(),
+        by_ref: HashMap::new(),
+    };
+    for (r, id, meta) in view.points(filter)? {
+        let key = media_key(&id, &meta, face);
+        let m = match media.index.get(&key) {
+            Some(&m) => m,
+            None if add_media => media.intern(&key, &meta),
+            None => continue,
+        };
+        if face {
+            media.has_face[m as usize] = true;
+        }
+        p.by_ref.insert(r, m);
+        p.refs.push(r);
+        p.media.push(m);
+    }
+    Ok(p)
+}
+
+/// Neighbours of each point within `threshold`, as (media, distance) of
+/// points in `points` (others, and the point's own media, dropped).
+fn knn(
+    stage: &'static str,
+    view: &View,
+    points: &Points,
+    s: &LinkSettings,
+    threshold: f32,
+    filter: Option<&Filter>,
+    progress: Progress<'_>,
+) -> Result<Vec<Vec<(u32, f32)>>> {
+    let idx: Vec<usize> = (0..points.refs.len()).collect();
+    par_progress(stage, &idx, progress, |&i| {
+        let r = points.refs[i];
+        let v = view.vector(r)?;
+        let hits = view.search(&v, s.k, s.ef, Some(r), filter)?;
+        Ok(hits
+            .into_iter()
+            .filter(|(_, d)| *d <= threshold)
+            .filter_map(|(h, d)| points.by_ref.get(&h).map(|&m| (m, d)))
+            .filter(|(m, _)| *m != points.media[i])
+            .collect())
+    })
+}
+
+/// The result of a full link run.
+pub struct Linked {
+    pub media: MediaTable,
+    pub series: Vec<SeriesRecord>,
+    pub image_edges: usize,
+    pub face_edges: usize,
+    pub stats: GroupStats,
+    pub stages: Vec<(&'static str, f64)>,
+}
+
+/// The media of `images` (and `faces`) in `scope` and their edge set under
+/// the thresholds of `s`: the k-NN stages of a link run. Also returns the
+/// seconds spent per stage (load, knn-images, knn-faces).
+pub fn build_edges(
+    images: &View,
+    faces: Option<&View>,
+    s: &LinkSettings,
+    scope: Option<&Filter>,
+    progress: Progress<'_>,
+) -> Result<(MediaTable, EdgeSet, Vec<(&'static str, f64)>)> {
+    let mut stages = Vec::new();
+    let t = Instant::now();
+    let mut media = MediaTable::default();
+    let img = collect_points(images, scope, false, &mut media, true)?;
+    let face_pts = match faces {
+        Some(fv) => Some(collect_points(fv, scope, true, &mut media, false)?),
+        None => None,
+    };
+    progress("load", media.len() as u64, media.len() as u64);
+    stages.push(("load", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    let mut edges = EdgeSet::with_len(media.len());
+    let lists = knn("knn-images", images, &img, s, s.image_threshold, scope, progress)?;
+    for (i, list) in lists.into_iter().enumerate() {
+        for (m, d) in list {
+            edges.add_image(img.media[i], m, d);
+        }
+    }
+    edges.normalise();
+    stages.push(("knn-images", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    if let (Some(fv), Some(fp)) = (faces, &face_pts) {
+        let lists = knn("knn-faces", fv, fp, s, s.face_threshold, scope, progress)?;
+        for (i, list) in lists.into_iter().enumerate() {
+            for (m, d) in list {
+                edges.add_face(fp.media[i], m, d);
+            }
+        }
+    }
+    stages.push(("knn-faces", t.elapsed().as_secs_f64()));
+    Ok((media, edges, stages))
+}
+
+/// Links the media of `images` (and `faces`) in `scope` into series.
+pub fn link_full(
+    images: (&View, &str),
+    faces: Option<(&View, &str)>,
+    s: &LinkSettings,
+    scope: Option<&Filter>,
+    progress: Progress<'_>,
+) -> Result<Linked> {
+    let (media, edges, mut stages) =
+        build_edges(images.0, faces.map(|f| f.0), s, scope, progress)?;
+    let t = Instant::now();
+    progress("group", 0, 1);
+    let (series, stats) = group(&media, &edges, s, images.1);
+    progress("group", 1, 1);
+    stages.push(("group", t.elapsed().as_secs_f64()));
+    Ok(Linked {
+        image_edges: edges.image_edges(),
+        face_edges: edges.faces.len(),
+        media,
+        series,
+        stats,
+        stages,
+    })
+}
+
+/// What `LinkUpload` did to one media of the upload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Outcome {
+    Joined,
+    NewSeries,
+    Unlinked,
+}
+
+pub struct UploadLinked {
+    /// (media id, outcome, series id or empty), in media-id order.
+    pub media: Vec<(String, Outcome, String)>,
+    /// (surviving series id, absorbed ids).
+    pub merges: Vec<(String, Vec<String>)>,
+    /// Every series the upload touched, as it is now.
+    pub touched: Vec<SeriesRecord>,
+    pub new_edges: usize,
+}
+
+/// Lazily maps the points a search returns to media, describing each point
+/// once.
+struct LazyMedia<'v> {
+    view: &'v View,
+    by_ref: HashMap<PointRef, u32>,
+}
+
+impl LazyMedia<'_> {
+    fn media_of(&mut self, r: PointRef, media: &mut MediaTable) -> Result<u32> {
+        if let Some(&m) = self.by_ref.get(&r) {
+            return Ok(m);
+        }
+        let (id, meta) = self.view.describe(r)?;
+        let m = media.intern(&media_key(&id, &meta, false), &meta);
+        self.by_ref.insert(r, m);
+        Ok(m)
+    }
+}
+
+/// Links the media of `upload_id` against the stored series `state` and
+/// updates it: only the upload's points and their neighbours are searched.
+///
+/// Equivalent to a full re-link because the rule depends only on the edge
+/// set: the new edges are those at the upload's media, and the only old
+/// edges whose verdict can change are those between two neighbours of the
+/// upload (they may gain a common neighbour in it); both neighbours'
+/// neighbour lists are looked up again for that.
+pub fn link_upload(
+    images: (&View, &str),
+    faces: Option<&View>,
+    state: &mut SeriesState,
+    upload_id: &str,
+) -> Result<UploadLinked> {
+    let s = state.settings.clone();
+    let scope = Filter {
+        upload_ids_any: vec![upload_id.to_string()],
+        ..Default::default()
+    };
+    let mut media = MediaTable::default();
+    let new_img = collect_points(images.0, Some(&scope), false, &mut media, true)?;
+    if new_img.refs.is_empty() {
+        return Err(Error::invalid(format!(
+            "upload_id {upload_id:?} has no points in collection {:?}",
+            images.1
+        )));
+    }
+    let n_new = media.len() as u32;
+    let mut img_lazy = LazyMedia {
+        view: images.0,
+        by_ref: new_img.by_ref.clone(),
+    };
+    let mut edges = EdgeSet::with_len(media.len());
+    // 1. The upload's image points.
+    let search = |r: PointRef| -> Result<Vec<(PointRef, f32)>> {
+        let v = images.0.vector(r)?;
+        Ok(images
+            .0
+            .search(&v, s.k, s.ef, Some(r), None)?
+            .into_iter()
+            .filter(|(_, d)| *d <= s.image_threshold)
+            .collect())
+    };
+    let new_hits: Vec<Vec<(PointRef, f32)>> = new_img
+        .refs
+        .par_iter()
+        .map(|&r| search(r))
+        .collect::<Result<_>>()?;
+    let mut old_refs: BTreeSet<PointRef> = BTreeSet::new();
+    for (i, hits) in new_hits.into_iter().enumerate() {
+        for (h, d) in hits {
+            let m = img_lazy.media_of(h, &mut media)?;
+            if m >= n_new {
+                old_refs.insert(h);
+            }
+            edges.add_image(new_img.media[i], m, d);
+        }
+    }
+    // 2. Their old neighbours, again: their lists now include the upload.
+    let old_refs: Vec<PointRef> = old_refs.into_iter().collect();
+    let old_hits: Vec<Vec<(PointRef, f32)>> = old_refs
+        .par_iter()
+        .map(|&r| search(r))
+        .collect::<Result<_>>()?;
+    for (r, hits) in old_refs.iter().zip(old_hits) {
+        let a = img_lazy.media_of(*r, &mut media)?;
+        for (h, d) in hits {
+            let b = img_lazy.media_of(h, &mut media)?;
+            edges.add_image(a, b, d);
+        }
+    }
+    edges.grow(media.len());
+    edges.normalise();
+    // 3. Faces of the upload.
+    if let Some(fv) = faces {
+        let pts = fv.points(Some(&scope))?;
+        let hits: Vec<Vec<(PointRef, f32)>> = pts
+            .par_iter()
+            .map(|(r, _, _)| {
+                let v = fv.vector(*r)?;
+                Ok(fv
+                    .search(&v, s.k, s.ef, Some(*r), None)?
+                    .into_iter()
+                    .filter(|(_, d)| *d <= s.face_threshold)
+                    .collect())
+            })
+            .collect::<Result<_>>()?;
+        for ((_, id, meta), hits) in pts.iter().zip(hits) {
+            let Some(&a) = media.index.get(&media_key(id, meta, true)) else {
+                continue;
+            };
+            media.has_face[a as usize] = true;
+            for (h, d) in hits {
+                let (hid, hmeta) = fv.describe(h)?;
+                // Only media already in play can be corroborated.
+                if let Some(&b) = media.index.get(&media_key(&hid, &hmeta, true)) {
+                    edges.add_face(a, b, d);
+                }
+            }
+        }
+    }
+    edges.grow(media.len());
+    // 4. Judge the edges that can have changed: at the upload's media, and
+    // between two old media that are both neighbours of the upload.
+    let near_new: BTreeSet<u32> = (0..n_new)
+        .flat_map(|a| edges.adj[a as usize].iter().map(|x| x.0))
+        .filter(|&m| m >= n_new)
+        .collect();
+    let mut judged: Vec<Judged> = Vec::new();
+    for a in 0..media.len() as u32 {
+        for &(b, d) in &edges.adj[a as usize] {
+            if a >= b {
+                continue;
+            }
+            let relevant = a < n_new || b < n_new || (near_new.contains(&a) && near_new.contains(&b));
+            if relevant {
+                judged.push(judge(&edges, &s, a, b, d));
+            }
+        }
+    }
+    let new_edges = judged.iter().filter(|j| j.a < n_new || j.b < n_new).count();
+    judged.retain(|j| j.accepted);
+    judged.sort_by(|x, y| {
+        x.distance
+            .total_cmp(&y.distance)
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    // 5. Union-find over media in play, seeded with their current series.
+    let index = state.media_index();
+    let n = media.len();
+    let mut uf = UnionFind::new(n);
+    let mut first_of_series: HashMap<usize, u32> = HashMap::new();
+    for m in 0..n as u32 {
+        if let Some(&si) = index.get(&media.ids[m as usize]) {
+            match first_of_series.get(&si) {
+                Some(&f) => {
+                    uf.union(f, m);
+                }
+                None => {
+                    first_of_series.insert(si, m);
+                }
+            }
+        }
+    }
+    let mut forest: Vec<&Judged> = Vec::new();
+    for j in &judged {
+        if uf.union(j.a, j.b) {
+            forest.push(j);
+        }
+    }
+    // 6. Rebuild the touched groups.
+    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+    for m in 0..n as u32 {
+        groups.entry(uf.find(m)).or_default().push(m);
+    }
+    let mut old_face_lookup: Option<HashMap<String, bool>> = None;
+    let mut absorbed: BTreeSet<usize> = BTreeSet::new();
+    let mut replaced: Vec<(Option<usize>, SeriesRecord)> = Vec::new();
+    let mut merges = Vec::new();
+    let mut outcome_of: HashMap<u32, (Outcome, u32)> = HashMap::new();
+    for (root, members) in &groups {
+        let series_in: BTreeSet<usize> = members
+            .iter()
+            .filter_map(|m| index.get(&media.ids[*m as usize]).copied())
+            .collect();
+        let has_new = members.iter().any(|&m| m < n_new);
+        let has_loose_old = members
+            .iter()
+            .any(|&m| m >= n_new && !index.contains_key(&media.ids[m as usize]));
+        if !has_new || (members.len() < 2) {
+            if has_new {
+                for &m in members {
+                    outcome_of.insert(m, (Outcome::Unlinked, *root));
+                }
+            }
+            continue;
+        }
+        let mut rec: Option<SeriesRecord> = None;
+        for &si in &series_in {
+            let r = state.series[si].clone();
+            match &mut rec {
+                Some(x) => x.absorb(r),
+                None => rec = Some(r),
+            }
+        }
+        if series_in.len() >= 2 {
+            let survivor = rec.as_ref().map(|r| r.series_id.clone()).unwrap_or_default();
+            let gone: Vec<String> = series_in
+                .iter()
+                .map(|&si| state.series[si].series_id.clone())
+                .filter(|id| *id != survivor)
+                .collect();
+            merges.push((survivor, gone));
+        }
+        if has_loose_old && faces.is_some() && old_face_lookup.is_none() {
+            old_face_lookup = Some(face_flags(faces)?);
+        }
+        for &m in members {
+            let id = &media.ids[m as usize];
+            if index.contains_key(id) {
+                continue;
+            }
+            let face = if m < n_new {
+                media.has_face[m as usize]
+            } else {
+                old_face_lookup
+                    .as_ref()
+                    .is_some_and(|f| f.get(id).copied().unwrap_or(false))
+            };
+            let meta = &media.meta[m as usize];
+            match &mut rec {
+                Some(x) => x.add_media(id, meta, face),
+                None => rec = Some(SeriesRecord::new(id, meta, face)),
+            }
+        }
+        let Some(mut rec) = rec else { continue };
+        for j in &forest {
+            if members.binary_search(&j.a).is_ok() {
+                rec.evidence.push(evidence(&media, j, images.1));
+            }
+        }
+        let outcome = if series_in.is_empty() {
+            Outcome::NewSeries
+        } else {
+            Outcome::Joined
+        };
+        for &m in members.iter().filter(|&&m| m < n_new) {
+            outcome_of.insert(m, (outcome, *root));
+        }
+        let keep = series_in.iter().next().copied();
+        absorbed.extend(series_in.iter().skip(1).copied());
+        replaced.push((keep, rec));
+    }
+    // 7. Write back: replaced records in place, absorbed ones removed.
+    let mut touched = Vec::new();
+    let mut root_series: HashMap<String, String> = HashMap::new();
+    for (keep, rec) in replaced {
+        for id in &rec.media_ids {
+            root_series.insert(id.clone(), rec.series_id.clone());
+        }
+        touched.push(rec.clone());
+        match keep {
+            Some(i) => state.series[i] = rec,
+            None => state.series.push(rec),
+        }
+    }
+    let mut i = 0;
+    state.series.retain(|_| {
+        let keep = !absorbed.contains(&i);
+        i += 1;
+        keep
+    });
+    state.series.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    if !state.linked_uploads.iter().any(|u| u == upload_id) {
+        state.linked_uploads.push(upload_id.to_string());
+    }
+    let mut out: Vec<(String, Outcome, String)> = (0..n_new)
+        .map(|m| {
+            let id = media.ids[m as usize].clone();
+            let (o, _) = outcome_of.get(&m).copied().unwrap_or((Outcome::Unlinked, m));
+            let sid = match o {
+                Outcome::Unlinked => String::new(),
+                _ => root_series.get(&id).cloned().unwrap_or_default(),
+            };
+            (id, o, sid)
+        })
+        .collect();
+    out.sort();
+    touched.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    Ok(UploadLinked {
+        media: out,
+        merges,
+        touched,
+        new_edges,
+    })
+}
+
+/// media id → has a face point, over a whole face collection.
+fn face_flags(faces: Option<&View>) -> Result<HashMap<String, bool>> {
+    let mut out = HashMap::new();
+    if let Some(fv) = faces {
+        for (_, id, meta) in fv.points(None)? {
+            out.insert(media_key(&id, &meta, true), true);
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> LinkSettings {
+        LinkSettings {
+            image_threshold: 0.4,
+            face_threshold: 0.7,
+            near_duplicate_threshold: 0.05,
+            k: 32,
+            ef: 64,
+            min_shared_neighbours: 1,
+            single_linkage: false,
+        }
+    }
+
+    fn table(n: usize) -> MediaTable {
+        let mut t = MediaTable::default();
+        for i in 0..n {
+            let meta = pb::Metadata {
+                uploaded_at: 100 + i as i64,
+                country: if i % 2 == 0 { "DE" } else { "FR" }.into(),
+                ..Default::default()
+            };
+            t.intern(&format!("m{i}"), &meta);
+        }
+        t
+    }
+
+    /// Two triangles {0,1,2} and {3,4,5} joined by one lone edge 2–3: the
+    /// chain is refused by the rule, accepted by single linkage; a
+    /// near-duplicate or a face match lets a lone edge through.
+    #[test]
+    fn triangle_rule_refuses_a_lone_chain_edge() {
+        let media = table(6);
+        let mut e = EdgeSet::with_len(6);
+        for (a, b) in [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5)] {
+            e.add_image(a, b, 0.2);
+        }
+        e.add_image(2, 3, 0.3);
+        e.normalise();
+        let s = settings();
+        let (series, stats) = group(&media, &e, &s, "images");
+        assert_eq!(series.len(), 2);
+        assert_eq!(stats.refused_edges, 1);
+        assert_eq!(series[0].series_id, "ser-m0");
+        assert_eq!(series[1].series_id, "ser-m3");
+        assert_eq!(series[0].evidence.len(), 2);
+        let single = LinkSettings {
+            single_linkage: true,
+            ..s.clone()
+        };
+        let (series, _) = group(&media, &e, &single, "images");
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].media_ids.len(), 6);
+        assert_eq!(series[0].evidence.len(), 5);
+        // A face match between 2 and 3 corroborates the lone edge.
+        let mut f = e;
+        f.add_face(3, 2, 0.5);
+        let (series, _) = group(&media, &f, &s, "images");
+        assert_eq!(series.len(), 1);
+        assert!(
+            series[0]
+                .evidence
+                .iter()
+                .any(|x| x.kind == EvidenceKind::ImageAndFace)
+        );
+    }
+
+    #[test]
+    fn near_duplicates_link_alone_and_pairs_need_support() {
+        let media = table(4);
+        let mut e = EdgeSet::with_len(4);
+        e.add_image(0, 1, 0.01);
+        e.add_image(2, 3, 0.2);
+        e.normalise();
+        let (series, stats) = group(&media, &e, &settings(), "images");
+        assert_eq!(series.len(), 1);
+        assert_eq!(series[0].media_ids.len(), 2);
+        assert_eq!(series[0].evidence[0].kind, EvidenceKind::NearDuplicate);
+        assert_eq!(stats.refused_edges, 1);
+    }
+
+    #[test]
+    fn settings_defaults_and_errors() {
+        let s = settings_from_pb(None, Metric::Cosine).unwrap();
+        assert_eq!(s.image_threshold, DEFAULT_IMAGE_THRESHOLD);
+        assert_eq!(s.k, DEFAULT_K);
+        let e = settings_from_pb(None, Metric::L2).unwrap_err().to_string();
+        assert!(e.contains("params.image_threshold must be set"), "{e}");
+        let bad = pb::LinkParams {
+            image_threshold: f32::NAN,
+            ..Default::default()
+        };
+        assert!(settings_from_pb(Some(&bad), Metric::Cosine).is_err());
+        let bad = pb::LinkParams {
+            k: 1000,
+            ..Default::default()
+        };
+        assert!(settings_from_pb(Some(&bad), Metric::Cosine).is_err());
+        let bad = pb::LinkParams {
+            image_threshold: 0.1,
+            near_duplicate_threshold: 0.2,
+            ..Default::default()
+        };
+        let e = settings_from_pb(Some(&bad), Metric::Cosine)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("near_duplicate_threshold"), "{e}");
+    }
+}

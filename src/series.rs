@@ -1,0 +1,378 @@
+//! Series records and the stored series state of an image collection.
+//!
+//! A [`SeriesRecord`] is what investigators work on: member media, where and
+//! when they surfaced, and the evidence edges that linked them. Records are
+//! built by adding media ([`SeriesRecord::add_media`]) and by merging
+//! ([`SeriesRecord::absorb`]); both are order-independent, so a series built
+//! incrementally upload by upload equals the one a full re-link builds.
+//!
+//! The [`SeriesState`] of a collection is the last whole-collection
+//! `LinkSeries` run, extended by each `LinkUpload`; it is kept as JSON at
+//! `<data-dir>/series/<collection>.json`, replaced atomically.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::pb;
+
+pub const STATE_FORMAT: &str = "vidx-series/1";
+
+/// Why two media were linked.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvidenceRecord {
+    pub media_a: String,
+    pub media_b: String,
+    pub distance: f32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub face_distance: Option<f32>,
+    pub collection: String,
+    /// `image`, `near-duplicate` or `image+face`.
+    pub kind: EvidenceKind,
+    pub shared_neighbours: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EvidenceKind {
+    Image,
+    NearDuplicate,
+    #[serde(rename = "image+face")]
+    ImageAndFace,
+}
+
+impl EvidenceKind {
+    fn to_pb(self) -> pb::EvidenceKind {
+        match self {
+            EvidenceKind::Image => pb::EvidenceKind::EvidenceImage,
+            EvidenceKind::NearDuplicate => pb::EvidenceKind::EvidenceNearDuplicate,
+            EvidenceKind::ImageAndFace => pb::EvidenceKind::EvidenceImageAndFace,
+        }
+    }
+}
+
+/// The key that picks a series' founding media: earliest upload first
+/// (unknown upload time last), then the smallest media id.
+pub fn founder_key(meta: &pb::Metadata, media_id: &str) -> (i64, String) {
+    let t = if meta.uploaded_at == 0 {
+        i64::MAX
+    } else {
+        meta.uploaded_at
+    };
+    (t, media_id.to_string())
+}
+
+/// The id of the series founded by `media_id`.
+pub fn series_id_of(founder_media: &str) -> String {
+    format!("ser-{founder_media}")
+}
+
+/// One series.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SeriesRecord {
+    pub series_id: String,
+    pub founder: (i64, String),
+    pub media_ids: BTreeSet<String>,
+    pub countries: BTreeSet<String>,
+    pub agencies: BTreeSet<String>,
+    pub upload_ids: BTreeSet<String>,
+    pub case_ids: BTreeSet<String>,
+    pub labels: BTreeSet<String>,
+    /// [from, until]; (0, 0) when unknown.
+    pub captured: (i64, i64),
+    pub uploaded: (i64, i64),
+    pub victim_identified: bool,
+    pub media_with_faces: u32,
+    pub evidence: Vec<EvidenceRecord>,
+}
+
+fn widen(span: &mut (i64, i64), t: i64) {
+    if t == 0 {
+        return;
+    }
+    if span.0 == 0 || t < span.0 {
+        span.0 = t;
+    }
+    if span.1 == 0 || t > span.1 {
+        span.1 = t;
+    }
+}
+
+fn insert_nonempty(set: &mut BTreeSet<String>, v: &str) {
+    if !v.is_empty() {
+        set.insert(v.to_string());
+    }
+}
+
+impl SeriesRecord {
+    /// A series of one media (grown by `add_media` / `absorb`).
+    pub fn new(media_id: &str, meta: &pb::Metadata, has_face: bool) -> SeriesRecord {
+        let founder = founder_key(meta, media_id);
+        let mut r = SeriesRecord {
+            series_id: series_id_of(&founder.1),
+            founder,
+            media_ids: BTreeSet::new(),
+            countries: BTreeSet::new(),
+            agencies: BTreeSet::new(),
+            upload_ids: BTreeSet::new(),
+            case_ids: BTreeSet::new(),
+            labels: BTreeSet::new(),
+            captured: (0, 0),
+            uploaded: (0, 0),
+            victim_identified: false,
+            media_with_faces: 0,
+            evidence: Vec::new(),
+        };
+        r.add_media(media_id, meta, has_face);
+        r
+    }
+
+    /// Adds a media (no-op if it is already a member).
+    pub fn add_media(&mut self, media_id: &str, meta: &pb::Metadata, has_face: bool) {
+        if !self.media_ids.insert(media_id.to_string()) {
+            return;
+        }
+        let key = founder_key(meta, media_id);
+        if key < self.founder {
+            self.founder = key;
+            self.series_id = series_id_of(&self.founder.1);
+        }
+        insert_nonempty(&mut self.countries, &meta.country);
+        insert_nonempty(&mut self.agencies, &meta.agency);
+        insert_nonempty(&mut self.upload_ids, &meta.upload_id);
+        insert_nonempty(&mut self.case_ids, &meta.case_id);
+        insert_nonempty(&mut self.labels, &meta.series_label);
+        widen(&mut self.captured, meta.captured_at);
+        widen(&mut self.uploaded, meta.uploaded_at);
+        self.victim_identified |= meta.victim_identified;
+        self.media_with_faces += has_face as u32;
+    }
+
+    /// Merges `other` into this series; the earlier founder's id survives.
+    pub fn absorb(&mut self, other: SeriesRecord) {
+        if other.founder < self.founder {
+            self.founder = other.founder.clone();
+            self.series_id = other.series_id.clone();
+        }
+        // Series are disjoint, so member counts simply add up.
+        debug_assert!(self.media_ids.is_disjoint(&other.media_ids));
+        self.media_ids.extend(other.media_ids);
+        self.countries.extend(other.countries);
+        self.agencies.extend(other.agencies);
+        self.upload_ids.extend(other.upload_ids);
+        self.case_ids.extend(other.case_ids);
+        self.labels.extend(other.labels);
+        for t in [other.captured.0, other.captured.1] {
+            widen(&mut self.captured, t);
+        }
+        for t in [other.uploaded.0, other.uploaded.1] {
+            widen(&mut self.uploaded, t);
+        }
+        self.victim_identified |= other.victim_identified;
+        self.media_with_faces += other.media_with_faces;
+        self.evidence.extend(other.evidence);
+    }
+
+    pub fn cross_border(&self) -> bool {
+        self.countries.len() >= 2
+    }
+
+    pub fn to_pb(&self) -> pb::Series {
+        pb::Series {
+            series_id: self.series_id.clone(),
+            media_ids: self.media_ids.iter().cloned().collect(),
+            countries: self.countries.iter().cloned().collect(),
+            agencies: self.agencies.iter().cloned().collect(),
+            upload_ids: self.upload_ids.iter().cloned().collect(),
+            case_ids: self.case_ids.iter().cloned().collect(),
+            captured_from: self.captured.0,
+            captured_until: self.captured.1,
+            uploaded_from: self.uploaded.0,
+            uploaded_until: self.uploaded.1,
+            victim_identified: self.victim_identified,
+            cross_border: self.cross_border(),
+            evidence: self
+                .evidence
+                .iter()
+                .map(|e| pb::Evidence {
+                    media_a: e.media_a.clone(),
+                    media_b: e.media_b.clone(),
+                    distance: e.distance,
+                    face_distance: e.face_distance,
+                    collection: e.collection.clone(),
+                    kind: e.kind.to_pb() as i32,
+                    shared_neighbours: e.shared_neighbours,
+                })
+                .collect(),
+            labels: self.labels.iter().cloned().collect(),
+            media_with_faces: self.media_with_faces,
+        }
+    }
+}
+
+/// Linking settings as stored with a state (see `pb::LinkParams`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LinkSettings {
+    pub image_threshold: f32,
+    pub face_threshold: f32,
+    pub near_duplicate_threshold: f32,
+    pub k: usize,
+    pub ef: usize,
+    pub min_shared_neighbours: usize,
+    pub single_linkage: bool,
+}
+
+/// The stored series of one image collection.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SeriesState {
+    pub format: String,
+    pub image_collection: String,
+    /// Empty when linked without faces.
+    pub face_collection: String,
+    pub settings: LinkSettings,
+    /// Series of two or more media, by series id.
+    pub series: Vec<SeriesRecord>,
+    /// Uploads linked by `LinkUpload` since the last full run.
+    #[serde(default)]
+    pub linked_uploads: Vec<String>,
+}
+
+impl SeriesState {
+    /// media id → index into `series`.
+    pub fn media_index(&self) -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for (i, s) in self.series.iter().enumerate() {
+            for id in &s.media_ids {
+                m.insert(id.clone(), i);
+            }
+        }
+        m
+    }
+}
+
+/// Where series states live: `<data-dir>/series/<collection>.json`.
+#[derive(Clone, Debug)]
+pub struct StateStore {
+    dir: PathBuf,
+}
+
+impl StateStore {
+    pub fn new(dir: PathBuf) -> StateStore {
+        StateStore { dir }
+    }
+
+    fn path(&self, collection: &str) -> PathBuf {
+        self.dir.join(format!("{collection}.json"))
+    }
+
+    /// The stored state of `collection`, if any. DATA_LOSS naming the file
+    /// when it cannot be read back.
+    pub fn load(&self, collection: &str) -> Result<Option<SeriesState>> {
+        let path = self.path(collection);
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let state: SeriesState = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::data_loss(&path, format!("series state is not valid: {e}")))?;
+        if state.format != STATE_FORMAT {
+            return Err(Error::data_loss(
+                &path,
+                format!(
+                    "series state format {:?}; this vidx reads {STATE_FORMAT:?}",
+                    state.format
+                ),
+            ));
+        }
+        Ok(Some(state))
+    }
+
+    pub fn save(&self, state: &SeriesState) -> Result<()> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        let bytes = serde_json::to_vec(state)
+            .map_err(|e| Error::Internal(format!("encoding series state: {e}")))?;
+        fsutil::write_durably(&self.path(&state.image_collection), &bytes)
+    }
+
+    pub fn remove(&self, collection: &str) -> Result<()> {
+        let path = self.path(collection);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(country: &str, uploaded_at: i64) -> pb::Metadata {
+        pb::Metadata {
+            country: country.into(),
+            upload_id: format!("u{uploaded_at}"),
+            uploaded_at,
+            captured_at: uploaded_at - 10,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn founder_and_merge_are_order_independent() {
+        let mut a = SeriesRecord::new("m3", &meta("DE", 300), false);
+        a.add_media("m1", &meta("FR", 100), true);
+        let mut b = SeriesRecord::new("m2", &meta("BR", 200), true);
+        b.add_media("m4", &meta("BR", 0), false);
+        let mut ab = a.clone();
+        ab.absorb(b.clone());
+        let mut ba = b;
+        ba.absorb(a);
+        assert_eq!(ab, ba);
+        assert_eq!(ab.series_id, "ser-m1");
+        assert_eq!(ab.media_with_faces, 2);
+        assert!(ab.cross_border());
+        assert_eq!(ab.uploaded, (100, 300));
+        assert_eq!(ab.captured, (-10, 290));
+        assert_eq!(ab.countries.len(), 3);
+    }
+
+    #[test]
+    fn state_round_trip_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = StateStore::new(dir.path().join("series"));
+        assert!(store.load("images").unwrap().is_none());
+        let state = SeriesState {
+            format: STATE_FORMAT.into(),
+            image_collection: "images".into(),
+            face_collection: String::new(),
+            settings: LinkSettings {
+                image_threshold: 0.36,
+                face_threshold: 0.7,
+                near_duplicate_threshold: 0.05,
+                k: 32,
+                ef: 128,
+                min_shared_neighbours: 1,
+                single_linkage: false,
+            },
+            series: vec![SeriesRecord::new("m1", &meta("DE", 1), false)],
+            linked_uploads: vec![],
+        };
+        store.save(&state).unwrap();
+        let back = store.load("images").unwrap().unwrap();
+        assert_eq!(back.series, state.series);
+        std::fs::write(dir.path().join("series/images.json"), b"{not json").unwrap();
+        let e = store.load("images").unwrap_err().to_string();
+        assert!(e.contains("images.json"), "{e}");
+        store.remove("images").unwrap();
+        assert!(store.load("images").unwrap().is_none());
+    }
+}

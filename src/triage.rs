@@ -1,0 +1,268 @@
+//! Triage of a seized set: each submitted item is KNOWN (it links to stored
+//! material, perhaps in a series with an identified victim) or NEW, with a
+//! priority that puts a child possibly still at risk first; the NEW items of
+//! one submission are then grouped among themselves into candidate series.
+//!
+//! An item is KNOWN when its image vector is within the image threshold of a
+//! stored image point: the same test as a linking edge (a single close match
+//! is enough here: the question is "seen before?", not "which series?").
+//! Faces never make an item KNOWN on their own (see `link` for why); a face
+//! match is reported beside the verdict (`face_series_id`: a new image of a
+//! known victim).
+
+use std::collections::HashMap;
+
+use rayon::prelude::*;
+
+use crate::collection::View;
+use crate::distance::Metric;
+use crate::error::{Error, Result};
+use crate::link::{self, EdgeSet, MediaTable};
+use crate::pb;
+use crate::series::{LinkSettings, SeriesState};
+use crate::validate;
+
+/// Neighbours looked at per item (the nearest decides; the others may name
+/// the series when the nearest media is in none).
+const TRIAGE_K: usize = 8;
+/// NEW items grouped among themselves per submission, at most (the grouping
+/// compares every pair).
+pub const MAX_GROUPED: usize = 20_000;
+
+/// One submitted item, validated and prepared.
+#[derive(Clone, Debug)]
+pub struct Item {
+    pub id: String,
+    pub vector: Vec<f32>,
+    pub faces: Vec<Vec<f32>>,
+    pub metadata: pb::Metadata,
+}
+
+/// What triage needs of the database, taken once per submission.
+pub struct Triager {
+    images: View,
+    faces: Option<View>,
+    state: Option<SeriesState>,
+    media_series: HashMap<String, usize>,
+    pub settings: LinkSettings,
+}
+
+impl Triager {
+    pub fn new(
+        images: View,
+        faces: Option<View>,
+        state: Option<SeriesState>,
+        settings: LinkSettings,
+    ) -> Triager {
+        let media_series = state
+            .as_ref()
+            .map(SeriesState::media_index)
+            .unwrap_or_default();
+        Triager {
+            images,
+            faces,
+            state,
+            media_series,
+            settings,
+        }
+    }
+
+    /// Validates and prepares a request item; `field` names it in errors.
+    pub fn prepare(&self, field: &str, it: &pb::TriageItem) -> Result<Item> {
+        validate::point_id(&format!("{field}.id"), &it.id)?;
+        let metric = self.images.metric();
+        validate::vector(
+            &format!("{field}.vector"),
+            &it.vector,
+            self.images.dim() as u32,
+            metric,
+        )?;
+        let mut vector = it.vector.clone();
+        metric.prepare(&mut vector);
+        let mut faces = Vec::with_capacity(it.faces.len());
+        if !it.faces.is_empty() {
+            let Some(fv) = &self.faces else {
+                return Err(Error::invalid(format!(
+                    "{field}.faces: no face_collection was named for this triage"
+                )));
+            };
+            for (i, f) in it.faces.iter().enumerate() {
+                validate::vector(
+                    &format!("{field}.faces[{i}].values"),
+                    &f.values,
+                    fv.dim() as u32,
+                    fv.metric(),
+                )?;
+                let mut v = f.values.clone();
+                fv.metric().prepare(&mut v);
+                faces.push(v);
+            }
+        }
+        let metadata = it.metadata.clone().unwrap_or_default();
+        validate::metadata(&format!("{field}.metadata"), &metadata)?;
+        Ok(Item {
+            id: it.id.clone(),
+            vector,
+            faces,
+            metadata,
+        })
+    }
+
+    fn series_of(&self, media: &str) -> Option<&crate::series::SeriesRecord> {
+        let st = self.state.as_ref()?;
+        self.media_series.get(media).map(|&i| &st.series[i])
+    }
+
+    /// The verdict on one item.
+    pub fn judge(&self, item: &Item) -> Result<pb::TriageResult> {
+        let s = &self.settings;
+        let hits = self
+            .images
+            .search(&item.vector, TRIAGE_K, s.ef.max(TRIAGE_K), None, None)?;
+        let mut r = pb::TriageResult {
+            id: item.id.clone(),
+            ..Default::default()
+        };
+        let close: Vec<_> = hits
+            .iter()
+            .filter(|(_, d)| *d <= s.image_threshold)
+            .collect();
+        if let Some(&&(nearest, d)) = close.first() {
+            let (id, meta) = self.images.describe(nearest)?;
+            r.verdict = pb::Verdict::Known as i32;
+            r.nearest_media_id = link::media_key(&id, &meta, false);
+            r.nearest_distance = d;
+            r.series_label = meta.series_label.clone();
+            r.victim_identified = meta.victim_identified;
+            for &&(p, _) in &close {
+                let (id, meta) = self.images.describe(p)?;
+                if let Some(rec) = self.series_of(&link::media_key(&id, &meta, false)) {
+                    r.series_id = rec.series_id.clone();
+                    r.victim_identified |= rec.victim_identified;
+                    break;
+                }
+            }
+        } else {
+            r.verdict = pb::Verdict::New as i32;
+            if let Some(&(p, d)) = hits.first() {
+                let (id, meta) = self.images.describe(p)?;
+                r.nearest_media_id = link::media_key(&id, &meta, false);
+                r.nearest_distance = d;
+            }
+        }
+        if let Some(fv) = &self.faces {
+            let mut best: Option<(f32, String)> = None;
+            for f in &item.faces {
+                if let Some(&(p, d)) = fv.search(f, 1, s.ef, None, None)?.first()
+                    && d <= s.face_threshold
+                {
+                    r.matched_faces += 1;
+                    if best.as_ref().is_none_or(|b| d < b.0) {
+                        let (id, meta) = fv.describe(p)?;
+                        best = Some((d, link::media_key(&id, &meta, true)));
+                    }
+                }
+            }
+            if let Some((_, media)) = best
+                && let Some(rec) = self.series_of(&media)
+            {
+                r.face_series_id = rec.series_id.clone();
+            }
+        }
+        r.priority = priority(&r, item) as i32;
+        Ok(r)
+    }
+
+    /// Groups NEW items of one submission into candidate series, with the
+    /// linking rule over their pairwise distances. `None` if there are more
+    /// than [`MAX_GROUPED`].
+    pub fn group_new(&self, items: &[Item]) -> Option<Vec<Vec<String>>> {
+        if items.len() > MAX_GROUPED {
+            return None;
+        }
+        let metric = self.images.metric();
+        let face_metric = self.faces.as_ref().map_or(metric, View::metric);
+        Some(group_items(items, metric, face_metric, &self.settings))
+    }
+}
+
+fn priority(r: &pb::TriageResult, item: &Item) -> pb::Priority {
+    if r.verdict == pb::Verdict::New as i32 {
+        if item.faces.is_empty() {
+            pb::Priority::NewMaterial
+        } else {
+            pb::Priority::NewWithFaces
+        }
+    } else if r.victim_identified {
+        pb::Priority::KnownIdentified
+    } else {
+        pb::Priority::KnownUnidentified
+    }
+}
+
+/// Pairwise linking of a small set of items (all pairs compared).
+pub fn group_items(
+    items: &[Item],
+    metric: Metric,
+    face_metric: Metric,
+    s: &LinkSettings,
+) -> Vec<Vec<String>> {
+    let mut media = MediaTable::default();
+    for it in items {
+        let i = media.intern(&it.id, &it.metadata);
+        media.has_face[i as usize] = !it.faces.is_empty();
+    }
+    let n = media.len();
+    // Items with a repeated id count once (the first).
+    let first: Vec<usize> = {
+        let mut seen = HashMap::new();
+        for (i, it) in items.iter().enumerate() {
+            seen.entry(it.id.as_str()).or_insert(i);
+        }
+        let mut v: Vec<usize> = seen.into_values().collect();
+        v.sort_unstable();
+        v
+    };
+    let first = &first;
+    let pairs: Vec<(u32, u32, f32, Option<f32>)> = (0..first.len())
+        .into_par_iter()
+        .flat_map_iter(|x| {
+            let a = &items[first[x]];
+            (x + 1..first.len()).filter_map(move |y| {
+                let b = &items[first[y]];
+                let d = metric.from_rank(metric.rank(&a.vector, &b.vector));
+                if d > s.image_threshold {
+                    return None;
+                }
+                let face = a
+                    .faces
+                    .iter()
+                    .flat_map(|fa| {
+                        b.faces
+                            .iter()
+                            .map(move |fb| face_metric.from_rank(face_metric.rank(fa, fb)))
+                    })
+                    .filter(|fd| *fd <= s.face_threshold)
+                    .min_by(|p, q| p.total_cmp(q));
+                Some((x as u32, y as u32, d, face))
+            })
+        })
+        .collect();
+    let mut edges = EdgeSet::default();
+    edges.adj = vec![Vec::new(); n];
+    for &(a, b, d, face) in &pairs {
+        edges.adj[a as usize].push((b, d));
+        edges.adj[b as usize].push((a, d));
+        if let Some(f) = face {
+            edges.faces.insert((a, b), f);
+        }
+    }
+    for row in &mut edges.adj {
+        row.sort_by_key(|x| x.0);
+    }
+    let (series, _) = link::group(&media, &edges, s, "");
+    series
+        .into_iter()
+        .map(|r| r.media_ids.into_iter().collect())
+        .collect()
+}

@@ -51,6 +51,8 @@ pub enum BenchCommand {
     Ann(Box<crate::bench::AnnArgs>),
     /// Filtered search at 50% / 10% / 1% / 0.1% / 0% selectivity beside unfiltered.
     Filter(crate::bench::FilterBenchArgs),
+    /// Linking quality (B-cubed F1, pairwise P/R, threshold sweep), triage accuracy, linking at scale.
+    Link(Box<crate::link_bench::LinkBenchArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -298,6 +300,9 @@ pub fn main() -> ExitCode {
             }
             Command::Bench(BenchCommand::Filter(a)) => {
                 tokio::task::spawn_blocking(move || crate::bench::run_filter(a)).await?
+            }
+            Command::Bench(BenchCommand::Link(a)) => {
+                tokio::task::spawn_blocking(move || crate::link_bench::run(*a)).await?
             }
         }
     });

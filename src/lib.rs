@@ -20,6 +20,7 @@ pub mod fsutil;
 pub mod graph;
 pub mod ingest;
 pub mod link;
+pub mod link_bench;
 pub mod manifest;
 pub mod npy;
 pub mod pb;

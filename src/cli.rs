@@ -1,4 +1,5 @@
-//! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`.
+//! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`,
+//! `flush`, `bench`; the linking and triage commands are in `linkcli`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,6 +41,12 @@ pub enum Command {
     Collections(ClientArgs),
     /// Seal a collection's in-memory segment into memory-mapped files now.
     Flush(FlushArgs),
+    /// Link an image (and face) collection into series; writes JSON lines and a summary.
+    Link(Box<crate::linkcli::LinkArgs>),
+    /// Link one new upload against the stored series (joins, merges, new series).
+    LinkUpload(crate::linkcli::LinkUploadArgs),
+    /// Triage a seized set into known and new material, most urgent first.
+    Triage(Box<crate::linkcli::TriageArgs>),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -295,6 +302,9 @@ pub fn main() -> ExitCode {
             Command::Search(a) => search(*a).await,
             Command::Collections(a) => collections(a).await,
             Command::Flush(a) => flush(a).await,
+            Command::Link(a) => crate::linkcli::link(*a).await,
+            Command::LinkUpload(a) => crate::linkcli::link_upload(a).await,
+            Command::Triage(a) => crate::linkcli::triage(*a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
                 tokio::task::spawn_blocking(move || crate::bench::run(*a)).await?
             }

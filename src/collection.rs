@@ -1258,7 +1258,9 @@ impl View {
     ) -> Result<Vec<(PointRef, f32)>> {
         let mut cands = Vec::new();
         for (si, seg) in self.all.iter().enumerate() {
-            let ex = exclude.filter(|e| e.seg as usize == si).map(|e| e.off as usize);
+            let ex = exclude
+                .filter(|e| e.seg as usize == si)
+                .map(|e| e.off as usize);
             for (off, r) in seg.search(query, k, ef.max(k), ex, filter)? {
                 let p = PointRef {
                     seg: si as u32,

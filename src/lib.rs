@@ -21,6 +21,7 @@ pub mod graph;
 pub mod ingest;
 pub mod link;
 pub mod link_bench;
+pub mod linkcli;
 pub mod manifest;
 pub mod npy;
 pub mod pb;

@@ -85,7 +85,11 @@ pub fn settings_from_pb(p: Option<&pb::LinkParams>, metric: Metric) -> Result<Li
             "params.ef is {ef}; it must be at most 4096"
         )));
     }
-    let image_threshold = threshold("image_threshold", p.image_threshold, DEFAULT_IMAGE_THRESHOLD)?;
+    let image_threshold = threshold(
+        "image_threshold",
+        p.image_threshold,
+        DEFAULT_IMAGE_THRESHOLD,
+    )?;
     let near = threshold(
         "near_duplicate_threshold",
         p.near_duplicate_threshold,
@@ -288,9 +292,8 @@ pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judge
     } else {
         EvidenceKind::Image
     };
-    let accepted = s.single_linkage
-        || kind != EvidenceKind::Image
-        || sh as usize >= s.min_shared_neighbours;
+    let accepted =
+        s.single_linkage || kind != EvidenceKind::Image || sh as usize >= s.min_shared_neighbours;
     Judged {
         a: a.min(b),
         b: a.max(b),
@@ -546,7 +549,15 @@ pub fn build_edges(
 
     let t = Instant::now();
     let mut edges = EdgeSet::with_len(media.len());
-    let lists = knn("knn-images", images, &img, s, s.image_threshold, scope, progress)?;
+    let lists = knn(
+        "knn-images",
+        images,
+        &img,
+        s,
+        s.image_threshold,
+        scope,
+        progress,
+    )?;
     for (i, list) in lists.into_iter().enumerate() {
         for (m, d) in list {
             edges.add_image(img.media[i], m, d);
@@ -576,8 +587,7 @@ pub fn link_full(
     scope: Option<&Filter>,
     progress: Progress<'_>,
 ) -> Result<Linked> {
-    let (media, edges, mut stages) =
-        build_edges(images.0, faces.map(|f| f.0), s, scope, progress)?;
+    let (media, edges, mut stages) = build_edges(images.0, faces.map(|f| f.0), s, scope, progress)?;
     let t = Instant::now();
     progress("group", 0, 1);
     let (series, stats) = group(&media, &edges, s, images.1);
@@ -744,7 +754,8 @@ pub fn link_upload(
             if a >= b {
                 continue;
             }
-            let relevant = a < n_new || b < n_new || (near_new.contains(&a) && near_new.contains(&b));
+            let relevant =
+                a < n_new || b < n_new || (near_new.contains(&a) && near_new.contains(&b));
             if relevant {
                 judged.push(judge(&edges, &s, a, b, d));
             }
@@ -817,7 +828,10 @@ pub fn link_upload(
             }
         }
         if series_in.len() >= 2 {
-            let survivor = rec.as_ref().map(|r| r.series_id.clone()).unwrap_or_default();
+            let survivor = rec
+                .as_ref()
+                .map(|r| r.series_id.clone())
+                .unwrap_or_default();
             let gone: Vec<String> = series_in
                 .iter()
                 .map(|&si| state.series[si].series_id.clone())
@@ -890,7 +904,10 @@ pub fn link_upload(
     let mut out: Vec<(String, Outcome, String)> = (0..n_new)
         .map(|m| {
             let id = media.ids[m as usize].clone();
-            let (o, _) = outcome_of.get(&m).copied().unwrap_or((Outcome::Unlinked, m));
+            let (o, _) = outcome_of
+                .get(&m)
+                .copied()
+                .unwrap_or((Outcome::Unlinked, m));
             let sid = match o {
                 Outcome::Unlinked => String::new(),
                 _ => root_series.get(&id).cloned().unwrap_or_default(),

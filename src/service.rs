@@ -6,22 +6,22 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Instant;
 
+use rayon::prelude::*;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
-use rayon::prelude::*;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::collection::{Collection, Query, SearchOptions};
-use crate::link;
-use crate::series::{STATE_FORMAT, SeriesState};
-use crate::triage::Triager;
 use crate::config;
 use crate::error::Error;
 use crate::filter::Filter;
+use crate::link;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::registry::Registry;
+use crate::series::{STATE_FORMAT, SeriesState};
+use crate::triage::Triager;
 use crate::validate;
 
 pub struct Service {
@@ -317,18 +317,33 @@ impl VectorIndex for Service {
         let mut input = request.into_inner();
         let first = match input.message().await? {
             Some(m) => m,
-            None => return Err(Status::invalid_argument("the triage stream sent no message")),
+            None => {
+                return Err(Status::invalid_argument(
+                    "the triage stream sent no message",
+                ));
+            }
         };
-        let (images, faces) =
-            link_collections(&self.registry, &first.image_collection, &first.face_collection)?;
+        let (images, faces) = link_collections(
+            &self.registry,
+            &first.image_collection,
+            &first.face_collection,
+        )?;
         let state = self.registry.series().load(&first.image_collection)?;
         let mut params = state
             .as_ref()
             .map(|s| link::settings_to_pb(&s.settings))
             .unwrap_or_default();
         for (field, v, slot) in [
-            ("image_threshold", first.image_threshold, &mut params.image_threshold),
-            ("face_threshold", first.face_threshold, &mut params.face_threshold),
+            (
+                "image_threshold",
+                first.image_threshold,
+                &mut params.image_threshold,
+            ),
+            (
+                "face_threshold",
+                first.face_threshold,
+                &mut params.face_threshold,
+            ),
         ] {
             if v != 0.0 {
                 if !v.is_finite() || v < 0.0 {

@@ -197,6 +197,10 @@ pub struct GenArgs {
     /// Element type of `images.npy` and `faces.npy`.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+    /// Fraction of uploads, the latest ones, held back as a seized set to
+    /// triage: written to `seized/` instead of the main files.
+    #[arg(long, default_value_t = 0.0)]
+    pub seized_fraction: f64,
 }
 
 /// The resolved generator parameters, recorded in `truth.json`.
@@ -232,6 +236,17 @@ pub struct Params {
     pub labelled_rate: f64,
     /// `--dtype`.
     pub dtype: Dtype,
+    /// `--seized-fraction`.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub seized_fraction: f64,
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
+}
+
+fn is_zero(x: &usize) -> bool {
+    *x == 0
 }
 
 impl Params {
@@ -245,7 +260,7 @@ impl Params {
             "vidx gen --seed {} --dim {} --series {} --members {}..{} --near-dup-rate {} \
              --hard-negatives {} --noise {} --countries {} --uploads {} \
              --uploads-per-series {}..{} --faces-per-media {}..{} --background-identities {} \
-             --identified-rate {} --labelled-rate {} --dtype {dtype}",
+             --identified-rate {} --labelled-rate {} --dtype {dtype}{}",
             self.seed,
             self.dim,
             self.series,
@@ -263,6 +278,11 @@ impl Params {
             self.background_identities,
             self.identified_rate,
             self.labelled_rate,
+            if self.seized_fraction > 0.0 {
+                format!(" --seized-fraction {}", self.seized_fraction)
+            } else {
+                String::new()
+            },
         )
     }
 }
@@ -316,6 +336,12 @@ pub struct GenSummary {
     pub cases: usize,
     /// Distinct countries among the media.
     pub countries: usize,
+    /// Image points written to `seized/` (included in `images`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seized_images: usize,
+    /// Face points written to `seized/` (included in `faces`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub seized_faces: usize,
 }
 
 impl fmt::Display for GenSummary {
@@ -345,7 +371,15 @@ impl fmt::Display for GenSummary {
             f,
             "      {} uploads in {} cases from {} countries; {}-d {dtype}; ground truth in truth.json",
             self.uploads, self.cases, self.countries, self.dim
-        )
+        )?;
+        if self.seized_images > 0 {
+            write!(
+                f,
+                "\n      held back as a seized set in seized/: {} image points, {} face points",
+                self.seized_images, self.seized_faces
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -445,6 +479,9 @@ pub struct Truth {
     pub noise: Vec<String>,
     /// Face identities by index: victims (= series index), companions, background.
     pub identities: Vec<TruthIdentity>,
+    /// Uploads held back in `seized/` (`--seized-fraction`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub seized_uploads: Vec<String>,
 }
 
 /// Truth format tag.
@@ -456,45 +493,76 @@ pub fn run(args: &GenArgs) -> Result<GenSummary> {
     let out = &args.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating output directory {}", out.display()))?;
-
-    let mut image_writer = NpyWriter::create(
-        &out.join("images.npy"),
-        plan.media.len(),
-        plan.params.dim,
-        plan.params.dtype,
-    )?;
-    let mut image_lines = JsonLines::create(&out.join("images.jsonl"))?;
-    for &m in &plan.image_order {
-        image_writer.write_row(&to_f32(&plan.image_vector(m)))?;
-        image_lines.write(&PointLine {
-            id: plan.media[m].id.clone(),
-            vector: None,
-            metadata: plan.metadata(m),
-        })?;
-    }
-    image_writer.finish()?;
-    image_lines.finish()?;
-
-    let mut face_writer = NpyWriter::create(
-        &out.join("faces.npy"),
-        plan.face_order.len(),
-        plan.params.dim,
-        plan.params.dtype,
-    )?;
-    let mut face_lines = JsonLines::create(&out.join("faces.jsonl"))?;
-    for &(m, f) in &plan.face_order {
-        face_writer.write_row(&to_f32(&plan.face_vector(m, f)))?;
-        face_lines.write(&PointLine {
-            id: face_id(&plan.media[m].id, f),
-            vector: None,
-            metadata: plan.metadata(m),
-        })?;
-    }
-    face_writer.finish()?;
-    face_lines.finish()?;
-
+    // Uploads are in time order: the seized set is the latest ones.
+    let cut = plan.uploads.len()
+        - ((plan.params.seized_fraction * plan.uploads.len() as f64).ceil() as usize)
+            .min(plan.uploads.len());
+    let seized = |m: usize| plan.media[m].upload >= cut;
+    let dirs: Vec<(PathBuf, bool)> = if cut < plan.uploads.len() {
+        let d = out.join("seized");
+        std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+        vec![(out.clone(), false), (d, true)]
+    } else {
+        vec![(out.clone(), false)]
+    };
     let mut summary = plan.summary();
-    write_truth(&out.join("truth.json"), &plan.truth(summary.clone()))?;
+    for (dir, held) in &dirs {
+        let images: Vec<usize> = plan
+            .image_order
+            .iter()
+            .copied()
+            .filter(|&m| seized(m) == *held)
+            .collect();
+        let mut image_writer = NpyWriter::create(
+            &dir.join("images.npy"),
+            images.len(),
+            plan.params.dim,
+            plan.params.dtype,
+        )?;
+        let mut image_lines = JsonLines::create(&dir.join("images.jsonl"))?;
+        for &m in &images {
+            image_writer.write_row(&to_f32(&plan.image_vector(m)))?;
+            image_lines.write(&PointLine {
+                id: plan.media[m].id.clone(),
+                vector: None,
+                metadata: plan.metadata(m),
+            })?;
+        }
+        image_writer.finish()?;
+        image_lines.finish()?;
+
+        let faces: Vec<(usize, usize)> = plan
+            .face_order
+            .iter()
+            .copied()
+            .filter(|&(m, _)| seized(m) == *held)
+            .collect();
+        let mut face_writer = NpyWriter::create(
+            &dir.join("faces.npy"),
+            faces.len(),
+            plan.params.dim,
+            plan.params.dtype,
+        )?;
+        let mut face_lines = JsonLines::create(&dir.join("faces.jsonl"))?;
+        for &(m, f) in &faces {
+            face_writer.write_row(&to_f32(&plan.face_vector(m, f)))?;
+            face_lines.write(&PointLine {
+                id: face_id(&plan.media[m].id, f),
+                vector: None,
+                metadata: plan.metadata(m),
+            })?;
+        }
+        face_writer.finish()?;
+        face_lines.finish()?;
+        if *held {
+            summary.seized_images = images.len();
+            summary.seized_faces = faces.len();
+        }
+    }
+
+    let mut truth = plan.truth(summary.clone());
+    truth.seized_uploads = plan.uploads[cut..].iter().map(|u| u.id.clone()).collect();
+    write_truth(&out.join("truth.json"), &truth)?;
     summary.out = out.clone();
     Ok(summary)
 }
@@ -1014,6 +1082,8 @@ impl Plan {
             uploads: self.uploads.len(),
             cases: self.cases,
             countries: countries.len(),
+            seized_images: 0,
+            seized_faces: 0,
         }
     }
 
@@ -1132,6 +1202,7 @@ impl Plan {
                 .map(|m| m.id.clone())
                 .collect(),
             identities,
+            seized_uploads: Vec::new(),
         }
     }
 }
@@ -1176,6 +1247,11 @@ fn resolve(args: &GenArgs) -> Result<Params> {
         .uploads
         .unwrap_or_else(|| args.countries.max(appearances.div_ceil(3)));
     ensure!(uploads >= 2, "--uploads must be at least 2, got {uploads}");
+    ensure!(
+        (0.0..1.0).contains(&args.seized_fraction),
+        "--seized-fraction must be in [0, 1), got {}",
+        args.seized_fraction
+    );
     let background_identities = args
         .background_identities
         .unwrap_or_else(|| args.series.max(3));
@@ -1198,6 +1274,7 @@ fn resolve(args: &GenArgs) -> Result<Params> {
         identified_rate: args.identified_rate,
         labelled_rate: args.labelled_rate,
         dtype: args.dtype,
+        seized_fraction: args.seized_fraction,
     })
 }
 

@@ -1,0 +1,550 @@
+//! The analysts' commands: `vidx link`, `vidx link-upload` and `vidx triage`,
+//! gRPC clients of `LinkSeries`, `LinkUpload` and `Triage` that show progress
+//! and write what the server returns as JSON lines.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::json;
+
+use crate::cli::{ClientArgs, connect};
+use crate::pb;
+
+/// Distance thresholds and rule flags shared by `link` (0 = server default).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ParamArgs {
+    /// Largest image distance that links two media [default: 0.36 under cosine].
+    #[arg(long, default_value_t = 0.0)]
+    pub image_threshold: f32,
+    /// Largest face distance that counts as a face match [default: 0.70 under cosine].
+    #[arg(long, default_value_t = 0.0)]
+    pub face_threshold: f32,
+    /// Image distance of near-duplicates, which link on their own [default: 0.05].
+    #[arg(long, default_value_t = 0.0)]
+    pub near_duplicate_threshold: f32,
+    /// Neighbours per point [default: 32].
+    #[arg(long, default_value_t = 0)]
+    pub k: u32,
+    /// Common neighbours an ordinary edge needs [default: 1].
+    #[arg(long, default_value_t = 0)]
+    pub min_shared_neighbours: u32,
+    /// Plain single linkage (no anti-chaining rule), for comparison.
+    #[arg(long)]
+    pub single_linkage: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LinkArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The image collection to link.
+    #[arg(long, default_value = "images")]
+    pub images: String,
+    /// The face collection of the same media ("" for none).
+    #[arg(long, default_value = "faces")]
+    pub faces: String,
+    #[command(flatten)]
+    pub params: ParamArgs,
+    /// Link only these uploads (repeat or comma-separate); not stored.
+    #[arg(long = "upload", value_delimiter = ',')]
+    pub uploads: Vec<String>,
+    /// Link only these cases; not stored.
+    #[arg(long = "case", value_delimiter = ',')]
+    pub cases: Vec<String>,
+    /// Series as JSON lines, one per line.
+    #[arg(long, default_value = "series.jsonl")]
+    pub out: PathBuf,
+    /// The run's summary as JSON.
+    #[arg(long, default_value = "series-summary.json")]
+    pub summary: PathBuf,
+    /// Series listed on the terminal (largest cross-border first).
+    #[arg(long, default_value_t = 10)]
+    pub show: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LinkUploadArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long, default_value = "images")]
+    pub images: String,
+    /// The face collection ("" = the one the stored series were linked with).
+    #[arg(long, default_value = "")]
+    pub faces: String,
+    /// The upload to link.
+    #[arg(long)]
+    pub upload: String,
+    /// Print the response as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct TriageArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    #[arg(long, default_value = "images")]
+    pub images: String,
+    /// The face collection ("" for none).
+    #[arg(long, default_value = "faces")]
+    pub faces: String,
+    /// Face points of the items (`.npy` + same-stem `.jsonl`, or `.jsonl`),
+    /// attached to items by `metadata.media_id`.
+    #[arg(long = "face-file")]
+    pub face_files: Vec<PathBuf>,
+    /// Store the items after triage (default: they are not stored).
+    #[arg(long)]
+    pub store: bool,
+    /// Image distance threshold (0 = the stored series', else 0.36).
+    #[arg(long, default_value_t = 0.0)]
+    pub image_threshold: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub face_threshold: f32,
+    /// Items per streamed message.
+    #[arg(long, default_value_t = 500)]
+    pub batch: usize,
+    /// Verdicts as JSON lines, most urgent first.
+    #[arg(long, default_value = "triage.jsonl")]
+    pub out: PathBuf,
+    /// Items listed on the terminal.
+    #[arg(long, default_value_t = 20)]
+    pub show: usize,
+    /// Image points of the seized set: `.npy` + same-stem `.jsonl`, or `.jsonl` with vectors.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+}
+
+fn status_error(s: tonic::Status) -> anyhow::Error {
+    anyhow::anyhow!("server said {:?}: {}", s.code(), s.message())
+}
+
+fn date(t: i64) -> String {
+    if t == 0 {
+        return "?".into();
+    }
+    // Civil from days (Howard Hinnant), UTC.
+    let z = t.div_euclid(86_400) + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// A series as one JSON object (the JSON-lines output of `vidx link`).
+pub fn series_json(s: &pb::Series) -> serde_json::Value {
+    json!({
+        "series_id": s.series_id,
+        "media": s.media_ids.len(),
+        "media_ids": s.media_ids,
+        "countries": s.countries,
+        "cross_border": s.cross_border,
+        "agencies": s.agencies,
+        "upload_ids": s.upload_ids,
+        "case_ids": s.case_ids,
+        "captured": [date(s.captured_from), date(s.captured_until)],
+        "uploaded": [date(s.uploaded_from), date(s.uploaded_until)],
+        "victim_identified": s.victim_identified,
+        "labels": s.labels,
+        "media_with_faces": s.media_with_faces,
+        "evidence": s.evidence.iter().map(|e| json!({
+            "a": e.media_a,
+            "b": e.media_b,
+            "distance": e.distance,
+            "face_distance": e.face_distance,
+            "collection": e.collection,
+            "kind": pb::EvidenceKind::try_from(e.kind).map_or("?", |k| k.as_str_name()),
+            "shared_neighbours": e.shared_neighbours,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+fn short(id: &str) -> String {
+    if id.len() > 16 {
+        format!("{}…", &id[..16])
+    } else {
+        id.to_string()
+    }
+}
+
+pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
+    let mut client = connect(&a.client.server).await?;
+    let p = &a.params;
+    let req = pb::LinkSeriesRequest {
+        image_collection: a.images.clone(),
+        face_collection: a.faces.clone(),
+        params: Some(pb::LinkParams {
+            image_threshold: p.image_threshold,
+            face_threshold: p.face_threshold,
+            near_duplicate_threshold: p.near_duplicate_threshold,
+            k: p.k,
+            ef: 0,
+            min_shared_neighbours: p.min_shared_neighbours,
+            single_linkage: p.single_linkage,
+        }),
+        scope: Some(pb::LinkScope {
+            upload_ids: a.uploads.clone(),
+            case_ids: a.cases.clone(),
+        }),
+    };
+    let mut stream = client
+        .link_series(req)
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut out = BufWriter::new(file);
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let mut all: Vec<pb::Series> = Vec::new();
+    let mut summary = None;
+    while let Some(ev) = stream.message().await.map_err(status_error)? {
+        match ev.event {
+            Some(pb::link_event::Event::Progress(p)) => {
+                bar.set_message(p.stage);
+                bar.set_length(p.total);
+                bar.set_position(p.done);
+            }
+            Some(pb::link_event::Event::Series(s)) => {
+                serde_json::to_writer(&mut out, &series_json(&s))?;
+                out.write_all(b"\n")?;
+                all.push(s);
+            }
+            Some(pb::link_event::Event::Summary(s)) => summary = Some(s),
+            None => {}
+        }
+    }
+    bar.finish_and_clear();
+    out.flush()
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let Some(s) = summary else {
+        bail!("the server ended the stream without a summary");
+    };
+    let stages: serde_json::Map<String, serde_json::Value> = s
+        .stages
+        .iter()
+        .map(|t| (t.stage.clone(), json!(t.seconds)))
+        .collect();
+    let params = s.params.clone().unwrap_or_default();
+    let sj = json!({
+        "image_collection": a.images,
+        "face_collection": a.faces,
+        "media": s.media,
+        "series": s.series,
+        "linked_media": s.linked_media,
+        "cross_border_series": s.cross_border_series,
+        "image_edges": s.image_edges,
+        "face_edges": s.face_edges,
+        "refused_edges": s.refused_edges,
+        "stored": s.stored,
+        "seconds": stages,
+        "params": {
+            "image_threshold": params.image_threshold,
+            "face_threshold": params.face_threshold,
+            "near_duplicate_threshold": params.near_duplicate_threshold,
+            "k": params.k,
+            "ef": params.ef,
+            "min_shared_neighbours": params.min_shared_neighbours,
+            "single_linkage": params.single_linkage,
+        },
+    });
+    std::fs::write(&a.summary, serde_json::to_vec_pretty(&sj)?)
+        .with_context(|| format!("writing {}", a.summary.display()))?;
+    println!(
+        "{} media → {} series ({} media linked), {} cross-border; {} image edges, {} refused by the anti-chaining rule, {} face matches",
+        s.media,
+        s.series,
+        s.linked_media,
+        s.cross_border_series,
+        s.image_edges,
+        s.refused_edges,
+        s.face_edges
+    );
+    let secs: Vec<String> = s
+        .stages
+        .iter()
+        .map(|t| format!("{} {:.2}s", t.stage, t.seconds))
+        .collect();
+    println!("time: {}", secs.join(", "));
+    all.sort_by(|x, y| {
+        (y.cross_border, y.countries.len(), y.media_ids.len()).cmp(&(
+            x.cross_border,
+            x.countries.len(),
+            x.media_ids.len(),
+        ))
+    });
+    if a.show > 0 && !all.is_empty() {
+        println!();
+        println!(
+            "{:<22} {:>5} {:<20} {:>7} {:<23} {:<10} {:<8}",
+            "series", "media", "countries", "uploads", "captured", "identified", "label"
+        );
+        for x in all.iter().take(a.show) {
+            println!(
+                "{:<22} {:>5} {:<20} {:>7} {:<23} {:<10} {:<8}",
+                short(&x.series_id),
+                x.media_ids.len(),
+                x.countries.join(","),
+                x.upload_ids.len(),
+                format!("{}..{}", date(x.captured_from), date(x.captured_until)),
+                if x.victim_identified { "yes" } else { "no" },
+                x.labels.join(",")
+            );
+        }
+    }
+    println!(
+        "\nwrote {} series to {} and the summary to {}{}",
+        s.series,
+        a.out.display(),
+        a.summary.display(),
+        if s.stored {
+            " (stored on the server: LinkUpload and Triage use it)"
+        } else {
+            " (scoped run: not stored)"
+        }
+    );
+    Ok(())
+}
+
+pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {
+    let mut client = connect(&a.client.server).await?;
+    let r = client
+        .link_upload(pb::LinkUploadRequest {
+            image_collection: a.images.clone(),
+            face_collection: a.faces.clone(),
+            upload_id: a.upload.clone(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let outcome = |o: i32| pb::LinkOutcome::try_from(o).map_or("?", |x| x.as_str_name());
+    if a.json {
+        let j = json!({
+            "media": r.media.iter().map(|m| json!({
+                "media_id": m.media_id, "outcome": outcome(m.outcome), "series_id": m.series_id,
+            })).collect::<Vec<_>>(),
+            "merges": r.merges.iter().map(|m| json!({"series_id": m.series_id, "merged": m.merged})).collect::<Vec<_>>(),
+            "series": r.series.iter().map(series_json).collect::<Vec<_>>(),
+            "new_edges": r.new_edges,
+        });
+        println!("{}", serde_json::to_string_pretty(&j)?);
+        return Ok(());
+    }
+    let count = |o: pb::LinkOutcome| r.media.iter().filter(|m| m.outcome == o as i32).count();
+    println!(
+        "upload {}: {} media: {} joined existing series, {} in new candidate series, {} unlinked; {} merges; {} new edges",
+        a.upload,
+        r.media.len(),
+        count(pb::LinkOutcome::Joined),
+        count(pb::LinkOutcome::NewSeries),
+        count(pb::LinkOutcome::Unlinked),
+        r.merges.len(),
+        r.new_edges
+    );
+    for m in &r.merges {
+        println!("merged into {}: {}", m.series_id, m.merged.join(", "));
+    }
+    for s in &r.series {
+        println!(
+            "{:<22} {:>5} media  {}{}",
+            short(&s.series_id),
+            s.media_ids.len(),
+            s.countries.join(","),
+            if s.cross_border { "  cross-border" } else { "" }
+        );
+    }
+    Ok(())
+}
+
+pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
+    if a.batch == 0 {
+        bail!("--batch must be at least 1");
+    }
+    let files = a.files.clone();
+    let face_files = a.face_files.clone();
+    let (images, faces) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let read = |fs: &[PathBuf]| -> anyhow::Result<Vec<pb::Point>> {
+            let mut out = Vec::new();
+            for s in crate::ingest::plan(fs)? {
+                out.extend(crate::ingest::read_source(&s)?);
+            }
+            Ok(out)
+        };
+        let faces = if face_files.is_empty() {
+            Vec::new()
+        } else {
+            read(&face_files)?
+        };
+        Ok((read(&files)?, faces))
+    })
+    .await??;
+    let mut faces_of: HashMap<String, Vec<pb::Vector>> = HashMap::new();
+    for f in faces {
+        let meta = f.metadata.clone().unwrap_or_default();
+        faces_of
+            .entry(crate::link::media_key(&f.id, &meta, true))
+            .or_default()
+            .push(pb::Vector { values: f.vector });
+    }
+    let items: Vec<pb::TriageItem> = images
+        .into_iter()
+        .map(|p| {
+            let meta = p.metadata.clone().unwrap_or_default();
+            let key = crate::link::media_key(&p.id, &meta, false);
+            pb::TriageItem {
+                faces: faces_of.remove(&key).unwrap_or_default(),
+                id: p.id,
+                vector: p.vector,
+                metadata: p.metadata,
+            }
+        })
+        .collect();
+    let total = items.len();
+    let mut msgs = Vec::new();
+    for (i, chunk) in items.chunks(a.batch).enumerate() {
+        msgs.push(pb::TriageRequest {
+            image_collection: if i == 0 {
+                a.images.clone()
+            } else {
+                String::new()
+            },
+            face_collection: if i == 0 {
+                a.faces.clone()
+            } else {
+                String::new()
+            },
+            items: chunk.to_vec(),
+            store: a.store,
+            image_threshold: a.image_threshold,
+            face_threshold: a.face_threshold,
+        });
+    }
+    let mut client = connect(&a.client.server).await?;
+    let mut stream = client
+        .triage(tokio_stream::iter(msgs))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let bar = ProgressBar::new(total as u64);
+    let mut results = Vec::with_capacity(total);
+    let mut summary = None;
+    while let Some(r) = stream.message().await.map_err(status_error)? {
+        bar.inc(r.results.len() as u64);
+        results.extend(r.results);
+        if r.summary.is_some() {
+            summary = r.summary;
+        }
+    }
+    bar.finish_and_clear();
+    let Some(s) = summary else {
+        bail!("the server ended the triage stream without a summary");
+    };
+    // Most urgent first; within a priority, closest match first.
+    results.sort_by(|x, y| {
+        x.priority
+            .cmp(&y.priority)
+            .then(x.nearest_distance.total_cmp(&y.nearest_distance))
+            .then(x.id.cmp(&y.id))
+    });
+    let name = |p: i32| pb::Priority::try_from(p).map_or("?", |x| x.as_str_name());
+    let verdict = |v: i32| pb::Verdict::try_from(v).map_or("?", |x| x.as_str_name());
+    let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    let mut out = BufWriter::new(file);
+    for r in &results {
+        serde_json::to_writer(
+            &mut out,
+            &json!({
+                "id": r.id,
+                "verdict": verdict(r.verdict),
+                "priority": name(r.priority),
+                "series_id": r.series_id,
+                "nearest_media_id": r.nearest_media_id,
+                "nearest_distance": r.nearest_distance,
+                "victim_identified": r.victim_identified,
+                "matched_faces": r.matched_faces,
+                "face_series_id": r.face_series_id,
+                "series_label": r.series_label,
+            }),
+        )?;
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+        .with_context(|| format!("writing {}", a.out.display()))?;
+    let by = |p: pb::Priority| results.iter().filter(|r| r.priority == p as i32).count();
+    println!(
+        "{} items: {} known, {} new ({} new with faces); {} candidate series among the new items{}",
+        s.items,
+        s.known,
+        s.new,
+        s.new_with_faces,
+        s.new_groups.len(),
+        if s.stored > 0 {
+            format!("; {} stored", s.stored)
+        } else {
+            String::new()
+        }
+    );
+    println!(
+        "priority: NEW_WITH_FACES {}  NEW_MATERIAL {}  KNOWN_UNIDENTIFIED {}  KNOWN_IDENTIFIED {}",
+        by(pb::Priority::NewWithFaces),
+        by(pb::Priority::NewMaterial),
+        by(pb::Priority::KnownUnidentified),
+        by(pb::Priority::KnownIdentified)
+    );
+    if a.show > 0 {
+        println!();
+        println!(
+            "{:<18} {:<7} {:<19} {:<22} {:>8} {:>5}",
+            "id", "verdict", "priority", "series", "distance", "faces"
+        );
+        for r in results.iter().take(a.show) {
+            println!(
+                "{:<18} {:<7} {:<19} {:<22} {:>8.4} {:>5}",
+                short(&r.id),
+                verdict(r.verdict),
+                name(r.priority),
+                short(&r.series_id),
+                r.nearest_distance,
+                r.matched_faces
+            );
+        }
+    }
+    for (i, g) in s.new_groups.iter().enumerate().take(a.show) {
+        println!(
+            "candidate series {} among new items: {} items ({})",
+            i + 1,
+            g.ids.len(),
+            g.ids
+                .iter()
+                .map(|x| short(x))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    println!("\nwrote {} verdicts to {}", results.len(), a.out.display());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::date;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "?");
+        assert_eq!(date(1_388_534_400), "2014-01-01");
+        assert_eq!(date(951_868_800), "2000-03-01");
+        assert_eq!(date(1_735_689_599), "2024-12-31");
+    }
+}

@@ -1,5 +1,6 @@
 //! End-to-end through the real `vidx` binary: `gen`, `serve --demo`,
-//! `collections`, `ingest` (npy + jsonl, and jsonl with vectors), `search`.
+//! `collections`, `ingest` (npy + jsonl, and jsonl with vectors), `search`,
+//! `link`, `link-upload`, `triage` on the demo set, `bench` smoke runs.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -85,7 +86,7 @@ fn gen_serve_ingest_search() {
     // The demo collections are there.
     let list = run(&["collections", "--server", url]);
     assert!(list.contains("images") && list.contains("faces"), "{list}");
-    assert!(list.contains("2143"), "{list}");
+    assert!(list.contains("1690"), "{list}");
 
     // npy + jsonl ingest creates the collection with the file's dimension.
     let out = run(&[
@@ -267,6 +268,94 @@ fn gen_serve_ingest_search() {
 }
 
 /// The benchmark harness at a tiny size, so it cannot rot unnoticed.
+/// The README's linking walk-through on the demo set: link, triage the
+/// held-back seized set, store it, link one of its uploads incrementally.
+#[test]
+fn demo_link_triage_link_upload() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = serve(&tmp.path().join("data"), true);
+    let url = server.url.as_str();
+    let series = tmp.path().join("series.jsonl");
+    let summary = tmp.path().join("summary.json");
+    let out = run(&[
+        "link",
+        "--server",
+        url,
+        "--out",
+        series.to_str().unwrap(),
+        "--summary",
+        summary.to_str().unwrap(),
+    ]);
+    assert!(out.contains("1690 media"), "{out}");
+    assert!(out.contains("stored on the server"), "{out}");
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&series)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sum: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    assert_eq!(lines.len() as u64, sum["series"].as_u64().unwrap());
+    // Every planted series of the demo's main part is there, and the
+    // evidence of each is a spanning forest of its media.
+    let truth: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/data-samples/truth.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert!(lines.len() >= truth["series"].as_array().unwrap().len() - 2);
+    for l in &lines {
+        let media = l["media"].as_u64().unwrap();
+        assert_eq!(l["evidence"].as_array().unwrap().len() as u64, media - 1);
+        assert!(l["series_id"].as_str().unwrap().starts_with("ser-"));
+    }
+
+    let seized = concat!(env!("CARGO_MANIFEST_DIR"), "/data-samples/seized");
+    let verdicts = tmp.path().join("triage.jsonl");
+    let out = run(&[
+        "triage",
+        "--server",
+        url,
+        "--face-file",
+        &format!("{seized}/faces.npy"),
+        "--out",
+        verdicts.to_str().unwrap(),
+        "--store",
+        &format!("{seized}/images.npy"),
+    ]);
+    assert!(out.contains("453 items"), "{out}");
+    assert!(out.contains("453 stored"), "{out}");
+    let v: Vec<serde_json::Value> = std::fs::read_to_string(&verdicts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v.len(), 453);
+    // Most urgent first.
+    let rank = |p: &str| match p {
+        "NEW_WITH_FACES" => 1,
+        "NEW_MATERIAL" => 2,
+        "KNOWN_UNIDENTIFIED" => 3,
+        "KNOWN_IDENTIFIED" => 4,
+        other => panic!("priority {other}"),
+    };
+    assert!(
+        v.windows(2)
+            .all(|w| rank(w[0]["priority"].as_str().unwrap())
+                <= rank(w[1]["priority"].as_str().unwrap()))
+    );
+    assert!(v.iter().any(|x| x["verdict"] == "KNOWN"));
+    assert!(v.iter().any(|x| x["verdict"] == "NEW"));
+
+    let upload = truth["seized_uploads"][0].as_str().unwrap();
+    let out = run(&["link-upload", "--server", url, "--upload", upload]);
+    assert!(out.contains(&format!("upload {upload}:")), "{out}");
+    assert!(out.contains("joined existing series"), "{out}");
+}
+
 #[test]
 fn bench_ann_smoke() {
     let tmp = tempfile::tempdir().unwrap();

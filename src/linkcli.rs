@@ -161,7 +161,12 @@ pub fn series_json(s: &pb::Series) -> serde_json::Value {
             "distance": e.distance,
             "face_distance": e.face_distance,
             "collection": e.collection,
-            "kind": pb::EvidenceKind::try_from(e.kind).map_or("?", |k| k.as_str_name()),
+            "kind": match pb::EvidenceKind::try_from(e.kind) {
+                Ok(pb::EvidenceKind::EvidenceImage) => "image",
+                Ok(pb::EvidenceKind::EvidenceNearDuplicate) => "near-duplicate",
+                Ok(pb::EvidenceKind::EvidenceImageAndFace) => "image+face",
+                _ => "?",
+            },
             "shared_neighbours": e.shared_neighbours,
         })).collect::<Vec<_>>(),
     })

@@ -1185,6 +1185,14 @@ fn flusher(c: Weak<Collection>, every: std::time::Duration) {
     }
 }
 
+fn live_offsets(bits: &[bool]) -> Vec<usize> {
+    bits.iter()
+        .enumerate()
+        .filter(|(_, l)| **l)
+        .map(|(o, _)| o)
+        .collect()
+}
+
 /// A point of a [`View`]: segment (newest first) and offset in it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct PointRef {
@@ -1216,13 +1224,15 @@ impl View {
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for (si, seg) in self.all.iter().enumerate() {
-            let live = match seg {
-                Seg::Mutable(m) => m.live_bits(),
-                Seg::Sealed(s) => s.live_bits(),
+            let offsets: Vec<usize> = match (seg, filter) {
+                (Seg::Mutable(m), Some(f)) => m.passing(f),
+                (Seg::Sealed(s), Some(f)) => s.passing(f)?,
+                (Seg::Mutable(m), None) => live_offsets(&m.live_bits()),
+                (Seg::Sealed(s), None) => live_offsets(&s.live_bits()),
             };
-            for (off, _) in live.iter().enumerate().filter(|(_, l)| **l) {
+            for off in offsets {
                 let (id, meta) = seg.describe(off)?;
-                if filter.is_some_and(|f| !f.matches(&meta)) || !seen.insert(id.clone()) {
+                if !seen.insert(id.clone()) {
                     continue;
                 }
                 let r = PointRef {

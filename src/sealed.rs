@@ -478,6 +478,16 @@ impl SealedSegment {
         })
     }
 
+    /// Live offsets whose metadata passes `filter`, ascending.
+    pub fn passing(&self, filter: &Filter) -> Result<Vec<usize>> {
+        let c = self.meta_index()?.compile(filter);
+        Ok(c.passing()
+            .into_iter()
+            .map(|o| o as usize)
+            .filter(|&o| self.is_live(o))
+            .collect())
+    }
+
     pub fn metadata_at(&self, i: usize) -> Result<pb::Metadata> {
         let s = |c| self.string_at(c, i).map(str::to_owned);
         let n = self.n as u64;

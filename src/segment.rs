@@ -194,6 +194,20 @@ impl MutableSegment {
         self.live.read().is_live(offset)
     }
 
+    /// Live offsets whose metadata passes `filter`, ascending (found through
+    /// the metadata index, not by reading every point).
+    pub fn passing(&self, filter: &Filter) -> Vec<usize> {
+        let d = self.data.read();
+        let l = self.live.read();
+        d.meta
+            .compile(filter)
+            .passing()
+            .into_iter()
+            .map(|o| o as usize)
+            .filter(|&o| l.is_live(o))
+            .collect()
+    }
+
     /// Liveness of every offset, for sealing.
     pub fn live_bits(&self) -> Vec<bool> {
         self.live.read().bits.clone()

@@ -1466,6 +1466,39 @@ mod tests {
     ];
 
     #[test]
+    fn seized_fraction_holds_back_the_latest_uploads() {
+        let dir = tempfile::tempdir().unwrap();
+        let summary = run(&args(dir.path(), &["--seized-fraction", "0.25"])).unwrap();
+        let truth = read_truth(dir.path());
+        let main = read_lines(&dir.path().join("images.jsonl"));
+        let held = read_lines(&dir.path().join("seized/images.jsonl"));
+        let held_faces = read_lines(&dir.path().join("seized/faces.jsonl"));
+        assert_eq!(main.len() + held.len(), summary.images);
+        assert_eq!(held.len(), summary.seized_images);
+        assert_eq!(held_faces.len(), summary.seized_faces);
+        assert!(!held.is_empty() && !main.is_empty());
+        let seized: HashSet<&str> = truth.seized_uploads.iter().map(String::as_str).collect();
+        assert_eq!(seized.len(), truth.uploads.len().div_ceil(4));
+        // The held-back uploads are the latest ones.
+        let cut = truth.uploads[truth.uploads.len() - seized.len()].uploaded_at;
+        for p in &held {
+            assert!(seized.contains(p.metadata.upload_id.as_str()));
+            assert!(p.metadata.uploaded_at >= cut);
+        }
+        for p in main
+            .iter()
+            .chain(&read_lines(&dir.path().join("faces.jsonl")))
+        {
+            assert!(!seized.contains(p.metadata.upload_id.as_str()));
+        }
+        for p in &held_faces {
+            assert!(seized.contains(p.metadata.upload_id.as_str()));
+        }
+        assert!(truth.command.contains("--seized-fraction 0.25"));
+        assert!(run(&args(dir.path(), &["--seized-fraction", "1"])).is_err());
+    }
+
+    #[test]
     fn same_seed_same_bytes() {
         let (a, b, c) = (
             tempfile::tempdir().expect("tmp"),

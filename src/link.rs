@@ -45,6 +45,9 @@ pub const DEFAULT_IMAGE_THRESHOLD: f32 = 0.36;
 pub const DEFAULT_FACE_THRESHOLD: f32 = 0.70;
 pub const DEFAULT_NEAR_DUPLICATE_THRESHOLD: f32 = 0.05;
 
+/// Seconds spent per stage, in order.
+pub type StageTimes = Vec<(&'static str, f64)>;
+
 /// Progress callback: (stage, done, total).
 pub type Progress<'a> = &'a (dyn Fn(&'static str, u64, u64) + Sync);
 
@@ -445,7 +448,7 @@ fn par_progress<T: Sync, R: Send>(
         .map(|x| {
             let r = f(x);
             let d = done.fetch_add(1, Ordering::Relaxed) + 1;
-            if d % step == 0 && d != total {
+            if d.is_multiple_of(step) && d != total {
                 progress(stage, d, total);
             }
             r
@@ -523,7 +526,7 @@ pub struct Linked {
     pub image_edges: usize,
     pub face_edges: usize,
     pub stats: GroupStats,
-    pub stages: Vec<(&'static str, f64)>,
+    pub stages: StageTimes,
 }
 
 /// The media of `images` (and `faces`) in `scope` and their edge set under
@@ -535,7 +538,7 @@ pub fn build_edges(
     s: &LinkSettings,
     scope: Option<&Filter>,
     progress: Progress<'_>,
-) -> Result<(MediaTable, EdgeSet, Vec<(&'static str, f64)>)> {
+) -> Result<(MediaTable, EdgeSet, StageTimes)> {
     let mut stages = Vec::new();
     let t = Instant::now();
     let mut media = MediaTable::default();

@@ -241,7 +241,7 @@ pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
         .iter()
         .map(|t| (t.stage.clone(), json!(t.seconds)))
         .collect();
-    let params = s.params.clone().unwrap_or_default();
+    let params = s.params.unwrap_or_default();
     let sj = json!({
         "image_collection": a.images,
         "face_collection": a.faces,

@@ -202,7 +202,7 @@ impl VectorIndex for Service {
                 let total = linked.series.len() as u64;
                 for (i, rec) in linked.series.iter().enumerate() {
                     send(pb::link_event::Event::Series(rec.to_pb()));
-                    if (i as u64 + 1) % (total / 100).max(1) == 0 {
+                    if (i as u64 + 1).is_multiple_of((total / 100).max(1)) {
                         progress("output", i as u64 + 1, total);
                     }
                 }

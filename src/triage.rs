@@ -248,8 +248,10 @@ pub fn group_items(
             })
         })
         .collect();
-    let mut edges = EdgeSet::default();
-    edges.adj = vec![Vec::new(); n];
+    let mut edges = EdgeSet {
+        adj: vec![Vec::new(); n],
+        ..Default::default()
+    };
     for &(a, b, d, face) in &pairs {
         edges.adj[a as usize].push((b, d));
         edges.adj[b as usize].push((a, d));

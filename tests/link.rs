@@ -344,7 +344,7 @@ async fn ids_are_stable_and_incremental_equals_full() {
     let b = w.g.at_cos(&a, 0.5);
     let mid = unit(a.iter().zip(&b).map(|(x, y)| x + y).collect());
     let mut old = w.all();
-    let mut clump = |g: &mut Gen, centre: &[f32], tag: &str, cc: &str, t: i64| -> Vec<Media> {
+    let clump = |g: &mut Gen, centre: &[f32], tag: &str, cc: &str, t: i64| -> Vec<Media> {
         (0..5)
             .map(|j| {
                 let id = format!("x-{tag}-{j}");

@@ -422,3 +422,58 @@ fn bench_ann_smoke() {
     ]);
     assert!(table.contains("| vidx-sealed | 32 |"), "{table}");
 }
+
+/// `bench link` at a tiny size: the quality sweep, triage and the JSON
+/// report, so the harness cannot rot unnoticed.
+#[test]
+fn bench_link_smoke() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("link.json");
+    let data_dir = tmp.path().join("work");
+    let args = [
+        "bench",
+        "link",
+        "--series",
+        "10",
+        "--dim",
+        "32",
+        "--thresholds",
+        "0.30,0.40",
+        "--data-dir",
+        data_dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let table = run(&args);
+    assert!(
+        table.contains("| B3 P | B3 R | B3 F1 | pair P | pair R | pair F1 |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("| triangle>=1 (default) | 0.36 | yes |"),
+        "{table}"
+    );
+    assert!(table.contains("| KNOWN |"), "{table}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    // 3 rules x 3 thresholds (the default added) + the default without faces.
+    let rows = r["quality"].as_array().unwrap();
+    assert_eq!(rows.len(), 10);
+    for row in rows {
+        for key in [
+            "b3_precision",
+            "b3_recall",
+            "b3_f1",
+            "pair_precision",
+            "pair_recall",
+        ] {
+            let v = row[key].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{key} {v}");
+        }
+        assert_eq!(row["unknown_media"], 0);
+    }
+    assert!(r["triage"]["seized_items"].as_u64().unwrap() > 0);
+    // A second run reuses the set and the collections.
+    let again = run(&args);
+    assert!(again.contains("ingest: reused from --data-dir"), "{again}");
+}

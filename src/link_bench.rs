@@ -678,8 +678,11 @@ pub struct ScaleReport {
     pub image_edges: usize,
     pub face_edges: usize,
     pub peak_rss_bytes: u64,
-    /// Peak RSS during linking alone, if the kernel let us reset the mark.
+    /// Peak RSS from the start of linking, if the kernel let us reset the
+    /// mark (else only the whole run's peak is known).
     pub link_peak_rss_bytes: Option<u64>,
+    /// RSS when linking started: the open collections and what ingest left.
+    pub rss_before_link_bytes: u64,
 }
 
 /// Resets the peak-RSS mark (Linux `clear_refs` 5), so that the peak read
@@ -734,6 +737,7 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
     let mut scale = None;
     let knn_seconds;
     if a.scale {
+        let rss_before = crate::bench::current_rss();
         let reset = reset_peak_rss();
         let linked = link::link_full((&iv, "images"), Some((&fv, "faces")), &defaults, None, &cb)?;
         b.finish_and_clear();
@@ -761,6 +765,7 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
             image_edges: linked.image_edges,
             face_edges: linked.face_edges,
             link_peak_rss_bytes: link_peak,
+            rss_before_link_bytes: rss_before,
             ..Default::default()
         };
         rep.link_seconds = rep.stages.iter().map(|s| s.1).sum::<f64>() + output_seconds;
@@ -935,7 +940,11 @@ fn print_report(
             s.face_edges,
             mib(peak),
             match s.link_peak_rss_bytes {
-                Some(p) => format!(", {:.0} MiB from the start of linking", mib(p)),
+                Some(p) => format!(
+                    ", {:.0} MiB from the start of linking ({:.0} MiB resident when it started)",
+                    mib(p),
+                    mib(s.rss_before_link_bytes)
+                ),
                 None => String::new(),
             }
         );

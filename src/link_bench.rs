@@ -690,7 +690,9 @@ pub struct ScaleReport {
 }
 
 /// Resets the peak-RSS mark (Linux `clear_refs` 5), so that the peak read
-/// afterwards is that of what follows, not of the ingest before it.
+/// afterwards is that of what follows, not of the ingest before it. The
+/// kernel's mark is itself approximate (RSS counters are batched per
+/// thread), so two reads can differ by a few MiB.
 fn reset_peak_rss() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
@@ -740,8 +742,11 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut scale = None;
     let knn_seconds;
+    let mut peak_before_link = 0;
     if a.scale {
         let rss_before = crate::bench::current_rss();
+        // Read before the reset: afterwards the mark only covers linking.
+        peak_before_link = peak_rss();
         let reset = reset_peak_rss();
         let linked = link::link_full((&iv, "images"), Some((&fv, "faces")), &defaults, None, &cb)?;
         b.finish_and_clear();
@@ -859,7 +864,7 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let peak = peak_rss();
+    let peak = peak_rss().max(peak_before_link);
     if let Some(out) = &a.out {
         let r = Report {
             mode: if a.scale { "scale" } else { "quality" },

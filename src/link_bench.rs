@@ -222,30 +222,63 @@ pub struct QualityRow {
     pub media_in_series: usize,
     /// Predicted media that the truth does not know (should be 0).
     pub unknown_media: usize,
+    /// Predicted series holding members of two or more planted series.
+    pub merged_series: usize,
+    /// Hard-negative and noise media put in a series.
+    pub stray_media: usize,
+    /// Predicted series without any planted member.
+    pub spurious_series: usize,
     pub accepted_edges: usize,
     pub refused_edges: usize,
     pub group_seconds: f64,
 }
 
+/// How a linker's series compare with the truth.
+#[derive(Clone, Debug, Default)]
+struct Found {
+    scores: Scores,
+    /// Planted series found exactly.
+    exact: usize,
+    /// Media in predicted series.
+    in_series: usize,
+    /// Predicted media the truth does not know.
+    unknown: usize,
+    /// Predicted series holding members of two or more planted series.
+    merged: usize,
+    /// Media of no planted series (hard negatives, noise) put in a series.
+    strays: usize,
+    /// Predicted series without any planted member.
+    spurious: usize,
+}
+
 /// Scores a linker's series against the truth.
-fn quality(ti: &TruthIndex, series: &[SeriesRecord]) -> (Scores, usize, usize, usize) {
+fn quality(ti: &TruthIndex, series: &[SeriesRecord]) -> Found {
     let n = ti.ids.len();
+    let planted = ti.series.len() as u32;
     // Media in no series get labels past every series index.
     let mut pred: Vec<u32> = (0..n as u32).map(|i| series.len() as u32 + i).collect();
-    let mut unknown = 0;
-    let mut in_series = 0;
+    let mut f = Found::default();
     for (s, rec) in series.iter().enumerate() {
+        let mut truth_series = HashSet::new();
         for m in &rec.media_ids {
             match ti.index.get(m) {
                 Some(&i) => {
                     pred[i as usize] = s as u32;
-                    in_series += 1;
+                    f.in_series += 1;
+                    let t = ti.label[i as usize];
+                    if t < planted {
+                        truth_series.insert(t);
+                    } else {
+                        f.strays += 1;
+                    }
                 }
-                None => unknown += 1,
+                None => f.unknown += 1,
             }
         }
+        f.merged += (truth_series.len() >= 2) as usize;
+        f.spurious += truth_series.is_empty() as usize;
     }
-    let exact = ti
+    f.exact = ti
         .series
         .iter()
         .filter(|members| {
@@ -258,7 +291,8 @@ fn quality(ti: &TruthIndex, series: &[SeriesRecord]) -> (Scores, usize, usize, u
                 && members.iter().all(|&m| pred[m as usize] == p)
         })
         .count();
-    (scores(&ti.label, &pred), exact, in_series, unknown)
+    f.scores = scores(&ti.label, &pred);
+    f
 }
 
 /// The default linking settings (cosine), with the sweep's changes.
@@ -789,18 +823,21 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
             .iter()
             .find(|s| s.0 == "group")
             .map_or(0.0, |s| s.1);
-        let (sc, exact, in_series, unknown) = quality(&ti, &linked.series);
+        let q = quality(&ti, &linked.series);
         rows.push(QualityRow {
             rule: "triangle>=1".into(),
             image_threshold: defaults.image_threshold,
             faces: true,
             default: true,
-            scores: sc,
+            scores: q.scores,
             series_found: linked.series.len(),
             series_planted: truth.series.len(),
-            exact,
-            media_in_series: in_series,
-            unknown_media: unknown,
+            exact: q.exact,
+            media_in_series: q.in_series,
+            unknown_media: q.unknown,
+            merged_series: q.merged,
+            stray_media: q.strays,
+            spurious_series: q.spurious,
             accepted_edges: linked.stats.accepted_edges,
             refused_edges: linked.stats.refused_edges,
             group_seconds,
@@ -839,18 +876,21 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
             let start = Instant::now();
             let (series, stats) = link::group(&media, &e, &s, "images");
             let group_seconds = start.elapsed().as_secs_f64();
-            let (sc, exact, in_series, unknown) = quality(&ti, &series);
+            let q = quality(&ti, &series);
             rows.push(QualityRow {
                 rule: name.into(),
                 image_threshold: t,
                 faces: with_faces,
                 default: with_faces && s == defaults,
-                scores: sc,
+                scores: q.scores,
                 series_found: series.len(),
                 series_planted: truth.series.len(),
-                exact,
-                media_in_series: in_series,
-                unknown_media: unknown,
+                exact: q.exact,
+                media_in_series: q.in_series,
+                unknown_media: q.unknown,
+                merged_series: q.merged,
+                stray_media: q.strays,
+                spurious_series: q.spurious,
                 accepted_edges: stats.accepted_edges,
                 refused_edges: stats.refused_edges,
                 group_seconds,
@@ -962,13 +1002,13 @@ fn print_report(
     }
     println!();
     println!(
-        "| rule | image threshold | faces | B3 P | B3 R | B3 F1 | pair P | pair R | pair F1 | series found / planted | exact |"
+        "| rule | image threshold | faces | B3 P | B3 R | B3 F1 | pair P | pair R | pair F1 | series found / planted | exact | merged | stray media |"
     );
-    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for r in rows {
         let s = &r.scores;
         println!(
-            "| {}{} | {:.2} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} / {} | {} |",
+            "| {}{} | {:.2} | {} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {:.3} | {} / {} | {} | {} | {} |",
             r.rule,
             if r.default { " (default)" } else { "" },
             r.image_threshold,
@@ -981,7 +1021,9 @@ fn print_report(
             s.pair_f1,
             r.series_found,
             r.series_planted,
-            r.exact
+            r.exact,
+            r.merged_series,
+            r.stray_media
         );
     }
     if let Some(t) = triage {
@@ -1107,24 +1149,34 @@ mod tests {
             }
             r
         };
-        // {a,b,c} found exactly; {d,e} glued to f; "x" is not in the truth.
-        let (s, exact, in_series, unknown) = quality(
+        // {a,b,c} found exactly; {d,e} glued to f; g with "y": neither
+        // "x" nor "y" is in the truth, so g's series has no planted member.
+        let q = quality(
             &ti,
             &[
                 series_of(&["a", "b", "c"]),
                 series_of(&["d", "e", "f", "x"]),
+                series_of(&["g", "y"]),
             ],
         );
-        assert_eq!((exact, in_series, unknown), (1, 6, 1));
+        assert_eq!((q.exact, q.in_series, q.unknown), (1, 7, 2));
+        assert_eq!((q.merged, q.strays, q.spurious), (0, 2, 1));
+        let s = q.scores;
         assert!(close(s.b3_recall, 1.0), "{s:?}");
-        // d, e: 2 of 3 right; f: 1 of 3; the rest 1.
+        // d, e: 2 of 3 right; f: 1 of 3; the rest (g alone among known
+        // media included) 1.
         assert!(
             close(s.b3_precision, (4.0 + 2.0 * 2.0 / 3.0 + 1.0 / 3.0) / 7.0),
             "{s:?}"
         );
+        // Two planted series in one predicted series.
         // Nothing linked: every true pair missed.
-        let (s, exact, _, _) = quality(&ti, &[]);
-        assert_eq!(exact, 0);
+        let q = quality(&ti, &[series_of(&["a", "b", "d", "e"])]);
+        assert_eq!((q.exact, q.merged, q.strays), (0, 1, 0));
+        // Nothing linked: every true pair missed.
+        let q = quality(&ti, &[]);
+        assert_eq!(q.exact, 0);
+        let s = q.scores;
         assert!(close(s.pair_recall, 0.0), "{s:?}");
     }
 }

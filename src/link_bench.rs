@@ -654,6 +654,11 @@ fn triage_bench(
         })
         .collect();
     rep.seized_items = seized.len();
+    ensure!(
+        !seized.is_empty(),
+        "no media in the seized set: lower --database-fraction ({})",
+        a.database_fraction
+    );
     let triager = Triager::new(iv, Some(fv), Some(state), s);
     let start = Instant::now();
     let results: Vec<pb::TriageResult> = seized

@@ -61,6 +61,10 @@ pub struct LinkBenchArgs {
     /// Dimension of the generated embeddings.
     #[arg(long, default_value_t = 512)]
     pub dim: usize,
+    /// Chains of look-alike media between pairs of series (`vidx gen
+    /// --chains`), which single linkage follows [default: series / 4].
+    #[arg(long)]
+    pub chains: Option<usize>,
     /// Image thresholds (cosine distance) of the quality sweep; the default
     /// threshold is always added.
     #[arg(
@@ -449,6 +453,8 @@ fn gen_args(a: &LinkBenchArgs, out: &Path) -> anyhow::Result<GenArgs> {
         a.dim.to_string(),
         "--series".into(),
         series.to_string(),
+        "--chains".into(),
+        a.chains.unwrap_or(series / 4).to_string(),
     ];
     if a.scale {
         argv.extend(["--faces-per-media".into(), "0..2".into()]);

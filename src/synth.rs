@@ -81,6 +81,15 @@ const UPLOAD_FROM: i64 = 1_338_508_800;
 /// 2025-06-30T23:59:59Z: latest `uploaded_at`.
 const UPLOAD_UNTIL: i64 = 1_751_327_999;
 
+/// Media per `--chains` chain.
+const CHAIN_LEN: usize = 5;
+/// Cosine of a chain's end to its series' centroid: near the top of the
+/// hard-negative range, so a chain touches its series only at looser
+/// thresholds than the default. Next
+/// steps are at cosine ~0.66 (w² cos 22.5° + (1 − w²)/2), two steps apart
+/// ~0.27.
+const CHAIN_SERIES_WEIGHT: f64 = 0.62;
+
 /// Probability that a new upload joins an earlier case of its country.
 const JOIN_CASE_P: f64 = 0.4;
 /// Probability that the first face of a series media is the victim (else the companion).
@@ -197,6 +206,12 @@ pub struct GenArgs {
     /// Element type of `images.npy` and `faces.npy`.
     #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
+    /// Chains of look-alike media between pairs of series (5 media each, in
+    /// no series): each is close to the next one only, and the chain's ends
+    /// lean towards the two series like hard negatives. Plain single linkage
+    /// follows a chain and, at looser thresholds, glues the two series together.
+    #[arg(long, default_value_t = 0)]
+    pub chains: usize,
     /// Fraction of uploads, the latest ones, held back as a seized set to
     /// triage: written to `seized/` instead of the main files.
     #[arg(long, default_value_t = 0.0)]
@@ -239,6 +254,9 @@ pub struct Params {
     /// `--seized-fraction`.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub seized_fraction: f64,
+    /// `--chains`.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chains: usize,
 }
 
 fn is_zero_f64(x: &f64) -> bool {
@@ -280,6 +298,10 @@ impl Params {
             self.labelled_rate,
             if self.seized_fraction > 0.0 {
                 format!(" --seized-fraction {}", self.seized_fraction)
+            } else {
+                String::new()
+            } + &if self.chains > 0 {
+                format!(" --chains {}", self.chains)
             } else {
                 String::new()
             },
@@ -336,6 +358,9 @@ pub struct GenSummary {
     pub cases: usize,
     /// Distinct countries among the media.
     pub countries: usize,
+    /// Chain media (`--chains`), in no series (included in `images`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub chain_media: usize,
     /// Image points written to `seized/` (included in `images`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub seized_images: usize,
@@ -353,7 +378,7 @@ impl fmt::Display for GenSummary {
         writeln!(
             f,
             "wrote {} image points to {}: {} series ({} members + {} near-duplicates), \
-             {} hard negatives, {} noise",
+             {} hard negatives, {} noise{}",
             self.images,
             self.out.display(),
             self.series,
@@ -361,6 +386,11 @@ impl fmt::Display for GenSummary {
             self.near_duplicates,
             self.hard_negatives,
             self.noise,
+            if self.chain_media > 0 {
+                format!(", {} chain media", self.chain_media)
+            } else {
+                String::new()
+            },
         )?;
         writeln!(
             f,
@@ -443,6 +473,14 @@ pub struct TruthHardNegative {
     pub series: usize,
 }
 
+/// A chain of look-alike media in `truth.json`, in chain order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthChain {
+    /// The two series it runs between.
+    pub series: [usize; 2],
+    pub media: Vec<String>,
+}
+
 /// A face identity in `truth.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TruthIdentity {
@@ -479,6 +517,10 @@ pub struct Truth {
     pub noise: Vec<String>,
     /// Face identities by index: victims (= series index), companions, background.
     pub identities: Vec<TruthIdentity>,
+    /// Chains of look-alike media between two series (`--chains`); their
+    /// media are also listed in `hard_negatives` (under the first series).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chains: Vec<TruthChain>,
     /// Uploads held back in `seized/` (`--seized-fraction`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub seized_uploads: Vec<String>,
@@ -630,6 +672,16 @@ enum Recipe {
         cos: f64,
         seed: u64,
     },
+    /// A step of a chain between series centroids `a` and `b`: weight
+    /// [`CHAIN_SERIES_WEIGHT`] at angle `phi` from `a` towards `b` in their
+    /// plane, the rest random directions shared with each neighbouring step
+    /// (`noise`: the seeds of the two shared directions).
+    Chain {
+        a: usize,
+        b: usize,
+        phi: f64,
+        noise: [u64; 2],
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -637,6 +689,7 @@ enum Role {
     Member { series: usize },
     NearDup { series: usize, source: usize },
     HardNegative { series: usize },
+    Chain { a: usize, b: usize },
     Noise,
 }
 
@@ -892,6 +945,30 @@ impl Plan {
                 faces: Vec::new(),
             });
         }
+        for _ in 0..params.chains {
+            let a = rng.random_range(0..n_series);
+            let b = (a + rng.random_range(1..n_series)) % n_series;
+            let noise: Vec<u64> = (0..=CHAIN_LEN).map(|_| rng.random()).collect();
+            for i in 0..CHAIN_LEN {
+                let upload = rng.random_range(0..n_uploads);
+                let tags = scene_tags(&mut rng, series[a].scene, 0.1);
+                let phi = std::f64::consts::FRAC_PI_2 * i as f64 / (CHAIN_LEN - 1) as f64;
+                media.push(Media {
+                    id: media_id(&mut rng, &mut seen_ids),
+                    role: Role::Chain { a, b },
+                    upload,
+                    captured_at: random_capture(&mut rng, upload),
+                    tags,
+                    image: Recipe::Chain {
+                        a,
+                        b,
+                        phi,
+                        noise: [noise[i], noise[i + 1]],
+                    },
+                    faces: Vec::new(),
+                });
+            }
+        }
         for _ in 0..params.noise {
             let upload = rng.random_range(0..n_uploads);
             let scene = rng.random_range(0..SCENES.len());
@@ -987,6 +1064,19 @@ impl Plan {
     /// The image vector of media `m`.
     fn image_vector(&self, m: usize) -> Vec<f64> {
         match self.media[m].image {
+            Recipe::Chain { a, b, phi, noise } => {
+                let dim = self.params.dim;
+                let u0 = random_unit(&mut ChaCha8Rng::seed_from_u64(noise[0]), dim);
+                let u1 = random_unit(&mut ChaCha8Rng::seed_from_u64(noise[1]), dim);
+                let (ca, cb) = (&self.centroids[a], &self.centroids[b]);
+                let w = CHAIN_SERIES_WEIGHT;
+                let r = (1.0 - w * w).sqrt() * std::f64::consts::FRAC_1_SQRT_2;
+                let v: Vec<f64> = (0..dim)
+                    .map(|j| w * (phi.cos() * ca[j] + phi.sin() * cb[j]) + r * (u0[j] + u1[j]))
+                    .collect();
+                let n = dot(&v, &v).sqrt();
+                v.into_iter().map(|x| x / n).collect()
+            }
             Recipe::Sphere { seed } => {
                 random_unit(&mut ChaCha8Rng::seed_from_u64(seed), self.params.dim)
             }
@@ -1031,13 +1121,18 @@ impl Plan {
                 &self.face_vector(source, f),
                 cos,
             ),
+            // Faces are never made by chain steps; should one be, it is a
+            // face of nobody.
+            Recipe::Chain { noise, .. } => {
+                random_unit(&mut ChaCha8Rng::seed_from_u64(noise[0]), self.params.dim)
+            }
         }
     }
 
     fn series_of(&self, m: usize) -> Option<usize> {
         match self.media[m].role {
             Role::Member { series } | Role::NearDup { series, .. } => Some(series),
-            Role::HardNegative { .. } | Role::Noise => None,
+            Role::HardNegative { .. } | Role::Chain { .. } | Role::Noise => None,
         }
     }
 
@@ -1076,6 +1171,7 @@ impl Plan {
             members: count(|r| matches!(r, Role::Member { .. })),
             near_duplicates: count(|r| matches!(r, Role::NearDup { .. })),
             hard_negatives: count(|r| matches!(r, Role::HardNegative { .. })),
+            chain_media: count(|r| matches!(r, Role::Chain { .. })),
             noise: count(|r| matches!(r, Role::Noise)),
             media_without_faces: self.media.iter().filter(|m| m.faces.is_empty()).count(),
             identities: self.identity_centres.len(),
@@ -1188,13 +1284,32 @@ impl Plan {
                 .media
                 .iter()
                 .filter_map(|m| match m.role {
-                    Role::HardNegative { series } => Some(TruthHardNegative {
-                        media_id: m.id.clone(),
-                        series,
-                    }),
+                    Role::HardNegative { series } | Role::Chain { a: series, .. } => {
+                        Some(TruthHardNegative {
+                            media_id: m.id.clone(),
+                            series,
+                        })
+                    }
                     _ => None,
                 })
                 .collect(),
+            chains: {
+                let mut chains: Vec<TruthChain> = Vec::new();
+                for m in &self.media {
+                    if let Role::Chain { a, b } = m.role {
+                        match chains.last_mut() {
+                            Some(c) if c.series == [a, b] && c.media.len() < CHAIN_LEN => {
+                                c.media.push(m.id.clone())
+                            }
+                            _ => chains.push(TruthChain {
+                                series: [a, b],
+                                media: vec![m.id.clone()],
+                            }),
+                        }
+                    }
+                }
+                chains
+            },
             noise: self
                 .media
                 .iter()
@@ -1248,6 +1363,10 @@ fn resolve(args: &GenArgs) -> Result<Params> {
         .unwrap_or_else(|| args.countries.max(appearances.div_ceil(3)));
     ensure!(uploads >= 2, "--uploads must be at least 2, got {uploads}");
     ensure!(
+        args.chains == 0 || args.series >= 2,
+        "--chains needs at least 2 series"
+    );
+    ensure!(
         (0.0..1.0).contains(&args.seized_fraction),
         "--seized-fraction must be in [0, 1), got {}",
         args.seized_fraction
@@ -1275,6 +1394,7 @@ fn resolve(args: &GenArgs) -> Result<Params> {
         labelled_rate: args.labelled_rate,
         dtype: args.dtype,
         seized_fraction: args.seized_fraction,
+        chains: args.chains,
     })
 }
 
@@ -1499,6 +1619,56 @@ mod tests {
     }
 
     #[test]
+    fn chains_link_neighbours_only_and_touch_both_series() {
+        let dir = tempfile::tempdir().unwrap();
+        // At the real dimension: in 64-d the random parts are too correlated.
+        let mut a = args(dir.path(), &["--chains", "6"]);
+        a.dim = 512;
+        let plan = Plan::new(&a).unwrap();
+        let summary = run(&a).unwrap();
+        assert_eq!(summary.chain_media, 6 * CHAIN_LEN);
+        let truth = read_truth(dir.path());
+        assert_eq!(truth.chains.len(), 6);
+        let chains: Vec<Vec<usize>> = truth
+            .chains
+            .iter()
+            .map(|c| {
+                c.media
+                    .iter()
+                    .map(|id| plan.media.iter().position(|m| &m.id == id).unwrap())
+                    .collect()
+            })
+            .collect();
+        for (c, steps) in truth.chains.iter().zip(&chains) {
+            assert_eq!(steps.len(), CHAIN_LEN);
+            let v: Vec<Vec<f64>> = steps.iter().map(|&m| plan.image_vector(m)).collect();
+            for i in 0..CHAIN_LEN - 1 {
+                // Each step is about at the default link threshold (cosine
+                // 0.64) of the next, and far outside it two steps on.
+                assert_in(cos(&v[i], &v[i + 1]), [0.58, 0.75], "chain step to next");
+                if i + 2 < CHAIN_LEN {
+                    assert!(cos(&v[i], &v[i + 2]) < 0.45, "chain step two on");
+                }
+            }
+            // The ends lean towards their series like the closest hard
+            // negatives (0.62 planted, give or take the random part).
+            let (sa, sb) = (c.series[0], c.series[1]);
+            assert_in(cos(&v[0], &plan.centroids[sa]), [0.55, 0.7], "chain end");
+            assert_in(
+                cos(&v[CHAIN_LEN - 1], &plan.centroids[sb]),
+                [0.55, 0.7],
+                "chain end",
+            );
+            assert!(
+                truth
+                    .hard_negatives
+                    .iter()
+                    .any(|h| h.media_id == c.media[0])
+            );
+        }
+    }
+
+    #[test]
     fn same_seed_same_bytes() {
         let (a, b, c) = (
             tempfile::tempdir().expect("tmp"),
@@ -1565,7 +1735,7 @@ mod tests {
                         "hard negative",
                     );
                 }
-                Role::Noise => {}
+                Role::Chain { .. } | Role::Noise => {}
             }
             for (f, face) in md.faces.iter().enumerate() {
                 faces += 1;

@@ -3,18 +3,20 @@
 //! priority that puts a child possibly still at risk first; the NEW items of
 //! one submission are then grouped among themselves into candidate series.
 //!
-//! An item is KNOWN when its image vector is within the image threshold of a
-//! stored image point: the same test as a linking edge (a single close match
-//! is enough here: the question is "seen before?", not "which series?").
-//! Faces never make an item KNOWN on their own (see `link` for why); a face
-//! match is reported beside the verdict (`face_series_id`: a new image of a
-//! known victim).
+//! An item is KNOWN when linking would link it to stored material: a stored
+//! image within the image threshold that is a near-duplicate, or whose faces
+//! match the item's, or that shares a common neighbour with the item (another
+//! of the item's close matches lies within the threshold of it: the
+//! triangle that the anti-chaining rule asks of an ordinary edge; see `link`).
+//! A lone look-alike is not enough, as it is not for linking. Faces never
+//! make an item KNOWN on their own; a face match is reported beside the
+//! verdict (`face_series_id`: a new image of a known victim).
 
 use std::collections::HashMap;
 
 use rayon::prelude::*;
 
-use crate::collection::View;
+use crate::collection::{PointRef, View};
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::link::{self, EdgeSet, MediaTable};
@@ -22,9 +24,11 @@ use crate::pb;
 use crate::series::{LinkSettings, SeriesState};
 use crate::validate;
 
-/// Neighbours looked at per item (the nearest decides; the others may name
-/// the series when the nearest media is in none).
-const TRIAGE_K: usize = 8;
+/// Image neighbours looked at per item: the candidates for a link and the
+/// common neighbours that support it.
+const TRIAGE_K: usize = 16;
+/// Face neighbours looked at per face of an item.
+const FACE_K: usize = 4;
 /// NEW items grouped among themselves per submission, at most (the grouping
 /// compares every pair).
 pub const MAX_GROUPED: usize = 20_000;
@@ -123,20 +127,67 @@ impl Triager {
             id: item.id.clone(),
             ..Default::default()
         };
-        let close: Vec<_> = hits
+        // Faces first: a face match corroborates an image match to the same
+        // media, as in linking.
+        let mut face_media: Vec<String> = Vec::new();
+        if let Some(fv) = &self.faces {
+            let mut best: Option<(f32, String)> = None;
+            for f in &item.faces {
+                let mut matched = false;
+                for (p, d) in fv.search(f, FACE_K, s.ef, None, None)? {
+                    if d > s.face_threshold {
+                        break;
+                    }
+                    let (id, meta) = fv.describe(p)?;
+                    let media = link::media_key(&id, &meta, true);
+                    if best.as_ref().is_none_or(|b| d < b.0) {
+                        best = Some((d, media.clone()));
+                    }
+                    face_media.push(media);
+                    matched = true;
+                }
+                r.matched_faces += matched as u32;
+            }
+            if let Some((_, media)) = best
+                && let Some(rec) = self.series_of(&media)
+            {
+                r.face_series_id = rec.series_id.clone();
+            }
+        }
+        let close: Vec<(PointRef, f32)> = hits
             .iter()
+            .copied()
             .filter(|(_, d)| *d <= s.image_threshold)
             .collect();
-        if let Some(&&(nearest, d)) = close.first() {
-            let (id, meta) = self.images.describe(nearest)?;
+        let mut close_media = Vec::with_capacity(close.len());
+        for &(p, _) in &close {
+            let (id, meta) = self.images.describe(p)?;
+            close_media.push((link::media_key(&id, &meta, false), meta));
+        }
+        // The first close match that the linking rule would accept.
+        let mut linked: Option<usize> = None;
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; close.len()];
+        for i in 0..close.len() {
+            let ordinary = !(s.single_linkage
+                || close[i].1 <= s.near_duplicate_threshold
+                || face_media.contains(&close_media[i].0));
+            if ordinary && self.shared_among(&close, &mut vectors, i)? < s.min_shared_neighbours {
+                continue;
+            }
+            linked = Some(i);
+            break;
+        }
+        if let Some(i) = linked {
+            let (media, meta) = &close_media[i];
             r.verdict = pb::Verdict::Known as i32;
-            r.nearest_media_id = link::media_key(&id, &meta, false);
-            r.nearest_distance = d;
+            r.nearest_media_id = media.clone();
+            r.nearest_distance = close[i].1;
             r.series_label = meta.series_label.clone();
             r.victim_identified = meta.victim_identified;
-            for &&(p, _) in &close {
-                let (id, meta) = self.images.describe(p)?;
-                if let Some(rec) = self.series_of(&link::media_key(&id, &meta, false)) {
+            // The series: of the matched media, else of another close match.
+            let order = std::iter::once(i).chain((0..close_media.len()).filter(|&j| j != i));
+            for j in order {
+                if let Some(rec) = self.series_of(&close_media[j].0) {
                     r.series_id = rec.series_id.clone();
                     r.victim_identified |= rec.victim_identified;
                     break;
@@ -150,27 +201,33 @@ impl Triager {
                 r.nearest_distance = d;
             }
         }
-        if let Some(fv) = &self.faces {
-            let mut best: Option<(f32, String)> = None;
-            for f in &item.faces {
-                if let Some(&(p, d)) = fv.search(f, 1, s.ef, None, None)?.first()
-                    && d <= s.face_threshold
-                {
-                    r.matched_faces += 1;
-                    if best.as_ref().is_none_or(|b| d < b.0) {
-                        let (id, meta) = fv.describe(p)?;
-                        best = Some((d, link::media_key(&id, &meta, true)));
-                    }
-                }
-            }
-            if let Some((_, media)) = best
-                && let Some(rec) = self.series_of(&media)
-            {
-                r.face_series_id = rec.series_id.clone();
-            }
-        }
         r.priority = priority(&r, item) as i32;
         Ok(r)
+    }
+
+    /// How many other close matches of an item are themselves within the
+    /// image threshold of close match `i`: the triangles item–i–j that the
+    /// linking rule asks of an ordinary edge. Vectors are read once.
+    fn shared_among(
+        &self,
+        close: &[(PointRef, f32)],
+        vectors: &mut [Option<Vec<f32>>],
+        i: usize,
+    ) -> Result<usize> {
+        for (j, slot) in vectors.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Some(self.images.vector(close[j].0)?);
+            }
+        }
+        let metric = self.images.metric();
+        let vi = vectors[i].as_deref().unwrap_or_default();
+        Ok((0..close.len())
+            .filter(|&j| j != i)
+            .filter(|&j| {
+                let vj = vectors[j].as_deref().unwrap_or_default();
+                metric.from_rank(metric.rank(vi, vj)) <= self.settings.image_threshold
+            })
+            .count())
     }
 
     /// Groups NEW items of one submission into candidate series, with the

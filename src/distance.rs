@@ -77,37 +77,6 @@ impl Metric {
             _ => r,
         }
     }
-
-    /// `rank` mapped strictly monotonically onto `[0, ∞)`. hnsw_rs asserts
-    /// distances are non-negative, which `-a·b` is not; HNSW only compares
-    /// distances, so any strictly increasing map leaves the graph unchanged.
-    #[inline]
-    pub fn graph_rank(self, a: &[f32], b: &[f32]) -> f32 {
-        let r = self.rank(a, b);
-        let g = match self {
-            Metric::Dot => {
-                if r >= 0.0 {
-                    1.0 + r
-                } else {
-                    1.0 / (1.0 - r)
-                }
-            }
-            _ => r,
-        };
-        // Inputs are validated finite with bounded norm, so NaN cannot arise;
-        // hnsw_rs panics on NaN, so keep this guard anyway.
-        if g.is_nan() { f32::INFINITY } else { g }
-    }
-}
-
-/// The `hnsw_rs` distance adaptor: [`Metric::graph_rank`].
-#[derive(Clone, Copy, Debug)]
-pub struct GraphDistance(pub Metric);
-
-impl hnsw_rs::prelude::Distance<f32> for GraphDistance {
-    fn eval(&self, va: &[f32], vb: &[f32]) -> f32 {
-        self.0.graph_rank(va, vb)
-    }
 }
 
 /// Inner product.
@@ -322,26 +291,6 @@ mod tests {
         Metric::Cosine.prepare(&mut a);
         assert!(Metric::Cosine.distance(&a, &a) >= 0.0);
         assert!(Metric::Cosine.distance(&a, &a) < 1e-5);
-    }
-
-    #[test]
-    fn graph_rank_is_non_negative_and_order_preserving_for_dot() {
-        let q = [1.0f32, 2.0];
-        let pts = [
-            [-3.0f32, -1.0],
-            [0.0, 0.0],
-            [0.5, 0.1],
-            [1.0, 1.0],
-            [10.0, 10.0],
-        ];
-        let mut prev = f32::INFINITY;
-        for p in pts {
-            let g = Metric::Dot.graph_rank(&q, &p);
-            assert!(g >= 0.0);
-            assert!(g < prev, "graph rank must fall as -q·p falls");
-            prev = g;
-        }
-        assert_eq!(Metric::Dot.distance(&q, &[1.0, 1.0]), -3.0);
     }
 
     #[test]

@@ -164,9 +164,15 @@ impl MutableSegment {
         }
         Some(pb::Point {
             id: d.ids.get(off)?.clone(),
-            vector: self.graph.vector(off as u32)?.to_vec(),
+            vector: self.vector_of(off)?.to_vec(),
             metadata: Some(d.metadata.get(off)?.clone()),
         })
+    }
+
+    /// The graph's vector at an offset (an offset that does not fit a node
+    /// id has none, rather than wrapping onto another node).
+    fn vector_of(&self, offset: usize) -> Option<&[f32]> {
+        self.graph.vector(u32::try_from(offset).ok()?)
     }
 
     /// A copy of the vector at an offset.
@@ -175,9 +181,7 @@ impl MutableSegment {
         if offset >= self.data.read().ids.len() {
             return None;
         }
-        self.graph
-            .vector(u32::try_from(offset).ok()?)
-            .map(<[f32]>::to_vec)
+        self.vector_of(offset).map(<[f32]>::to_vec)
     }
 
     /// Id and metadata at an offset.
@@ -231,7 +235,7 @@ impl MutableSegment {
                 .into_iter()
                 .map(|o| o as usize)
                 .filter(|&o| live(o))
-                .filter_map(|o| Some((o, self.metric.rank(query, self.graph.vector(o as u32)?))))
+                .filter_map(|o| Some((o, self.metric.rank(query, self.vector_of(o)?))))
                 .collect();
             top_k(&mut hits, k);
             hits
@@ -289,7 +293,7 @@ impl MutableSegment {
             .filter(|&off| {
                 l.is_live(off) && Some(off) != exclude && compiled.is_none_or(|c| c.accepts(off))
             })
-            .filter_map(|off| Some((off, self.metric.rank(query, self.graph.vector(off as u32)?))))
+            .filter_map(|off| Some((off, self.metric.rank(query, self.vector_of(off)?))))
             .collect();
         top_k(&mut hits, k);
         hits
@@ -307,7 +311,7 @@ impl MutableSegment {
                 "segment of {n} points exceeds u32 offsets"
             )));
         }
-        let vector = |i: usize| self.graph.vector(i as u32);
+        let vector = |i: usize| self.vector_of(i);
         crate::sealed::write(dir, self.dim, &d.ids, &vector, &d.metadata, &live)?;
         crate::graph::export(&self.graph, n, &dir.join(crate::sealed::GRAPH_FILE))?;
         Ok(live)

@@ -3,10 +3,10 @@
 //! Builds a sealed collection of N clustered vectors (default 1,000,000 ×
 //! 512-d, cosine) in a scratch data directory, then reports:
 //!
-//! - build: insert rate into the mutable segment (hnsw_rs) and seal time;
-//! - search on the same graph: hnsw_rs's own search over the mutable segment
-//!   vs vidx's in-place search over the sealed, memory-mapped files, QPS on
-//!   one thread and recall@10 against exact brute force, at several ef;
+//! - build: insert rate into the mutable segment (vidx's HNSW) and seal time;
+//! - search on the same graph: the mutable segment's in-memory search vs the
+//!   in-place search over the sealed, memory-mapped files, QPS on one thread
+//!   and recall@10 against exact brute force, at several ef;
 //! - cold open, in a fresh child process: time to open the data directory,
 //!   time to the first query result, resident memory right after open (and
 //!   after 1,000 queries) against the size of the files.
@@ -210,7 +210,7 @@ fn build(a: &Args, coll_dir: &Path) {
     }
     let build_s = t.elapsed().as_secs_f64();
     println!(
-        "mutable segment (hnsw_rs, m {}, ef_construction {}): {:.0} inserts/s, {build_s:.1}s",
+        "mutable segment (m {}, ef_construction {}): {:.0} inserts/s, {build_s:.1}s",
         config.m,
         config.ef_construction,
         a.n as f64 / build_s
@@ -253,10 +253,9 @@ fn build(a: &Args, coll_dir: &Path) {
     );
     println!("\n## search on the same graph, 1 thread, k = 10");
     println!(
-        "| ef | hnsw_rs (mutable) QPS | recall@10 | vidx sealed (mmap) QPS | recall@10 | sealed ÷ hnsw_rs |"
+        "| ef | vidx mutable (in memory) QPS | recall@10 | vidx sealed (mmap) QPS | recall@10 | sealed ÷ mutable |"
     );
     println!("|---:|---:|---:|---:|---:|---:|");
-    let hnsw = seg.hnsw();
     for ef in [16, 32, 64, 128, 256] {
         let run = |f: &dyn Fn(&[f32]) -> Vec<usize>| {
             // Two rounds: the first warms caches, the second is timed.
@@ -273,7 +272,12 @@ fn build(a: &Args, coll_dir: &Path) {
                 .sum();
             (qps, hit as f64 / (10 * queries.len()) as f64)
         };
-        let (hq, hr) = run(&|q| hnsw.search(q, 10, ef).into_iter().map(|n| n.d_id).collect());
+        let (hq, hr) = run(&|q| {
+            seg.search(q, 10, ef, None, None)
+                .into_iter()
+                .map(|(i, _)| i)
+                .collect()
+        });
         let (sq, sr) = run(&|q| {
             sealed
                 .search(q, 10, ef, None, None)

@@ -6,7 +6,7 @@
 //! cores, p50/p99 latency, plus build time, inserts/s, peak RSS and bytes on
 //! disk, in three modes:
 //!
-//! - `mutable`: in-process search of the mutable segment (hnsw_rs);
+//! - `mutable`: in-process search of the mutable segment (vidx's HNSW);
 //! - `sealed`: in-process search of the same graph sealed to memory-mapped
 //!   files (vidx's own search routine);
 //! - `grpc`: end to end through a server on loopback serving that sealed
@@ -542,7 +542,7 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
     let params = serde_json::json!({"m": a.m, "ef_construction": a.ef_construction, "k": a.k, "threads": threads});
     let baseline_rss = current_rss();
 
-    // Build once: the mutable segment (hnsw_rs) on all cores.
+    // Build once: the mutable segment on all cores.
     eprintln!(
         "building: m {}, ef_construction {}, {threads} threads",
         a.m, a.ef_construction
@@ -611,7 +611,7 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
     let mut reports = Vec::new();
 
     if a.modes.iter().any(|m| m == "mutable") {
-        eprintln!("mode mutable (hnsw_rs graph, in process)");
+        eprintln!("mode mutable (in-memory graph, in process)");
         let points = sweep(&d, &a, &|q, ef| {
             seg.search(q, k, ef, None, None)
                 .into_iter()
@@ -627,7 +627,7 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
             memory: serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": baseline_rss, "rss_after_build_bytes": mem_built}),
             disk_bytes: disk,
             points,
-            notes: "in-process search of the mutable segment (hnsw_rs); peak RSS covers the whole run".into(),
+            notes: "in-process search of the mutable segment; peak RSS covers the whole run".into(),
         });
     }
     drop(seg);

@@ -268,9 +268,8 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    // hnsw_rs logs every graph it creates at info; keep that out of ours.
     let default_level = match cli.command {
-        Command::Serve(_) => "info,hnsw_rs=warn",
+        Command::Serve(_) => "info",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

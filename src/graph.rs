@@ -1,5 +1,6 @@
-//! The sealed HNSW graph: its flat on-disk layout, its export from hnsw_rs,
-//! and the search routine that walks it in place (memory-mapped).
+//! The sealed HNSW graph: its flat on-disk layout, its export from the
+//! in-memory graph ([`crate::hnsw`]), and the search routine that walks it in
+//! place (memory-mapped).
 //!
 //! Payload of `graph.bin` (all little-endian, sections 8-byte aligned):
 //!
@@ -10,85 +11,81 @@
 //! layer l    count_l × u32 node ids (ascending), then count_l × (1 + m) u32 rows
 //! ```
 //!
+//! Rows are the in-memory graph's rows as they are (`1 + m0` resp. `1 + m`
+//! u32, the same stride as in [`crate::hnsw`]): neighbours in link order,
+//! not sorted, so a sealed search walks the same path as the in-memory one.
+//! `entry` is a node of layer `max_level` (0 when there are no upper layers).
+//!
 //! Header fields: `[n, m0, m, entry | max_level << 32]`. Every id read from
 //! the file is bounds-checked before use, so a damaged graph can give poor
 //! results until the checksum pass flags it, but never a panic.
 
-use std::cell::RefCell;
-use std::cmp::{Ordering, Reverse};
+use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
 
-use hnsw_rs::prelude::Hnsw;
-
-use crate::distance::{GraphDistance, Metric};
+use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::format::{FileWriter, MappedFile};
+use crate::hnsw::{Hnsw, NONE, Scored, with_visited};
 
 pub const MAGIC: &[u8; 8] = b"VIDXGRF\0";
 pub const VERSION: u32 = 1;
-const NONE: u32 = u32::MAX;
 
-/// Writes the graph of an hnsw_rs index whose data ids are `0..n` into the
-/// flat layout. `m` is the index's max connections (layer 0 keeps 2m).
-pub fn export(
-    hnsw: &Hnsw<'static, f32, GraphDistance>,
-    n: usize,
-    m: usize,
-    path: &Path,
-) -> Result<()> {
-    let m0 = 2 * m;
+/// Writes nodes `0..n` of an in-memory graph into the flat layout, rows
+/// copied as they are (same neighbour order, so a sealed search walks
+/// exactly the path the in-memory one does). Every node in `0..n` must have
+/// been inserted; links to ids `>= n` (inserted but not part of this
+/// segment) are dropped.
+pub fn export(g: &Hnsw, n: usize, path: &Path) -> Result<()> {
+    let (m0, m) = (g.m0(), g.m());
+    if n >= NONE as usize {
+        return Err(Error::Internal(format!(
+            "graph of {n} nodes exceeds u32 ids"
+        )));
+    }
     let mut levels = vec![0u8; n];
     let mut layer0 = vec![NONE; n * (1 + m0)];
-    for row in layer0.chunks_exact_mut(1 + m0) {
-        row[0] = 0;
-    }
-    // upper[l - 1] holds (node, neighbours) of layer l.
+    // upper[l - 1] holds (node, neighbours) of layer l, nodes ascending.
     let mut upper: Vec<Vec<(u32, Vec<u32>)>> = Vec::new();
-    for p in hnsw.get_point_indexation() {
-        let node = p.get_origin_id();
-        if node >= n {
-            return Err(Error::Internal(format!("graph node {node} outside 0..{n}")));
+    let mut nbs = Vec::with_capacity(m0);
+    for node in 0..n as u32 {
+        if g.vector(node).is_none() {
+            return Err(Error::Internal(format!(
+                "graph node {node} of 0..{n} was never inserted"
+            )));
         }
-        let level = p.get_point_id().0 as usize;
-        levels[node] = level as u8;
-        for (l, mut nbs) in p
-            .get_neighborhood_id()
-            .into_iter()
-            .enumerate()
-            .take(level + 1)
-        {
-            // hnsw_rs keeps each list within its cap; sort and cap anyway so
-            // the fixed-stride rows can never overflow.
-            nbs.sort_by(|a, b| a.distance.total_cmp(&b.distance));
-            let ids: Vec<u32> = nbs
-                .iter()
-                .map(|x| x.d_id as u32)
-                .filter(|&x| (x as usize) < n)
-                .collect();
+        let level = g.level(node);
+        levels[node as usize] = level as u8;
+        for l in 0..=level {
+            nbs.clear();
+            nbs.extend(
+                g.neighbours(node, l)
+                    .into_iter()
+                    .filter(|&x| (x as usize) < n),
+            );
             if l == 0 {
-                let row = &mut layer0[node * (1 + m0)..(node + 1) * (1 + m0)];
-                let c = ids.len().min(m0);
+                let row = &mut layer0[node as usize * (1 + m0)..(node as usize + 1) * (1 + m0)];
+                let c = nbs.len().min(m0);
                 row[0] = c as u32;
-                row[1..1 + c].copy_from_slice(&ids[..c]);
+                row[1..1 + c].copy_from_slice(&nbs[..c]);
             } else {
                 while upper.len() < l {
                     upper.push(Vec::new());
                 }
-                let mut ids = ids;
-                ids.truncate(m);
-                upper[l - 1].push((node as u32, ids));
+                nbs.truncate(m);
+                upper[l - 1].push((node, nbs.clone()));
             }
         }
     }
     let max_level = upper.len();
-    let entry = match upper.last() {
-        Some(top) => top.iter().map(|(n, _)| *n).min().unwrap_or(0),
-        None => 0,
+    // The in-memory entry is the node on the top layer; fall back to the
+    // lowest id there if it lies outside 0..n.
+    let entry = match (g.entry(), upper.last()) {
+        (Some((e, top)), _) if (e as usize) < n && top == max_level => e,
+        (_, Some(top)) => top.first().map_or(0, |(node, _)| *node),
+        (_, None) => 0,
     };
-    for layer in &mut upper {
-        layer.sort_by_key(|(node, _)| *node);
-    }
     let mut w = FileWriter::create(path, MAGIC, VERSION)?;
     // Directory first: its offsets are computed ahead.
     let mut offset = (max_level * 24) as u64;
@@ -304,9 +301,7 @@ impl Graph {
             }
         }
         let ef = ef.max(k);
-        let hits = VISITED.with(|cell| {
-            let mut visited = cell.borrow_mut();
-            visited.reset(v.n);
+        let hits = with_visited(v.n, |visited| {
             let mut candidates: BinaryHeap<Reverse<Scored>> = BinaryHeap::with_capacity(ef * 2);
             let mut results: BinaryHeap<Scored> = BinaryHeap::with_capacity(ef + 1);
             visited.mark(cur);
@@ -341,58 +336,4 @@ impl Graph {
         });
         Ok(hits)
     }
-}
-
-/// A (rank, node) pair ordered by rank, NaN-safe.
-#[derive(Clone, Copy, PartialEq)]
-struct Scored(f32, u32);
-
-impl Eq for Scored {}
-
-impl PartialOrd for Scored {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl Ord for Scored {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.0.total_cmp(&other.0).then(self.1.cmp(&other.1))
-    }
-}
-
-/// Visited marks reused across searches on a thread (hnswlib's trick): a
-/// generation counter instead of clearing n flags per query.
-struct Visited {
-    marks: Vec<u16>,
-    generation: u16,
-}
-
-impl Visited {
-    fn reset(&mut self, n: usize) {
-        if self.marks.len() < n {
-            self.marks.resize(n, 0);
-        }
-        self.generation = self.generation.wrapping_add(1);
-        if self.generation == 0 {
-            self.marks.iter_mut().for_each(|m| *m = 0);
-            self.generation = 1;
-        }
-    }
-
-    /// Marks `node`; false if it was already marked in this generation.
-    #[inline]
-    fn mark(&mut self, node: u32) -> bool {
-        let m = &mut self.marks[node as usize];
-        if *m == self.generation {
-            false
-        } else {
-            *m = self.generation;
-            true
-        }
-    }
-}
-
-thread_local! {
-    static VISITED: RefCell<Visited> = const { RefCell::new(Visited { marks: Vec::new(), generation: 0 }) };
 }

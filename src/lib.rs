@@ -5,7 +5,7 @@
 //!
 //! Layers, top down: [`server`] / [`service`] (gRPC, validation, status
 //! codes) → [`registry`] (name → collection) → [`collection`] (WAL + segments)
-//! → [`segment`] (graph + columns) → [`distance`] (kernels).
+//! → [`segment`] ([`hnsw`] graph + columns) → [`distance`] (kernels).
 
 pub mod bench;
 pub mod cli;
@@ -18,6 +18,7 @@ pub mod filter;
 pub mod format;
 pub mod fsutil;
 pub mod graph;
+pub mod hnsw;
 pub mod ingest;
 pub mod link;
 pub mod link_bench;

@@ -41,19 +41,30 @@ const STRING_COLUMNS: usize = 6;
 const META_COLUMNS: usize = STRING_COLUMNS + 4;
 
 /// Writes every file but the graph (which [`crate::graph::export`] writes)
-/// and the tombstones as `tomb-0.bin`.
-pub fn write(
+/// and the tombstones as `tomb-0.bin`. `vector(i)` is row i: the mutable
+/// segment's vectors live in the graph's chunks, not in one slice.
+pub fn write<'a>(
     dir: &Path,
     dim: usize,
     ids: &[String],
-    vectors: &[f32],
+    vector: &dyn Fn(usize) -> Option<&'a [f32]>,
     metadata: &[pb::Metadata],
     live: &[bool],
 ) -> Result<()> {
     let n = ids.len();
-    debug_assert_eq!(vectors.len(), n * dim);
-    let mut w = FileWriter::create(&dir.join(VECTORS_FILE), VEC_MAGIC, VERSION)?;
-    w.write_pod(vectors)?;
+    let path = dir.join(VECTORS_FILE);
+    let mut w = FileWriter::create(&path, VEC_MAGIC, VERSION)?;
+    for i in 0..n {
+        match vector(i) {
+            Some(v) if v.len() == dim => w.write_pod(v)?,
+            _ => {
+                return Err(Error::Internal(format!(
+                    "no {dim}-d vector at offset {i} while writing {}",
+                    path.display()
+                )));
+            }
+        }
+    }
     w.finish([n as u64, dim as u64, 0, 0])?;
     write_ids(&dir.join(IDS_FILE), ids)?;
     write_meta(&dir.join(META_FILE), metadata)?;

@@ -1,13 +1,15 @@
 //! The mutable segment: the in-memory part of a collection that takes writes.
 //!
-//! It pairs an `hnsw_rs` graph with plain columns (ids, vectors, metadata)
-//! and a liveness set, addressed by *offset*, the graph's data id. A point is
-//! written in two steps so searches never wait for graph construction:
-//! [`MutableSegment::index`] inserts vectors into the graph without holding
-//! any column lock, then [`MutableSegment::commit`] appends the columns and
-//! flips liveness under short write locks. Offsets the graph returns before
-//! their commit are simply not live yet. Deletes and replacements are
-//! tombstones (liveness off); hnsw_rs cannot delete.
+//! It pairs vidx's own HNSW graph ([`crate::hnsw`]), which also stores the
+//! vectors (once: the graph's storage is the vector column), with plain
+//! columns (ids, metadata) and a liveness set, addressed by *offset*, the
+//! graph's node id. A point is written in two steps so searches never wait
+//! for graph construction: [`MutableSegment::index`] inserts vectors into
+//! the graph without holding any column lock, then
+//! [`MutableSegment::commit`] appends the columns and flips liveness under
+//! short write locks. Offsets the graph returns before their commit are
+//! simply not live yet. Deletes and replacements are tombstones (liveness
+//! off): the graph keeps the node so paths through it stay intact.
 //!
 //! Once frozen (no more commits) a segment is written out as a sealed one by
 //! [`MutableSegment::write_sealed`]; liveness can still change while that runs.
@@ -15,16 +17,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use hnsw_rs::prelude::Hnsw;
 use parking_lot::RwLock;
+use rayon::prelude::*;
 
-use crate::distance::{GraphDistance, Metric};
-use crate::error::Result;
+use crate::distance::Metric;
+use crate::error::{Error, Result};
 use crate::filter::{Compiled, Filter, MetaIndex};
+use crate::hnsw::Hnsw;
 use crate::pb;
-
-/// hnsw_rs's layer cap; 16 is also the only value its own dump supports.
-const MAX_LAYERS: usize = 16;
 
 /// A point ready to be stored: validated, vector prepared for the metric.
 #[derive(Clone, Debug)]
@@ -37,7 +37,6 @@ pub struct Prepared {
 #[derive(Default)]
 struct Data {
     ids: Vec<String>,
-    vectors: Vec<f32>,
     metadata: Vec<pb::Metadata>,
     /// id → its newest offset here (which may since have been deleted).
     by_id: HashMap<String, usize>,
@@ -72,8 +71,8 @@ impl Live {
 pub struct MutableSegment {
     dim: usize,
     metric: Metric,
-    m: usize,
-    graph: Hnsw<'static, f32, GraphDistance>,
+    /// Vectors and links; offsets `0..data.ids.len()` are committed.
+    graph: Hnsw,
     // Lock order: data before live.
     data: RwLock<Data>,
     live: RwLock<Live>,
@@ -84,14 +83,7 @@ impl MutableSegment {
         MutableSegment {
             dim,
             metric,
-            m,
-            graph: Hnsw::new(
-                m,
-                10_000,
-                MAX_LAYERS,
-                ef_construction,
-                GraphDistance(metric),
-            ),
+            graph: Hnsw::new(dim, metric, m, ef_construction),
             data: RwLock::new(Data::default()),
             live: RwLock::new(Live::default()),
         }
@@ -104,18 +96,21 @@ impl MutableSegment {
 
     /// Inserts vectors into the graph at offsets `base..base + n`, on rayon's
     /// pool for larger batches. Does not make them visible.
+    ///
+    /// Callers hand out each offset once (the collection's writer lock); the
+    /// graph refuses a second insert at an offset, which is logged, never a
+    /// panic.
     pub fn index(&self, base: usize, points: &[Prepared]) {
-        if points.len() >= 32 {
-            let batch: Vec<(&[f32], usize)> = points
-                .iter()
-                .enumerate()
-                .map(|(i, p)| (p.vector.as_slice(), base + i))
-                .collect();
-            self.graph.parallel_insert_slice(&batch);
-        } else {
-            for (i, p) in points.iter().enumerate() {
-                self.graph.insert_slice((&p.vector, base + i));
+        let insert = |(i, p): (usize, &Prepared)| {
+            if let Err(e) = self.graph.insert((base + i) as u64, &p.vector) {
+                tracing::error!("mutable segment: graph insert refused: {e}");
+                debug_assert!(false, "graph insert refused: {e}");
             }
+        };
+        if points.len() >= 32 {
+            points.par_iter().enumerate().for_each(insert);
+        } else {
+            points.iter().enumerate().for_each(insert);
         }
     }
 
@@ -133,7 +128,6 @@ impl MutableSegment {
             }
             d.string_bytes += p.id.len() * 2 + metadata_bytes(&p.metadata);
             d.ids.push(p.id);
-            d.vectors.extend_from_slice(&p.vector);
             d.meta.push(&p.metadata);
             d.metadata.push(p.metadata);
             l.bits.push(true);
@@ -169,18 +163,25 @@ impl MutableSegment {
             return None;
         }
         Some(pb::Point {
-            id: d.ids[off].clone(),
-            vector: d.vectors[off * self.dim..(off + 1) * self.dim].to_vec(),
-            metadata: Some(d.metadata[off].clone()),
+            id: d.ids.get(off)?.clone(),
+            vector: self.vector_of(off)?.to_vec(),
+            metadata: Some(d.metadata.get(off)?.clone()),
         })
+    }
+
+    /// The graph's vector at an offset (an offset that does not fit a node
+    /// id has none, rather than wrapping onto another node).
+    fn vector_of(&self, offset: usize) -> Option<&[f32]> {
+        self.graph.vector(u32::try_from(offset).ok()?)
     }
 
     /// A copy of the vector at an offset.
     pub fn vector_at(&self, offset: usize) -> Option<Vec<f32>> {
-        let d = self.data.read();
-        d.vectors
-            .get(offset * self.dim..(offset + 1) * self.dim)
-            .map(<[f32]>::to_vec)
+        // Committed offsets only, as before the graph held the vectors.
+        if offset >= self.data.read().ids.len() {
+            return None;
+        }
+        self.vector_of(offset).map(<[f32]>::to_vec)
     }
 
     /// Id and metadata at an offset.
@@ -216,14 +217,13 @@ impl MutableSegment {
     /// Approximate k-NN over live points that pass `filter`, `exclude`
     /// left out. Returns (offset, rank) by ascending rank.
     ///
-    /// Planner: a filter that lets few points through is answered by an exact
-    /// scan of exactly those points (found through the metadata index, not
-    /// the vectors). Otherwise the graph is searched. hnsw_rs's own filtered
-    /// search drops its early exit and walks until its candidate heap is
-    /// empty (that is why it crawls on selective filters), so instead the
-    /// plain search is asked for more results than needed, widening until
-    /// enough pass; if the filter was more selective than estimated, the
-    /// exact scan finishes the job.
+    /// Planner (the sealed segment's): a filter that lets few points through
+    /// is answered by an exact scan of exactly those points (found through
+    /// the metadata index, not the vectors). Otherwise the graph is walked
+    /// with liveness and the filter as its acceptance test, so only passing
+    /// points fill the beam while every node still serves as a path. If the
+    /// walk finds fewer than `k` (a filter more selective than estimated, or
+    /// a part of the graph it cannot reach), an exact scan finishes the job.
     pub fn search(
         &self,
         query: &[f32],
@@ -239,10 +239,6 @@ impl MutableSegment {
         }
         let compiled = filter.map(|f| d.meta.compile(f));
         let total = d.ids.len();
-        let rank_of = |off: usize| {
-            self.metric
-                .rank(query, &d.vectors[off * self.dim..(off + 1) * self.dim])
-        };
         let live = |off: usize| Some(off) != exclude && l.is_live(off);
         let keep = |off: usize| live(off) && compiled.as_ref().is_none_or(|c| c.accepts(off));
         // Exact scan of the points the filter passes (already checked
@@ -253,12 +249,11 @@ impl MutableSegment {
                 .into_iter()
                 .map(|o| o as usize)
                 .filter(|&o| live(o))
-                .map(|o| (o, rank_of(o)))
+                .filter_map(|o| Some((o, self.metric.rank(query, self.vector_of(o)?))))
                 .collect();
             top_k(&mut hits, k);
             hits
         };
-        let mut want = ef.max(k + exclude.is_some() as usize);
         if let Some(c) = &compiled {
             let est = c.estimate();
             if est == 0 {
@@ -267,36 +262,22 @@ impl MutableSegment {
             if est <= exact_scan_limit(total, ef) {
                 return exact(c);
             }
-            // Expect a fraction est/total to pass: ask for that much more.
-            want = (want as f64 * total as f64 / est as f64).ceil() as usize;
         }
-        want = want.min(total);
-        loop {
-            let found = self.graph.search(query, want, want);
-            let mut hits: Vec<(usize, f32)> = found
-                .into_iter()
-                .filter(|n| keep(n.d_id))
-                // Recomputed: the graph's value is an order-preserving
-                // transform of the metric's rank, not the rank itself.
-                .map(|n| (n.d_id, rank_of(n.d_id)))
-                .collect();
-            if hits.len() >= k.min(l.count) || want >= total {
-                if let Some(c) = &compiled
-                    && hits.len() < k
-                {
-                    // Fewer pass than the estimate promised: scan them all.
-                    return exact(c);
-                }
-                top_k(&mut hits, k);
-                return hits;
-            }
-            if let Some(c) = &compiled
-                && want >= 4 * ef.max(k)
-            {
-                return exact(c);
-            }
-            want = (want * 2).min(total);
+        // Offsets indexed but not yet committed are walked, never accepted.
+        let hits: Vec<(usize, f32)> = self
+            .graph
+            .search(query, k, ef, |off| keep(off as usize))
+            .into_iter()
+            .map(|(off, r)| (off as usize, r))
+            .collect();
+        let reachable = l.count - exclude.is_some_and(|e| l.is_live(e)) as usize;
+        if hits.len() < k.min(reachable) {
+            return match &compiled {
+                Some(c) => exact(c),
+                None => self.scan(&d, &l, query, k, exclude, None),
+            };
         }
+        hits
     }
 
     /// Exact k-NN by scanning every live point that passes `filter`.
@@ -310,55 +291,55 @@ impl MutableSegment {
         let d = self.data.read();
         let l = self.live.read();
         let compiled = filter.map(|f| d.meta.compile(f));
-        let mut hits: Vec<(usize, f32)> = d
-            .vectors
-            .chunks_exact(self.dim)
-            .enumerate()
-            .filter(|(off, _)| {
-                l.is_live(*off)
-                    && Some(*off) != exclude
-                    && compiled.as_ref().is_none_or(|c| c.accepts(*off))
+        self.scan(&d, &l, query, k, exclude, compiled.as_ref())
+    }
+
+    fn scan(
+        &self,
+        d: &Data,
+        l: &Live,
+        query: &[f32],
+        k: usize,
+        exclude: Option<usize>,
+        compiled: Option<&Compiled<'_>>,
+    ) -> Vec<(usize, f32)> {
+        let mut hits: Vec<(usize, f32)> = (0..d.ids.len())
+            .filter(|&off| {
+                l.is_live(off) && Some(off) != exclude && compiled.is_none_or(|c| c.accepts(off))
             })
-            .map(|(off, v)| (off, self.metric.rank(query, v)))
+            .filter_map(|off| Some((off, self.metric.rank(query, self.vector_of(off)?))))
             .collect();
         top_k(&mut hits, k);
         hits
     }
 
     /// Writes this (frozen) segment as a sealed one into `dir`: columns,
-    /// vectors, the graph exported from hnsw_rs, and its current tombstones.
-    /// Returns the liveness it wrote.
+    /// vectors and graph (read straight from the graph's storage), and its
+    /// current tombstones. Returns the liveness it wrote.
     pub fn write_sealed(&self, dir: &Path) -> Result<Vec<bool>> {
         let d = self.data.read();
         let live = self.live_bits();
-        crate::sealed::write(dir, self.dim, &d.ids, &d.vectors, &d.metadata, &live)?;
-        crate::graph::export(
-            &self.graph,
-            d.ids.len(),
-            self.m,
-            &dir.join(crate::sealed::GRAPH_FILE),
-        )?;
+        let n = d.ids.len();
+        if n >= crate::hnsw::NONE as usize {
+            return Err(Error::Internal(format!(
+                "segment of {n} points exceeds u32 offsets"
+            )));
+        }
+        let vector = |i: usize| self.vector_of(i);
+        crate::sealed::write(dir, self.dim, &d.ids, &vector, &d.metadata, &live)?;
+        crate::graph::export(&self.graph, n, &dir.join(crate::sealed::GRAPH_FILE))?;
         Ok(live)
     }
 
-    /// The hnsw_rs search on this segment's graph (for benchmarks that
-    /// compare it with the sealed search on the same graph).
-    pub fn hnsw(&self) -> &Hnsw<'static, f32, GraphDistance> {
-        &self.graph
-    }
-
-    /// Approximate heap bytes: our columns, hnsw_rs's own vector copies and
-    /// its neighbour lists (~ (layer-0 2m + upper m) links of ~16 bytes each).
+    /// Approximate heap bytes: the graph (vectors stored once, plus links),
+    /// the id and metadata columns and the metadata index.
     pub fn memory_bytes(&self) -> u64 {
         let d = self.data.read();
         let n = d.ids.len();
-        let vectors = (d.vectors.capacity() * 4) as u64;
-        let graph_vectors = (n * self.dim * 4) as u64;
-        let graph_links = (n * 3 * self.m * 16) as u64;
         let columns = (n
             * (std::mem::size_of::<String>() * 2 + std::mem::size_of::<pb::Metadata>() + 1)
             + d.string_bytes) as u64;
-        vectors + graph_vectors + graph_links + columns + d.meta.memory_bytes() as u64
+        self.graph.memory_bytes() as u64 + columns + d.meta.memory_bytes() as u64
     }
 }
 

@@ -182,7 +182,7 @@ impl Proc {
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(flags)
-            .env("RUST_LOG", "info,hnsw_rs=warn")
+            .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -1255,6 +1255,18 @@ impl View {
         self.seg(p)?.vector(p.off as usize)
     }
 
+    /// The metric's distance between two stored points (sealed vectors are
+    /// compared in place, without copies).
+    pub fn distance(&self, a: PointRef, b: PointRef) -> Result<f32> {
+        let m = self.metric;
+        match (self.seg(a)?, self.seg(b)?) {
+            (Seg::Sealed(x), Seg::Sealed(y)) => {
+                Ok(m.from_rank(m.rank(x.vector_at(a.off as usize)?, y.vector_at(b.off as usize)?)))
+            }
+            _ => Ok(m.from_rank(m.rank(&self.vector(a)?, &self.vector(b)?))),
+        }
+    }
+
     /// Approximate k-NN over live points passing `filter`, `exclude` left
     /// out; (point, distance) by ascending distance. `query` must already be
     /// prepared for the metric (stored vectors are).

@@ -3,8 +3,8 @@
 //!
 //! **Edges.** Every image point looks up its `k` nearest neighbours; those
 //! within `image_threshold` become media-level edges (both directions, the
-//! smaller distance kept). Face points do the same within `face_threshold`;
-//! a face match between two media *corroborates* an image edge between them.
+//! smaller distance kept). The faces of the two media of each edge are then
+//! compared: a face match within `face_threshold` *corroborates* the edge.
 //! Face matches alone never link: the same adult, or a background person,
 //! appears in unrelated material, and linking on faces alone glues it.
 //!
@@ -78,11 +78,9 @@ pub fn settings_from_pb(p: Option<&pb::LinkParams>, metric: Metric) -> Result<Li
             "params.k is {k}; it must be between 1 and {MAX_K}"
         )));
     }
-    let ef = if p.ef == 0 {
-        k.max(crate::config::DEFAULT_EF as usize)
-    } else {
-        p.ef as usize
-    };
+    // Neighbours within a linking threshold are close by HNSW standards:
+    // twice k is breadth enough (measured: same series at 200k media).
+    let ef = if p.ef == 0 { 2 * k } else { p.ef as usize };
     if ef > 4096 {
         return Err(Error::invalid(format!(
             "params.ef is {ef}; it must be at most 4096"
@@ -507,16 +505,45 @@ fn knn(
 ) -> Result<Vec<Vec<(u32, f32)>>> {
     let idx: Vec<usize> = (0..points.refs.len()).collect();
     par_progress(stage, &idx, progress, |&i| {
-        let r = points.refs[i];
-        let v = view.vector(r)?;
-        let hits = view.search(&v, s.k, s.ef, Some(r), filter)?;
+        let hits = neighbours(view, points.refs[i], s, threshold, filter)?;
         Ok(hits
             .into_iter()
-            .filter(|(_, d)| *d <= threshold)
             .filter_map(|(h, d)| points.by_ref.get(&h).map(|&m| (m, d)))
             .filter(|(m, _)| *m != points.media[i])
             .collect())
     })
+}
+
+/// Neighbours probed first, and the breadth of that probe.
+const PROBE_K: usize = 8;
+const PROBE_EF: usize = 32;
+
+/// The stored point's neighbours within `threshold` (itself excluded), by
+/// ascending distance: at most `s.k`. Most points have few or none (noise,
+/// look-alikes), so a narrow probe comes first; only a point whose probe is
+/// full within the threshold is searched again at `s.k` / `s.ef`. Full and
+/// incremental linking both look neighbours up here, so they see the same
+/// edges.
+fn neighbours(
+    view: &View,
+    r: PointRef,
+    s: &LinkSettings,
+    threshold: f32,
+    filter: Option<&Filter>,
+) -> Result<Vec<(PointRef, f32)>> {
+    let v = view.vector(r)?;
+    let mut hits = if s.k > PROBE_K {
+        let probe = view.search(&v, PROBE_K, PROBE_EF.min(s.ef), Some(r), filter)?;
+        if probe.len() == PROBE_K && probe.iter().all(|(_, d)| *d <= threshold) {
+            view.search(&v, s.k, s.ef, Some(r), filter)?
+        } else {
+            probe
+        }
+    } else {
+        view.search(&v, s.k, s.ef, Some(r), filter)?
+    };
+    hits.retain(|(_, d)| *d <= threshold);
+    Ok(hits)
 }
 
 /// The result of a full link run.
@@ -531,7 +558,7 @@ pub struct Linked {
 
 /// The media of `images` (and `faces`) in `scope` and their edge set under
 /// the thresholds of `s`: the k-NN stages of a link run. Also returns the
-/// seconds spent per stage (load, knn-images, knn-faces).
+/// seconds spent per stage (load, knn-images, face-matches).
 pub fn build_edges(
     images: &View,
     faces: Option<&View>,
@@ -571,15 +598,55 @@ pub fn build_edges(
 
     let t = Instant::now();
     if let (Some(fv), Some(fp)) = (faces, &face_pts) {
-        let lists = knn("knn-faces", fv, fp, s, s.face_threshold, scope, progress)?;
-        for (i, list) in lists.into_iter().enumerate() {
-            for (m, d) in list {
-                edges.add_face(fp.media[i], m, d);
+        let mut faces_of: Vec<Vec<PointRef>> = vec![Vec::new(); media.len()];
+        for (r, &m) in fp.refs.iter().zip(&fp.media) {
+            faces_of[m as usize].push(*r);
+        }
+        match_faces(fv, &faces_of, &mut edges, s, progress)?;
+    }
+    stages.push(("face-matches", t.elapsed().as_secs_f64()));
+    Ok((media, edges, stages))
+}
+
+/// Face matches between the two media of each image edge: the best distance over their pairs of faces, kept when
+/// within the face threshold. Faces only ever corroborate an image edge, so
+/// this compares the few faces of linked media directly instead of running a
+/// k-NN self-join over the face collection.
+fn match_faces(
+    fv: &View,
+    faces_of: &[Vec<PointRef>],
+    edges: &mut EdgeSet,
+    s: &LinkSettings,
+    progress: Progress<'_>,
+) -> Result<()> {
+    let pairs: Vec<(u32, u32)> = (0..edges.adj.len() as u32)
+        .flat_map(|a| {
+            edges.adj[a as usize]
+                .iter()
+                .filter(move |(b, _)| a < *b)
+                .map(move |&(b, _)| (a, b))
+        })
+        .filter(|&(a, b)| {
+            let has = |m: u32| faces_of.get(m as usize).is_some_and(|f| !f.is_empty());
+            has(a) && has(b)
+        })
+        .collect();
+    let matched = par_progress("face-matches", &pairs, progress, |&(a, b)| {
+        let mut best: Option<f32> = None;
+        for &fa in &faces_of[a as usize] {
+            for &fb in &faces_of[b as usize] {
+                let d = fv.distance(fa, fb)?;
+                if d <= s.face_threshold && best.is_none_or(|x| d < x) {
+                    best = Some(d);
+                }
             }
         }
+        Ok(best.map(|d| (a, b, d)))
+    })?;
+    for (a, b, d) in matched.into_iter().flatten() {
+        edges.add_face(a, b, d);
     }
-    stages.push(("knn-faces", t.elapsed().as_secs_f64()));
-    Ok((media, edges, stages))
+    Ok(())
 }
 
 /// Links the media of `images` (and `faces`) in `scope` into series.
@@ -677,15 +744,7 @@ pub fn link_upload(
     };
     let mut edges = EdgeSet::with_len(media.len());
     // 1. The upload's image points.
-    let search = |r: PointRef| -> Result<Vec<(PointRef, f32)>> {
-        let v = images.0.vector(r)?;
-        Ok(images
-            .0
-            .search(&v, s.k, s.ef, Some(r), None)?
-            .into_iter()
-            .filter(|(_, d)| *d <= s.image_threshold)
-            .collect())
-    };
+    let search = |r: PointRef| neighbours(images.0, r, &s, s.image_threshold, None);
     let new_hits: Vec<Vec<(PointRef, f32)>> = new_img
         .refs
         .par_iter()
@@ -716,33 +775,31 @@ pub fn link_upload(
     }
     edges.grow(media.len());
     edges.normalise();
-    // 3. Faces of the upload.
+    // 3. Faces of every media in play (found through their uploads), and
+    // the face matches along the edges at the upload's media.
     if let Some(fv) = faces {
-        let pts = fv.points(Some(&scope))?;
-        let hits: Vec<Vec<(PointRef, f32)>> = pts
-            .par_iter()
-            .map(|(r, _, _)| {
-                let v = fv.vector(*r)?;
-                Ok(fv
-                    .search(&v, s.k, s.ef, Some(*r), None)?
-                    .into_iter()
-                    .filter(|(_, d)| *d <= s.face_threshold)
-                    .collect())
-            })
-            .collect::<Result<_>>()?;
-        for ((_, id, meta), hits) in pts.iter().zip(hits) {
-            let Some(&a) = media.index.get(&media_key(id, meta, true)) else {
-                continue;
+        let mut uploads: Vec<String> = media
+            .meta
+            .iter()
+            .map(|m| m.upload_id.clone())
+            .filter(|u| !u.is_empty())
+            .collect();
+        uploads.sort();
+        uploads.dedup();
+        let mut faces_of: Vec<Vec<PointRef>> = vec![Vec::new(); media.len()];
+        for chunk in uploads.chunks(crate::filter::MAX_FILTER_VALUES) {
+            let f = Filter {
+                upload_ids_any: chunk.to_vec(),
+                ..Default::default()
             };
-            media.has_face[a as usize] = true;
-            for (h, d) in hits {
-                let (hid, hmeta) = fv.describe(h)?;
-                // Only media already in play can be corroborated.
-                if let Some(&b) = media.index.get(&media_key(&hid, &hmeta, true)) {
-                    edges.add_face(a, b, d);
+            for (r, id, meta) in fv.points(Some(&f))? {
+                if let Some(&m) = media.index.get(&media_key(&id, &meta, true)) {
+                    faces_of[m as usize].push(r);
+                    media.has_face[m as usize] = true;
                 }
             }
         }
+        match_faces(fv, &faces_of, &mut edges, &s, &|_, _, _| {})?;
     }
     edges.grow(media.len());
     // 4. Judge the edges that can have changed: at the upload's media, and
@@ -800,7 +857,6 @@ pub fn link_upload(
     for m in 0..n as u32 {
         groups.entry(uf.find(m)).or_default().push(m);
     }
-    let mut old_face_lookup: Option<HashMap<String, bool>> = None;
     let mut absorbed: BTreeSet<usize> = BTreeSet::new();
     let mut replaced: Vec<(Option<usize>, SeriesRecord)> = Vec::new();
     let mut merges = Vec::new();
@@ -811,9 +867,6 @@ pub fn link_upload(
             .filter_map(|m| index.get(&media.ids[*m as usize]).copied())
             .collect();
         let has_new = members.iter().any(|&m| m < n_new);
-        let has_loose_old = members
-            .iter()
-            .any(|&m| m >= n_new && !index.contains_key(&media.ids[m as usize]));
         if !has_new || (members.len() < 2) {
             if has_new {
                 for &m in members {
@@ -842,21 +895,12 @@ pub fn link_upload(
                 .collect();
             merges.push((survivor, gone));
         }
-        if has_loose_old && faces.is_some() && old_face_lookup.is_none() {
-            old_face_lookup = Some(face_flags(faces)?);
-        }
         for &m in members {
             let id = &media.ids[m as usize];
             if index.contains_key(id) {
                 continue;
             }
-            let face = if m < n_new {
-                media.has_face[m as usize]
-            } else {
-                old_face_lookup
-                    .as_ref()
-                    .is_some_and(|f| f.get(id).copied().unwrap_or(false))
-            };
+            let face = media.has_face[m as usize];
             let meta = &media.meta[m as usize];
             match &mut rec {
                 Some(x) => x.add_media(id, meta, face),
@@ -926,17 +970,6 @@ pub fn link_upload(
         touched,
         new_edges,
     })
-}
-
-/// media id → has a face point, over a whole face collection.
-fn face_flags(faces: Option<&View>) -> Result<HashMap<String, bool>> {
-    let mut out = HashMap::new();
-    if let Some(fv) = faces {
-        for (_, id, meta) in fv.points(None)? {
-            out.insert(media_key(&id, &meta, true), true);
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -310,7 +310,7 @@ async fn planted_series_across_three_countries_are_recovered_exactly() {
     assert_eq!(s.cross_border_series, 3);
     assert!(s.stored);
     assert!(s.face_edges > 0);
-    for stage in ["load", "knn-images", "knn-faces", "group", "output"] {
+    for stage in ["load", "knn-images", "face-matches", "group", "output"] {
         assert!(s.stages.iter().any(|t| t.stage == stage), "{stage}");
     }
     assert!(l.stages_seen.contains("knn-images"), "{:?}", l.stages_seen);

@@ -818,9 +818,9 @@ async fn connect_retry(
 ) -> anyhow::Result<pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>> {
     let mut last = None;
     for _ in 0..50 {
-        match pb::vector_index_client::VectorIndexClient::connect(url.to_string()).await {
-            Ok(c) => {
-                return Ok(c
+        match crate::server::channel(url).await {
+            Ok(ch) => {
+                return Ok(pb::vector_index_client::VectorIndexClient::new(ch)
                     .max_decoding_message_size(crate::server::DEFAULT_MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(crate::server::DEFAULT_MAX_MESSAGE_BYTES));
             }

@@ -386,10 +386,10 @@ async fn shutdown_signal() {
 
 /// Connects a client with message limits matching the server's default.
 pub async fn connect(server: &str) -> anyhow::Result<VectorIndexClient<tonic::transport::Channel>> {
-    let client = VectorIndexClient::connect(server.to_string())
+    let channel = server::channel(server)
         .await
         .with_context(|| format!("connecting to {server} (is `vidx serve` running?)"))?;
-    Ok(client
+    Ok(VectorIndexClient::new(channel)
         .max_decoding_message_size(server::DEFAULT_MAX_MESSAGE_BYTES)
         .max_encoding_message_size(server::DEFAULT_MAX_MESSAGE_BYTES))
 }

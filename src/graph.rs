@@ -309,15 +309,29 @@ impl Graph {
             if accept(cur) {
                 results.push(Scored(cur_d, cur));
             }
+            let row = |nb: u32| vectors.get(nb as usize * dim..(nb as usize + 1) * dim);
+            let mut todo: Vec<(u32, &[f32])> = Vec::with_capacity(v.m0);
             while let Some(Reverse(Scored(d, node))) = candidates.pop() {
                 if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
                     break;
                 }
-                for &nb in v.neighbours(0, node) {
-                    if nb as usize >= v.n || !visited.mark(nb) {
-                        continue;
+                todo.clear();
+                todo.extend(
+                    v.neighbours(0, node)
+                        .iter()
+                        .filter(|&&nb| (nb as usize) < v.n && visited.mark(nb))
+                        .filter_map(|&nb| Some((nb, row(nb)?))),
+                );
+                // Fetch the next vector while this one is compared, as the
+                // in-memory graph does (`hnsw::prefetch`).
+                if let Some((_, x)) = todo.first() {
+                    crate::hnsw::prefetch(x);
+                }
+                for (j, &(nb, x)) in todo.iter().enumerate() {
+                    if let Some((_, next)) = todo.get(j + 1) {
+                        crate::hnsw::prefetch(next);
                     }
-                    let dn = rank(nb);
+                    let dn = metric.rank(query, x);
                     if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
                         candidates.push(Reverse(Scored(dn, nb)));
                         if accept(nb) {

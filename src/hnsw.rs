@@ -201,7 +201,7 @@ const PREFETCH_LINES: usize = 4;
 
 /// Asks the CPU to pull the start of `v` into cache; a hint, never a read.
 #[inline(always)]
-fn prefetch(v: &[f32]) {
+pub(crate) fn prefetch(v: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};

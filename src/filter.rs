@@ -38,17 +38,20 @@ pub struct Filter {
     pub tags_any: Vec<String>,
 }
 
-fn list(field: &str, values: &[String]) -> Result<Vec<String>> {
+/// Checks a request list of metadata values (`field` names it in errors):
+/// at most [`MAX_FILTER_VALUES`], each 1 to 256 bytes; returns it sorted and
+/// deduplicated.
+pub fn list(field: &str, values: &[String]) -> Result<Vec<String>> {
     if values.len() > MAX_FILTER_VALUES {
         return Err(Error::invalid(format!(
-            "filter.{field} has {} values; at most {MAX_FILTER_VALUES}",
+            "{field} has {} values; at most {MAX_FILTER_VALUES}",
             values.len()
         )));
     }
     for (i, v) in values.iter().enumerate() {
         if v.is_empty() || v.len() > validate::MAX_META_STRING {
             return Err(Error::invalid(format!(
-                "filter.{field}[{i}] {} must be 1 to {} bytes",
+                "{field}[{i}] {} must be 1 to {} bytes",
                 validate::show(v),
                 validate::MAX_META_STRING
             )));
@@ -88,19 +91,19 @@ impl Filter {
             }
         }
         let out = Filter {
-            countries_any: list("countries_any", &f.countries_any)?,
-            countries_none: list("countries_none", &f.countries_none)?,
-            agencies_any: list("agencies_any", &f.agencies_any)?,
-            case_ids_any: list("case_ids_any", &f.case_ids_any)?,
-            case_ids_none: list("case_ids_none", &f.case_ids_none)?,
-            upload_ids_any: list("upload_ids_any", &f.upload_ids_any)?,
-            upload_ids_none: list("upload_ids_none", &f.upload_ids_none)?,
-            media_ids_none: list("media_ids_none", &f.media_ids_none)?,
+            countries_any: list("filter.countries_any", &f.countries_any)?,
+            countries_none: list("filter.countries_none", &f.countries_none)?,
+            agencies_any: list("filter.agencies_any", &f.agencies_any)?,
+            case_ids_any: list("filter.case_ids_any", &f.case_ids_any)?,
+            case_ids_none: list("filter.case_ids_none", &f.case_ids_none)?,
+            upload_ids_any: list("filter.upload_ids_any", &f.upload_ids_any)?,
+            upload_ids_none: list("filter.upload_ids_none", &f.upload_ids_none)?,
+            media_ids_none: list("filter.media_ids_none", &f.media_ids_none)?,
             victim_identified: f.victim_identified,
             captured: range("captured", f.captured_after, f.captured_before)?,
             uploaded: range("uploaded", f.uploaded_after, f.uploaded_before)?,
-            tags_all: list("tags_all", &f.tags_all)?,
-            tags_any: list("tags_any", &f.tags_any)?,
+            tags_all: list("filter.tags_all", &f.tags_all)?,
+            tags_any: list("filter.tags_any", &f.tags_any)?,
         };
         Ok(if out.is_empty() { None } else { Some(out) })
     }

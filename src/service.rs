@@ -42,21 +42,6 @@ impl Service {
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
-/// Checks a list of ids given in a request (a scope).
-fn id_list(field: &str, ids: &[String]) -> Result<Vec<String>, Error> {
-    validate::count(field, ids.len(), crate::filter::MAX_FILTER_VALUES)?;
-    for (i, id) in ids.iter().enumerate() {
-        if id.is_empty() || id.len() > validate::MAX_META_STRING {
-            return Err(Error::invalid(format!(
-                "{field}[{i}] {} must be 1 to {} bytes",
-                validate::show(id),
-                validate::MAX_META_STRING
-            )));
-        }
-    }
-    Ok(ids.to_vec())
-}
-
 /// The image and (optional) face collection a linking request names.
 fn link_collections(
     registry: &Registry,
@@ -177,15 +162,11 @@ impl VectorIndex for Service {
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
         let settings = link::settings_from_pb(req.params.as_ref(), images.config().metric)?;
         let scope = req.scope.unwrap_or_default();
-        let mut filter = crate::filter::Filter {
-            upload_ids_any: id_list("scope.upload_ids", &scope.upload_ids)?,
-            case_ids_any: id_list("scope.case_ids", &scope.case_ids)?,
+        let filter = crate::filter::Filter {
+            upload_ids_any: crate::filter::list("scope.upload_ids", &scope.upload_ids)?,
+            case_ids_any: crate::filter::list("scope.case_ids", &scope.case_ids)?,
             ..Default::default()
         };
-        filter.upload_ids_any.sort();
-        filter.upload_ids_any.dedup();
-        filter.case_ids_any.sort();
-        filter.case_ids_any.dedup();
         let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         let store = self.registry.series().clone();
@@ -275,7 +256,7 @@ impl VectorIndex for Service {
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
         let req = request.into_inner();
-        id_list("upload_id", std::slice::from_ref(&req.upload_id))?;
+        crate::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         let registry = self.registry.clone();
         let lock = self.link_lock.clone();
         let out = blocking(move || {

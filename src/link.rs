@@ -339,6 +339,19 @@ impl UnionFind {
     }
 }
 
+/// Joins accepted edges in ascending distance order (ties by media index,
+/// so the result does not depend on the order of work); returns the edges
+/// that joined two groups, the evidence.
+fn join<'j>(accepted: &'j mut [Judged], uf: &mut UnionFind) -> Vec<&'j Judged> {
+    accepted.sort_by(|x, y| {
+        x.distance
+            .total_cmp(&y.distance)
+            .then(x.a.cmp(&y.a))
+            .then(x.b.cmp(&y.b))
+    });
+    accepted.iter().filter(|j| uf.union(j.a, j.b)).collect()
+}
+
 fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord {
     EvidenceRecord {
         media_a: media.ids[j.a as usize].clone(),
@@ -386,19 +399,8 @@ pub fn group(
         }
         j.accepted
     });
-    judged.sort_by(|x, y| {
-        x.distance
-            .total_cmp(&y.distance)
-            .then(x.a.cmp(&y.a))
-            .then(x.b.cmp(&y.b))
-    });
     let mut uf = UnionFind::new(n);
-    let mut forest: Vec<&Judged> = Vec::new();
-    for j in &judged {
-        if uf.union(j.a, j.b) {
-            forest.push(j);
-        }
-    }
+    let forest = join(&mut judged, &mut uf);
     let mut by_root: HashMap<u32, SeriesRecord> = HashMap::new();
     let mut sizes: HashMap<u32, usize> = HashMap::new();
     for m in 0..n as u32 {
@@ -801,7 +803,6 @@ pub fn link_upload(
         }
         match_faces(fv, &faces_of, &mut edges, &s, &|_, _, _| {})?;
     }
-    edges.grow(media.len());
     // 4. Judge the edges that can have changed: at the upload's media, and
     // between two old media that are both neighbours of the upload.
     let near_new: BTreeSet<u32> = (0..n_new)
@@ -823,12 +824,6 @@ pub fn link_upload(
     }
     let new_edges = judged.iter().filter(|j| j.a < n_new || j.b < n_new).count();
     judged.retain(|j| j.accepted);
-    judged.sort_by(|x, y| {
-        x.distance
-            .total_cmp(&y.distance)
-            .then(x.a.cmp(&y.a))
-            .then(x.b.cmp(&y.b))
-    });
     // 5. Union-find over media in play, seeded with their current series.
     let index = state.media_index();
     let n = media.len();
@@ -846,12 +841,7 @@ pub fn link_upload(
             }
         }
     }
-    let mut forest: Vec<&Judged> = Vec::new();
-    for j in &judged {
-        if uf.union(j.a, j.b) {
-            forest.push(j);
-        }
-    }
+    let forest = join(&mut judged, &mut uf);
     // 6. Rebuild the touched groups.
     let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
     for m in 0..n as u32 {

@@ -183,7 +183,7 @@ pub struct EdgeSet {
 }
 
 impl EdgeSet {
-    fn with_len(n: usize) -> EdgeSet {
+    pub fn with_len(n: usize) -> EdgeSet {
         EdgeSet {
             adj: vec![Vec::new(); n],
             faces: HashMap::new(),
@@ -197,7 +197,7 @@ impl EdgeSet {
     }
 
     /// Adds a symmetric image edge (rows are normalised later).
-    fn add_image(&mut self, a: u32, b: u32, d: f32) {
+    pub fn add_image(&mut self, a: u32, b: u32, d: f32) {
         if a == b {
             return;
         }
@@ -206,7 +206,7 @@ impl EdgeSet {
         self.adj[b as usize].push((a, d));
     }
 
-    fn add_face(&mut self, a: u32, b: u32, d: f32) {
+    pub fn add_face(&mut self, a: u32, b: u32, d: f32) {
         if a == b {
             return;
         }
@@ -218,7 +218,7 @@ impl EdgeSet {
     }
 
     /// Sorts each row by neighbour and keeps the smallest distance per neighbour.
-    fn normalise(&mut self) {
+    pub fn normalise(&mut self) {
         self.adj.par_iter_mut().for_each(|row| {
             row.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
             row.dedup_by_key(|x| x.0);

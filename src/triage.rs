@@ -305,20 +305,14 @@ pub fn group_items(
             })
         })
         .collect();
-    let mut edges = EdgeSet {
-        adj: vec![Vec::new(); n],
-        ..Default::default()
-    };
+    let mut edges = EdgeSet::with_len(n);
     for &(a, b, d, face) in &pairs {
-        edges.adj[a as usize].push((b, d));
-        edges.adj[b as usize].push((a, d));
+        edges.add_image(a, b, d);
         if let Some(f) = face {
-            edges.faces.insert((a, b), f);
+            edges.add_face(a, b, f);
         }
     }
-    for row in &mut edges.adj {
-        row.sort_by_key(|x| x.0);
-    }
+    edges.normalise();
     let (series, _) = link::group(&media, &edges, s, "");
     series
         .into_iter()

@@ -489,7 +489,8 @@ async fn ensure_collection(
     }
 }
 
-fn status_error(s: tonic::Status) -> anyhow::Error {
+/// A gRPC error as the command line reports it.
+pub fn status_error(s: tonic::Status) -> anyhow::Error {
     anyhow::anyhow!("server said {:?}: {}", s.code(), s.message())
 }
 

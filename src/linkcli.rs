@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{ClientArgs, connect};
+use crate::cli::{ClientArgs, connect, status_error};
 use crate::pb;
 
 /// Distance thresholds and rule flags shared by `link` (0 = server default).
@@ -116,10 +116,6 @@ pub struct TriageArgs {
     /// Image points of the seized set: `.npy` + same-stem `.jsonl`, or `.jsonl` with vectors.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
-}
-
-fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("server said {:?}: {}", s.code(), s.message())
 }
 
 fn date(t: i64) -> String {

@@ -27,7 +27,7 @@ use std::path::Path;
 use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::format::{FileWriter, MappedFile};
-use crate::hnsw::{Hnsw, NONE, Scored, with_visited};
+use crate::hnsw::{Hnsw, NONE, Scored, expand, with_visited};
 
 pub const MAGIC: &[u8; 8] = b"VIDXGRF\0";
 pub const VERSION: u32 = 1;
@@ -322,26 +322,14 @@ impl Graph {
                         .filter(|&&nb| (nb as usize) < v.n && visited.mark(nb))
                         .filter_map(|&nb| Some((nb, row(nb)?))),
                 );
-                // Fetch the next vector while this one is compared, as the
-                // in-memory graph does (`hnsw::prefetch`).
-                if let Some((_, x)) = todo.first() {
-                    crate::hnsw::prefetch(x);
-                }
-                for (j, &(nb, x)) in todo.iter().enumerate() {
-                    if let Some((_, next)) = todo.get(j + 1) {
-                        crate::hnsw::prefetch(next);
-                    }
-                    let dn = metric.rank(query, x);
-                    if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
-                        candidates.push(Reverse(Scored(dn, nb)));
-                        if accept(nb) {
-                            results.push(Scored(dn, nb));
-                            if results.len() > ef {
-                                results.pop();
-                            }
-                        }
-                    }
-                }
+                expand(
+                    &todo,
+                    |x| metric.rank(query, x),
+                    ef,
+                    &accept,
+                    &mut candidates,
+                    &mut results,
+                );
             }
             let mut out: Vec<(u32, f32)> = results.into_iter().map(|s| (s.1, s.0)).collect();
             out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));

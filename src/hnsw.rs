@@ -201,7 +201,7 @@ const PREFETCH_LINES: usize = 4;
 
 /// Asks the CPU to pull the start of `v` into cache; a hint, never a read.
 #[inline(always)]
-pub(crate) fn prefetch(v: &[f32]) {
+fn prefetch(v: &[f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -214,6 +214,41 @@ pub(crate) fn prefetch(v: &[f32]) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = v;
+}
+
+/// One step of the beam search, shared by the in-memory and the sealed
+/// graph: scores a node's unvisited neighbours (`todo`: id and vector) and
+/// offers each to the candidates and, if `accept`ed, the `ef` best results.
+/// Vectors sit at random places in memory, so the next one is fetched while
+/// this one is compared (hnswlib does the same; the profile showed the
+/// kernel stalled on these loads).
+#[inline]
+pub(crate) fn expand(
+    todo: &[(u32, &[f32])],
+    rank: impl Fn(&[f32]) -> f32,
+    ef: usize,
+    accept: &impl Fn(u32) -> bool,
+    candidates: &mut BinaryHeap<Reverse<Scored>>,
+    results: &mut BinaryHeap<Scored>,
+) {
+    if let Some((_, v)) = todo.first() {
+        prefetch(v);
+    }
+    for (j, &(nb, v)) in todo.iter().enumerate() {
+        if let Some((_, next)) = todo.get(j + 1) {
+            prefetch(next);
+        }
+        let dn = rank(v);
+        if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
+            candidates.push(Reverse(Scored(dn, nb)));
+            if accept(nb) {
+                results.push(Scored(dn, nb));
+                if results.len() > ef {
+                    results.pop();
+                }
+            }
+        }
+    }
 }
 
 fn splitmix64(mut x: u64) -> u64 {
@@ -551,27 +586,14 @@ impl Hnsw {
                         .filter(|&&nb| visited.mark(nb))
                         .filter_map(|&nb| Some((nb, self.vector(nb)?))),
                 );
-                // Vectors sit at random places in memory: fetch the next one
-                // while this one is compared (hnswlib does the same). The
-                // profile showed the kernel stalled on these loads.
-                if let Some((_, v)) = todo.first() {
-                    prefetch(v);
-                }
-                for (j, &(nb, v)) in todo.iter().enumerate() {
-                    if let Some((_, next)) = todo.get(j + 1) {
-                        prefetch(next);
-                    }
-                    let dn = self.metric.rank(q, v);
-                    if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
-                        candidates.push(Reverse(Scored(dn, nb)));
-                        if accept(nb) {
-                            results.push(Scored(dn, nb));
-                            if results.len() > ef {
-                                results.pop();
-                            }
-                        }
-                    }
-                }
+                expand(
+                    &todo,
+                    |v| self.metric.rank(q, v),
+                    ef,
+                    &accept,
+                    &mut candidates,
+                    &mut results,
+                );
             }
             results
         })

@@ -6,14 +6,14 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use vidx::distance::{self, Metric};
+use vidx::index::distance::{self, Metric};
 use vidx::pb;
-use vidx::sealed::SealedSegment;
-use vidx::segment::{MutableSegment, Prepared};
+use vidx::segment::mutable::{MutableSegment, Prepared};
+use vidx::segment::sealed::SealedSegment;
 
 fn vectors(n: usize, dim: usize) -> Vec<Vec<f32>> {
     (0..n)
-        .map(|i| vidx::bench::image_vector(3, i, dim, 50))
+        .map(|i| vidx::tools::bench_ann::image_vector(3, i, dim, 50))
         .collect()
 }
 
@@ -69,7 +69,7 @@ fn sealed_search(c: &mut Criterion) {
         dir.path(),
         dim,
         Metric::Cosine,
-        &vidx::sealed::tomb_file_name(0),
+        &vidx::segment::sealed::tomb_file_name(0),
     )
     .unwrap();
     let queries = &data[n..];

@@ -22,14 +22,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rayon::prelude::*;
+use vidx::collection::config::{Config, Kind};
+use vidx::collection::registry::Registry;
 use vidx::collection::{Collection, StorageOptions};
-use vidx::config::{Config, Kind};
-use vidx::distance::Metric;
-use vidx::manifest::{Manifest, SegmentEntry, segment_dir_name};
+use vidx::index::distance::Metric;
 use vidx::pb;
-use vidx::registry::Registry;
-use vidx::sealed::SealedSegment;
-use vidx::segment::{MutableSegment, Prepared};
+use vidx::segment::mutable::{MutableSegment, Prepared};
+use vidx::segment::sealed::SealedSegment;
+use vidx::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
 
 struct Args {
     n: usize,
@@ -70,7 +70,7 @@ fn args() -> Args {
 }
 
 fn vector(seed: u64, row: usize, dim: usize, centres: usize) -> Vec<f32> {
-    vidx::bench::image_vector(seed, row, dim, centres)
+    vidx::tools::bench_ann::image_vector(seed, row, dim, centres)
 }
 
 fn rss() -> (u64, u64, u64) {
@@ -96,7 +96,7 @@ fn exact(data: &[f32], dim: usize, q: &[f32], k: usize) -> Vec<usize> {
         .enumerate()
         .map(|(i, v)| (i, Metric::Cosine.rank(q, v)))
         .collect();
-    vidx::segment::top_k(&mut d, k);
+    vidx::index::planner::top_k(&mut d, k);
     d.into_iter().map(|(i, _)| i).collect()
 }
 
@@ -227,7 +227,7 @@ fn build(a: &Args, coll_dir: &Path) {
     m.segments.push(SegmentEntry {
         id: 1,
         points: a.n as u64,
-        tombstones: vidx::sealed::tomb_file_name(0),
+        tombstones: vidx::segment::sealed::tomb_file_name(0),
     });
     m.next_segment = 2;
     m.store(coll_dir).unwrap();
@@ -238,7 +238,7 @@ fn build(a: &Args, coll_dir: &Path) {
         &sdir,
         dim,
         Metric::Cosine,
-        &vidx::sealed::tomb_file_name(0),
+        &vidx::segment::sealed::tomb_file_name(0),
     )
     .unwrap();
     let t = Instant::now();
@@ -321,7 +321,7 @@ fn open_child(a: &Args) {
         .unwrap();
     let first = t.elapsed();
     assert_eq!(hits[0].len(), 10);
-    let files = vidx::fsutil::dir_size(&a.dir);
+    let files = vidx::storage::durable::dir_size(&a.dir);
     println!("| what | value |");
     println!("|---|---:|");
     println!("| points | {} |", c.len());
@@ -384,7 +384,7 @@ fn open_child(a: &Args) {
                 &e.path(),
                 a.dim,
                 Metric::Cosine,
-                &vidx::sealed::tomb_file_name(0),
+                &vidx::segment::sealed::tomb_file_name(0),
             )
             .and_then(|s| s.verify())
         })

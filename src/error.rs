@@ -1,8 +1,5 @@
-//! The crate's error type and its one mapping to `tonic::Status`.
-//!
-//! Everything below the service layer returns [`Error`]; the service turns it
-//! into a gRPC status in exactly one place (`From<Error> for Status`), so the
-//! code a client sees for a given failure is decided here and nowhere else.
+//! The crate's error type (`thiserror`). Every layer below `api` returns
+//! [`Error`]; `api::status` maps it to a gRPC status in one place.
 
 use std::path::PathBuf;
 
@@ -55,21 +52,5 @@ impl Error {
             path: path.into(),
             what: what.into(),
         }
-    }
-}
-
-impl From<Error> for tonic::Status {
-    fn from(e: Error) -> Self {
-        use tonic::Code;
-        let code = match &e {
-            Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::CollectionNotFound(_) | Error::PointNotFound { .. } => Code::NotFound,
-            Error::AlreadyExists(_) => Code::AlreadyExists,
-            Error::ResourceExhausted(_) => Code::ResourceExhausted,
-            Error::FailedPrecondition(_) => Code::FailedPrecondition,
-            Error::DataLoss { .. } => Code::DataLoss,
-            Error::Io { .. } | Error::Internal(_) => Code::Internal,
-        };
-        tonic::Status::new(code, e.to_string())
     }
 }

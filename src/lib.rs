@@ -3,36 +3,38 @@
 //! child-abuse victim identification. It stores vectors and metadata, never
 //! images.
 //!
-//! Layers, top down: [`server`] / [`service`] (gRPC, validation, status
-//! codes) → [`registry`] (name → collection) → [`collection`] (WAL + segments)
-//! → [`segment`] ([`hnsw`] graph + columns) → [`distance`] (kernels).
+//! # Layers
+//!
+//! Each folder of `src/` is a layer; a module imports only from its own layer
+//! and the layers below it, never from one above:
+//!
+//! ```text
+//! cli          the command line, its gRPC client helpers, demo loading
+//! tools        the generator and the benchmarks (`vidx gen`, `vidx bench`)
+//! api          gRPC: server assembly, handlers, validation, Error → Status
+//! investigate  linking into series, series records, triage
+//! collection   registry, collection (open/recover, write, seal, merge), config
+//! segment      the mutable segment and the sealed (memory-mapped) segment
+//! index        distance kernels, in-memory and mapped HNSW, filters, planner
+//! storage      file envelope, WAL, manifest, durable writes: bytes only
+//! io           .npy and point-line files (beside storage: neither uses the other)
+//! ```
+//!
+//! Three root modules form the vocabulary every layer shares and import
+//! nothing of the crate but each other: [`pb`] (the generated protobuf
+//! types), [`error`] (the crate's error type) and [`validate`] (the rules a
+//! name, id, vector or metadata field must satisfy, with the messages a
+//! person sees). Within a layer, files do not import each other in a cycle.
 
-pub mod bench;
+pub mod api;
 pub mod cli;
 pub mod collection;
-pub mod config;
-pub mod demo;
-pub mod distance;
 pub mod error;
-pub mod filter;
-pub mod format;
-pub mod fsutil;
-pub mod graph;
-pub mod hnsw;
-pub mod ingest;
-pub mod link;
-pub mod link_bench;
-pub mod linkcli;
-pub mod manifest;
-pub mod npy;
+pub mod index;
+pub mod investigate;
+pub mod io;
 pub mod pb;
-pub mod registry;
-pub mod sealed;
 pub mod segment;
-pub mod series;
-pub mod server;
-pub mod service;
-pub mod synth;
-pub mod triage;
+pub mod storage;
+pub mod tools;
 pub mod validate;
-pub mod wal;

@@ -1,7 +1,6 @@
 //! Input validation: every limit a request must respect, and the messages a
 //! person sees when it does not. Messages name the field and the bad value.
 
-use crate::distance::Metric;
 use crate::error::{Error, Result};
 use crate::pb;
 
@@ -78,7 +77,7 @@ pub fn point_id(field: &str, id: &str) -> Result<()> {
 }
 
 /// Checks a vector against the collection's dimension and metric.
-pub fn vector(field: &str, v: &[f32], dim: u32, metric: Metric) -> Result<()> {
+pub fn vector(field: &str, v: &[f32], dim: u32, metric: pb::Metric) -> Result<()> {
     if v.len() != dim as usize {
         return Err(Error::invalid(format!(
             "{field} has {} values; the collection's dimension is {dim}",
@@ -97,7 +96,7 @@ pub fn vector(field: &str, v: &[f32], dim: u32, metric: Metric) -> Result<()> {
             "{field} has squared norm {norm2:e}; at most {MAX_NORM_SQUARED:e} is accepted"
         )));
     }
-    if metric == Metric::Cosine && norm2 < 1e-30 {
+    if metric == pb::Metric::Cosine && norm2 < 1e-30 {
         return Err(Error::invalid(format!(
             "{field} is a zero vector; cosine distance is undefined for it"
         )));
@@ -200,34 +199,34 @@ mod tests {
 
     #[test]
     fn vectors() {
-        assert!(vector("v", &[1.0, 0.0], 2, Metric::Cosine).is_ok());
+        assert!(vector("v", &[1.0, 0.0], 2, pb::Metric::Cosine).is_ok());
         assert!(
-            vector("v", &[1.0], 2, Metric::Cosine)
+            vector("v", &[1.0], 2, pb::Metric::Cosine)
                 .unwrap_err()
                 .to_string()
                 .contains("dimension is 2")
         );
         assert!(
-            vector("v", &[f32::NAN, 0.0], 2, Metric::L2)
+            vector("v", &[f32::NAN, 0.0], 2, pb::Metric::L2)
                 .unwrap_err()
                 .to_string()
                 .contains("v[0] is NaN")
         );
         assert!(
-            vector("v", &[0.0, f32::INFINITY], 2, Metric::L2)
+            vector("v", &[0.0, f32::INFINITY], 2, pb::Metric::L2)
                 .unwrap_err()
                 .to_string()
                 .contains("v[1] is inf")
         );
         assert!(
-            vector("v", &[0.0, 0.0], 2, Metric::Cosine)
+            vector("v", &[0.0, 0.0], 2, pb::Metric::Cosine)
                 .unwrap_err()
                 .to_string()
                 .contains("zero vector")
         );
-        assert!(vector("v", &[0.0, 0.0], 2, Metric::L2).is_ok());
+        assert!(vector("v", &[0.0, 0.0], 2, pb::Metric::L2).is_ok());
         assert!(
-            vector("v", &[3e18, 0.0], 2, Metric::Dot)
+            vector("v", &[3e18, 0.0], 2, pb::Metric::Dot)
                 .unwrap_err()
                 .to_string()
                 .contains("squared norm")

@@ -6,8 +6,8 @@ mod common;
 
 use common::*;
 use tonic::Code;
+use vidx::api::server::ServerOptions;
 use vidx::pb;
-use vidx::server::ServerOptions;
 
 async fn setup() -> (TestServer, Client) {
     let server = TestServer::start().await;

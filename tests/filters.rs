@@ -11,7 +11,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tonic::Code;
 use vidx::collection::StorageOptions;
-use vidx::filter::Filter;
+use vidx::index::filter::Filter;
 use vidx::pb;
 
 const N: usize = 30_000;

@@ -12,11 +12,11 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use tokio::sync::oneshot;
 use tonic::transport::Channel;
+use vidx::api::server::{ServerOptions, serve};
 use vidx::collection::StorageOptions;
+use vidx::collection::registry::Registry;
 use vidx::pb;
 use vidx::pb::vector_index_client::VectorIndexClient;
-use vidx::registry::Registry;
-use vidx::server::{ServerOptions, serve};
 
 pub type Client = VectorIndexClient<Channel>;
 

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::pb;
+use crate::storage::durable;
 
 pub const STATE_FORMAT: &str = "vidx-series/1";
 
@@ -295,7 +295,7 @@ impl StateStore {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let bytes = serde_json::to_vec(state)
             .map_err(|e| Error::Internal(format!("encoding series state: {e}")))?;
-        fsutil::write_durably(&self.path(&state.image_collection), &bytes)
+        durable::write_durably(&self.path(&state.image_collection), &bytes)
     }
 
     pub fn remove(&self, collection: &str) -> Result<()> {

@@ -17,11 +17,11 @@ use std::collections::HashMap;
 use rayon::prelude::*;
 
 use crate::collection::{PointRef, View};
-use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::link::{self, EdgeSet, MediaTable};
+use crate::index::distance::Metric;
+use crate::investigate::link::{self, EdgeSet, MediaTable};
+use crate::investigate::series::{LinkSettings, SeriesState};
 use crate::pb;
-use crate::series::{LinkSettings, SeriesState};
 use crate::validate;
 
 /// Image neighbours looked at per item: the candidates for a link and the
@@ -79,7 +79,7 @@ impl Triager {
             &format!("{field}.vector"),
             &it.vector,
             self.images.dim() as u32,
-            metric,
+            metric.to_pb(),
         )?;
         let mut vector = it.vector.clone();
         metric.prepare(&mut vector);
@@ -95,7 +95,7 @@ impl Triager {
                     &format!("{field}.faces[{i}].values"),
                     &f.values,
                     fv.dim() as u32,
-                    fv.metric(),
+                    fv.metric().to_pb(),
                 )?;
                 let mut v = f.values.clone();
                 fv.metric().prepare(&mut v);
@@ -112,7 +112,7 @@ impl Triager {
         })
     }
 
-    fn series_of(&self, media: &str) -> Option<&crate::series::SeriesRecord> {
+    fn series_of(&self, media: &str) -> Option<&crate::investigate::series::SeriesRecord> {
         let st = self.state.as_ref()?;
         self.media_series.get(media).map(|&i| &st.series[i])
     }

@@ -3,8 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::distance::Metric;
 use crate::error::{Error, Result};
+use crate::index::distance::Metric;
 use crate::pb;
 use crate::validate;
 

@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering as
 
 use parking_lot::Mutex;
 
-use crate::distance::Metric;
+use crate::index::distance::Metric;
 
 /// The id that means "no node" (and the padding of rows in the sealed file).
 pub const NONE: u32 = u32::MAX;
@@ -912,11 +912,11 @@ mod tests {
         let g = build(data, 8, 64);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("graph.bin");
-        crate::graph::export(&g, n, &path).unwrap();
-        let sealed = crate::graph::Graph::open(&path).unwrap();
+        crate::index::hnsw_mapped::export(&g, n, &path).unwrap();
+        let sealed = crate::index::hnsw_mapped::Graph::open(&path).unwrap();
         assert_eq!(sealed.len(), n);
         let flat: Vec<f32> = data.concat();
-        let space = crate::graph::Space {
+        let space = crate::index::hnsw_mapped::Space {
             vectors: &flat,
             dim,
             metric: Metric::Cosine,
@@ -933,8 +933,8 @@ mod tests {
             }
         }
         // A graph with nodes beyond the exported prefix drops links to them.
-        crate::graph::export(&g, 100, &path).unwrap();
-        let part = crate::graph::Graph::open(&path).unwrap();
+        crate::index::hnsw_mapped::export(&g, 100, &path).unwrap();
+        let part = crate::index::hnsw_mapped::Graph::open(&path).unwrap();
         let hits = part.search(space, &data[5], 5, 32, &|_| true).unwrap();
         assert!(hits.iter().all(|(id, _)| *id < 100));
     }

@@ -24,6 +24,12 @@
 //! checkpoint, and deletes the WAL files the checkpoint covers. Merging
 //! rewrites sealed segments with many tombstones, or several of a similar
 //! size, into one, the same way.
+//!
+//! Layer: may import `segment`, `index`, `storage`, `io` and the root
+//! modules; never `investigate`, `api`, `tools` or `cli`.
+
+pub mod config;
+pub mod registry;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,15 +39,15 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 
-use crate::config::{CONFIG_FILE, CONFIG_FORMAT, Config};
+use crate::collection::config::{CONFIG_FILE, CONFIG_FORMAT, Config};
 use crate::error::{Error, Result};
-use crate::filter::Filter;
-use crate::manifest::{Manifest, SegmentEntry, segment_dir_name};
+use crate::index::filter::Filter;
 use crate::pb;
-use crate::sealed::SealedSegment;
-use crate::segment::{MutableSegment, Prepared};
+use crate::segment::mutable::{MutableSegment, Prepared};
+use crate::segment::sealed::SealedSegment;
+use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
+use crate::storage::wal::{self, SyncPolicy, Wal, WalRecord};
 use crate::validate;
-use crate::wal::{self, SyncPolicy, Wal, WalRecord};
 
 /// Storage settings shared by all collections of a server.
 #[derive(Clone, Debug)]
@@ -245,10 +251,10 @@ impl Collection {
         std::fs::create_dir(dir).map_err(|e| Error::io(dir, e))?;
         let json =
             serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::fsutil::write_durably(&dir.join(CONFIG_FILE), &json)?;
+        crate::storage::durable::write_durably(&dir.join(CONFIG_FILE), &json)?;
         Manifest::default().store(dir)?;
         Wal::create(&dir.join(wal::file_name(1)), 1, opts.sync)?;
-        crate::fsutil::sync_dir(dir)
+        crate::storage::durable::sync_dir(dir)
     }
 
     /// Opens a collection: maps its sealed segments, replays the WAL above
@@ -336,7 +342,7 @@ impl Collection {
             None => {
                 let seq = manifest.checkpoint + 1;
                 let w = Wal::create(&dir.join(wal::file_name(seq)), seq, opts.sync)?;
-                crate::fsutil::sync_dir(dir)?;
+                crate::storage::durable::sync_dir(dir)?;
                 w
             }
         };
@@ -442,7 +448,7 @@ impl Collection {
                 &format!("{at}: vector"),
                 &p.vector,
                 self.config.dim,
-                self.config.metric,
+                self.config.metric.to_pb(),
             )?;
             let metadata = p.metadata.unwrap_or_default();
             validate::metadata(&format!("{at}: metadata"), &metadata)?;
@@ -530,7 +536,7 @@ impl Collection {
                         &format!("queries[{i}].vector.values"),
                         v,
                         self.config.dim,
-                        self.config.metric,
+                        self.config.metric.to_pb(),
                     )?;
                     let mut v = v.clone();
                     self.config.metric.prepare(&mut v);
@@ -696,7 +702,7 @@ impl Collection {
             points: self.len() as u64,
             segments: (1 + s.frozen.is_some() as usize + s.sealed.len()) as u32,
             memory_bytes: memory,
-            disk_bytes: crate::fsutil::dir_size(&self.dir),
+            disk_bytes: crate::storage::durable::dir_size(&self.dir),
             hnsw: Some(pb::HnswConfig {
                 m: self.config.m,
                 ef_construction: self.config.ef_construction,
@@ -773,7 +779,7 @@ impl Collection {
         if w.wal.has_records() {
             let next = w.wal.next_seq();
             let fresh = Wal::create(&self.dir.join(wal::file_name(next)), next, self.opts.sync)?;
-            crate::fsutil::sync_dir(&self.dir)?;
+            crate::storage::durable::sync_dir(&self.dir)?;
             w.wal = fresh;
         }
         w.frozen_checkpoint = Some(checkpoint);
@@ -814,7 +820,7 @@ impl Collection {
         manifest.segments.push(SegmentEntry {
             id,
             points: n as u64,
-            tombstones: crate::sealed::tomb_file_name(0),
+            tombstones: crate::segment::sealed::tomb_file_name(0),
         });
         self.commit_manifest(&mut w, manifest, &list)?;
         *self.segs.write() = Arc::new(Segments {
@@ -864,15 +870,15 @@ impl Collection {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
-        crate::fsutil::sync_dir(&tmp)?;
+        crate::storage::durable::sync_dir(&tmp)?;
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        crate::fsutil::sync_dir(&self.dir)?;
+        crate::storage::durable::sync_dir(&self.dir)?;
         let s = SealedSegment::open(
             id,
             &dir,
             self.config.dim as usize,
             self.config.metric,
-            &crate::sealed::tomb_file_name(0),
+            &crate::segment::sealed::tomb_file_name(0),
         )?;
         Ok((dir, s))
     }
@@ -1009,7 +1015,7 @@ impl Collection {
                 None => SegmentEntry {
                     id,
                     points: sealed.len() as u64,
-                    tombstones: crate::sealed::tomb_file_name(0),
+                    tombstones: crate::segment::sealed::tomb_file_name(0),
                 },
             });
         }
@@ -1204,12 +1210,12 @@ pub struct PointRef {
 /// what batch jobs (linking, triage) need to run millions of searches.
 pub struct View {
     all: Vec<Seg>,
-    metric: crate::distance::Metric,
+    metric: crate::index::distance::Metric,
     dim: usize,
 }
 
 impl View {
-    pub fn metric(&self) -> crate::distance::Metric {
+    pub fn metric(&self) -> crate::index::distance::Metric {
         self.metric
     }
 
@@ -1291,7 +1297,7 @@ impl View {
                 cands.push((p, r));
             }
         }
-        crate::segment::top_k(&mut cands, k);
+        crate::index::planner::top_k(&mut cands, k);
         Ok(cands
             .into_iter()
             .map(|(p, r)| (p, self.metric.from_rank(r)))

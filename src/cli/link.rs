@@ -11,7 +11,7 @@ use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-use crate::cli::{ClientArgs, connect, status_error};
+use crate::cli::client::{ClientArgs, connect, status_error};
 use crate::pb;
 
 /// Distance thresholds and rule flags shared by `link` (0 = server default).
@@ -377,8 +377,8 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
     let (images, faces) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let read = |fs: &[PathBuf]| -> anyhow::Result<Vec<pb::Point>> {
             let mut out = Vec::new();
-            for s in crate::ingest::plan(fs)? {
-                out.extend(crate::ingest::read_source(&s)?);
+            for s in crate::io::ingest::plan(fs)? {
+                out.extend(crate::io::ingest::read_source(&s)?);
             }
             Ok(out)
         };
@@ -394,7 +394,7 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
     for f in faces {
         let meta = f.metadata.clone().unwrap_or_default();
         faces_of
-            .entry(crate::link::media_key(&f.id, &meta, true))
+            .entry(crate::investigate::link::media_key(&f.id, &meta, true))
             .or_default()
             .push(pb::Vector { values: f.vector });
     }
@@ -402,7 +402,7 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
         .into_iter()
         .map(|p| {
             let meta = p.metadata.clone().unwrap_or_default();
-            let key = crate::link::media_key(&p.id, &meta, false);
+            let key = crate::investigate::link::media_key(&p.id, &meta, false);
             pb::TriageItem {
                 faces: faces_of.remove(&key).unwrap_or_default(),
                 id: p.id,

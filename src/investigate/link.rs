@@ -32,11 +32,13 @@ use std::time::Instant;
 use rayon::prelude::*;
 
 use crate::collection::{PointRef, View};
-use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::filter::Filter;
+use crate::index::distance::Metric;
+use crate::index::filter::Filter;
+use crate::investigate::series::{
+    EvidenceKind, EvidenceRecord, LinkSettings, SeriesRecord, SeriesState,
+};
 use crate::pb;
-use crate::series::{EvidenceKind, EvidenceRecord, LinkSettings, SeriesRecord, SeriesState};
 
 pub const DEFAULT_K: usize = 32;
 pub const MAX_K: usize = 256;
@@ -789,7 +791,7 @@ pub fn link_upload(
         uploads.sort();
         uploads.dedup();
         let mut faces_of: Vec<Vec<PointRef>> = vec![Vec::new(); media.len()];
-        for chunk in uploads.chunks(crate::filter::MAX_FILTER_VALUES) {
+        for chunk in uploads.chunks(crate::index::filter::MAX_FILTER_VALUES) {
             let f = Filter {
                 upload_ids_any: chunk.to_vec(),
                 ..Default::default()

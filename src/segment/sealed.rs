@@ -5,7 +5,7 @@
 //! | file | magic | payload |
 //! | --- | --- | --- |
 //! | `vectors.bin` | `VIDXVEC\0` | n × dim f32, row-major |
-//! | `graph.bin` | `VIDXGRF\0` | the HNSW graph, see [`crate::graph`] |
+//! | `graph.bin` | `VIDXGRF\0` | the HNSW graph, see [`crate::index::hnsw_mapped`] |
 //! | `ids.bin` | `VIDXIDS\0` | id offsets (n+1 u64), ids in sorted order (n u32), id bytes |
 //! | `meta.bin` | `VIDXMET\0` | metadata columns, see [`write_meta`] |
 //! | `tomb-<gen>.bin` | `VIDXTMB\0` | tombstones: bitset of deleted offsets |
@@ -18,12 +18,12 @@ use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
 
-use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::filter::{Compiled, Filter, MetaIndex};
-use crate::format::{FileWriter, MappedFile};
-use crate::graph::Graph;
+use crate::index::distance::Metric;
+use crate::index::filter::{Compiled, Filter, MetaIndex};
+use crate::index::hnsw_mapped::Graph;
 use crate::pb;
+use crate::storage::envelope::{FileWriter, MappedFile};
 
 pub const VECTORS_FILE: &str = "vectors.bin";
 pub const GRAPH_FILE: &str = "graph.bin";
@@ -40,7 +40,7 @@ const VERSION: u32 = 1;
 const STRING_COLUMNS: usize = 6;
 const META_COLUMNS: usize = STRING_COLUMNS + 4;
 
-/// Writes every file but the graph (which [`crate::graph::export`] writes)
+/// Writes every file but the graph (which [`crate::index::hnsw_mapped::export`] writes)
 /// and the tombstones as `tomb-0.bin`. `vector(i)` is row i: the mutable
 /// segment's vectors live in the graph's chunks, not in one slice.
 pub fn write<'a>(
@@ -363,7 +363,7 @@ impl SealedSegment {
     }
 
     pub fn disk_bytes(&self) -> u64 {
-        crate::fsutil::dir_size(&self.dir)
+        crate::storage::durable::dir_size(&self.dir)
     }
 
     fn vectors(&self) -> Result<&[f32]> {
@@ -574,7 +574,7 @@ impl SealedSegment {
 
     /// Approximate k-NN over live points that pass `filter`, with the
     /// in-place graph search, or an exact scan of the passing points when the
-    /// filter lets few through (see `segment::MutableSegment::search`).
+    /// filter lets few through (see `mutable::MutableSegment::search`).
     pub fn search(
         &self,
         query: &[f32],
@@ -593,7 +593,7 @@ impl SealedSegment {
             if est == 0 {
                 return Ok(Vec::new());
             }
-            if est <= crate::segment::exact_scan_limit(self.n, ef) {
+            if est <= crate::index::planner::exact_scan_limit(self.n, ef) {
                 let mut hits: Vec<(usize, f32)> = c
                     .passing()
                     .into_iter()
@@ -606,12 +606,12 @@ impl SealedSegment {
                             .map(|v| (o, self.metric.rank(query, v)))
                     })
                     .collect();
-                crate::segment::top_k(&mut hits, k);
+                crate::index::planner::top_k(&mut hits, k);
                 return Ok(hits);
             }
         }
         let accept = |i: u32| keep(i as usize);
-        let space = crate::graph::Space {
+        let space = crate::index::hnsw_mapped::Space {
             vectors,
             dim: self.dim,
             metric: self.metric,
@@ -641,7 +641,7 @@ impl SealedSegment {
             })
             .map(|(i, v)| (i, self.metric.rank(query, v)))
             .collect();
-        crate::segment::top_k(&mut hits, k);
+        crate::index::planner::top_k(&mut hits, k);
         Ok(hits)
     }
 }

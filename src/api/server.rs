@@ -9,10 +9,10 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::api::service::Service;
+use crate::collection::registry::Registry;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndexServer;
-use crate::registry::Registry;
-use crate::service::Service;
 
 /// Default request/response size limit: a 2,000-point batch of 512-d vectors
 /// is ~4.1 MB of floats plus metadata; 64 MiB leaves room for 10× that.
@@ -96,7 +96,7 @@ fn oversized_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
     let Some(status) = tonic::Status::from_header_map(resp.headers()) else {
         return resp;
     };
-    let rewritten = crate::service::oversized_to_resource_exhausted(status);
+    let rewritten = crate::api::service::oversized_to_resource_exhausted(status);
     if rewritten.code() == tonic::Code::ResourceExhausted {
         // Only the status headers change; nothing else is in a trailers-only reply.
         let _ = rewritten.add_header(resp.headers_mut());

@@ -1,5 +1,5 @@
 //! The sealed HNSW graph: its flat on-disk layout, its export from the
-//! in-memory graph ([`crate::hnsw`]), and the search routine that walks it in
+//! in-memory graph ([`crate::index::hnsw`]), and the search routine that walks it in
 //! place (memory-mapped).
 //!
 //! Payload of `graph.bin` (all little-endian, sections 8-byte aligned):
@@ -12,7 +12,7 @@
 //! ```
 //!
 //! Rows are the in-memory graph's rows as they are (`1 + m0` resp. `1 + m`
-//! u32, the same stride as in [`crate::hnsw`]): neighbours in link order,
+//! u32, the same stride as in [`crate::index::hnsw`]): neighbours in link order,
 //! not sorted, so a sealed search walks the same path as the in-memory one.
 //! `entry` is a node of layer `max_level` (0 when there are no upper layers).
 //!
@@ -24,10 +24,10 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::path::Path;
 
-use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::format::{FileWriter, MappedFile};
-use crate::hnsw::{Hnsw, NONE, Scored, expand, with_visited};
+use crate::index::distance::Metric;
+use crate::index::hnsw::{Hnsw, NONE, Scored, expand, with_visited};
+use crate::storage::envelope::{FileWriter, MappedFile};
 
 pub const MAGIC: &[u8; 8] = b"VIDXGRF\0";
 pub const VERSION: u32 = 1;

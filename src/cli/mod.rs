@@ -1,5 +1,11 @@
 //! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`,
 //! `flush`, `bench`; the linking and triage commands are in `linkcli`.
+//!
+//! The top layer: may import every other layer.
+
+pub mod client;
+pub mod demo;
+pub mod link;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,11 +16,12 @@ use anyhow::{Context, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use crate::api::server::{self, ServerOptions};
+use crate::collection::registry::Registry;
 use crate::pb;
 use crate::pb::vector_index_client::VectorIndexClient;
-use crate::registry::Registry;
-use crate::server::{self, ServerOptions};
-use crate::wal::SyncPolicy;
+use crate::storage::wal::SyncPolicy;
+use client::{ClientArgs, connect, status_error};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -32,7 +39,7 @@ pub enum Command {
     /// Run the gRPC server.
     Serve(ServeArgs),
     /// Write synthetic embeddings with planted series and ground truth.
-    Gen(crate::synth::GenArgs),
+    Gen(crate::tools::synth::GenArgs),
     /// Stream points from files into a collection (created if absent).
     Ingest(IngestArgs),
     /// Query a collection from the shell.
@@ -42,11 +49,11 @@ pub enum Command {
     /// Seal a collection's in-memory segment into memory-mapped files now.
     Flush(FlushArgs),
     /// Link an image (and face) collection into series; writes JSON lines and a summary.
-    Link(Box<crate::linkcli::LinkArgs>),
+    Link(Box<crate::cli::link::LinkArgs>),
     /// Link one new upload against the stored series (joins, merges, new series).
-    LinkUpload(crate::linkcli::LinkUploadArgs),
+    LinkUpload(crate::cli::link::LinkUploadArgs),
     /// Triage a seized set into known and new material, most urgent first.
-    Triage(Box<crate::linkcli::TriageArgs>),
+    Triage(Box<crate::cli::link::TriageArgs>),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -55,11 +62,11 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Recall vs QPS sweep of the ANN index (mutable, sealed, over gRPC).
-    Ann(Box<crate::bench::AnnArgs>),
+    Ann(Box<crate::tools::bench_ann::AnnArgs>),
     /// Filtered search at 50% / 10% / 1% / 0.1% / 0% selectivity beside unfiltered.
-    Filter(crate::bench::FilterBenchArgs),
+    Filter(crate::tools::bench_ann::FilterBenchArgs),
     /// Linking quality (B-cubed F1, pairwise P/R, threshold sweep), triage accuracy, linking at scale.
-    Link(Box<crate::link_bench::LinkBenchArgs>),
+    Link(Box<crate::tools::bench_link::LinkBenchArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -93,13 +100,6 @@ pub struct ServeArgs {
     /// memory-mapped files.
     #[arg(long, default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
     pub seal_threshold: usize,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct ClientArgs {
-    /// Server address.
-    #[arg(long, env = "VIDX_SERVER", default_value = "http://127.0.0.1:50051")]
-    pub server: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -293,7 +293,8 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => serve(a).await,
             Command::Gen(a) => {
-                let summary = tokio::task::spawn_blocking(move || crate::synth::run(&a)).await??;
+                let summary =
+                    tokio::task::spawn_blocking(move || crate::tools::synth::run(&a)).await??;
                 println!("{summary}");
                 Ok(())
             }
@@ -301,17 +302,17 @@ pub fn main() -> ExitCode {
             Command::Search(a) => search(*a).await,
             Command::Collections(a) => collections(a).await,
             Command::Flush(a) => flush(a).await,
-            Command::Link(a) => crate::linkcli::link(*a).await,
-            Command::LinkUpload(a) => crate::linkcli::link_upload(a).await,
-            Command::Triage(a) => crate::linkcli::triage(*a).await,
+            Command::Link(a) => crate::cli::link::link(*a).await,
+            Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
+            Command::Triage(a) => crate::cli::link::triage(*a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
-                tokio::task::spawn_blocking(move || crate::bench::run(*a)).await?
+                tokio::task::spawn_blocking(move || crate::tools::bench_ann::run(*a)).await?
             }
             Command::Bench(BenchCommand::Filter(a)) => {
-                tokio::task::spawn_blocking(move || crate::bench::run_filter(a)).await?
+                tokio::task::spawn_blocking(move || crate::tools::bench_ann::run_filter(a)).await?
             }
             Command::Bench(BenchCommand::Link(a)) => {
-                tokio::task::spawn_blocking(move || crate::link_bench::run(*a)).await?
+                tokio::task::spawn_blocking(move || crate::tools::bench_link::run(*a)).await?
             }
         }
     });
@@ -340,7 +341,7 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let registry = Arc::new(registry);
     if a.demo {
         let r = registry.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::demo::load(&r)).await??;
+        let loaded = tokio::task::spawn_blocking(move || crate::cli::demo::load(&r)).await??;
         if loaded.is_empty() {
             tracing::info!("demo collections already present");
         }
@@ -384,26 +385,17 @@ async fn shutdown_signal() {
     }
 }
 
-/// Connects a client with message limits matching the server's default.
-pub async fn connect(server: &str) -> anyhow::Result<VectorIndexClient<tonic::transport::Channel>> {
-    let channel = server::channel(server)
-        .await
-        .with_context(|| format!("connecting to {server} (is `vidx serve` running?)"))?;
-    Ok(VectorIndexClient::new(channel)
-        .max_decoding_message_size(server::DEFAULT_MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(server::DEFAULT_MAX_MESSAGE_BYTES))
-}
-
 async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let sources = crate::ingest::plan(&a.files)?;
+    let sources = crate::io::ingest::plan(&a.files)?;
     let mut client = connect(&a.client.server).await?;
     let mut total = 0u64;
     for source in sources {
         let s2 = source.clone();
-        let points = tokio::task::spawn_blocking(move || crate::ingest::read_source(&s2)).await??;
+        let points =
+            tokio::task::spawn_blocking(move || crate::io::ingest::read_source(&s2)).await??;
         if points.is_empty() {
             continue;
         }
@@ -417,8 +409,8 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
         );
         bar.set_message(match &source {
-            crate::ingest::Source::Jsonl(p) => p.display().to_string(),
-            crate::ingest::Source::NpyWithMeta { npy, .. } => npy.display().to_string(),
+            crate::io::ingest::Source::Jsonl(p) => p.display().to_string(),
+            crate::io::ingest::Source::NpyWithMeta { npy, .. } => npy.display().to_string(),
         });
         let batches: Vec<pb::UpsertRequest> = points
             .chunks(a.batch)
@@ -489,11 +481,6 @@ async fn ensure_collection(
     }
 }
 
-/// A gRPC error as the command line reports it.
-pub fn status_error(s: tonic::Status) -> anyhow::Error {
-    anyhow::anyhow!("server said {:?}: {}", s.code(), s.message())
-}
-
 async fn search(a: SearchArgs) -> anyhow::Result<()> {
     let query = if let Some(id) = &a.id {
         pb::query::Query::PointId(id.clone())
@@ -508,7 +495,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<f32>>>()?;
         pb::query::Query::Vector(pb::Vector { values })
     } else if let (Some(npy), Some(row)) = (&a.npy, a.row) {
-        let m = crate::npy::read_matrix(npy)?;
+        let m = crate::io::npy::read_matrix(npy)?;
         if row >= m.rows {
             bail!("--row {row}: {} has {} rows", npy.display(), m.rows);
         }

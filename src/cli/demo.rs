@@ -2,11 +2,11 @@
 //! from any directory: the `images` and `faces` collections generated into
 //! `data-samples/` (see its README for the exact `vidx gen` command).
 
-use crate::config::{Config, Kind};
-use crate::distance::Metric;
+use crate::collection::config::{Config, Kind};
+use crate::collection::registry::Registry;
 use crate::error::{Error, Result};
-use crate::registry::Registry;
-use crate::synth::PointLine;
+use crate::index::distance::Metric;
+use crate::io::pointline::PointLine;
 
 struct DemoSet {
     name: &'static str,
@@ -52,12 +52,12 @@ pub fn load(registry: &Registry) -> Result<Vec<&'static str>> {
             Err(Error::CollectionNotFound(_)) => {}
             Err(e) => return Err(e),
         }
-        let matrix = crate::npy::parse_matrix(set.npy, set.name)
+        let matrix = crate::io::npy::parse_matrix(set.npy, set.name)
             .map_err(|e| Error::Internal(format!("embedded demo data: {e}")))?;
-        let lines: Vec<PointLine> = crate::ingest::parse_lines(set.jsonl, set.name, false)
+        let lines: Vec<PointLine> = crate::io::ingest::parse_lines(set.jsonl, set.name, false)
             .map_err(|e| Error::Internal(format!("embedded demo data: {e:#}")))?;
         let dim = matrix.cols as u32;
-        let points = crate::ingest::join(matrix, lines, set.name)
+        let points = crate::io::ingest::join(matrix, lines, set.name)
             .map_err(|e| Error::Internal(format!("embedded demo data: {e:#}")))?;
         let config = Config::new(set.name, dim, Metric::Cosine, set.kind);
         let c = registry.create(config)?;

@@ -12,20 +12,25 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::collection::config;
+use crate::collection::registry::Registry;
 use crate::collection::{Collection, Query, SearchOptions};
-use crate::config;
 use crate::error::Error;
-use crate::filter::Filter;
-use crate::link;
+use crate::index::filter::Filter;
+use crate::investigate::link;
+use crate::investigate::series::{STATE_FORMAT, SeriesState, StateStore};
+use crate::investigate::triage::Triager;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
-use crate::registry::Registry;
-use crate::series::{STATE_FORMAT, SeriesState};
-use crate::triage::Triager;
 use crate::validate;
+
+/// Where series states live, under the data directory.
+const SERIES_DIR: &str = "series";
 
 pub struct Service {
     registry: Arc<Registry>,
+    /// Stored series states, one per linked image collection.
+    series: StateStore,
     /// One linking job (LinkSeries, LinkUpload) at a time: they read and
     /// replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
@@ -34,6 +39,7 @@ pub struct Service {
 impl Service {
     pub fn new(registry: Arc<Registry>) -> Self {
         Service {
+            series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
             registry,
             link_lock: Arc::new(parking_lot::Mutex::new(())),
         }
@@ -81,7 +87,7 @@ where
 fn store_triaged(
     images: &Collection,
     faces: Option<&Collection>,
-    items: Vec<crate::triage::Item>,
+    items: Vec<crate::investigate::triage::Item>,
 ) -> Result<u64, Error> {
     let n = items.len() as u64;
     let mut img = Vec::with_capacity(items.len());
@@ -162,14 +168,14 @@ impl VectorIndex for Service {
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
         let settings = link::settings_from_pb(req.params.as_ref(), images.config().metric)?;
         let scope = req.scope.unwrap_or_default();
-        let filter = crate::filter::Filter {
-            upload_ids_any: crate::filter::list("scope.upload_ids", &scope.upload_ids)?,
-            case_ids_any: crate::filter::list("scope.case_ids", &scope.case_ids)?,
+        let filter = crate::index::filter::Filter {
+            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
+            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
             ..Default::default()
         };
         let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
-        let store = self.registry.series().clone();
+        let store = self.series.clone();
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
@@ -256,12 +262,12 @@ impl VectorIndex for Service {
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
         let req = request.into_inner();
-        crate::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
+        crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         let registry = self.registry.clone();
+        let store = self.series.clone();
         let lock = self.link_lock.clone();
         let out = blocking(move || {
             let _guard = lock.lock();
-            let store = registry.series();
             let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
@@ -329,7 +335,7 @@ impl VectorIndex for Service {
             &first.image_collection,
             &first.face_collection,
         )?;
-        let state = self.registry.series().load(&first.image_collection)?;
+        let state = self.series.load(&first.image_collection)?;
         let mut params = state
             .as_ref()
             .map(|s| link::settings_to_pb(&s.settings))
@@ -513,8 +519,14 @@ impl VectorIndex for Service {
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
         let registry = self.registry.clone();
+        let series = self.series.clone();
         let name = req.name.clone();
-        blocking(move || registry.drop_collection(&name)).await?;
+        blocking(move || {
+            registry.drop_collection(&name)?;
+            // Its series were found in data that is gone.
+            series.remove(&name)
+        })
+        .await?;
         tracing::info!(collection = %req.name, "collection dropped");
         Ok(Response::new(pb::DropCollectionResponse {}))
     }

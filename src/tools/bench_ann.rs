@@ -31,13 +31,13 @@ use rand_distr::StandardNormal;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::collection::config::{Config, Kind};
 use crate::collection::{Collection, StorageOptions};
-use crate::config::{Config, Kind};
-use crate::distance::Metric;
-use crate::manifest::{Manifest, SegmentEntry, segment_dir_name};
+use crate::index::distance::Metric;
 use crate::pb;
-use crate::sealed::SealedSegment;
-use crate::segment::{MutableSegment, Prepared};
+use crate::segment::mutable::{MutableSegment, Prepared};
+use crate::segment::sealed::SealedSegment;
+use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct AnnArgs {
@@ -273,7 +273,7 @@ fn vecs_layout(bytes: &[u8], path: &Path) -> anyhow::Result<(usize, usize)> {
 fn read_vectors(path: &Path) -> anyhow::Result<(usize, Vec<f32>)> {
     match path.extension().and_then(|e| e.to_str()) {
         Some("npy") => {
-            let m = crate::npy::read_matrix(path)?;
+            let m = crate::io::npy::read_matrix(path)?;
             Ok((m.cols, m.data))
         }
         Some("fvecs") => read_fvecs(path),
@@ -344,7 +344,7 @@ pub fn ground_truth(d: &Dataset, k: usize) -> Vec<Vec<u32>> {
                 .enumerate()
                 .map(|(i, v)| (i as u32, d.metric.rank(q, v)))
                 .collect();
-            crate::segment::top_k(&mut all, k);
+            crate::index::planner::top_k(&mut all, k);
             all.into_iter().map(|(i, _)| i).collect()
         })
         .collect()
@@ -352,26 +352,26 @@ pub fn ground_truth(d: &Dataset, k: usize) -> Vec<Vec<u32>> {
 
 fn export(d: &Dataset, dir: &Path) -> anyhow::Result<()> {
     std::fs::create_dir_all(dir)?;
-    crate::npy::write_matrix(
+    crate::io::npy::write_matrix(
         &dir.join("base.npy"),
         d.n(),
         d.dim,
         &d.base,
-        crate::npy::Dtype::F32,
+        crate::io::npy::Dtype::F32,
     )?;
-    crate::npy::write_matrix(
+    crate::io::npy::write_matrix(
         &dir.join("query.npy"),
         d.nq(),
         d.dim,
         &d.query,
-        crate::npy::Dtype::F32,
+        crate::io::npy::Dtype::F32,
     )?;
     let cols = d.gt.first().map_or(0, Vec::len);
     let flat: Vec<i32> =
         d.gt.iter()
             .flat_map(|r| r.iter().take(cols).map(|&x| x as i32))
             .collect();
-    crate::npy::write_i32_matrix(&dir.join("gt.npy"), d.nq(), cols, &flat)?;
+    crate::io::npy::write_i32_matrix(&dir.join("gt.npy"), d.nq(), cols, &flat)?;
     let meta = serde_json::json!({
         "name": d.name,
         "metric": metric_name(d.metric),
@@ -602,11 +602,11 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
     manifest.segments.push(SegmentEntry {
         id: 1,
         points: d.n() as u64,
-        tombstones: crate::sealed::tomb_file_name(0),
+        tombstones: crate::segment::sealed::tomb_file_name(0),
     });
     manifest.next_segment = 2;
     manifest.store(&coll_dir)?;
-    let disk = crate::fsutil::dir_size(&sdir);
+    let disk = crate::storage::durable::dir_size(&sdir);
     let k = a.k;
     let mut reports = Vec::new();
 
@@ -632,7 +632,13 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
     }
     drop(seg);
 
-    let sealed = SealedSegment::open(1, &sdir, d.dim, d.metric, &crate::sealed::tomb_file_name(0))?;
+    let sealed = SealedSegment::open(
+        1,
+        &sdir,
+        d.dim,
+        d.metric,
+        &crate::segment::sealed::tomb_file_name(0),
+    )?;
     if a.modes.iter().any(|m| m == "sealed") {
         eprintln!("mode sealed (memory-mapped files, vidx's search, in process)");
         let points = sweep(&d, &a, &|q, ef| {
@@ -708,7 +714,7 @@ fn grpc_sweep(d: &Dataset, a: &AnnArgs, data_dir: &Path) -> anyhow::Result<Vec<P
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let registry = Arc::new(crate::registry::Registry::open(
+        let registry = Arc::new(crate::collection::registry::Registry::open(
             data_dir,
             StorageOptions {
                 verify_on_open: false,
@@ -718,7 +724,7 @@ fn grpc_sweep(d: &Dataset, a: &AnnArgs, data_dir: &Path) -> anyhow::Result<Vec<P
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::server::serve(registry, listener, Default::default(), async {
+        let server = tokio::spawn(crate::api::server::serve(registry, listener, Default::default(), async {
             let _ = stop_rx.await;
         }));
         let url = format!("http://{addr}");
@@ -818,11 +824,11 @@ async fn connect_retry(
 ) -> anyhow::Result<pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>> {
     let mut last = None;
     for _ in 0..50 {
-        match crate::server::channel(url).await {
+        match crate::api::server::channel(url).await {
             Ok(ch) => {
                 return Ok(pb::vector_index_client::VectorIndexClient::new(ch)
-                    .max_decoding_message_size(crate::server::DEFAULT_MAX_MESSAGE_BYTES)
-                    .max_encoding_message_size(crate::server::DEFAULT_MAX_MESSAGE_BYTES));
+                    .max_decoding_message_size(crate::api::server::DEFAULT_MAX_MESSAGE_BYTES)
+                    .max_encoding_message_size(crate::api::server::DEFAULT_MAX_MESSAGE_BYTES));
             }
             Err(e) => last = Some(e),
         }
@@ -959,16 +965,16 @@ pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
         dir.path(),
         d.dim,
         d.metric,
-        &crate::sealed::tomb_file_name(0),
+        &crate::segment::sealed::tomb_file_name(0),
     )?;
     sealed.meta_index()?;
     let only = |tag: &str| {
-        Some(crate::filter::Filter {
+        Some(crate::index::filter::Filter {
             tags_all: vec![tag.to_string()],
             ..Default::default()
         })
     };
-    let cases: Vec<(&str, Option<crate::filter::Filter>)> = vec![
+    let cases: Vec<(&str, Option<crate::index::filter::Filter>)> = vec![
         ("unfiltered", None),
         ("50%", only("p50")),
         ("10%", only("p10")),
@@ -976,7 +982,7 @@ pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
         ("0.1%", only("p01")),
         (
             "empty",
-            Some(crate::filter::Filter {
+            Some(crate::index::filter::Filter {
                 countries_any: vec!["SE".into()],
                 ..Default::default()
             }),
@@ -995,11 +1001,11 @@ pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
         a.k
     );
     println!("|---|---|---:|---:|---:|---:|");
-    type SearchFn<'s> = Box<dyn Fn(&[f32], Option<&crate::filter::Filter>) -> Vec<u32> + 's>;
+    type SearchFn<'s> = Box<dyn Fn(&[f32], Option<&crate::index::filter::Filter>) -> Vec<u32> + 's>;
     let engines: Vec<(&str, SearchFn<'_>)> = vec![
         (
             "mutable",
-            Box::new(|q: &[f32], f: Option<&crate::filter::Filter>| {
+            Box::new(|q: &[f32], f: Option<&crate::index::filter::Filter>| {
                 seg.search(q, a.k, a.ef, None, f)
                     .into_iter()
                     .map(|(i, _)| i as u32)
@@ -1008,7 +1014,7 @@ pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
         ),
         (
             "sealed",
-            Box::new(|q: &[f32], f: Option<&crate::filter::Filter>| {
+            Box::new(|q: &[f32], f: Option<&crate::index::filter::Filter>| {
                 sealed
                     .search(q, a.k, a.ef, None, f)
                     .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
@@ -1030,7 +1036,7 @@ pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
                         .iter()
                         .map(|&i| (i as u32, d.metric.rank(q, d.row(i))))
                         .collect();
-                    crate::segment::top_k(&mut all, a.k);
+                    crate::index::planner::top_k(&mut all, a.k);
                     all.into_iter().map(|(i, _)| i).collect()
                 })
                 .collect();

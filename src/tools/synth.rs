@@ -41,7 +41,8 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use serde::{Deserialize, Serialize};
 
-use crate::npy::{Dtype, NpyWriter};
+use crate::io::npy::{Dtype, NpyWriter};
+use crate::io::pointline::PointLine;
 use crate::pb::Metadata;
 
 /// Cosine of a series member to its series centroid.
@@ -94,21 +95,6 @@ const CHAIN_SERIES_WEIGHT: f64 = 0.62;
 const JOIN_CASE_P: f64 = 0.4;
 /// Probability that the first face of a series media is the victim (else the companion).
 const VICTIM_FIRST_P: f64 = 0.8;
-
-/// One line of `images.jsonl` / `faces.jsonl`, and of the JSON-lines input of
-/// `vidx ingest`: a point id, its metadata and (when no `.npy` file goes with
-/// the JSON lines) its vector.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PointLine {
-    /// Point id: the `media_id` for image points, `<media_id>#<n>` for faces.
-    pub id: String,
-    /// The vector, when it is not in a companion `.npy` file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub vector: Option<Vec<f32>>,
-    /// Investigative metadata.
-    #[serde(default)]
-    pub metadata: Metadata,
-}
 
 /// An inclusive count range given as `MIN..MAX` (or `MIN..=MAX`, or `N`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -1760,7 +1746,7 @@ mod tests {
 
         // The files hold exactly those vectors, in the shuffled order.
         run(&a).expect("run");
-        let images = crate::npy::read_matrix(&dir.path().join("images.npy")).expect("npy");
+        let images = crate::io::npy::read_matrix(&dir.path().join("images.npy")).expect("npy");
         let lines = read_lines(&dir.path().join("images.jsonl"));
         assert_eq!(
             (images.rows, images.cols, lines.len()),
@@ -1771,7 +1757,7 @@ mod tests {
             let v: Vec<f64> = images.row(row).iter().map(|&x| f64::from(x)).collect();
             assert!(cos(&v, &plan.image_vector(m)) > 1.0 - 1e-6);
         }
-        let face_m = crate::npy::read_matrix(&dir.path().join("faces.npy")).expect("npy");
+        let face_m = crate::io::npy::read_matrix(&dir.path().join("faces.npy")).expect("npy");
         let face_lines = read_lines(&dir.path().join("faces.jsonl"));
         assert_eq!(face_m.rows, faces);
         for (row, &(m, f)) in plan.face_order.iter().enumerate() {
@@ -1929,7 +1915,7 @@ mod tests {
     fn f16_output_and_validation() {
         let dir = tempfile::tempdir().expect("tmp");
         let s = run(&args(dir.path(), &["--dtype", "f16"])).expect("run f16");
-        let m = crate::npy::read_matrix(&dir.path().join("images.npy")).expect("npy");
+        let m = crate::io::npy::read_matrix(&dir.path().join("images.npy")).expect("npy");
         assert_eq!((m.rows, m.cols), (s.images, 64));
         let len = std::fs::metadata(dir.path().join("images.npy"))
             .expect("meta")

@@ -73,6 +73,6 @@ impl Manifest {
 
     pub fn store(&self, dir: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self).map_err(|e| Error::Internal(e.to_string()))?;
-        crate::fsutil::write_durably(&dir.join(MANIFEST_FILE), &json)
+        crate::storage::durable::write_durably(&dir.join(MANIFEST_FILE), &json)
     }
 }

@@ -32,17 +32,17 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::bench::peak_rss;
+use crate::collection::config::{Config, Kind};
+use crate::collection::registry::Registry;
 use crate::collection::{Collection, StorageOptions};
-use crate::config::{Config, Kind};
-use crate::distance::Metric;
-use crate::link;
+use crate::index::distance::Metric;
+use crate::investigate::link;
+use crate::investigate::series::{LinkSettings, STATE_FORMAT, SeriesRecord, SeriesState};
+use crate::investigate::triage::Triager;
 use crate::pb;
-use crate::registry::Registry;
-use crate::series::{LinkSettings, STATE_FORMAT, SeriesRecord, SeriesState};
-use crate::synth::{self, GenArgs, Truth};
-use crate::triage::Triager;
-use crate::wal::SyncPolicy;
+use crate::storage::wal::SyncPolicy;
+use crate::tools::bench_ann::peak_rss;
+use crate::tools::synth::{self, GenArgs, Truth};
 
 /// Media per planted series at the generator's defaults: 16 members (8..24)
 /// + 0.3 × 16 near-duplicates + 2 hard negatives + 10 noise. `--scale` picks
@@ -387,8 +387,8 @@ fn read_points(dir: &Path, stem: &str) -> anyhow::Result<Vec<pb::Point>> {
         files.push(held);
     }
     let mut out = Vec::new();
-    for s in &crate::ingest::plan(&files)? {
-        out.extend(crate::ingest::read_source(s)?);
+    for s in &crate::io::ingest::plan(&files)? {
+        out.extend(crate::io::ingest::read_source(s)?);
     }
     Ok(out)
 }
@@ -789,7 +789,7 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
     let knn_seconds;
     let mut peak_before_link = 0;
     if a.scale {
-        let rss_before = crate::bench::current_rss();
+        let rss_before = crate::tools::bench_ann::current_rss();
         // Read before the reset: afterwards the mark only covers linking.
         peak_before_link = peak_rss();
         let reset = reset_peak_rss();

@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 
-use crate::npy::Matrix;
+use crate::io::npy::Matrix;
+use crate::io::pointline::PointLine;
 use crate::pb;
-use crate::synth::PointLine;
 
 /// One input to ingest: a file of points with vectors, or a matrix file
 /// with its metadata lines.
@@ -127,7 +127,7 @@ pub fn read_source(s: &Source) -> anyhow::Result<Vec<pb::Point>> {
                 .collect())
         }
         Source::NpyWithMeta { npy, meta } => {
-            let m = crate::npy::read_matrix(npy)?;
+            let m = crate::io::npy::read_matrix(npy)?;
             let lines = parse_lines(open(meta)?, &meta.display().to_string(), false)?;
             join(m, lines, &npy.display().to_string())
         }

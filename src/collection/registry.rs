@@ -11,15 +11,13 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::collection::config::Config;
 use crate::collection::{Collection, StorageOptions};
-use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::fsutil;
-use crate::series::StateStore;
+use crate::storage::durable;
 use crate::validate;
 
 const COLLECTIONS_DIR: &str = "collections";
-const SERIES_DIR: &str = "series";
 
 enum Entry {
     Ready(Arc<Collection>),
@@ -28,9 +26,8 @@ enum Entry {
 }
 
 pub struct Registry {
+    data_dir: PathBuf,
     root: PathBuf,
-    /// Stored series states (see `series`), one per linked image collection.
-    series: StateStore,
     opts: StorageOptions,
     entries: RwLock<BTreeMap<String, Entry>>,
 }
@@ -74,8 +71,8 @@ impl Registry {
             entries.insert(name, entry);
         }
         Ok(Registry {
+            data_dir: data_dir.to_owned(),
             root,
-            series: StateStore::new(data_dir.join(SERIES_DIR)),
             opts,
             entries: RwLock::new(entries),
         })
@@ -100,7 +97,7 @@ impl Registry {
         }
         let dir = self.root.join(&name);
         std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
-        fsutil::sync_dir(&self.root)?;
+        durable::sync_dir(&self.root)?;
         let c = Collection::open(&dir, self.opts.clone())?;
         entries.insert(name, Entry::Ready(c.clone()));
         Ok(c)
@@ -129,15 +126,15 @@ impl Registry {
         let dir = self.root.join(name);
         let doomed = self.root.join(format!(".dropping-{name}"));
         std::fs::rename(&dir, &doomed).map_err(|e| Error::io(&dir, e))?;
-        fsutil::sync_dir(&self.root)?;
+        durable::sync_dir(&self.root)?;
         drop(entries);
-        std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))?;
-        // Its series were found in data that is gone.
-        self.series.remove(name)
+        std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))
     }
 
-    pub fn series(&self) -> &StateStore {
-        &self.series
+    /// The data directory the collections live in (`<data-dir>/collections`
+    /// and beside it what higher layers keep, such as series states).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     /// Ready collections in name order, and the names of unavailable ones

@@ -1,6 +1,6 @@
 //! The mutable segment: the in-memory part of a collection that takes writes.
 //!
-//! It pairs vidx's own HNSW graph ([`crate::hnsw`]), which also stores the
+//! It pairs vidx's own HNSW graph ([`crate::index::hnsw`]), which also stores the
 //! vectors (once: the graph's storage is the vector column), with plain
 //! columns (ids, metadata) and a liveness set, addressed by *offset*, the
 //! graph's node id. A point is written in two steps so searches never wait
@@ -20,10 +20,11 @@ use std::path::Path;
 use parking_lot::RwLock;
 use rayon::prelude::*;
 
-use crate::distance::Metric;
 use crate::error::{Error, Result};
-use crate::filter::{Compiled, Filter, MetaIndex};
-use crate::hnsw::Hnsw;
+use crate::index::distance::Metric;
+use crate::index::filter::{Compiled, Filter, MetaIndex};
+use crate::index::hnsw::Hnsw;
+use crate::index::planner::{exact_scan_limit, top_k};
 use crate::pb;
 
 /// A point ready to be stored: validated, vector prepared for the metric.
@@ -320,14 +321,18 @@ impl MutableSegment {
         let d = self.data.read();
         let live = self.live_bits();
         let n = d.ids.len();
-        if n >= crate::hnsw::NONE as usize {
+        if n >= crate::index::hnsw::NONE as usize {
             return Err(Error::Internal(format!(
                 "segment of {n} points exceeds u32 offsets"
             )));
         }
         let vector = |i: usize| self.vector_of(i);
-        crate::sealed::write(dir, self.dim, &d.ids, &vector, &d.metadata, &live)?;
-        crate::graph::export(&self.graph, n, &dir.join(crate::sealed::GRAPH_FILE))?;
+        crate::segment::sealed::write(dir, self.dim, &d.ids, &vector, &d.metadata, &live)?;
+        crate::index::hnsw_mapped::export(
+            &self.graph,
+            n,
+            &dir.join(crate::segment::sealed::GRAPH_FILE),
+        )?;
         Ok(live)
     }
 
@@ -341,29 +346,6 @@ impl MutableSegment {
             + d.string_bytes) as u64;
         self.graph.memory_bytes() as u64 + columns + d.meta.memory_bytes() as u64
     }
-}
-
-/// Largest estimated number of passing points that the planner answers with
-/// an exact scan rather than a graph search. A filtered graph search has to
-/// gather `ef` passing nodes, so at pass rate `s` it expands about `ef / s`
-/// nodes of ~32 links each; an exact scan computes `s * n` distances. They
-/// cost the same at `s * n = sqrt(32 * ef * n)`: below that, scan (measured
-/// by `vidx bench filter`: at 10% of 100k points the graph search ran at
-/// 0.06x unfiltered QPS, the scan is far faster).
-pub fn exact_scan_limit(segment_len: usize, ef: usize) -> usize {
-    ((32.0 * ef.max(1) as f64 * segment_len as f64).sqrt() as usize).max(2048)
-}
-
-/// Keeps the `k` lowest-ranked entries, sorted ascending.
-pub fn top_k<T>(hits: &mut Vec<(T, f32)>, k: usize) {
-    let k = k.min(hits.len());
-    if k == 0 {
-        hits.clear();
-        return;
-    }
-    hits.select_nth_unstable_by(k - 1, |a, b| a.1.total_cmp(&b.1));
-    hits.truncate(k);
-    hits.sort_by(|a, b| a.1.total_cmp(&b.1));
 }
 
 fn metadata_bytes(m: &pb::Metadata) -> usize {

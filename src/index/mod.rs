@@ -1,0 +1,11 @@
+//! Search structures: the distance kernels, vidx's own in-memory HNSW graph,
+//! the memory-mapped HNSW graph of a sealed segment, metadata filters and the
+//! planner that picks between a graph walk and an exact scan.
+//!
+//! May import: `storage` and the root modules.
+
+pub mod distance;
+pub mod filter;
+pub mod hnsw;
+pub mod hnsw_mapped;
+pub mod planner;

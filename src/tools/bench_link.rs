@@ -27,7 +27,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
@@ -42,63 +41,46 @@ use crate::investigate::triage::Triager;
 use crate::pb;
 use crate::storage::wal::SyncPolicy;
 use crate::tools::bench_ann::peak_rss;
-use crate::tools::synth::{self, GenArgs, Truth};
+use crate::tools::synth::{self, CountRange, GenOptions, Truth};
 
 /// Media per planted series at the generator's defaults: 16 members (8..24)
 /// + 0.3 × 16 near-duplicates + 2 hard negatives + 10 noise. `--scale` picks
 ///   the number of series from `--images` with it.
 const MEDIA_PER_SERIES: f64 = 16.0 + 0.3 * 16.0 + 2.0 + 10.0;
 
-/// Options of `vidx bench link`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct LinkBenchArgs {
+/// Options of `vidx bench link` (its flags are in `cli::tools`).
+#[derive(Debug, Clone)]
+pub struct LinkBenchOptions {
     /// Number of series to plant [default: 200; with --scale, from --images].
-    #[arg(long)]
     pub series: Option<usize>,
     /// Seed of the generator.
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Dimension of the generated embeddings.
-    #[arg(long, default_value_t = 512)]
     pub dim: usize,
     /// Chains of look-alike media between pairs of series (`vidx gen
     /// --chains`), which single linkage follows [default: series / 4].
-    #[arg(long)]
     pub chains: Option<usize>,
     /// Image thresholds (cosine distance) of the quality sweep; the default
     /// threshold is always added.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0.28,0.32,0.36,0.40,0.44,0.48"
-    )]
     pub thresholds: Vec<f32>,
     /// Fraction of uploads, earliest first, that form the triage database;
     /// the rest are the seized set.
-    #[arg(long, default_value_t = 0.7)]
     pub database_fraction: f64,
     /// Run the triage benchmark [default: yes, but no with --scale].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub triage: Option<bool>,
     /// Scale mode: one set of about --images media (0..2 faces each),
     /// linked once at the defaults, with time per stage and peak memory.
-    #[arg(long)]
     pub scale: bool,
     /// Image points wanted in scale mode.
-    #[arg(long, default_value_t = 200_000)]
     pub images: usize,
     /// Use the set `vidx gen` wrote in this directory instead of generating one.
-    #[arg(long)]
     pub data: Option<PathBuf>,
     /// Keep the generated set and the ingested registries here and reuse
     /// them on the next run with the same set (default: a temp dir).
-    #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Points per upsert batch.
-    #[arg(long, default_value_t = 2000)]
     pub batch: usize,
     /// Write every figure to this JSON file.
-    #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
@@ -430,36 +412,26 @@ fn registry(
     Ok((reg, Some(times)))
 }
 
-/// `vidx gen` flags for this run, through `vidx gen`'s own parser so the
-/// defaults are the same.
-fn gen_args(a: &LinkBenchArgs, out: &Path) -> anyhow::Result<GenArgs> {
-    #[derive(Parser)]
-    struct Gen {
-        #[command(flatten)]
-        g: GenArgs,
-    }
+/// The generator's options for this run: `vidx gen`'s defaults but for
+/// the set's size and shape.
+fn gen_options(a: &LinkBenchOptions, out: &Path) -> GenOptions {
     let series = match (a.series, a.scale) {
         (Some(s), _) => s,
         (None, false) => 200,
         (None, true) => ((a.images as f64 / MEDIA_PER_SERIES).round() as usize).max(1),
     };
-    let mut argv: Vec<String> = vec![
-        "gen".into(),
-        "--out".into(),
-        out.display().to_string(),
-        "--seed".into(),
-        a.seed.to_string(),
-        "--dim".into(),
-        a.dim.to_string(),
-        "--series".into(),
-        series.to_string(),
-        "--chains".into(),
-        a.chains.unwrap_or(series / 4).to_string(),
-    ];
+    let mut g = GenOptions {
+        out: out.to_path_buf(),
+        seed: a.seed,
+        dim: a.dim,
+        series,
+        chains: a.chains.unwrap_or(series / 4),
+        ..GenOptions::default()
+    };
     if a.scale {
-        argv.extend(["--faces-per-media".into(), "0..2".into()]);
+        g.faces_per_media = CountRange { min: 0, max: 2 };
     }
-    Ok(Gen::try_parse_from(argv)?.g)
+    g
 }
 
 fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
@@ -479,12 +451,12 @@ fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
 
 /// The generated set: `--data`, else `<root>/gen` (made, or reused if it was
 /// made with the same flags).
-fn generated(a: &LinkBenchArgs, root: &Path) -> anyhow::Result<(PathBuf, Truth)> {
+fn generated(a: &LinkBenchOptions, root: &Path) -> anyhow::Result<(PathBuf, Truth)> {
     if let Some(d) = &a.data {
         return Ok((d.clone(), read_truth(d)?));
     }
     let dir = root.join("gen");
-    let g = gen_args(a, &dir)?;
+    let g = gen_options(a, &dir);
     // Made with the same flags: the generator is deterministic per flags.
     let mark = dir.join("bench-link-gen.txt");
     let flags = format!("{g:?}");
@@ -529,7 +501,7 @@ pub struct TriageReport {
 }
 
 fn triage_bench(
-    a: &LinkBenchArgs,
+    a: &LinkBenchOptions,
     root: &Path,
     gen_dir: &Path,
     truth: &Truth,
@@ -755,7 +727,7 @@ struct Report<'a> {
     peak_rss_bytes: u64,
 }
 
-pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
+pub fn run(a: LinkBenchOptions) -> anyhow::Result<()> {
     if a.thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         bail!("--thresholds must be positive cosine distances");
     }

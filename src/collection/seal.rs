@@ -21,6 +21,9 @@ use crate::segment::sealed::{SealedSegment, tomb_file_name};
 use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
 use crate::storage::wal::{self, Wal};
 
+/// Where each point of a merged segment came from: (source, offset).
+type Origins = Vec<(usize, usize)>;
+
 /// Points copied into a merged segment per index/commit step.
 const MERGE_BATCH: usize = 4096;
 
@@ -311,9 +314,9 @@ impl Collection {
     fn live_points_of(
         &self,
         sources: &[Arc<SealedSegment>],
-    ) -> Result<Option<(MutableSegment, Vec<(usize, usize)>)>> {
+    ) -> Result<Option<(MutableSegment, Origins)>> {
         let merged = new_mutable(&self.config);
-        let mut origin: Vec<(usize, usize)> = Vec::new();
+        let mut origin: Origins = Vec::new();
         let mut batch: Vec<Prepared> = Vec::new();
         let flush = |batch: &mut Vec<Prepared>| {
             let base = merged.next_offset();
@@ -413,4 +416,61 @@ fn write_segment_dir(
     std::fs::rename(&tmp, &seg_dir).map_err(|e| Error::io(&seg_dir, e))?;
     crate::storage::durable::sync_dir(dir)?;
     Ok(seg_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collection::config::{Config, Kind};
+    use crate::collection::{Query, SearchOptions, StorageOptions};
+    use crate::index::distance::Metric;
+    use crate::pb;
+
+    #[test]
+    fn a_segment_added_sealed_is_the_collection_after_open() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        let opts = StorageOptions {
+            verify_on_open: false,
+            ..Default::default()
+        };
+        let config = Config::new("c", 4, Metric::L2, Kind::Image);
+        Collection::create(&dir, config.clone(), opts.clone()).unwrap();
+        let seg = new_mutable(&config);
+        let pts: Vec<Prepared> = (0..50)
+            .map(|i| Prepared {
+                id: format!("p{i}"),
+                vector: vec![i as f32, 0.0, 1.0, -(i as f32)],
+                metadata: pb::Metadata::default(),
+            })
+            .collect();
+        seg.index(0, &pts);
+        seg.commit(0, pts);
+        assert!(seg.delete("p7"));
+        let sdir = Collection::add_sealed(&dir, &seg).unwrap();
+        assert_eq!(sdir, dir.join(segment_dir_name(1)));
+        drop(seg);
+
+        let c = Collection::open(&dir, opts).unwrap();
+        assert_eq!((c.len(), c.info().segments), (49, 2));
+        let hits = c
+            .search(
+                &[Query::Vector(vec![7.2, 0.0, 1.0, -7.2])],
+                2,
+                16,
+                &SearchOptions::default(),
+            )
+            .unwrap();
+        let ids: Vec<&str> = hits[0].iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["p8", "p6"], "the deleted p7 stays deleted");
+        // The next seal takes the next segment id.
+        c.upsert(vec![pb::Point {
+            id: "q".into(),
+            vector: vec![0.0; 4],
+            metadata: None,
+        }])
+        .unwrap();
+        assert_eq!(c.flush().unwrap(), (3, 1));
+        assert!(dir.join(segment_dir_name(2)).is_dir());
+    }
 }

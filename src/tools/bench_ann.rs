@@ -766,6 +766,8 @@ fn print_summary(reports: &[Report], k: usize) {
     }
 }
 
+type Client = pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>;
+
 /// Serves the sealed collection on loopback and sweeps ef over gRPC.
 fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Vec<Point>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -782,89 +784,25 @@ fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Ve
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::api::server::serve(registry, listener, Default::default(), async {
+        let stop = async {
             let _ = stop_rx.await;
-        }));
+        };
+        let server = tokio::spawn(crate::api::server::serve(
+            registry,
+            listener,
+            Default::default(),
+            stop,
+        ));
         let url = format!("http://{addr}");
-        let mut points = Vec::new();
-        let queries: Arc<Vec<Vec<f32>>> = Arc::new((0..d.nq()).map(|i| d.q(i).to_vec()).collect());
+        let queries: Arc<Vec<Vec<f32>>> =
+            Arc::new((0..d.nq()).map(|i| d.q(i).to_vec()).collect());
         let mut clients = Vec::new();
         for _ in 0..a.clients.max(1) {
             clients.push(connect_retry(&url).await?);
         }
+        let mut points = Vec::new();
         for &ef in &a.efs {
-            let ef = ef.max(a.k);
-            let req = |qs: &[Vec<f32>]| pb::SearchRequest {
-                collection: "bench".into(),
-                queries: qs
-                    .iter()
-                    .map(|q| pb::Query {
-                        query: Some(pb::query::Query::Vector(pb::Vector { values: q.clone() })),
-                    })
-                    .collect(),
-                k: a.k as u32,
-                ef: ef as u32,
-                ..Default::default()
-            };
-            // Warm-up.
-            clients[0].search(req(&queries[..queries.len().min(100)])).await?;
-            // One client, one query per request: latency and 1-thread QPS.
-            let mut lat = Vec::with_capacity(queries.len());
-            let mut got: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
-            let t = Instant::now();
-            for q in queries.iter() {
-                let s = Instant::now();
-                let r = clients[0].search(req(std::slice::from_ref(q))).await?.into_inner();
-                lat.push(s.elapsed().as_secs_f64() * 1e3);
-                got.push(r.results[0].hits.iter().map(|h| h.id.parse::<u32>().unwrap_or(u32::MAX)).collect());
-            }
-            let qps_1t = queries.len() as f64 / t.elapsed().as_secs_f64();
-            // Concurrent clients, batched requests: throughput.
-            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let t = Instant::now();
-            let mut tasks = Vec::new();
-            for c in &clients {
-                let mut c = c.clone();
-                let next = next.clone();
-                let queries = queries.clone();
-                let batch = a.batch.max(1);
-                let k = a.k as u32;
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        let start = next.fetch_add(batch, std::sync::atomic::Ordering::SeqCst);
-                        if start >= queries.len() {
-                            return Ok::<_, tonic::Status>(());
-                        }
-                        let end = (start + batch).min(queries.len());
-                        let r = pb::SearchRequest {
-                            collection: "bench".into(),
-                            queries: queries[start..end]
-                                .iter()
-                                .map(|q| pb::Query {
-                                    query: Some(pb::query::Query::Vector(pb::Vector { values: q.clone() })),
-                                })
-                                .collect(),
-                            k,
-                            ef: ef as u32,
-                            ..Default::default()
-                        };
-                        c.search(r).await?;
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await??;
-            }
-            let qps_all = queries.len() as f64 / t.elapsed().as_secs_f64();
-            lat.sort_by(f64::total_cmp);
-            let p = Point {
-                ef,
-                recall: recall(&got, &d.gt, a.k),
-                qps_1t,
-                qps_all,
-                p50_ms: percentile(&lat, 0.5),
-                p99_ms: percentile(&lat, 0.99),
-            };
+            let p = grpc_point(d, a, &clients, &queries, ef.max(a.k)).await?;
             eprintln!(
                 "  ef {:>4}: recall@{} {:.4}  {:>8.0} QPS (1 client)  {:>8.0} QPS (batched)  p50 {:.3} ms  p99 {:.3} ms",
                 p.ef, a.k, p.recall, p.qps_1t, p.qps_all, p.p50_ms, p.p99_ms
@@ -877,14 +815,107 @@ fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Ve
     })
 }
 
-async fn connect_retry(
-    url: &str,
-) -> anyhow::Result<pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>> {
+/// A search of `queries` in the bench collection.
+fn search_request(queries: &[Vec<f32>], k: usize, ef: usize) -> pb::SearchRequest {
+    pb::SearchRequest {
+        collection: "bench".into(),
+        queries: queries
+            .iter()
+            .map(|q| pb::Query {
+                query: Some(pb::query::Query::Vector(pb::Vector { values: q.clone() })),
+            })
+            .collect(),
+        k: k as u32,
+        ef: ef as u32,
+        ..Default::default()
+    }
+}
+
+/// One point of the gRPC sweep: one client sending one query per request
+/// (latency, 1-thread QPS), then every client sending batches (throughput).
+async fn grpc_point(
+    d: &Dataset,
+    a: &AnnOptions,
+    clients: &[Client],
+    queries: &Arc<Vec<Vec<f32>>>,
+    ef: usize,
+) -> anyhow::Result<Point> {
+    let mut client = clients[0].clone();
+    // Warm-up.
+    client
+        .search(search_request(&queries[..queries.len().min(100)], a.k, ef))
+        .await?;
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut got: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
+    let t = Instant::now();
+    for q in queries.iter() {
+        let s = Instant::now();
+        let r = client
+            .search(search_request(std::slice::from_ref(q), a.k, ef))
+            .await?
+            .into_inner();
+        lat.push(s.elapsed().as_secs_f64() * 1e3);
+        got.push(
+            r.results[0]
+                .hits
+                .iter()
+                .map(|h| h.id.parse::<u32>().unwrap_or(u32::MAX))
+                .collect(),
+        );
+    }
+    let qps_1t = queries.len() as f64 / t.elapsed().as_secs_f64();
+    let qps_all = batched_qps(clients, queries, a.batch.max(1), a.k, ef).await?;
+    lat.sort_by(f64::total_cmp);
+    Ok(Point {
+        ef,
+        recall: recall(&got, &d.gt, a.k),
+        qps_1t,
+        qps_all,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    })
+}
+
+/// Every client sends `batch` queries per request, taking the next batch
+/// until all queries are done; returns queries per second.
+async fn batched_qps(
+    clients: &[Client],
+    queries: &Arc<Vec<Vec<f32>>>,
+    batch: usize,
+    k: usize,
+    ef: usize,
+) -> anyhow::Result<f64> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for c in clients {
+        let mut c = c.clone();
+        let next = next.clone();
+        let queries = queries.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let start = next.fetch_add(batch, std::sync::atomic::Ordering::SeqCst);
+                if start >= queries.len() {
+                    return Ok::<_, tonic::Status>(());
+                }
+                let end = (start + batch).min(queries.len());
+                c.search(search_request(&queries[start..end], k, ef))
+                    .await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(queries.len() as f64 / t.elapsed().as_secs_f64())
+}
+
+async fn connect_retry(url: &str) -> anyhow::Result<Client> {
     let mut last = None;
     for _ in 0..50 {
         match crate::api::server::channel(url).await {
             Ok(ch) => {
-                return Ok(pb::vector_index_client::VectorIndexClient::new(ch)
+                return Ok(Client::new(ch)
                     .max_decoding_message_size(crate::api::server::DEFAULT_MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(crate::api::server::DEFAULT_MAX_MESSAGE_BYTES));
             }
@@ -967,19 +998,7 @@ pub fn run_filter(a: FilterOptions) -> anyhow::Result<()> {
         &crate::segment::sealed::tomb_file_name(0),
     )?;
     sealed.meta_index()?;
-    println!(
-        "# filtered search: {} x {}-d cosine, k {}, ef {}, 1 thread, {} queries",
-        d.n(),
-        d.dim,
-        a.k,
-        a.ef,
-        d.nq()
-    );
-    println!(
-        "| segment | filter | passing points | recall@{} | QPS | ÷ unfiltered QPS |",
-        a.k
-    );
-    println!("|---|---|---:|---:|---:|---:|");
+    print_filter_header(&d, &a);
     let engines: Vec<(&str, FilteredSearch<'_>)> = vec![
         (
             "mutable",
@@ -1014,6 +1033,22 @@ pub fn run_filter(a: FilterOptions) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+fn print_filter_header(d: &Dataset, a: &FilterOptions) {
+    println!(
+        "# filtered search: {} x {}-d cosine, k {}, ef {}, 1 thread, {} queries",
+        d.n(),
+        d.dim,
+        a.k,
+        a.ef,
+        d.nq()
+    );
+    println!(
+        "| segment | filter | passing points | recall@{} | QPS | ÷ unfiltered QPS |",
+        a.k
+    );
+    println!("|---|---|---:|---:|---:|---:|");
 }
 
 /// A segment's filtered search, returning row numbers.

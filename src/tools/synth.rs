@@ -2065,7 +2065,8 @@ mod tests {
         assert_eq!("5".parse(), Ok(CountRange { min: 5, max: 5 }));
         assert!("9..2".parse::<CountRange>().is_err());
         assert!("a..b".parse::<CountRange>().is_err());
-        let bad: [(&str, fn(&mut GenOptions)); 7] = [
+        type Edit = fn(&mut GenOptions);
+        let bad: [(&str, Edit); 7] = [
             ("--dim 2", |o| o.dim = 2),
             ("--countries 1", |o| o.countries = 1),
             ("--countries 99", |o| o.countries = 99),

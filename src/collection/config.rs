@@ -14,7 +14,7 @@ pub const CONFIG_FILE: &str = "collection.json";
 pub const DEFAULT_M: u32 = 16;
 pub const DEFAULT_EF_CONSTRUCTION: u32 = 200;
 /// Default search breadth; measured to give recall@10 ≥ 0.95 on clustered
-/// 512-d data at the default graph settings (see tests/recall.rs).
+/// 512-d data at the default graph settings (see tests/it/recall.rs).
 pub const DEFAULT_EF: u32 = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -24,7 +24,7 @@
 //! 3. raise `oldest` only when vidx drops an old layout on purpose (say so in
 //!    the release notes: such directories must be rewritten first);
 //! 4. add the new version's files beside the old ones under
-//!    `tests/data/formats/` (see `tests/stored_formats.rs`) and leave the old
+//!    `tests/data/formats/` (see `tests/it/stored_formats.rs`) and leave the old
 //!    files there, so the test keeps proving that they open.
 
 use std::path::Path;

@@ -13,5 +13,7 @@ mod crash;
 mod filters;
 mod layers;
 mod link;
+mod npy_files;
 mod recall;
 mod storage;
+mod stored_formats;

@@ -98,7 +98,7 @@ fn unloadable_numpy_files_are_refused_by_name() {
         assert!(msg.contains(want), "{name}: {msg}");
     }
     // A file that is not an .npy at all (this test's own source).
-    let path = repo("tests/npy_files.rs");
+    let path = repo("tests/it/npy_files.rs");
     let e = read_matrix(&path).expect_err("not npy");
     assert!(matches!(e, NpyError::BadHeader { .. }), "{e}");
     assert!(e.to_string().contains("npy_files.rs"), "{e}");

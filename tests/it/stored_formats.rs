@@ -18,19 +18,17 @@
 //! an old fixture: proving that it still opens is the point):
 //!
 //! ```sh
-//! cargo test --release --test stored_formats -- --ignored write_fixture
+//! cargo test --release --test it -- --ignored stored_formats::write_fixture
 //! cp -r target/stored-format-fixture tests/data/formats/<name>   # e.g. v2-graph
 //! ```
 //!
 //! [`every_current_version_has_a_fixture`] fails until a fixture holds every
 //! version that `versions::ALL` says is written today.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 use vidx::collection::StorageOptions;
 use vidx::investigate::series::StateStore;
 use vidx::pb;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Long crash-recovery soak: the ignored `crash_recovery_soak` test of
-# tests/crash.rs, which kill -9s a real `vidx serve` at random moments while
+# tests/it/crash.rs, which kill -9s a real `vidx serve` at random moments while
 # a client streams upserts and deletes, and checks after every restart that
 # every acknowledged write survived.
 #
@@ -14,4 +14,4 @@ export VIDX_CRASH_KILLS="${1:-200}"
 if [[ $# -ge 2 ]]; then
     export VIDX_CRASH_SEED="$2"
 fi
-exec cargo test --release --test crash -- --ignored --nocapture
+exec cargo test --release --test it crash::crash_recovery_soak -- --ignored --nocapture

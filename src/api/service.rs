@@ -19,7 +19,7 @@ use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
 use crate::investigate::link;
-use crate::investigate::series::{LinkSettings, STATE_FORMAT, SeriesState, StateStore};
+use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
@@ -392,7 +392,7 @@ impl VectorIndex for Service {
                 }
                 if stored {
                     store.save(&SeriesState {
-                        format: STATE_FORMAT.into(),
+                        format: state_format(),
                         image_collection: image_name.clone(),
                         face_collection: face_name.clone(),
                         settings: settings.clone(),

@@ -59,7 +59,7 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 0.5)]
     pub labelled_rate: f64,
     /// Element type of `images.npy` and `faces.npy`.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    #[arg(long, default_value = "f32", value_parser = dtype_arg())]
     pub dtype: Dtype,
     /// Chains of look-alike media between pairs of series (5 media each, in
     /// no series): each is close to the next one only, and the chain's ends
@@ -71,6 +71,14 @@ pub struct GenArgs {
     /// triage: written to `seized/` instead of the main files.
     #[arg(long, default_value_t = 0.0)]
     pub seized_fraction: f64,
+}
+
+/// `--dtype`: one of [`Dtype::ALL`] by name, listed in `--help`. The
+/// element type stays a plain type of `io`; only its parser is clap's.
+fn dtype_arg() -> impl clap::builder::TypedValueParser<Value = Dtype> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Dtype::ALL.map(Dtype::name))
+        .try_map(|name| name.parse::<Dtype>())
 }
 
 impl From<GenArgs> for GenOptions {

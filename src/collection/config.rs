@@ -6,15 +6,15 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::pb;
+use crate::storage::versions::CONFIG;
 use crate::validate;
 
 pub const CONFIG_FILE: &str = "collection.json";
-pub const CONFIG_FORMAT: u32 = 1;
 
 pub const DEFAULT_M: u32 = 16;
 pub const DEFAULT_EF_CONSTRUCTION: u32 = 200;
 /// Default search breadth; measured to give recall@10 ≥ 0.95 on clustered
-/// 512-d data at the default graph settings (see tests/recall.rs).
+/// 512-d data at the default graph settings (see tests/it/recall.rs).
 pub const DEFAULT_EF: u32 = 128;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,7 +56,7 @@ impl Config {
     /// A configuration with the default graph settings.
     pub fn new(name: &str, dim: u32, metric: Metric, kind: Kind) -> Config {
         Config {
-            format: CONFIG_FORMAT,
+            format: CONFIG.current,
             name: name.to_string(),
             dim,
             metric,
@@ -105,7 +105,7 @@ impl Config {
             )));
         }
         Ok(Config {
-            format: CONFIG_FORMAT,
+            format: CONFIG.current,
             name: r.name.clone(),
             dim: r.dim,
             metric,

@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
-use crate::collection::config::{CONFIG_FILE, CONFIG_FORMAT, Config};
+use crate::collection::config::{CONFIG_FILE, Config};
 use crate::collection::segments::{Segments, apply, new_mutable};
 use crate::collection::{Collection, StorageOptions, Writer};
 use crate::error::{Error, Result};
@@ -121,15 +121,7 @@ fn read_config(dir: &Path) -> Result<Config> {
     let bytes = std::fs::read(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
     let config: Config = serde_json::from_slice(&bytes)
         .map_err(|e| Error::data_loss(&cfg_path, format!("unreadable configuration: {e}")))?;
-    if config.format != CONFIG_FORMAT {
-        return Err(Error::data_loss(
-            &cfg_path,
-            format!(
-                "configuration format {}; this vidx reads {CONFIG_FORMAT}",
-                config.format
-            ),
-        ));
-    }
+    crate::storage::versions::CONFIG.check(&cfg_path, config.format)?;
     Ok(config)
 }
 

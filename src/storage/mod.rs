@@ -1,6 +1,7 @@
 //! Bytes and durability: the versioned, checksummed file envelope, the
-//! write-ahead log, the manifest, and the durable-write helpers
-//! (write-then-rename, directory fsync). Nothing here knows about vectors
+//! write-ahead log, the manifest, the durable-write helpers
+//! (write-then-rename, directory fsync) and the table of every stored
+//! format's version. Nothing here knows about vectors
 //! beyond the records it stores.
 //!
 //! May import: the root modules (`pb`, `error`, `validate`) only.
@@ -8,4 +9,5 @@
 pub mod durable;
 pub mod envelope;
 pub mod manifest;
+pub mod versions;
 pub mod wal;

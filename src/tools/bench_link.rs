@@ -36,7 +36,7 @@ use crate::collection::registry::Registry;
 use crate::collection::{Collection, StorageOptions, View};
 use crate::index::distance::Metric;
 use crate::investigate::link::{self, GroupStats};
-use crate::investigate::series::{LinkSettings, STATE_FORMAT, SeriesRecord, SeriesState};
+use crate::investigate::series::{LinkSettings, SeriesRecord, SeriesState, state_format};
 use crate::investigate::triage::Triager;
 use crate::pb;
 use crate::storage::wal::SyncPolicy;
@@ -638,7 +638,7 @@ fn link_database(iv: &View, fv: &View, s: &LinkSettings) -> anyhow::Result<Serie
     )?;
     b.finish_and_clear();
     Ok(SeriesState {
-        format: STATE_FORMAT.into(),
+        format: state_format(),
         image_collection: "images".into(),
         face_collection: "faces".into(),
         settings: s.clone(),

@@ -260,10 +260,7 @@ fn is_zero(x: &usize) -> bool {
 impl Params {
     /// The `vidx gen` flags that regenerate this set (all but `--out`).
     pub fn command(&self) -> String {
-        let dtype = match self.dtype {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-        };
+        let dtype = self.dtype.name();
         format!(
             "vidx gen --seed {} --dim {} --series {} --members {}..{} --near-dup-rate {} \
              --hard-negatives {} --noise {} --countries {} --uploads {} \
@@ -361,10 +358,7 @@ pub struct GenSummary {
 
 impl fmt::Display for GenSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dtype = match self.dtype {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-        };
+        let dtype = self.dtype.name();
         writeln!(
             f,
             "wrote {} image points to {}: {} series ({} members + {} near-duplicates), \

@@ -4,9 +4,7 @@
 //! sealed segment, cross-country "more like this", faces grouped by media,
 //! and bad filters refused with the field named.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tonic::Code;
@@ -103,13 +101,11 @@ struct Model {
 
 impl Model {
     fn exact(&self, q: &[f32], f: &Filter, k: usize) -> Vec<String> {
-        let mut d: Vec<(f32, usize)> = (0..self.ids.len())
+        let passing = (0..self.ids.len())
             .filter(|&i| f.matches(&self.metas[i]))
-            .map(|i| (cosine_distance(q, &self.vecs[i]), i))
-            .collect();
-        d.sort_by(|a, b| a.0.total_cmp(&b.0));
-        d.into_iter()
-            .take(k)
+            .map(|i| (i, self.vecs[i].as_slice()));
+        exact_top_k(q, passing, k)
+            .into_iter()
             .map(|(_, i)| self.ids[i].clone())
             .collect()
     }

@@ -2,64 +2,9 @@
 //! `collections`, `ingest` (npy + jsonl, and jsonl with vectors), `search`,
 //! `link`, `link-upload`, `triage` on the demo set, `bench` smoke runs.
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vidx");
-
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `vidx serve` on an ephemeral port and waits for its "serving" line.
-fn serve(data_dir: &Path, demo: bool) -> Server {
-    let mut cmd = Command::new(BIN);
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(data_dir);
-    if demo {
-        cmd.arg("--demo");
-    }
-    let mut child = cmd
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn vidx serve");
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("server exited before serving").unwrap();
-        if line.contains("vidx serving") {
-            let at = line.find("listen=").expect("listen= in serving line") + "listen=".len();
-            break line[at..].split_whitespace().next().unwrap().to_string();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        url: format!("http://{addr}"),
-    }
-}
-
-fn run(args: &[&str]) -> String {
-    let out = Command::new(BIN).args(args).output().expect("run vidx");
-    assert!(
-        out.status.success(),
-        "vidx {args:?} failed:\nstdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::support::process::{BIN, ServerProcess, run};
 
 #[test]
 fn gen_serve_ingest_search() {
@@ -80,8 +25,8 @@ fn gen_serve_ingest_search() {
         assert!(gen_dir.join(f).exists(), "{f} missing");
     }
 
-    let server = serve(&tmp.path().join("data"), true);
-    let url = server.url.as_str();
+    let (_server, url) = ServerProcess::start(&tmp.path().join("data"), &["--demo"]);
+    let url = url.as_str();
 
     // The demo collections are there.
     let list = run(&["collections", "--server", url]);
@@ -273,8 +218,8 @@ fn gen_serve_ingest_search() {
 #[test]
 fn demo_link_triage_link_upload() {
     let tmp = tempfile::tempdir().unwrap();
-    let server = serve(&tmp.path().join("data"), true);
-    let url = server.url.as_str();
+    let (_server, url) = ServerProcess::start(&tmp.path().join("data"), &["--demo"]);
+    let url = url.as_str();
     let series = tmp.path().join("series.jsonl");
     let summary = tmp.path().join("summary.json");
     let out = run(&[

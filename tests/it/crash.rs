@@ -22,28 +22,24 @@
 //! long run: `VIDX_CRASH_KILLS` kills (default 200), seed `VIDX_CRASH_SEED`;
 //! `scripts/crash-soak.sh` runs it.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use common::{Client, create_req, meta, search_req, unit, vector_query};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use vidx::pb;
-use vidx::pb::vector_index_client::VectorIndexClient;
 
-const BIN: &str = env!("CARGO_BIN_EXE_vidx");
+use crate::support::process::ServerProcess;
+use crate::support::{
+    Client, Clusters, connect, cosine_distance, create_req, exact_top_k, meta, search_req,
+    vector_query,
+};
 
 /// Flags of every `vidx serve` start (besides `--data-dir` and `--listen`).
-/// A flag that `vidx serve --help` does not mention is left out, with a note.
-const SERVE_FLAGS: &[(&str, &str)] = &[("--sync", "always"), ("--seal-threshold", "300")];
+const SERVE_FLAGS: &[&str] = &["--sync", "always", "--seal-threshold", "300"];
 
 const COLLECTION: &str = "crash";
 const DIM: usize = 32;
@@ -102,209 +98,7 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("tokio runtime")
 }
 
-// ---- the server process ------------------------------------------------
-
-/// `SERVE_FLAGS` minus the ones this binary does not know yet.
-fn serve_flags() -> Vec<String> {
-    let out = Command::new(BIN)
-        .args(["serve", "--help"])
-        .output()
-        .expect("run vidx serve --help");
-    let help = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let mut flags = Vec::new();
-    for (flag, value) in SERVE_FLAGS {
-        if help.contains(flag) {
-            flags.push(flag.to_string());
-            flags.push(value.to_string());
-        } else {
-            eprintln!("note: `vidx serve --help` does not mention {flag}; starting without it");
-        }
-    }
-    flags
-}
-
-/// What the stderr of one server process said.
-#[derive(Default)]
-struct Log {
-    tail: VecDeque<String>,
-    seals: u64,
-    merges: u64,
-    /// Opens that cut a torn WAL tail.
-    torn_tails: u64,
-    errors: Vec<String>,
-}
-
-impl Log {
-    fn push(&mut self, line: String) {
-        if line.contains("segment sealed") {
-            self.seals += 1;
-        }
-        if line.contains("segments merged") {
-            self.merges += 1;
-        }
-        if line.contains("collection opened")
-            && field(&line, "wal_bytes_dropped").is_some_and(|v| v != "0")
-        {
-            self.torn_tails += 1;
-        }
-        if line.contains("ERROR") {
-            self.errors.push(line.clone());
-        }
-        if self.tail.len() == 40 {
-            self.tail.pop_front();
-        }
-        self.tail.push_back(line);
-    }
-}
-
-/// `name=value` in a tracing line.
-fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
-    let at = line.find(&format!("{name}="))? + name.len() + 1;
-    line[at..].split_whitespace().next()
-}
-
-/// A `vidx serve` child; killed (SIGKILL) when dropped.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<Log>>,
-    reader: Option<std::thread::JoinHandle<()>>,
-    addr: mpsc::Receiver<String>,
-    killed: bool,
-}
-
-impl Proc {
-    fn spawn(dir: &Path, flags: &[String]) -> Proc {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir)
-            .args(flags)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn vidx serve");
-        let stderr = child.stderr.take().expect("stderr");
-        let log = Arc::new(Mutex::new(Log::default()));
-        let (tx, addr) = mpsc::channel();
-        let l = log.clone();
-        // Drains stderr for the whole life of the process so it never blocks.
-        let reader = std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if line.contains("vidx serving")
-                    && let Some(a) = field(&line, "listen")
-                {
-                    let _ = tx.send(a.to_string());
-                }
-                l.lock().unwrap().push(line);
-            }
-        });
-        Proc {
-            child,
-            log,
-            reader: Some(reader),
-            addr,
-            killed: false,
-        }
-    }
-
-    /// Waits for the "vidx serving listen=ADDR" line; Err if the process
-    /// exits first or it takes too long.
-    async fn serving(&mut self) -> Result<String, String> {
-        let started = Instant::now();
-        loop {
-            match self.addr.try_recv() {
-                Ok(a) => return Ok(format!("http://{a}")),
-                Err(mpsc::TryRecvError::Disconnected) => {
-                    let status = self.child.wait().map(|s| s.to_string());
-                    return Err(format!("the server exited before serving ({status:?})"));
-                }
-                Err(mpsc::TryRecvError::Empty) => {}
-            }
-            if started.elapsed() > START_TIMEOUT {
-                return Err(format!("no serving line after {START_TIMEOUT:?}"));
-            }
-            tokio::time::sleep(Duration::from_millis(2)).await;
-        }
-    }
-
-    /// SIGKILL, reap, and collect the rest of its stderr.
-    fn kill(&mut self) {
-        if !self.killed {
-            self.killed = true;
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-            if let Some(r) = self.reader.take() {
-                let _ = r.join();
-            }
-        }
-    }
-
-    fn tail(&self) -> String {
-        let l = self.log.lock().unwrap();
-        l.tail.iter().map(|s| format!("    {s}\n")).collect()
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-async fn connect(url: &str) -> Client {
-    let started = Instant::now();
-    loop {
-        match VectorIndexClient::connect(url.to_string()).await {
-            Ok(c) => {
-                return c
-                    .max_decoding_message_size(256 << 20)
-                    .max_encoding_message_size(256 << 20);
-            }
-            Err(e) if started.elapsed() > Duration::from_secs(10) => {
-                panic!("cannot connect to {url}: {e}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
-        }
-    }
-}
-
 // ---- data and model ------------------------------------------------------
-
-/// Unit vectors around fixed cluster centres, like embeddings of series.
-struct Gen {
-    centres: Vec<Vec<f32>>,
-}
-
-impl Gen {
-    fn new(seed: u64) -> Gen {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let centres = (0..CLUSTERS).map(|_| unit(gauss(&mut rng))).collect();
-        Gen { centres }
-    }
-
-    fn sample(&self, rng: &mut ChaCha8Rng) -> Vec<f32> {
-        let c = &self.centres[rng.random_range(0..CLUSTERS)];
-        let noise = gauss(rng);
-        unit(
-            c.iter()
-                .zip(&noise)
-                .map(|(c, e)| c + SPREAD * e / (DIM as f32).sqrt())
-                .collect(),
-        )
-    }
-}
-
-fn gauss(rng: &mut ChaCha8Rng) -> Vec<f32> {
-    (0..DIM)
-        .map(|_| rng.sample::<f32, _>(StandardNormal))
-        .collect()
-}
 
 /// An acknowledged point: its (unit) vector and its upload id, unique per write.
 #[derive(Clone, Debug)]
@@ -414,7 +208,7 @@ impl Part {
     }
 
     /// The next write: mostly upserts, some deletes, now and then a flush.
-    fn plan(&mut self, rng: &mut ChaCha8Rng, g: &Gen, flush: bool) -> Op {
+    fn plan(&mut self, rng: &mut ChaCha8Rng, g: &Clusters, flush: bool) -> Op {
         let x: f64 = rng.random();
         if flush && x < 0.02 {
             return Op::Flush;
@@ -620,7 +414,7 @@ async fn writer(
     mut client: Client,
     mut part: Part,
     mut rng: ChaCha8Rng,
-    g: Arc<Gen>,
+    g: Arc<Clusters>,
     ctl: Arc<Ctl>,
     round: usize,
     flush_this_round: bool,
@@ -757,7 +551,7 @@ async fn verify(
     parts: &mut [Part],
     pending: Vec<Pending>,
     round: usize,
-    g: &Gen,
+    g: &Clusters,
     rng: &mut ChaCha8Rng,
     stats: &mut Stats,
 ) -> Result<(), String> {
@@ -892,12 +686,13 @@ async fn verify(
     let by_id: HashMap<&str, &Rec> = model.iter().map(|(id, r)| (id.as_str(), *r)).collect();
     let (mut found, mut wanted) = (0usize, 0usize);
     for (qi, (q, res)) in queries.iter().zip(&r.results).enumerate() {
-        let mut exact: Vec<(f32, &str)> = model
-            .iter()
-            .map(|(id, r)| (cosine(q, &r.vector), id.as_str()))
-            .collect();
-        exact.sort_by(|a, b| a.0.total_cmp(&b.0));
-        exact.truncate(K);
+        let exact = exact_top_k(
+            q,
+            model
+                .iter()
+                .map(|(id, r)| (id.as_str(), r.vector.as_slice())),
+            K,
+        );
         if res.hits.len() != exact.len() {
             fails.push(format!(
                 "round {round}: query {qi}: {} hits, want {}",
@@ -913,7 +708,7 @@ async fn verify(
                     history_any(parts, &h.id)
                 )),
                 Some(rec) => {
-                    let d = cosine(q, &rec.vector);
+                    let d = cosine_distance(q, &rec.vector);
                     if (d - h.distance).abs() > DISTANCE_TOLERANCE {
                         fails.push(format!(
                             "round {round}: query {qi}: hit {} at distance {} but its \
@@ -950,10 +745,6 @@ async fn verify(
     }
 }
 
-fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    1.0 - a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>()
-}
-
 fn history_any(parts: &[Part], id: &str) -> String {
     parts
         .iter()
@@ -964,9 +755,9 @@ fn history_any(parts: &[Part], id: &str) -> String {
 // ---- the run -----------------------------------------------------------
 
 /// Panics with the failure, both servers' last log lines, and a kept data dir.
-fn fail(what: &str, tmp: tempfile::TempDir, proc: Option<&Proc>, prev_tail: &str) -> ! {
+fn fail(what: &str, tmp: tempfile::TempDir, proc: Option<&ServerProcess>, prev_tail: &str) -> ! {
     let kept: PathBuf = tmp.keep();
-    let now = proc.map(Proc::tail).unwrap_or_default();
+    let now = proc.map(ServerProcess::tail).unwrap_or_default();
     panic!(
         "{what}\n\ndata dir kept at {}\n\nlast log lines of the killed server:\n{prev_tail}\n\
          last log lines of the restarted server:\n{now}",
@@ -976,11 +767,16 @@ fn fail(what: &str, tmp: tempfile::TempDir, proc: Option<&Proc>, prev_tail: &str
 
 async fn run(kills: usize, seed: u64) {
     let started = Instant::now();
-    let flags = serve_flags();
+    let flags = SERVE_FLAGS;
     let tmp = tempfile::tempdir().expect("temp dir");
     let dir = tmp.path().join("data");
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let g = Arc::new(Gen::new(seed));
+    let g = Arc::new(Clusters::new(
+        &mut ChaCha8Rng::seed_from_u64(seed),
+        CLUSTERS,
+        DIM,
+        SPREAD,
+    ));
     let mut parts: Vec<Part> = (0..WRITERS).map(Part::new).collect();
     let mut pending: Vec<Pending> = Vec::new();
     let mut stats = Stats::default();
@@ -995,7 +791,7 @@ async fn run(kills: usize, seed: u64) {
         // Now and then, kill it while it recovers (replay, clean-up, a seal
         // started at open).
         if round > 0 && rng.random_bool(RECOVERY_KILL_P) {
-            let mut p = Proc::spawn(&dir, &flags);
+            let mut p = ServerProcess::spawn(&dir, flags);
             tokio::time::sleep(Duration::from_millis(rng.random_range(0..60))).await;
             p.kill();
             stats.recovery_kills += 1;
@@ -1012,8 +808,8 @@ async fn run(kills: usize, seed: u64) {
         }
 
         let t0 = Instant::now();
-        let mut proc = Proc::spawn(&dir, &flags);
-        let url = match proc.serving().await {
+        let mut proc = ServerProcess::spawn(&dir, flags);
+        let url = match proc.serving(START_TIMEOUT).await {
             Ok(u) => u,
             Err(e) => fail(
                 &format!("round {round}: restart failed: {e}"),
@@ -1219,8 +1015,8 @@ async fn run(kills: usize, seed: u64) {
 
 /// Adds a finished server's counters to `stats`; the first ERROR line it
 /// logged, if any (a recovered server that logs errors is not recovered).
-fn collect(stats: &mut Stats, proc: &Proc) -> Option<String> {
-    let l = proc.log.lock().unwrap();
+fn collect(stats: &mut Stats, proc: &ServerProcess) -> Option<String> {
+    let l = proc.log();
     stats.seals += l.seals;
     stats.merges += l.merges;
     stats.torn_tails += l.torn_tails;

@@ -1,20 +1,20 @@
 //! Series linking and triage end to end: a real server on loopback, real
 //! tonic clients, planted series with hard negatives, noise and faces.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::{Client, TestServer, create_req, unit, upsert_batches};
+use crate::support::{
+    Client, TestServer, at_cosine, create_req, random_unit, unit, upsert_batches,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rand_distr::StandardNormal;
 use vidx::pb;
 
 const DIM: usize = 64;
 const DAY: i64 = 86_400;
 const T0: i64 = 1_600_000_000;
 
+/// The test's seeded draws, at the test's dimension.
 struct Gen {
     rng: ChaCha8Rng,
 }
@@ -26,26 +26,15 @@ impl Gen {
         }
     }
 
-    fn gauss(&mut self) -> Vec<f32> {
-        (0..DIM)
-            .map(|_| self.rng.sample::<f32, _>(StandardNormal))
-            .collect()
-    }
-
     fn random_unit(&mut self) -> Vec<f32> {
-        let g = self.gauss();
-        unit(g)
+        random_unit(&mut self.rng, DIM)
     }
 
-    /// A unit vector at cosine `c` to unit vector `u`.
     fn at_cos(&mut self, u: &[f32], c: f32) -> Vec<f32> {
-        let g = self.gauss();
-        let d: f32 = g.iter().zip(u).map(|(a, b)| a * b).sum();
-        let orth = unit(g.iter().zip(u).map(|(a, b)| a - d * b).collect());
-        let s = (1.0 - c * c).sqrt();
-        unit(u.iter().zip(&orth).map(|(a, b)| c * a + s * b).collect())
+        at_cosine(&mut self.rng, u, c)
     }
 
+    /// A series member: cosine 0.82–0.95 to its centroid.
     fn member(&mut self, centroid: &[f32]) -> Vec<f32> {
         let c = self.rng.random_range(0.82..0.95);
         self.at_cos(centroid, c)

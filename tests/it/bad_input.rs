@@ -2,9 +2,7 @@
 //! message naming the field and the bad value; nothing is half-applied and
 //! the server keeps serving.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use tonic::Code;
 use vidx::api::server::ServerOptions;
 use vidx::pb;

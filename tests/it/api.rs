@@ -1,9 +1,7 @@
 //! End-to-end: every RPC of `vidx.v1.VectorIndex` through a real tonic client
 //! against a real server on a loopback port.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use vidx::pb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

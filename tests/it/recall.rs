@@ -1,25 +1,13 @@
 //! Recall of `Search` with default parameters against exact brute force, on
 //! 20,000 clustered 512-d vectors (series-like: tight groups on the sphere).
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use vidx::pb;
 
 const N: usize = 20_000;
 const DIM: usize = 512;
 const QUERIES: usize = 200;
 const K: usize = 10;
-
-fn exact_top_k(data: &[Vec<f32>], q: &[f32], k: usize) -> Vec<usize> {
-    let mut d: Vec<(f32, usize)> = data
-        .iter()
-        .enumerate()
-        .map(|(i, v)| (cosine_distance(q, v), i))
-        .collect();
-    d.sort_by(|a, b| a.0.total_cmp(&b.0));
-    d.into_iter().take(k).map(|(_, i)| i).collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn recall_at_10_with_defaults_is_at_least_0_95() {
@@ -46,7 +34,16 @@ async fn recall_at_10_with_defaults_is_at_least_0_95() {
     );
     let build = t.elapsed();
 
-    let truth: Vec<Vec<usize>> = queries.iter().map(|q| exact_top_k(data, q, K)).collect();
+    let truth: Vec<Vec<usize>> = queries
+        .iter()
+        .map(|q| {
+            let items = data.iter().enumerate().map(|(i, v)| (i, v.as_slice()));
+            exact_top_k(q, items, K)
+                .into_iter()
+                .map(|(_, i)| i)
+                .collect()
+        })
+        .collect();
     // ef = 0 is the default: the server chooses. The smaller ef values are
     // only printed, to show the margin the default leaves.
     let mut default_recall = 0.0;

@@ -2,11 +2,9 @@
 //! segments, tombstones across restarts, merges, recall parity with the
 //! mutable segment, and the refusal of corrupt files with DATA_LOSS.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::support::*;
 use tonic::Code;
 use vidx::collection::StorageOptions;
 use vidx::pb;
@@ -78,13 +76,13 @@ fn recall(results: &[pb::QueryResult], truth: &[Vec<String>]) -> f64 {
     found as f64 / total as f64
 }
 
+/// The exact top-`k` ids of `q` among `(id, vector)` pairs.
 fn exact(data: &[(String, Vec<f32>)], q: &[f32], k: usize) -> Vec<String> {
-    let mut d: Vec<(f32, &String)> = data
-        .iter()
-        .map(|(id, v)| (cosine_distance(q, v), id))
-        .collect();
-    d.sort_by(|a, b| a.0.total_cmp(&b.0));
-    d.into_iter().take(k).map(|(_, id)| id.clone()).collect()
+    let items = data.iter().map(|(id, v)| (id, v.as_slice()));
+    exact_top_k(q, items, k)
+        .into_iter()
+        .map(|(_, id)| id.clone())
+        .collect()
 }
 
 async fn search_all(

@@ -1,0 +1,19 @@
+//! vidx's integration tests, as one test binary (one link instead of one per
+//! file): real servers on loopback ports, real clients, real files.
+//!
+//! Run one area with `cargo test --release --test it <module>::`, e.g.
+//! `cargo test --release --test it storage::`.
+
+mod support;
+
+mod api;
+mod bad_input;
+mod cli;
+mod crash;
+mod filters;
+mod layers;
+mod link;
+mod npy_files;
+mod recall;
+mod storage;
+mod stored_formats;

@@ -1,0 +1,192 @@
+//! The real `vidx` binary as a child process: `vidx serve` on an ephemeral
+//! loopback port with its stderr drained into a [`Log`], killed with SIGKILL
+//! when dropped, and one-shot commands (`vidx gen`, `vidx link`, ...).
+
+use std::collections::VecDeque;
+use std::ffi::OsStr;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_vidx");
+
+/// What the stderr of one server process said: the last lines, and counts
+/// of the events the tests look for.
+#[derive(Default)]
+pub struct Log {
+    pub tail: VecDeque<String>,
+    pub seals: u64,
+    pub merges: u64,
+    /// Opens that cut a torn WAL tail.
+    pub torn_tails: u64,
+    pub errors: Vec<String>,
+}
+
+impl Log {
+    fn push(&mut self, line: String) {
+        if line.contains("segment sealed") {
+            self.seals += 1;
+        }
+        if line.contains("segments merged") {
+            self.merges += 1;
+        }
+        if line.contains("collection opened")
+            && field(&line, "wal_bytes_dropped").is_some_and(|v| v != "0")
+        {
+            self.torn_tails += 1;
+        }
+        if line.contains("ERROR") {
+            self.errors.push(line.clone());
+        }
+        if self.tail.len() == 40 {
+            self.tail.pop_front();
+        }
+        self.tail.push_back(line);
+    }
+}
+
+/// `name=value` in a tracing line.
+pub fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    let at = line.find(&format!("{name}="))? + name.len() + 1;
+    line[at..].split_whitespace().next()
+}
+
+/// A `vidx serve` child; killed (SIGKILL) when dropped.
+pub struct ServerProcess {
+    child: Child,
+    log: Arc<Mutex<Log>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    addr: mpsc::Receiver<String>,
+    killed: bool,
+}
+
+impl ServerProcess {
+    /// Spawns `vidx serve --listen 127.0.0.1:0 --data-dir DIR ARGS...`.
+    pub fn spawn<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> ServerProcess {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn vidx serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let log = Arc::new(Mutex::new(Log::default()));
+        let (tx, addr) = mpsc::channel();
+        let l = log.clone();
+        // Drains stderr for the whole life of the process so it never blocks.
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("vidx serving")
+                    && let Some(a) = field(&line, "listen")
+                {
+                    let _ = tx.send(a.to_string());
+                }
+                l.lock().unwrap().push(line);
+            }
+        });
+        ServerProcess {
+            child,
+            log,
+            reader: Some(reader),
+            addr,
+            killed: false,
+        }
+    }
+
+    /// Spawns the server and blocks until it serves; returns it with its URL.
+    /// Panics with the server's last log lines if it does not come up.
+    pub fn start<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> (ServerProcess, String) {
+        let mut p = ServerProcess::spawn(dir, args);
+        let started = Instant::now();
+        loop {
+            match p.poll_serving(started, Duration::from_secs(60)) {
+                Some(Ok(url)) => return (p, url),
+                Some(Err(e)) => panic!("vidx serve: {e}\n{}", p.tail()),
+                None => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    }
+
+    /// Waits (without blocking the async runtime) for the "vidx serving
+    /// listen=ADDR" line; Err if the process exits first or `timeout` passes.
+    pub async fn serving(&mut self, timeout: Duration) -> Result<String, String> {
+        let started = Instant::now();
+        loop {
+            if let Some(r) = self.poll_serving(started, timeout) {
+                return r;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    fn poll_serving(
+        &mut self,
+        started: Instant,
+        timeout: Duration,
+    ) -> Option<Result<String, String>> {
+        match self.addr.try_recv() {
+            Ok(a) => Some(Ok(format!("http://{a}"))),
+            Err(mpsc::TryRecvError::Disconnected) => {
+                let status = self.child.wait().map(|s| s.to_string());
+                Some(Err(format!(
+                    "the server exited before serving ({status:?})"
+                )))
+            }
+            Err(mpsc::TryRecvError::Empty) if started.elapsed() > timeout => {
+                Some(Err(format!("no serving line after {timeout:?}")))
+            }
+            Err(mpsc::TryRecvError::Empty) => None,
+        }
+    }
+
+    /// SIGKILL, reap, and collect the rest of its stderr.
+    pub fn kill(&mut self) {
+        if !self.killed {
+            self.killed = true;
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            if let Some(r) = self.reader.take() {
+                let _ = r.join();
+            }
+        }
+    }
+
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap()
+    }
+
+    /// The last log lines, indented, for a failure message.
+    pub fn tail(&self) -> String {
+        self.log()
+            .tail
+            .iter()
+            .map(|s| format!("    {s}\n"))
+            .collect()
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `vidx ARGS...` to completion and returns its stdout; panics with
+/// both streams if it fails.
+pub fn run<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S]) -> String {
+    let out = Command::new(BIN).args(args).output().expect("run vidx");
+    assert!(
+        out.status.success(),
+        "vidx {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}

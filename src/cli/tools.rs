@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use crate::io::npy::Dtype;
 use crate::tools::bench_ann::{AnnOptions, FilterOptions};
 use crate::tools::bench_link::LinkBenchOptions;
-use crate::tools::synth::{CountRange, GenOptions};
+use crate::tools::synth::{CountRange, GenOptions, Regimes, Span};
 
 /// Parameters of `vidx gen`. Ranges are inclusive at both ends.
 #[derive(clap::Args, Debug, Clone)]
@@ -71,6 +71,61 @@ pub struct GenArgs {
     /// triage: written to `seized/` instead of the main files.
     #[arg(long, default_value_t = 0.0)]
     pub seized_fraction: f64,
+    #[command(flatten)]
+    pub regimes: RegimeArgs,
+}
+
+/// The hard regimes of `vidx gen` (DESIGN.md, "Data for tests and
+/// demos"); each off by default.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RegimeArgs {
+    /// Scenes per series, MIN..MAX: each scene around its own centroid,
+    /// unrelated to the others (cosine near 0); only the victim's face joins them.
+    #[arg(long, default_value = "1..1", value_name = "MIN..MAX")]
+    pub scenes: CountRange,
+    /// Cosine of a series member to its scene centroid, LO..HI.
+    #[arg(long, default_value = "0.75..0.95", value_name = "LO..HI")]
+    pub member_cos: Span,
+    /// Heavy-tailed series sizes: P(n) ∝ n^-2 over --members (many series
+    /// of 2–4 media, where no triangle exists; a few large ones).
+    #[arg(long)]
+    pub heavy_tail: bool,
+    /// Fraction of series whose first scene sits next to another series'
+    /// scene (centroids at cosine 0.5–0.65): similar rooms, other victims.
+    #[arg(long, default_value_t = 0.0)]
+    pub sibling_rate: f64,
+    /// Fraction of media without any face (the others show at least one);
+    /// 0 = as --faces-per-media draws.
+    #[arg(long, default_value_t = 0.0)]
+    pub faceless_rate: f64,
+    /// Cosine of a face to its identity centre, LO..HI.
+    #[arg(long, default_value = "0.55..0.85", value_name = "LO..HI")]
+    pub face_cos: Span,
+    /// Adults (not victims) whose face recurs in several unrelated series.
+    #[arg(long, default_value_t = 0)]
+    pub recurring_adults: usize,
+    /// Series each recurring adult appears in, MIN..MAX.
+    #[arg(long, default_value = "2..4", value_name = "MIN..MAX")]
+    pub adult_series: CountRange,
+    /// Share of those series' members showing the adult, LO..HI.
+    #[arg(long, default_value = "0.1..0.25", value_name = "LO..HI")]
+    pub adult_share: Span,
+}
+
+impl From<RegimeArgs> for Regimes {
+    fn from(a: RegimeArgs) -> Self {
+        Regimes {
+            scenes: a.scenes,
+            member_cos: a.member_cos,
+            heavy_tail: a.heavy_tail,
+            sibling_rate: a.sibling_rate,
+            faceless_rate: a.faceless_rate,
+            face_cos: a.face_cos,
+            recurring_adults: a.recurring_adults,
+            adult_series: a.adult_series,
+            adult_share: a.adult_share,
+        }
+    }
 }
 
 /// `--dtype`: one of [`Dtype::ALL`] by name, listed in `--help`. The
@@ -102,6 +157,7 @@ impl From<GenArgs> for GenOptions {
             dtype: a.dtype,
             chains: a.chains,
             seized_fraction: a.seized_fraction,
+            regimes: a.regimes.into(),
         }
     }
 }

@@ -140,6 +140,61 @@ impl CountRange {
     }
 }
 
+/// An inclusive range of reals given as `LO..HI` (or `X`): a cosine range
+/// or a share.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    /// Smallest value.
+    pub lo: f64,
+    /// Largest value, inclusive.
+    pub hi: f64,
+}
+
+impl FromStr for Span {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let num = |t: &str| {
+            t.trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| format!("{s:?} is not LO..HI with real numbers"))
+        };
+        let (lo, hi) = match s.split_once("..") {
+            Some((a, b)) => (num(a)?, num(b.strip_prefix('=').unwrap_or(b))?),
+            None => {
+                let x = num(s)?;
+                (x, x)
+            }
+        };
+        if lo > hi {
+            return Err(format!("{s:?}: LO is larger than HI"));
+        }
+        Ok(Span { lo, hi })
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}..{}", self.lo, self.hi)
+    }
+}
+
+impl Span {
+    const fn new(r: [f64; 2]) -> Span {
+        Span { lo: r[0], hi: r[1] }
+    }
+
+    fn draw(self, rng: &mut ChaCha8Rng) -> f64 {
+        rng.random_range(self.lo..=self.hi)
+    }
+
+    fn pair(self) -> [f64; 2] {
+        [self.lo, self.hi]
+    }
+}
+
 /// Parameters of `vidx gen` (its flags are in `cli::tools`). Ranges are
 /// inclusive at both ends; `None` takes a default that depends on others.
 #[derive(Debug, Clone, PartialEq)]
@@ -180,6 +235,124 @@ pub struct GenOptions {
     pub chains: usize,
     /// Fraction of uploads, the latest ones, written to `seized/`.
     pub seized_fraction: f64,
+    /// The hard regimes (all off by default).
+    pub regimes: Regimes,
+}
+
+/// The hard cases of DESIGN.md, each a flag of `vidx gen`; the defaults
+/// leave a set exactly as it was without them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Regimes {
+    /// Scenes per series: each scene has its own centroid, unrelated to the
+    /// others (near-zero cosine); only the victim's face joins them.
+    pub scenes: CountRange,
+    /// Cosine of a member to its scene centroid.
+    pub member_cos: Span,
+    /// Series sizes from a power law P(n) ∝ n^-2 over `--members` instead
+    /// of uniform: many series of 2–4 media, a few large ones.
+    pub heavy_tail: bool,
+    /// Fraction of series whose first scene is a sibling of another series'
+    /// scene (centroids at cosine [`HARD_NEGATIVE_COS`]): similar rooms,
+    /// other victims.
+    pub sibling_rate: f64,
+    /// Fraction of media without any face (the others have at least one);
+    /// 0 = faces per media as `--faces-per-media` draws them.
+    pub faceless_rate: f64,
+    /// Cosine of a face to its identity centre.
+    pub face_cos: Span,
+    /// Adults (non-victims) whose face recurs in several unrelated series.
+    pub recurring_adults: usize,
+    /// Series each recurring adult appears in.
+    pub adult_series: CountRange,
+    /// Share of a series' original members showing the adult.
+    pub adult_share: Span,
+}
+
+impl Default for Regimes {
+    fn default() -> Self {
+        Regimes {
+            scenes: CountRange { min: 1, max: 1 },
+            member_cos: Span::new(MEMBER_COS),
+            heavy_tail: false,
+            sibling_rate: 0.0,
+            faceless_rate: 0.0,
+            face_cos: Span::new(FACE_COS),
+            recurring_adults: 0,
+            adult_series: CountRange { min: 2, max: 4 },
+            adult_share: Span { lo: 0.1, hi: 0.25 },
+        }
+    }
+}
+
+impl Regimes {
+    fn is_default(&self) -> bool {
+        *self == Regimes::default()
+    }
+
+    /// The flags that set these regimes (empty at the defaults).
+    pub fn flags(&self) -> String {
+        let d = Regimes::default();
+        let mut f = String::new();
+        if self.scenes != d.scenes {
+            f += &format!(" --scenes {}", self.scenes);
+        }
+        if self.member_cos != d.member_cos {
+            f += &format!(" --member-cos {}", self.member_cos);
+        }
+        if self.heavy_tail {
+            f += " --heavy-tail";
+        }
+        if self.sibling_rate != d.sibling_rate {
+            f += &format!(" --sibling-rate {}", self.sibling_rate);
+        }
+        if self.faceless_rate != d.faceless_rate {
+            f += &format!(" --faceless-rate {}", self.faceless_rate);
+        }
+        if self.face_cos != d.face_cos {
+            f += &format!(" --face-cos {}", self.face_cos);
+        }
+        if self.recurring_adults != d.recurring_adults {
+            f += &format!(
+                " --recurring-adults {} --adult-series {} --adult-share {}",
+                self.recurring_adults, self.adult_series, self.adult_share
+            );
+        }
+        f
+    }
+
+    fn check(&self) -> Result<()> {
+        ensure!(
+            self.scenes.min >= 1,
+            "--scenes must start at 1 or more, got {}",
+            self.scenes
+        );
+        for (flag, r) in [
+            ("--member-cos", self.member_cos),
+            ("--face-cos", self.face_cos),
+        ] {
+            ensure!(
+                r.lo > 0.0 && r.hi < 1.0,
+                "{flag} must lie within (0, 1), got {r}"
+            );
+        }
+        for (flag, x) in [
+            ("--sibling-rate", self.sibling_rate),
+            ("--faceless-rate", self.faceless_rate),
+            ("--adult-share (low end)", self.adult_share.lo),
+            ("--adult-share (high end)", self.adult_share.hi),
+        ] {
+            ensure!(
+                (0.0..=1.0).contains(&x),
+                "{flag} must be between 0 and 1, got {x}"
+            );
+        }
+        ensure!(
+            self.adult_series.min >= 1,
+            "--adult-series must start at 1 or more, got {}",
+            self.adult_series
+        );
+        Ok(())
+    }
 }
 
 impl Default for GenOptions {
@@ -204,6 +377,7 @@ impl Default for GenOptions {
             dtype: Dtype::F32,
             chains: 0,
             seized_fraction: 0.0,
+            regimes: Regimes::default(),
         }
     }
 }
@@ -247,6 +421,9 @@ pub struct Params {
     /// `--chains`.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub chains: usize,
+    /// The hard regimes (not written when all are off).
+    #[serde(default, skip_serializing_if = "Regimes::is_default")]
+    pub regimes: Regimes,
 }
 
 fn is_zero_f64(x: &f64) -> bool {
@@ -291,7 +468,7 @@ impl Params {
                 format!(" --chains {}", self.chains)
             } else {
                 String::new()
-            },
+            } + &self.regimes.flags(),
         )
     }
 }
@@ -446,6 +623,21 @@ pub struct TruthSeries {
     pub victim_identity: usize,
     /// Index of the companion identity (another person in the series).
     pub companion_identity: usize,
+    /// Scenes the series was shot in (`--scenes`).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub scenes: usize,
+    /// The series whose first scene this one's first scene is a sibling
+    /// of (`--sibling-rate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sibling_of: Option<usize>,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(x: &usize) -> bool {
+    *x == 1
 }
 
 /// A hard negative in `truth.json`.
@@ -476,6 +668,9 @@ pub struct TruthIdentity {
     pub series: Option<usize>,
     /// Its face point ids.
     pub faces: Vec<String>,
+    /// The series whose media show a recurring adult (`adult` only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub appears_in: Vec<usize>,
 }
 
 /// Contents of `truth.json`: the ground truth of a generated set.
@@ -711,6 +906,11 @@ struct Series {
     captured_from: i64,
     captured_until: i64,
     scene: usize,
+    /// Its scene centroids (indices into the plan's centroids; the first
+    /// is the series' own index).
+    centres: Vec<usize>,
+    /// The series whose first scene this one's first scene is a sibling of.
+    sibling_of: Option<usize>,
     members: Vec<usize>,
     near_dups: Vec<usize>,
 }
@@ -739,23 +939,31 @@ impl Plan {
             seen_ids: HashSet::new(),
             media: Vec::new(),
         };
-        let centroids = d.units(params.series, params.dim);
-        // Victims 0..S, companions S..2S, background 2S..2S+B.
-        let identity_centres =
+        let mut centroids = d.units(params.series, params.dim);
+        // Victims 0..S, companions S..2S, background 2S..2S+B, recurring
+        // adults after them.
+        let mut identity_centres =
             d.units(2 * params.series + params.background_identities, params.dim);
         let countries: Vec<&'static str> = COUNTRY_CODES[..params.countries.len()].to_vec();
         let agencies = d.agencies(&countries);
         let shapes = d.series_shapes(&params);
         let uploads = d.uploads(&params, &countries, &agencies);
-        let series: Vec<Series> = shapes
+        let mut series: Vec<Series> = shapes
             .iter()
             .enumerate()
-            .map(|(s, &(members, spread))| d.series(&params, &uploads, s, members, spread))
+            .map(|(s, &(members, spread))| {
+                let sr = d.series(&params, &uploads, s, members, spread);
+                d.scenes(&params, sr, &mut centroids)
+            })
             .collect();
         d.hard_negatives(&params, &series, &uploads);
         d.chains(&params, &series, &uploads);
         d.noise(&params, &uploads);
         d.faces(&params);
+        // The regimes draw last, and only when set: without them a seed
+        // gives the same set as before they existed.
+        d.siblings(&params, &mut series, &mut centroids);
+        d.recurring_adults(&params, &series, &mut identity_centres);
         let (image_order, face_order) = d.row_orders();
         Ok(Plan {
             params,
@@ -898,10 +1106,10 @@ impl Plan {
             command: self.params.command(),
             params: self.params.clone(),
             planted: Planted {
-                member_to_centroid: MEMBER_COS,
+                member_to_centroid: self.params.regimes.member_cos.pair(),
                 near_duplicate_to_source: NEAR_DUP_COS,
                 hard_negative_to_centroid: HARD_NEGATIVE_COS,
-                face_to_identity: FACE_COS,
+                face_to_identity: self.params.regimes.face_cos.pair(),
                 near_duplicate_face_to_source_face: NEAR_DUP_COS,
             },
             counts,
@@ -953,23 +1161,34 @@ impl Plan {
                     ("victim", Some(index))
                 } else if index < 2 * n_series {
                     ("companion", Some(index - n_series))
-                } else {
+                } else if index < 2 * n_series + self.params.background_identities {
                     ("background", None)
+                } else {
+                    ("adult", None)
                 };
                 TruthIdentity {
                     index,
                     kind: kind.to_string(),
                     series,
                     faces: Vec::new(),
+                    appears_in: Vec::new(),
                 }
             })
             .collect();
         for (m, md) in self.media.iter().enumerate() {
             for (f, face) in md.faces.iter().enumerate() {
-                identities[face.identity]
-                    .faces
-                    .push(face_id(&self.media[m].id, f));
+                let id = &mut identities[face.identity];
+                id.faces.push(face_id(&self.media[m].id, f));
+                if id.kind == "adult"
+                    && let Some(s) = self.series_of(m)
+                    && !id.appears_in.contains(&s)
+                {
+                    id.appears_in.push(s);
+                }
             }
+        }
+        for id in &mut identities {
+            id.appears_in.sort_unstable();
         }
         identities
     }
@@ -1016,6 +1235,8 @@ impl Plan {
             captured_until: s.captured_until,
             victim_identity: index,
             companion_identity: self.series.len() + index,
+            scenes: s.centres.len(),
+            sibling_of: s.sibling_of,
         }
     }
 
@@ -1097,7 +1318,11 @@ impl Draw {
         };
         (0..params.series)
             .map(|_| {
-                let m = members.draw(&mut self.rng);
+                let m = if params.regimes.heavy_tail {
+                    power_law(&mut self.rng, members)
+                } else {
+                    members.draw(&mut self.rng)
+                };
                 let u = spread.draw(&mut self.rng).min(m).min(params.uploads);
                 (m, u)
             })
@@ -1196,17 +1421,19 @@ impl Draw {
             captured_from: from,
             captured_until: until,
             scene,
+            centres: vec![s],
+            sibling_of: None,
             members: Vec::with_capacity(members),
             near_dups: Vec::new(),
         };
-        self.members(&mut sr, s, members, video);
+        self.members(params, &mut sr, s, members, video);
         self.near_dups(&mut sr, s, params.near_dup_rate);
         sr
     }
 
     /// The original members of series `s`: the first in each of its
     /// uploads, the rest in any; video frames are common in a video series.
-    fn members(&mut self, sr: &mut Series, s: usize, n: usize, video: bool) {
+    fn members(&mut self, params: &Params, sr: &mut Series, s: usize, n: usize, video: bool) {
         for j in 0..n {
             let upload = if j < sr.uploads.len() {
                 sr.uploads[j]
@@ -1214,7 +1441,7 @@ impl Draw {
                 sr.uploads[self.rng.random_range(0..sr.uploads.len())]
             };
             let tags = scene_tags(&mut self.rng, sr.scene, if video { 0.7 } else { 0.1 });
-            let cos = self.rng.random_range(MEMBER_COS[0]..=MEMBER_COS[1]);
+            let cos = params.regimes.member_cos.draw(&mut self.rng);
             sr.members.push(self.media.len());
             let media = Media {
                 id: self.media_id(),
@@ -1266,7 +1493,7 @@ impl Draw {
                 captured_at: self.media[source].captured_at,
                 tags,
                 image: Recipe::NearCopy {
-                    anchor: s,
+                    anchor: anchor_of(&self.media[source].image).unwrap_or(s),
                     source,
                     cos,
                     seed: self.rng.random(),
@@ -1292,6 +1519,13 @@ impl Draw {
             let cos = self
                 .rng
                 .random_range(HARD_NEGATIVE_COS[0]..=HARD_NEGATIVE_COS[1]);
+            // A series of several scenes is imitated in one of them.
+            let centres = &series[s].centres;
+            let anchor = if centres.len() > 1 {
+                centres[self.rng.random_range(0..centres.len())]
+            } else {
+                s
+            };
             let media = Media {
                 id: self.media_id(),
                 role: Role::HardNegative { series: s },
@@ -1299,7 +1533,7 @@ impl Draw {
                 captured_at: self.capture_before(uploads, upload),
                 tags,
                 image: Recipe::Around {
-                    anchor: s,
+                    anchor,
                     cos,
                     seed: self.rng.random(),
                 },
@@ -1405,7 +1639,16 @@ impl Draw {
         series: Option<usize>,
     ) -> Vec<Face> {
         let (n_series, n_bg) = (params.series, params.background_identities);
-        let n = range.draw(&mut self.rng);
+        let faceless = params.regimes.faceless_rate;
+        let n = if faceless > 0.0 {
+            if self.rng.random_bool(faceless) {
+                0
+            } else {
+                range.draw(&mut self.rng).max(1)
+            }
+        } else {
+            range.draw(&mut self.rng)
+        };
         let mut ids: Vec<usize> = Vec::with_capacity(n);
         let mut background = n;
         if let Some(s) = series {
@@ -1429,11 +1672,118 @@ impl Draw {
                 identity,
                 recipe: Recipe::Around {
                     anchor: identity,
-                    cos: self.rng.random_range(FACE_COS[0]..=FACE_COS[1]),
+                    cos: params.regimes.face_cos.draw(&mut self.rng),
                     seed: self.rng.random(),
                 },
             })
             .collect()
+    }
+
+    /// `--scenes`: splits a series' members over scenes of their own,
+    /// each around a fresh centroid (near-zero cosine to the others); a
+    /// near-duplicate stays in its source's scene.
+    fn scenes(&mut self, params: &Params, mut sr: Series, centroids: &mut Vec<Vec<f64>>) -> Series {
+        if params.regimes.scenes.max <= 1 {
+            return sr;
+        }
+        let n = params
+            .regimes
+            .scenes
+            .draw(&mut self.rng)
+            .min(sr.members.len());
+        for _ in 1..n {
+            sr.centres.push(centroids.len());
+            centroids.push(random_unit(&mut self.rng, params.dim));
+        }
+        for (j, &m) in sr.members.iter().enumerate() {
+            let scene = if j < n {
+                j
+            } else {
+                self.rng.random_range(0..n)
+            };
+            set_anchor(&mut self.media[m].image, sr.centres[scene]);
+        }
+        for &d in &sr.near_dups {
+            if let Role::NearDup { source, .. } = self.media[d].role
+                && let Some(a) = anchor_of(&self.media[source].image)
+            {
+                set_anchor(&mut self.media[d].image, a);
+            }
+        }
+        sr
+    }
+
+    /// `--sibling-rate`: the first scene of some series is moved next to an
+    /// earlier series' first scene (a similar room, another victim).
+    fn siblings(&mut self, params: &Params, series: &mut [Series], centroids: &mut [Vec<f64>]) {
+        let rate = params.regimes.sibling_rate;
+        if rate <= 0.0 {
+            return;
+        }
+        for s in 1..series.len() {
+            if !self.rng.random_bool(rate) {
+                continue;
+            }
+            let t = self.rng.random_range(0..s);
+            let cos = self
+                .rng
+                .random_range(HARD_NEGATIVE_COS[0]..=HARD_NEGATIVE_COS[1]);
+            centroids[s] = at_cosine(&mut self.rng, &centroids[t], cos);
+            series[s].sibling_of = Some(t);
+        }
+    }
+
+    /// `--recurring-adults`: each adult's face is added to a share of the
+    /// original members of a few unrelated series (and to their
+    /// near-duplicates, as a near-copy).
+    fn recurring_adults(
+        &mut self,
+        params: &Params,
+        series: &[Series],
+        centres: &mut Vec<Vec<f64>>,
+    ) {
+        let r = &params.regimes;
+        if r.recurring_adults == 0 || series.is_empty() {
+            return;
+        }
+        for _ in 0..r.recurring_adults {
+            let identity = centres.len();
+            centres.push(random_unit(&mut self.rng, params.dim));
+            let k = r.adult_series.draw(&mut self.rng).min(series.len());
+            for s in index::sample(&mut self.rng, series.len(), k) {
+                let members = &series[s].members;
+                let share = r.adult_share.draw(&mut self.rng);
+                let n = ((share * members.len() as f64).round() as usize).clamp(1, members.len());
+                for j in index::sample(&mut self.rng, members.len(), n) {
+                    let m = members[j];
+                    let f = self.media[m].faces.len();
+                    self.media[m].faces.push(Face {
+                        identity,
+                        recipe: Recipe::Around {
+                            anchor: identity,
+                            cos: r.face_cos.draw(&mut self.rng),
+                            seed: self.rng.random(),
+                        },
+                    });
+                    for &d in &series[s].near_dups {
+                        let copy = matches!(self.media[d].role, Role::NearDup { source, .. } if source == m);
+                        // Near-copies keep face numbers: face f of the copy
+                        // is a copy of face f of the source.
+                        if copy && self.media[d].faces.len() == f {
+                            self.media[d].faces.push(Face {
+                                identity,
+                                recipe: Recipe::NearCopy {
+                                    anchor: identity,
+                                    source: m,
+                                    cos: self.rng.random_range(NEAR_DUP_COS[0]..=NEAR_DUP_COS[1]),
+                                    seed: self.rng.random(),
+                                },
+                            });
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// Row orders of the image and the face files: shuffled, so that the
@@ -1450,6 +1800,34 @@ impl Draw {
         face_order.shuffle(&mut self.rng);
         (image_order, face_order)
     }
+}
+
+/// The centroid a recipe is drawn around, if any.
+fn anchor_of(r: &Recipe) -> Option<usize> {
+    match *r {
+        Recipe::Around { anchor, .. } | Recipe::NearCopy { anchor, .. } => Some(anchor),
+        Recipe::Sphere { .. } | Recipe::Chain { .. } => None,
+    }
+}
+
+fn set_anchor(r: &mut Recipe, to: usize) {
+    if let Recipe::Around { anchor, .. } | Recipe::NearCopy { anchor, .. } = r {
+        *anchor = to;
+    }
+}
+
+/// A count from `range` with P(n) ∝ n^-2: heavy-tailed series sizes.
+fn power_law(rng: &mut ChaCha8Rng, range: CountRange) -> usize {
+    let w = |n: usize| 1.0 / (n as f64 * n as f64);
+    let total: f64 = (range.min..=range.max).map(w).sum();
+    let mut u = rng.random::<f64>() * total;
+    for n in range.min..range.max {
+        u -= w(n);
+        if u <= 0.0 {
+            return n;
+        }
+    }
+    range.max
 }
 
 /// Checks the arguments and fills in the defaults that depend on others.
@@ -1501,6 +1879,7 @@ fn resolve(opts: &GenOptions) -> Result<Params> {
         "--seized-fraction must be in [0, 1), got {}",
         opts.seized_fraction
     );
+    opts.regimes.check()?;
     let background_identities = opts
         .background_identities
         .unwrap_or_else(|| opts.series.max(3));
@@ -1525,6 +1904,7 @@ fn resolve(opts: &GenOptions) -> Result<Params> {
         dtype: opts.dtype,
         seized_fraction: opts.seized_fraction,
         chains: opts.chains,
+        regimes: opts.regimes.clone(),
     })
 }
 
@@ -2085,6 +2465,87 @@ mod tests {
         }))
         .expect("noise only");
         assert_eq!((s.images, s.series), (60, 0));
+    }
+
+    /// Each regime plants what its flag promises: unrelated scenes joined
+    /// by the victim, heavy-tailed sizes, moderate members, sibling scenes,
+    /// faceless media, adults recurring in unrelated series.
+    #[test]
+    fn regimes_plant_what_they_promise() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = args(dir.path(), |o| {
+            o.dim = 256;
+            o.series = 40;
+            o.members = CountRange { min: 2, max: 30 };
+            o.regimes = Regimes {
+                scenes: CountRange { min: 1, max: 3 },
+                member_cos: Span { lo: 0.6, hi: 0.95 },
+                heavy_tail: true,
+                sibling_rate: 0.3,
+                faceless_rate: 0.33,
+                recurring_adults: 5,
+                ..Regimes::default()
+            };
+        });
+        let plan = Plan::new(&a).unwrap();
+        let truth = plan.truth(plan.summary());
+        // Heavy tail: most series are tiny, some are large.
+        let sizes: Vec<usize> = plan.series.iter().map(|s| s.members.len()).collect();
+        let tiny = sizes.iter().filter(|&&n| n <= 4).count();
+        assert!(tiny * 2 > sizes.len(), "{sizes:?}");
+        // Scenes: unrelated centroids; members at the moderate cosine to their own.
+        let multi = plan.series.iter().filter(|s| s.centres.len() > 1).count();
+        assert!(multi > 0);
+        for s in &plan.series {
+            for (i, &x) in s.centres.iter().enumerate() {
+                for &y in &s.centres[i + 1..] {
+                    let c = cos(&plan.centroids[x], &plan.centroids[y]);
+                    assert!(c.abs() < 0.3, "scenes at cosine {c}");
+                }
+            }
+            for &m in &s.members {
+                let anchor = anchor_of(&plan.media[m].image).unwrap();
+                assert!(s.centres.contains(&anchor));
+                let c = cos(&plan.image_vector(m), &plan.centroids[anchor]);
+                assert_in(c, [0.6, 0.95], "member");
+            }
+            if let Some(t) = s.sibling_of {
+                let c = cos(&plan.centroids[s.centres[0]], &plan.centroids[t]);
+                assert_in(c, HARD_NEGATIVE_COS, "sibling scene");
+            }
+        }
+        assert!(plan.series.iter().any(|s| s.sibling_of.is_some()));
+        // Faceless media: about a third.
+        let faceless = plan.media.iter().filter(|m| m.faces.is_empty()).count();
+        let share = faceless as f64 / plan.media.len() as f64;
+        assert!((0.25..0.4).contains(&share), "{share}");
+        // Adults: each in 2–4 series, on a small share of their media.
+        let adults: Vec<&TruthIdentity> = truth
+            .identities
+            .iter()
+            .filter(|i| i.kind == "adult")
+            .collect();
+        assert_eq!(adults.len(), 5);
+        for id in adults {
+            assert!(
+                (2..=4).contains(&id.appears_in.len()),
+                "{:?}",
+                id.appears_in
+            );
+            for &s in &id.appears_in {
+                let with = plan.series[s]
+                    .members
+                    .iter()
+                    .filter(|&&m| plan.media[m].faces.iter().any(|f| f.identity == id.index))
+                    .count();
+                assert!(with * 2 <= plan.series[s].members.len().max(2), "{with}");
+            }
+        }
+        assert!(
+            truth
+                .command
+                .contains("--scenes 1..3 --member-cos 0.6..0.95 --heavy-tail")
+        );
     }
 
     #[test]

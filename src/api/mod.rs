@@ -5,6 +5,8 @@
 //! May import: every layer below it (`investigate`, `collection`, `segment`,
 //! `index`, `storage`, `io`) and the root modules. Never `tools` or `cli`.
 
+pub mod linking;
 pub mod server;
 pub mod service;
 pub mod status;
+pub mod work;

@@ -4,9 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Instant;
 
-use rayon::prelude::*;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -14,13 +12,14 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::collection::config;
 use crate::collection::registry::Registry;
-use crate::collection::{Collection, Query, SearchOptions};
+use crate::collection::{Query, SearchOptions};
 use crate::error::Error;
-use crate::index::distance::Metric;
 use crate::index::filter::Filter;
-use crate::investigate::link;
-use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
-use crate::investigate::triage::{Item, Triager};
+use crate::api::linking::{LinkJob, TriageJob, link_collections, triage_settings};
+use crate::api::work::blocking;
+use crate::investigate::series::StateStore;
+use crate::investigate::triage::Triager;
+use crate::investigate::{calibrate, upload};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::validate;
@@ -48,79 +47,6 @@ impl Service {
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// The image and (optional) face collection a linking request names.
-fn link_collections(
-    registry: &Registry,
-    image: &str,
-    face: &str,
-) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
-    validate::collection_name("image_collection", image)?;
-    let images = registry.get(image)?;
-    let faces = if face.is_empty() {
-        None
-    } else {
-        validate::collection_name("face_collection", face)?;
-        if face == image {
-            return Err(Error::invalid(format!(
-                "face_collection {face:?} is the image collection; name the collection holding the face points"
-            )));
-        }
-        Some(registry.get(face)?)
-    };
-    Ok((images, faces))
-}
-
-/// Runs CPU-bound or blocking work on tokio's blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, Status>
-where
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(Status::from),
-        Err(e) => Err(Status::internal(format!("worker failed: {e}"))),
-    }
-}
-
-/// Stores triaged items: an image point per item (id = item id, media_id =
-/// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
-fn store_triaged(
-    images: &Collection,
-    faces: Option<&Collection>,
-    items: Vec<Item>,
-) -> Result<u64, Error> {
-    let n = items.len() as u64;
-    let mut img = Vec::with_capacity(items.len());
-    let mut fc = Vec::new();
-    for it in items {
-        let mut meta = it.metadata;
-        if meta.media_id.is_empty() {
-            meta.media_id = it.id.clone();
-        }
-        for (i, f) in it.faces.into_iter().enumerate() {
-            fc.push(pb::Point {
-                id: format!("{}#{i}", it.id),
-                vector: f,
-                metadata: Some(meta.clone()),
-            });
-        }
-        img.push(pb::Point {
-            id: it.id,
-            vector: it.vector,
-            metadata: Some(meta),
-        });
-    }
-    for chunk in img.chunks(1000) {
-        images.upsert(chunk.to_vec())?;
-    }
-    if let Some(f) = faces {
-        for chunk in fc.chunks(1000) {
-            f.upsert(chunk.to_vec())?;
-        }
-    }
-    Ok(n)
-}
 
 /// Runs a search on rayon's pool, where its queries fan out, and awaits it:
 /// one hand-over instead of two (tokio's blocking pool, then rayon), which
@@ -155,182 +81,6 @@ pub fn oversized_to_resource_exhausted(s: Status) -> Status {
     }
 }
 
-/// The linking settings of a triage: the stored series' (else the
-/// defaults), with the thresholds the first message sets instead.
-fn triage_settings(
-    first: &pb::TriageRequest,
-    state: Option<&SeriesState>,
-    metric: Metric,
-) -> Result<LinkSettings, Status> {
-    let mut params = state
-        .map(|s| link::settings_to_pb(&s.settings))
-        .unwrap_or_default();
-    for (field, v, slot) in [
-        (
-            "image_threshold",
-            first.image_threshold,
-            &mut params.image_threshold,
-        ),
-        (
-            "face_threshold",
-            first.face_threshold,
-            &mut params.face_threshold,
-        ),
-    ] {
-        if v != 0.0 {
-            if !v.is_finite() || v < 0.0 {
-                return Err(Status::invalid_argument(format!(
-                    "{field} is {v}; it must be a finite distance >= 0"
-                )));
-            }
-            *slot = v;
-        }
-    }
-    Ok(link::settings_from_pb(Some(&params), metric)?)
-}
-
-/// A running `Triage` call: judges the items message by message as they
-/// arrive and streams the verdicts back; at the end groups the new items
-/// into candidate series (and stores every item if asked).
-struct TriageJob {
-    triager: Arc<Triager>,
-    images: Arc<Collection>,
-    faces: Option<Arc<Collection>>,
-    store: bool,
-    tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
-}
-
-/// The counts of a triage so far, and the items its end needs.
-#[derive(Default)]
-struct Tally {
-    summary: pb::TriageSummary,
-    /// Items judged NEW, for grouping.
-    new_items: Vec<Item>,
-    /// Every item, when they are to be stored.
-    kept: Vec<Item>,
-}
-
-impl Tally {
-    fn add(&mut self, items: Vec<Item>, results: &[pb::TriageResult], keep: bool) {
-        for (it, r) in items.into_iter().zip(results) {
-            self.summary.items += 1;
-            if r.verdict == pb::Verdict::Known as i32 {
-                self.summary.known += 1;
-                if keep {
-                    self.kept.push(it);
-                }
-            } else {
-                self.summary.new += 1;
-                self.summary.new_with_faces += !it.faces.is_empty() as u64;
-                if keep {
-                    self.kept.push(it.clone());
-                }
-                self.new_items.push(it);
-            }
-        }
-    }
-}
-
-impl TriageJob {
-    async fn run(self, first: pb::TriageRequest, mut input: Streaming<pb::TriageRequest>) {
-        let mut tally = Tally::default();
-        let mut next = Some(first);
-        let mut item_no = 0usize;
-        loop {
-            let msg = match next.take() {
-                Some(m) => m,
-                None => match input.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = self.tx.send(Err(e)).await;
-                        return;
-                    }
-                },
-            };
-            let base = item_no;
-            item_no += msg.items.len();
-            let (items, results) = match self.judge(msg, base).await {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
-            };
-            tally.add(items, &results, self.store);
-            let response = pb::TriageResponse {
-                results,
-                summary: None,
-            };
-            if self.tx.send(Ok(response)).await.is_err() {
-                return;
-            }
-        }
-        let mut summary = tally.summary;
-        let end = self
-            .finish(tally.new_items, tally.kept)
-            .await
-            .map(|(groups, stored)| {
-                summary.new_groups = groups
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|ids| pb::TriageGroup { ids })
-                    .collect();
-                summary.stored = stored;
-                pb::TriageResponse {
-                    results: Vec::new(),
-                    summary: Some(summary),
-                }
-            });
-        let _ = self.tx.send(end).await;
-    }
-
-    /// Checks and judges one message's items (numbered from `base` in
-    /// error messages), on blocking threads.
-    async fn judge(
-        &self,
-        msg: pb::TriageRequest,
-        base: usize,
-    ) -> Result<(Vec<Item>, Vec<pb::TriageResult>), Status> {
-        let t = self.triager.clone();
-        blocking(move || {
-            let items = msg
-                .items
-                .iter()
-                .enumerate()
-                .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
-                .collect::<Result<Vec<_>, Error>>()?;
-            let results = items
-                .par_iter()
-                .map(|it| t.judge(it))
-                .collect::<Result<Vec<_>, Error>>()?;
-            Ok((items, results))
-        })
-        .await
-    }
-
-    /// Candidate series among the new items, and the items stored (if asked).
-    async fn finish(
-        &self,
-        new_items: Vec<Item>,
-        kept: Vec<Item>,
-    ) -> Result<(Option<Vec<Vec<String>>>, u64), Status> {
-        let t = self.triager.clone();
-        let (images, faces) = (self.images.clone(), self.faces.clone());
-        let store = self.store;
-        blocking(move || {
-            let groups = t.group_new(&new_items);
-            let stored = if store {
-                store_triaged(&images, faces.as_deref(), kept)?
-            } else {
-                0
-            };
-            Ok((groups, stored))
-        })
-        .await
-    }
-}
-
 #[tonic::async_trait]
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
@@ -340,98 +90,27 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        let job = LinkJob::new(&self.registry, request.into_inner(), &self.series, &self.link_lock)?;
+        let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
+        tokio::task::spawn_blocking(move || job.run(tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn calibrate(
+        &self,
+        request: Request<pb::CalibrateRequest>,
+    ) -> Result<Response<pb::CalibrateResponse>, Status> {
         let req = request.into_inner();
         let (images, faces) =
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
-        let settings = link::settings_from_pb(req.params.as_ref(), images.config().metric)?;
-        let scope = req.scope.unwrap_or_default();
-        let filter = crate::index::filter::Filter {
-            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
-            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
-            ..Default::default()
-        };
-        let scope = (!filter.is_empty()).then_some(filter);
-        let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
-        let store = self.series.clone();
-        let lock = self.link_lock.clone();
-        let image_name = req.image_collection.clone();
-        let face_name = req.face_collection.clone();
-        tokio::task::spawn_blocking(move || {
-            let send = |e: pb::link_event::Event| {
-                // A client that went away just stops listening.
-                let _ = tx.blocking_send(Ok(pb::LinkEvent { event: Some(e) }));
-            };
-            let progress = |stage: &'static str, done: u64, total: u64| {
-                send(pb::link_event::Event::Progress(pb::LinkProgress {
-                    stage: stage.into(),
-                    done,
-                    total,
-                }));
-            };
-            let run = || -> Result<pb::LinkSummary, Error> {
-                let _guard = lock.lock();
-                let iv = images.view()?;
-                let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-                let linked = link::link_full(
-                    (&iv, &image_name),
-                    fv.as_ref().map(|v| (v, face_name.as_str())),
-                    &settings,
-                    scope.as_ref(),
-                    &progress,
-                )?;
-                let t = Instant::now();
-                let stored = scope.is_none();
-                let linked_media: usize = linked.series.iter().map(|s| s.media_ids.len()).sum();
-                let cross = linked.series.iter().filter(|s| s.cross_border()).count();
-                let total = linked.series.len() as u64;
-                for (i, rec) in linked.series.iter().enumerate() {
-                    send(pb::link_event::Event::Series(rec.to_pb()));
-                    if (i as u64 + 1).is_multiple_of((total / 100).max(1)) {
-                        progress("output", i as u64 + 1, total);
-                    }
-                }
-                if stored {
-                    store.save(&SeriesState {
-                        format: state_format(),
-                        image_collection: image_name.clone(),
-                        face_collection: face_name.clone(),
-                        settings: settings.clone(),
-                        series: linked.series,
-                        linked_uploads: Vec::new(),
-                    })?;
-                }
-                let mut stages = linked.stages;
-                stages.push(("output", t.elapsed().as_secs_f64()));
-                Ok(pb::LinkSummary {
-                    media: linked.media.len() as u64,
-                    series: total,
-                    linked_media: linked_media as u64,
-                    cross_border_series: cross as u64,
-                    image_edges: linked.image_edges as u64,
-                    face_edges: linked.face_edges as u64,
-                    refused_edges: linked.stats.refused_edges as u64,
-                    stages: stages
-                        .into_iter()
-                        .map(|(stage, seconds)| pb::StageTime {
-                            stage: stage.into(),
-                            seconds,
-                        })
-                        .collect(),
-                    stored,
-                    params: Some(link::settings_to_pb(&settings)),
-                })
-            };
-            match run() {
-                Ok(summary) => {
-                    tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
-                    send(pb::link_event::Event::Summary(summary));
-                }
-                Err(e) => {
-                    let _ = tx.blocking_send(Err(Status::from(e)));
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        let cal = blocking(move || {
+            let iv = images.view()?;
+            let fv = faces.as_ref().map(|f| f.view()).transpose()?;
+            let defaults = calibrate::defaults(&iv, fv.as_ref());
+            calibrate::calibrate(&iv, fv.as_ref(), None, defaults)
+        })
+        .await?;
+        Ok(Response::new(cal.to_pb()))
     }
 
     async fn link_upload(
@@ -464,7 +143,7 @@ impl VectorIndex for Service {
             let (images, faces) = link_collections(&registry, &req.image_collection, &face_name)?;
             let iv = images.view()?;
             let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-            let r = link::link_upload((&iv, &req.image_collection), fv.as_ref(), &mut state, &req.upload_id)?;
+            let r = upload::link_upload((&iv, &req.image_collection), fv.as_ref(), &mut state, &req.upload_id)?;
             state.face_collection = face_name;
             store.save(&state)?;
             Ok(r)
@@ -477,9 +156,9 @@ impl VectorIndex for Service {
                 .map(|(media_id, o, series_id)| pb::MediaLink {
                     media_id,
                     outcome: match o {
-                        link::Outcome::Joined => pb::LinkOutcome::Joined,
-                        link::Outcome::NewSeries => pb::LinkOutcome::NewSeries,
-                        link::Outcome::Unlinked => pb::LinkOutcome::Unlinked,
+                        upload::Outcome::Joined => pb::LinkOutcome::Joined,
+                        upload::Outcome::NewSeries => pb::LinkOutcome::NewSeries,
+                        upload::Outcome::Unlinked => pb::LinkOutcome::Unlinked,
                     } as i32,
                     series_id,
                 })

@@ -14,15 +14,22 @@ use serde_json::json;
 use crate::cli::client::{ClientArgs, connect, status_error};
 use crate::pb;
 
-/// Distance thresholds and rule flags shared by `link` (0 = server default).
+/// Distance thresholds and rule flags shared by `link` (0 = calibrated on
+/// the collection's labelled material, else the server default).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ParamArgs {
-    /// Largest image distance that links two media [default: 0.36 under cosine].
+    /// Largest image distance that links two media [default: calibrated,
+    /// else 0.36 under cosine].
     #[arg(long, default_value_t = 0.0)]
     pub image_threshold: f32,
-    /// Largest face distance that counts as a face match [default: 0.70 under cosine].
+    /// Largest face distance that counts as a face match [default:
+    /// calibrated, else 0.70 under cosine].
     #[arg(long, default_value_t = 0.0)]
     pub face_threshold: f32,
+    /// Use the defaults for thresholds not set, without calibrating on the
+    /// collection's labelled material.
+    #[arg(long)]
+    pub no_calibrate: bool,
     /// Image distance of near-duplicates, which link on their own [default: 0.05].
     #[arg(long, default_value_t = 0.0)]
     pub near_duplicate_threshold: f32,
@@ -61,6 +68,9 @@ pub struct LinkArgs {
     /// The run's summary as JSON.
     #[arg(long, default_value = "series-summary.json")]
     pub summary: PathBuf,
+    /// People seen in two or more series, as JSON lines.
+    #[arg(long, default_value = "persons.jsonl")]
+    pub persons: PathBuf,
     /// Series listed on the terminal (largest cross-border first).
     #[arg(long, default_value_t = 10)]
     pub show: usize,
@@ -151,6 +161,8 @@ pub fn series_json(s: &pb::Series) -> serde_json::Value {
         "victim_identified": s.victim_identified,
         "labels": s.labels,
         "media_with_faces": s.media_with_faces,
+        "face_joined": s.face_joined,
+        "victim_faces": s.victim_faces,
         "evidence": s.evidence.iter().map(|e| json!({
             "a": e.media_a,
             "b": e.media_b,
@@ -161,6 +173,7 @@ pub fn series_json(s: &pb::Series) -> serde_json::Value {
                 Ok(pb::EvidenceKind::EvidenceImage) => "image",
                 Ok(pb::EvidenceKind::EvidenceNearDuplicate) => "near-duplicate",
                 Ok(pb::EvidenceKind::EvidenceImageAndFace) => "image+face",
+            Ok(pb::EvidenceKind::EvidenceFace) => "face",
                 _ => "?",
             },
             "shared_neighbours": e.shared_neighbours,
@@ -183,17 +196,28 @@ pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    let (mut all, s) = receive_series(stream, &a.out).await?;
+    let (mut all, persons, s) = receive_series(stream, &a.out).await?;
     write_link_summary(&a, &s)?;
+    write_persons(&persons, &a.persons)?;
     println!(
-        "{} media → {} series ({} media linked), {} cross-border; {} image edges, {} refused by the anti-chaining rule, {} face matches",
+        "{} media → {} series ({} media linked), {} cross-border, {} joined through a victim's face; {} image edges, {} refused by the anti-chaining rule, {} face matches",
         s.media,
         s.series,
         s.linked_media,
         s.cross_border_series,
+        s.face_joined_series,
         s.image_edges,
         s.refused_edges,
         s.face_edges
+    );
+    let params = s.params.unwrap_or_default();
+    println!(
+        "{} people among the faces, {} of them beside several victims (never joining series); {} people in two or more series",
+        s.identities, s.recurring_identities, s.same_person
+    );
+    println!(
+        "thresholds: image {:.3}, face {:.3} ({})",
+        params.image_threshold, params.face_threshold, s.threshold_source
     );
     let secs: Vec<String> = s
         .stages
@@ -236,6 +260,11 @@ fn link_request(a: &LinkArgs) -> pb::LinkSeriesRequest {
             ef: 0,
             min_shared_neighbours: p.min_shared_neighbours,
             single_linkage: p.single_linkage,
+            calibration: if p.no_calibrate {
+                pb::Calibration::Off
+            } else {
+                pb::Calibration::Auto
+            } as i32,
         }),
         scope: Some(pb::LinkScope {
             upload_ids: a.uploads.clone(),
@@ -245,11 +274,12 @@ fn link_request(a: &LinkArgs) -> pb::LinkSeriesRequest {
 }
 
 /// Reads `LinkSeries` events to the end, showing progress and writing each
-/// series to `out` as a JSON line; returns the series and the summary.
+/// series to `out` as a JSON line; returns the series, the people seen in
+/// several of them and the summary.
 async fn receive_series(
     mut stream: tonic::Streaming<pb::LinkEvent>,
     out: &Path,
-) -> anyhow::Result<(Vec<pb::Series>, pb::LinkSummary)> {
+) -> anyhow::Result<(Vec<pb::Series>, Vec<pb::SamePerson>, pb::LinkSummary)> {
     let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
     let mut w = BufWriter::new(file);
     let bar = ProgressBar::new(0);
@@ -258,6 +288,7 @@ async fn receive_series(
             .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     let mut all: Vec<pb::Series> = Vec::new();
+    let mut persons = Vec::new();
     let mut summary = None;
     while let Some(ev) = stream.message().await.map_err(status_error)? {
         match ev.event {
@@ -272,6 +303,7 @@ async fn receive_series(
                 all.push(s);
             }
             Some(pb::link_event::Event::Summary(s)) => summary = Some(s),
+            Some(pb::link_event::Event::SamePerson(p)) => persons.push(p),
             None => {}
         }
     }
@@ -281,7 +313,28 @@ async fn receive_series(
     let Some(s) = summary else {
         bail!("the server ended the stream without a summary");
     };
-    Ok((all, s))
+    Ok((all, persons, s))
+}
+
+/// The people seen in two or more series, one JSON line each.
+fn write_persons(persons: &[pb::SamePerson], path: &Path) -> anyhow::Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = BufWriter::new(file);
+    for p in persons {
+        let series: Vec<serde_json::Value> = p
+            .series_ids
+            .iter()
+            .zip(&p.media)
+            .map(|(id, n)| json!({"series_id": id, "media": n}))
+            .collect();
+        serde_json::to_writer(
+            &mut w,
+            &json!({"face_id": p.face_id, "recurring": p.recurring, "series": series}),
+        )?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// The run's summary as JSON, to `--summary`.
@@ -302,6 +355,13 @@ fn write_link_summary(a: &LinkArgs, s: &pb::LinkSummary) -> anyhow::Result<()> {
         "image_edges": s.image_edges,
         "face_edges": s.face_edges,
         "refused_edges": s.refused_edges,
+        "face_joined_series": s.face_joined_series,
+        "face_joins": s.face_joins,
+        "corroborated_edges": s.corroborated_edges,
+        "identities": s.identities,
+        "recurring_identities": s.recurring_identities,
+        "same_person": s.same_person,
+        "threshold_source": s.threshold_source,
         "stored": s.stored,
         "seconds": stages,
         "params": {

@@ -282,10 +282,26 @@ impl From<FilterBenchArgs> for FilterOptions {
 /// Options of `vidx bench link`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LinkBenchArgs {
-    /// Number of series to plant [default: 200; with --scale, from --images].
+    /// Number of series to plant [default: 100 a grid cell, 200 with
+    /// --sweep; with --scale, from --images].
     #[arg(long)]
     pub series: Option<usize>,
-    /// Seed of the generator.
+    /// The grid's regimes (base, scenes, tiny, moderate, siblings,
+    /// faceless, adults, mixed, beyond).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "base,scenes,tiny,moderate,siblings,faceless,adults,mixed,beyond"
+    )]
+    pub regimes: Vec<String>,
+    /// The grid's seeds.
+    #[arg(long, value_delimiter = ',', default_value = "42,43,44")]
+    pub seeds: Vec<u64>,
+    /// Instead of the grid: one set (--seed), every rule at every
+    /// threshold of --thresholds, and its triage.
+    #[arg(long)]
+    pub sweep: bool,
+    /// Seed of the generator (--sweep, --scale).
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Dimension of the generated embeddings.
@@ -336,6 +352,9 @@ impl From<LinkBenchArgs> for LinkBenchOptions {
     fn from(a: LinkBenchArgs) -> Self {
         LinkBenchOptions {
             series: a.series,
+            regimes: a.regimes,
+            seeds: a.seeds,
+            sweep: a.sweep,
             seed: a.seed,
             dim: a.dim,
             chains: a.chains,

@@ -1,31 +1,40 @@
-//! Series linking: the k-NN self-join of an image collection (and its face
-//! collection), joined at media level and grouped into series.
+//! Series linking: the k-NN self-join of an image collection and of its
+//! face collection, joined at media level and grouped into series. A series
+//! is the material of one victim: one or more scenes, joined by the
+//! victim's face when they look nothing alike.
 //!
 //! **Edges.** Every image point looks up its `k` nearest neighbours; those
 //! within `image_threshold` become media-level edges (both directions, the
-//! smaller distance kept). The faces of the two media of each edge are then
-//! compared: a face match within `face_threshold` *corroborates* the edge.
-//! Face matches alone never link: the same adult, or a background person,
-//! appears in unrelated material, and linking on faces alone glues it.
+//! smaller distance kept). Every face looks up its nearest faces; those
+//! within `face_threshold` become face edges, grouped into identities (see
+//! `identity`). The faces of the two media of each image edge are compared
+//! too: the best match marks the edge `image+face`.
 //!
-//! **Grouping, and the anti-chaining rule.** Plain single linkage over a
-//! threshold chains unrelated series together through look-alike material (a
-//! hard negative close to one series, another close to it, ...): one weak
+//! **Scene groups, and the anti-chaining rule.** Plain single linkage over
+//! a threshold chains unrelated series together through look-alike material
+//! (a hard negative close to one series, another close to it, ...): one weak
 //! edge is enough to merge two whole series. Here an *ordinary* image edge
 //! links two media only if they share at least `min_shared_neighbours`
 //! common neighbours within the threshold, i.e. the edge lies in a triangle
 //! of the neighbour graph: a lone edge of a chain has none. Near-duplicate
-//! edges (within `near_duplicate_threshold`) and edges corroborated by a
-//! face match link on their own. Accepted edges are joined in ascending
-//! distance order (union-find); the edges that joined two groups are the
-//! series' evidence (a spanning forest). The rule depends only on the edge
-//! set, not on the order of work, which is what lets [`link_upload`] give the
-//! same grouping as a full re-link.
+//! edges (within `near_duplicate_threshold`) link on their own. These make
+//! the scene groups.
+//!
+//! **Faces.** A lone image edge also links when both media show the same
+//! person and that person is not one who recurs beside several victims.
+//! Scene groups are joined through a face when it is the victim's: the
+//! identity anchored in both groups as their primary subject, and not one
+//! that recurs beside several victims (an adult, a bystander). Others seen
+//! in several series are reported as "same person" relations, not merged.
+//!
+//! Accepted image edges are joined in ascending distance order, then face
+//! joins in ascending face distance (union-find); the edges that joined two
+//! groups are the series' evidence (a spanning forest).
 //!
 //! **Series ids** come from the founding media (see `series`), so a series
 //! keeps its id when linked again on grown data.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -35,8 +44,10 @@ use crate::collection::{PointRef, View};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::investigate::graph::{UnionFind, shared};
+use crate::investigate::identity::{self, FaceSet};
 use crate::investigate::series::{
-    EvidenceKind, EvidenceRecord, LinkSettings, SeriesRecord, SeriesState,
+    EvidenceKind, EvidenceRecord, LinkSettings, PersonRecord, SeriesRecord,
 };
 use crate::pb;
 
@@ -127,7 +138,21 @@ pub fn settings_to_pb(s: &LinkSettings) -> pb::LinkParams {
         ef: s.ef as u32,
         min_shared_neighbours: s.min_shared_neighbours as u32,
         single_linkage: s.single_linkage,
+        calibration: pb::Calibration::Off as i32,
     }
+}
+
+/// Checks request parameters before any work: everything
+/// [`settings_from_pb`] checks but the thresholds left at 0, which may yet
+/// be calibrated.
+pub fn check_params(p: &pb::LinkParams) -> Result<()> {
+    if pb::Calibration::try_from(p.calibration).is_err() {
+        return Err(Error::invalid(format!(
+            "params.calibration {} is not a Calibration value",
+            p.calibration
+        )));
+    }
+    settings_from_pb(Some(p), Metric::Cosine).map(|_| ())
 }
 
 /// The media a point belongs to: `metadata.media_id`, else the point id
@@ -148,6 +173,8 @@ pub struct MediaTable {
     pub ids: Vec<String>,
     pub meta: Vec<pb::Metadata>,
     pub has_face: Vec<bool>,
+    /// The media's image point, when the run read it from a view.
+    pub image_ref: Vec<Option<PointRef>>,
     pub index: HashMap<String, u32>,
 }
 
@@ -161,6 +188,7 @@ impl MediaTable {
         self.ids.push(id.to_string());
         self.meta.push(meta.clone());
         self.has_face.push(false);
+        self.image_ref.push(None);
         self.index.insert(id.to_string(), i);
         i
     }
@@ -174,25 +202,36 @@ impl MediaTable {
     }
 }
 
-/// Media-level neighbour graph within the image threshold, with the face
-/// matches that corroborate it.
+/// Media-level neighbour graph within the image threshold, the face
+/// matches along it, and the faces with their own candidate edges.
 #[derive(Default)]
 pub struct EdgeSet {
     /// Per media: (neighbour, image distance), sorted by neighbour, one entry each.
     pub adj: Vec<Vec<(u32, f32)>>,
-    /// (a, b) with a < b → best face distance between their faces.
-    pub faces: HashMap<(u32, u32), f32>,
+    /// (a, b) with a < b → the best face match between their faces:
+    /// (distance, face of a, face of b) as indices into `face_set`.
+    pub faces: HashMap<(u32, u32), FaceMatch>,
+    /// The faces of the media and their nearest faces.
+    pub face_set: FaceSet,
+}
+
+/// The best face match between the faces of two media.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaceMatch {
+    pub distance: f32,
+    /// Faces (indices into `EdgeSet::face_set`), in the order of the pair.
+    pub faces: (u32, u32),
 }
 
 impl EdgeSet {
     pub fn with_len(n: usize) -> EdgeSet {
         EdgeSet {
             adj: vec![Vec::new(); n],
-            faces: HashMap::new(),
+            ..Default::default()
         }
     }
 
-    fn grow(&mut self, n: usize) {
+    pub(crate) fn grow(&mut self, n: usize) {
         if self.adj.len() < n {
             self.adj.resize(n, Vec::new());
         }
@@ -208,14 +247,19 @@ impl EdgeSet {
         self.adj[b as usize].push((a, d));
     }
 
-    pub fn add_face(&mut self, a: u32, b: u32, d: f32) {
+    /// Records a face match between media a and b (faces `fa` of a, `fb`
+    /// of b), keeping the best per pair.
+    pub fn add_face(&mut self, a: u32, b: u32, d: f32, fa: u32, fb: u32) {
         if a == b {
             return;
         }
-        let key = (a.min(b), a.max(b));
-        let e = self.faces.entry(key).or_insert(d);
-        if d < *e {
-            *e = d;
+        let m = FaceMatch {
+            distance: d,
+            faces: if a < b { (fa, fb) } else { (fb, fa) },
+        };
+        let e = self.faces.entry((a.min(b), a.max(b))).or_insert(m);
+        if d < e.distance {
+            *e = m;
         }
     }
 
@@ -225,6 +269,7 @@ impl EdgeSet {
             row.sort_by(|x, y| x.0.cmp(&y.0).then(x.1.total_cmp(&y.1)));
             row.dedup_by_key(|x| x.0);
         });
+        self.face_set.normalise();
     }
 
     pub fn image_edges(&self) -> usize {
@@ -248,28 +293,12 @@ impl EdgeSet {
             faces: self
                 .faces
                 .iter()
-                .filter(|(_, d)| **d <= face_threshold)
-                .map(|(k, d)| (*k, *d))
+                .filter(|(_, m)| m.distance <= face_threshold)
+                .map(|(k, m)| (*k, *m))
                 .collect(),
+            face_set: self.face_set.restrict(face_threshold),
         }
     }
-}
-
-/// Common neighbours of two sorted rows.
-fn shared(a: &[(u32, f32)], b: &[(u32, f32)]) -> u32 {
-    let (mut i, mut j, mut n) = (0, 0, 0);
-    while i < a.len() && j < b.len() {
-        match a[i].0.cmp(&b[j].0) {
-            std::cmp::Ordering::Less => i += 1,
-            std::cmp::Ordering::Greater => j += 1,
-            std::cmp::Ordering::Equal => {
-                n += 1;
-                i += 1;
-                j += 1;
-            }
-        }
-    }
-    n
 }
 
 /// One candidate edge and the rule's verdict on it.
@@ -284,10 +313,16 @@ pub struct Judged {
     pub accepted: bool,
 }
 
-/// Applies the anti-chaining rule to the edge (a, b).
+/// Applies the image rule to the edge (a, b): near-duplicates and edges
+/// in a triangle (`min_shared_neighbours` common neighbours) are
+/// accepted. A face match marks the edge `image+face`; whether it may
+/// carry a lone edge is decided with the identities ([`corroborate`]).
 pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judged {
     let sh = shared(&edges.adj[a as usize], &edges.adj[b as usize]);
-    let face = edges.faces.get(&(a.min(b), a.max(b))).copied();
+    let face = edges
+        .faces
+        .get(&(a.min(b), a.max(b)))
+        .map(|m| m.distance);
     let kind = if d <= s.near_duplicate_threshold {
         EvidenceKind::NearDuplicate
     } else if face.is_some() {
@@ -295,8 +330,9 @@ pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judge
     } else {
         EvidenceKind::Image
     };
-    let accepted =
-        s.single_linkage || kind != EvidenceKind::Image || sh as usize >= s.min_shared_neighbours;
+    let accepted = s.single_linkage
+        || kind == EvidenceKind::NearDuplicate
+        || sh as usize >= s.min_shared_neighbours;
     Judged {
         a: a.min(b),
         b: a.max(b),
@@ -308,43 +344,28 @@ pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judge
     }
 }
 
-/// Union-find with path halving.
-pub struct UnionFind {
-    parent: Vec<u32>,
-}
-
-impl UnionFind {
-    pub fn new(n: usize) -> UnionFind {
-        UnionFind {
-            parent: (0..n as u32).collect(),
-        }
+/// Accepts a lone image edge whose two media show the same person, when
+/// that person is not one who recurs beside several victims (`identity`:
+/// per face, `recurring`: identities that may not corroborate).
+pub fn corroborate(j: &mut Judged, edges: &EdgeSet, identity: &[u32], recurring: &dyn Fn(u32) -> bool) {
+    if j.accepted {
+        return;
     }
-
-    pub fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[self.parent[x as usize] as usize];
-            self.parent[x as usize] = p;
-            x = p;
+    if let Some(m) = edges.faces.get(&(j.a, j.b)) {
+        let (fa, fb) = (m.faces.0 as usize, m.faces.1 as usize);
+        if let (Some(&ia), Some(&ib)) = (identity.get(fa), identity.get(fb))
+            && ia == ib
+            && !recurring(ia)
+        {
+            j.accepted = true;
         }
-        x
-    }
-
-    /// Joins the sets of a and b; false if they were one already.
-    pub fn union(&mut self, a: u32, b: u32) -> bool {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra == rb {
-            return false;
-        }
-        let (lo, hi) = (ra.min(rb), ra.max(rb));
-        self.parent[hi as usize] = lo;
-        true
     }
 }
 
 /// Joins accepted edges in ascending distance order (ties by media index,
 /// so the result does not depend on the order of work); returns the edges
 /// that joined two groups, the evidence.
-fn join<'j>(accepted: &'j mut [Judged], uf: &mut UnionFind) -> Vec<&'j Judged> {
+pub(crate) fn join<'j>(accepted: &'j mut [Judged], uf: &mut UnionFind) -> Vec<&'j Judged> {
     accepted.sort_by(|x, y| {
         x.distance
             .total_cmp(&y.distance)
@@ -354,7 +375,7 @@ fn join<'j>(accepted: &'j mut [Judged], uf: &mut UnionFind) -> Vec<&'j Judged> {
     accepted.iter().filter(|j| uf.union(j.a, j.b)).collect()
 }
 
-fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord {
+pub(crate) fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord {
     EvidenceRecord {
         media_a: media.ids[j.a as usize].clone(),
         media_b: media.ids[j.b as usize].clone(),
@@ -371,18 +392,42 @@ fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord 
 pub struct GroupStats {
     pub accepted_edges: usize,
     pub refused_edges: usize,
+    /// Lone image edges accepted because both media show the same person.
+    pub corroborated_edges: usize,
+    /// Face joins between scene groups (face evidence in the forest).
+    pub face_joins: usize,
+    /// Series with at least one part joined only through a face.
+    pub face_joined_series: usize,
+    /// Identities found among the faces.
+    pub identities: usize,
+    /// Identities that recur beside several victims.
+    pub recurring_identities: usize,
 }
 
-/// Groups media into series: judges every edge, joins accepted ones in
-/// ascending distance order, returns the series of two or more media (in
-/// series-id order) and the per-media group root.
+/// What [`group`] returns: the series of two or more media (in series-id
+/// order), the people seen in several of them, and counts.
+pub struct Grouped {
+    pub series: Vec<SeriesRecord>,
+    pub persons: Vec<PersonRecord>,
+    pub stats: GroupStats,
+}
+
+/// The image distance between two media, for face evidence (faces join
+/// media whose images may be far apart).
+pub type ImageDistance<'a> = &'a (dyn Fn(u32, u32) -> f32 + Sync);
+
+/// Groups media into series: scene groups by images (near-duplicates and
+/// edges in a triangle), lone image edges carried by a shared person, then
+/// scene groups joined through their victim's face (see `identity`).
 pub fn group(
     media: &MediaTable,
     edges: &EdgeSet,
     s: &LinkSettings,
     collection: &str,
-) -> (Vec<SeriesRecord>, GroupStats) {
+    image_distance: ImageDistance<'_>,
+) -> Grouped {
     let n = media.len();
+    let mut stats = GroupStats::default();
     let mut judged: Vec<Judged> = (0..n as u32)
         .into_par_iter()
         .flat_map_iter(|a| {
@@ -392,7 +437,21 @@ pub fn group(
                 .map(move |&(b, d)| judge(edges, s, a, b, d))
         })
         .collect();
-    let mut stats = GroupStats::default();
+    // Scene groups: images alone.
+    let mut scenes = UnionFind::new(n);
+    for j in judged.iter().filter(|j| j.accepted) {
+        scenes.union(j.a, j.b);
+    }
+    let scene = scenes.roots();
+    let fs = &edges.face_set;
+    let identity = identity::cluster(fs);
+    let roles = identity::roles(fs, &identity, &scene);
+    let recurring = |i: u32| roles.recurring.contains(&i);
+    for j in &mut judged {
+        let before = j.accepted;
+        corroborate(j, edges, &identity, &recurring);
+        stats.corroborated_edges += (j.accepted && !before) as usize;
+    }
     judged.retain(|j| {
         if j.accepted {
             stats.accepted_edges += 1;
@@ -402,36 +461,95 @@ pub fn group(
         j.accepted
     });
     let mut uf = UnionFind::new(n);
-    let forest = join(&mut judged, &mut uf);
-    let mut by_root: HashMap<u32, SeriesRecord> = HashMap::new();
-    let mut sizes: HashMap<u32, usize> = HashMap::new();
-    for m in 0..n as u32 {
-        *sizes.entry(uf.find(m)).or_default() += 1;
+    let mut forest: Vec<Judged> = join(&mut judged, &mut uf).into_iter().cloned().collect();
+    for (a, b, fd) in identity::face_joins(fs, &identity, &scene, &roles) {
+        if uf.union(a, b) {
+            forest.push(Judged {
+                a,
+                b,
+                distance: image_distance(a, b),
+                face_distance: Some(fd),
+                shared: 0,
+                kind: EvidenceKind::Face,
+                accepted: true,
+            });
+        }
     }
-    for m in 0..n as u32 {
-        let r = uf.find(m);
+    stats.identities = identity
+        .iter()
+        .enumerate()
+        .filter(|&(f, &i)| f as u32 == i)
+        .count();
+    stats.recurring_identities = roles.recurring.len();
+    stats.face_joins = forest.iter().filter(|j| j.kind == EvidenceKind::Face).count();
+    let (series, root_of) = records(media, &mut uf, &forest, collection);
+    let victims = identity::victims(fs, &identity, &root_of, &roles);
+    let persons = identity::persons(fs, &identity, &root_of, &roles);
+    let mut series_id_of: HashMap<u32, String> = HashMap::new();
+    let mut series: Vec<SeriesRecord> = series
+        .into_iter()
+        .map(|(root, mut rec)| {
+            rec.victim_faces = victims.get(&root).cloned().unwrap_or_default();
+            series_id_of.insert(root, rec.series_id.clone());
+            rec
+        })
+        .collect();
+    stats.face_joined_series = series.iter().filter(|r| r.face_joined()).count();
+    series.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    let persons = persons
+        .into_iter()
+        .map(|p| PersonRecord {
+            face_id: p.face_id,
+            series: p
+                .series
+                .iter()
+                .map(|&(root, media)| (series_id_of.get(&root).cloned().unwrap_or_default(), media))
+                .collect(),
+            recurring: p.recurring,
+        })
+        .collect();
+    Grouped {
+        series,
+        persons,
+        stats,
+    }
+}
+
+/// The series records of a union-find (groups of two or more media), each
+/// with its root and its evidence; and per media the root of its series
+/// (`None` in no series).
+fn records(
+    media: &MediaTable,
+    uf: &mut UnionFind,
+    forest: &[Judged],
+    collection: &str,
+) -> (Vec<(u32, SeriesRecord)>, Vec<Option<u32>>) {
+    let n = media.len();
+    let roots = uf.roots();
+    let mut sizes: HashMap<u32, usize> = HashMap::new();
+    for &r in &roots {
+        *sizes.entry(r).or_default() += 1;
+    }
+    let mut by_root: HashMap<u32, SeriesRecord> = HashMap::new();
+    let mut root_of = vec![None; n];
+    for m in 0..n {
+        let r = roots[m];
         if sizes[&r] < 2 {
             continue;
         }
-        let (id, meta, face) = (
-            &media.ids[m as usize],
-            &media.meta[m as usize],
-            media.has_face[m as usize],
-        );
+        root_of[m] = Some(r);
+        let (id, meta, face) = (&media.ids[m], &media.meta[m], media.has_face[m]);
         by_root
             .entry(r)
             .and_modify(|rec| rec.add_media(id, meta, face))
             .or_insert_with(|| SeriesRecord::new(id, meta, face));
     }
     for j in forest {
-        let r = uf.find(j.a);
-        if let Some(rec) = by_root.get_mut(&r) {
+        if let Some(rec) = by_root.get_mut(&roots[j.a as usize]) {
             rec.evidence.push(evidence(media, j, collection));
         }
     }
-    let mut series: Vec<SeriesRecord> = by_root.into_values().collect();
-    series.sort_by(|a, b| a.series_id.cmp(&b.series_id));
-    (series, stats)
+    (by_root.into_iter().collect(), root_of)
 }
 
 /// Runs `f` over `items` on rayon's pool, reporting progress about every 1%.
@@ -461,13 +579,14 @@ fn par_progress<T: Sync, R: Send>(
 }
 
 /// One collection's points of a run, mapped to media.
-struct Points {
-    refs: Vec<PointRef>,
-    media: Vec<u32>,
-    by_ref: HashMap<PointRef, u32>,
+pub(crate) struct Points {
+    pub refs: Vec<PointRef>,
+    pub ids: Vec<String>,
+    pub media: Vec<u32>,
+    pub by_ref: HashMap<PointRef, u32>,
 }
 
-fn collect_points(
+pub(crate) fn collect_points(
     view: &View,
     filter: Option<&Filter>,
     face: bool,
@@ -476,6 +595,7 @@ fn collect_points(
 ) -> Result<Points> {
     let mut p = Points {
         refs: Vec::new(),
+        ids: Vec::new(),
         media: Vec::new(),
         by_ref: HashMap::new(),
     };
@@ -488,9 +608,12 @@ fn collect_points(
         };
         if face {
             media.has_face[m as usize] = true;
+        } else if media.image_ref[m as usize].is_none() {
+            media.image_ref[m as usize] = Some(r);
         }
         p.by_ref.insert(r, m);
         p.refs.push(r);
+        p.ids.push(id);
         p.media.push(m);
     }
     Ok(p)
@@ -522,13 +645,19 @@ fn knn(
 const PROBE_K: usize = 8;
 const PROBE_EF: usize = 32;
 
+/// Nearest faces looked up per face, and the breadth of that search: the
+/// nearest faces of a person are mostly their own, which is all that
+/// grouping faces into identities needs.
+pub const FACE_K: usize = 8;
+const FACE_EF: usize = 32;
+
 /// The stored point's neighbours within `threshold` (itself excluded), by
 /// ascending distance: at most `s.k`. Most points have few or none (noise,
 /// look-alikes), so a narrow probe comes first; only a point whose probe is
 /// full within the threshold is searched again at `s.k` / `s.ef`. Full and
 /// incremental linking both look neighbours up here, so they see the same
 /// edges.
-fn neighbours(
+pub(crate) fn neighbours(
     view: &View,
     r: PointRef,
     s: &LinkSettings,
@@ -554,6 +683,7 @@ fn neighbours(
 pub struct Linked {
     pub media: MediaTable,
     pub series: Vec<SeriesRecord>,
+    pub persons: Vec<PersonRecord>,
     pub image_edges: usize,
     pub face_edges: usize,
     pub stats: GroupStats,
@@ -562,7 +692,7 @@ pub struct Linked {
 
 /// The media of `images` (and `faces`) in `scope` and their edge set under
 /// the thresholds of `s`: the k-NN stages of a link run. Also returns the
-/// seconds spent per stage (load, knn-images, face-matches).
+/// seconds spent per stage (load, knn-images, knn-faces, face-matches).
 pub fn build_edges(
     images: &View,
     faces: Option<&View>,
@@ -597,32 +727,74 @@ pub fn build_edges(
             edges.add_image(img.media[i], m, d);
         }
     }
-    edges.normalise();
     stages.push(("knn-images", t.elapsed().as_secs_f64()));
 
     let t = Instant::now();
-    if let (Some(fv), Some(fp)) = (faces, &face_pts) {
-        let mut faces_of: Vec<Vec<PointRef>> = vec![Vec::new(); media.len()];
-        for (r, &m) in fp.refs.iter().zip(&fp.media) {
-            faces_of[m as usize].push(*r);
-        }
-        match_faces(fv, &faces_of, &mut edges, s, progress)?;
+    if let (Some(fv), Some(fp)) = (faces, face_pts) {
+        edges.face_set = face_knn(fv, fp, s, scope, progress)?;
+    }
+    edges.normalise();
+    stages.push(("knn-faces", t.elapsed().as_secs_f64()));
+
+    let t = Instant::now();
+    if let Some(fv) = faces {
+        match_faces(fv, &mut edges, s, progress)?;
     }
     stages.push(("face-matches", t.elapsed().as_secs_f64()));
     Ok((media, edges, stages))
 }
 
-/// Face matches between the two media of each image edge: the best distance over their pairs of faces, kept when
-/// within the face threshold. Faces only ever corroborate an image edge, so
-/// this compares the few faces of linked media directly instead of running a
-/// k-NN self-join over the face collection.
-fn match_faces(
+/// The faces of a run and their nearest faces of other media within the
+/// face threshold: the candidate edges that identities are grouped from.
+fn face_knn(
     fv: &View,
-    faces_of: &[Vec<PointRef>],
+    fp: Points,
+    s: &LinkSettings,
+    scope: Option<&Filter>,
+    progress: Progress<'_>,
+) -> Result<FaceSet> {
+    let index: HashMap<PointRef, u32> = fp
+        .refs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (*r, i as u32))
+        .collect();
+    let idx: Vec<usize> = (0..fp.refs.len()).collect();
+    let lists = par_progress("knn-faces", &idx, progress, |&i| {
+        let v = fv.vector(fp.refs[i])?;
+        let hits = fv.search(&v, FACE_K, FACE_EF.max(FACE_K), Some(fp.refs[i]), scope)?;
+        Ok(hits
+            .into_iter()
+            .filter(|(_, d)| *d <= s.face_threshold)
+            .filter_map(|(h, d)| index.get(&h).map(|&j| (j, d)))
+            .filter(|&(j, _)| fp.media[j as usize] != fp.media[i])
+            .map(|(j, d)| (i as u32, j, d))
+            .collect::<Vec<_>>())
+    })?;
+    Ok(FaceSet {
+        refs: fp.refs,
+        ids: fp.ids,
+        media: fp.media,
+        edges: lists.into_iter().flatten().collect(),
+    })
+}
+
+/// Face matches between the two media of each image edge: the best pair
+/// of their faces within the face threshold. They mark an edge
+/// `image+face` and may carry a lone edge (see [`corroborate`]); the few
+/// faces of linked media are compared directly.
+pub(crate) fn match_faces(
+    fv: &View,
     edges: &mut EdgeSet,
     s: &LinkSettings,
     progress: Progress<'_>,
 ) -> Result<()> {
+    let mut faces_of: Vec<Vec<u32>> = vec![Vec::new(); edges.adj.len()];
+    for (f, &m) in edges.face_set.media.iter().enumerate() {
+        if let Some(list) = faces_of.get_mut(m as usize) {
+            list.push(f as u32);
+        }
+    }
     let pairs: Vec<(u32, u32)> = (0..edges.adj.len() as u32)
         .flat_map(|a| {
             edges.adj[a as usize]
@@ -630,27 +802,43 @@ fn match_faces(
                 .filter(move |(b, _)| a < *b)
                 .map(move |&(b, _)| (a, b))
         })
-        .filter(|&(a, b)| {
-            let has = |m: u32| faces_of.get(m as usize).is_some_and(|f| !f.is_empty());
-            has(a) && has(b)
-        })
+        .filter(|&(a, b)| !faces_of[a as usize].is_empty() && !faces_of[b as usize].is_empty())
         .collect();
+    let refs = &edges.face_set.refs;
     let matched = par_progress("face-matches", &pairs, progress, |&(a, b)| {
-        let mut best: Option<f32> = None;
+        let mut best: Option<(f32, u32, u32)> = None;
         for &fa in &faces_of[a as usize] {
             for &fb in &faces_of[b as usize] {
-                let d = fv.distance(fa, fb)?;
-                if d <= s.face_threshold && best.is_none_or(|x| d < x) {
-                    best = Some(d);
+                let d = fv.distance(refs[fa as usize], refs[fb as usize])?;
+                if d <= s.face_threshold && best.is_none_or(|x| d < x.0) {
+                    best = Some((d, fa, fb));
                 }
             }
         }
-        Ok(best.map(|d| (a, b, d)))
+        Ok(best.map(|(d, fa, fb)| (a, b, d, fa, fb)))
     })?;
-    for (a, b, d) in matched.into_iter().flatten() {
-        edges.add_face(a, b, d);
+    for (a, b, d, fa, fb) in matched.into_iter().flatten() {
+        edges.add_face(a, b, d, fa, fb);
     }
     Ok(())
+}
+
+/// The image distance between two media of a run, read from `images`.
+pub fn image_distance_in<'v>(
+    images: &'v View,
+    media: &'v MediaTable,
+) -> impl Fn(u32, u32) -> f32 + Sync + 'v {
+    move |a, b| {
+        let (x, y) = (
+            media.image_ref.get(a as usize).copied().flatten(),
+            media.image_ref.get(b as usize).copied().flatten(),
+        );
+        match (x, y) {
+            // 2 is the largest cosine distance: "nothing alike".
+            (Some(x), Some(y)) => images.distance(x, y).unwrap_or(2.0),
+            _ => 2.0,
+        }
+    }
 }
 
 /// Links the media of `images` (and `faces`) in `scope` into series.
@@ -664,399 +852,23 @@ pub fn link_full(
     let (media, edges, mut stages) = build_edges(images.0, faces.map(|f| f.0), s, scope, progress)?;
     let t = Instant::now();
     progress("group", 0, 1);
-    let (series, stats) = group(&media, &edges, s, images.1);
+    let g = group(
+        &media,
+        &edges,
+        s,
+        images.1,
+        &image_distance_in(images.0, &media),
+    );
     progress("group", 1, 1);
     stages.push(("group", t.elapsed().as_secs_f64()));
     Ok(Linked {
         image_edges: edges.image_edges(),
         face_edges: edges.faces.len(),
         media,
-        series,
-        stats,
+        series: g.series,
+        persons: g.persons,
+        stats: g.stats,
         stages,
-    })
-}
-
-/// What `LinkUpload` did to one media of the upload.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Outcome {
-    Joined,
-    NewSeries,
-    Unlinked,
-}
-
-pub struct UploadLinked {
-    /// (media id, outcome, series id or empty), in media-id order.
-    pub media: Vec<(String, Outcome, String)>,
-    /// (surviving series id, absorbed ids).
-    pub merges: Vec<(String, Vec<String>)>,
-    /// Every series the upload touched, as it is now.
-    pub touched: Vec<SeriesRecord>,
-    pub new_edges: usize,
-}
-
-/// The media an incremental link has in play: the upload's first (indices
-/// below `n_new`), then the old media met as their neighbours; and the
-/// edges found among them so far. Points found by a search are mapped to
-/// media lazily, each described once.
-struct InPlay<'v> {
-    view: &'v View,
-    by_ref: HashMap<PointRef, u32>,
-    media: MediaTable,
-    n_new: u32,
-    edges: EdgeSet,
-}
-
-impl InPlay<'_> {
-    fn media_of(&mut self, r: PointRef) -> Result<u32> {
-        if let Some(&m) = self.by_ref.get(&r) {
-            return Ok(m);
-        }
-        let (id, meta) = self.view.describe(r)?;
-        let m = self.media.intern(&media_key(&id, &meta, false), &meta);
-        self.by_ref.insert(r, m);
-        Ok(m)
-    }
-
-    /// Stage 1: the neighbours of the upload's image points become edges.
-    /// Returns the old points among them.
-    fn add_upload_edges(&mut self, s: &LinkSettings, new_img: &Points) -> Result<Vec<PointRef>> {
-        let view = self.view;
-        let hits: Vec<Vec<(PointRef, f32)>> = new_img
-            .refs
-            .par_iter()
-            .map(|&r| neighbours(view, r, s, s.image_threshold, None))
-            .collect::<Result<_>>()?;
-        let mut old_refs: BTreeSet<PointRef> = BTreeSet::new();
-        for (i, hits) in hits.into_iter().enumerate() {
-            for (h, d) in hits {
-                let m = self.media_of(h)?;
-                if m >= self.n_new {
-                    old_refs.insert(h);
-                }
-                self.edges.add_image(new_img.media[i], m, d);
-            }
-        }
-        Ok(old_refs.into_iter().collect())
-    }
-
-    /// Stage 2: the neighbours of those old points, again: their lists now
-    /// include the upload.
-    fn add_neighbour_edges(&mut self, s: &LinkSettings, old_refs: &[PointRef]) -> Result<()> {
-        let view = self.view;
-        let hits: Vec<Vec<(PointRef, f32)>> = old_refs
-            .par_iter()
-            .map(|&r| neighbours(view, r, s, s.image_threshold, None))
-            .collect::<Result<_>>()?;
-        for (r, hits) in old_refs.iter().zip(hits) {
-            let a = self.media_of(*r)?;
-            for (h, d) in hits {
-                let b = self.media_of(h)?;
-                self.edges.add_image(a, b, d);
-            }
-        }
-        self.edges.grow(self.media.len());
-        self.edges.normalise();
-        Ok(())
-    }
-
-    /// Stage 3: the faces of every media in play (found through their
-    /// uploads), and the face matches along the edges.
-    fn add_face_matches(&mut self, fv: &View, s: &LinkSettings) -> Result<()> {
-        let mut uploads: Vec<String> = self
-            .media
-            .meta
-            .iter()
-            .map(|m| m.upload_id.clone())
-            .filter(|u| !u.is_empty())
-            .collect();
-        uploads.sort();
-        uploads.dedup();
-        let mut faces_of: Vec<Vec<PointRef>> = vec![Vec::new(); self.media.len()];
-        for chunk in uploads.chunks(crate::index::filter::MAX_FILTER_VALUES) {
-            let f = Filter {
-                upload_ids_any: chunk.to_vec(),
-                ..Default::default()
-            };
-            for (r, id, meta) in fv.points(Some(&f))? {
-                if let Some(&m) = self.media.index.get(&media_key(&id, &meta, true)) {
-                    faces_of[m as usize].push(r);
-                    self.media.has_face[m as usize] = true;
-                }
-            }
-        }
-        match_faces(fv, &faces_of, &mut self.edges, s, &|_, _, _| {})
-    }
-
-    /// Stage 4: judges the edges whose verdict can have changed: those at
-    /// the upload's media, and those between two old media that are both
-    /// neighbours of the upload. Returns the accepted ones and the number
-    /// of edges at the upload's media.
-    fn judge_changed(&self, s: &LinkSettings) -> (Vec<Judged>, usize) {
-        let n_new = self.n_new;
-        let adj = &self.edges.adj;
-        let near_new: BTreeSet<u32> = (0..n_new)
-            .flat_map(|a| adj[a as usize].iter().map(|x| x.0))
-            .filter(|&m| m >= n_new)
-            .collect();
-        let mut judged: Vec<Judged> = Vec::new();
-        for a in 0..self.media.len() as u32 {
-            for &(b, d) in &adj[a as usize] {
-                if a >= b {
-                    continue;
-                }
-                let relevant =
-                    a < n_new || b < n_new || (near_new.contains(&a) && near_new.contains(&b));
-                if relevant {
-                    judged.push(judge(&self.edges, s, a, b, d));
-                }
-            }
-        }
-        let new_edges = judged.iter().filter(|j| j.a < n_new || j.b < n_new).count();
-        judged.retain(|j| j.accepted);
-        (judged, new_edges)
-    }
-
-    /// Stage 5: union-find over the media in play, seeded with their
-    /// current series (`index`: media id → series).
-    fn seeded_union_find(&self, index: &HashMap<String, usize>) -> UnionFind {
-        let n = self.media.len();
-        let mut uf = UnionFind::new(n);
-        let mut first_of_series: HashMap<usize, u32> = HashMap::new();
-        for m in 0..n as u32 {
-            if let Some(&si) = index.get(&self.media.ids[m as usize]) {
-                match first_of_series.get(&si) {
-                    Some(&f) => {
-                        uf.union(f, m);
-                    }
-                    None => {
-                        first_of_series.insert(si, m);
-                    }
-                }
-            }
-        }
-        uf
-    }
-}
-
-/// What regrouping the media in play changes in the stored series.
-#[derive(Default)]
-struct Regrouped {
-    /// Rebuilt records, each with the stored series it replaces (if any).
-    replaced: Vec<(Option<usize>, SeriesRecord)>,
-    /// Stored series absorbed into another.
-    absorbed: BTreeSet<usize>,
-    /// (surviving series id, absorbed ids).
-    merges: Vec<(String, Vec<String>)>,
-    /// Outcome per media of the upload that is in a group.
-    outcome_of: HashMap<u32, Outcome>,
-}
-
-/// Stage 6: rebuilds every group that holds a media of the upload: the
-/// stored series it joins (merged if several), its new media, and the
-/// evidence edges inside it.
-fn regroup(
-    p: &InPlay,
-    state: &SeriesState,
-    index: &HashMap<String, usize>,
-    uf: &mut UnionFind,
-    forest: &[&Judged],
-    collection: &str,
-) -> Regrouped {
-    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
-    for m in 0..p.media.len() as u32 {
-        groups.entry(uf.find(m)).or_default().push(m);
-    }
-    let mut out = Regrouped::default();
-    for members in groups.values() {
-        let series_in: BTreeSet<usize> = members
-            .iter()
-            .filter_map(|m| index.get(&p.media.ids[*m as usize]).copied())
-            .collect();
-        let has_new = members.iter().any(|&m| m < p.n_new);
-        if !has_new || (members.len() < 2) {
-            if has_new {
-                for &m in members {
-                    out.outcome_of.insert(m, Outcome::Unlinked);
-                }
-            }
-            continue;
-        }
-        let mut rec: Option<SeriesRecord> = None;
-        for &si in &series_in {
-            let r = state.series[si].clone();
-            match &mut rec {
-                Some(x) => x.absorb(r),
-                None => rec = Some(r),
-            }
-        }
-        if series_in.len() >= 2 {
-            out.merges.push(merge_of(state, &series_in, rec.as_ref()));
-        }
-        let Some(mut rec) = add_new_media(rec, &p.media, index, members) else {
-            continue;
-        };
-        for j in forest {
-            if members.binary_search(&j.a).is_ok() {
-                rec.evidence.push(evidence(&p.media, j, collection));
-            }
-        }
-        let outcome = if series_in.is_empty() {
-            Outcome::NewSeries
-        } else {
-            Outcome::Joined
-        };
-        for &m in members.iter().filter(|&&m| m < p.n_new) {
-            out.outcome_of.insert(m, outcome);
-        }
-        out.absorbed.extend(series_in.iter().skip(1).copied());
-        out.replaced.push((series_in.first().copied(), rec));
-    }
-    out
-}
-
-/// The merge of the stored series `series_in` into `merged`: (surviving
-/// id, the other ids).
-fn merge_of(
-    state: &SeriesState,
-    series_in: &BTreeSet<usize>,
-    merged: Option<&SeriesRecord>,
-) -> (String, Vec<String>) {
-    let survivor = merged.map(|r| r.series_id.clone()).unwrap_or_default();
-    let gone: Vec<String> = series_in
-        .iter()
-        .map(|&si| state.series[si].series_id.clone())
-        .filter(|id| *id != survivor)
-        .collect();
-    (survivor, gone)
-}
-
-/// Adds the group's media that are in no stored series to `rec` (or
-/// founds it with them).
-fn add_new_media(
-    mut rec: Option<SeriesRecord>,
-    media: &MediaTable,
-    index: &HashMap<String, usize>,
-    members: &[u32],
-) -> Option<SeriesRecord> {
-    for &m in members {
-        let id = &media.ids[m as usize];
-        if index.contains_key(id) {
-            continue;
-        }
-        let face = media.has_face[m as usize];
-        let meta = &media.meta[m as usize];
-        match &mut rec {
-            Some(x) => x.add_media(id, meta, face),
-            None => rec = Some(SeriesRecord::new(id, meta, face)),
-        }
-    }
-    rec
-}
-
-/// Stage 7: writes the rebuilt records back, in place of the series they
-/// replace, absorbed ones removed, and notes the upload as linked. Returns
-/// the touched records (in series-id order) and each of their media's
-/// series id.
-fn write_back(
-    state: &mut SeriesState,
-    replaced: Vec<(Option<usize>, SeriesRecord)>,
-    absorbed: &BTreeSet<usize>,
-    upload_id: &str,
-) -> (Vec<SeriesRecord>, HashMap<String, String>) {
-    let mut touched = Vec::new();
-    let mut series_of: HashMap<String, String> = HashMap::new();
-    for (keep, rec) in replaced {
-        for id in &rec.media_ids {
-            series_of.insert(id.clone(), rec.series_id.clone());
-        }
-        touched.push(rec.clone());
-        match keep {
-            Some(i) => state.series[i] = rec,
-            None => state.series.push(rec),
-        }
-    }
-    let mut i = 0;
-    state.series.retain(|_| {
-        let keep = !absorbed.contains(&i);
-        i += 1;
-        keep
-    });
-    state.series.sort_by(|a, b| a.series_id.cmp(&b.series_id));
-    if !state.linked_uploads.iter().any(|u| u == upload_id) {
-        state.linked_uploads.push(upload_id.to_string());
-    }
-    touched.sort_by(|a, b| a.series_id.cmp(&b.series_id));
-    (touched, series_of)
-}
-
-/// Links the media of `upload_id` against the stored series `state` and
-/// updates it: only the upload's points and their neighbours are searched.
-///
-/// Equivalent to a full re-link because the rule depends only on the edge
-/// set: the new edges are those at the upload's media, and the only old
-/// edges whose verdict can change are those between two neighbours of the
-/// upload (they may gain a common neighbour in it); both neighbours'
-/// neighbour lists are looked up again for that.
-pub fn link_upload(
-    images: (&View, &str),
-    faces: Option<&View>,
-    state: &mut SeriesState,
-    upload_id: &str,
-) -> Result<UploadLinked> {
-    let s = state.settings.clone();
-    let scope = Filter {
-        upload_ids_any: vec![upload_id.to_string()],
-        ..Default::default()
-    };
-    let mut media = MediaTable::default();
-    let new_img = collect_points(images.0, Some(&scope), false, &mut media, true)?;
-    if new_img.refs.is_empty() {
-        return Err(Error::invalid(format!(
-            "upload_id {upload_id:?} has no points in collection {:?}",
-            images.1
-        )));
-    }
-    let mut p = InPlay {
-        view: images.0,
-        by_ref: new_img.by_ref.clone(),
-        n_new: media.len() as u32,
-        edges: EdgeSet::with_len(media.len()),
-        media,
-    };
-    let old_refs = p.add_upload_edges(&s, &new_img)?;
-    p.add_neighbour_edges(&s, &old_refs)?;
-    if let Some(fv) = faces {
-        p.add_face_matches(fv, &s)?;
-    }
-    let (mut judged, new_edges) = p.judge_changed(&s);
-    let index = state.media_index();
-    let mut uf = p.seeded_union_find(&index);
-    let forest = join(&mut judged, &mut uf);
-    let regrouped = regroup(&p, state, &index, &mut uf, &forest, images.1);
-    let (touched, series_of) =
-        write_back(state, regrouped.replaced, &regrouped.absorbed, upload_id);
-    let mut out: Vec<(String, Outcome, String)> = (0..p.n_new)
-        .map(|m| {
-            let id = p.media.ids[m as usize].clone();
-            let o = regrouped
-                .outcome_of
-                .get(&m)
-                .copied()
-                .unwrap_or(Outcome::Unlinked);
-            let sid = match o {
-                Outcome::Unlinked => String::new(),
-                _ => series_of.get(&id).cloned().unwrap_or_default(),
-            };
-            (id, o, sid)
-        })
-        .collect();
-    out.sort();
-    Ok(UploadLinked {
-        media: out,
-        merges: regrouped.merges,
-        touched,
-        new_edges,
     })
 }
 
@@ -1089,9 +901,31 @@ mod tests {
         t
     }
 
+    fn far(_: u32, _: u32) -> f32 {
+        1.0
+    }
+
+    /// Faces on media: (media, person); every two faces of the same
+    /// person (on different media) are a face edge at 0.4.
+    fn with_faces(e: &mut EdgeSet, list: &[(u32, u32)]) {
+        let fs = &mut e.face_set;
+        for (k, &(m, _)) in list.iter().enumerate() {
+            fs.refs.push(PointRef { seg: 0, off: k as u32 });
+            fs.ids.push(format!("m{m}#{k}"));
+            fs.media.push(m);
+        }
+        for x in 0..list.len() {
+            for y in x + 1..list.len() {
+                if list[x].1 == list[y].1 && list[x].0 != list[y].0 {
+                    fs.edges.push((x as u32, y as u32, 0.4));
+                }
+            }
+        }
+    }
+
     /// Two triangles {0,1,2} and {3,4,5} joined by one lone edge 2–3: the
-    /// chain is refused by the rule, accepted by single linkage; a
-    /// near-duplicate or a face match lets a lone edge through.
+    /// chain is refused by the rule, accepted by single linkage; a face
+    /// match of the same person lets a lone edge through.
     #[test]
     fn triangle_rule_refuses_a_lone_chain_edge() {
         let media = table(6);
@@ -1102,31 +936,59 @@ mod tests {
         e.add_image(2, 3, 0.3);
         e.normalise();
         let s = settings();
-        let (series, stats) = group(&media, &e, &s, "images");
-        assert_eq!(series.len(), 2);
-        assert_eq!(stats.refused_edges, 1);
-        assert_eq!(series[0].series_id, "ser-m0");
-        assert_eq!(series[1].series_id, "ser-m3");
-        assert_eq!(series[0].evidence.len(), 2);
+        let g = group(&media, &e, &s, "images", &far);
+        assert_eq!(g.series.len(), 2);
+        assert_eq!(g.stats.refused_edges, 1);
+        assert_eq!(g.series[0].series_id, "ser-m0");
+        assert_eq!(g.series[1].series_id, "ser-m3");
+        assert_eq!(g.series[0].evidence.len(), 2);
         let single = LinkSettings {
             single_linkage: true,
             ..s.clone()
         };
-        let (series, _) = group(&media, &e, &single, "images");
-        assert_eq!(series.len(), 1);
-        assert_eq!(series[0].media_ids.len(), 6);
-        assert_eq!(series[0].evidence.len(), 5);
-        // A face match between 2 and 3 corroborates the lone edge.
+        let g = group(&media, &e, &single, "images", &far);
+        assert_eq!(g.series.len(), 1);
+        assert_eq!(g.series[0].media_ids.len(), 6);
+        assert_eq!(g.series[0].evidence.len(), 5);
+        // The same person on media 2 and 3 corroborates the lone edge.
         let mut f = e;
-        f.add_face(3, 2, 0.5);
-        let (series, _) = group(&media, &f, &s, "images");
-        assert_eq!(series.len(), 1);
+        with_faces(&mut f, &[(2, 9), (3, 9)]);
+        f.add_face(3, 2, 0.4, 1, 0);
+        let g = group(&media, &f, &s, "images", &far);
+        assert_eq!(g.series.len(), 1);
+        assert_eq!(g.stats.corroborated_edges, 1);
         assert!(
-            series[0]
+            g.series[0]
                 .evidence
                 .iter()
                 .any(|x| x.kind == EvidenceKind::ImageAndFace)
         );
+    }
+
+    /// Two scene groups with no image edge between them, the same victim
+    /// on most media of both: joined through the face, with face evidence.
+    #[test]
+    fn a_victims_face_joins_unrelated_scenes() {
+        let media = table(6);
+        let mut e = EdgeSet::with_len(6);
+        for (a, b) in [(0, 1), (1, 2), (0, 2), (3, 4), (4, 5), (3, 5)] {
+            e.add_image(a, b, 0.2);
+        }
+        with_faces(&mut e, &[(0, 1), (1, 1), (3, 1), (4, 1), (5, 2)]);
+        e.normalise();
+        let g = group(&media, &e, &settings(), "images", &far);
+        assert_eq!(g.series.len(), 1, "{:?}", g.series);
+        assert_eq!(g.stats.face_joins, 1);
+        assert_eq!(g.stats.face_joined_series, 1);
+        let face: Vec<_> = g.series[0]
+            .evidence
+            .iter()
+            .filter(|x| x.kind == EvidenceKind::Face)
+            .collect();
+        assert_eq!(face.len(), 1);
+        assert_eq!(face[0].face_distance, Some(0.4));
+        assert_eq!(face[0].distance, 1.0);
+        assert_eq!(g.series[0].victim_faces.len(), 4);
     }
 
     #[test]
@@ -1136,11 +998,11 @@ mod tests {
         e.add_image(0, 1, 0.01);
         e.add_image(2, 3, 0.2);
         e.normalise();
-        let (series, stats) = group(&media, &e, &settings(), "images");
-        assert_eq!(series.len(), 1);
-        assert_eq!(series[0].media_ids.len(), 2);
-        assert_eq!(series[0].evidence[0].kind, EvidenceKind::NearDuplicate);
-        assert_eq!(stats.refused_edges, 1);
+        let g = group(&media, &e, &settings(), "images", &far);
+        assert_eq!(g.series.len(), 1);
+        assert_eq!(g.series[0].media_ids.len(), 2);
+        assert_eq!(g.series[0].evidence[0].kind, EvidenceKind::NearDuplicate);
+        assert_eq!(g.stats.refused_edges, 1);
     }
 
     #[test]

@@ -4,6 +4,10 @@
 //! May import: `collection`, `segment`, `index`, `storage`, `io` and the root
 //! modules.
 
+pub mod calibrate;
+pub mod graph;
+pub mod identity;
 pub mod link;
 pub mod series;
 pub mod triage;
+pub mod upload;

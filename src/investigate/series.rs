@@ -38,7 +38,7 @@ pub struct EvidenceRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_distance: Option<f32>,
     pub collection: String,
-    /// `image`, `near-duplicate` or `image+face`.
+    /// `image`, `near-duplicate`, `image+face` or `face`.
     pub kind: EvidenceKind,
     pub shared_neighbours: u32,
 }
@@ -50,6 +50,9 @@ pub enum EvidenceKind {
     NearDuplicate,
     #[serde(rename = "image+face")]
     ImageAndFace,
+    /// Two scenes joined through their victim's face; the images may look
+    /// nothing alike (`distance` is their image distance).
+    Face,
 }
 
 impl EvidenceKind {
@@ -58,6 +61,7 @@ impl EvidenceKind {
             EvidenceKind::Image => pb::EvidenceKind::EvidenceImage,
             EvidenceKind::NearDuplicate => pb::EvidenceKind::EvidenceNearDuplicate,
             EvidenceKind::ImageAndFace => pb::EvidenceKind::EvidenceImageAndFace,
+            EvidenceKind::Face => pb::EvidenceKind::EvidenceFace,
         }
     }
 }
@@ -95,6 +99,35 @@ pub struct SeriesRecord {
     pub victim_identified: bool,
     pub media_with_faces: u32,
     pub evidence: Vec<EvidenceRecord>,
+    /// Face point ids of the series' victim: the person on most of its
+    /// media who does not recur beside other victims. Triage recognises
+    /// new material of a known victim by them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub victim_faces: Vec<String>,
+}
+
+/// One person seen in two or more series: a lead ("same person in series A
+/// and B"), not a merge.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct PersonRecord {
+    /// The person's smallest face point id.
+    pub face_id: String,
+    /// (series id, media of that series showing the person).
+    pub series: Vec<(String, u32)>,
+    /// Seen beside several victims (an adult, a bystander), rather than a
+    /// victim whose material stayed split.
+    pub recurring: bool,
+}
+
+impl PersonRecord {
+    pub fn to_pb(&self) -> pb::SamePerson {
+        pb::SamePerson {
+            face_id: self.face_id.clone(),
+            series_ids: self.series.iter().map(|s| s.0.clone()).collect(),
+            media: self.series.iter().map(|s| s.1).collect(),
+            recurring: self.recurring,
+        }
+    }
 }
 
 fn widen(span: &mut (i64, i64), t: i64) {
@@ -133,9 +166,16 @@ impl SeriesRecord {
             victim_identified: false,
             media_with_faces: 0,
             evidence: Vec::new(),
+            victim_faces: Vec::new(),
         };
         r.add_media(media_id, meta, has_face);
         r
+    }
+
+    /// Whether some part of the series was joined only through a face:
+    /// the links an analyst verifies first.
+    pub fn face_joined(&self) -> bool {
+        self.evidence.iter().any(|e| e.kind == EvidenceKind::Face)
     }
 
     /// Adds a media (no-op if it is already a member).
@@ -182,6 +222,9 @@ impl SeriesRecord {
         self.victim_identified |= other.victim_identified;
         self.media_with_faces += other.media_with_faces;
         self.evidence.extend(other.evidence);
+        self.victim_faces.extend(other.victim_faces);
+        self.victim_faces.sort();
+        self.victim_faces.dedup();
     }
 
     pub fn cross_border(&self) -> bool {
@@ -217,6 +260,8 @@ impl SeriesRecord {
                 .collect(),
             labels: self.labels.iter().cloned().collect(),
             media_with_faces: self.media_with_faces,
+            face_joined: self.face_joined(),
+            victim_faces: self.victim_faces.len() as u32,
         }
     }
 }
@@ -246,6 +291,12 @@ pub struct SeriesState {
     /// Uploads linked by `LinkUpload` since the last full run.
     #[serde(default)]
     pub linked_uploads: Vec<String>,
+    /// People seen in two or more series (as of the last full run).
+    #[serde(default)]
+    pub persons: Vec<PersonRecord>,
+    /// Where the thresholds came from (`defaults`, `calibrated ...`, `set`).
+    #[serde(default)]
+    pub threshold_source: String,
 }
 
 impl SeriesState {
@@ -378,6 +429,8 @@ mod tests {
             },
             series: vec![SeriesRecord::new("m1", &meta("DE", 1), false)],
             linked_uploads: vec![],
+            persons: vec![],
+            threshold_source: String::new(),
         };
         store.save(&state).unwrap();
         let back = store.load("images").unwrap().unwrap();

@@ -1,16 +1,25 @@
-//! Triage of a seized set: each submitted item is KNOWN (it links to stored
-//! material, perhaps in a series with an identified victim) or NEW, with a
-//! priority that puts a child possibly still at risk first; the NEW items of
-//! one submission are then grouped among themselves into candidate series.
+//! Triage of a seized set: each submitted item gets a verdict and a place
+//! in the queue; the NEW items of one submission are then grouped among
+//! themselves into candidate series.
 //!
-//! An item is KNOWN when linking would link it to stored material: a stored
-//! image within the image threshold that is a near-duplicate, or whose faces
-//! match the item's, or that shares a common neighbour with the item (another
-//! of the item's close matches lies within the threshold of it: the
-//! triangle that the anti-chaining rule asks of an ordinary edge; see `link`).
-//! A lone look-alike is not enough, as it is not for linking. Faces never
-//! make an item KNOWN on their own; a face match is reported beside the
-//! verdict (`face_series_id`: a new image of a known victim).
+//! **Verdicts.** An item is KNOWN when its image is within the image
+//! threshold of stored material: one close match is enough (it is "known
+//! material", whatever series it is or is not in). Otherwise, when one of
+//! its faces matches the victim of a stored series (that series' victim
+//! faces, at least two of them, or its only one; not an adult or bystander
+//! who recurs beside several victims), it is KNOWN_VICTIM: new material of
+//! a known victim. Otherwise it is NEW. Every verdict says why (`reason`).
+//!
+//! **Priorities, most urgent first** (`rank`):
+//! 1. NEW_OF_KNOWN_VICTIM: a child already in an open series, in material
+//!    never seen: abused again or still, and the series' file gives leads
+//!    at once;
+//! 2. NEW_WITH_FACES: new material with a face no series knows: a child
+//!    possibly at risk, not yet identified by anyone;
+//! 3. NEW_MATERIAL: new material without a face to go on;
+//! 4. KNOWN_UNIDENTIFIED: known material of a victim not yet identified (a
+//!    new place or upload for an open series);
+//! 5. KNOWN_IDENTIFIED: known material of an identified victim.
 
 use std::collections::HashMap;
 
@@ -19,19 +28,20 @@ use rayon::prelude::*;
 use crate::collection::{PointRef, View};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
-use crate::investigate::link::{self, EdgeSet, MediaTable};
-use crate::investigate::series::{LinkSettings, SeriesState};
+use crate::investigate::identity::FaceSet;
+use crate::investigate::link::{self, EdgeSet, FACE_K, MediaTable};
+use crate::investigate::series::{LinkSettings, SeriesRecord, SeriesState};
 use crate::pb;
 use crate::validate;
 
-/// Image neighbours looked at per item: the candidates for a link and the
-/// common neighbours that support it.
+/// Image neighbours looked at per item.
 const TRIAGE_K: usize = 16;
-/// Face neighbours looked at per face of an item.
-const FACE_K: usize = 4;
 /// NEW items grouped among themselves per submission, at most (the grouping
 /// compares every pair).
 pub const MAX_GROUPED: usize = 20_000;
+/// Faces of a submission compared all pairs with all (beyond: only those
+/// of items whose images are close).
+const MAX_FACE_PAIRS: usize = 4_000;
 
 /// One submitted item, validated and prepared.
 #[derive(Clone, Debug)]
@@ -48,6 +58,8 @@ pub struct Triager {
     faces: Option<View>,
     state: Option<SeriesState>,
     media_series: HashMap<String, usize>,
+    /// Victim face id → its series (index into the state's series).
+    victim_of: HashMap<String, usize>,
     pub settings: LinkSettings,
 }
 
@@ -62,11 +74,22 @@ impl Triager {
             .as_ref()
             .map(SeriesState::media_index)
             .unwrap_or_default();
+        let victim_of = state
+            .as_ref()
+            .map(|st| {
+                st.series
+                    .iter()
+                    .enumerate()
+                    .flat_map(|(si, r)| r.victim_faces.iter().map(move |f| (f.clone(), si)))
+                    .collect()
+            })
+            .unwrap_or_default();
         Triager {
             images,
             faces,
             state,
             media_series,
+            victim_of,
             settings,
         }
     }
@@ -112,9 +135,55 @@ impl Triager {
         })
     }
 
-    fn series_of(&self, media: &str) -> Option<&crate::investigate::series::SeriesRecord> {
+    fn series_of(&self, media: &str) -> Option<&SeriesRecord> {
         let st = self.state.as_ref()?;
         self.media_series.get(media).map(|&i| &st.series[i])
+    }
+
+    /// The stored series whose victim the item's faces match: (series,
+    /// victim faces matched, best distance). At least two of its victim
+    /// faces must match, or its only one; the series with most wins.
+    fn victim_match(&self, item: &Item) -> Result<Option<(&SeriesRecord, usize, f32)>> {
+        let (Some(fv), Some(st)) = (&self.faces, &self.state) else {
+            return Ok(None);
+        };
+        let s = &self.settings;
+        let mut tally: HashMap<usize, (std::collections::BTreeSet<String>, f32)> = HashMap::new();
+        for f in &item.faces {
+            for (p, d) in fv.search(f, FACE_K, s.ef.max(4 * FACE_K), None, None)? {
+                if d > s.face_threshold {
+                    break;
+                }
+                let (id, _) = fv.describe(p)?;
+                if let Some(&si) = self.victim_of.get(&id) {
+                    let e = tally.entry(si).or_insert((Default::default(), d));
+                    e.1 = e.1.min(d);
+                    e.0.insert(id);
+                }
+            }
+        }
+        Ok(tally
+            .into_iter()
+            .filter(|(si, t)| t.0.len() >= st.series[*si].victim_faces.len().min(2))
+            .max_by(|a, b| {
+                (a.1.0.len(), -a.1.1, std::cmp::Reverse(a.0))
+                    .partial_cmp(&(b.1.0.len(), -b.1.1, std::cmp::Reverse(b.0)))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .map(|(si, t)| (&st.series[si], t.0.len(), t.1)))
+    }
+
+    /// Faces of the item matching any stored face within the face threshold.
+    fn matched_faces(&self, item: &Item) -> Result<u32> {
+        let Some(fv) = &self.faces else {
+            return Ok(0);
+        };
+        let mut n = 0;
+        for f in &item.faces {
+            let hit = fv.search(f, 1, self.settings.ef.max(4 * FACE_K), None, None)?;
+            n += hit.first().is_some_and(|h| h.1 <= self.settings.face_threshold) as u32;
+        }
+        Ok(n)
     }
 
     /// The verdict on one item.
@@ -125,109 +194,84 @@ impl Triager {
             .search(&item.vector, TRIAGE_K, s.ef.max(TRIAGE_K), None, None)?;
         let mut r = pb::TriageResult {
             id: item.id.clone(),
+            matched_faces: self.matched_faces(item)?,
             ..Default::default()
         };
-        // Faces first: a face match corroborates an image match to the same
-        // media, as in linking.
-        let mut face_media: Vec<String> = Vec::new();
-        if let Some(fv) = &self.faces {
-            let mut best: Option<(f32, String)> = None;
-            for f in &item.faces {
-                let mut matched = false;
-                for (p, d) in fv.search(f, FACE_K, s.ef, None, None)? {
-                    if d > s.face_threshold {
-                        break;
-                    }
-                    let (id, meta) = fv.describe(p)?;
-                    let media = link::media_key(&id, &meta, true);
-                    if best.as_ref().is_none_or(|b| d < b.0) {
-                        best = Some((d, media.clone()));
-                    }
-                    face_media.push(media);
-                    matched = true;
-                }
-                r.matched_faces += matched as u32;
-            }
-            if let Some((_, media)) = best
-                && let Some(rec) = self.series_of(&media)
-            {
-                r.face_series_id = rec.series_id.clone();
-            }
+        let victim = self.victim_match(item)?;
+        if let Some((rec, _, _)) = victim {
+            r.face_series_id = rec.series_id.clone();
         }
         let close: Vec<(PointRef, f32)> = hits
             .iter()
             .copied()
             .filter(|(_, d)| *d <= s.image_threshold)
             .collect();
-        let mut close_media = Vec::with_capacity(close.len());
-        for &(p, _) in &close {
-            let (id, meta) = self.images.describe(p)?;
-            close_media.push((link::media_key(&id, &meta, false), meta));
-        }
-        // The first close match that the linking rule would accept.
-        let mut linked: Option<usize> = None;
-        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; close.len()];
-        for i in 0..close.len() {
-            let ordinary = !(s.single_linkage
-                || close[i].1 <= s.near_duplicate_threshold
-                || face_media.contains(&close_media[i].0));
-            if ordinary && self.shared_among(&close, &mut vectors, i)? < s.min_shared_neighbours {
-                continue;
-            }
-            linked = Some(i);
-            break;
-        }
-        if let Some(i) = linked {
-            let (media, meta) = &close_media[i];
-            r.verdict = pb::Verdict::Known as i32;
-            r.nearest_media_id = media.clone();
-            r.nearest_distance = close[i].1;
-            r.series_label = meta.series_label.clone();
-            r.victim_identified = meta.victim_identified;
-            // The series: of the matched media, else of another close match.
-            let order = std::iter::once(i).chain((0..close_media.len()).filter(|&j| j != i));
-            for j in order {
-                if let Some(rec) = self.series_of(&close_media[j].0) {
-                    r.series_id = rec.series_id.clone();
-                    r.victim_identified |= rec.victim_identified;
-                    break;
-                }
-            }
+        if let Some(&(p, d)) = close.first() {
+            self.known(&mut r, &close, p, d)?;
         } else {
-            r.verdict = pb::Verdict::New as i32;
             if let Some(&(p, d)) = hits.first() {
                 let (id, meta) = self.images.describe(p)?;
                 r.nearest_media_id = link::media_key(&id, &meta, false);
                 r.nearest_distance = d;
             }
+            let nearest = match hits.first() {
+                Some(h) => format!("nearest stored image at {:.3} > {:.3}", h.1, s.image_threshold),
+                None => "no stored image".to_string(),
+            };
+            match victim {
+                Some((rec, n, fd)) => {
+                    r.verdict = pb::Verdict::KnownVictim as i32;
+                    r.series_id = rec.series_id.clone();
+                    r.victim_identified = rec.victim_identified;
+                    r.reason = format!(
+                        "{nearest}; a face matches the victim of {} ({n} of their faces, best at {fd:.3})",
+                        rec.series_id
+                    );
+                }
+                None => {
+                    r.verdict = pb::Verdict::New as i32;
+                    r.reason = if item.faces.is_empty() {
+                        format!("{nearest}; no face")
+                    } else {
+                        format!("{nearest}; no face matches a known victim")
+                    };
+                }
+            }
         }
-        r.priority = priority(&r, item) as i32;
+        let p = priority(&r, item);
+        r.priority = p as i32;
+        r.rank = rank(p);
         Ok(r)
     }
 
-    /// How many other close matches of an item are themselves within the
-    /// image threshold of close match `i`: the triangles item–i–j that the
-    /// linking rule asks of an ordinary edge. Vectors are read once.
-    fn shared_among(
-        &self,
-        close: &[(PointRef, f32)],
-        vectors: &mut [Option<Vec<f32>>],
-        i: usize,
-    ) -> Result<usize> {
-        for (j, slot) in vectors.iter_mut().enumerate() {
-            if slot.is_none() {
-                *slot = Some(self.images.vector(close[j].0)?);
+    /// Fills a KNOWN verdict: the nearest close match, and the series of
+    /// the first close match that is in one.
+    fn known(&self, r: &mut pb::TriageResult, close: &[(PointRef, f32)], p: PointRef, d: f32) -> Result<()> {
+        let (id, meta) = self.images.describe(p)?;
+        r.verdict = pb::Verdict::Known as i32;
+        r.nearest_media_id = link::media_key(&id, &meta, false);
+        r.nearest_distance = d;
+        r.series_label = meta.series_label.clone();
+        r.victim_identified = meta.victim_identified;
+        for &(q, _) in close {
+            let (qid, qmeta) = self.images.describe(q)?;
+            if let Some(rec) = self.series_of(&link::media_key(&qid, &qmeta, false)) {
+                r.series_id = rec.series_id.clone();
+                r.victim_identified |= rec.victim_identified;
+                break;
             }
         }
-        let metric = self.images.metric();
-        let vi = vectors[i].as_deref().unwrap_or_default();
-        Ok((0..close.len())
-            .filter(|&j| j != i)
-            .filter(|&j| {
-                let vj = vectors[j].as_deref().unwrap_or_default();
-                metric.from_rank(metric.rank(vi, vj)) <= self.settings.image_threshold
-            })
-            .count())
+        r.reason = format!(
+            "image at {d:.3} (within {:.3}) of {}{}",
+            self.settings.image_threshold,
+            r.nearest_media_id,
+            if r.series_id.is_empty() {
+                ", in no series".to_string()
+            } else {
+                format!(", series {}", r.series_id)
+            }
+        );
+        Ok(())
     }
 
     /// Groups NEW items of one submission into candidate series, with the
@@ -244,20 +288,30 @@ impl Triager {
 }
 
 fn priority(r: &pb::TriageResult, item: &Item) -> pb::Priority {
-    if r.verdict == pb::Verdict::New as i32 {
-        if item.faces.is_empty() {
-            pb::Priority::NewMaterial
-        } else {
-            pb::Priority::NewWithFaces
-        }
-    } else if r.victim_identified {
-        pb::Priority::KnownIdentified
-    } else {
-        pb::Priority::KnownUnidentified
+    match pb::Verdict::try_from(r.verdict) {
+        Ok(pb::Verdict::KnownVictim) => pb::Priority::NewOfKnownVictim,
+        Ok(pb::Verdict::New) if item.faces.is_empty() => pb::Priority::NewMaterial,
+        Ok(pb::Verdict::New) => pb::Priority::NewWithFaces,
+        _ if r.victim_identified => pb::Priority::KnownIdentified,
+        _ => pb::Priority::KnownUnidentified,
     }
 }
 
-/// Pairwise linking of a small set of items (all pairs compared).
+/// The place of a priority in the queue (1 = most urgent).
+pub fn rank(p: pb::Priority) -> u32 {
+    match p {
+        pb::Priority::NewOfKnownVictim => 1,
+        pb::Priority::NewWithFaces => 2,
+        pb::Priority::NewMaterial => 3,
+        pb::Priority::KnownUnidentified => 4,
+        pb::Priority::KnownIdentified => 5,
+        pb::Priority::Unspecified => 6,
+    }
+}
+
+/// Pairwise linking of a small set of items (all pairs compared; faces
+/// all pairs too up to [`MAX_FACE_PAIRS`] faces, else only those of items
+/// whose images are close).
 pub fn group_items(
     items: &[Item],
     metric: Metric,
@@ -265,56 +319,79 @@ pub fn group_items(
     s: &LinkSettings,
 ) -> Vec<Vec<String>> {
     let mut media = MediaTable::default();
-    for it in items {
-        let i = media.intern(&it.id, &it.metadata);
-        media.has_face[i as usize] = !it.faces.is_empty();
-    }
-    let n = media.len();
     // Items with a repeated id count once (the first).
-    let first: Vec<usize> = {
-        let mut seen = HashMap::new();
-        for (i, it) in items.iter().enumerate() {
-            seen.entry(it.id.as_str()).or_insert(i);
+    let mut first: Vec<usize> = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        if !media.index.contains_key(&it.id) {
+            let m = media.intern(&it.id, &it.metadata);
+            media.has_face[m as usize] = !it.faces.is_empty();
+            first.push(i);
         }
-        let mut v: Vec<usize> = seen.into_values().collect();
-        v.sort_unstable();
-        v
-    };
-    let first = &first;
-    let pairs: Vec<(u32, u32, f32, Option<f32>)> = (0..first.len())
+    }
+    let item = |m: u32| &items[first[m as usize]];
+    let n = first.len() as u32;
+    let pairs: Vec<(u32, u32, f32)> = (0..n)
         .into_par_iter()
-        .flat_map_iter(|x| {
-            let a = &items[first[x]];
-            (x + 1..first.len()).filter_map(move |y| {
-                let b = &items[first[y]];
-                let d = metric.from_rank(metric.rank(&a.vector, &b.vector));
-                if d > s.image_threshold {
-                    return None;
-                }
-                let face = a
-                    .faces
-                    .iter()
-                    .flat_map(|fa| {
-                        b.faces
-                            .iter()
-                            .map(move |fb| face_metric.from_rank(face_metric.rank(fa, fb)))
-                    })
-                    .filter(|fd| *fd <= s.face_threshold)
-                    .min_by(|p, q| p.total_cmp(q));
-                Some((x as u32, y as u32, d, face))
+        .flat_map_iter(|a| {
+            (a + 1..n).filter_map(move |b| {
+                let d = metric.from_rank(metric.rank(&item(a).vector, &item(b).vector));
+                (d <= s.image_threshold).then_some((a, b, d))
             })
         })
         .collect();
-    let mut edges = EdgeSet::with_len(n);
-    for &(a, b, d, face) in &pairs {
+    let mut edges = EdgeSet::with_len(n as usize);
+    for &(a, b, d) in &pairs {
         edges.add_image(a, b, d);
-        if let Some(f) = face {
-            edges.add_face(a, b, f);
+    }
+    // Faces: one entry per face, numbered in item order.
+    let mut fs = FaceSet::default();
+    let mut vecs: Vec<&[f32]> = Vec::new();
+    for m in 0..n {
+        for (k, f) in item(m).faces.iter().enumerate() {
+            fs.refs.push(PointRef { seg: u32::MAX, off: fs.media.len() as u32 });
+            fs.ids.push(format!("{}#{k}", item(m).id));
+            fs.media.push(m);
+            vecs.push(f);
         }
     }
+    let fd = |x: usize, y: usize| face_metric.from_rank(face_metric.rank(vecs[x], vecs[y]));
+    let nf = fs.len();
+    let face_pairs: Vec<(u32, u32)> = if nf <= MAX_FACE_PAIRS {
+        (0..nf as u32)
+            .flat_map(|x| (x + 1..nf as u32).map(move |y| (x, y)))
+            .collect()
+    } else {
+        let mut of: Vec<Vec<u32>> = vec![Vec::new(); n as usize];
+        for (f, &m) in fs.media.iter().enumerate() {
+            of[m as usize].push(f as u32);
+        }
+        pairs
+            .iter()
+            .flat_map(|&(a, b, _)| {
+                let of = &of;
+                of[a as usize].iter().flat_map(move |&x| of[b as usize].iter().map(move |&y| (x, y)))
+            })
+            .collect()
+    };
+    for (x, y) in face_pairs {
+        let (ma, mb) = (fs.media[x as usize], fs.media[y as usize]);
+        let d = fd(x as usize, y as usize);
+        if ma != mb && d <= s.face_threshold {
+            fs.edges.push((x, y, d));
+        }
+    }
+    for &(x, y, d) in &fs.edges {
+        let (ma, mb) = (fs.media[x as usize], fs.media[y as usize]);
+        if edges.adj[ma as usize].iter().any(|e| e.0 == mb) {
+            edges.add_face(ma, mb, d, x, y);
+        }
+    }
+    edges.face_set = fs;
     edges.normalise();
-    let (series, _) = link::group(&media, &edges, s, "");
-    series
+    let image_distance =
+        |a: u32, b: u32| metric.from_rank(metric.rank(&item(a).vector, &item(b).vector));
+    let g = link::group(&media, &edges, s, "", &image_distance);
+    g.series
         .into_iter()
         .map(|r| r.media_ids.into_iter().collect())
         .collect()

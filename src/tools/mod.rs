@@ -6,5 +6,9 @@
 //! May import: every layer but `cli`.
 
 pub mod bench_ann;
+pub mod bench_grid;
 pub mod bench_link;
+pub mod bench_triage;
+pub mod link_eval;
+pub mod reference;
 pub mod synth;

@@ -1,0 +1,411 @@
+//! Faces grouped into identities, and the role each identity plays in the
+//! material: what lets a victim's face join scenes that look nothing alike
+//! without letting an adult or a bystander who recurs in unrelated material
+//! glue it together.
+//!
+//! **Identities.** Every face looks up its nearest faces; pairs within the
+//! face threshold (faces of the same media left out) are candidate edges. An
+//! edge joins two faces into one identity only if it is guarded as image
+//! edges are: the two faces share a neighbour (a triangle) or are each
+//! other's nearest face. A lone match between two people does not merge
+//! their identities.
+//!
+//! **Roles.** Linking first groups media by images alone into *scene
+//! groups*. In each group an identity is a *subject* when it shows on at
+//! least half of the group's media with faces and no identity shows on more;
+//! it is *anchored* where it is a subject of two or more media (it recurs
+//! within one coherent scene: the person the scene is about). A group's
+//! *primary* identity is its subject with the most anchored media overall.
+//! An identity is *recurring* when it shows in groups whose primaries are
+//! two or more different anchored identities: an adult or a bystander seen
+//! beside several victims.
+//!
+//! **Face joins.** Two scene groups are joined through a face edge of
+//! identity I only when I is anchored, not recurring, and the primary of
+//! both groups. The same person seen elsewhere is reported as a relation
+//! ("same person in series A and B"), a lead, not a merge.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::collection::PointRef;
+use crate::investigate::graph::{UnionFind, shared};
+
+/// The faces of a run and the candidate edges between them.
+#[derive(Clone, Default)]
+pub struct FaceSet {
+    /// Per face: its point in the face view.
+    pub refs: Vec<PointRef>,
+    /// Per face: its point id.
+    pub ids: Vec<String>,
+    /// Per face: its media (index into the run's media table).
+    pub media: Vec<u32>,
+    /// Face pairs within the face threshold, faces of different media:
+    /// (a, b, distance) with a < b, one entry per pair.
+    pub edges: Vec<(u32, u32, f32)>,
+}
+
+impl FaceSet {
+    pub fn len(&self) -> usize {
+        self.media.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.media.is_empty()
+    }
+
+    /// The same faces with the edges within a tighter threshold.
+    pub fn restrict(&self, face_threshold: f32) -> FaceSet {
+        FaceSet {
+            refs: self.refs.clone(),
+            ids: self.ids.clone(),
+            media: self.media.clone(),
+            edges: self
+                .edges
+                .iter()
+                .copied()
+                .filter(|e| e.2 <= face_threshold)
+                .collect(),
+        }
+    }
+
+    /// Keeps one entry per pair (the smallest distance), a < b.
+    pub fn normalise(&mut self) {
+        for e in &mut self.edges {
+            if e.0 > e.1 {
+                std::mem::swap(&mut e.0, &mut e.1);
+            }
+        }
+        self.edges
+            .sort_by(|x, y| (x.0, x.1).cmp(&(y.0, y.1)).then(x.2.total_cmp(&y.2)));
+        self.edges.dedup_by_key(|e| (e.0, e.1));
+    }
+}
+
+/// The identity of every face: a face index standing for its identity.
+pub fn cluster(faces: &FaceSet) -> Vec<u32> {
+    let n = faces.len();
+    let mut adj: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
+    for &(a, b, d) in &faces.edges {
+        adj[a as usize].push((b, d));
+        adj[b as usize].push((a, d));
+    }
+    for row in &mut adj {
+        row.sort_by(|x, y| x.0.cmp(&y.0));
+    }
+    let nearest: Vec<Option<u32>> = adj
+        .iter()
+        .map(|row| row.iter().min_by(|x, y| x.1.total_cmp(&y.1)).map(|x| x.0))
+        .collect();
+    let mut uf = UnionFind::new(n);
+    for &(a, b, _) in &faces.edges {
+        let mutual = nearest[a as usize] == Some(b) && nearest[b as usize] == Some(a);
+        if mutual || shared(&adj[a as usize], &adj[b as usize]) > 0 {
+            uf.union(a, b);
+        }
+    }
+    uf.roots()
+}
+
+/// What each identity is in the material (see the module doc).
+#[derive(Default)]
+pub struct Roles {
+    /// Scene group (its root media) → primary identity.
+    pub primary: HashMap<u32, u32>,
+    /// Anchored media per identity (0: not anchored).
+    pub anchored: HashMap<u32, u32>,
+    pub recurring: HashSet<u32>,
+}
+
+impl Roles {
+    pub fn is_anchored(&self, identity: u32) -> bool {
+        self.anchored.get(&identity).is_some_and(|&n| n > 0)
+    }
+
+    /// Whether a face join through `identity` between groups `ga` and `gb`
+    /// is allowed.
+    pub fn may_join(&self, identity: u32, ga: u32, gb: u32) -> bool {
+        self.is_anchored(identity)
+            && !self.recurring.contains(&identity)
+            && self.primary.get(&ga) == Some(&identity)
+            && self.primary.get(&gb) == Some(&identity)
+    }
+}
+
+/// (media, identity) pairs: which identities show on which media, once each.
+pub fn media_identities(faces: &FaceSet, identity: &[u32]) -> Vec<(u32, u32)> {
+    let mut v: Vec<(u32, u32)> = faces
+        .media
+        .iter()
+        .zip(identity)
+        .map(|(&m, &i)| (m, i))
+        .collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// The roles of the identities over scene groups (`group[m]`: the root of
+/// media m's group).
+pub fn roles(faces: &FaceSet, identity: &[u32], group: &[u32]) -> Roles {
+    let pairs = media_identities(faces, identity);
+    // Per group: identity → media showing it; media with faces.
+    let mut count: HashMap<u32, BTreeMap<u32, u32>> = HashMap::new();
+    let mut faced: HashMap<u32, u32> = HashMap::new();
+    let mut last_media = u32::MAX;
+    for &(m, i) in &pairs {
+        let g = group[m as usize];
+        *count.entry(g).or_default().entry(i).or_default() += 1;
+        if m != last_media {
+            *faced.entry(g).or_default() += 1;
+            last_media = m;
+        }
+    }
+    // Subjects of each group, and each identity's anchored media.
+    let mut subjects: HashMap<u32, Vec<u32>> = HashMap::new();
+    let mut roles = Roles::default();
+    let mut subject_media: HashMap<u32, u32> = HashMap::new();
+    for (&g, ids) in &count {
+        let top = ids.values().copied().max().unwrap_or(0);
+        for (&i, &c) in ids {
+            if c == top && 2 * c >= faced[&g] {
+                subjects.entry(g).or_default().push(i);
+                *subject_media.entry(i).or_default() += c;
+                if c >= 2 {
+                    *roles.anchored.entry(i).or_default() += c;
+                }
+            }
+        }
+    }
+    let key = |i: u32| {
+        (
+            roles.anchored.get(&i).copied().unwrap_or(0),
+            subject_media.get(&i).copied().unwrap_or(0),
+            std::cmp::Reverse(i),
+        )
+    };
+    for (&g, subs) in &subjects {
+        if let Some(&p) = subs.iter().max_by_key(|&&i| key(i)) {
+            roles.primary.insert(g, p);
+        }
+    }
+    // Recurring: shown beside two or more different anchored primaries.
+    let mut beside: HashMap<u32, HashSet<u32>> = HashMap::new();
+    for (&g, ids) in &count {
+        let Some(&p) = roles.primary.get(&g) else {
+            continue;
+        };
+        if !roles.is_anchored(p) {
+            continue;
+        }
+        for &i in ids.keys().filter(|&&i| i != p) {
+            beside.entry(i).or_default().insert(p);
+        }
+    }
+    roles.recurring = beside
+        .into_iter()
+        .filter(|(_, ps)| ps.len() >= 2)
+        .map(|(i, _)| i)
+        .collect();
+    roles
+}
+
+/// A face edge that joins two scene groups: (media a, media b, face
+/// distance), one per pair of faces, by ascending distance.
+pub fn face_joins(
+    faces: &FaceSet,
+    identity: &[u32],
+    group: &[u32],
+    roles: &Roles,
+) -> Vec<(u32, u32, f32)> {
+    let mut out: Vec<(u32, u32, f32)> = faces
+        .edges
+        .iter()
+        .filter_map(|&(fa, fb, d)| {
+            let i = identity[fa as usize];
+            if identity[fb as usize] != i {
+                return None;
+            }
+            let (ma, mb) = (faces.media[fa as usize], faces.media[fb as usize]);
+            let (ga, gb) = (group[ma as usize], group[mb as usize]);
+            (ga != gb && roles.may_join(i, ga, gb)).then_some((ma.min(mb), ma.max(mb), d))
+        })
+        .collect();
+    out.sort_by(|x, y| x.2.total_cmp(&y.2).then((x.0, x.1).cmp(&(y.0, y.1))));
+    out
+}
+
+/// One person seen in two or more series: the identity (its smallest face
+/// id) and, per series root, how many of its media show the person.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Person {
+    pub face_id: String,
+    /// (series root media, media showing the person), by root.
+    pub series: Vec<(u32, u32)>,
+    pub recurring: bool,
+}
+
+/// Identities that show in two or more final series (`series[m]`: the root
+/// of media m's series, `None` for media in no series).
+pub fn persons(
+    faces: &FaceSet,
+    identity: &[u32],
+    series: &[Option<u32>],
+    roles: &Roles,
+) -> Vec<Person> {
+    let mut by_identity: BTreeMap<u32, BTreeMap<u32, u32>> = BTreeMap::new();
+    for (m, i) in media_identities(faces, identity) {
+        if let Some(root) = series[m as usize] {
+            *by_identity.entry(i).or_default().entry(root).or_default() += 1;
+        }
+    }
+    let mut face_id: HashMap<u32, &str> = HashMap::new();
+    for (f, &i) in identity.iter().enumerate() {
+        let id = faces.ids[f].as_str();
+        let e = face_id.entry(i).or_insert(id);
+        if id < *e {
+            *e = id;
+        }
+    }
+    by_identity
+        .into_iter()
+        .filter(|(_, s)| s.len() >= 2)
+        .map(|(i, s)| Person {
+            face_id: face_id.get(&i).copied().unwrap_or_default().to_string(),
+            series: s.into_iter().collect(),
+            recurring: roles.recurring.contains(&i),
+        })
+        .collect()
+}
+
+/// Per final series root: its victim, the identity on most of its media
+/// among those that are not recurring (ties: more anchored media); and
+/// that identity's face ids within the series.
+pub fn victims(
+    faces: &FaceSet,
+    identity: &[u32],
+    series: &[Option<u32>],
+    roles: &Roles,
+) -> HashMap<u32, Vec<String>> {
+    let mut count: HashMap<u32, HashMap<u32, u32>> = HashMap::new();
+    for (m, i) in media_identities(faces, identity) {
+        if let Some(root) = series[m as usize]
+            && !roles.recurring.contains(&i)
+        {
+            *count.entry(root).or_default().entry(i).or_default() += 1;
+        }
+    }
+    let victim: HashMap<u32, u32> = count
+        .into_iter()
+        .filter_map(|(root, ids)| {
+            ids.into_iter()
+                .max_by_key(|&(i, c)| {
+                    (
+                        c,
+                        roles.anchored.get(&i).copied().unwrap_or(0),
+                        std::cmp::Reverse(i),
+                    )
+                })
+                .map(|(i, _)| (root, i))
+        })
+        .collect();
+    let mut out: HashMap<u32, Vec<String>> = HashMap::new();
+    for (f, &i) in identity.iter().enumerate() {
+        let m = faces.media[f] as usize;
+        if let Some(root) = series[m]
+            && victim.get(&root) == Some(&i)
+        {
+            out.entry(root).or_default().push(faces.ids[f].clone());
+        }
+    }
+    for ids in out.values_mut() {
+        ids.sort();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Faces: (media, identity label); edges: every pair of the same label
+    /// (distance 0.4).
+    fn faces(list: &[(u32, u32)]) -> FaceSet {
+        let mut f = FaceSet::default();
+        for (k, &(m, _)) in list.iter().enumerate() {
+            f.refs.push(PointRef {
+                seg: 0,
+                off: k as u32,
+            });
+            f.ids.push(format!("m{m}#{k}"));
+            f.media.push(m);
+        }
+        for a in 0..list.len() {
+            for b in a + 1..list.len() {
+                if list[a].1 == list[b].1 && list[a].0 != list[b].0 {
+                    f.edges.push((a as u32, b as u32, 0.4));
+                }
+            }
+        }
+        f
+    }
+
+    /// Two victims (V, W), each in two scenes; an adult A beside both.
+    /// V's scenes join through V; A neither merges V and W nor counts as
+    /// anyone's victim; A is reported in both series.
+    #[test]
+    fn victims_join_scenes_and_a_recurring_adult_does_not() {
+        // Scene groups: {0,1,2} {3,4} (V), {5,6,7} {8,9} (W).
+        let group = [0, 0, 0, 3, 3, 5, 5, 5, 8, 8];
+        let (v, w, a) = (1, 2, 3);
+        let list = [
+            (0, v),
+            (1, v),
+            (2, v),
+            (2, a),
+            (3, v),
+            (4, v),
+            (5, w),
+            (6, w),
+            (6, a),
+            (7, w),
+            (8, w),
+            (9, w),
+            (9, a),
+        ];
+        let f = faces(&list);
+        let identity = cluster(&f);
+        let id_of = |label: u32| identity[list.iter().position(|x| x.1 == label).unwrap()];
+        let r = roles(&f, &identity, &group);
+        assert!(r.is_anchored(id_of(v)) && r.is_anchored(id_of(w)));
+        assert!(!r.is_anchored(id_of(a)));
+        assert!(r.recurring.contains(&id_of(a)));
+        let joins = face_joins(&f, &identity, &group, &r);
+        let pairs: HashSet<(u32, u32)> = joins.iter().map(|j| (group[j.0 as usize], group[j.1 as usize])).collect();
+        assert!(pairs.iter().all(|&(x, y)| [(0, 3), (3, 0), (5, 8), (8, 5)].contains(&(x, y))), "{pairs:?}");
+        assert!(!pairs.is_empty());
+        // Final series: V's two scenes, W's two scenes.
+        let series: Vec<Option<u32>> = group
+            .iter()
+            .map(|&g| Some(if g == 3 { 0 } else if g == 8 { 5 } else { g }))
+            .collect();
+        let p = persons(&f, &identity, &series, &r);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].recurring);
+        assert_eq!(p[0].series, vec![(0, 1), (5, 2)]);
+        let vict = victims(&f, &identity, &series, &r);
+        assert_eq!(vict[&0].len(), 5);
+        assert!(vict[&0].iter().all(|id| !id.ends_with("#3")));
+    }
+
+    /// A lone match between two identities does not merge them: the edge
+    /// has no triangle and is not mutual (each face has a closer match).
+    #[test]
+    fn a_lone_face_match_does_not_merge_identities() {
+        let mut f = faces(&[(0, 1), (1, 1), (2, 2), (3, 2)]);
+        f.edges = vec![(0, 1, 0.2), (2, 3, 0.2), (1, 2, 0.6)];
+        let id = cluster(&f);
+        assert_eq!(id[0], id[1]);
+        assert_eq!(id[2], id[3]);
+        assert_ne!(id[1], id[2]);
+    }
+}

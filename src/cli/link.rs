@@ -26,6 +26,11 @@ pub struct ParamArgs {
     /// calibrated, else 0.70 under cosine].
     #[arg(long, default_value_t = 0.0)]
     pub face_threshold: f32,
+    /// Image distance up to which images alone link; beyond it, up to
+    /// --image-threshold, faces must not contradict [default: calibrated,
+    /// else the image threshold].
+    #[arg(long, default_value_t = 0.0)]
+    pub core_image_threshold: f32,
     /// Use the defaults for thresholds not set, without calibrating on the
     /// collection's labelled material.
     #[arg(long)]
@@ -260,6 +265,7 @@ fn link_request(a: &LinkArgs) -> pb::LinkSeriesRequest {
             ef: 0,
             min_shared_neighbours: p.min_shared_neighbours,
             single_linkage: p.single_linkage,
+            core_image_threshold: p.core_image_threshold,
             calibration: if p.no_calibrate {
                 pb::Calibration::Off
             } else {

@@ -18,6 +18,13 @@
 //! a false attachment if the nearest outsider is. The threshold maximises
 //! F1 of that, in the middle of the best interval.
 //!
+//! **Core threshold.** Where outsiders begin: the 1% quantile of the
+//! sampled media's nearest-outsider distances (at most the image
+//! threshold). Below it images alone link; between it and the image
+//! threshold look-alikes from outside a series begin to appear, and an
+//! image edge links there only where faces do not contradict it (see
+//! `link`).
+//!
 //! **Face threshold.** Faces group into people, so every pair counts: the
 //! threshold maximises F1 over the face pairs. A person who recurs in
 //! several labelled series shows up as different-series pairs at
@@ -51,6 +58,8 @@ pub const BINS: usize = 60;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Choice {
     pub threshold: f32,
+    /// Images: the core threshold (where outsiders begin), if calibrated.
+    pub core: Option<f32>,
     pub calibrated: bool,
     /// Pair precision and recall at `threshold`.
     pub precision: f64,
@@ -67,6 +76,7 @@ impl Choice {
     pub fn to_pb(&self) -> pb::ThresholdChoice {
         pb::ThresholdChoice {
             threshold: self.threshold,
+            core_threshold: self.core.unwrap_or(0.0),
             calibrated: self.calibrated,
             precision: self.precision,
             recall: self.recall,
@@ -226,10 +236,15 @@ fn best_f1(mut events: Vec<(f32, i64, i64)>, positives: i64) -> (f32, f64) {
     ((best.0 + next) / 2.0, best.1.max(0.0))
 }
 
-/// Image threshold from each sampled media's nearest same-series
-/// neighbour and nearest outsider (see the module doc).
-fn image_threshold(pairs: &[Pairs]) -> f32 {
+/// Share of sampled media whose nearest outsider may lie within the core
+/// threshold.
+const CORE_QUANTILE: f64 = 0.01;
+
+/// Image threshold and core threshold from each sampled media's nearest
+/// same-series neighbour and nearest outsider (see the module doc).
+fn image_threshold(pairs: &[Pairs]) -> (f32, f32) {
     let mut events = Vec::new();
+    let mut outsiders = Vec::new();
     let mut positives = 0;
     for p in pairs {
         let pos = p.iter().filter(|x| x.1).map(|x| x.0).reduce(f32::min);
@@ -240,9 +255,14 @@ fn image_threshold(pairs: &[Pairs]) -> f32 {
         }
         if let Some(d) = neg {
             events.push((d, 0, 1));
+            outsiders.push(d);
         }
     }
-    best_f1(events, positives).0
+    let t = best_f1(events, positives).0;
+    outsiders.sort_by(f32::total_cmp);
+    let q = ((pairs.len() as f64 * CORE_QUANTILE) as usize).min(outsiders.len().saturating_sub(1));
+    let core = outsiders.get(q).copied().unwrap_or(t).min(t);
+    (t, core)
 }
 
 /// Face threshold over every pair.
@@ -276,6 +296,7 @@ fn describe(pairs: &[Pairs], threshold: f32, calibrated: bool) -> Choice {
     }
     Choice {
         threshold,
+        core: None,
         calibrated,
         precision: if within_all > 0.0 {
             within_same / within_all
@@ -320,12 +341,14 @@ pub fn calibrate(
     };
     let same = |p: &[Pairs]| p.iter().flatten().filter(|x| x.1).count();
     let image_ok = enough_series && same(&ipairs) >= MIN_PAIRS;
-    let t = if image_ok {
-        image_threshold(&ipairs)
+    let (t, core) = if image_ok {
+        let (t, c) = image_threshold(&ipairs);
+        (t, Some(c))
     } else {
-        defaults.0.unwrap_or(0.0)
+        (defaults.0.unwrap_or(0.0), None)
     };
     cal.image = describe(&ipairs, t, image_ok);
+    cal.image.core = core;
     let mut notes = Vec::new();
     if !image_ok {
         notes.push(format!(
@@ -396,6 +419,9 @@ pub fn resolve(
     let mut calibrated = Vec::new();
     if q.image_threshold == 0.0 && cal.image.calibrated {
         q.image_threshold = cal.image.threshold;
+        if q.core_image_threshold == 0.0 {
+            q.core_image_threshold = cal.image.core.unwrap_or(0.0);
+        }
         if q.near_duplicate_threshold == 0.0 {
             // Near-duplicates keep their share of the image threshold.
             q.near_duplicate_threshold = cal.image.threshold

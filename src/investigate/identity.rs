@@ -11,19 +11,25 @@
 //! their identities.
 //!
 //! **Roles.** Linking first groups media by images alone into *scene
-//! groups*. In each group an identity is a *subject* when it shows on at
-//! least half of the group's media with faces and no identity shows on more;
-//! it is *anchored* where it is a subject of two or more media (it recurs
-//! within one coherent scene: the person the scene is about). A group's
-//! *primary* identity is its subject with the most anchored media overall.
-//! An identity is *recurring* when it shows in groups whose primaries are
-//! two or more different anchored identities: an adult or a bystander seen
-//! beside several victims.
+//! groups*. Counts are of distinct *pictures*: near-duplicates (re-encodes,
+//! crops) of one picture count once. In each group an identity is a
+//! *subject* when it shows on at least half of the group's pictures with
+//! faces; it is *anchored* in a group where it is a subject of two or more
+//! pictures (it recurs within one coherent scene: a person the scene is
+//! about). A group's *primary* identity is its subject with the most
+//! anchored pictures overall. An identity is *recurring* when it shows in
+//! groups whose primaries are two or more different anchored identities:
+//! an adult or a bystander seen beside several victims.
 //!
 //! **Face joins.** Two scene groups are joined through a face edge of
-//! identity I only when I is anchored, not recurring, and the primary of
-//! both groups. The same person seen elsewhere is reported as a relation
-//! ("same person in series A and B"), a lead, not a merge.
+//! identity I only when the groups agree on whom they are about (each
+//! group's primary is a subject of the other; a group of one picture is
+//! about whoever it shows, so its primary being a subject of the other
+//! group suffices), I is the primary of one of
+//! them and anchored in one of them (a lone picture attaches to a scene,
+//! never to another lone picture), and I is not recurring. The same person
+//! seen elsewhere is reported as a relation ("same person in series A and
+//! B"), a lead, not a merge.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -111,8 +117,14 @@ pub fn cluster(faces: &FaceSet) -> Vec<u32> {
 pub struct Roles {
     /// Scene group (its root media) → primary identity.
     pub primary: HashMap<u32, u32>,
-    /// Anchored media per identity (0: not anchored).
+    /// Anchored pictures per identity (0: not anchored).
     pub anchored: HashMap<u32, u32>,
+    /// (group, identity) where the identity is a subject.
+    pub subject_in: HashSet<(u32, u32)>,
+    /// (group, identity) where the identity is anchored.
+    pub anchored_in: HashSet<(u32, u32)>,
+    /// Groups of a single picture (and its near-duplicates).
+    pub single: HashSet<u32>,
     pub recurring: HashSet<u32>,
 }
 
@@ -124,10 +136,17 @@ impl Roles {
     /// Whether a face join through `identity` between groups `ga` and `gb`
     /// is allowed.
     pub fn may_join(&self, identity: u32, ga: u32, gb: u32) -> bool {
-        self.is_anchored(identity)
+        let (Some(&pa), Some(&pb)) = (self.primary.get(&ga), self.primary.get(&gb)) else {
+            return false;
+        };
+        let (a_in_b, b_in_a) = (self.subject_in.contains(&(gb, pa)), self.subject_in.contains(&(ga, pb)));
+        let agree = (a_in_b && b_in_a)
+            || (a_in_b && self.single.contains(&ga))
+            || (b_in_a && self.single.contains(&gb));
+        agree
+            && (pa == identity || pb == identity)
+            && (self.anchored_in.contains(&(ga, identity)) || self.anchored_in.contains(&(gb, identity)))
             && !self.recurring.contains(&identity)
-            && self.primary.get(&ga) == Some(&identity)
-            && self.primary.get(&gb) == Some(&identity)
     }
 }
 
@@ -145,33 +164,52 @@ pub fn media_identities(faces: &FaceSet, identity: &[u32]) -> Vec<(u32, u32)> {
 }
 
 /// The roles of the identities over scene groups (`group[m]`: the root of
-/// media m's group).
-pub fn roles(faces: &FaceSet, identity: &[u32], group: &[u32]) -> Roles {
-    let pairs = media_identities(faces, identity);
-    // Per group: identity → media showing it; media with faces.
+/// media m's group; `picture[m]`: the root of its near-duplicates).
+pub fn roles(faces: &FaceSet, identity: &[u32], group: &[u32], picture: &[u32]) -> Roles {
+    // (picture, identity) once each: copies of a picture count once.
+    let mut pairs: Vec<(u32, u32)> = media_identities(faces, identity)
+        .into_iter()
+        .map(|(m, i)| (picture[m as usize], i))
+        .collect();
+    pairs.sort_unstable();
+    pairs.dedup();
+    // Per group: identity → pictures showing it; pictures with faces.
     let mut count: HashMap<u32, BTreeMap<u32, u32>> = HashMap::new();
     let mut faced: HashMap<u32, u32> = HashMap::new();
-    let mut last_media = u32::MAX;
-    for &(m, i) in &pairs {
-        let g = group[m as usize];
+    let mut last = u32::MAX;
+    for &(p, i) in &pairs {
+        let g = group[p as usize];
         *count.entry(g).or_default().entry(i).or_default() += 1;
-        if m != last_media {
+        if p != last {
             *faced.entry(g).or_default() += 1;
-            last_media = m;
+            last = p;
         }
+    }
+    // Groups of one picture.
+    let mut pictures: HashMap<u32, HashSet<u32>> = HashMap::new();
+    for (m, &g) in group.iter().enumerate() {
+        pictures.entry(g).or_default().insert(picture[m]);
     }
     // Subjects of each group, and each identity's anchored media.
     let mut subjects: HashMap<u32, Vec<u32>> = HashMap::new();
-    let mut roles = Roles::default();
+    let mut roles = Roles {
+        single: pictures
+            .into_iter()
+            .filter(|(_, p)| p.len() == 1)
+            .map(|(g, _)| g)
+            .collect(),
+        ..Roles::default()
+    };
     let mut subject_media: HashMap<u32, u32> = HashMap::new();
     for (&g, ids) in &count {
-        let top = ids.values().copied().max().unwrap_or(0);
         for (&i, &c) in ids {
-            if c == top && 2 * c >= faced[&g] {
+            if 2 * c >= faced[&g] {
                 subjects.entry(g).or_default().push(i);
+                roles.subject_in.insert((g, i));
                 *subject_media.entry(i).or_default() += c;
                 if c >= 2 {
                     *roles.anchored.entry(i).or_default() += c;
+                    roles.anchored_in.insert((g, i));
                 }
             }
         }
@@ -375,7 +413,8 @@ mod tests {
         let f = faces(&list);
         let identity = cluster(&f);
         let id_of = |label: u32| identity[list.iter().position(|x| x.1 == label).unwrap()];
-        let r = roles(&f, &identity, &group);
+        let pictures: Vec<u32> = (0..10).collect();
+        let r = roles(&f, &identity, &group, &pictures);
         assert!(r.is_anchored(id_of(v)) && r.is_anchored(id_of(w)));
         assert!(!r.is_anchored(id_of(a)));
         assert!(r.recurring.contains(&id_of(a)));

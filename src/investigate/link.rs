@@ -126,6 +126,7 @@ pub fn settings_from_pb(p: Option<&pb::LinkParams>, metric: Metric) -> Result<Li
             p.min_shared_neighbours as usize
         },
         single_linkage: p.single_linkage,
+        core_threshold: core(p.core_image_threshold, image_threshold)?,
     })
 }
 
@@ -139,7 +140,18 @@ pub fn settings_to_pb(s: &LinkSettings) -> pb::LinkParams {
         min_shared_neighbours: s.min_shared_neighbours as u32,
         single_linkage: s.single_linkage,
         calibration: pb::Calibration::Off as i32,
+        core_image_threshold: s.core(),
     }
+}
+
+/// Checks `params.core_image_threshold` (0: none).
+fn core(v: f32, image_threshold: f32) -> Result<f32> {
+    if !v.is_finite() || v < 0.0 || v > image_threshold {
+        return Err(Error::invalid(format!(
+            "params.core_image_threshold is {v}; it must be a distance from 0 to params.image_threshold ({image_threshold})"
+        )));
+    }
+    Ok(v)
 }
 
 /// Checks request parameters before any work: everything
@@ -394,6 +406,9 @@ pub struct GroupStats {
     pub refused_edges: usize,
     /// Lone image edges accepted because both media show the same person.
     pub corroborated_edges: usize,
+    /// Image edges beyond the core threshold refused because faces
+    /// contradict them.
+    pub contradicted_edges: usize,
     /// Face joins between scene groups (face evidence in the forest).
     pub face_joins: usize,
     /// Series with at least one part joined only through a face.
@@ -437,17 +452,29 @@ pub fn group(
                 .map(move |&(b, d)| judge(edges, s, a, b, d))
         })
         .collect();
-    // Scene groups: images alone.
+    // Scene groups: images alone, within the core threshold.
+    let core = s.core();
     let mut scenes = UnionFind::new(n);
-    for j in judged.iter().filter(|j| j.accepted) {
+    for j in judged.iter().filter(|j| j.accepted && j.distance <= core) {
         scenes.union(j.a, j.b);
     }
     let scene = scenes.roots();
+    // Pictures: near-duplicates of one picture count once for the roles.
+    let mut copies = UnionFind::new(n);
+    for j in judged.iter().filter(|j| j.kind == EvidenceKind::NearDuplicate) {
+        copies.union(j.a, j.b);
+    }
+    let picture = copies.roots();
     let fs = &edges.face_set;
     let identity = identity::cluster(fs);
-    let roles = identity::roles(fs, &identity, &scene);
+    let roles = identity::roles(fs, &identity, &scene, &picture);
     let recurring = |i: u32| roles.recurring.contains(&i);
+    let shown = identities_of(n, fs, &identity);
     for j in &mut judged {
+        if j.accepted && j.distance > core && j.kind != EvidenceKind::NearDuplicate {
+            j.accepted = faces_agree(j, &shown, &scene, &roles);
+            stats.contradicted_edges += (!j.accepted) as usize;
+        }
         let before = j.accepted;
         corroborate(j, edges, &identity, &recurring);
         stats.corroborated_edges += (j.accepted && !before) as usize;
@@ -513,6 +540,30 @@ pub fn group(
         persons,
         stats,
     }
+}
+
+/// The identities each media shows (`n` media).
+fn identities_of(n: usize, fs: &FaceSet, identity: &[u32]) -> Vec<Vec<u32>> {
+    let mut shown: Vec<Vec<u32>> = vec![Vec::new(); n];
+    for (m, i) in identity::media_identities(fs, identity) {
+        if let Some(v) = shown.get_mut(m as usize) {
+            v.push(i);
+        }
+    }
+    shown
+}
+
+/// Whether faces let an image edge beyond the core threshold link: each
+/// end that shows faces shows a subject of the other end's scene group
+/// (when that group has subjects).
+fn faces_agree(j: &Judged, shown: &[Vec<u32>], scene: &[u32], roles: &identity::Roles) -> bool {
+    let fits = |x: u32, y: u32| {
+        let (ids, g) = (&shown[x as usize], scene[y as usize]);
+        ids.is_empty()
+            || !roles.primary.contains_key(&g)
+            || ids.iter().any(|&i| roles.subject_in.contains(&(g, i)))
+    };
+    fits(j.a, j.b) && fits(j.b, j.a)
 }
 
 /// The series records of a union-find (groups of two or more media), each
@@ -885,6 +936,7 @@ mod tests {
             ef: 64,
             min_shared_neighbours: 1,
             single_linkage: false,
+            core_threshold: 0.0,
         }
     }
 

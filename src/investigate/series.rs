@@ -276,6 +276,22 @@ pub struct LinkSettings {
     pub ef: usize,
     pub min_shared_neighbours: usize,
     pub single_linkage: bool,
+    /// Image distance up to which image edges link on images alone; beyond
+    /// it (up to `image_threshold`) they link only where faces do not
+    /// contradict. 0: the image threshold (no such band).
+    #[serde(default)]
+    pub core_threshold: f32,
+}
+
+impl LinkSettings {
+    /// The core image threshold (see `core_threshold`).
+    pub fn core(&self) -> f32 {
+        if self.core_threshold > 0.0 {
+            self.core_threshold.min(self.image_threshold)
+        } else {
+            self.image_threshold
+        }
+    }
 }
 
 /// The stored series of one image collection.
@@ -426,6 +442,7 @@ mod tests {
                 ef: 128,
                 min_shared_neighbours: 1,
                 single_linkage: false,
+                core_threshold: 0.0,
             },
             series: vec![SeriesRecord::new("m1", &meta("DE", 1), false)],
             linked_uploads: vec![],

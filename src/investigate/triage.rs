@@ -2,9 +2,17 @@
 //! in the queue; the NEW items of one submission are then grouped among
 //! themselves into candidate series.
 //!
-//! **Verdicts.** An item is KNOWN when its image is within the image
-//! threshold of stored material: one close match is enough (it is "known
-//! material", whatever series it is or is not in). Otherwise, when one of
+//! **Verdicts.** An item is KNOWN when it is close to stored material: one
+//! stored image of a series within the image threshold is enough, unless
+//! faces say it shows other people (both show faces and none of the
+//! item's matches one of the stored media's, or its series' victim): a
+//! look-alike room with another child in it is not known material. A
+//! near-duplicate (the same picture re-encoded or cropped) of anything
+//! stored is known. A close match to stored media in no series
+//! (unconfirmed, perhaps a look-alike itself) needs support: a person the
+//! item shares with it, or a second close match near it, as linking asks
+//! of an image edge. The reason says which, or why no match counted.
+//! Otherwise, when one of
 //! its faces matches the victim of a stored series (that series' victim
 //! faces, at least two of them, or its only one; not an adult or bystander
 //! who recurs beside several victims), it is KNOWN_VICTIM: new material of
@@ -21,7 +29,8 @@
 //!    new place or upload for an open series);
 //! 5. KNOWN_IDENTIFIED: known material of an identified victim.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use rayon::prelude::*;
 
@@ -60,6 +69,8 @@ pub struct Triager {
     media_series: HashMap<String, usize>,
     /// Victim face id → its series (index into the state's series).
     victim_of: HashMap<String, usize>,
+    /// Stored media that show a face, read on first need.
+    faced: OnceLock<HashSet<String>>,
     pub settings: LinkSettings,
 }
 
@@ -90,6 +101,7 @@ impl Triager {
             state,
             media_series,
             victim_of,
+            faced: OnceLock::new(),
             settings,
         }
     }
@@ -140,29 +152,45 @@ impl Triager {
         self.media_series.get(media).map(|&i| &st.series[i])
     }
 
-    /// The stored series whose victim the item's faces match: (series,
-    /// victim faces matched, best distance). At least two of its victim
-    /// faces must match, or its only one; the series with most wins.
-    fn victim_match(&self, item: &Item) -> Result<Option<(&SeriesRecord, usize, f32)>> {
-        let (Some(fv), Some(st)) = (&self.faces, &self.state) else {
-            return Ok(None);
+    /// The stored faces within the face threshold of the item's faces:
+    /// (face point id, its media, distance), at most [`FACE_K`] per face;
+    /// and how many of the item's faces matched something.
+    fn face_hits(&self, item: &Item) -> Result<(Vec<(String, String, f32)>, u32)> {
+        let Some(fv) = &self.faces else {
+            return Ok((Vec::new(), 0));
         };
         let s = &self.settings;
-        let mut tally: HashMap<usize, (std::collections::BTreeSet<String>, f32)> = HashMap::new();
+        let (mut out, mut matched) = (Vec::new(), 0);
         for f in &item.faces {
+            let mut any = false;
             for (p, d) in fv.search(f, FACE_K, s.ef.max(4 * FACE_K), None, None)? {
                 if d > s.face_threshold {
                     break;
                 }
-                let (id, _) = fv.describe(p)?;
-                if let Some(&si) = self.victim_of.get(&id) {
-                    let e = tally.entry(si).or_insert((Default::default(), d));
-                    e.1 = e.1.min(d);
-                    e.0.insert(id);
-                }
+                let (id, meta) = fv.describe(p)?;
+                let media = link::media_key(&id, &meta, true);
+                out.push((id, media, d));
+                any = true;
+            }
+            matched += any as u32;
+        }
+        Ok((out, matched))
+    }
+
+    /// The stored series whose victim the item's faces match: (series,
+    /// victim faces matched, best distance). At least two of its victim
+    /// faces must match, or its only one; the series with most wins.
+    fn victim_match(&self, hits: &[(String, String, f32)]) -> Option<(&SeriesRecord, usize, f32)> {
+        let st = self.state.as_ref()?;
+        let mut tally: HashMap<usize, (std::collections::BTreeSet<&str>, f32)> = HashMap::new();
+        for (id, _, d) in hits {
+            if let Some(&si) = self.victim_of.get(id) {
+                let e = tally.entry(si).or_insert((Default::default(), *d));
+                e.1 = e.1.min(*d);
+                e.0.insert(id);
             }
         }
-        Ok(tally
+        tally
             .into_iter()
             .filter(|(si, t)| t.0.len() >= st.series[*si].victim_faces.len().min(2))
             .max_by(|a, b| {
@@ -170,20 +198,41 @@ impl Triager {
                     .partial_cmp(&(b.1.0.len(), -b.1.1, std::cmp::Reverse(b.0)))
                     .unwrap_or(std::cmp::Ordering::Equal)
             })
-            .map(|(si, t)| (&st.series[si], t.0.len(), t.1)))
+            .map(|(si, t)| (&st.series[si], t.0.len(), t.1))
     }
 
-    /// Faces of the item matching any stored face within the face threshold.
-    fn matched_faces(&self, item: &Item) -> Result<u32> {
+    /// Whether stored media `media` shows a face (read once per triage).
+    fn has_face(&self, media: &str) -> Result<bool> {
         let Some(fv) = &self.faces else {
-            return Ok(0);
+            return Ok(false);
         };
-        let mut n = 0;
-        for f in &item.faces {
-            let hit = fv.search(f, 1, self.settings.ef.max(4 * FACE_K), None, None)?;
-            n += hit.first().is_some_and(|h| h.1 <= self.settings.face_threshold) as u32;
+        if self.faced.get().is_none() {
+            let set: HashSet<String> = fv
+                .points(None)?
+                .into_iter()
+                .map(|(_, id, meta)| link::media_key(&id, &meta, true))
+                .collect();
+            let _ = self.faced.set(set);
         }
-        Ok(n)
+        Ok(self.faced.get().is_some_and(|s| s.contains(media)))
+    }
+
+    /// Whether faces say a close stored media shows other people than the
+    /// item: both show faces and none of the item's matches one of its
+    /// faces (or, for media of a series, its victim).
+    fn faces_differ(
+        &self,
+        item: &Item,
+        media: &str,
+        series: Option<&SeriesRecord>,
+        hits: &[(String, String, f32)],
+    ) -> Result<bool> {
+        if item.faces.is_empty() || !self.has_face(media)? {
+            return Ok(false);
+        }
+        let same_media = hits.iter().any(|h| h.1 == media);
+        let victim = series.is_some_and(|r| hits.iter().any(|h| r.victim_faces.binary_search(&h.0).is_ok()));
+        Ok(!(same_media || victim))
     }
 
     /// The verdict on one item.
@@ -192,12 +241,13 @@ impl Triager {
         let hits = self
             .images
             .search(&item.vector, TRIAGE_K, s.ef.max(TRIAGE_K), None, None)?;
+        let (face_hits, matched) = self.face_hits(item)?;
         let mut r = pb::TriageResult {
             id: item.id.clone(),
-            matched_faces: self.matched_faces(item)?,
+            matched_faces: matched,
             ..Default::default()
         };
-        let victim = self.victim_match(item)?;
+        let victim = self.victim_match(&face_hits);
         if let Some((rec, _, _)) = victim {
             r.face_series_id = rec.series_id.clone();
         }
@@ -206,7 +256,8 @@ impl Triager {
             .copied()
             .filter(|(_, d)| *d <= s.image_threshold)
             .collect();
-        if let Some(&(p, d)) = close.first() {
+        let (known, lookalike) = self.known_match(item, &close, &face_hits)?;
+        if let Some((p, d)) = known {
             self.known(&mut r, &close, p, d)?;
         } else {
             if let Some(&(p, d)) = hits.first() {
@@ -214,9 +265,15 @@ impl Triager {
                 r.nearest_media_id = link::media_key(&id, &meta, false);
                 r.nearest_distance = d;
             }
-            let nearest = match hits.first() {
-                Some(h) => format!("nearest stored image at {:.3} > {:.3}", h.1, s.image_threshold),
-                None => "no stored image".to_string(),
+            let nearest = match (hits.first(), lookalike) {
+                (Some(h), true) => format!(
+                    "stored images within {:.3} (nearest {:.3}) show other people, or are look-alikes in no series without support",
+                    s.image_threshold, h.1
+                ),
+                (Some(h), false) => {
+                    format!("nearest stored image at {:.3} > {:.3}", h.1, s.image_threshold)
+                }
+                (None, _) => "no stored image".to_string(),
             };
             match victim {
                 Some((rec, n, fd)) => {
@@ -244,7 +301,64 @@ impl Triager {
         Ok(r)
     }
 
-    /// Fills a KNOWN verdict: the nearest close match, and the series of
+    /// The close match that makes an item known, nearest first: a
+    /// near-duplicate always; a media of a stored series unless faces say
+    /// it shows other people; a media in no series (unconfirmed material)
+    /// only with support: the item shows a person of that media, or
+    /// another close match lies within the image threshold of it (the
+    /// triangle linking asks of an image edge). Also whether close matches
+    /// were set aside.
+    fn known_match(
+        &self,
+        item: &Item,
+        close: &[(PointRef, f32)],
+        face_hits: &[(String, String, f32)],
+    ) -> Result<(Option<(PointRef, f32)>, bool)> {
+        let s = &self.settings;
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; close.len()];
+        for (i, &(p, d)) in close.iter().enumerate() {
+            if d <= s.near_duplicate_threshold {
+                return Ok((Some((p, d)), false));
+            }
+            let (id, meta) = self.images.describe(p)?;
+            let media = link::media_key(&id, &meta, false);
+            let ok = match self.series_of(&media) {
+                Some(rec) => !self.faces_differ(item, &media, Some(rec), face_hits)?,
+                None => {
+                    face_hits.iter().any(|h| h.1 == media)
+                        || (!self.faces_differ(item, &media, None, face_hits)?
+                            && self.supported(close, &mut vectors, i)?)
+                }
+            };
+            if ok {
+                return Ok((Some((p, d)), false));
+            }
+        }
+        Ok((None, !close.is_empty()))
+    }
+
+    /// Whether another close match of the item lies within the image
+    /// threshold of close match `i` (vectors read once).
+    fn supported(
+        &self,
+        close: &[(PointRef, f32)],
+        vectors: &mut [Option<Vec<f32>>],
+        i: usize,
+    ) -> Result<bool> {
+        for (j, slot) in vectors.iter_mut().enumerate() {
+            if slot.is_none() {
+                *slot = Some(self.images.vector(close[j].0)?);
+            }
+        }
+        let m = self.images.metric();
+        let vi = vectors[i].as_deref().unwrap_or_default();
+        Ok((0..close.len()).filter(|&j| j != i).any(|j| {
+            let vj = vectors[j].as_deref().unwrap_or_default();
+            m.from_rank(m.rank(vi, vj)) <= self.settings.image_threshold
+        }))
+    }
+
+    /// Fills a KNOWN verdict: the match that made it, and the series of
     /// the first close match that is in one.
     fn known(&self, r: &mut pb::TriageResult, close: &[(PointRef, f32)], p: PointRef, d: f32) -> Result<()> {
         let (id, meta) = self.images.describe(p)?;

@@ -116,6 +116,7 @@ pub struct Cell {
     pub series_planted: usize,
     pub vidx: Scores,
     pub vidx_image_threshold: f32,
+    pub vidx_core_threshold: f32,
     pub vidx_face_threshold: f32,
     /// Where vidx's thresholds came from.
     pub vidx_thresholds: String,
@@ -124,8 +125,18 @@ pub struct Cell {
     pub link_seconds: f64,
     pub reference_image: RefBest,
     pub reference_image_face: RefBest,
+    /// Planted series found exactly; predicted series holding two or
+    /// more planted ones; hard-negative and noise media put in a series.
+    pub vidx_exact: usize,
+    pub vidx_merged: usize,
+    pub vidx_strays: usize,
     pub triage_accuracy: f64,
     pub triage_items: usize,
+    /// [truth][verdict], 0 = known (KNOWN or KNOWN_VICTIM), 1 = new.
+    pub triage_confusion: [[usize; 2]; 2],
+    pub triage_known_victim: usize,
+    /// Per kind of item: (kind, items, judged known).
+    pub triage_by_kind: Vec<(String, usize, usize)>,
 }
 
 /// Generates (or reuses) the set of one cell.
@@ -191,6 +202,7 @@ fn run_cell(o: &GridOptions, root: &Path, regime: &str, seed: u64) -> anyhow::Re
     let link_seconds = start.elapsed().as_secs_f64();
     b.finish_and_clear();
     let found = quality(&ti, &linked.series);
+    write_series(&dir.join("vidx-series.jsonl"), &linked.series)?;
     let (reference_image, reference_image_face) = run_reference(&gen_dir, &ti)?;
     drop((iv, fv, reg));
     let triage = triage_bench(o.database_fraction, o.batch, &dir, &gen_dir, &truth)?;
@@ -202,15 +214,35 @@ fn run_cell(o: &GridOptions, root: &Path, regime: &str, seed: u64) -> anyhow::Re
         series_planted: truth.series.len(),
         vidx: found.scores,
         vidx_image_threshold: s.image_threshold,
+        vidx_core_threshold: s.core(),
         vidx_face_threshold: s.face_threshold,
         vidx_thresholds: source,
         vidx_face_joined: linked.stats.face_joined_series,
         link_seconds,
         reference_image,
         reference_image_face,
+        vidx_exact: found.exact,
+        vidx_merged: found.merged,
+        vidx_strays: found.strays,
         triage_accuracy: triage.accuracy,
         triage_items: triage.seized_items,
+        triage_confusion: triage.confusion,
+        triage_known_victim: triage.known_victim,
+        triage_by_kind: triage.by_kind,
     })
+}
+
+/// The series vidx found, one JSON line each, kept with the cell's set
+/// for a closer look.
+fn write_series(path: &Path, series: &[crate::investigate::series::SeriesRecord]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for s in series {
+        serde_json::to_writer(&mut w, s)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 /// Runs every cell, printing each as it is done, then the worst.
@@ -242,7 +274,7 @@ pub fn run(o: GridOptions) -> anyhow::Result<Vec<Cell>> {
 
 fn print_header() {
     println!(
-        "| regime | seed | media | vidx B3 P | R | F1 | vidx thresholds (image / face) | face-joined | ref image-only F1 (t) | ref image+face P | R | F1 (t image / face) | triage accuracy |"
+        "| regime | seed | media | vidx B3 P | R | F1 | vidx thresholds (core-image / face) | face-joined | ref image-only F1 (t) | ref image+face P | R | F1 (t image / face) | triage accuracy |"
     );
     println!("|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|");
 }
@@ -250,13 +282,14 @@ fn print_header() {
 fn print_cell(c: &Cell) {
     let (ri, rf) = (&c.reference_image, &c.reference_image_face);
     println!(
-        "| {} | {} | {} | {:.3} | {:.3} | **{:.3}** | {:.2} / {:.2} ({}) | {} | {:.3} ({:.2}) | {:.3} | {:.3} | {:.3} ({:.2} / {:.3}) | {:.3} |",
+        "| {} | {} | {} | {:.3} | {:.3} | **{:.3}** | {:.2}-{:.2} / {:.2} ({}) | {} | {:.3} ({:.2}) | {:.3} | {:.3} | {:.3} ({:.2} / {:.3}) | {:.3} |",
         c.regime,
         c.seed,
         c.media,
         c.vidx.b3_precision,
         c.vidx.b3_recall,
         c.vidx.b3_f1,
+        c.vidx_core_threshold,
         c.vidx_image_threshold,
         c.vidx_face_threshold,
         if c.vidx_thresholds.starts_with("image and face") {

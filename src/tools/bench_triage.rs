@@ -121,7 +121,25 @@ pub fn triage_bench(
         .collect::<crate::error::Result<_>>()?;
     rep.triage_seconds = start.elapsed().as_secs_f64();
     score_verdicts(&mut rep, &expected, &seized, &results);
+    write_verdicts(&root.join("triage-verdicts.jsonl"), &results)?;
     Ok(rep)
+}
+
+/// The verdicts, one JSON line each, kept beside the set for a closer look.
+fn write_verdicts(path: &Path, results: &[pb::TriageResult]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
+    for r in results {
+        let v = serde_json::json!({
+            "id": r.id, "verdict": r.verdict, "series_id": r.series_id,
+            "nearest_media_id": r.nearest_media_id, "nearest_distance": r.nearest_distance,
+            "matched_faces": r.matched_faces, "face_series_id": r.face_series_id, "reason": r.reason,
+        });
+        serde_json::to_writer(&mut w, &v)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    Ok(())
 }
 
 /// The earliest `fraction` of the uploads (the triage database): their

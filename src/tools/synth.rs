@@ -626,6 +626,9 @@ pub struct TruthSeries {
     /// Scenes the series was shot in (`--scenes`).
     #[serde(default = "one", skip_serializing_if = "is_one")]
     pub scenes: usize,
+    /// With several scenes: the scene (0-based) of each of `members`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_scenes: Vec<usize>,
     /// The series whose first scene this one's first scene is a sibling
     /// of (`--sibling-rate`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -1236,6 +1239,18 @@ impl Plan {
             victim_identity: index,
             companion_identity: self.series.len() + index,
             scenes: s.centres.len(),
+            member_scenes: if s.centres.len() > 1 {
+                s.members
+                    .iter()
+                    .chain(&s.near_dups)
+                    .map(|&m| {
+                        let a = anchor_of(&self.media[m].image);
+                        s.centres.iter().position(|&c| Some(c) == a).unwrap_or(0)
+                    })
+                    .collect()
+            } else {
+                Vec::new()
+            },
             sibling_of: s.sibling_of,
         }
     }

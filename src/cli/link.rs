@@ -1,6 +1,7 @@
-//! The analysts' commands: `vidx link`, `vidx link-upload` and `vidx triage`,
-//! gRPC clients of `LinkSeries`, `LinkUpload` and `Triage` that show progress
-//! and write what the server returns as JSON lines.
+//! The analysts' commands: `vidx link`, `vidx link-upload`, `vidx triage`
+//! and `vidx calibrate`, gRPC clients of `LinkSeries`, `LinkUpload`,
+//! `Triage` and `Calibrate` that show progress and write what the server
+//! returns as JSON lines (and, for calibration, a PNG).
 
 use std::collections::HashMap;
 use std::fs::File;
@@ -79,6 +80,21 @@ pub struct LinkArgs {
     /// Series listed on the terminal (largest cross-border first).
     #[arg(long, default_value_t = 10)]
     pub show: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CalibrateArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The image collection whose labelled material (series_label) calibrates.
+    #[arg(long, default_value = "images")]
+    pub images: String,
+    /// The face collection of the same media ("" for none).
+    #[arg(long, default_value = "faces")]
+    pub faces: String,
+    /// The histograms of same- and different-series distances, as PNG.
+    #[arg(long, default_value = "calibration.png")]
+    pub png: PathBuf,
 }
 
 #[derive(clap::Args, Debug)]
@@ -405,6 +421,46 @@ fn print_series_table(all: &[pb::Series], show: usize) {
             );
         }
     }
+}
+
+pub async fn calibrate(a: CalibrateArgs) -> anyhow::Result<()> {
+    let mut client = connect(&a.client.server).await?;
+    let r = client
+        .calibrate(pb::CalibrateRequest {
+            image_collection: a.images.clone(),
+            face_collection: a.faces.clone(),
+        })
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    println!(
+        "{} ({} labelled series, {} labelled media)",
+        r.note, r.labelled_series, r.labelled_media
+    );
+    let show = |name: &str, t: &pb::ThresholdChoice| {
+        let core = if t.core_threshold > 0.0 && t.core_threshold < t.threshold {
+            format!(" (images alone up to {:.3})", t.core_threshold)
+        } else {
+            String::new()
+        };
+        if t.calibrated {
+            println!(
+                "{name} threshold {:.3}{core}: precision {:.3}, recall {:.3} on {} same-series and {} different-series pairs",
+                t.threshold, t.precision, t.recall, t.same_series_pairs, t.different_series_pairs
+            );
+        } else {
+            println!("{name} threshold {:.3}: the default (not calibrated)", t.threshold);
+        }
+    };
+    if let Some(t) = &r.image {
+        show("image", t);
+    }
+    if let Some(t) = &r.face {
+        show("face ", t);
+    }
+    crate::cli::plot::write_histograms(&a.png, &r)?;
+    println!("wrote {} (distance histograms, same vs different series)", a.png.display());
+    Ok(())
 }
 
 pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod demo;
 pub mod link;
+pub mod plot;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -55,6 +56,9 @@ pub enum Command {
     LinkUpload(crate::cli::link::LinkUploadArgs),
     /// Triage a seized set into known and new material, most urgent first.
     Triage(Box<crate::cli::link::TriageArgs>),
+    /// Pick image and face thresholds from the labelled material in a
+    /// collection; prints them and writes a PNG of the distance histograms.
+    Calibrate(crate::cli::link::CalibrateArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -307,6 +311,7 @@ pub fn main() -> ExitCode {
             Command::Link(a) => crate::cli::link::link(*a).await,
             Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
             Command::Triage(a) => crate::cli::link::triage(*a).await,
+            Command::Calibrate(a) => crate::cli::link::calibrate(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_ann::run((*a).into()))
                     .await?

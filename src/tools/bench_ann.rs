@@ -1,5 +1,7 @@
-//! `vidx bench ann`: the recall-vs-speed harness users compare vidx with
-//! FAISS, hnswlib and USearch by.
+//! `vidx bench ann` and `vidx bench filter`.
+//!
+//! `bench ann` is the recall-vs-speed harness users compare vidx with FAISS,
+//! hnswlib and USearch by.
 //!
 //! For one dataset it builds the index and sweeps `ef`, reporting for each
 //! point recall@k against exact ground truth, QPS on one thread and on all
@@ -18,6 +20,11 @@
 //! `benches/peers/compare.py` can put them side by side. `--export` writes
 //! the dataset (`base.npy`, `query.npy`, `gt.npy`, `meta.json`) for the peers
 //! to read exactly the same vectors and ground truth.
+//!
+//! `bench filter` builds one generated set whose points carry tags planted
+//! at 50%, 10%, 1% and 0.1% selectivity and prints, for the mutable and the
+//! sealed segment, recall and one-thread QPS of search filtered to each (and
+//! by a filter no point passes) beside unfiltered search.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -64,10 +71,13 @@ pub struct AnnArgs {
     /// Dimension of the `image` dataset (`sift` is always 128).
     #[arg(long, default_value_t = 512)]
     pub dim: usize,
+    /// Neighbours per query; recall is recall@k.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// HNSW links per node (upper layers; twice as many on layer 0).
     #[arg(long, default_value_t = 16)]
     pub m: usize,
+    /// HNSW build breadth.
     #[arg(long, default_value_t = 200)]
     pub ef_construction: usize,
     /// The ef sweep.
@@ -86,6 +96,7 @@ pub struct AnnArgs {
     /// Queries per gRPC request in the batched run.
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
+    /// Seed of the generated dataset and queries.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Write the dataset here (base.npy, query.npy, gt.npy, meta.json).
@@ -881,16 +892,22 @@ mod tests {
 /// selectivities beside unfiltered search on the same collection.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FilterBenchArgs {
+    /// Points of the generated (clustered, cosine) collection.
     #[arg(long, default_value_t = 100_000)]
     pub n: usize,
+    /// Queries per selectivity.
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
+    /// Dimension of the vectors.
     #[arg(long, default_value_t = 512)]
     pub dim: usize,
+    /// Neighbours per query; recall is recall@k.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// Search breadth.
     #[arg(long, default_value_t = 128)]
     pub ef: usize,
+    /// Seed of the vectors and the selectivity tags.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }

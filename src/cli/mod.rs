@@ -1,5 +1,5 @@
 //! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`,
-//! `flush`, `bench`; the linking and triage commands are in `linkcli`.
+//! `flush`, `bench`; the linking and triage commands are in [`link`].
 //!
 //! The top layer: may import every other layer.
 

@@ -171,10 +171,10 @@ pub struct SearchArgs {
     #[command(flatten)]
     pub filter: FilterArgs,
     /// With --id: drop hits from the query point's own upload.
-    #[arg(long, requires = "id")]
+    #[arg(long)]
     pub exclude_same_upload: bool,
     /// With --id: drop hits from the query point's own case.
-    #[arg(long, requires = "id")]
+    #[arg(long)]
     pub exclude_same_case: bool,
     /// Top-k distinct media, each with its best point and how many matched.
     #[arg(long)]
@@ -528,6 +528,12 @@ fn check_existing(
 }
 
 async fn search(a: SearchArgs) -> anyhow::Result<()> {
+    // clap's `requires` is void here: --id conflicts with the vector flags.
+    if a.id.is_none() && (a.exclude_same_upload || a.exclude_same_case) {
+        bail!(
+            "--exclude-same-upload and --exclude-same-case apply to --id queries; with a vector, use --not-upload or --not-case"
+        );
+    }
     let query = if let Some(id) = &a.id {
         pb::query::Query::PointId(id.clone())
     } else if let Some(v) = &a.vector {

@@ -475,6 +475,28 @@ async fn exclusions_on_a_vector_query_are_refused() {
         req.queries.truncate(1);
         assert!(c.search(req).await.is_ok());
     }
+    // The command line says so in its own words.
+    let url = format!("http://{}", server.addr);
+    let out = tokio::task::spawn_blocking(move || {
+        vidx(&[
+            "search",
+            "--server",
+            &url,
+            "--collection",
+            "images",
+            "--vector",
+            "1,0,0,0",
+            "--exclude-same-upload",
+        ])
+    })
+    .await
+    .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--exclude-same-upload"),
+        "{}",
+        stderr(&out)
+    );
     server.stop().await;
 }
 

@@ -18,7 +18,7 @@ use crate::collection::{Collection, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::filter::Filter;
 use crate::investigate::link;
-use crate::investigate::series::{STATE_FORMAT, SeriesState, StateStore};
+use crate::investigate::series::{SeriesState, StateStore, state_format};
 use crate::investigate::triage::Triager;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
@@ -240,7 +240,7 @@ impl VectorIndex for Service {
                 }
                 if stored {
                     store.save(&SeriesState {
-                        format: STATE_FORMAT.into(),
+                        format: state_format(),
                         image_collection: image_name.clone(),
                         face_collection: face_name.clone(),
                         settings: settings.clone(),

@@ -39,7 +39,7 @@ use std::time::Instant;
 use parking_lot::{Mutex, RwLock};
 use rayon::prelude::*;
 
-use crate::collection::config::{CONFIG_FILE, CONFIG_FORMAT, Config};
+use crate::collection::config::{CONFIG_FILE, Config};
 use crate::error::{Error, Result};
 use crate::index::filter::Filter;
 use crate::pb;
@@ -266,15 +266,7 @@ impl Collection {
         let bytes = std::fs::read(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
         let config: Config = serde_json::from_slice(&bytes)
             .map_err(|e| Error::data_loss(&cfg_path, format!("unreadable configuration: {e}")))?;
-        if config.format != CONFIG_FORMAT {
-            return Err(Error::data_loss(
-                &cfg_path,
-                format!(
-                    "configuration format {}; this vidx reads {CONFIG_FORMAT}",
-                    config.format
-                ),
-            ));
-        }
+        crate::storage::versions::CONFIG.check(&cfg_path, config.format)?;
         let manifest = Manifest::load(dir)?;
         remove_garbage(dir, &manifest)?;
         let mut sealed = Vec::with_capacity(manifest.segments.len());

@@ -37,7 +37,7 @@ use crate::collection::registry::Registry;
 use crate::collection::{Collection, StorageOptions};
 use crate::index::distance::Metric;
 use crate::investigate::link;
-use crate::investigate::series::{LinkSettings, STATE_FORMAT, SeriesRecord, SeriesState};
+use crate::investigate::series::{LinkSettings, SeriesRecord, SeriesState, state_format};
 use crate::investigate::triage::Triager;
 use crate::pb;
 use crate::storage::wal::SyncPolicy;
@@ -594,7 +594,7 @@ fn triage_bench(
     rep.link_seconds = start.elapsed().as_secs_f64();
     rep.database_series = linked.series.len();
     let state = SeriesState {
-        format: STATE_FORMAT.into(),
+        format: state_format(),
         image_collection: "images".into(),
         face_collection: "faces".into(),
         settings: s.clone(),

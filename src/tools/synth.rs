@@ -190,7 +190,7 @@ pub struct GenArgs {
     #[arg(long, default_value_t = 0.5)]
     pub labelled_rate: f64,
     /// Element type of `images.npy` and `faces.npy`.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
+    #[arg(long, default_value = "f32", value_parser = dtype_arg())]
     pub dtype: Dtype,
     /// Chains of look-alike media between pairs of series (5 media each, in
     /// no series): each is close to the next one only, and the chain's ends
@@ -202,6 +202,14 @@ pub struct GenArgs {
     /// triage: written to `seized/` instead of the main files.
     #[arg(long, default_value_t = 0.0)]
     pub seized_fraction: f64,
+}
+
+/// `--dtype`: one of [`Dtype::ALL`] by name, listed in `--help`. The
+/// element type stays a plain type of `io`; only its parser is clap's.
+fn dtype_arg() -> impl clap::builder::TypedValueParser<Value = Dtype> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(Dtype::ALL.map(Dtype::name))
+        .try_map(|name| name.parse::<Dtype>())
 }
 
 /// The resolved generator parameters, recorded in `truth.json`.
@@ -256,10 +264,7 @@ fn is_zero(x: &usize) -> bool {
 impl Params {
     /// The `vidx gen` flags that regenerate this set (all but `--out`).
     pub fn command(&self) -> String {
-        let dtype = match self.dtype {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-        };
+        let dtype = self.dtype.name();
         format!(
             "vidx gen --seed {} --dim {} --series {} --members {}..{} --near-dup-rate {} \
              --hard-negatives {} --noise {} --countries {} --uploads {} \
@@ -357,10 +362,7 @@ pub struct GenSummary {
 
 impl fmt::Display for GenSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dtype = match self.dtype {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-        };
+        let dtype = self.dtype.name();
         writeln!(
             f,
             "wrote {} image points to {}: {} series ({} members + {} near-duplicates), \

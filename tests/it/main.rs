@@ -14,5 +14,7 @@ mod defects;
 mod filters;
 mod layers;
 mod link;
+mod npy_files;
 mod recall;
 mod storage;
+mod stored_formats;

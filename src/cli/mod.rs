@@ -7,6 +7,7 @@ pub mod client;
 pub mod demo;
 pub mod link;
 pub mod table;
+pub mod tools;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -40,7 +41,7 @@ pub enum Command {
     /// Run the gRPC server.
     Serve(ServeArgs),
     /// Write synthetic embeddings with planted series and ground truth.
-    Gen(crate::tools::synth::GenArgs),
+    Gen(crate::cli::tools::GenArgs),
     /// Stream points from files into a collection (created if absent).
     Ingest(IngestArgs),
     /// Query a collection from the shell.
@@ -63,11 +64,11 @@ pub enum Command {
 #[derive(Subcommand, Debug)]
 pub enum BenchCommand {
     /// Recall vs QPS sweep of the ANN index (mutable, sealed, over gRPC).
-    Ann(Box<crate::tools::bench_ann::AnnArgs>),
+    Ann(Box<crate::cli::tools::AnnArgs>),
     /// Filtered search at 50% / 10% / 1% / 0.1% / 0% selectivity beside unfiltered.
-    Filter(crate::tools::bench_ann::FilterBenchArgs),
+    Filter(crate::cli::tools::FilterBenchArgs),
     /// Linking quality (B-cubed F1, pairwise P/R, threshold sweep), triage accuracy, linking at scale.
-    Link(Box<crate::tools::bench_link::LinkBenchArgs>),
+    Link(Box<crate::cli::tools::LinkBenchArgs>),
 }
 
 #[derive(clap::Args, Debug)]
@@ -309,8 +310,9 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(a) => serve(a).await,
             Command::Gen(a) => {
+                let opts = a.into();
                 let summary =
-                    tokio::task::spawn_blocking(move || crate::tools::synth::run(&a)).await??;
+                    tokio::task::spawn_blocking(move || crate::tools::synth::run(&opts)).await??;
                 println!("{summary}");
                 Ok(())
             }
@@ -322,13 +324,16 @@ pub fn main() -> ExitCode {
             Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
             Command::Triage(a) => crate::cli::link::triage(*a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
-                tokio::task::spawn_blocking(move || crate::tools::bench_ann::run(*a)).await?
+                tokio::task::spawn_blocking(move || crate::tools::bench_ann::run((*a).into()))
+                    .await?
             }
             Command::Bench(BenchCommand::Filter(a)) => {
-                tokio::task::spawn_blocking(move || crate::tools::bench_ann::run_filter(a)).await?
+                tokio::task::spawn_blocking(move || crate::tools::bench_ann::run_filter(a.into()))
+                    .await?
             }
             Command::Bench(BenchCommand::Link(a)) => {
-                tokio::task::spawn_blocking(move || crate::tools::bench_link::run(*a)).await?
+                tokio::task::spawn_blocking(move || crate::tools::bench_link::run((*a).into()))
+                    .await?
             }
         }
     });

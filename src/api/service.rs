@@ -16,10 +16,11 @@ use crate::collection::config;
 use crate::collection::registry::Registry;
 use crate::collection::{Collection, Query, SearchOptions};
 use crate::error::Error;
+use crate::index::distance::Metric;
 use crate::index::filter::Filter;
 use crate::investigate::link;
-use crate::investigate::series::{STATE_FORMAT, SeriesState, StateStore};
-use crate::investigate::triage::Triager;
+use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
+use crate::investigate::triage::{Item, Triager};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::validate;
@@ -55,7 +56,7 @@ fn link_collections(
     face: &str,
 ) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
     validate::collection_name("image_collection", image)?;
-    let images = registry.get(image)?;
+    let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
     let faces = if face.is_empty() {
         None
     } else {
@@ -65,9 +66,34 @@ fn link_collections(
                 "face_collection {face:?} is the image collection; name the collection holding the face points"
             )));
         }
-        Some(registry.get(face)?)
+        Some(collection_of_kind(
+            registry,
+            "face_collection",
+            face,
+            config::Kind::Face,
+        )?)
     };
     Ok((images, faces))
+}
+
+/// The collection `name`, which `field` needs to be of `kind`: linking face
+/// points as scenes (or images as faces) would run and store nonsense.
+fn collection_of_kind(
+    registry: &Registry,
+    field: &str,
+    name: &str,
+    kind: config::Kind,
+) -> Result<Arc<Collection>, Error> {
+    let c = registry.get(name)?;
+    let has = c.config().kind;
+    if has != kind {
+        return Err(Error::FailedPrecondition(format!(
+            "{field} {name:?} is a {} collection; {field} must name a {} collection",
+            has.to_pb().as_str_name(),
+            kind.to_pb().as_str_name()
+        )));
+    }
+    Ok(c)
 }
 
 /// Runs CPU-bound or blocking work on tokio's blocking pool.
@@ -87,7 +113,7 @@ where
 fn store_triaged(
     images: &Collection,
     faces: Option<&Collection>,
-    items: Vec<crate::investigate::triage::Item>,
+    items: Vec<Item>,
 ) -> Result<u64, Error> {
     let n = items.len() as u64;
     let mut img = Vec::with_capacity(items.len());
@@ -154,6 +180,182 @@ pub fn oversized_to_resource_exhausted(s: Status) -> Status {
     }
 }
 
+/// The linking settings of a triage: the stored series' (else the
+/// defaults), with the thresholds the first message sets instead.
+fn triage_settings(
+    first: &pb::TriageRequest,
+    state: Option<&SeriesState>,
+    metric: Metric,
+) -> Result<LinkSettings, Status> {
+    let mut params = state
+        .map(|s| link::settings_to_pb(&s.settings))
+        .unwrap_or_default();
+    for (field, v, slot) in [
+        (
+            "image_threshold",
+            first.image_threshold,
+            &mut params.image_threshold,
+        ),
+        (
+            "face_threshold",
+            first.face_threshold,
+            &mut params.face_threshold,
+        ),
+    ] {
+        if v != 0.0 {
+            if !v.is_finite() || v < 0.0 {
+                return Err(Status::invalid_argument(format!(
+                    "{field} is {v}; it must be a finite distance >= 0"
+                )));
+            }
+            *slot = v;
+        }
+    }
+    Ok(link::settings_from_pb(Some(&params), metric)?)
+}
+
+/// A running `Triage` call: judges the items message by message as they
+/// arrive and streams the verdicts back; at the end groups the new items
+/// into candidate series (and stores every item if asked).
+struct TriageJob {
+    triager: Arc<Triager>,
+    images: Arc<Collection>,
+    faces: Option<Arc<Collection>>,
+    store: bool,
+    tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
+}
+
+/// The counts of a triage so far, and the items its end needs.
+#[derive(Default)]
+struct Tally {
+    summary: pb::TriageSummary,
+    /// Items judged NEW, for grouping.
+    new_items: Vec<Item>,
+    /// Every item, when they are to be stored.
+    kept: Vec<Item>,
+}
+
+impl Tally {
+    fn add(&mut self, items: Vec<Item>, results: &[pb::TriageResult], keep: bool) {
+        for (it, r) in items.into_iter().zip(results) {
+            self.summary.items += 1;
+            if r.verdict == pb::Verdict::Known as i32 {
+                self.summary.known += 1;
+                if keep {
+                    self.kept.push(it);
+                }
+            } else {
+                self.summary.new += 1;
+                self.summary.new_with_faces += !it.faces.is_empty() as u64;
+                if keep {
+                    self.kept.push(it.clone());
+                }
+                self.new_items.push(it);
+            }
+        }
+    }
+}
+
+impl TriageJob {
+    async fn run(self, first: pb::TriageRequest, mut input: Streaming<pb::TriageRequest>) {
+        let mut tally = Tally::default();
+        let mut next = Some(first);
+        let mut item_no = 0usize;
+        loop {
+            let msg = match next.take() {
+                Some(m) => m,
+                None => match input.message().await {
+                    Ok(Some(m)) => m,
+                    Ok(None) => break,
+                    Err(e) => {
+                        let _ = self.tx.send(Err(e)).await;
+                        return;
+                    }
+                },
+            };
+            let base = item_no;
+            item_no += msg.items.len();
+            let (items, results) = match self.judge(msg, base).await {
+                Ok(x) => x,
+                Err(e) => {
+                    let _ = self.tx.send(Err(e)).await;
+                    return;
+                }
+            };
+            tally.add(items, &results, self.store);
+            let response = pb::TriageResponse {
+                results,
+                summary: None,
+            };
+            if self.tx.send(Ok(response)).await.is_err() {
+                return;
+            }
+        }
+        let mut summary = tally.summary;
+        let end = self
+            .finish(tally.new_items, tally.kept)
+            .await
+            .map(|(groups, stored)| {
+                summary.new_groups = groups
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|ids| pb::TriageGroup { ids })
+                    .collect();
+                summary.stored = stored;
+                pb::TriageResponse {
+                    results: Vec::new(),
+                    summary: Some(summary),
+                }
+            });
+        let _ = self.tx.send(end).await;
+    }
+
+    /// Checks and judges one message's items (numbered from `base` in
+    /// error messages), on blocking threads.
+    async fn judge(
+        &self,
+        msg: pb::TriageRequest,
+        base: usize,
+    ) -> Result<(Vec<Item>, Vec<pb::TriageResult>), Status> {
+        let t = self.triager.clone();
+        blocking(move || {
+            let items = msg
+                .items
+                .iter()
+                .enumerate()
+                .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
+                .collect::<Result<Vec<_>, Error>>()?;
+            let results = items
+                .par_iter()
+                .map(|it| t.judge(it))
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok((items, results))
+        })
+        .await
+    }
+
+    /// Candidate series among the new items, and the items stored (if asked).
+    async fn finish(
+        &self,
+        new_items: Vec<Item>,
+        kept: Vec<Item>,
+    ) -> Result<(Option<Vec<Vec<String>>>, u64), Status> {
+        let t = self.triager.clone();
+        let (images, faces) = (self.images.clone(), self.faces.clone());
+        let store = self.store;
+        blocking(move || {
+            let groups = t.group_new(&new_items);
+            let stored = if store {
+                store_triaged(&images, faces.as_deref(), kept)?
+            } else {
+                0
+            };
+            Ok((groups, stored))
+        })
+        .await
+    }
+}
+
 #[tonic::async_trait]
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
@@ -215,7 +417,7 @@ impl VectorIndex for Service {
                 }
                 if stored {
                     store.save(&SeriesState {
-                        format: STATE_FORMAT.into(),
+                        format: state_format(),
                         image_collection: image_name.clone(),
                         face_collection: face_name.clone(),
                         settings: settings.clone(),
@@ -268,6 +470,9 @@ impl VectorIndex for Service {
         let lock = self.link_lock.clone();
         let out = blocking(move || {
             let _guard = lock.lock();
+            // The kind before the stored state: a FACE collection has none.
+            validate::collection_name("image_collection", &req.image_collection)?;
+            collection_of_kind(&registry, "image_collection", &req.image_collection, config::Kind::Image)?;
             let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
@@ -322,13 +527,10 @@ impl VectorIndex for Service {
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
         let mut input = request.into_inner();
-        let first = match input.message().await? {
-            Some(m) => m,
-            None => {
-                return Err(Status::invalid_argument(
-                    "the triage stream sent no message",
-                ));
-            }
+        let Some(first) = input.message().await? else {
+            return Err(Status::invalid_argument(
+                "the triage stream sent no message",
+            ));
         };
         let (images, faces) = link_collections(
             &self.registry,
@@ -336,144 +538,25 @@ impl VectorIndex for Service {
             &first.face_collection,
         )?;
         let state = self.series.load(&first.image_collection)?;
-        let mut params = state
-            .as_ref()
-            .map(|s| link::settings_to_pb(&s.settings))
-            .unwrap_or_default();
-        for (field, v, slot) in [
-            (
-                "image_threshold",
-                first.image_threshold,
-                &mut params.image_threshold,
-            ),
-            (
-                "face_threshold",
-                first.face_threshold,
-                &mut params.face_threshold,
-            ),
-        ] {
-            if v != 0.0 {
-                if !v.is_finite() || v < 0.0 {
-                    return Err(Status::invalid_argument(format!(
-                        "{field} is {v}; it must be a finite distance >= 0"
-                    )));
-                }
-                *slot = v;
-            }
-        }
-        let settings = link::settings_from_pb(Some(&params), images.config().metric)?;
+        let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
         let triager = Arc::new(Triager::new(
             images.view()?,
             faces.as_ref().map(|f| f.view()).transpose()?,
             state,
             settings,
         ));
-        let store_items = first.store;
         let (tx, rx) = mpsc::channel::<Result<pb::TriageResponse, Status>>(16);
-        tokio::spawn(async move {
-            let mut summary = pb::TriageSummary::default();
-            let mut new_items = Vec::new();
-            let mut kept = Vec::new();
-            let mut next = Some(first);
-            let mut item_no = 0usize;
-            loop {
-                let msg = match next.take() {
-                    Some(m) => m,
-                    None => match input.message().await {
-                        Ok(Some(m)) => m,
-                        Ok(None) => break,
-                        Err(e) => {
-                            let _ = tx.send(Err(e)).await;
-                            return;
-                        }
-                    },
-                };
-                let t = triager.clone();
-                let base = item_no;
-                item_no += msg.items.len();
-                let judged = blocking(move || {
-                    let items = msg
-                        .items
-                        .iter()
-                        .enumerate()
-                        .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
-                        .collect::<Result<Vec<_>, Error>>()?;
-                    let results = items
-                        .par_iter()
-                        .map(|it| t.judge(it))
-                        .collect::<Result<Vec<_>, Error>>()?;
-                    Ok((items, results))
-                })
-                .await;
-                let (items, results) = match judged {
-                    Ok(x) => x,
-                    Err(e) => {
-                        let _ = tx.send(Err(e)).await;
-                        return;
-                    }
-                };
-                for (it, r) in items.into_iter().zip(&results) {
-                    summary.items += 1;
-                    if r.verdict == pb::Verdict::Known as i32 {
-                        summary.known += 1;
-                    } else {
-                        summary.new += 1;
-                        summary.new_with_faces += !it.faces.is_empty() as u64;
-                        if store_items {
-                            kept.push(it.clone());
-                        }
-                        new_items.push(it);
-                        continue;
-                    }
-                    if store_items {
-                        kept.push(it);
-                    }
-                }
-                if tx
-                    .send(Ok(pb::TriageResponse {
-                        results,
-                        summary: None,
-                    }))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
-            }
-            let t = triager.clone();
-            let (images, faces) = (images.clone(), faces.clone());
-            let done = blocking(move || {
-                let groups = t.group_new(&new_items);
-                let stored = if store_items {
-                    store_triaged(&images, faces.as_deref(), kept)?
-                } else {
-                    0
-                };
-                Ok((groups, stored))
-            })
-            .await;
-            match done {
-                Ok((groups, stored)) => {
-                    summary.new_groups = groups
-                        .unwrap_or_default()
-                        .into_iter()
-                        .map(|ids| pb::TriageGroup { ids })
-                        .collect();
-                    summary.stored = stored;
-                    let _ = tx
-                        .send(Ok(pb::TriageResponse {
-                            results: Vec::new(),
-                            summary: Some(summary),
-                        }))
-                        .await;
-                }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                }
-            }
-        });
+        let job = TriageJob {
+            triager,
+            images,
+            faces,
+            store: first.store,
+            tx,
+        };
+        tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+
     async fn create_collection(
         &self,
         request: Request<pb::CreateCollectionRequest>,
@@ -611,6 +694,7 @@ impl VectorIndex for Service {
             ));
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
+        validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
         let opts = SearchOptions {
             filter: Filter::from_pb(req.filter.as_ref())?,
             exclude_same_upload: req.exclude_same_upload,

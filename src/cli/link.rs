@@ -5,33 +5,35 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::client::{ClientArgs, connect, status_error};
+use crate::cli::table::Table;
 use crate::pb;
 
-/// Distance thresholds and rule flags shared by `link` (0 = server default).
+/// Distance thresholds and rule flags of `link`. An absent value is sent as
+/// 0, which the server reads as its default (given in each flag's help).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ParamArgs {
     /// Largest image distance that links two media [default: 0.36 under cosine].
-    #[arg(long, default_value_t = 0.0)]
-    pub image_threshold: f32,
+    #[arg(long)]
+    pub image_threshold: Option<f32>,
     /// Largest face distance that counts as a face match [default: 0.70 under cosine].
-    #[arg(long, default_value_t = 0.0)]
-    pub face_threshold: f32,
+    #[arg(long)]
+    pub face_threshold: Option<f32>,
     /// Image distance of near-duplicates, which link on their own [default: 0.05].
-    #[arg(long, default_value_t = 0.0)]
-    pub near_duplicate_threshold: f32,
+    #[arg(long)]
+    pub near_duplicate_threshold: Option<f32>,
     /// Neighbours per point [default: 32].
-    #[arg(long, default_value_t = 0)]
-    pub k: u32,
+    #[arg(long)]
+    pub k: Option<u32>,
     /// Common neighbours an ordinary edge needs [default: 1].
-    #[arg(long, default_value_t = 0)]
-    pub min_shared_neighbours: u32,
+    #[arg(long)]
+    pub min_shared_neighbours: Option<u32>,
     /// Plain single linkage (no anti-chaining rule), for comparison.
     #[arg(long)]
     pub single_linkage: bool,
@@ -70,6 +72,7 @@ pub struct LinkArgs {
 pub struct LinkUploadArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The image collection the upload is in, linked before by `vidx link`.
     #[arg(long, default_value = "images")]
     pub images: String,
     /// The face collection ("" = the one the stored series were linked with).
@@ -87,6 +90,7 @@ pub struct LinkUploadArgs {
 pub struct TriageArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The image collection to triage against.
     #[arg(long, default_value = "images")]
     pub images: String,
     /// The face collection ("" for none).
@@ -99,11 +103,12 @@ pub struct TriageArgs {
     /// Store the items after triage (default: they are not stored).
     #[arg(long)]
     pub store: bool,
-    /// Image distance threshold (0 = the stored series', else 0.36).
-    #[arg(long, default_value_t = 0.0)]
-    pub image_threshold: f32,
-    #[arg(long, default_value_t = 0.0)]
-    pub face_threshold: f32,
+    /// Largest image distance to known material [default: the stored series', else 0.36 under cosine].
+    #[arg(long)]
+    pub image_threshold: Option<f32>,
+    /// Largest face distance to a known face [default: the stored series', else 0.70 under cosine].
+    #[arg(long)]
+    pub face_threshold: Option<f32>,
     /// Items per streamed message.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
@@ -168,41 +173,82 @@ pub fn series_json(s: &pb::Series) -> serde_json::Value {
     })
 }
 
-fn short(id: &str) -> String {
-    if id.len() > 16 {
-        format!("{}…", &id[..16])
-    } else {
-        id.to_string()
-    }
-}
-
 pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
     let mut client = connect(&a.client.server).await?;
+    let stream = client
+        .link_series(link_request(&a))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let (mut all, s) = receive_series(stream, &a.out).await?;
+    write_link_summary(&a, &s)?;
+    println!(
+        "{} media → {} series ({} media linked), {} cross-border; {} image edges, {} refused by the anti-chaining rule, {} face matches",
+        s.media,
+        s.series,
+        s.linked_media,
+        s.cross_border_series,
+        s.image_edges,
+        s.refused_edges,
+        s.face_edges
+    );
+    let secs: Vec<String> = s
+        .stages
+        .iter()
+        .map(|t| format!("{} {:.2}s", t.stage, t.seconds))
+        .collect();
+    println!("time: {}", secs.join(", "));
+    all.sort_by(|x, y| {
+        (y.cross_border, y.countries.len(), y.media_ids.len()).cmp(&(
+            x.cross_border,
+            x.countries.len(),
+            x.media_ids.len(),
+        ))
+    });
+    print_series_table(&all, a.show);
+    println!(
+        "\nwrote {} series to {} and the summary to {}{}",
+        s.series,
+        a.out.display(),
+        a.summary.display(),
+        if s.stored {
+            " (stored on the server: LinkUpload and Triage use it)"
+        } else {
+            " (scoped run: not stored)"
+        }
+    );
+    Ok(())
+}
+
+fn link_request(a: &LinkArgs) -> pb::LinkSeriesRequest {
     let p = &a.params;
-    let req = pb::LinkSeriesRequest {
+    pb::LinkSeriesRequest {
         image_collection: a.images.clone(),
         face_collection: a.faces.clone(),
         params: Some(pb::LinkParams {
-            image_threshold: p.image_threshold,
-            face_threshold: p.face_threshold,
-            near_duplicate_threshold: p.near_duplicate_threshold,
-            k: p.k,
+            image_threshold: p.image_threshold.unwrap_or(0.0),
+            face_threshold: p.face_threshold.unwrap_or(0.0),
+            near_duplicate_threshold: p.near_duplicate_threshold.unwrap_or(0.0),
+            k: p.k.unwrap_or(0),
             ef: 0,
-            min_shared_neighbours: p.min_shared_neighbours,
+            min_shared_neighbours: p.min_shared_neighbours.unwrap_or(0),
             single_linkage: p.single_linkage,
         }),
         scope: Some(pb::LinkScope {
             upload_ids: a.uploads.clone(),
             case_ids: a.cases.clone(),
         }),
-    };
-    let mut stream = client
-        .link_series(req)
-        .await
-        .map_err(status_error)?
-        .into_inner();
-    let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
-    let mut out = BufWriter::new(file);
+    }
+}
+
+/// Reads `LinkSeries` events to the end, showing progress and writing each
+/// series to `out` as a JSON line; returns the series and the summary.
+async fn receive_series(
+    mut stream: tonic::Streaming<pb::LinkEvent>,
+    out: &Path,
+) -> anyhow::Result<(Vec<pb::Series>, pb::LinkSummary)> {
+    let file = File::create(out).with_context(|| format!("creating {}", out.display()))?;
+    let mut w = BufWriter::new(file);
     let bar = ProgressBar::new(0);
     bar.set_style(
         ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({elapsed})")
@@ -218,8 +264,8 @@ pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
                 bar.set_position(p.done);
             }
             Some(pb::link_event::Event::Series(s)) => {
-                serde_json::to_writer(&mut out, &series_json(&s))?;
-                out.write_all(b"\n")?;
+                serde_json::to_writer(&mut w, &series_json(&s))?;
+                w.write_all(b"\n")?;
                 all.push(s);
             }
             Some(pb::link_event::Event::Summary(s)) => summary = Some(s),
@@ -227,11 +273,16 @@ pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
         }
     }
     bar.finish_and_clear();
-    out.flush()
-        .with_context(|| format!("writing {}", a.out.display()))?;
+    w.flush()
+        .with_context(|| format!("writing {}", out.display()))?;
     let Some(s) = summary else {
         bail!("the server ended the stream without a summary");
     };
+    Ok((all, s))
+}
+
+/// The run's summary as JSON, to `--summary`.
+fn write_link_summary(a: &LinkArgs, s: &pb::LinkSummary) -> anyhow::Result<()> {
     let stages: serde_json::Map<String, serde_json::Value> = s
         .stages
         .iter()
@@ -261,61 +312,43 @@ pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
         },
     });
     std::fs::write(&a.summary, serde_json::to_vec_pretty(&sj)?)
-        .with_context(|| format!("writing {}", a.summary.display()))?;
-    println!(
-        "{} media → {} series ({} media linked), {} cross-border; {} image edges, {} refused by the anti-chaining rule, {} face matches",
-        s.media,
-        s.series,
-        s.linked_media,
-        s.cross_border_series,
-        s.image_edges,
-        s.refused_edges,
-        s.face_edges
-    );
-    let secs: Vec<String> = s
-        .stages
-        .iter()
-        .map(|t| format!("{} {:.2}s", t.stage, t.seconds))
-        .collect();
-    println!("time: {}", secs.join(", "));
-    all.sort_by(|x, y| {
-        (y.cross_border, y.countries.len(), y.media_ids.len()).cmp(&(
-            x.cross_border,
-            x.countries.len(),
-            x.media_ids.len(),
-        ))
-    });
-    if a.show > 0 && !all.is_empty() {
+        .with_context(|| format!("writing {}", a.summary.display()))
+}
+
+/// The first `show` series as a table.
+fn print_series_table(all: &[pb::Series], show: usize) {
+    if show > 0 && !all.is_empty() {
         println!();
-        println!(
-            "{:<22} {:>5} {:<20} {:>7} {:<23} {:<10} {:<8}",
-            "series", "media", "countries", "uploads", "captured", "identified", "label"
-        );
-        for x in all.iter().take(a.show) {
-            println!(
-                "{:<22} {:>5} {:<20} {:>7} {:<23} {:<10} {:<8}",
-                short(&x.series_id),
-                x.media_ids.len(),
-                x.countries.join(","),
-                x.upload_ids.len(),
-                format!("{}..{}", date(x.captured_from), date(x.captured_until)),
-                if x.victim_identified { "yes" } else { "no" },
-                x.labels.join(",")
-            );
-        }
+        println!("{}", series_table(&all[..show.min(all.len())]));
     }
-    println!(
-        "\nwrote {} series to {} and the summary to {}{}",
-        s.series,
-        a.out.display(),
-        a.summary.display(),
-        if s.stored {
-            " (stored on the server: LinkUpload and Triage use it)"
-        } else {
-            " (scoped run: not stored)"
-        }
+}
+
+/// The series `vidx link` lists on the terminal.
+fn series_table(series: &[pb::Series]) -> String {
+    let mut t = Table::new(
+        &[
+            "series",
+            "media",
+            "countries",
+            "uploads",
+            "captured",
+            "identified",
+            "label",
+        ],
+        &[1, 3],
     );
-    Ok(())
+    for x in series {
+        t.row(vec![
+            x.series_id.clone(),
+            x.media_ids.len().to_string(),
+            x.countries.join(","),
+            x.upload_ids.len().to_string(),
+            format!("{}..{}", date(x.captured_from), date(x.captured_until)),
+            if x.victim_identified { "yes" } else { "no" }.to_string(),
+            x.labels.join(","),
+        ]);
+    }
+    t.render()
 }
 
 pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {
@@ -356,14 +389,17 @@ pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {
     for m in &r.merges {
         println!("merged into {}: {}", m.series_id, m.merged.join(", "));
     }
-    for s in &r.series {
-        println!(
-            "{:<22} {:>5} media  {}{}",
-            short(&s.series_id),
-            s.media_ids.len(),
-            s.countries.join(","),
-            if s.cross_border { "  cross-border" } else { "" }
-        );
+    if !r.series.is_empty() {
+        let mut t = Table::new(&["series", "media", "countries", "cross-border"], &[1]);
+        for s in &r.series {
+            t.row(vec![
+                s.series_id.clone(),
+                s.media_ids.len().to_string(),
+                s.countries.join(","),
+                if s.cross_border { "yes" } else { "no" }.to_string(),
+            ]);
+        }
+        println!("{}", t.render());
     }
     Ok(())
 }
@@ -372,24 +408,46 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let files = a.files.clone();
-    let face_files = a.face_files.clone();
-    let (images, faces) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let read = |fs: &[PathBuf]| -> anyhow::Result<Vec<pb::Point>> {
-            let mut out = Vec::new();
-            for s in crate::io::ingest::plan(fs)? {
-                out.extend(crate::io::ingest::read_source(&s)?);
-            }
-            Ok(out)
-        };
-        let faces = if face_files.is_empty() {
-            Vec::new()
-        } else {
-            read(&face_files)?
-        };
-        Ok((read(&files)?, faces))
-    })
-    .await??;
+    let (files, face_files) = (a.files.clone(), a.face_files.clone());
+    let items = tokio::task::spawn_blocking(move || read_items(&files, &face_files)).await??;
+    let total = items.len();
+    let msgs = triage_requests(&a, &items);
+    let mut client = connect(&a.client.server).await?;
+    let stream = client
+        .triage(tokio_stream::iter(msgs))
+        .await
+        .map_err(status_error)?
+        .into_inner();
+    let (mut results, s) = receive_verdicts(stream, total).await?;
+    // Most urgent first; within a priority, closest match first.
+    results.sort_by(|x, y| {
+        x.priority
+            .cmp(&y.priority)
+            .then(x.nearest_distance.total_cmp(&y.nearest_distance))
+            .then(x.id.cmp(&y.id))
+    });
+    write_verdicts(&results, &a.out)?;
+    print_triage(&results, &s, a.show);
+    println!("\nwrote {} verdicts to {}", results.len(), a.out.display());
+    Ok(())
+}
+
+/// The seized set's image points as triage items, each with the face
+/// points of its media.
+fn read_items(files: &[PathBuf], face_files: &[PathBuf]) -> anyhow::Result<Vec<pb::TriageItem>> {
+    let read = |fs: &[PathBuf]| -> anyhow::Result<Vec<pb::Point>> {
+        let mut out = Vec::new();
+        for s in crate::io::ingest::plan(fs)? {
+            out.extend(crate::io::ingest::read_source(&s)?);
+        }
+        Ok(out)
+    };
+    let faces = if face_files.is_empty() {
+        Vec::new()
+    } else {
+        read(face_files)?
+    };
+    let images = read(files)?;
     let mut faces_of: HashMap<String, Vec<pb::Vector>> = HashMap::new();
     for f in faces {
         let meta = f.metadata.clone().unwrap_or_default();
@@ -398,7 +456,7 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
             .or_default()
             .push(pb::Vector { values: f.vector });
     }
-    let items: Vec<pb::TriageItem> = images
+    Ok(images
         .into_iter()
         .map(|p| {
             let meta = p.metadata.clone().unwrap_or_default();
@@ -410,8 +468,11 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
                 metadata: p.metadata,
             }
         })
-        .collect();
-    let total = items.len();
+        .collect())
+}
+
+/// The items in messages of `--batch`; the first names the collections.
+fn triage_requests(a: &TriageArgs, items: &[pb::TriageItem]) -> Vec<pb::TriageRequest> {
     let mut msgs = Vec::new();
     for (i, chunk) in items.chunks(a.batch).enumerate() {
         msgs.push(pb::TriageRequest {
@@ -427,16 +488,19 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
             },
             items: chunk.to_vec(),
             store: a.store,
-            image_threshold: a.image_threshold,
-            face_threshold: a.face_threshold,
+            image_threshold: a.image_threshold.unwrap_or(0.0),
+            face_threshold: a.face_threshold.unwrap_or(0.0),
         });
     }
-    let mut client = connect(&a.client.server).await?;
-    let mut stream = client
-        .triage(tokio_stream::iter(msgs))
-        .await
-        .map_err(status_error)?
-        .into_inner();
+    msgs
+}
+
+/// Reads the verdicts to the end, showing progress; returns them and the
+/// summary.
+async fn receive_verdicts(
+    mut stream: tonic::Streaming<pb::TriageResponse>,
+    total: usize,
+) -> anyhow::Result<(Vec<pb::TriageResult>, pb::TriageSummary)> {
     let bar = ProgressBar::new(total as u64);
     let mut results = Vec::with_capacity(total);
     let mut summary = None;
@@ -451,24 +515,28 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
     let Some(s) = summary else {
         bail!("the server ended the triage stream without a summary");
     };
-    // Most urgent first; within a priority, closest match first.
-    results.sort_by(|x, y| {
-        x.priority
-            .cmp(&y.priority)
-            .then(x.nearest_distance.total_cmp(&y.nearest_distance))
-            .then(x.id.cmp(&y.id))
-    });
-    let name = |p: i32| pb::Priority::try_from(p).map_or("?", |x| x.as_str_name());
-    let verdict = |v: i32| pb::Verdict::try_from(v).map_or("?", |x| x.as_str_name());
-    let file = File::create(&a.out).with_context(|| format!("creating {}", a.out.display()))?;
+    Ok((results, s))
+}
+
+fn priority_name(p: i32) -> &'static str {
+    pb::Priority::try_from(p).map_or("?", |x| x.as_str_name())
+}
+
+fn verdict_name(v: i32) -> &'static str {
+    pb::Verdict::try_from(v).map_or("?", |x| x.as_str_name())
+}
+
+/// The verdicts as JSON lines, in the order given.
+fn write_verdicts(results: &[pb::TriageResult], path: &Path) -> anyhow::Result<()> {
+    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
-    for r in &results {
+    for r in results {
         serde_json::to_writer(
             &mut out,
             &json!({
                 "id": r.id,
-                "verdict": verdict(r.verdict),
-                "priority": name(r.priority),
+                "verdict": verdict_name(r.verdict),
+                "priority": priority_name(r.priority),
                 "series_id": r.series_id,
                 "nearest_media_id": r.nearest_media_id,
                 "nearest_distance": r.nearest_distance,
@@ -481,7 +549,11 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
         out.write_all(b"\n")?;
     }
     out.flush()
-        .with_context(|| format!("writing {}", a.out.display()))?;
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+/// The counts, then the first `show` verdicts and candidate series.
+fn print_triage(results: &[pb::TriageResult], s: &pb::TriageSummary, show: usize) {
     let by = |p: pb::Priority| results.iter().filter(|r| r.priority == p as i32).count();
     println!(
         "{} items: {} known, {} new ({} new with faces); {} candidate series among the new items{}",
@@ -503,38 +575,37 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
         by(pb::Priority::KnownUnidentified),
         by(pb::Priority::KnownIdentified)
     );
-    if a.show > 0 {
+    if show > 0 {
         println!();
-        println!(
-            "{:<18} {:<7} {:<19} {:<22} {:>8} {:>5}",
-            "id", "verdict", "priority", "series", "distance", "faces"
-        );
-        for r in results.iter().take(a.show) {
-            println!(
-                "{:<18} {:<7} {:<19} {:<22} {:>8.4} {:>5}",
-                short(&r.id),
-                verdict(r.verdict),
-                name(r.priority),
-                short(&r.series_id),
-                r.nearest_distance,
-                r.matched_faces
-            );
-        }
+        println!("{}", verdicts_table(&results[..show.min(results.len())]));
     }
-    for (i, g) in s.new_groups.iter().enumerate().take(a.show) {
+    for (i, g) in s.new_groups.iter().enumerate().take(show) {
         println!(
             "candidate series {} among new items: {} items ({})",
             i + 1,
             g.ids.len(),
-            g.ids
-                .iter()
-                .map(|x| short(x))
-                .collect::<Vec<_>>()
-                .join(", ")
+            g.ids.join(", ")
         );
     }
-    println!("\nwrote {} verdicts to {}", results.len(), a.out.display());
-    Ok(())
+}
+
+/// The verdicts `vidx triage` lists on the terminal, most urgent first.
+fn verdicts_table(results: &[pb::TriageResult]) -> String {
+    let mut t = Table::new(
+        &["id", "verdict", "priority", "series", "distance", "faces"],
+        &[4, 5],
+    );
+    for r in results {
+        t.row(vec![
+            r.id.clone(),
+            verdict_name(r.verdict).to_string(),
+            priority_name(r.priority).to_string(),
+            r.series_id.clone(),
+            format!("{:.4}", r.nearest_distance),
+            r.matched_faces.to_string(),
+        ]);
+    }
+    t.render()
 }
 
 #[cfg(test)]

@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::pb;
+use crate::storage::versions::CONFIG;
 use crate::validate;
 
 pub const CONFIG_FILE: &str = "collection.json";
-pub const CONFIG_FORMAT: u32 = 1;
 
 pub const DEFAULT_M: u32 = 16;
 pub const DEFAULT_EF_CONSTRUCTION: u32 = 200;
@@ -56,7 +56,7 @@ impl Config {
     /// A configuration with the default graph settings.
     pub fn new(name: &str, dim: u32, metric: Metric, kind: Kind) -> Config {
         Config {
-            format: CONFIG_FORMAT,
+            format: CONFIG.current,
             name: name.to_string(),
             dim,
             metric,
@@ -105,7 +105,7 @@ impl Config {
             )));
         }
         Ok(Config {
-            format: CONFIG_FORMAT,
+            format: CONFIG.current,
             name: r.name.clone(),
             dim: r.dim,
             metric,

@@ -28,9 +28,9 @@ use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::index::hnsw::{Hnsw, NONE, Scored, expand, with_visited};
 use crate::storage::envelope::{FileWriter, MappedFile};
+use crate::storage::versions::GRAPH;
 
 pub const MAGIC: &[u8; 8] = b"VIDXGRF\0";
-pub const VERSION: u32 = 1;
 
 /// Writes nodes `0..n` of an in-memory graph into the flat layout, rows
 /// copied as they are (same neighbour order, so a sealed search walks
@@ -86,7 +86,7 @@ pub fn export(g: &Hnsw, n: usize, path: &Path) -> Result<()> {
         (_, Some(top)) => top.first().map_or(0, |(node, _)| *node),
         (_, None) => 0,
     };
-    let mut w = FileWriter::create(path, MAGIC, VERSION)?;
+    let mut w = FileWriter::create(path, MAGIC, &GRAPH)?;
     // Directory first: its offsets are computed ahead.
     let mut offset = (max_level * 24) as u64;
     offset += (n as u64).div_ceil(8) * 8;
@@ -186,7 +186,7 @@ impl View<'_> {
 
 impl Graph {
     pub fn open(path: &Path) -> Result<Graph> {
-        let file = MappedFile::open(path, MAGIC, VERSION)?;
+        let file = MappedFile::open(path, MAGIC, &GRAPH)?;
         let [n, m0, m, packed] = file.fields;
         let entry = (packed & 0xffff_ffff) as u32;
         let max_level = (packed >> 32) as usize;

@@ -695,23 +695,299 @@ pub struct UploadLinked {
     pub new_edges: usize,
 }
 
-/// Lazily maps the points a search returns to media, describing each point
-/// once.
-struct LazyMedia<'v> {
+/// The media an incremental link has in play: the upload's first (indices
+/// below `n_new`), then the old media met as their neighbours; and the
+/// edges found among them so far. Points found by a search are mapped to
+/// media lazily, each described once.
+struct InPlay<'v> {
     view: &'v View,
     by_ref: HashMap<PointRef, u32>,
+    media: MediaTable,
+    n_new: u32,
+    edges: EdgeSet,
 }
 
-impl LazyMedia<'_> {
-    fn media_of(&mut self, r: PointRef, media: &mut MediaTable) -> Result<u32> {
+impl InPlay<'_> {
+    fn media_of(&mut self, r: PointRef) -> Result<u32> {
         if let Some(&m) = self.by_ref.get(&r) {
             return Ok(m);
         }
         let (id, meta) = self.view.describe(r)?;
-        let m = media.intern(&media_key(&id, &meta, false), &meta);
+        let m = self.media.intern(&media_key(&id, &meta, false), &meta);
         self.by_ref.insert(r, m);
         Ok(m)
     }
+
+    /// Stage 1: the neighbours of the upload's image points become edges.
+    /// Returns the old points among them.
+    fn add_upload_edges(&mut self, s: &LinkSettings, new_img: &Points) -> Result<Vec<PointRef>> {
+        let view = self.view;
+        let hits: Vec<Vec<(PointRef, f32)>> = new_img
+            .refs
+            .par_iter()
+            .map(|&r| neighbours(view, r, s, s.image_threshold, None))
+            .collect::<Result<_>>()?;
+        let mut old_refs: BTreeSet<PointRef> = BTreeSet::new();
+        for (i, hits) in hits.into_iter().enumerate() {
+            for (h, d) in hits {
+                let m = self.media_of(h)?;
+                if m >= self.n_new {
+                    old_refs.insert(h);
+                }
+                self.edges.add_image(new_img.media[i], m, d);
+            }
+        }
+        Ok(old_refs.into_iter().collect())
+    }
+
+    /// Stage 2: the neighbours of those old points, again: their lists now
+    /// include the upload.
+    fn add_neighbour_edges(&mut self, s: &LinkSettings, old_refs: &[PointRef]) -> Result<()> {
+        let view = self.view;
+        let hits: Vec<Vec<(PointRef, f32)>> = old_refs
+            .par_iter()
+            .map(|&r| neighbours(view, r, s, s.image_threshold, None))
+            .collect::<Result<_>>()?;
+        for (r, hits) in old_refs.iter().zip(hits) {
+            let a = self.media_of(*r)?;
+            for (h, d) in hits {
+                let b = self.media_of(h)?;
+                self.edges.add_image(a, b, d);
+            }
+        }
+        self.edges.grow(self.media.len());
+        self.edges.normalise();
+        Ok(())
+    }
+
+    /// Stage 3: the faces of every media in play (found through their
+    /// uploads), and the face matches along the edges.
+    fn add_face_matches(&mut self, fv: &View, s: &LinkSettings) -> Result<()> {
+        let mut uploads: Vec<String> = self
+            .media
+            .meta
+            .iter()
+            .map(|m| m.upload_id.clone())
+            .filter(|u| !u.is_empty())
+            .collect();
+        uploads.sort();
+        uploads.dedup();
+        let mut faces_of: Vec<Vec<PointRef>> = vec![Vec::new(); self.media.len()];
+        for chunk in uploads.chunks(crate::index::filter::MAX_FILTER_VALUES) {
+            let f = Filter {
+                upload_ids_any: chunk.to_vec(),
+                ..Default::default()
+            };
+            for (r, id, meta) in fv.points(Some(&f))? {
+                if let Some(&m) = self.media.index.get(&media_key(&id, &meta, true)) {
+                    faces_of[m as usize].push(r);
+                    self.media.has_face[m as usize] = true;
+                }
+            }
+        }
+        match_faces(fv, &faces_of, &mut self.edges, s, &|_, _, _| {})
+    }
+
+    /// Stage 4: judges the edges whose verdict can have changed: those at
+    /// the upload's media, and those between two old media that are both
+    /// neighbours of the upload. Returns the accepted ones and the number
+    /// of edges at the upload's media.
+    fn judge_changed(&self, s: &LinkSettings) -> (Vec<Judged>, usize) {
+        let n_new = self.n_new;
+        let adj = &self.edges.adj;
+        let near_new: BTreeSet<u32> = (0..n_new)
+            .flat_map(|a| adj[a as usize].iter().map(|x| x.0))
+            .filter(|&m| m >= n_new)
+            .collect();
+        let mut judged: Vec<Judged> = Vec::new();
+        for a in 0..self.media.len() as u32 {
+            for &(b, d) in &adj[a as usize] {
+                if a >= b {
+                    continue;
+                }
+                let relevant =
+                    a < n_new || b < n_new || (near_new.contains(&a) && near_new.contains(&b));
+                if relevant {
+                    judged.push(judge(&self.edges, s, a, b, d));
+                }
+            }
+        }
+        let new_edges = judged.iter().filter(|j| j.a < n_new || j.b < n_new).count();
+        judged.retain(|j| j.accepted);
+        (judged, new_edges)
+    }
+
+    /// Stage 5: union-find over the media in play, seeded with their
+    /// current series (`index`: media id → series).
+    fn seeded_union_find(&self, index: &HashMap<String, usize>) -> UnionFind {
+        let n = self.media.len();
+        let mut uf = UnionFind::new(n);
+        let mut first_of_series: HashMap<usize, u32> = HashMap::new();
+        for m in 0..n as u32 {
+            if let Some(&si) = index.get(&self.media.ids[m as usize]) {
+                match first_of_series.get(&si) {
+                    Some(&f) => {
+                        uf.union(f, m);
+                    }
+                    None => {
+                        first_of_series.insert(si, m);
+                    }
+                }
+            }
+        }
+        uf
+    }
+}
+
+/// What regrouping the media in play changes in the stored series.
+#[derive(Default)]
+struct Regrouped {
+    /// Rebuilt records, each with the stored series it replaces (if any).
+    replaced: Vec<(Option<usize>, SeriesRecord)>,
+    /// Stored series absorbed into another.
+    absorbed: BTreeSet<usize>,
+    /// (surviving series id, absorbed ids).
+    merges: Vec<(String, Vec<String>)>,
+    /// Outcome per media of the upload that is in a group.
+    outcome_of: HashMap<u32, Outcome>,
+}
+
+/// Stage 6: rebuilds every group that holds a media of the upload: the
+/// stored series it joins (merged if several), its new media, and the
+/// evidence edges inside it.
+fn regroup(
+    p: &InPlay,
+    state: &SeriesState,
+    index: &HashMap<String, usize>,
+    uf: &mut UnionFind,
+    forest: &[&Judged],
+    collection: &str,
+) -> Regrouped {
+    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
+    for m in 0..p.media.len() as u32 {
+        groups.entry(uf.find(m)).or_default().push(m);
+    }
+    let mut out = Regrouped::default();
+    for members in groups.values() {
+        let series_in: BTreeSet<usize> = members
+            .iter()
+            .filter_map(|m| index.get(&p.media.ids[*m as usize]).copied())
+            .collect();
+        let has_new = members.iter().any(|&m| m < p.n_new);
+        if !has_new || (members.len() < 2) {
+            if has_new {
+                for &m in members {
+                    out.outcome_of.insert(m, Outcome::Unlinked);
+                }
+            }
+            continue;
+        }
+        let mut rec: Option<SeriesRecord> = None;
+        for &si in &series_in {
+            let r = state.series[si].clone();
+            match &mut rec {
+                Some(x) => x.absorb(r),
+                None => rec = Some(r),
+            }
+        }
+        if series_in.len() >= 2 {
+            out.merges.push(merge_of(state, &series_in, rec.as_ref()));
+        }
+        let Some(mut rec) = add_new_media(rec, &p.media, index, members) else {
+            continue;
+        };
+        for j in forest {
+            if members.binary_search(&j.a).is_ok() {
+                rec.evidence.push(evidence(&p.media, j, collection));
+            }
+        }
+        let outcome = if series_in.is_empty() {
+            Outcome::NewSeries
+        } else {
+            Outcome::Joined
+        };
+        for &m in members.iter().filter(|&&m| m < p.n_new) {
+            out.outcome_of.insert(m, outcome);
+        }
+        out.absorbed.extend(series_in.iter().skip(1).copied());
+        out.replaced.push((series_in.first().copied(), rec));
+    }
+    out
+}
+
+/// The merge of the stored series `series_in` into `merged`: (surviving
+/// id, the other ids).
+fn merge_of(
+    state: &SeriesState,
+    series_in: &BTreeSet<usize>,
+    merged: Option<&SeriesRecord>,
+) -> (String, Vec<String>) {
+    let survivor = merged.map(|r| r.series_id.clone()).unwrap_or_default();
+    let gone: Vec<String> = series_in
+        .iter()
+        .map(|&si| state.series[si].series_id.clone())
+        .filter(|id| *id != survivor)
+        .collect();
+    (survivor, gone)
+}
+
+/// Adds the group's media that are in no stored series to `rec` (or
+/// founds it with them).
+fn add_new_media(
+    mut rec: Option<SeriesRecord>,
+    media: &MediaTable,
+    index: &HashMap<String, usize>,
+    members: &[u32],
+) -> Option<SeriesRecord> {
+    for &m in members {
+        let id = &media.ids[m as usize];
+        if index.contains_key(id) {
+            continue;
+        }
+        let face = media.has_face[m as usize];
+        let meta = &media.meta[m as usize];
+        match &mut rec {
+            Some(x) => x.add_media(id, meta, face),
+            None => rec = Some(SeriesRecord::new(id, meta, face)),
+        }
+    }
+    rec
+}
+
+/// Stage 7: writes the rebuilt records back, in place of the series they
+/// replace, absorbed ones removed, and notes the upload as linked. Returns
+/// the touched records (in series-id order) and each of their media's
+/// series id.
+fn write_back(
+    state: &mut SeriesState,
+    replaced: Vec<(Option<usize>, SeriesRecord)>,
+    absorbed: &BTreeSet<usize>,
+    upload_id: &str,
+) -> (Vec<SeriesRecord>, HashMap<String, String>) {
+    let mut touched = Vec::new();
+    let mut series_of: HashMap<String, String> = HashMap::new();
+    for (keep, rec) in replaced {
+        for id in &rec.media_ids {
+            series_of.insert(id.clone(), rec.series_id.clone());
+        }
+        touched.push(rec.clone());
+        match keep {
+            Some(i) => state.series[i] = rec,
+            None => state.series.push(rec),
+        }
+    }
+    let mut i = 0;
+    state.series.retain(|_| {
+        let keep = !absorbed.contains(&i);
+        i += 1;
+        keep
+    });
+    state.series.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    if !state.linked_uploads.iter().any(|u| u == upload_id) {
+        state.linked_uploads.push(upload_id.to_string());
+    }
+    touched.sort_by(|a, b| a.series_id.cmp(&b.series_id));
+    (touched, series_of)
 }
 
 /// Links the media of `upload_id` against the stored series `state` and
@@ -741,224 +1017,44 @@ pub fn link_upload(
             images.1
         )));
     }
-    let n_new = media.len() as u32;
-    let mut img_lazy = LazyMedia {
+    let mut p = InPlay {
         view: images.0,
         by_ref: new_img.by_ref.clone(),
+        n_new: media.len() as u32,
+        edges: EdgeSet::with_len(media.len()),
+        media,
     };
-    let mut edges = EdgeSet::with_len(media.len());
-    // 1. The upload's image points.
-    let search = |r: PointRef| neighbours(images.0, r, &s, s.image_threshold, None);
-    let new_hits: Vec<Vec<(PointRef, f32)>> = new_img
-        .refs
-        .par_iter()
-        .map(|&r| search(r))
-        .collect::<Result<_>>()?;
-    let mut old_refs: BTreeSet<PointRef> = BTreeSet::new();
-    for (i, hits) in new_hits.into_iter().enumerate() {
-        for (h, d) in hits {
-            let m = img_lazy.media_of(h, &mut media)?;
-            if m >= n_new {
-                old_refs.insert(h);
-            }
-            edges.add_image(new_img.media[i], m, d);
-        }
-    }
-    // 2. Their old neighbours, again: their lists now include the upload.
-    let old_refs: Vec<PointRef> = old_refs.into_iter().collect();
-    let old_hits: Vec<Vec<(PointRef, f32)>> = old_refs
-        .par_iter()
-        .map(|&r| search(r))
-        .collect::<Result<_>>()?;
-    for (r, hits) in old_refs.iter().zip(old_hits) {
-        let a = img_lazy.media_of(*r, &mut media)?;
-        for (h, d) in hits {
-            let b = img_lazy.media_of(h, &mut media)?;
-            edges.add_image(a, b, d);
-        }
-    }
-    edges.grow(media.len());
-    edges.normalise();
-    // 3. Faces of every media in play (found through their uploads), and
-    // the face matches along the edges at the upload's media.
+    let old_refs = p.add_upload_edges(&s, &new_img)?;
+    p.add_neighbour_edges(&s, &old_refs)?;
     if let Some(fv) = faces {
-        let mut uploads: Vec<String> = media
-            .meta
-            .iter()
-            .map(|m| m.upload_id.clone())
-            .filter(|u| !u.is_empty())
-            .collect();
-        uploads.sort();
-        uploads.dedup();
-        let mut faces_of: Vec<Vec<PointRef>> = vec![Vec::new(); media.len()];
-        for chunk in uploads.chunks(crate::index::filter::MAX_FILTER_VALUES) {
-            let f = Filter {
-                upload_ids_any: chunk.to_vec(),
-                ..Default::default()
-            };
-            for (r, id, meta) in fv.points(Some(&f))? {
-                if let Some(&m) = media.index.get(&media_key(&id, &meta, true)) {
-                    faces_of[m as usize].push(r);
-                    media.has_face[m as usize] = true;
-                }
-            }
-        }
-        match_faces(fv, &faces_of, &mut edges, &s, &|_, _, _| {})?;
+        p.add_face_matches(fv, &s)?;
     }
-    // 4. Judge the edges that can have changed: at the upload's media, and
-    // between two old media that are both neighbours of the upload.
-    let near_new: BTreeSet<u32> = (0..n_new)
-        .flat_map(|a| edges.adj[a as usize].iter().map(|x| x.0))
-        .filter(|&m| m >= n_new)
-        .collect();
-    let mut judged: Vec<Judged> = Vec::new();
-    for a in 0..media.len() as u32 {
-        for &(b, d) in &edges.adj[a as usize] {
-            if a >= b {
-                continue;
-            }
-            let relevant =
-                a < n_new || b < n_new || (near_new.contains(&a) && near_new.contains(&b));
-            if relevant {
-                judged.push(judge(&edges, &s, a, b, d));
-            }
-        }
-    }
-    let new_edges = judged.iter().filter(|j| j.a < n_new || j.b < n_new).count();
-    judged.retain(|j| j.accepted);
-    // 5. Union-find over media in play, seeded with their current series.
+    let (mut judged, new_edges) = p.judge_changed(&s);
     let index = state.media_index();
-    let n = media.len();
-    let mut uf = UnionFind::new(n);
-    let mut first_of_series: HashMap<usize, u32> = HashMap::new();
-    for m in 0..n as u32 {
-        if let Some(&si) = index.get(&media.ids[m as usize]) {
-            match first_of_series.get(&si) {
-                Some(&f) => {
-                    uf.union(f, m);
-                }
-                None => {
-                    first_of_series.insert(si, m);
-                }
-            }
-        }
-    }
+    let mut uf = p.seeded_union_find(&index);
     let forest = join(&mut judged, &mut uf);
-    // 6. Rebuild the touched groups.
-    let mut groups: HashMap<u32, Vec<u32>> = HashMap::new();
-    for m in 0..n as u32 {
-        groups.entry(uf.find(m)).or_default().push(m);
-    }
-    let mut absorbed: BTreeSet<usize> = BTreeSet::new();
-    let mut replaced: Vec<(Option<usize>, SeriesRecord)> = Vec::new();
-    let mut merges = Vec::new();
-    let mut outcome_of: HashMap<u32, (Outcome, u32)> = HashMap::new();
-    for (root, members) in &groups {
-        let series_in: BTreeSet<usize> = members
-            .iter()
-            .filter_map(|m| index.get(&media.ids[*m as usize]).copied())
-            .collect();
-        let has_new = members.iter().any(|&m| m < n_new);
-        if !has_new || (members.len() < 2) {
-            if has_new {
-                for &m in members {
-                    outcome_of.insert(m, (Outcome::Unlinked, *root));
-                }
-            }
-            continue;
-        }
-        let mut rec: Option<SeriesRecord> = None;
-        for &si in &series_in {
-            let r = state.series[si].clone();
-            match &mut rec {
-                Some(x) => x.absorb(r),
-                None => rec = Some(r),
-            }
-        }
-        if series_in.len() >= 2 {
-            let survivor = rec
-                .as_ref()
-                .map(|r| r.series_id.clone())
-                .unwrap_or_default();
-            let gone: Vec<String> = series_in
-                .iter()
-                .map(|&si| state.series[si].series_id.clone())
-                .filter(|id| *id != survivor)
-                .collect();
-            merges.push((survivor, gone));
-        }
-        for &m in members {
-            let id = &media.ids[m as usize];
-            if index.contains_key(id) {
-                continue;
-            }
-            let face = media.has_face[m as usize];
-            let meta = &media.meta[m as usize];
-            match &mut rec {
-                Some(x) => x.add_media(id, meta, face),
-                None => rec = Some(SeriesRecord::new(id, meta, face)),
-            }
-        }
-        let Some(mut rec) = rec else { continue };
-        for j in &forest {
-            if members.binary_search(&j.a).is_ok() {
-                rec.evidence.push(evidence(&media, j, images.1));
-            }
-        }
-        let outcome = if series_in.is_empty() {
-            Outcome::NewSeries
-        } else {
-            Outcome::Joined
-        };
-        for &m in members.iter().filter(|&&m| m < n_new) {
-            outcome_of.insert(m, (outcome, *root));
-        }
-        let keep = series_in.iter().next().copied();
-        absorbed.extend(series_in.iter().skip(1).copied());
-        replaced.push((keep, rec));
-    }
-    // 7. Write back: replaced records in place, absorbed ones removed.
-    let mut touched = Vec::new();
-    let mut root_series: HashMap<String, String> = HashMap::new();
-    for (keep, rec) in replaced {
-        for id in &rec.media_ids {
-            root_series.insert(id.clone(), rec.series_id.clone());
-        }
-        touched.push(rec.clone());
-        match keep {
-            Some(i) => state.series[i] = rec,
-            None => state.series.push(rec),
-        }
-    }
-    let mut i = 0;
-    state.series.retain(|_| {
-        let keep = !absorbed.contains(&i);
-        i += 1;
-        keep
-    });
-    state.series.sort_by(|a, b| a.series_id.cmp(&b.series_id));
-    if !state.linked_uploads.iter().any(|u| u == upload_id) {
-        state.linked_uploads.push(upload_id.to_string());
-    }
-    let mut out: Vec<(String, Outcome, String)> = (0..n_new)
+    let regrouped = regroup(&p, state, &index, &mut uf, &forest, images.1);
+    let (touched, series_of) =
+        write_back(state, regrouped.replaced, &regrouped.absorbed, upload_id);
+    let mut out: Vec<(String, Outcome, String)> = (0..p.n_new)
         .map(|m| {
-            let id = media.ids[m as usize].clone();
-            let (o, _) = outcome_of
+            let id = p.media.ids[m as usize].clone();
+            let o = regrouped
+                .outcome_of
                 .get(&m)
                 .copied()
-                .unwrap_or((Outcome::Unlinked, m));
+                .unwrap_or(Outcome::Unlinked);
             let sid = match o {
                 Outcome::Unlinked => String::new(),
-                _ => root_series.get(&id).cloned().unwrap_or_default(),
+                _ => series_of.get(&id).cloned().unwrap_or_default(),
             };
             (id, o, sid)
         })
         .collect();
     out.sort();
-    touched.sort_by(|a, b| a.series_id.cmp(&b.series_id));
     Ok(UploadLinked {
         media: out,
-        merges,
+        merges: regrouped.merges,
         touched,
         new_edges,
     })

@@ -18,8 +18,16 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::durable;
+use crate::storage::versions::SERIES;
 
-pub const STATE_FORMAT: &str = "vidx-series/1";
+/// A series state's `format` is this prefix and its version in the
+/// [`SERIES`] row of the version table.
+const STATE_FORMAT_PREFIX: &str = "vidx-series/";
+
+/// The `format` a series state is written with today: `vidx-series/<n>`.
+pub fn state_format() -> String {
+    format!("{STATE_FORMAT_PREFIX}{}", SERIES.current)
+}
 
 /// Why two media were linked.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -279,15 +287,20 @@ impl StateStore {
         };
         let state: SeriesState = serde_json::from_slice(&bytes)
             .map_err(|e| Error::data_loss(&path, format!("series state is not valid: {e}")))?;
-        if state.format != STATE_FORMAT {
-            return Err(Error::data_loss(
-                &path,
-                format!(
-                    "series state format {:?}; this vidx reads {STATE_FORMAT:?}",
-                    state.format
-                ),
-            ));
-        }
+        let version = state
+            .format
+            .strip_prefix(STATE_FORMAT_PREFIX)
+            .and_then(|n| n.parse::<u32>().ok())
+            .ok_or_else(|| {
+                Error::data_loss(
+                    &path,
+                    format!(
+                        "series state format {:?} is not \"{STATE_FORMAT_PREFIX}<version>\"",
+                        state.format
+                    ),
+                )
+            })?;
+        SERIES.check(&path, version)?;
         Ok(Some(state))
     }
 
@@ -351,7 +364,7 @@ mod tests {
         let store = StateStore::new(dir.path().join("series"));
         assert!(store.load("images").unwrap().is_none());
         let state = SeriesState {
-            format: STATE_FORMAT.into(),
+            format: state_format(),
             image_collection: "images".into(),
             face_collection: String::new(),
             settings: LinkSettings {
@@ -369,7 +382,25 @@ mod tests {
         store.save(&state).unwrap();
         let back = store.load("images").unwrap().unwrap();
         assert_eq!(back.series, state.series);
-        std::fs::write(dir.path().join("series/images.json"), b"{not json").unwrap();
+        // A state from a newer vidx, and one whose format is no version.
+        let file = dir.path().join("series/images.json");
+        for (format, want) in [
+            (
+                "vidx-series/2",
+                "series state format version 2 was written by a newer vidx",
+            ),
+            ("vidx-series", "is not \"vidx-series/<version>\""),
+        ] {
+            store
+                .save(&SeriesState {
+                    format: format.into(),
+                    ..state.clone()
+                })
+                .unwrap();
+            let e = store.load("images").unwrap_err().to_string();
+            assert!(e.contains("images.json") && e.contains(want), "{e}");
+        }
+        std::fs::write(&file, b"{not json").unwrap();
         let e = store.load("images").unwrap_err().to_string();
         assert!(e.contains("images.json"), "{e}");
         store.remove("images").unwrap();

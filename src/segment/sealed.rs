@@ -24,6 +24,7 @@ use crate::index::filter::{Compiled, Filter, MetaIndex};
 use crate::index::hnsw_mapped::Graph;
 use crate::pb;
 use crate::storage::envelope::{FileWriter, MappedFile};
+use crate::storage::versions::SEALED;
 
 pub const VECTORS_FILE: &str = "vectors.bin";
 pub const GRAPH_FILE: &str = "graph.bin";
@@ -34,7 +35,6 @@ const VEC_MAGIC: &[u8; 8] = b"VIDXVEC\0";
 const IDS_MAGIC: &[u8; 8] = b"VIDXIDS\0";
 const META_MAGIC: &[u8; 8] = b"VIDXMET\0";
 const TOMB_MAGIC: &[u8; 8] = b"VIDXTMB\0";
-const VERSION: u32 = 1;
 
 /// Metadata columns in file order. Strings are (offsets, bytes) pairs.
 const STRING_COLUMNS: usize = 6;
@@ -53,7 +53,7 @@ pub fn write<'a>(
 ) -> Result<()> {
     let n = ids.len();
     let path = dir.join(VECTORS_FILE);
-    let mut w = FileWriter::create(&path, VEC_MAGIC, VERSION)?;
+    let mut w = FileWriter::create(&path, VEC_MAGIC, &SEALED)?;
     for i in 0..n {
         match vector(i) {
             Some(v) if v.len() == dim => w.write_pod(v)?,
@@ -82,7 +82,7 @@ fn write_ids(path: &Path, ids: &[String]) -> Result<()> {
     }
     let mut sorted: Vec<u32> = (0..ids.len() as u32).collect();
     sorted.sort_by(|a, b| ids[*a as usize].cmp(&ids[*b as usize]));
-    let mut w = FileWriter::create(path, IDS_MAGIC, VERSION)?;
+    let mut w = FileWriter::create(path, IDS_MAGIC, &SEALED)?;
     w.write_pod(&offsets)?;
     w.write_pod(&sorted)?;
     w.align8()?;
@@ -138,7 +138,7 @@ pub fn write_meta(path: &Path, metadata: &[pb::Metadata]) -> Result<()> {
         tag_bytes,
     ];
 
-    let mut w = FileWriter::create(path, META_MAGIC, VERSION)?;
+    let mut w = FileWriter::create(path, META_MAGIC, &SEALED)?;
     for d in &dir {
         w.write_pod(d)?;
     }
@@ -201,7 +201,7 @@ pub fn write_tombstones(dir: &Path, generation: u64, live: &[bool]) -> Result<St
         }
     }
     let name = tomb_file_name(generation);
-    let mut w = FileWriter::create(&dir.join(&name), TOMB_MAGIC, VERSION)?;
+    let mut w = FileWriter::create(&dir.join(&name), TOMB_MAGIC, &SEALED)?;
     w.write_pod(&words)?;
     w.finish([live.len() as u64, generation, 0, 0])?;
     Ok(name)
@@ -209,7 +209,7 @@ pub fn write_tombstones(dir: &Path, generation: u64, live: &[bool]) -> Result<St
 
 /// Reads a tombstone file fully (it is small: n bits) and checks it.
 fn read_tombstones(path: &Path, n: usize) -> Result<Vec<u64>> {
-    let f = MappedFile::open(path, TOMB_MAGIC, VERSION)?;
+    let f = MappedFile::open(path, TOMB_MAGIC, &SEALED)?;
     f.verify()?;
     if f.fields[0] != n as u64 {
         return Err(Error::data_loss(
@@ -264,7 +264,7 @@ impl SealedSegment {
         metric: Metric,
         tomb_file: &str,
     ) -> Result<SealedSegment> {
-        let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, VERSION)?;
+        let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, &SEALED)?;
         let [n, vdim, ..] = vectors.fields;
         if vdim != dim as u64 {
             return Err(Error::data_loss(
@@ -284,14 +284,14 @@ impl SealedSegment {
                 format!("graph has {} nodes, vectors {n}", graph.len()),
             ));
         }
-        let ids = MappedFile::open(&dir.join(IDS_FILE), IDS_MAGIC, VERSION)?;
+        let ids = MappedFile::open(&dir.join(IDS_FILE), IDS_MAGIC, &SEALED)?;
         if ids.fields[0] != n as u64 {
             return Err(Error::data_loss(
                 ids.path(),
                 format!("{} ids, vectors {n}", ids.fields[0]),
             ));
         }
-        let meta = MappedFile::open(&dir.join(META_FILE), META_MAGIC, VERSION)?;
+        let meta = MappedFile::open(&dir.join(META_FILE), META_MAGIC, &SEALED)?;
         if meta.fields != [n as u64, META_COLUMNS as u64, 0, 0] {
             return Err(Error::data_loss(
                 meta.path(),

@@ -12,7 +12,8 @@
 //! 64  payload         payload_len bytes, sections 8-byte aligned
 //! ```
 //!
-//! Opening checks the header, the version and that the file is exactly as
+//! Opening checks the header, the version (against the file kind's
+//! [`Format`] in the version table) and that the file is exactly as
 //! long as the header says (so truncation is caught at once) without reading
 //! the payload; [`MappedFile::verify`] reads the payload once to check its
 //! CRC, which the collection runs in the background after open so that open
@@ -25,6 +26,7 @@ use std::path::{Path, PathBuf};
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
+use crate::storage::versions::Format;
 
 #[cfg(target_endian = "big")]
 compile_error!("vidx's on-disk formats are little-endian and read in place");
@@ -43,7 +45,8 @@ pub struct FileWriter {
 }
 
 impl FileWriter {
-    pub fn create(path: &Path, magic: &[u8; 8], version: u32) -> Result<FileWriter> {
+    /// Creates `path` for a file of `format`'s current version.
+    pub fn create(path: &Path, magic: &[u8; 8], format: &Format) -> Result<FileWriter> {
         let f = File::create(path).map_err(|e| Error::io(path, e))?;
         let mut out = BufWriter::with_capacity(1 << 20, f);
         out.write_all(&[0u8; HEADER_LEN])
@@ -52,7 +55,7 @@ impl FileWriter {
             path: path.to_owned(),
             out,
             magic: *magic,
-            version,
+            version: format.current,
             len: 0,
             crc: 0,
         })
@@ -115,14 +118,17 @@ pub struct MappedFile {
     /// merge has unlinked it.
     file: File,
     map: Mmap,
+    /// The file's format version, within what its [`Format`] reads.
+    version: u32,
     pub fields: [u64; 4],
     payload_len: usize,
     payload_crc: u32,
 }
 
 impl MappedFile {
-    /// Maps `path` and checks magic, version, header CRC and length.
-    pub fn open(path: &Path, magic: &[u8; 8], version: u32) -> Result<MappedFile> {
+    /// Maps `path` and checks magic, header CRC, version (one `format`
+    /// reads) and length.
+    pub fn open(path: &Path, magic: &[u8; 8], format: &Format) -> Result<MappedFile> {
         let f = File::open(path).map_err(|e| Error::io(path, e))?;
         // SAFETY: segment files are immutable once written (written under a
         // temporary name, fsynced, then renamed into place) and vidx never
@@ -150,13 +156,7 @@ impl MappedFile {
         if crc32c::crc32c(&h[..60]) != u32_at(60) {
             return Err(Error::data_loss(path, "header checksum mismatch"));
         }
-        let v = u32_at(8);
-        if v != version {
-            return Err(Error::data_loss(
-                path,
-                format!("format version {v}; this vidx reads version {version}"),
-            ));
-        }
+        let version = format.check(path, u32_at(8))?;
         let payload_len = u64_at(48);
         let expected = HEADER_LEN as u64 + payload_len;
         if map.len() as u64 != expected {
@@ -176,6 +176,7 @@ impl MappedFile {
         Ok(MappedFile {
             path: path.to_owned(),
             file: f,
+            version,
             fields: [u64_at(16), u64_at(24), u64_at(32), u64_at(40)],
             payload_len: payload_len as usize,
             payload_crc: u32_at(56),
@@ -185,6 +186,12 @@ impl MappedFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The format version the file was written in: what a reader of a
+    /// format with several readable versions branches on.
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     pub fn payload(&self) -> &[u8] {
@@ -249,9 +256,15 @@ mod tests {
     use super::*;
 
     const MAGIC: &[u8; 8] = b"VIDXTST\0";
+    /// A format whose current version is 3.
+    const V3: Format = Format {
+        name: "test file",
+        current: 3,
+        oldest: 2,
+    };
 
     fn write_sample(path: &Path) {
-        let mut w = FileWriter::create(path, MAGIC, 3).unwrap();
+        let mut w = FileWriter::create(path, MAGIC, &V3).unwrap();
         w.write_pod(&[1u32, 2, 3]).unwrap();
         w.align8().unwrap();
         w.write_pod(&[1.5f32, 2.5]).unwrap();
@@ -263,7 +276,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f.bin");
         write_sample(&p);
-        let m = MappedFile::open(&p, MAGIC, 3).unwrap();
+        let m = MappedFile::open(&p, MAGIC, &V3).unwrap();
+        assert_eq!(m.version(), 3);
         assert_eq!(m.fields, [7, 8, 9, 10]);
         assert_eq!(m.slice::<u32>(0, 3).unwrap(), &[1, 2, 3]);
         assert_eq!(m.slice::<f32>(16, 2).unwrap(), &[1.5, 2.5]);
@@ -299,16 +313,23 @@ mod tests {
         ];
         for (what, bytes) in cases {
             std::fs::write(&p, &bytes).unwrap();
-            let r = MappedFile::open(&p, MAGIC, 3).and_then(|m| m.verify());
+            let r = MappedFile::open(&p, MAGIC, &V3).and_then(|m| m.verify());
             let e = r
                 .err()
                 .unwrap_or_else(|| panic!("{what}: damage not detected"));
             assert!(matches!(e, Error::DataLoss { .. }), "{what}: {e}");
             assert!(e.to_string().contains("f.bin"), "{what}: {e}");
         }
-        // Unknown version.
+        // A sound file of a version this reader does not know.
         write_sample(&p);
-        let e = MappedFile::open(&p, MAGIC, 4).err().unwrap();
-        assert!(e.to_string().contains("version 3"), "{e}");
+        let v2 = Format { current: 2, ..V3 };
+        let e = MappedFile::open(&p, MAGIC, &v2).err().unwrap();
+        assert!(matches!(e, Error::FailedPrecondition(_)), "{e}");
+        assert!(e.to_string().contains("f.bin"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("version 3 was written by a newer vidx"),
+            "{e}"
+        );
     }
 }

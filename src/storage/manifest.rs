@@ -10,9 +10,9 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::storage::versions::MANIFEST;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
-const FORMAT: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SegmentEntry {
@@ -38,7 +38,7 @@ pub struct Manifest {
 impl Default for Manifest {
     fn default() -> Self {
         Manifest {
-            format: FORMAT,
+            format: MANIFEST.current,
             checkpoint: 0,
             next_segment: 1,
             next_tombstones: 1,
@@ -62,12 +62,7 @@ impl Manifest {
         };
         let m: Manifest = serde_json::from_slice(&bytes)
             .map_err(|e| Error::data_loss(&path, format!("unreadable manifest: {e}")))?;
-        if m.format != FORMAT {
-            return Err(Error::data_loss(
-                &path,
-                format!("manifest format {}; this vidx reads {FORMAT}", m.format),
-            ));
-        }
+        MANIFEST.check(&path, m.format)?;
         Ok(m)
     }
 

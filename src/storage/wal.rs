@@ -23,9 +23,9 @@ use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::pb;
+use crate::storage::versions::WAL;
 
 const MAGIC: &[u8; 8] = b"VIDXWAL\0";
-const VERSION: u32 = 1;
 const HEADER_LEN: u64 = 16;
 /// Larger length fields are treated as corruption rather than allocated.
 const MAX_RECORD: u32 = 1 << 30;
@@ -79,7 +79,7 @@ impl std::str::FromStr for SyncPolicy {
 fn header_bytes() -> Vec<u8> {
     let mut header = Vec::with_capacity(HEADER_LEN as usize);
     header.extend_from_slice(MAGIC);
-    header.extend_from_slice(&VERSION.to_le_bytes());
+    header.extend_from_slice(&WAL.current.to_le_bytes());
     header.extend_from_slice(&0u32.to_le_bytes());
     header
 }
@@ -209,15 +209,10 @@ impl Wal {
                 "not a vidx write-ahead log (bad magic)",
             ));
         }
-        let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if version != VERSION {
-            return Err(Error::data_loss(
-                path,
-                format!(
-                    "write-ahead log format version {version}; this vidx reads version {VERSION}"
-                ),
-            ));
-        }
+        WAL.check(
+            path,
+            u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
+        )?;
         let mut records = Vec::new();
         let mut pos = HEADER_LEN as usize;
         while let Some(frame) = bytes.get(pos..pos + 8) {

@@ -1,5 +1,7 @@
-//! `vidx bench ann`: the recall-vs-speed harness users compare vidx with
-//! FAISS, hnswlib and USearch by.
+//! `vidx bench ann` and `vidx bench filter`.
+//!
+//! `bench ann` is the recall-vs-speed harness users compare vidx with FAISS,
+//! hnswlib and USearch by.
 //!
 //! For one dataset it builds the index and sweeps `ef`, reporting for each
 //! point recall@k against exact ground truth, QPS on one thread and on all
@@ -18,6 +20,11 @@
 //! `benches/peers/compare.py` can put them side by side. `--export` writes
 //! the dataset (`base.npy`, `query.npy`, `gt.npy`, `meta.json`) for the peers
 //! to read exactly the same vectors and ground truth.
+//!
+//! `bench filter` builds one generated set whose points carry tags planted
+//! at 50%, 10%, 1% and 0.1% selectivity and prints, for the mutable and the
+//! sealed segment, recall and one-thread QPS of search filtered to each (and
+//! by a filter no point passes) beside unfiltered search.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -34,68 +41,47 @@ use serde::Serialize;
 use crate::collection::config::{Config, Kind};
 use crate::collection::{Collection, StorageOptions};
 use crate::index::distance::Metric;
+use crate::index::filter::Filter;
 use crate::pb;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::SealedSegment;
-use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct AnnArgs {
+/// Options of `vidx bench ann` (its flags are in `cli::tools`).
+#[derive(Debug, Clone)]
+pub struct AnnOptions {
     /// `image` (clustered unit vectors, cosine), `sift` (128-d, non-negative,
     /// L2), or a file of base vectors: `.npy` or `.fvecs`.
-    #[arg(long, default_value = "image")]
     pub dataset: String,
     /// Query vectors for a file dataset (`.npy` or `.fvecs`).
-    #[arg(long)]
     pub queries_file: Option<PathBuf>,
     /// Ground truth for a file dataset (`.ivecs`); computed exactly if absent.
-    #[arg(long)]
     pub gt_file: Option<PathBuf>,
     /// Metric of a file dataset.
-    #[arg(long, default_value = "l2")]
     pub metric: String,
     /// Points of a generated dataset (a file dataset keeps its own count
     /// unless this is smaller).
-    #[arg(long, default_value_t = 100_000)]
     pub n: usize,
     /// Queries (held out, same distribution as the base).
-    #[arg(long, default_value_t = 1000)]
     pub queries: usize,
     /// Dimension of the `image` dataset (`sift` is always 128).
-    #[arg(long, default_value_t = 512)]
     pub dim: usize,
-    #[arg(long, default_value_t = 10)]
     pub k: usize,
-    #[arg(long, default_value_t = 16)]
     pub m: usize,
-    #[arg(long, default_value_t = 200)]
     pub ef_construction: usize,
     /// The ef sweep.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "10,16,24,32,48,64,96,128,192,256,384,512"
-    )]
     pub efs: Vec<usize>,
     /// Which modes to run.
-    #[arg(long, value_delimiter = ',', default_value = "mutable,sealed,grpc")]
     pub modes: Vec<String>,
     /// Concurrent gRPC clients for the batched throughput run.
-    #[arg(long, default_value_t = 4)]
     pub clients: usize,
     /// Queries per gRPC request in the batched run.
-    #[arg(long, default_value_t = 50)]
     pub batch: usize,
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Write the dataset here (base.npy, query.npy, gt.npy, meta.json).
-    #[arg(long)]
     pub export: Option<PathBuf>,
     /// Write vidx-<mode>.json here.
-    #[arg(long)]
     pub out: Option<PathBuf>,
     /// Scratch directory for the sealed segment (default: a temp dir).
-    #[arg(long)]
     pub work_dir: Option<PathBuf>,
 }
 
@@ -160,7 +146,7 @@ fn sift_vector(seed: u64, row: usize, centres: usize) -> Vec<f32> {
         .collect()
 }
 
-fn generate(a: &AnnArgs) -> Dataset {
+fn generate(a: &AnnOptions) -> Dataset {
     let total = a.n + a.queries;
     let (name, metric, dim, rows): (String, Metric, usize, Vec<f32>) = if a.dataset == "sift" {
         let centres = (a.n / 100).max(1);
@@ -286,7 +272,7 @@ fn read_vectors(path: &Path) -> anyhow::Result<(usize, Vec<f32>)> {
     }
 }
 
-fn load_file(a: &AnnArgs) -> anyhow::Result<Dataset> {
+fn load_file(a: &AnnOptions) -> anyhow::Result<Dataset> {
     let base_path = PathBuf::from(&a.dataset);
     let (dim, mut base) = read_vectors(&base_path)?;
     let Some(qp) = &a.queries_file else {
@@ -435,7 +421,7 @@ fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
 /// all cores (throughput).
 fn sweep(
     d: &Dataset,
-    a: &AnnArgs,
+    a: &AnnOptions,
     search: &(dyn Fn(&[f32], usize) -> Vec<u32> + Sync),
 ) -> Vec<Point> {
     let mut points = Vec::new();
@@ -501,7 +487,46 @@ fn proc_status_kb(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub fn run(a: AnnArgs) -> anyhow::Result<()> {
+pub fn run(a: AnnOptions) -> anyhow::Result<()> {
+    check_options(&a)?;
+    let d = load_dataset(&a)?;
+    let threads = rayon::current_num_threads();
+    let mut ctx = RunFigures {
+        dataset: serde_json::json!({"name": d.name, "metric": metric_name(d.metric), "n": d.n(), "dim": d.dim, "queries": d.nq()}),
+        params: serde_json::json!({"m": a.m, "ef_construction": a.ef_construction, "k": a.k, "threads": threads}),
+        threads,
+        baseline_rss: current_rss(),
+        ..Default::default()
+    };
+    let seg = build(&d, &a, &mut ctx);
+    ctx.rss_after_build = current_rss();
+    // Keeps a temp dir alive for the run when no --work-dir is given.
+    let (work_dir, _keep) = work_dir(&a)?;
+    let sdir = seal(&d, &a, &seg, &work_dir, &mut ctx)?;
+    let mut reports = Vec::new();
+    if a.modes.iter().any(|m| m == "mutable") {
+        reports.push(mutable_mode(&d, &a, &seg, &ctx));
+    }
+    drop(seg);
+    if a.modes.iter().any(|m| m == "sealed") {
+        reports.push(sealed_mode(&d, &a, &sdir, &ctx)?);
+    }
+    if a.modes.iter().any(|m| m == "grpc") {
+        reports.push(grpc_mode(&d, &a, &work_dir, &ctx)?);
+    }
+    if let Some(out) = &a.out {
+        std::fs::create_dir_all(out)?;
+        for r in &reports {
+            let p = out.join(format!("{}.json", r.engine));
+            std::fs::write(&p, serde_json::to_vec_pretty(r)?)?;
+            eprintln!("wrote {}", p.display());
+        }
+    }
+    print_summary(&reports, a.k);
+    Ok(())
+}
+
+fn check_options(a: &AnnOptions) -> anyhow::Result<()> {
     if a.k == 0 || a.efs.is_empty() || a.queries == 0 || a.n == 0 {
         bail!("--k, --efs, --queries and --n must be non-empty / positive");
     }
@@ -510,12 +535,17 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
             bail!("--modes: unknown mode {m:?}; use mutable, sealed, grpc");
         }
     }
-    let threads = rayon::current_num_threads();
+    Ok(())
+}
+
+/// The dataset, generated or read, with its exact ground truth (and
+/// written out with `--export`).
+fn load_dataset(a: &AnnOptions) -> anyhow::Result<Dataset> {
     let t = Instant::now();
     let mut d = if ["image", "sift"].contains(&a.dataset.as_str()) {
-        generate(&a)
+        generate(a)
     } else {
-        load_file(&a)?
+        load_file(a)?
     };
     if d.n() < a.k {
         bail!("the dataset has {} points, fewer than k = {}", d.n(), a.k);
@@ -538,17 +568,71 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
         export(&d, dir)?;
         eprintln!("dataset written to {}", dir.display());
     }
-    let dataset_json = serde_json::json!({"name": d.name, "metric": metric_name(d.metric), "n": d.n(), "dim": d.dim, "queries": d.nq()});
-    let params = serde_json::json!({"m": a.m, "ef_construction": a.ef_construction, "k": a.k, "threads": threads});
-    let baseline_rss = current_rss();
+    Ok(d)
+}
 
-    // Build once: the mutable segment on all cores.
+/// What every mode's report shares: the dataset, the build and the disk.
+#[derive(Default)]
+struct RunFigures {
+    dataset: serde_json::Value,
+    params: serde_json::Value,
+    threads: usize,
+    build_s: f64,
+    seal_s: f64,
+    baseline_rss: u64,
+    rss_after_build: u64,
+    disk_bytes: u64,
+}
+
+impl RunFigures {
+    fn report(
+        &self,
+        engine: &str,
+        build: serde_json::Value,
+        memory: serde_json::Value,
+        points: Vec<Point>,
+        notes: String,
+    ) -> Report {
+        Report {
+            engine: engine.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            dataset: self.dataset.clone(),
+            params: self.params.clone(),
+            build,
+            memory,
+            disk_bytes: self.disk_bytes,
+            points,
+            notes,
+        }
+    }
+}
+
+/// Builds the mutable segment once, on all cores.
+fn build(d: &Dataset, a: &AnnOptions, ctx: &mut RunFigures) -> MutableSegment {
     eprintln!(
-        "building: m {}, ef_construction {}, {threads} threads",
-        a.m, a.ef_construction
+        "building: m {}, ef_construction {}, {} threads",
+        a.m, a.ef_construction, ctx.threads
     );
-    let seg = MutableSegment::new(d.dim, d.metric, a.m, a.ef_construction);
     let t = Instant::now();
+    let seg = build_segment(d, a.m, a.ef_construction, |_| pb::Metadata::default());
+    ctx.build_s = t.elapsed().as_secs_f64();
+    eprintln!(
+        "built in {:.1} s ({:.0} inserts/s)",
+        ctx.build_s,
+        d.n() as f64 / ctx.build_s
+    );
+    seg
+}
+
+/// The base vectors in a mutable segment, point `i` with id `i` and
+/// `metadata(i)`, inserted in batches on all cores.
+fn build_segment(
+    d: &Dataset,
+    m: usize,
+    ef_construction: usize,
+    metadata: impl Fn(usize) -> pb::Metadata,
+) -> MutableSegment {
+    let seg = MutableSegment::new(d.dim, d.metric, m, ef_construction);
     let batch = 10_000;
     for start in (0..d.n()).step_by(batch) {
         let end = (start + batch).min(d.n());
@@ -556,143 +640,124 @@ pub fn run(a: AnnArgs) -> anyhow::Result<()> {
             .map(|i| Prepared {
                 id: i.to_string(),
                 vector: d.row(i).to_vec(),
-                metadata: pb::Metadata::default(),
+                metadata: metadata(i),
             })
             .collect();
         seg.index(start, &pts);
         seg.commit(start, pts);
     }
-    let build_s = t.elapsed().as_secs_f64();
-    let build = serde_json::json!({"seconds": build_s, "inserts_per_s": d.n() as f64 / build_s, "threads": threads});
-    eprintln!(
-        "built in {build_s:.1} s ({:.0} inserts/s)",
-        d.n() as f64 / build_s
-    );
-    let mem_built = current_rss();
+    seg
+}
 
-    // Keeps a temp dir alive for the run when no --work-dir is given.
-    let mut _keep: Option<tempfile::TempDir> = None;
-    let work_dir = match &a.work_dir {
+/// `--work-dir` emptied, or a temp dir (kept alive by the second value).
+fn work_dir(a: &AnnOptions) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match &a.work_dir {
         Some(p) => {
             let _ = std::fs::remove_dir_all(p);
             std::fs::create_dir_all(p)?;
-            p.clone()
+            (p.clone(), None)
         }
         None => {
             let t = tempfile::tempdir()?;
-            let p = t.path().to_owned();
-            _keep = Some(t);
-            p
+            (t.path().to_owned(), Some(t))
         }
-    };
+    })
+}
 
-    // Seal into a real collection directory (the gRPC mode serves it).
+/// Seals the built segment into a real collection `bench` under
+/// `work_dir/collections` (the gRPC mode serves it); returns the segment's
+/// directory.
+fn seal(
+    d: &Dataset,
+    a: &AnnOptions,
+    seg: &MutableSegment,
+    work_dir: &Path,
+    ctx: &mut RunFigures,
+) -> anyhow::Result<PathBuf> {
     let coll_dir = work_dir.join("collections").join("bench");
     std::fs::create_dir_all(work_dir.join("collections"))?;
     let mut config = Config::new("bench", d.dim as u32, d.metric, Kind::Image);
     config.m = a.m as u32;
     config.ef_construction = a.ef_construction as u32;
     Collection::create(&coll_dir, config, StorageOptions::default())?;
-    let sdir = coll_dir.join(segment_dir_name(1));
-    std::fs::create_dir(&sdir)?;
     let t = Instant::now();
-    seg.write_sealed(&sdir)?;
-    let seal_s = t.elapsed().as_secs_f64();
-    let mut manifest = Manifest::load(&coll_dir)?;
-    manifest.segments.push(SegmentEntry {
-        id: 1,
-        points: d.n() as u64,
-        tombstones: crate::segment::sealed::tomb_file_name(0),
-    });
-    manifest.next_segment = 2;
-    manifest.store(&coll_dir)?;
-    let disk = crate::storage::durable::dir_size(&sdir);
+    let sdir = Collection::add_sealed(&coll_dir, seg)?;
+    ctx.seal_s = t.elapsed().as_secs_f64();
+    ctx.disk_bytes = crate::storage::durable::dir_size(&sdir);
+    Ok(sdir)
+}
+
+fn mutable_mode(d: &Dataset, a: &AnnOptions, seg: &MutableSegment, ctx: &RunFigures) -> Report {
+    eprintln!("mode mutable (in-memory graph, in process)");
     let k = a.k;
-    let mut reports = Vec::new();
+    let points = sweep(d, a, &|q, ef| {
+        seg.search(q, k, ef, None, None)
+            .into_iter()
+            .map(|(i, _)| i as u32)
+            .collect()
+    });
+    ctx.report(
+        "vidx-mutable",
+        serde_json::json!({"seconds": ctx.build_s, "inserts_per_s": d.n() as f64 / ctx.build_s, "threads": ctx.threads}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build}),
+        points,
+        "in-process search of the mutable segment; peak RSS covers the whole run".into(),
+    )
+}
 
-    if a.modes.iter().any(|m| m == "mutable") {
-        eprintln!("mode mutable (in-memory graph, in process)");
-        let points = sweep(&d, &a, &|q, ef| {
-            seg.search(q, k, ef, None, None)
-                .into_iter()
-                .map(|(i, _)| i as u32)
-                .collect()
-        });
-        reports.push(Report {
-            engine: "vidx-mutable".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            dataset: dataset_json.clone(),
-            params: params.clone(),
-            build: build.clone(),
-            memory: serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": baseline_rss, "rss_after_build_bytes": mem_built}),
-            disk_bytes: disk,
-            points,
-            notes: "in-process search of the mutable segment; peak RSS covers the whole run".into(),
-        });
-    }
-    drop(seg);
-
+fn sealed_mode(
+    d: &Dataset,
+    a: &AnnOptions,
+    sdir: &Path,
+    ctx: &RunFigures,
+) -> anyhow::Result<Report> {
     let sealed = SealedSegment::open(
         1,
-        &sdir,
+        sdir,
         d.dim,
         d.metric,
         &crate::segment::sealed::tomb_file_name(0),
     )?;
-    if a.modes.iter().any(|m| m == "sealed") {
-        eprintln!("mode sealed (memory-mapped files, vidx's search, in process)");
-        let points = sweep(&d, &a, &|q, ef| {
-            sealed
-                .search(q, k, ef, None, None)
-                .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
-                .unwrap_or_default()
-        });
-        reports.push(Report {
-            engine: "vidx-sealed".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            dataset: dataset_json.clone(),
-            params: params.clone(),
-            build: serde_json::json!({"seconds": build_s + seal_s, "inserts_per_s": d.n() as f64 / (build_s + seal_s), "threads": threads, "seal_seconds": seal_s}),
-            memory: serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": baseline_rss, "rss_after_build_bytes": mem_built, "rss_now_bytes": current_rss()}),
-            disk_bytes: disk,
-            points,
-            notes: "in-process search of the sealed, memory-mapped segment; build includes sealing".into(),
-        });
-    }
-    drop(sealed);
+    eprintln!("mode sealed (memory-mapped files, vidx's search, in process)");
+    let k = a.k;
+    let points = sweep(d, a, &|q, ef| {
+        sealed
+            .search(q, k, ef, None, None)
+            .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
+            .unwrap_or_default()
+    });
+    let s = ctx.build_s + ctx.seal_s;
+    Ok(ctx.report(
+        "vidx-sealed",
+        serde_json::json!({"seconds": s, "inserts_per_s": d.n() as f64 / s, "threads": ctx.threads, "seal_seconds": ctx.seal_s}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build, "rss_now_bytes": current_rss()}),
+        points,
+        "in-process search of the sealed, memory-mapped segment; build includes sealing".into(),
+    ))
+}
 
-    if a.modes.iter().any(|m| m == "grpc") {
-        eprintln!(
-            "mode grpc (loopback server serving the sealed segment; {} clients x {} queries per request)",
+fn grpc_mode(
+    d: &Dataset,
+    a: &AnnOptions,
+    work_dir: &Path,
+    ctx: &RunFigures,
+) -> anyhow::Result<Report> {
+    eprintln!(
+        "mode grpc (loopback server serving the sealed segment; {} clients x {} queries per request)",
+        a.clients, a.batch
+    );
+    let points = grpc_sweep(d, a, work_dir)?;
+    let s = ctx.build_s + ctx.seal_s;
+    Ok(ctx.report(
+        "vidx-grpc",
+        serde_json::json!({"seconds": s, "inserts_per_s": d.n() as f64 / s, "threads": ctx.threads}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss}),
+        points,
+        format!(
+            "end to end over gRPC on loopback: qps_1t = one client, one query per request; qps_all = {} clients, {} queries per request; server and clients share the machine",
             a.clients, a.batch
-        );
-        let points = grpc_sweep(&d, &a, &work_dir)?;
-        reports.push(Report {
-            engine: "vidx-grpc".into(),
-            version: env!("CARGO_PKG_VERSION").into(),
-            dataset: dataset_json.clone(),
-            params: params.clone(),
-            build: serde_json::json!({"seconds": build_s + seal_s, "inserts_per_s": d.n() as f64 / (build_s + seal_s), "threads": threads}),
-            memory: serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": baseline_rss}),
-            disk_bytes: disk,
-            points,
-            notes: format!(
-                "end to end over gRPC on loopback: qps_1t = one client, one query per request; qps_all = {} clients, {} queries per request; server and clients share the machine",
-                a.clients, a.batch
-            ),
-        });
-    }
-
-    if let Some(out) = &a.out {
-        std::fs::create_dir_all(out)?;
-        for r in &reports {
-            let p = out.join(format!("{}.json", r.engine));
-            std::fs::write(&p, serde_json::to_vec_pretty(r)?)?;
-            eprintln!("wrote {}", p.display());
-        }
-    }
-    print_summary(&reports, a.k);
-    Ok(())
+        ),
+    ))
 }
 
 fn print_summary(reports: &[Report], k: usize) {
@@ -708,8 +773,10 @@ fn print_summary(reports: &[Report], k: usize) {
     }
 }
 
+type Client = pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>;
+
 /// Serves the sealed collection on loopback and sweeps ef over gRPC.
-fn grpc_sweep(d: &Dataset, a: &AnnArgs, data_dir: &Path) -> anyhow::Result<Vec<Point>> {
+fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Vec<Point>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -724,89 +791,25 @@ fn grpc_sweep(d: &Dataset, a: &AnnArgs, data_dir: &Path) -> anyhow::Result<Vec<P
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::api::server::serve(registry, listener, Default::default(), async {
+        let stop = async {
             let _ = stop_rx.await;
-        }));
+        };
+        let server = tokio::spawn(crate::api::server::serve(
+            registry,
+            listener,
+            Default::default(),
+            stop,
+        ));
         let url = format!("http://{addr}");
-        let mut points = Vec::new();
-        let queries: Arc<Vec<Vec<f32>>> = Arc::new((0..d.nq()).map(|i| d.q(i).to_vec()).collect());
+        let queries: Arc<Vec<Vec<f32>>> =
+            Arc::new((0..d.nq()).map(|i| d.q(i).to_vec()).collect());
         let mut clients = Vec::new();
         for _ in 0..a.clients.max(1) {
             clients.push(connect_retry(&url).await?);
         }
+        let mut points = Vec::new();
         for &ef in &a.efs {
-            let ef = ef.max(a.k);
-            let req = |qs: &[Vec<f32>]| pb::SearchRequest {
-                collection: "bench".into(),
-                queries: qs
-                    .iter()
-                    .map(|q| pb::Query {
-                        query: Some(pb::query::Query::Vector(pb::Vector { values: q.clone() })),
-                    })
-                    .collect(),
-                k: a.k as u32,
-                ef: ef as u32,
-                ..Default::default()
-            };
-            // Warm-up.
-            clients[0].search(req(&queries[..queries.len().min(100)])).await?;
-            // One client, one query per request: latency and 1-thread QPS.
-            let mut lat = Vec::with_capacity(queries.len());
-            let mut got: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
-            let t = Instant::now();
-            for q in queries.iter() {
-                let s = Instant::now();
-                let r = clients[0].search(req(std::slice::from_ref(q))).await?.into_inner();
-                lat.push(s.elapsed().as_secs_f64() * 1e3);
-                got.push(r.results[0].hits.iter().map(|h| h.id.parse::<u32>().unwrap_or(u32::MAX)).collect());
-            }
-            let qps_1t = queries.len() as f64 / t.elapsed().as_secs_f64();
-            // Concurrent clients, batched requests: throughput.
-            let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-            let t = Instant::now();
-            let mut tasks = Vec::new();
-            for c in &clients {
-                let mut c = c.clone();
-                let next = next.clone();
-                let queries = queries.clone();
-                let batch = a.batch.max(1);
-                let k = a.k as u32;
-                tasks.push(tokio::spawn(async move {
-                    loop {
-                        let start = next.fetch_add(batch, std::sync::atomic::Ordering::SeqCst);
-                        if start >= queries.len() {
-                            return Ok::<_, tonic::Status>(());
-                        }
-                        let end = (start + batch).min(queries.len());
-                        let r = pb::SearchRequest {
-                            collection: "bench".into(),
-                            queries: queries[start..end]
-                                .iter()
-                                .map(|q| pb::Query {
-                                    query: Some(pb::query::Query::Vector(pb::Vector { values: q.clone() })),
-                                })
-                                .collect(),
-                            k,
-                            ef: ef as u32,
-                            ..Default::default()
-                        };
-                        c.search(r).await?;
-                    }
-                }));
-            }
-            for t in tasks {
-                t.await??;
-            }
-            let qps_all = queries.len() as f64 / t.elapsed().as_secs_f64();
-            lat.sort_by(f64::total_cmp);
-            let p = Point {
-                ef,
-                recall: recall(&got, &d.gt, a.k),
-                qps_1t,
-                qps_all,
-                p50_ms: percentile(&lat, 0.5),
-                p99_ms: percentile(&lat, 0.99),
-            };
+            let p = grpc_point(d, a, &clients, &queries, ef.max(a.k)).await?;
             eprintln!(
                 "  ef {:>4}: recall@{} {:.4}  {:>8.0} QPS (1 client)  {:>8.0} QPS (batched)  p50 {:.3} ms  p99 {:.3} ms",
                 p.ef, a.k, p.recall, p.qps_1t, p.qps_all, p.p50_ms, p.p99_ms
@@ -819,14 +822,107 @@ fn grpc_sweep(d: &Dataset, a: &AnnArgs, data_dir: &Path) -> anyhow::Result<Vec<P
     })
 }
 
-async fn connect_retry(
-    url: &str,
-) -> anyhow::Result<pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>> {
+/// A search of `queries` in the bench collection.
+fn search_request(queries: &[Vec<f32>], k: usize, ef: usize) -> pb::SearchRequest {
+    pb::SearchRequest {
+        collection: "bench".into(),
+        queries: queries
+            .iter()
+            .map(|q| pb::Query {
+                query: Some(pb::query::Query::Vector(pb::Vector { values: q.clone() })),
+            })
+            .collect(),
+        k: k as u32,
+        ef: ef as u32,
+        ..Default::default()
+    }
+}
+
+/// One point of the gRPC sweep: one client sending one query per request
+/// (latency, 1-thread QPS), then every client sending batches (throughput).
+async fn grpc_point(
+    d: &Dataset,
+    a: &AnnOptions,
+    clients: &[Client],
+    queries: &Arc<Vec<Vec<f32>>>,
+    ef: usize,
+) -> anyhow::Result<Point> {
+    let mut client = clients[0].clone();
+    // Warm-up.
+    client
+        .search(search_request(&queries[..queries.len().min(100)], a.k, ef))
+        .await?;
+    let mut lat = Vec::with_capacity(queries.len());
+    let mut got: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
+    let t = Instant::now();
+    for q in queries.iter() {
+        let s = Instant::now();
+        let r = client
+            .search(search_request(std::slice::from_ref(q), a.k, ef))
+            .await?
+            .into_inner();
+        lat.push(s.elapsed().as_secs_f64() * 1e3);
+        got.push(
+            r.results[0]
+                .hits
+                .iter()
+                .map(|h| h.id.parse::<u32>().unwrap_or(u32::MAX))
+                .collect(),
+        );
+    }
+    let qps_1t = queries.len() as f64 / t.elapsed().as_secs_f64();
+    let qps_all = batched_qps(clients, queries, a.batch.max(1), a.k, ef).await?;
+    lat.sort_by(f64::total_cmp);
+    Ok(Point {
+        ef,
+        recall: recall(&got, &d.gt, a.k),
+        qps_1t,
+        qps_all,
+        p50_ms: percentile(&lat, 0.5),
+        p99_ms: percentile(&lat, 0.99),
+    })
+}
+
+/// Every client sends `batch` queries per request, taking the next batch
+/// until all queries are done; returns queries per second.
+async fn batched_qps(
+    clients: &[Client],
+    queries: &Arc<Vec<Vec<f32>>>,
+    batch: usize,
+    k: usize,
+    ef: usize,
+) -> anyhow::Result<f64> {
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for c in clients {
+        let mut c = c.clone();
+        let next = next.clone();
+        let queries = queries.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let start = next.fetch_add(batch, std::sync::atomic::Ordering::SeqCst);
+                if start >= queries.len() {
+                    return Ok::<_, tonic::Status>(());
+                }
+                let end = (start + batch).min(queries.len());
+                c.search(search_request(&queries[start..end], k, ef))
+                    .await?;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    Ok(queries.len() as f64 / t.elapsed().as_secs_f64())
+}
+
+async fn connect_retry(url: &str) -> anyhow::Result<Client> {
     let mut last = None;
     for _ in 0..50 {
         match crate::api::server::channel(url).await {
             Ok(ch) => {
-                return Ok(pb::vector_index_client::VectorIndexClient::new(ch)
+                return Ok(Client::new(ch)
                     .max_decoding_message_size(crate::api::server::DEFAULT_MAX_MESSAGE_BYTES)
                     .max_encoding_message_size(crate::api::server::DEFAULT_MAX_MESSAGE_BYTES));
             }
@@ -835,6 +931,202 @@ async fn connect_retry(
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Err(anyhow::anyhow!("cannot connect to {url}: {last:?}"))
+}
+
+/// `vidx bench filter`: QPS and recall of filtered search at planted
+/// selectivities beside unfiltered search on the same collection.
+#[derive(Debug, Clone)]
+pub struct FilterOptions {
+    pub n: usize,
+    pub queries: usize,
+    pub dim: usize,
+    pub k: usize,
+    pub ef: usize,
+    pub seed: u64,
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// Selectivity tags, independent of the vectors: "p50", "p10", "p1", "p01".
+fn selectivity_tags(seed: u64, i: usize) -> Vec<String> {
+    let u = (splitmix(seed ^ (i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)) >> 11) as f64
+        / (1u64 << 53) as f64;
+    [(0.5, "p50"), (0.1, "p10"), (0.01, "p1"), (0.001, "p01")]
+        .iter()
+        .filter(|(p, _)| u < *p)
+        .map(|(_, t)| t.to_string())
+        .collect()
+}
+
+pub fn run_filter(a: FilterOptions) -> anyhow::Result<()> {
+    let d = generate(&AnnOptions {
+        dataset: "image".into(),
+        queries_file: None,
+        gt_file: None,
+        metric: "cosine".into(),
+        n: a.n,
+        queries: a.queries,
+        dim: a.dim,
+        k: a.k,
+        m: 16,
+        ef_construction: 200,
+        efs: vec![a.ef],
+        modes: vec![],
+        clients: 1,
+        batch: 1,
+        seed: a.seed,
+        export: None,
+        out: None,
+        work_dir: None,
+    });
+    let metas: Vec<pb::Metadata> = (0..d.n())
+        .map(|i| pb::Metadata {
+            media_id: format!("{i:040x}"),
+            tags: selectivity_tags(a.seed, i),
+            ..Default::default()
+        })
+        .collect();
+    eprintln!("dataset {}: {} x {}-d; building", d.name, d.n(), d.dim);
+    let t = Instant::now();
+    let seg = build_segment(&d, 16, 200, |i| metas[i].clone());
+    eprintln!("built in {:.1?}", t.elapsed());
+    let dir = tempfile::tempdir()?;
+    seg.write_sealed(dir.path())?;
+    let sealed = SealedSegment::open(
+        1,
+        dir.path(),
+        d.dim,
+        d.metric,
+        &crate::segment::sealed::tomb_file_name(0),
+    )?;
+    sealed.meta_index()?;
+    print_filter_header(&d, &a);
+    let engines: Vec<(&str, FilteredSearch<'_>)> = vec![
+        (
+            "mutable",
+            Box::new(|q: &[f32], f: Option<&Filter>| {
+                seg.search(q, a.k, a.ef, None, f)
+                    .into_iter()
+                    .map(|(i, _)| i as u32)
+                    .collect()
+            }),
+        ),
+        (
+            "sealed",
+            Box::new(|q: &[f32], f: Option<&Filter>| {
+                sealed
+                    .search(q, a.k, a.ef, None, f)
+                    .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
+                    .unwrap_or_default()
+            }),
+        ),
+    ];
+    for (name, search) in &engines {
+        let mut base_qps = 0.0;
+        for (label, f) in filter_cases() {
+            let (passing, recall, qps) = filtered_sweep(&d, &metas, a.k, f.as_ref(), search);
+            if f.is_none() {
+                base_qps = qps;
+            }
+            println!(
+                "| {name} | {label} | {passing} | {recall:.4} | {qps:.0} | {:.2} |",
+                qps / base_qps
+            );
+        }
+    }
+    Ok(())
+}
+
+fn print_filter_header(d: &Dataset, a: &FilterOptions) {
+    println!(
+        "# filtered search: {} x {}-d cosine, k {}, ef {}, 1 thread, {} queries",
+        d.n(),
+        d.dim,
+        a.k,
+        a.ef,
+        d.nq()
+    );
+    println!(
+        "| segment | filter | passing points | recall@{} | QPS | ÷ unfiltered QPS |",
+        a.k
+    );
+    println!("|---|---|---:|---:|---:|---:|");
+}
+
+/// A segment's filtered search, returning row numbers.
+type FilteredSearch<'s> = Box<dyn Fn(&[f32], Option<&Filter>) -> Vec<u32> + 's>;
+
+/// The filters of `bench filter`, by the share of points they pass.
+fn filter_cases() -> Vec<(&'static str, Option<Filter>)> {
+    let only = |tag: &str| {
+        Some(Filter {
+            tags_all: vec![tag.to_string()],
+            ..Default::default()
+        })
+    };
+    vec![
+        ("unfiltered", None),
+        ("50%", only("p50")),
+        ("10%", only("p10")),
+        ("1%", only("p1")),
+        ("0.1%", only("p01")),
+        (
+            "empty",
+            Some(Filter {
+                countries_any: vec!["SE".into()],
+                ..Default::default()
+            }),
+        ),
+    ]
+}
+
+/// Every query under `filter` on one thread: (points passing, recall@k
+/// against the exact top k of the passing points, QPS).
+fn filtered_sweep(
+    d: &Dataset,
+    metas: &[pb::Metadata],
+    k: usize,
+    filter: Option<&Filter>,
+    search: &FilteredSearch<'_>,
+) -> (usize, f64, f64) {
+    let passing: Vec<usize> = (0..d.n())
+        .filter(|&i| filter.is_none_or(|f| f.matches(&metas[i])))
+        .collect();
+    let truth: Vec<Vec<u32>> = (0..d.nq())
+        .into_par_iter()
+        .map(|qi| {
+            let q = d.q(qi);
+            let mut all: Vec<(u32, f32)> = passing
+                .iter()
+                .map(|&i| (i as u32, d.metric.rank(q, d.row(i))))
+                .collect();
+            crate::index::planner::top_k(&mut all, k);
+            all.into_iter().map(|(i, _)| i).collect()
+        })
+        .collect();
+    for qi in 0..d.nq().min(50) {
+        std::hint::black_box(search(d.q(qi), filter));
+    }
+    let t = Instant::now();
+    let got: Vec<Vec<u32>> = (0..d.nq()).map(|qi| search(d.q(qi), filter)).collect();
+    let qps = d.nq() as f64 / t.elapsed().as_secs_f64();
+    let want: usize = truth.iter().map(Vec::len).sum();
+    let hit: usize = got
+        .iter()
+        .zip(&truth)
+        .map(|(g, t)| g.iter().filter(|x| t.contains(x)).count())
+        .sum();
+    let recall = if want == 0 {
+        1.0
+    } else {
+        hit as f64 / want as f64
+    };
+    (passing.len(), recall, qps)
 }
 
 #[cfg(test)]
@@ -875,197 +1167,4 @@ mod tests {
         assert_eq!(recall(&[vec![1, 2, 9], vec![6, 5, 4]], &gt, 3), 5.0 / 6.0);
         assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.5), 3.0);
     }
-}
-
-/// `vidx bench filter`: QPS and recall of filtered search at planted
-/// selectivities beside unfiltered search on the same collection.
-#[derive(clap::Args, Debug, Clone)]
-pub struct FilterBenchArgs {
-    #[arg(long, default_value_t = 100_000)]
-    pub n: usize,
-    #[arg(long, default_value_t = 200)]
-    pub queries: usize,
-    #[arg(long, default_value_t = 512)]
-    pub dim: usize,
-    #[arg(long, default_value_t = 10)]
-    pub k: usize,
-    #[arg(long, default_value_t = 128)]
-    pub ef: usize,
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
-}
-
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// Selectivity tags, independent of the vectors: "p50", "p10", "p1", "p01".
-fn selectivity_tags(seed: u64, i: usize) -> Vec<String> {
-    let u = (splitmix(seed ^ (i as u64).wrapping_mul(0x2545_f491_4f6c_dd1d)) >> 11) as f64
-        / (1u64 << 53) as f64;
-    [(0.5, "p50"), (0.1, "p10"), (0.01, "p1"), (0.001, "p01")]
-        .iter()
-        .filter(|(p, _)| u < *p)
-        .map(|(_, t)| t.to_string())
-        .collect()
-}
-
-pub fn run_filter(a: FilterBenchArgs) -> anyhow::Result<()> {
-    let ann = AnnArgs {
-        dataset: "image".into(),
-        queries_file: None,
-        gt_file: None,
-        metric: "cosine".into(),
-        n: a.n,
-        queries: a.queries,
-        dim: a.dim,
-        k: a.k,
-        m: 16,
-        ef_construction: 200,
-        efs: vec![a.ef],
-        modes: vec![],
-        clients: 1,
-        batch: 1,
-        seed: a.seed,
-        export: None,
-        out: None,
-        work_dir: None,
-    };
-    let d = generate(&ann);
-    let metas: Vec<pb::Metadata> = (0..d.n())
-        .map(|i| pb::Metadata {
-            media_id: format!("{i:040x}"),
-            tags: selectivity_tags(a.seed, i),
-            ..Default::default()
-        })
-        .collect();
-    eprintln!("dataset {}: {} x {}-d; building", d.name, d.n(), d.dim);
-    let seg = MutableSegment::new(d.dim, d.metric, 16, 200);
-    let t = Instant::now();
-    for start in (0..d.n()).step_by(10_000) {
-        let end = (start + 10_000).min(d.n());
-        let pts: Vec<Prepared> = (start..end)
-            .map(|i| Prepared {
-                id: i.to_string(),
-                vector: d.row(i).to_vec(),
-                metadata: metas[i].clone(),
-            })
-            .collect();
-        seg.index(start, &pts);
-        seg.commit(start, pts);
-    }
-    eprintln!("built in {:.1?}", t.elapsed());
-    let dir = tempfile::tempdir()?;
-    seg.write_sealed(dir.path())?;
-    let sealed = SealedSegment::open(
-        1,
-        dir.path(),
-        d.dim,
-        d.metric,
-        &crate::segment::sealed::tomb_file_name(0),
-    )?;
-    sealed.meta_index()?;
-    let only = |tag: &str| {
-        Some(crate::index::filter::Filter {
-            tags_all: vec![tag.to_string()],
-            ..Default::default()
-        })
-    };
-    let cases: Vec<(&str, Option<crate::index::filter::Filter>)> = vec![
-        ("unfiltered", None),
-        ("50%", only("p50")),
-        ("10%", only("p10")),
-        ("1%", only("p1")),
-        ("0.1%", only("p01")),
-        (
-            "empty",
-            Some(crate::index::filter::Filter {
-                countries_any: vec!["SE".into()],
-                ..Default::default()
-            }),
-        ),
-    ];
-    println!(
-        "# filtered search: {} x {}-d cosine, k {}, ef {}, 1 thread, {} queries",
-        d.n(),
-        d.dim,
-        a.k,
-        a.ef,
-        d.nq()
-    );
-    println!(
-        "| segment | filter | passing points | recall@{} | QPS | ÷ unfiltered QPS |",
-        a.k
-    );
-    println!("|---|---|---:|---:|---:|---:|");
-    type SearchFn<'s> = Box<dyn Fn(&[f32], Option<&crate::index::filter::Filter>) -> Vec<u32> + 's>;
-    let engines: Vec<(&str, SearchFn<'_>)> = vec![
-        (
-            "mutable",
-            Box::new(|q: &[f32], f: Option<&crate::index::filter::Filter>| {
-                seg.search(q, a.k, a.ef, None, f)
-                    .into_iter()
-                    .map(|(i, _)| i as u32)
-                    .collect()
-            }),
-        ),
-        (
-            "sealed",
-            Box::new(|q: &[f32], f: Option<&crate::index::filter::Filter>| {
-                sealed
-                    .search(q, a.k, a.ef, None, f)
-                    .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
-                    .unwrap_or_default()
-            }),
-        ),
-    ];
-    for (name, search) in &engines {
-        let mut base_qps = 0.0;
-        for (label, f) in &cases {
-            let passing: Vec<usize> = (0..d.n())
-                .filter(|&i| f.as_ref().is_none_or(|f| f.matches(&metas[i])))
-                .collect();
-            let truth: Vec<Vec<u32>> = (0..d.nq())
-                .into_par_iter()
-                .map(|qi| {
-                    let q = d.q(qi);
-                    let mut all: Vec<(u32, f32)> = passing
-                        .iter()
-                        .map(|&i| (i as u32, d.metric.rank(q, d.row(i))))
-                        .collect();
-                    crate::index::planner::top_k(&mut all, a.k);
-                    all.into_iter().map(|(i, _)| i).collect()
-                })
-                .collect();
-            for qi in 0..d.nq().min(50) {
-                std::hint::black_box(search(d.q(qi), f.as_ref()));
-            }
-            let t = Instant::now();
-            let got: Vec<Vec<u32>> = (0..d.nq()).map(|qi| search(d.q(qi), f.as_ref())).collect();
-            let qps = d.nq() as f64 / t.elapsed().as_secs_f64();
-            let want: usize = truth.iter().map(Vec::len).sum();
-            let hit: usize = got
-                .iter()
-                .zip(&truth)
-                .map(|(g, t)| g.iter().filter(|x| t.contains(x)).count())
-                .sum();
-            let recall = if want == 0 {
-                1.0
-            } else {
-                hit as f64 / want as f64
-            };
-            if f.is_none() {
-                base_qps = qps;
-            }
-            println!(
-                "| {name} | {label} | {} | {recall:.4} | {qps:.0} | {:.2} |",
-                passing.len(),
-                qps / base_qps
-            );
-        }
-    }
-    Ok(())
 }

@@ -27,78 +27,60 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, bail, ensure};
-use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::collection::config::{Config, Kind};
 use crate::collection::registry::Registry;
-use crate::collection::{Collection, StorageOptions};
+use crate::collection::{Collection, StorageOptions, View};
 use crate::index::distance::Metric;
-use crate::investigate::link;
-use crate::investigate::series::{LinkSettings, STATE_FORMAT, SeriesRecord, SeriesState};
+use crate::investigate::link::{self, GroupStats};
+use crate::investigate::series::{LinkSettings, SeriesRecord, SeriesState, state_format};
 use crate::investigate::triage::Triager;
 use crate::pb;
 use crate::storage::wal::SyncPolicy;
 use crate::tools::bench_ann::peak_rss;
-use crate::tools::synth::{self, GenArgs, Truth};
+use crate::tools::synth::{self, CountRange, GenOptions, Truth};
 
 /// Media per planted series at the generator's defaults: 16 members (8..24)
 /// + 0.3 × 16 near-duplicates + 2 hard negatives + 10 noise. `--scale` picks
 ///   the number of series from `--images` with it.
 const MEDIA_PER_SERIES: f64 = 16.0 + 0.3 * 16.0 + 2.0 + 10.0;
 
-/// Options of `vidx bench link`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct LinkBenchArgs {
+/// Options of `vidx bench link` (its flags are in `cli::tools`).
+#[derive(Debug, Clone)]
+pub struct LinkBenchOptions {
     /// Number of series to plant [default: 200; with --scale, from --images].
-    #[arg(long)]
     pub series: Option<usize>,
     /// Seed of the generator.
-    #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Dimension of the generated embeddings.
-    #[arg(long, default_value_t = 512)]
     pub dim: usize,
     /// Chains of look-alike media between pairs of series (`vidx gen
     /// --chains`), which single linkage follows [default: series / 4].
-    #[arg(long)]
     pub chains: Option<usize>,
     /// Image thresholds (cosine distance) of the quality sweep; the default
     /// threshold is always added.
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "0.28,0.32,0.36,0.40,0.44,0.48"
-    )]
     pub thresholds: Vec<f32>,
     /// Fraction of uploads, earliest first, that form the triage database;
     /// the rest are the seized set.
-    #[arg(long, default_value_t = 0.7)]
     pub database_fraction: f64,
     /// Run the triage benchmark [default: yes, but no with --scale].
-    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub triage: Option<bool>,
     /// Scale mode: one set of about --images media (0..2 faces each),
     /// linked once at the defaults, with time per stage and peak memory.
-    #[arg(long)]
     pub scale: bool,
     /// Image points wanted in scale mode.
-    #[arg(long, default_value_t = 200_000)]
     pub images: usize,
     /// Use the set `vidx gen` wrote in this directory instead of generating one.
-    #[arg(long)]
     pub data: Option<PathBuf>,
     /// Keep the generated set and the ingested registries here and reuse
     /// them on the next run with the same set (default: a temp dir).
-    #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Points per upsert batch.
-    #[arg(long, default_value_t = 2000)]
     pub batch: usize,
     /// Write every figure to this JSON file.
-    #[arg(long)]
     pub out: Option<PathBuf>,
 }
 
@@ -235,6 +217,39 @@ pub struct QualityRow {
     pub accepted_edges: usize,
     pub refused_edges: usize,
     pub group_seconds: f64,
+}
+
+impl QualityRow {
+    /// The row of `series`, linked under `rule` at `image_threshold`
+    /// (`faces`: with face corroboration); not the default, group time 0.
+    fn new(
+        rule: &str,
+        image_threshold: f32,
+        faces: bool,
+        ti: &TruthIndex,
+        series: &[SeriesRecord],
+        stats: &GroupStats,
+    ) -> QualityRow {
+        let q = quality(ti, series);
+        QualityRow {
+            rule: rule.into(),
+            image_threshold,
+            faces,
+            default: false,
+            scores: q.scores,
+            series_found: series.len(),
+            series_planted: ti.series.len(),
+            exact: q.exact,
+            media_in_series: q.in_series,
+            unknown_media: q.unknown,
+            merged_series: q.merged,
+            stray_media: q.strays,
+            spurious_series: q.spurious,
+            accepted_edges: stats.accepted_edges,
+            refused_edges: stats.refused_edges,
+            group_seconds: 0.0,
+        }
+    }
 }
 
 /// How a linker's series compare with the truth.
@@ -430,36 +445,26 @@ fn registry(
     Ok((reg, Some(times)))
 }
 
-/// `vidx gen` flags for this run, through `vidx gen`'s own parser so the
-/// defaults are the same.
-fn gen_args(a: &LinkBenchArgs, out: &Path) -> anyhow::Result<GenArgs> {
-    #[derive(Parser)]
-    struct Gen {
-        #[command(flatten)]
-        g: GenArgs,
-    }
+/// The generator's options for this run: `vidx gen`'s defaults but for
+/// the set's size and shape.
+fn gen_options(a: &LinkBenchOptions, out: &Path) -> GenOptions {
     let series = match (a.series, a.scale) {
         (Some(s), _) => s,
         (None, false) => 200,
         (None, true) => ((a.images as f64 / MEDIA_PER_SERIES).round() as usize).max(1),
     };
-    let mut argv: Vec<String> = vec![
-        "gen".into(),
-        "--out".into(),
-        out.display().to_string(),
-        "--seed".into(),
-        a.seed.to_string(),
-        "--dim".into(),
-        a.dim.to_string(),
-        "--series".into(),
-        series.to_string(),
-        "--chains".into(),
-        a.chains.unwrap_or(series / 4).to_string(),
-    ];
+    let mut g = GenOptions {
+        out: out.to_path_buf(),
+        seed: a.seed,
+        dim: a.dim,
+        series,
+        chains: a.chains.unwrap_or(series / 4),
+        ..GenOptions::default()
+    };
     if a.scale {
-        argv.extend(["--faces-per-media".into(), "0..2".into()]);
+        g.faces_per_media = CountRange { min: 0, max: 2 };
     }
-    Ok(Gen::try_parse_from(argv)?.g)
+    g
 }
 
 fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
@@ -479,12 +484,12 @@ fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
 
 /// The generated set: `--data`, else `<root>/gen` (made, or reused if it was
 /// made with the same flags).
-fn generated(a: &LinkBenchArgs, root: &Path) -> anyhow::Result<(PathBuf, Truth)> {
+fn generated(a: &LinkBenchOptions, root: &Path) -> anyhow::Result<(PathBuf, Truth)> {
     if let Some(d) = &a.data {
         return Ok((d.clone(), read_truth(d)?));
     }
     let dir = root.join("gen");
-    let g = gen_args(a, &dir)?;
+    let g = gen_options(a, &dir);
     // Made with the same flags: the generator is deterministic per flags.
     let mark = dir.join("bench-link-gen.txt");
     let flags = format!("{g:?}");
@@ -529,27 +534,16 @@ pub struct TriageReport {
 }
 
 fn triage_bench(
-    a: &LinkBenchArgs,
+    a: &LinkBenchOptions,
     root: &Path,
     gen_dir: &Path,
     truth: &Truth,
 ) -> anyhow::Result<TriageReport> {
-    let dim = truth.params.dim;
-    let mut uploads: Vec<_> = truth.uploads.iter().collect();
-    uploads.sort_by(|x, y| {
-        x.uploaded_at
-            .cmp(&y.uploaded_at)
-            .then(x.upload_id.cmp(&y.upload_id))
-    });
     ensure!(
         (0.0..=1.0).contains(&a.database_fraction),
         "--database-fraction must be between 0 and 1"
     );
-    let n_db = (uploads.len() as f64 * a.database_fraction).round() as usize;
-    let db_uploads: HashSet<String> = uploads[..n_db]
-        .iter()
-        .map(|u| u.upload_id.clone())
-        .collect();
+    let (db_uploads, n_db, n_uploads) = database_uploads(truth, a.database_fraction);
     let in_db = |p: &pb::Point| {
         p.metadata
             .as_ref()
@@ -558,17 +552,16 @@ fn triage_bench(
     let mut rep = TriageReport {
         database_fraction: a.database_fraction,
         database_uploads: n_db,
-        seized_uploads: uploads.len() - n_db,
+        seized_uploads: n_uploads - n_db,
         ..Default::default()
     };
-
     let images = read_points(gen_dir, "images")?;
     let faces = read_points(gen_dir, "faces")?;
     let marker = format!("{}\ndatabase uploads: {n_db}\n", truth.command);
     let (reg, times) = registry(
         &root.join("triage-registry"),
         &marker,
-        dim,
+        truth.params.dim,
         a.batch,
         |name| {
             let src = if name == "images" { &images } else { &faces };
@@ -583,82 +576,17 @@ fn triage_bench(
     let fv = reg.get("faces")?.view()?;
     let s = link::settings_from_pb(None, Metric::Cosine)?;
     let start = Instant::now();
-    let b = bar(0);
-    let cb = |stage: &'static str, done: u64, total: u64| {
-        b.set_message(stage);
-        b.set_length(total);
-        b.set_position(done);
-    };
-    let linked = link::link_full((&iv, "images"), Some((&fv, "faces")), &s, None, &cb)?;
-    b.finish_and_clear();
+    let state = link_database(&iv, &fv, &s)?;
     rep.link_seconds = start.elapsed().as_secs_f64();
-    rep.database_series = linked.series.len();
-    let state = SeriesState {
-        format: STATE_FORMAT.into(),
-        image_collection: "images".into(),
-        face_collection: "faces".into(),
-        settings: s.clone(),
-        series: linked.series,
-        linked_uploads: Vec::new(),
-    };
-    // Where each truth series' database members went: the series holding
-    // most of them is the one a KNOWN item of it should be told.
-    let media_series = state.media_index();
-    let media_truth: HashMap<&str, usize> = truth
-        .series
-        .iter()
-        .enumerate()
-        .flat_map(|(s, t)| t.members.iter().map(move |m| (m.as_str(), s)))
-        .collect();
+    rep.database_series = state.series.len();
     let db_media: HashSet<&str> = images
         .iter()
         .filter(|p| in_db(p))
         .map(|p| p.id.as_str())
         .collect();
-    let mut expected: HashMap<usize, String> = HashMap::new();
-    let mut has_db: HashSet<usize> = HashSet::new();
-    for (s, t) in truth.series.iter().enumerate() {
-        let mut votes: HashMap<&str, usize> = HashMap::new();
-        for m in t.members.iter().filter(|m| db_media.contains(m.as_str())) {
-            has_db.insert(s);
-            if let Some(&i) = media_series.get(m) {
-                *votes.entry(state.series[i].series_id.as_str()).or_default() += 1;
-            }
-        }
-        // Most votes, then the smallest id: deterministic.
-        if let Some((id, _)) = votes
-            .into_iter()
-            .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(x.0)))
-        {
-            expected.insert(s, id.to_string());
-        }
-    }
-    let hard: HashSet<&str> = truth
-        .hard_negatives
-        .iter()
-        .map(|h| h.media_id.as_str())
-        .collect();
+    let expected = expected_series(truth, &state, &db_media);
 
-    let mut face_of: HashMap<String, Vec<pb::Vector>> = HashMap::new();
-    for f in faces.iter().filter(|p| !in_db(p)) {
-        let meta = f.metadata.clone().unwrap_or_default();
-        face_of
-            .entry(link::media_key(&f.id, &meta, true))
-            .or_default()
-            .push(pb::Vector {
-                values: f.vector.clone(),
-            });
-    }
-    let seized: Vec<pb::TriageItem> = images
-        .iter()
-        .filter(|p| !in_db(p))
-        .map(|p| pb::TriageItem {
-            id: p.id.clone(),
-            vector: p.vector.clone(),
-            faces: face_of.remove(&p.id).unwrap_or_default(),
-            metadata: p.metadata.clone(),
-        })
-        .collect();
+    let seized = seized_items(&images, &faces, &in_db);
     rep.seized_items = seized.len();
     ensure!(
         !seized.is_empty(),
@@ -676,7 +604,135 @@ fn triage_bench(
         })
         .collect::<crate::error::Result<_>>()?;
     rep.triage_seconds = start.elapsed().as_secs_f64();
+    score_verdicts(&mut rep, &expected, &seized, &results);
+    Ok(rep)
+}
 
+/// The earliest `fraction` of the uploads (the triage database): their
+/// ids, how many they are, and how many uploads there are.
+fn database_uploads(truth: &Truth, fraction: f64) -> (HashSet<String>, usize, usize) {
+    let mut uploads: Vec<_> = truth.uploads.iter().collect();
+    uploads.sort_by(|x, y| {
+        x.uploaded_at
+            .cmp(&y.uploaded_at)
+            .then(x.upload_id.cmp(&y.upload_id))
+    });
+    let n_db = (uploads.len() as f64 * fraction).round() as usize;
+    let db = uploads[..n_db]
+        .iter()
+        .map(|u| u.upload_id.clone())
+        .collect();
+    (db, n_db, uploads.len())
+}
+
+/// Links the database at the default settings into the series state a
+/// triage runs against.
+fn link_database(iv: &View, fv: &View, s: &LinkSettings) -> anyhow::Result<SeriesState> {
+    let b = bar(0);
+    let linked = link::link_full(
+        (iv, "images"),
+        Some((fv, "faces")),
+        s,
+        None,
+        &on_progress(&b),
+    )?;
+    b.finish_and_clear();
+    Ok(SeriesState {
+        format: state_format(),
+        image_collection: "images".into(),
+        face_collection: "faces".into(),
+        settings: s.clone(),
+        series: linked.series,
+        linked_uploads: Vec::new(),
+    })
+}
+
+/// What a triage should say of each truth series' seized media.
+struct Expected {
+    /// Truth series → the linked series holding most of its database
+    /// media: the one a KNOWN item of it should be told.
+    series_id: HashMap<usize, String>,
+    /// Truth series with media in the database.
+    in_db: HashSet<usize>,
+    /// Media → its truth series.
+    truth_series: HashMap<String, usize>,
+    /// Hard negatives' media.
+    hard: HashSet<String>,
+}
+
+fn expected_series(truth: &Truth, state: &SeriesState, db_media: &HashSet<&str>) -> Expected {
+    let media_series = state.media_index();
+    let mut series_id: HashMap<usize, String> = HashMap::new();
+    let mut in_db: HashSet<usize> = HashSet::new();
+    for (s, t) in truth.series.iter().enumerate() {
+        let mut votes: HashMap<&str, usize> = HashMap::new();
+        for m in t.members.iter().filter(|m| db_media.contains(m.as_str())) {
+            in_db.insert(s);
+            if let Some(&i) = media_series.get(m) {
+                *votes.entry(state.series[i].series_id.as_str()).or_default() += 1;
+            }
+        }
+        // Most votes, then the smallest id: deterministic.
+        if let Some((id, _)) = votes
+            .into_iter()
+            .max_by(|x, y| x.1.cmp(&y.1).then(y.0.cmp(x.0)))
+        {
+            series_id.insert(s, id.to_string());
+        }
+    }
+    Expected {
+        series_id,
+        in_db,
+        truth_series: truth
+            .series
+            .iter()
+            .enumerate()
+            .flat_map(|(s, t)| t.members.iter().map(move |m| (m.clone(), s)))
+            .collect(),
+        hard: truth
+            .hard_negatives
+            .iter()
+            .map(|h| h.media_id.clone())
+            .collect(),
+    }
+}
+
+/// The media outside the database as triage items, with their faces.
+fn seized_items(
+    images: &[pb::Point],
+    faces: &[pb::Point],
+    in_db: &dyn Fn(&pb::Point) -> bool,
+) -> Vec<pb::TriageItem> {
+    let mut face_of: HashMap<String, Vec<pb::Vector>> = HashMap::new();
+    for f in faces.iter().filter(|p| !in_db(p)) {
+        let meta = f.metadata.clone().unwrap_or_default();
+        face_of
+            .entry(link::media_key(&f.id, &meta, true))
+            .or_default()
+            .push(pb::Vector {
+                values: f.vector.clone(),
+            });
+    }
+    images
+        .iter()
+        .filter(|p| !in_db(p))
+        .map(|p| pb::TriageItem {
+            id: p.id.clone(),
+            vector: p.vector.clone(),
+            faces: face_of.remove(&p.id).unwrap_or_default(),
+            metadata: p.metadata.clone(),
+        })
+        .collect()
+}
+
+/// Verdicts against the truth: accuracy, confusion, right series ids,
+/// verdicts per kind of item.
+fn score_verdicts(
+    rep: &mut TriageReport,
+    expected: &Expected,
+    seized: &[pb::TriageItem],
+    results: &[pb::TriageResult],
+) {
     let mut kinds: Vec<(String, usize, usize)> = [
         "member of a known series",
         "member of a new series",
@@ -687,14 +743,14 @@ fn triage_bench(
     .map(|k| (k.to_string(), 0, 0))
     .collect();
     let mut right = 0;
-    for (it, r) in seized.iter().zip(&results) {
+    for (it, r) in seized.iter().zip(results) {
         let said_known = r.verdict == pb::Verdict::Known as i32;
-        let ts = media_truth.get(it.id.as_str()).copied();
-        let known = ts.is_some_and(|s| has_db.contains(&s));
+        let ts = expected.truth_series.get(&it.id).copied();
+        let known = ts.is_some_and(|s| expected.in_db.contains(&s));
         let kind = match ts {
             Some(_) if known => 0,
             Some(_) => 1,
-            None if hard.contains(it.id.as_str()) => 2,
+            None if expected.hard.contains(&it.id) => 2,
             None => 3,
         };
         kinds[kind].1 += 1;
@@ -702,7 +758,7 @@ fn triage_bench(
         rep.confusion[!known as usize][!said_known as usize] += 1;
         right += (known == said_known) as usize;
         if let (true, Some(s)) = (known, ts) {
-            let want = expected.get(&s);
+            let want = expected.series_id.get(&s);
             if want.is_none() {
                 rep.known_without_db_series += 1;
             }
@@ -713,7 +769,6 @@ fn triage_bench(
     }
     rep.accuracy = right as f64 / seized.len().max(1) as f64;
     rep.by_kind = kinds;
-    Ok(rep)
 }
 
 /// Figures of one linking run at scale.
@@ -755,7 +810,7 @@ struct Report<'a> {
     peak_rss_bytes: u64,
 }
 
-pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
+pub fn run(a: LinkBenchOptions) -> anyhow::Result<()> {
     if a.thresholds.iter().any(|t| !(t.is_finite() && *t > 0.0)) {
         bail!("--thresholds must be positive cosine distances");
     }
@@ -766,148 +821,23 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| scratch.path().to_path_buf());
     std::fs::create_dir_all(&root)?;
     let (gen_dir, truth) = generated(&a, &root)?;
-    let dim = truth.params.dim;
     let (reg, ingest) = registry(
         &root.join("registry"),
         &truth.command,
-        dim,
+        truth.params.dim,
         a.batch,
         |name| read_points(&gen_dir, name),
     )?;
     let ti = TruthIndex::new(&truth);
     let iv = reg.get("images")?.view()?;
     let fv = reg.get("faces")?.view()?;
-    let b = bar(0);
-    let cb = |stage: &'static str, done: u64, total: u64| {
-        b.set_message(stage);
-        b.set_length(total);
-        b.set_position(done);
-    };
-    let defaults = link::settings_from_pb(None, Metric::Cosine)?;
-    let mut rows = Vec::new();
-    let mut scale = None;
-    let knn_seconds;
-    let mut peak_before_link = 0;
-    if a.scale {
-        let rss_before = crate::tools::bench_ann::current_rss();
-        // Read before the reset: afterwards the mark only covers linking.
-        peak_before_link = peak_rss();
-        let reset = reset_peak_rss();
-        let linked = link::link_full((&iv, "images"), Some((&fv, "faces")), &defaults, None, &cb)?;
-        b.finish_and_clear();
-        // What a server's LinkSeries does next: every series goes out.
-        let start = Instant::now();
-        let out = tempfile::NamedTempFile::new_in(&root)?;
-        let mut w = BufWriter::new(out.as_file());
-        for rec in &linked.series {
-            serde_json::to_writer(&mut w, rec)?;
-            w.write_all(b"\n")?;
-        }
-        w.flush()?;
-        drop(w);
-        let output_seconds = start.elapsed().as_secs_f64();
-        let link_peak = reset.then(peak_rss);
-        let mut rep = ScaleReport {
-            media: linked.media.len(),
-            stages: linked
-                .stages
-                .iter()
-                .map(|(s, t)| (s.to_string(), *t))
-                .collect(),
-            output_seconds,
-            output_bytes: out.as_file().metadata()?.len(),
-            image_edges: linked.image_edges,
-            face_edges: linked.face_edges,
-            link_peak_rss_bytes: link_peak,
-            rss_before_link_bytes: rss_before,
-            ..Default::default()
-        };
-        rep.link_seconds = rep.stages.iter().map(|s| s.1).sum::<f64>() + output_seconds;
-        knn_seconds = rep
-            .stages
-            .iter()
-            .filter(|s| s.0 != "group")
-            .map(|s| s.1)
-            .sum();
-        let group_seconds = rep
-            .stages
-            .iter()
-            .find(|s| s.0 == "group")
-            .map_or(0.0, |s| s.1);
-        let q = quality(&ti, &linked.series);
-        rows.push(QualityRow {
-            rule: "triangle>=1".into(),
-            image_threshold: defaults.image_threshold,
-            faces: true,
-            default: true,
-            scores: q.scores,
-            series_found: linked.series.len(),
-            series_planted: truth.series.len(),
-            exact: q.exact,
-            media_in_series: q.in_series,
-            unknown_media: q.unknown,
-            merged_series: q.merged,
-            stray_media: q.strays,
-            spurious_series: q.spurious,
-            accepted_edges: linked.stats.accepted_edges,
-            refused_edges: linked.stats.refused_edges,
-            group_seconds,
-        });
-        scale = Some(rep);
+    let (rows, knn_seconds, scale, peak_before_link) = if a.scale {
+        let (row, knn_seconds, rep, peak_before) = scale_run(&iv, &fv, &ti, &root)?;
+        (vec![row], knn_seconds, Some(rep), peak_before)
     } else {
-        let mut ts = a.thresholds.clone();
-        ts.push(defaults.image_threshold);
-        ts.sort_by(f32::total_cmp);
-        ts.dedup();
-        let loosest = settings(*ts.last().unwrap_or(&defaults.image_threshold), 1, false)?;
-        let start = Instant::now();
-        let (media, edges, _) = link::build_edges(&iv, Some(&fv), &loosest, None, &cb)?;
-        b.finish_and_clear();
-        knn_seconds = start.elapsed().as_secs_f64();
-        let rules: [(&str, u32, bool); 3] = [
-            ("single-linkage", 1, true),
-            ("triangle>=1", 1, false),
-            ("triangle>=2", 2, false),
-        ];
-        let mut points: Vec<(&str, u32, bool, f32, bool)> = Vec::new();
-        for &(name, min, single) in &rules {
-            for &t in &ts {
-                points.push((name, min, single, t, true));
-            }
-        }
-        points.push(("triangle>=1", 1, false, defaults.image_threshold, false));
-        for (name, min, single, t, with_faces) in points {
-            let s = settings(t, min, single)?;
-            let mut e = edges.restrict(t, s.face_threshold);
-            if !with_faces {
-                // The same as linking the images alone: faces only ever
-                // corroborate image edges.
-                e.faces.clear();
-            }
-            let start = Instant::now();
-            let (series, stats) = link::group(&media, &e, &s, "images");
-            let group_seconds = start.elapsed().as_secs_f64();
-            let q = quality(&ti, &series);
-            rows.push(QualityRow {
-                rule: name.into(),
-                image_threshold: t,
-                faces: with_faces,
-                default: with_faces && s == defaults,
-                scores: q.scores,
-                series_found: series.len(),
-                series_planted: truth.series.len(),
-                exact: q.exact,
-                media_in_series: q.in_series,
-                unknown_media: q.unknown,
-                merged_series: q.merged,
-                stray_media: q.strays,
-                spurious_series: q.spurious,
-                accepted_edges: stats.accepted_edges,
-                refused_edges: stats.refused_edges,
-                group_seconds,
-            });
-        }
-    }
+        let (rows, knn_seconds) = quality_sweep(&iv, &fv, &ti, &a.thresholds)?;
+        (rows, knn_seconds, None, 0)
+    };
     drop(iv);
     drop(fv);
     let triage = if a.triage.unwrap_or(!a.scale) {
@@ -916,47 +846,166 @@ pub fn run(a: LinkBenchArgs) -> anyhow::Result<()> {
         None
     };
     let peak = peak_rss().max(peak_before_link);
+    let report = Report {
+        mode: if a.scale { "scale" } else { "quality" },
+        command: &truth.command,
+        counts: &truth.counts,
+        ingest: ingest.as_deref(),
+        knn_seconds,
+        quality: &rows,
+        triage: triage.as_ref(),
+        scale: scale.as_ref(),
+        peak_rss_bytes: peak,
+    };
     if let Some(out) = &a.out {
-        let r = Report {
-            mode: if a.scale { "scale" } else { "quality" },
-            command: &truth.command,
-            counts: &truth.counts,
-            ingest: ingest.as_deref(),
-            knn_seconds,
-            quality: &rows,
-            triage: triage.as_ref(),
-            scale: scale.as_ref(),
-            peak_rss_bytes: peak,
-        };
-        std::fs::write(out, serde_json::to_vec_pretty(&r)?)
+        std::fs::write(out, serde_json::to_vec_pretty(&report)?)
             .with_context(|| format!("writing {}", out.display()))?;
         eprintln!("wrote {}", out.display());
     }
-    print_report(
-        &truth,
-        ingest.as_deref(),
-        knn_seconds,
-        &rows,
-        scale.as_ref(),
-        triage.as_ref(),
-        peak,
-    );
+    print_report(&truth, &report);
     Ok(())
+}
+
+/// The linker's progress callback, shown on `b`.
+fn on_progress(b: &ProgressBar) -> impl Fn(&'static str, u64, u64) + Sync + '_ {
+    move |stage, done, total| {
+        b.set_message(stage);
+        b.set_length(total);
+        b.set_position(done);
+    }
+}
+
+/// Scale mode: one link at the defaults, timed per stage with its peak
+/// memory, and its output written as a server would. Returns its quality
+/// row, the k-NN seconds, the figures, and the peak RSS before linking.
+fn scale_run(
+    iv: &View,
+    fv: &View,
+    ti: &TruthIndex,
+    root: &Path,
+) -> anyhow::Result<(QualityRow, f64, ScaleReport, u64)> {
+    let defaults = link::settings_from_pb(None, Metric::Cosine)?;
+    let rss_before = crate::tools::bench_ann::current_rss();
+    // Read before the reset: afterwards the mark only covers linking.
+    let peak_before_link = peak_rss();
+    let reset = reset_peak_rss();
+    let b = bar(0);
+    let linked = link::link_full(
+        (iv, "images"),
+        Some((fv, "faces")),
+        &defaults,
+        None,
+        &on_progress(&b),
+    )?;
+    b.finish_and_clear();
+    // What a server's LinkSeries does next: every series goes out.
+    let start = Instant::now();
+    let out = tempfile::NamedTempFile::new_in(root)?;
+    let mut w = BufWriter::new(out.as_file());
+    for rec in &linked.series {
+        serde_json::to_writer(&mut w, rec)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()?;
+    drop(w);
+    let output_seconds = start.elapsed().as_secs_f64();
+    let link_peak = reset.then(peak_rss);
+    let mut rep = ScaleReport {
+        media: linked.media.len(),
+        stages: linked
+            .stages
+            .iter()
+            .map(|(s, t)| (s.to_string(), *t))
+            .collect(),
+        output_seconds,
+        output_bytes: out.as_file().metadata()?.len(),
+        image_edges: linked.image_edges,
+        face_edges: linked.face_edges,
+        link_peak_rss_bytes: link_peak,
+        rss_before_link_bytes: rss_before,
+        ..Default::default()
+    };
+    rep.link_seconds = rep.stages.iter().map(|s| s.1).sum::<f64>() + output_seconds;
+    let knn_seconds = rep
+        .stages
+        .iter()
+        .filter(|s| s.0 != "group")
+        .map(|s| s.1)
+        .sum();
+    let mut row = QualityRow::new(
+        "triangle>=1",
+        defaults.image_threshold,
+        true,
+        ti,
+        &linked.series,
+        &linked.stats,
+    );
+    row.default = true;
+    row.group_seconds = rep
+        .stages
+        .iter()
+        .find(|s| s.0 == "group")
+        .map_or(0.0, |s| s.1);
+    Ok((row, knn_seconds, rep, peak_before_link))
+}
+
+/// Quality mode: the k-NN once at the loosest threshold, then every rule
+/// at every threshold of the sweep on that edge set, plus the default
+/// without faces. Returns the rows and the k-NN seconds.
+fn quality_sweep(
+    iv: &View,
+    fv: &View,
+    ti: &TruthIndex,
+    thresholds: &[f32],
+) -> anyhow::Result<(Vec<QualityRow>, f64)> {
+    let defaults = link::settings_from_pb(None, Metric::Cosine)?;
+    let mut ts = thresholds.to_vec();
+    ts.push(defaults.image_threshold);
+    ts.sort_by(f32::total_cmp);
+    ts.dedup();
+    let loosest = settings(*ts.last().unwrap_or(&defaults.image_threshold), 1, false)?;
+    let start = Instant::now();
+    let b = bar(0);
+    let (media, edges, _) = link::build_edges(iv, Some(fv), &loosest, None, &on_progress(&b))?;
+    b.finish_and_clear();
+    let knn_seconds = start.elapsed().as_secs_f64();
+    let rules: [(&str, u32, bool); 3] = [
+        ("single-linkage", 1, true),
+        ("triangle>=1", 1, false),
+        ("triangle>=2", 2, false),
+    ];
+    let mut points: Vec<(&str, u32, bool, f32, bool)> = Vec::new();
+    for &(name, min, single) in &rules {
+        for &t in &ts {
+            points.push((name, min, single, t, true));
+        }
+    }
+    points.push(("triangle>=1", 1, false, defaults.image_threshold, false));
+    let mut rows = Vec::new();
+    for (name, min, single, t, with_faces) in points {
+        let s = settings(t, min, single)?;
+        let mut e = edges.restrict(t, s.face_threshold);
+        if !with_faces {
+            // The same as linking the images alone: faces only ever
+            // corroborate image edges.
+            e.faces.clear();
+        }
+        let start = Instant::now();
+        let (series, stats) = link::group(&media, &e, &s, "images");
+        let group_seconds = start.elapsed().as_secs_f64();
+        let mut row = QualityRow::new(name, t, with_faces, ti, &series, &stats);
+        row.default = with_faces && s == defaults;
+        row.group_seconds = group_seconds;
+        rows.push(row);
+    }
+    Ok((rows, knn_seconds))
 }
 
 fn mib(b: u64) -> f64 {
     b as f64 / (1024.0 * 1024.0)
 }
 
-fn print_report(
-    truth: &Truth,
-    ingest: Option<&[IngestTimes]>,
-    knn_seconds: f64,
-    rows: &[QualityRow],
-    scale: Option<&ScaleReport>,
-    triage: Option<&TriageReport>,
-    peak: u64,
-) {
+fn print_report(truth: &Truth, r: &Report<'_>) {
     let c = &truth.counts;
     println!(
         "set: {} image points ({} series: {} members + {} near-duplicates; {} hard negatives; {} noise), {} face points; {}",
@@ -969,7 +1018,7 @@ fn print_report(
         c.faces,
         truth.command
     );
-    match ingest {
+    match r.ingest {
         Some(times) => {
             for (name, t) in ["images", "faces"].iter().zip(times) {
                 println!(
@@ -980,37 +1029,53 @@ fn print_report(
         }
         None => println!("ingest: reused from --data-dir"),
     }
-    if let Some(s) = scale {
-        println!();
-        println!("| stage | seconds |");
-        println!("|---|---:|");
-        for (name, t) in &s.stages {
-            println!("| {name} | {t:.2} |");
-        }
-        println!(
-            "| output (every series to JSONL, {:.1} MiB) | {:.2} |",
-            mib(s.output_bytes),
-            s.output_seconds
-        );
-        println!("| **total linking** | **{:.2}** |", s.link_seconds);
-        println!(
-            "\n{} media, {} image edges, {} face pairs; peak RSS {:.0} MiB over the whole run{}",
-            s.media,
-            s.image_edges,
-            s.face_edges,
-            mib(peak),
-            match s.link_peak_rss_bytes {
-                Some(p) => format!(
-                    ", {:.0} MiB from the start of linking ({:.0} MiB resident when it started)",
-                    mib(p),
-                    mib(s.rss_before_link_bytes)
-                ),
-                None => String::new(),
-            }
-        );
-    } else {
-        println!("k-NN self-join at the loosest threshold (images + faces): {knn_seconds:.2} s");
+    match r.scale {
+        Some(s) => print_scale(s, r.peak_rss_bytes),
+        None => println!(
+            "k-NN self-join at the loosest threshold (images + faces): {:.2} s",
+            r.knn_seconds
+        ),
     }
+    print_quality(r.quality);
+    if let Some(t) = r.triage {
+        print_triage(t);
+    }
+    if r.scale.is_none() {
+        println!("\npeak RSS {:.0} MiB", mib(r.peak_rss_bytes));
+    }
+}
+
+fn print_scale(s: &ScaleReport, peak: u64) {
+    println!();
+    println!("| stage | seconds |");
+    println!("|---|---:|");
+    for (name, t) in &s.stages {
+        println!("| {name} | {t:.2} |");
+    }
+    println!(
+        "| output (every series to JSONL, {:.1} MiB) | {:.2} |",
+        mib(s.output_bytes),
+        s.output_seconds
+    );
+    println!("| **total linking** | **{:.2}** |", s.link_seconds);
+    println!(
+        "\n{} media, {} image edges, {} face pairs; peak RSS {:.0} MiB over the whole run{}",
+        s.media,
+        s.image_edges,
+        s.face_edges,
+        mib(peak),
+        match s.link_peak_rss_bytes {
+            Some(p) => format!(
+                ", {:.0} MiB from the start of linking ({:.0} MiB resident when it started)",
+                mib(p),
+                mib(s.rss_before_link_bytes)
+            ),
+            None => String::new(),
+        }
+    );
+}
+
+fn print_quality(rows: &[QualityRow]) {
     println!();
     println!(
         "| rule | image threshold | faces | B3 P | B3 R | B3 F1 | pair P | pair R | pair F1 | series found / planted | exact | merged | stray media |"
@@ -1037,44 +1102,42 @@ fn print_report(
             r.stray_media
         );
     }
-    if let Some(t) = triage {
-        println!();
-        println!(
-            "triage: database = earliest {} of {} uploads ({} media, {} faces, linked into {} series in {:.2} s); seized set = {} items, judged in {:.2} s",
-            t.database_uploads,
-            t.database_uploads + t.seized_uploads,
-            t.database_media,
-            t.database_faces,
-            t.database_series,
-            t.link_seconds,
-            t.seized_items,
-            t.triage_seconds
-        );
-        println!();
-        println!("| truth \\ verdict | KNOWN | NEW |");
-        println!("|---|---:|---:|");
-        println!("| KNOWN | {} | {} |", t.confusion[0][0], t.confusion[0][1]);
-        println!("| NEW | {} | {} |", t.confusion[1][0], t.confusion[1][1]);
-        println!();
-        println!("| item | items | judged KNOWN | judged NEW |");
-        println!("|---|---:|---:|---:|");
-        for (k, n, known) in &t.by_kind {
-            println!("| {k} | {n} | {known} | {} |", n - known);
-        }
-        let truly_known = t.confusion[0][0] + t.confusion[0][1];
-        println!();
-        println!(
-            "accuracy {:.3}; series id right for {} of {} truly KNOWN items ({:.3}; {} of them belong to a series whose database media are in no series)",
-            t.accuracy,
-            t.series_id_correct,
-            truly_known,
-            t.series_id_correct as f64 / truly_known.max(1) as f64,
-            t.known_without_db_series
-        );
+}
+
+fn print_triage(t: &TriageReport) {
+    println!();
+    println!(
+        "triage: database = earliest {} of {} uploads ({} media, {} faces, linked into {} series in {:.2} s); seized set = {} items, judged in {:.2} s",
+        t.database_uploads,
+        t.database_uploads + t.seized_uploads,
+        t.database_media,
+        t.database_faces,
+        t.database_series,
+        t.link_seconds,
+        t.seized_items,
+        t.triage_seconds
+    );
+    println!();
+    println!("| truth \\ verdict | KNOWN | NEW |");
+    println!("|---|---:|---:|");
+    println!("| KNOWN | {} | {} |", t.confusion[0][0], t.confusion[0][1]);
+    println!("| NEW | {} | {} |", t.confusion[1][0], t.confusion[1][1]);
+    println!();
+    println!("| item | items | judged KNOWN | judged NEW |");
+    println!("|---|---:|---:|---:|");
+    for (k, n, known) in &t.by_kind {
+        println!("| {k} | {n} | {known} | {} |", n - known);
     }
-    if scale.is_none() {
-        println!("\npeak RSS {:.0} MiB", mib(peak));
-    }
+    let truly_known = t.confusion[0][0] + t.confusion[0][1];
+    println!();
+    println!(
+        "accuracy {:.3}; series id right for {} of {} truly KNOWN items ({:.3}; {} of them belong to a series whose database media are in no series)",
+        t.accuracy,
+        t.series_id_correct,
+        truly_known,
+        t.series_id_correct as f64 / truly_known.max(1) as f64,
+        t.known_without_db_series
+    );
 }
 
 #[cfg(test)]

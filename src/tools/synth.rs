@@ -3,7 +3,7 @@
 //! There is no real embedding data to ship and there must never be real abuse
 //! data anywhere, so tests, demos and benchmarks run on vectors this module
 //! invents, with structure planted to look like the real thing and the ground
-//! truth written beside it (see "Data for tests and demos" in DESIGN.md):
+//! truth written beside it (`data-samples/README.md` describes the demo set):
 //!
 //! - **image points** (unit vectors, cosine), one per media: series centroids
 //!   uniform on the sphere; series members at cosine U[0.75, 0.95] to their
@@ -140,68 +140,72 @@ impl CountRange {
     }
 }
 
-/// Parameters of `vidx gen`. Ranges are inclusive at both ends.
-#[derive(clap::Args, Debug, Clone)]
-pub struct GenArgs {
+/// Parameters of `vidx gen` (its flags are in `cli::tools`). Ranges are
+/// inclusive at both ends; `None` takes a default that depends on others.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenOptions {
     /// Directory to write into; created if missing, its generated files replaced.
-    #[arg(long, default_value = "./vidx-gen")]
     pub out: PathBuf,
-    /// Seed of the random generator: the same seed and flags give byte-identical files.
-    #[arg(long, default_value_t = 42)]
+    /// Seed of the random generator.
     pub seed: u64,
     /// Dimension of image and face embeddings.
-    #[arg(long, default_value_t = 512)]
     pub dim: usize,
-    /// Number of series (victim or scene) to plant.
-    #[arg(long, default_value_t = 100)]
+    /// Series (victim or scene) to plant.
     pub series: usize,
-    /// Original members per series, MIN..MAX (near-duplicates come on top).
-    #[arg(long, default_value = "8..24", value_name = "MIN..MAX")]
+    /// Original members per series (near-duplicates come on top).
     pub members: CountRange,
     /// Fraction of a series' members that get a near-duplicate in another upload.
-    #[arg(long, default_value_t = 0.3)]
     pub near_dup_rate: f64,
-    /// Hard negatives (similar rooms, in no series) [default: 2 x series].
-    #[arg(long)]
+    /// Hard negatives [default: 2 x series].
     pub hard_negatives: Option<usize>,
-    /// Background media that belong to no series [default: 10 x series].
-    #[arg(long)]
+    /// Background media in no series [default: 10 x series].
     pub noise: Option<usize>,
-    /// Number of countries uploading (first N of DE FR NL GB US CA AU BR ES IT SE PL ...).
-    #[arg(long, default_value_t = 12)]
+    /// Countries uploading: the first N of [`COUNTRY_CODES`].
     pub countries: usize,
-    /// Uploads each series is spread over, MIN..MAX.
-    #[arg(long, default_value = "2..4", value_name = "MIN..MAX")]
+    /// Uploads each series is spread over.
     pub uploads_per_series: CountRange,
-    /// Number of uploads [default: max(countries, series appearances / 3)].
-    #[arg(long)]
+    /// Uploads [default: max(countries, series appearances / 3)].
     pub uploads: Option<usize>,
-    /// Faces per media, MIN..MAX; media drawing 0 have no face point.
-    #[arg(long, default_value = "0..3", value_name = "MIN..MAX")]
+    /// Faces per media.
     pub faces_per_media: CountRange,
-    /// Identities in no series, seen on noise and hard-negative media [default: series, at least 3].
-    #[arg(long)]
+    /// Identities in no series [default: series, at least 3].
     pub background_identities: Option<usize>,
-    /// Fraction of series whose victim is identified (`victim_identified = true`).
-    #[arg(long, default_value_t = 0.3)]
+    /// Fraction of series whose victim is identified.
     pub identified_rate: f64,
-    /// Fraction of series already known, with a `series_label` such as `S-0007`;
-    /// identified series are always among them.
-    #[arg(long, default_value_t = 0.5)]
+    /// Fraction of series already known (labelled); identified ones always are.
     pub labelled_rate: f64,
     /// Element type of `images.npy` and `faces.npy`.
-    #[arg(long, value_enum, default_value_t = Dtype::F32)]
     pub dtype: Dtype,
-    /// Chains of look-alike media between pairs of series (5 media each, in
-    /// no series): each is close to the next one only, and the chain's ends
-    /// lean towards the two series like hard negatives. Plain single linkage
-    /// follows a chain and, at looser thresholds, glues the two series together.
-    #[arg(long, default_value_t = 0)]
+    /// Chains of look-alike media between pairs of series.
     pub chains: usize,
-    /// Fraction of uploads, the latest ones, held back as a seized set to
-    /// triage: written to `seized/` instead of the main files.
-    #[arg(long, default_value_t = 0.0)]
+    /// Fraction of uploads, the latest ones, written to `seized/`.
     pub seized_fraction: f64,
+}
+
+impl Default for GenOptions {
+    /// The defaults of `vidx gen`'s flags.
+    fn default() -> Self {
+        GenOptions {
+            out: PathBuf::from("./vidx-gen"),
+            seed: 42,
+            dim: 512,
+            series: 100,
+            members: CountRange { min: 8, max: 24 },
+            near_dup_rate: 0.3,
+            hard_negatives: None,
+            noise: None,
+            countries: 12,
+            uploads_per_series: CountRange { min: 2, max: 4 },
+            uploads: None,
+            faces_per_media: CountRange { min: 0, max: 3 },
+            background_identities: None,
+            identified_rate: 0.3,
+            labelled_rate: 0.5,
+            dtype: Dtype::F32,
+            chains: 0,
+            seized_fraction: 0.0,
+        }
+    }
 }
 
 /// The resolved generator parameters, recorded in `truth.json`.
@@ -256,10 +260,7 @@ fn is_zero(x: &usize) -> bool {
 impl Params {
     /// The `vidx gen` flags that regenerate this set (all but `--out`).
     pub fn command(&self) -> String {
-        let dtype = match self.dtype {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-        };
+        let dtype = self.dtype.name();
         format!(
             "vidx gen --seed {} --dim {} --series {} --members {}..{} --near-dup-rate {} \
              --hard-negatives {} --noise {} --countries {} --uploads {} \
@@ -357,10 +358,7 @@ pub struct GenSummary {
 
 impl fmt::Display for GenSummary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let dtype = match self.dtype {
-            Dtype::F32 => "f32",
-            Dtype::F16 => "f16",
-        };
+        let dtype = self.dtype.name();
         writeln!(
             f,
             "wrote {} image points to {}: {} series ({} members + {} near-duplicates), \
@@ -515,10 +513,10 @@ pub struct Truth {
 /// Truth format tag.
 pub const TRUTH_FORMAT: &str = "vidx-gen-truth/1";
 
-/// Generates the data set described by `args` into `args.out`.
-pub fn run(args: &GenArgs) -> Result<GenSummary> {
-    let plan = Plan::new(args)?;
-    let out = &args.out;
+/// Generates the data set described by `opts` into `opts.out`.
+pub fn run(opts: &GenOptions) -> Result<GenSummary> {
+    let plan = Plan::new(opts)?;
+    let out = &opts.out;
     std::fs::create_dir_all(out)
         .with_context(|| format!("creating output directory {}", out.display()))?;
     // Uploads are in time order: the seized set is the latest ones.
@@ -731,317 +729,42 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(args: &GenArgs) -> Result<Plan> {
-        let params = resolve(args)?;
-        let mut rng = ChaCha8Rng::seed_from_u64(params.seed);
-        let dim = params.dim;
-        let n_series = params.series;
-        let n_bg = params.background_identities;
-
-        let centroids: Vec<Vec<f64>> = (0..n_series).map(|_| random_unit(&mut rng, dim)).collect();
+    /// Draws a whole plan from one random stream seeded by `--seed`. What a
+    /// seed gives depends on the order of the draws: the stages below run in
+    /// that order, and each draws in its own fixed order.
+    fn new(opts: &GenOptions) -> Result<Plan> {
+        let params = resolve(opts)?;
+        let mut d = Draw {
+            rng: ChaCha8Rng::seed_from_u64(params.seed),
+            seen_ids: HashSet::new(),
+            media: Vec::new(),
+        };
+        let centroids = d.units(params.series, params.dim);
         // Victims 0..S, companions S..2S, background 2S..2S+B.
-        let identity_centres: Vec<Vec<f64>> = (0..2 * n_series + n_bg)
-            .map(|_| random_unit(&mut rng, dim))
-            .collect();
-
+        let identity_centres =
+            d.units(2 * params.series + params.background_identities, params.dim);
         let countries: Vec<&'static str> = COUNTRY_CODES[..params.countries.len()].to_vec();
-        let agencies: Vec<Vec<String>> = countries
-            .iter()
-            .map(|cc| {
-                (1..=rng.random_range(1..=3usize))
-                    .map(|k| format!("{cc}-{}-{k}", UNITS.choose(&mut rng).unwrap_or(&"VIU")))
-                    .collect()
-            })
-            .collect();
-
-        // How many uploads each series spans, and how many members it has.
-        let mut shapes: Vec<(usize, usize)> = Vec::with_capacity(n_series);
-        for _ in 0..n_series {
-            let m = CountRange {
-                min: params.members[0],
-                max: params.members[1],
-            }
-            .draw(&mut rng);
-            let u = CountRange {
-                min: params.uploads_per_series[0],
-                max: params.uploads_per_series[1],
-            }
-            .draw(&mut rng)
-            .min(m)
-            .min(params.uploads);
-            shapes.push((m, u));
-        }
-
-        // Uploads: every country gets at least one while there are enough;
-        // ids and cases follow upload time.
-        let mut slots: Vec<(i64, usize)> = (0..params.uploads)
-            .map(|i| {
-                let country = if i < countries.len() {
-                    i
-                } else {
-                    rng.random_range(0..countries.len())
-                };
-                (rng.random_range(UPLOAD_FROM..=UPLOAD_UNTIL), country)
-            })
-            .collect();
-        slots.sort_unstable();
-        let mut cases_of_country: Vec<Vec<String>> = vec![Vec::new(); countries.len()];
-        let mut n_cases = 0usize;
-        let mut uploads = Vec::with_capacity(slots.len());
-        for (i, &(uploaded_at, c)) in slots.iter().enumerate() {
-            let cc = countries[c];
-            let existing = &cases_of_country[c];
-            let case_id = if !existing.is_empty() && rng.random_bool(JOIN_CASE_P) {
-                existing[rng.random_range(0..existing.len())].clone()
-            } else {
-                n_cases += 1;
-                let id = format!("CASE-{cc}-{}-{n_cases:04}", year_of(uploaded_at));
-                cases_of_country[c].push(id.clone());
-                id
-            };
-            let agency = agencies[c][rng.random_range(0..agencies[c].len())].clone();
-            uploads.push(Upload {
-                id: format!("UPL-{:06}", i + 1),
-                case_id,
-                country: cc,
-                agency,
-                uploaded_at,
-            });
-        }
-        let mut uploads_of_country: Vec<Vec<usize>> = vec![Vec::new(); countries.len()];
-        for (i, &(_, c)) in slots.iter().enumerate() {
-            uploads_of_country[c].push(i);
-        }
-
-        let mut seen_ids = HashSet::new();
-        let mut media: Vec<Media> = Vec::new();
-        let mut series: Vec<Series> = Vec::with_capacity(n_series);
-        for (s, &(m, u)) in shapes.iter().enumerate() {
-            let chosen = choose_uploads(&mut rng, u, &slots, &uploads_of_country);
-            let t0 = chosen
-                .iter()
-                .map(|&i| uploads[i].uploaded_at)
-                .min()
-                .unwrap_or(UPLOAD_UNTIL);
-            let hi = (t0 - DAY).min(CAPTURE_UNTIL);
-            let until = hi - rng.random_range(0..=(2 * YEAR).min(hi - CAPTURE_FROM));
-            let from = until - rng.random_range(0..=(3 * YEAR).min(until - CAPTURE_FROM));
-            let draw = rng.random::<f64>();
-            let identified = draw < params.identified_rate;
-            let labelled = draw < params.labelled_rate.max(params.identified_rate);
-            let scene = rng.random_range(0..SCENES.len());
-            let video = rng.random_bool(0.25);
-            let mut sr = Series {
-                label: if labelled {
-                    format!("S-{s:04}")
-                } else {
-                    String::new()
-                },
-                identified,
-                uploads: chosen.clone(),
-                captured_from: from,
-                captured_until: until,
-                scene,
-                members: Vec::with_capacity(m),
-                near_dups: Vec::new(),
-            };
-            for j in 0..m {
-                let upload = if j < chosen.len() {
-                    chosen[j]
-                } else {
-                    chosen[rng.random_range(0..chosen.len())]
-                };
-                let tags = scene_tags(&mut rng, scene, if video { 0.7 } else { 0.1 });
-                let cos = rng.random_range(MEMBER_COS[0]..=MEMBER_COS[1]);
-                sr.members.push(media.len());
-                media.push(Media {
-                    id: media_id(&mut rng, &mut seen_ids),
-                    role: Role::Member { series: s },
-                    upload,
-                    captured_at: rng.random_range(from..=until),
-                    tags,
-                    image: Recipe::Around {
-                        anchor: s,
-                        cos,
-                        seed: rng.random(),
-                    },
-                    faces: Vec::new(),
-                });
-            }
-            let k = ((params.near_dup_rate * m as f64).round() as usize).min(m);
-            let mut sources = index::sample(&mut rng, m, k).into_vec();
-            sources.sort_unstable();
-            for j in sources {
-                let source = sr.members[j];
-                let src_upload = media[source].upload;
-                let others: Vec<usize> = chosen
-                    .iter()
-                    .copied()
-                    .filter(|&x| x != src_upload)
-                    .collect();
-                let upload = others.choose(&mut rng).copied().unwrap_or(src_upload);
-                let mut tags = media[source].tags.clone();
-                tags.push(if rng.random_bool(0.5) {
-                    "re-encoded"
-                } else {
-                    "cropped"
-                });
-                tags.sort_unstable();
-                let cos = rng.random_range(NEAR_DUP_COS[0]..=NEAR_DUP_COS[1]);
-                sr.near_dups.push(media.len());
-                media.push(Media {
-                    id: media_id(&mut rng, &mut seen_ids),
-                    role: Role::NearDup { series: s, source },
-                    upload,
-                    captured_at: media[source].captured_at,
-                    tags,
-                    image: Recipe::NearCopy {
-                        anchor: s,
-                        source,
-                        cos,
-                        seed: rng.random(),
-                    },
-                    faces: Vec::new(),
-                });
-            }
-            series.push(sr);
-        }
-
-        let n_uploads = uploads.len();
-        let random_capture = |rng: &mut ChaCha8Rng, upload: usize| {
-            let hi = (uploads[upload].uploaded_at - DAY).min(CAPTURE_UNTIL);
-            rng.random_range(CAPTURE_FROM..=hi)
-        };
-        for _ in 0..params.hard_negatives {
-            let s = rng.random_range(0..n_series);
-            let upload = rng.random_range(0..n_uploads);
-            let tags = scene_tags(&mut rng, series[s].scene, 0.1);
-            let cos = rng.random_range(HARD_NEGATIVE_COS[0]..=HARD_NEGATIVE_COS[1]);
-            media.push(Media {
-                id: media_id(&mut rng, &mut seen_ids),
-                role: Role::HardNegative { series: s },
-                upload,
-                captured_at: random_capture(&mut rng, upload),
-                tags,
-                image: Recipe::Around {
-                    anchor: s,
-                    cos,
-                    seed: rng.random(),
-                },
-                faces: Vec::new(),
-            });
-        }
-        for _ in 0..params.chains {
-            let a = rng.random_range(0..n_series);
-            let b = (a + rng.random_range(1..n_series)) % n_series;
-            let noise: Vec<u64> = (0..=CHAIN_LEN).map(|_| rng.random()).collect();
-            for i in 0..CHAIN_LEN {
-                let upload = rng.random_range(0..n_uploads);
-                let tags = scene_tags(&mut rng, series[a].scene, 0.1);
-                let phi = std::f64::consts::FRAC_PI_2 * i as f64 / (CHAIN_LEN - 1) as f64;
-                media.push(Media {
-                    id: media_id(&mut rng, &mut seen_ids),
-                    role: Role::Chain { a, b },
-                    upload,
-                    captured_at: random_capture(&mut rng, upload),
-                    tags,
-                    image: Recipe::Chain {
-                        a,
-                        b,
-                        phi,
-                        noise: [noise[i], noise[i + 1]],
-                    },
-                    faces: Vec::new(),
-                });
-            }
-        }
-        for _ in 0..params.noise {
-            let upload = rng.random_range(0..n_uploads);
-            let scene = rng.random_range(0..SCENES.len());
-            let tags = scene_tags(&mut rng, scene, 0.1);
-            media.push(Media {
-                id: media_id(&mut rng, &mut seen_ids),
-                role: Role::Noise,
-                upload,
-                captured_at: random_capture(&mut rng, upload),
-                tags,
-                image: Recipe::Sphere { seed: rng.random() },
-                faces: Vec::new(),
-            });
-        }
-
-        // Faces, in media order.
-        let faces_range = CountRange {
-            min: params.faces_per_media[0],
-            max: params.faces_per_media[1],
-        };
-        for i in 0..media.len() {
-            let faces = match media[i].role {
-                Role::NearDup { source, .. } => media[source]
-                    .faces
-                    .iter()
-                    .map(|f| Face {
-                        identity: f.identity,
-                        recipe: Recipe::NearCopy {
-                            anchor: f.identity,
-                            source,
-                            cos: rng.random_range(NEAR_DUP_COS[0]..=NEAR_DUP_COS[1]),
-                            seed: rng.random(),
-                        },
-                    })
-                    .collect(),
-                role => {
-                    let n = faces_range.draw(&mut rng);
-                    let mut ids: Vec<usize> = Vec::with_capacity(n);
-                    let mut background = n;
-                    if let Role::Member { series: s } = role {
-                        let (victim, companion) = (s, n_series + s);
-                        let (first, second) = if rng.random_bool(VICTIM_FIRST_P) {
-                            (victim, companion)
-                        } else {
-                            (companion, victim)
-                        };
-                        ids.extend([first, second].into_iter().take(n));
-                        background = n.saturating_sub(2);
-                    }
-                    let background = background.min(n_bg);
-                    ids.extend(
-                        index::sample(&mut rng, n_bg, background)
-                            .into_iter()
-                            .map(|b| 2 * n_series + b),
-                    );
-                    ids.into_iter()
-                        .map(|identity| Face {
-                            identity,
-                            recipe: Recipe::Around {
-                                anchor: identity,
-                                cos: rng.random_range(FACE_COS[0]..=FACE_COS[1]),
-                                seed: rng.random(),
-                            },
-                        })
-                        .collect()
-                }
-            };
-            media[i].faces = faces;
-        }
-
-        let mut image_order: Vec<usize> = (0..media.len()).collect();
-        image_order.shuffle(&mut rng);
-        let mut face_order: Vec<(usize, usize)> = media
+        let agencies = d.agencies(&countries);
+        let shapes = d.series_shapes(&params);
+        let uploads = d.uploads(&params, &countries, &agencies);
+        let series: Vec<Series> = shapes
             .iter()
             .enumerate()
-            .flat_map(|(m, md)| (0..md.faces.len()).map(move |f| (m, f)))
+            .map(|(s, &(members, spread))| d.series(&params, &uploads, s, members, spread))
             .collect();
-        face_order.shuffle(&mut rng);
-
+        d.hard_negatives(&params, &series, &uploads);
+        d.chains(&params, &series, &uploads);
+        d.noise(&params, &uploads);
+        d.faces(&params);
+        let (image_order, face_order) = d.row_orders();
         Ok(Plan {
             params,
             centroids,
             identity_centres,
-            uploads,
-            cases: n_cases,
+            uploads: uploads.list,
+            cases: uploads.cases,
             series,
-            media,
+            media: d.media,
             image_order,
             face_order,
         })
@@ -1170,6 +893,59 @@ impl Plan {
     }
 
     fn truth(&self, counts: GenSummary) -> Truth {
+        Truth {
+            format: TRUTH_FORMAT.to_string(),
+            command: self.params.command(),
+            params: self.params.clone(),
+            planted: Planted {
+                member_to_centroid: MEMBER_COS,
+                near_duplicate_to_source: NEAR_DUP_COS,
+                hard_negative_to_centroid: HARD_NEGATIVE_COS,
+                face_to_identity: FACE_COS,
+                near_duplicate_face_to_source_face: NEAR_DUP_COS,
+            },
+            counts,
+            uploads: self
+                .uploads
+                .iter()
+                .map(|u| TruthUpload {
+                    upload_id: u.id.clone(),
+                    case_id: u.case_id.clone(),
+                    country: u.country.to_string(),
+                    agency: u.agency.clone(),
+                    uploaded_at: u.uploaded_at,
+                })
+                .collect(),
+            series: (0..self.series.len())
+                .map(|s| self.truth_series(s))
+                .collect(),
+            hard_negatives: self
+                .media
+                .iter()
+                .filter_map(|m| match m.role {
+                    Role::HardNegative { series } | Role::Chain { a: series, .. } => {
+                        Some(TruthHardNegative {
+                            media_id: m.id.clone(),
+                            series,
+                        })
+                    }
+                    _ => None,
+                })
+                .collect(),
+            chains: self.truth_chains(),
+            noise: self
+                .media
+                .iter()
+                .filter(|m| m.role == Role::Noise)
+                .map(|m| m.id.clone())
+                .collect(),
+            identities: self.truth_identities(),
+            seized_uploads: Vec::new(),
+        }
+    }
+
+    /// Every identity with its kind and its face point ids.
+    fn truth_identities(&self) -> Vec<TruthIdentity> {
         let n_series = self.series.len();
         let mut identities: Vec<TruthIdentity> = (0..self.identity_centres.len())
             .map(|index| {
@@ -1195,132 +971,500 @@ impl Plan {
                     .push(face_id(&self.media[m].id, f));
             }
         }
-        let series = self
-            .series
+        identities
+    }
+
+    /// Series `index` as `truth.json` records it.
+    fn truth_series(&self, index: usize) -> TruthSeries {
+        let s = &self.series[index];
+        let mut countries: Vec<String> = s
+            .uploads
             .iter()
-            .enumerate()
-            .map(|(index, s)| {
-                let mut countries: Vec<String> = s
-                    .uploads
-                    .iter()
-                    .map(|&u| self.uploads[u].country.to_string())
-                    .collect();
-                countries.sort_unstable();
-                countries.dedup();
-                let mut uploads = s.uploads.clone();
-                uploads.sort_unstable();
-                TruthSeries {
-                    index,
-                    label: s.label.clone(),
-                    victim_identified: s.identified,
-                    members: s
-                        .members
-                        .iter()
-                        .chain(&s.near_dups)
-                        .map(|&m| self.media[m].id.clone())
-                        .collect(),
-                    near_duplicates: s
-                        .near_dups
-                        .iter()
-                        .filter_map(|&m| match self.media[m].role {
-                            Role::NearDup { source, .. } => Some(TruthNearDup {
-                                media_id: self.media[m].id.clone(),
-                                source: self.media[source].id.clone(),
-                            }),
-                            _ => None,
-                        })
-                        .collect(),
-                    uploads: uploads
-                        .iter()
-                        .map(|&u| self.uploads[u].id.clone())
-                        .collect(),
-                    countries,
-                    captured_from: s.captured_from,
-                    captured_until: s.captured_until,
-                    victim_identity: index,
-                    companion_identity: n_series + index,
-                }
-            })
+            .map(|&u| self.uploads[u].country.to_string())
             .collect();
-        Truth {
-            format: TRUTH_FORMAT.to_string(),
-            command: self.params.command(),
-            params: self.params.clone(),
-            planted: Planted {
-                member_to_centroid: MEMBER_COS,
-                near_duplicate_to_source: NEAR_DUP_COS,
-                hard_negative_to_centroid: HARD_NEGATIVE_COS,
-                face_to_identity: FACE_COS,
-                near_duplicate_face_to_source_face: NEAR_DUP_COS,
-            },
-            counts,
-            uploads: self
-                .uploads
+        countries.sort_unstable();
+        countries.dedup();
+        let mut uploads = s.uploads.clone();
+        uploads.sort_unstable();
+        TruthSeries {
+            index,
+            label: s.label.clone(),
+            victim_identified: s.identified,
+            members: s
+                .members
                 .iter()
-                .map(|u| TruthUpload {
-                    upload_id: u.id.clone(),
-                    case_id: u.case_id.clone(),
-                    country: u.country.to_string(),
-                    agency: u.agency.clone(),
-                    uploaded_at: u.uploaded_at,
-                })
+                .chain(&s.near_dups)
+                .map(|&m| self.media[m].id.clone())
                 .collect(),
-            series,
-            hard_negatives: self
-                .media
+            near_duplicates: s
+                .near_dups
                 .iter()
-                .filter_map(|m| match m.role {
-                    Role::HardNegative { series } | Role::Chain { a: series, .. } => {
-                        Some(TruthHardNegative {
-                            media_id: m.id.clone(),
-                            series,
-                        })
-                    }
+                .filter_map(|&m| match self.media[m].role {
+                    Role::NearDup { source, .. } => Some(TruthNearDup {
+                        media_id: self.media[m].id.clone(),
+                        source: self.media[source].id.clone(),
+                    }),
                     _ => None,
                 })
                 .collect(),
-            chains: {
-                let mut chains: Vec<TruthChain> = Vec::new();
-                for m in &self.media {
-                    if let Role::Chain { a, b } = m.role {
-                        match chains.last_mut() {
-                            Some(c) if c.series == [a, b] && c.media.len() < CHAIN_LEN => {
-                                c.media.push(m.id.clone())
-                            }
-                            _ => chains.push(TruthChain {
-                                series: [a, b],
-                                media: vec![m.id.clone()],
-                            }),
-                        }
-                    }
-                }
-                chains
-            },
-            noise: self
-                .media
+            uploads: uploads
                 .iter()
-                .filter(|m| m.role == Role::Noise)
-                .map(|m| m.id.clone())
+                .map(|&u| self.uploads[u].id.clone())
                 .collect(),
-            identities,
-            seized_uploads: Vec::new(),
+            countries,
+            captured_from: s.captured_from,
+            captured_until: s.captured_until,
+            victim_identity: index,
+            companion_identity: self.series.len() + index,
         }
+    }
+
+    /// The chains, their media in chain order (they were drawn one chain
+    /// after the other).
+    fn truth_chains(&self) -> Vec<TruthChain> {
+        let mut chains: Vec<TruthChain> = Vec::new();
+        for m in &self.media {
+            if let Role::Chain { a, b } = m.role {
+                match chains.last_mut() {
+                    Some(c) if c.series == [a, b] && c.media.len() < CHAIN_LEN => {
+                        c.media.push(m.id.clone())
+                    }
+                    _ => chains.push(TruthChain {
+                        series: [a, b],
+                        media: vec![m.id.clone()],
+                    }),
+                }
+            }
+        }
+        chains
+    }
+}
+
+/// The uploads of a plan, in time order.
+struct Uploads {
+    list: Vec<Upload>,
+    /// Cases opened.
+    cases: usize,
+    /// Per upload: (uploaded_at, country index).
+    slots: Vec<(i64, usize)>,
+    /// Per country: its uploads.
+    of_country: Vec<Vec<usize>>,
+}
+
+/// The random stream a plan is drawn from, and the media drawn so far.
+struct Draw {
+    rng: ChaCha8Rng,
+    /// Media ids handed out, so that none repeats.
+    seen_ids: HashSet<[u8; 20]>,
+    media: Vec<Media>,
+}
+
+impl Draw {
+    /// `n` random unit vectors.
+    fn units(&mut self, n: usize, dim: usize) -> Vec<Vec<f64>> {
+        (0..n).map(|_| random_unit(&mut self.rng, dim)).collect()
+    }
+
+    fn media_id(&mut self) -> String {
+        media_id(&mut self.rng, &mut self.seen_ids)
+    }
+
+    /// One to three agencies per country, `<CC>-<UNIT>-<n>`.
+    fn agencies(&mut self, countries: &[&str]) -> Vec<Vec<String>> {
+        let mut out = Vec::with_capacity(countries.len());
+        for cc in countries {
+            let n = self.rng.random_range(1..=3usize);
+            let units: Vec<String> = (1..=n)
+                .map(|k| {
+                    let unit = UNITS.choose(&mut self.rng).unwrap_or(&"VIU");
+                    format!("{cc}-{unit}-{k}")
+                })
+                .collect();
+            out.push(units);
+        }
+        out
+    }
+
+    /// Per series: (original members, uploads it is spread over).
+    fn series_shapes(&mut self, params: &Params) -> Vec<(usize, usize)> {
+        let members = CountRange {
+            min: params.members[0],
+            max: params.members[1],
+        };
+        let spread = CountRange {
+            min: params.uploads_per_series[0],
+            max: params.uploads_per_series[1],
+        };
+        (0..params.series)
+            .map(|_| {
+                let m = members.draw(&mut self.rng);
+                let u = spread.draw(&mut self.rng).min(m).min(params.uploads);
+                (m, u)
+            })
+            .collect()
+    }
+
+    /// Uploads: every country gets at least one while there are enough;
+    /// ids and cases follow upload time.
+    fn uploads(
+        &mut self,
+        params: &Params,
+        countries: &[&'static str],
+        agencies: &[Vec<String>],
+    ) -> Uploads {
+        let rng = &mut self.rng;
+        let mut slots: Vec<(i64, usize)> = (0..params.uploads)
+            .map(|i| {
+                let country = if i < countries.len() {
+                    i
+                } else {
+                    rng.random_range(0..countries.len())
+                };
+                (rng.random_range(UPLOAD_FROM..=UPLOAD_UNTIL), country)
+            })
+            .collect();
+        slots.sort_unstable();
+        let mut cases_of_country: Vec<Vec<String>> = vec![Vec::new(); countries.len()];
+        let mut cases = 0usize;
+        let mut list = Vec::with_capacity(slots.len());
+        for (i, &(uploaded_at, c)) in slots.iter().enumerate() {
+            let cc = countries[c];
+            let existing = &cases_of_country[c];
+            let case_id = if !existing.is_empty() && rng.random_bool(JOIN_CASE_P) {
+                existing[rng.random_range(0..existing.len())].clone()
+            } else {
+                cases += 1;
+                let id = format!("CASE-{cc}-{}-{cases:04}", year_of(uploaded_at));
+                cases_of_country[c].push(id.clone());
+                id
+            };
+            let agency = agencies[c][rng.random_range(0..agencies[c].len())].clone();
+            list.push(Upload {
+                id: format!("UPL-{:06}", i + 1),
+                case_id,
+                country: cc,
+                agency,
+                uploaded_at,
+            });
+        }
+        let mut of_country: Vec<Vec<usize>> = vec![Vec::new(); countries.len()];
+        for (i, &(_, c)) in slots.iter().enumerate() {
+            of_country[c].push(i);
+        }
+        Uploads {
+            list,
+            cases,
+            slots,
+            of_country,
+        }
+    }
+
+    /// Series `s`, spread over `spread` uploads, captured in a window before
+    /// its first upload; its `members` originals and their near-duplicates
+    /// join the media.
+    fn series(
+        &mut self,
+        params: &Params,
+        uploads: &Uploads,
+        s: usize,
+        members: usize,
+        spread: usize,
+    ) -> Series {
+        let chosen = choose_uploads(&mut self.rng, spread, &uploads.slots, &uploads.of_country);
+        let t0 = chosen
+            .iter()
+            .map(|&i| uploads.list[i].uploaded_at)
+            .min()
+            .unwrap_or(UPLOAD_UNTIL);
+        let hi = (t0 - DAY).min(CAPTURE_UNTIL);
+        let rng = &mut self.rng;
+        let until = hi - rng.random_range(0..=(2 * YEAR).min(hi - CAPTURE_FROM));
+        let from = until - rng.random_range(0..=(3 * YEAR).min(until - CAPTURE_FROM));
+        let draw = rng.random::<f64>();
+        let identified = draw < params.identified_rate;
+        let labelled = draw < params.labelled_rate.max(params.identified_rate);
+        let scene = rng.random_range(0..SCENES.len());
+        let video = rng.random_bool(0.25);
+        let mut sr = Series {
+            label: if labelled {
+                format!("S-{s:04}")
+            } else {
+                String::new()
+            },
+            identified,
+            uploads: chosen,
+            captured_from: from,
+            captured_until: until,
+            scene,
+            members: Vec::with_capacity(members),
+            near_dups: Vec::new(),
+        };
+        self.members(&mut sr, s, members, video);
+        self.near_dups(&mut sr, s, params.near_dup_rate);
+        sr
+    }
+
+    /// The original members of series `s`: the first in each of its
+    /// uploads, the rest in any; video frames are common in a video series.
+    fn members(&mut self, sr: &mut Series, s: usize, n: usize, video: bool) {
+        for j in 0..n {
+            let upload = if j < sr.uploads.len() {
+                sr.uploads[j]
+            } else {
+                sr.uploads[self.rng.random_range(0..sr.uploads.len())]
+            };
+            let tags = scene_tags(&mut self.rng, sr.scene, if video { 0.7 } else { 0.1 });
+            let cos = self.rng.random_range(MEMBER_COS[0]..=MEMBER_COS[1]);
+            sr.members.push(self.media.len());
+            let media = Media {
+                id: self.media_id(),
+                role: Role::Member { series: s },
+                upload,
+                captured_at: self.rng.random_range(sr.captured_from..=sr.captured_until),
+                tags,
+                image: Recipe::Around {
+                    anchor: s,
+                    cos,
+                    seed: self.rng.random(),
+                },
+                faces: Vec::new(),
+            };
+            self.media.push(media);
+        }
+    }
+
+    /// Near-duplicates of a `rate` of the members, each preferably in
+    /// another upload than its source.
+    fn near_dups(&mut self, sr: &mut Series, s: usize, rate: f64) {
+        let m = sr.members.len();
+        let k = ((rate * m as f64).round() as usize).min(m);
+        let mut sources = index::sample(&mut self.rng, m, k).into_vec();
+        sources.sort_unstable();
+        for j in sources {
+            let source = sr.members[j];
+            let src_upload = self.media[source].upload;
+            let others: Vec<usize> = sr
+                .uploads
+                .iter()
+                .copied()
+                .filter(|&x| x != src_upload)
+                .collect();
+            let upload = others.choose(&mut self.rng).copied().unwrap_or(src_upload);
+            let mut tags = self.media[source].tags.clone();
+            tags.push(if self.rng.random_bool(0.5) {
+                "re-encoded"
+            } else {
+                "cropped"
+            });
+            tags.sort_unstable();
+            let cos = self.rng.random_range(NEAR_DUP_COS[0]..=NEAR_DUP_COS[1]);
+            sr.near_dups.push(self.media.len());
+            let media = Media {
+                id: self.media_id(),
+                role: Role::NearDup { series: s, source },
+                upload,
+                captured_at: self.media[source].captured_at,
+                tags,
+                image: Recipe::NearCopy {
+                    anchor: s,
+                    source,
+                    cos,
+                    seed: self.rng.random(),
+                },
+                faces: Vec::new(),
+            };
+            self.media.push(media);
+        }
+    }
+
+    /// A capture time before the upload, within the capture years.
+    fn capture_before(&mut self, uploads: &Uploads, upload: usize) -> i64 {
+        let hi = (uploads.list[upload].uploaded_at - DAY).min(CAPTURE_UNTIL);
+        self.rng.random_range(CAPTURE_FROM..=hi)
+    }
+
+    /// Hard negatives: a series' scene, near its centroid, in no series.
+    fn hard_negatives(&mut self, params: &Params, series: &[Series], uploads: &Uploads) {
+        for _ in 0..params.hard_negatives {
+            let s = self.rng.random_range(0..params.series);
+            let upload = self.rng.random_range(0..uploads.list.len());
+            let tags = scene_tags(&mut self.rng, series[s].scene, 0.1);
+            let cos = self
+                .rng
+                .random_range(HARD_NEGATIVE_COS[0]..=HARD_NEGATIVE_COS[1]);
+            let media = Media {
+                id: self.media_id(),
+                role: Role::HardNegative { series: s },
+                upload,
+                captured_at: self.capture_before(uploads, upload),
+                tags,
+                image: Recipe::Around {
+                    anchor: s,
+                    cos,
+                    seed: self.rng.random(),
+                },
+                faces: Vec::new(),
+            };
+            self.media.push(media);
+        }
+    }
+
+    /// Chains of [`CHAIN_LEN`] look-alike media from one series towards
+    /// another; neighbouring steps share a random direction.
+    fn chains(&mut self, params: &Params, series: &[Series], uploads: &Uploads) {
+        let n_series = params.series;
+        for _ in 0..params.chains {
+            let a = self.rng.random_range(0..n_series);
+            let b = (a + self.rng.random_range(1..n_series)) % n_series;
+            let noise: Vec<u64> = (0..=CHAIN_LEN).map(|_| self.rng.random()).collect();
+            for i in 0..CHAIN_LEN {
+                let upload = self.rng.random_range(0..uploads.list.len());
+                let tags = scene_tags(&mut self.rng, series[a].scene, 0.1);
+                let phi = std::f64::consts::FRAC_PI_2 * i as f64 / (CHAIN_LEN - 1) as f64;
+                let media = Media {
+                    id: self.media_id(),
+                    role: Role::Chain { a, b },
+                    upload,
+                    captured_at: self.capture_before(uploads, upload),
+                    tags,
+                    image: Recipe::Chain {
+                        a,
+                        b,
+                        phi,
+                        noise: [noise[i], noise[i + 1]],
+                    },
+                    faces: Vec::new(),
+                };
+                self.media.push(media);
+            }
+        }
+    }
+
+    /// Background media, uniform on the sphere.
+    fn noise(&mut self, params: &Params, uploads: &Uploads) {
+        for _ in 0..params.noise {
+            let upload = self.rng.random_range(0..uploads.list.len());
+            let scene = self.rng.random_range(0..SCENES.len());
+            let tags = scene_tags(&mut self.rng, scene, 0.1);
+            let media = Media {
+                id: self.media_id(),
+                role: Role::Noise,
+                upload,
+                captured_at: self.capture_before(uploads, upload),
+                tags,
+                image: Recipe::Sphere {
+                    seed: self.rng.random(),
+                },
+                faces: Vec::new(),
+            };
+            self.media.push(media);
+        }
+    }
+
+    /// Faces, in media order: a near-duplicate carries near-copies of its
+    /// source's faces, every other media draws its own.
+    fn faces(&mut self, params: &Params) {
+        let range = CountRange {
+            min: params.faces_per_media[0],
+            max: params.faces_per_media[1],
+        };
+        for i in 0..self.media.len() {
+            let faces = match self.media[i].role {
+                Role::NearDup { source, .. } => self.near_copy_faces(source),
+                Role::Member { series } => self.drawn_faces(params, range, Some(series)),
+                Role::HardNegative { .. } | Role::Chain { .. } | Role::Noise => {
+                    self.drawn_faces(params, range, None)
+                }
+            };
+            self.media[i].faces = faces;
+        }
+    }
+
+    fn near_copy_faces(&mut self, source: usize) -> Vec<Face> {
+        self.media[source]
+            .faces
+            .iter()
+            .map(|f| Face {
+                identity: f.identity,
+                recipe: Recipe::NearCopy {
+                    anchor: f.identity,
+                    source,
+                    cos: self.rng.random_range(NEAR_DUP_COS[0]..=NEAR_DUP_COS[1]),
+                    seed: self.rng.random(),
+                },
+            })
+            .collect()
+    }
+
+    /// A media's own faces: on a member of `series` its victim and
+    /// companion first (mostly the victim leading), then background people.
+    fn drawn_faces(
+        &mut self,
+        params: &Params,
+        range: CountRange,
+        series: Option<usize>,
+    ) -> Vec<Face> {
+        let (n_series, n_bg) = (params.series, params.background_identities);
+        let n = range.draw(&mut self.rng);
+        let mut ids: Vec<usize> = Vec::with_capacity(n);
+        let mut background = n;
+        if let Some(s) = series {
+            let (victim, companion) = (s, n_series + s);
+            let (first, second) = if self.rng.random_bool(VICTIM_FIRST_P) {
+                (victim, companion)
+            } else {
+                (companion, victim)
+            };
+            ids.extend([first, second].into_iter().take(n));
+            background = n.saturating_sub(2);
+        }
+        let background = background.min(n_bg);
+        ids.extend(
+            index::sample(&mut self.rng, n_bg, background)
+                .into_iter()
+                .map(|b| 2 * n_series + b),
+        );
+        ids.into_iter()
+            .map(|identity| Face {
+                identity,
+                recipe: Recipe::Around {
+                    anchor: identity,
+                    cos: self.rng.random_range(FACE_COS[0]..=FACE_COS[1]),
+                    seed: self.rng.random(),
+                },
+            })
+            .collect()
+    }
+
+    /// Row orders of the image and the face files: shuffled, so that the
+    /// members of a series are not stored next to each other.
+    fn row_orders(&mut self) -> (Vec<usize>, Vec<(usize, usize)>) {
+        let mut image_order: Vec<usize> = (0..self.media.len()).collect();
+        image_order.shuffle(&mut self.rng);
+        let mut face_order: Vec<(usize, usize)> = self
+            .media
+            .iter()
+            .enumerate()
+            .flat_map(|(m, md)| (0..md.faces.len()).map(move |f| (m, f)))
+            .collect();
+        face_order.shuffle(&mut self.rng);
+        (image_order, face_order)
     }
 }
 
 /// Checks the arguments and fills in the defaults that depend on others.
-fn resolve(args: &GenArgs) -> Result<Params> {
-    ensure!(args.dim >= 3, "--dim must be at least 3, got {}", args.dim);
+fn resolve(opts: &GenOptions) -> Result<Params> {
+    ensure!(opts.dim >= 3, "--dim must be at least 3, got {}", opts.dim);
     ensure!(
-        (2..=COUNTRY_CODES.len()).contains(&args.countries),
+        (2..=COUNTRY_CODES.len()).contains(&opts.countries),
         "--countries must be between 2 and {}, got {}",
         COUNTRY_CODES.len(),
-        args.countries
+        opts.countries
     );
     for (flag, rate) in [
-        ("--near-dup-rate", args.near_dup_rate),
-        ("--identified-rate", args.identified_rate),
-        ("--labelled-rate", args.labelled_rate),
+        ("--near-dup-rate", opts.near_dup_rate),
+        ("--identified-rate", opts.identified_rate),
+        ("--labelled-rate", opts.labelled_rate),
     ] {
         ensure!(
             (0.0..=1.0).contains(&rate),
@@ -1328,59 +1472,59 @@ fn resolve(args: &GenArgs) -> Result<Params> {
         );
     }
     ensure!(
-        args.members.min >= 2,
+        opts.members.min >= 2,
         "--members: every series needs at least 2 members to span 2 uploads, got {}",
-        args.members
+        opts.members
     );
     ensure!(
-        args.uploads_per_series.min >= 1,
+        opts.uploads_per_series.min >= 1,
         "--uploads-per-series must start at 1 or more, got {}",
-        args.uploads_per_series
+        opts.uploads_per_series
     );
-    let hard_negatives = args.hard_negatives.unwrap_or(2 * args.series);
-    if args.series == 0 && hard_negatives > 0 {
+    let hard_negatives = opts.hard_negatives.unwrap_or(2 * opts.series);
+    if opts.series == 0 && hard_negatives > 0 {
         bail!("--hard-negatives needs at least one series to imitate");
     }
-    let noise = args.noise.unwrap_or(10 * args.series);
+    let noise = opts.noise.unwrap_or(10 * opts.series);
     // Series appearances in uploads, on average, for the default upload count.
-    let appearances = args.series * (args.uploads_per_series.min + args.uploads_per_series.max) / 2;
-    let uploads = args
+    let appearances = opts.series * (opts.uploads_per_series.min + opts.uploads_per_series.max) / 2;
+    let uploads = opts
         .uploads
-        .unwrap_or_else(|| args.countries.max(appearances.div_ceil(3)));
+        .unwrap_or_else(|| opts.countries.max(appearances.div_ceil(3)));
     ensure!(uploads >= 2, "--uploads must be at least 2, got {uploads}");
     ensure!(
-        args.chains == 0 || args.series >= 2,
+        opts.chains == 0 || opts.series >= 2,
         "--chains needs at least 2 series"
     );
     ensure!(
-        (0.0..1.0).contains(&args.seized_fraction),
+        (0.0..1.0).contains(&opts.seized_fraction),
         "--seized-fraction must be in [0, 1), got {}",
-        args.seized_fraction
+        opts.seized_fraction
     );
-    let background_identities = args
+    let background_identities = opts
         .background_identities
-        .unwrap_or_else(|| args.series.max(3));
+        .unwrap_or_else(|| opts.series.max(3));
     Ok(Params {
-        seed: args.seed,
-        dim: args.dim,
-        series: args.series,
-        members: [args.members.min, args.members.max],
-        near_dup_rate: args.near_dup_rate,
+        seed: opts.seed,
+        dim: opts.dim,
+        series: opts.series,
+        members: [opts.members.min, opts.members.max],
+        near_dup_rate: opts.near_dup_rate,
         hard_negatives,
         noise,
-        countries: COUNTRY_CODES[..args.countries]
+        countries: COUNTRY_CODES[..opts.countries]
             .iter()
             .map(|c| c.to_string())
             .collect(),
         uploads,
-        uploads_per_series: [args.uploads_per_series.min, args.uploads_per_series.max],
-        faces_per_media: [args.faces_per_media.min, args.faces_per_media.max],
+        uploads_per_series: [opts.uploads_per_series.min, opts.uploads_per_series.max],
+        faces_per_media: [opts.faces_per_media.min, opts.faces_per_media.max],
         background_identities,
-        identified_rate: args.identified_rate,
-        labelled_rate: args.labelled_rate,
-        dtype: args.dtype,
-        seized_fraction: args.seized_fraction,
-        chains: args.chains,
+        identified_rate: opts.identified_rate,
+        labelled_rate: opts.labelled_rate,
+        dtype: opts.dtype,
+        seized_fraction: opts.seized_fraction,
+        chains: opts.chains,
     })
 }
 
@@ -1507,40 +1651,33 @@ fn near_copy(rng: &mut ChaCha8Rng, u: &[f64], v: &[f64], t: f64) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
     use std::collections::{BTreeMap, BTreeSet};
 
-    #[derive(Parser)]
-    #[command(args_override_self = true)]
-    struct Cli {
-        #[command(flatten)]
-        gen_args: GenArgs,
-    }
-
-    /// Small, fast arguments plus `extra`.
-    fn args(out: &Path, extra: &[&str]) -> GenArgs {
-        let out = out.display().to_string();
-        let mut argv = vec![
-            "gen",
-            "--out",
-            &out,
-            "--dim",
-            "64",
-            "--series",
-            "8",
-            "--members",
-            "4..8",
-            "--noise",
-            "60",
-            "--countries",
-            "8",
-        ];
-        argv.extend_from_slice(extra);
-        Cli::try_parse_from(argv).expect("args").gen_args
+    /// Small, fast options, then `edit`.
+    fn args(out: &Path, edit: impl FnOnce(&mut GenOptions)) -> GenOptions {
+        let mut o = GenOptions {
+            out: out.to_path_buf(),
+            dim: 64,
+            series: 8,
+            members: CountRange { min: 4, max: 8 },
+            noise: Some(60),
+            countries: 8,
+            ..GenOptions::default()
+        };
+        edit(&mut o);
+        o
     }
 
     fn cos(a: &[f64], b: &[f64]) -> f64 {
         dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+    }
+
+    /// Every country the generator can pick is one the server accepts.
+    #[test]
+    fn generated_countries_are_assigned_iso_codes() {
+        for c in COUNTRY_CODES {
+            assert!(crate::validate::is_country(c), "{c}");
+        }
     }
 
     fn assert_in(x: f64, range: [f64; 2], what: &str) {
@@ -1574,7 +1711,7 @@ mod tests {
     #[test]
     fn seized_fraction_holds_back_the_latest_uploads() {
         let dir = tempfile::tempdir().unwrap();
-        let summary = run(&args(dir.path(), &["--seized-fraction", "0.25"])).unwrap();
+        let summary = run(&args(dir.path(), |o| o.seized_fraction = 0.25)).unwrap();
         let truth = read_truth(dir.path());
         let main = read_lines(&dir.path().join("images.jsonl"));
         let held = read_lines(&dir.path().join("seized/images.jsonl"));
@@ -1601,15 +1738,17 @@ mod tests {
             assert!(seized.contains(p.metadata.upload_id.as_str()));
         }
         assert!(truth.command.contains("--seized-fraction 0.25"));
-        assert!(run(&args(dir.path(), &["--seized-fraction", "1"])).is_err());
+        assert!(run(&args(dir.path(), |o| o.seized_fraction = 1.0)).is_err());
     }
 
     #[test]
     fn chains_link_neighbours_only_and_touch_both_series() {
         let dir = tempfile::tempdir().unwrap();
         // At the real dimension: in 64-d the random parts are too correlated.
-        let mut a = args(dir.path(), &["--chains", "6"]);
-        a.dim = 512;
+        let a = args(dir.path(), |o| {
+            o.chains = 6;
+            o.dim = 512;
+        });
         let plan = Plan::new(&a).unwrap();
         let summary = run(&a).unwrap();
         assert_eq!(summary.chain_media, 6 * CHAIN_LEN);
@@ -1661,9 +1800,9 @@ mod tests {
             tempfile::tempdir().expect("tmp"),
             tempfile::tempdir().expect("tmp"),
         );
-        let sa = run(&args(a.path(), &[])).expect("run a");
-        let sb = run(&args(b.path(), &[])).expect("run b");
-        run(&args(c.path(), &["--seed", "43"])).expect("run c");
+        let sa = run(&args(a.path(), |_| {})).expect("run a");
+        let sb = run(&args(b.path(), |_| {})).expect("run b");
+        run(&args(c.path(), |o| o.seed = 43)).expect("run c");
         assert_eq!(
             GenSummary {
                 out: PathBuf::new(),
@@ -1687,10 +1826,10 @@ mod tests {
     #[test]
     fn planted_cosines_within_ranges() {
         let dir = tempfile::tempdir().expect("tmp");
-        let a = args(
-            dir.path(),
-            &["--near-dup-rate", "0.5", "--faces-per-media", "1..3"],
-        );
+        let a = args(dir.path(), |o| {
+            o.near_dup_rate = 0.5;
+            o.faces_per_media = CountRange { min: 1, max: 3 };
+        });
         let plan = Plan::new(&a).expect("plan");
         let (mut members, mut dups, mut negs, mut faces, mut dup_faces) = (0, 0, 0, 0, 0);
         for (m, md) in plan.media.iter().enumerate() {
@@ -1778,7 +1917,7 @@ mod tests {
     #[test]
     fn series_span_uploads_countries_and_years() {
         let dir = tempfile::tempdir().expect("tmp");
-        let summary = run(&args(dir.path(), &[])).expect("run");
+        let summary = run(&args(dir.path(), |_| {})).expect("run");
         let truth = read_truth(dir.path());
         let lines = read_lines(&dir.path().join("images.jsonl"));
         let by_id: BTreeMap<&str, &Metadata> =
@@ -1855,7 +1994,7 @@ mod tests {
     #[test]
     fn faces_belong_to_their_media() {
         let dir = tempfile::tempdir().expect("tmp");
-        run(&args(dir.path(), &[])).expect("run");
+        run(&args(dir.path(), |_| {})).expect("run");
         let truth = read_truth(dir.path());
         let images = read_lines(&dir.path().join("images.jsonl"));
         let faces = read_lines(&dir.path().join("faces.jsonl"));
@@ -1914,7 +2053,7 @@ mod tests {
     #[test]
     fn f16_output_and_validation() {
         let dir = tempfile::tempdir().expect("tmp");
-        let s = run(&args(dir.path(), &["--dtype", "f16"])).expect("run f16");
+        let s = run(&args(dir.path(), |o| o.dtype = Dtype::F16)).expect("run f16");
         let m = crate::io::npy::read_matrix(&dir.path().join("images.npy")).expect("npy");
         assert_eq!((m.rows, m.cols), (s.images, 64));
         let len = std::fs::metadata(dir.path().join("images.npy"))
@@ -1928,24 +2067,30 @@ mod tests {
         assert_eq!("5".parse(), Ok(CountRange { min: 5, max: 5 }));
         assert!("9..2".parse::<CountRange>().is_err());
         assert!("a..b".parse::<CountRange>().is_err());
-        for bad in [
-            &["--dim", "2"][..],
-            &["--countries", "1"],
-            &["--countries", "99"],
-            &["--near-dup-rate", "1.5"],
-            &["--members", "1..4"],
-            &["--series", "0", "--hard-negatives", "5"],
-            &["--uploads", "1"],
-        ] {
-            let e = run(&args(dir.path(), bad)).expect_err("must be refused");
-            assert!(e.to_string().contains("--"), "{bad:?}: {e}");
+        type Edit = fn(&mut GenOptions);
+        let bad: [(&str, Edit); 7] = [
+            ("--dim 2", |o| o.dim = 2),
+            ("--countries 1", |o| o.countries = 1),
+            ("--countries 99", |o| o.countries = 99),
+            ("--near-dup-rate 1.5", |o| o.near_dup_rate = 1.5),
+            ("--members 1..4", |o| {
+                o.members = CountRange { min: 1, max: 4 }
+            }),
+            ("--series 0 --hard-negatives 5", |o| {
+                o.series = 0;
+                o.hard_negatives = Some(5);
+            }),
+            ("--uploads 1", |o| o.uploads = Some(1)),
+        ];
+        for (what, edit) in bad {
+            let e = run(&args(dir.path(), edit)).expect_err("must be refused");
+            assert!(e.to_string().contains("--"), "{what}: {e}");
         }
-        assert!(Cli::try_parse_from(["gen", "--dtype", "f64"]).is_err());
         // No series, no hard negatives: just noise.
-        let s = run(&args(
-            dir.path(),
-            &["--series", "0", "--hard-negatives", "0"],
-        ))
+        let s = run(&args(dir.path(), |o| {
+            o.series = 0;
+            o.hard_negatives = Some(0);
+        }))
         .expect("noise only");
         assert_eq!((s.images, s.series), (60, 0));
     }

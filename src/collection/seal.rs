@@ -1,0 +1,476 @@
+//! Sealing and merging. When the mutable segment reaches the seal threshold
+//! (or on `Flush`) it is frozen and a new WAL file begins; a background
+//! thread writes it out as a sealed segment, then, under the writer lock,
+//! carries over deletes that hit it meanwhile, records it in the manifest
+//! with the checkpoint, and deletes the WAL files the checkpoint covers.
+//! Merging rewrites sealed segments with many tombstones, or several of a
+//! similar size, into one, the same way. One seal or merge runs at a time
+//! (the maintenance lock).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use crate::collection::segments::{Segments, new_mutable};
+use crate::collection::{Collection, Writer};
+use crate::error::{Error, Result};
+use crate::segment::mutable::{MutableSegment, Prepared};
+use crate::segment::sealed::{SealedSegment, tomb_file_name};
+use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
+use crate::storage::wal::{self, Wal};
+
+/// Where each point of a merged segment came from: (source, offset).
+type Origins = Vec<(usize, usize)>;
+
+/// Points copied into a merged segment per index/commit step.
+const MERGE_BATCH: usize = 4096;
+
+impl Collection {
+    /// Seals `segment` into the collection stored in `dir`, which must not
+    /// be open: its points become the collection's next sealed segment,
+    /// recorded in the manifest without passing through the log. For an
+    /// index built in process, such as the ANN benchmark's; `segment` must
+    /// have the collection's dimension and metric. Returns the segment's
+    /// directory.
+    pub fn add_sealed(dir: &Path, segment: &MutableSegment) -> Result<PathBuf> {
+        let mut manifest = Manifest::load(dir)?;
+        let id = manifest.next_segment;
+        let points = segment.next_offset() as u64;
+        let sdir = write_segment_dir(dir, id, |tmp| segment.write_sealed(tmp).map(|_| ()))?;
+        manifest.segments.push(SegmentEntry {
+            id,
+            points,
+            tombstones: tomb_file_name(0),
+        });
+        manifest.next_segment = id + 1;
+        manifest.store(dir)?;
+        Ok(sdir)
+    }
+
+    /// Freezes the mutable segment if it is over the threshold and starts a
+    /// background seal.
+    pub(super) fn maybe_seal_in_background(&self) {
+        let over = {
+            let s = self.snapshot();
+            s.frozen.is_none() && s.mutable.next_offset() >= self.opts.seal_threshold
+        };
+        // One scheduled seal at a time: later writes find it pending.
+        if over && !self.sealing.swap(true, Ordering::SeqCst) {
+            self.spawn("seal", |c| {
+                let _m = c.maintenance.lock();
+                let r = c.seal_once(false).and_then(|_| c.merge_while_needed());
+                c.sealing.store(false, Ordering::SeqCst);
+                if let Err(e) = r {
+                    tracing::error!(collection = %c.config.name, error = %e, "background sealing failed; will retry on next write");
+                }
+            });
+        }
+    }
+
+    /// Seals the mutable segment now and waits for it; returns (segments,
+    /// points sealed).
+    pub fn flush(&self) -> Result<(u32, u64)> {
+        self.check()?;
+        let _m = self.maintenance.lock();
+        let sealed = self.seal_once(true)?;
+        Ok((self.info().segments, sealed as u64))
+    }
+
+    /// Under the maintenance lock: freeze (if `force` or over threshold)
+    /// and seal. Returns the number of points sealed.
+    fn seal_once(&self, force: bool) -> Result<usize> {
+        let mut sealed_points = 0;
+        loop {
+            {
+                let mut w = self.writer.lock();
+                let s = self.snapshot();
+                if s.frozen.is_none() {
+                    let n = s.mutable.next_offset();
+                    let want = if force {
+                        n > 0
+                    } else {
+                        n >= self.opts.seal_threshold
+                    };
+                    if !want {
+                        return Ok(sealed_points);
+                    }
+                    self.freeze(&mut w, &s)?;
+                }
+            }
+            sealed_points += self.seal_frozen()?;
+            if force {
+                return Ok(sealed_points);
+            }
+        }
+    }
+
+    /// Under the writer lock: the mutable segment becomes the frozen one,
+    /// a fresh mutable segment and a fresh WAL file take the writes.
+    fn freeze(&self, w: &mut Writer, s: &Segments) -> Result<()> {
+        let checkpoint = w.wal.next_seq() - 1;
+        w.wal.sync_if_dirty()?;
+        // An active file without records already starts at the next
+        // sequence number (after a crash between a freeze and its seal).
+        if w.wal.has_records() {
+            let next = w.wal.next_seq();
+            let fresh = Wal::create(&self.dir.join(wal::file_name(next)), next, self.opts.sync)?;
+            crate::storage::durable::sync_dir(&self.dir)?;
+            w.wal = fresh;
+        }
+        w.frozen_checkpoint = Some(checkpoint);
+        *self.segs.write() = Arc::new(Segments {
+            mutable: Arc::new(new_mutable(&self.config)),
+            frozen: Some(s.mutable.clone()),
+            sealed: s.sealed.clone(),
+        });
+        Ok(())
+    }
+
+    /// Writes the frozen segment out and swaps it in. Returns points sealed.
+    fn seal_frozen(&self) -> Result<usize> {
+        let Some(frozen) = self.snapshot().frozen.clone() else {
+            return Ok(0);
+        };
+        let started = Instant::now();
+        let id = self.reserve_segment_id();
+        let (sdir, sealed) = self.write_segment(id, |tmp| frozen.write_sealed(tmp).map(|_| ()))?;
+        let n = sealed.len();
+        let mut w = self.writer.lock();
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(0);
+        }
+        // Deletes and replacements that hit the frozen segment meanwhile.
+        for (i, live) in frozen.live_bits().into_iter().enumerate() {
+            if !live {
+                sealed.kill(i);
+            }
+        }
+        let sealed = Arc::new(sealed);
+        let s = self.snapshot();
+        let mut list = s.sealed.clone();
+        list.push(sealed.clone());
+        let checkpoint = w.frozen_checkpoint.take().unwrap_or(w.manifest.checkpoint);
+        let mut manifest = w.manifest.clone();
+        manifest.checkpoint = checkpoint;
+        manifest.segments.push(SegmentEntry {
+            id,
+            points: n as u64,
+            tombstones: tomb_file_name(0),
+        });
+        self.commit_manifest(&mut w, manifest, &list)?;
+        *self.segs.write() = Arc::new(Segments {
+            mutable: s.mutable.clone(),
+            frozen: None,
+            sealed: list,
+        });
+        // The checkpoint covers every file before the active one.
+        for (first, p) in wal::list_files(&self.dir)? {
+            if first < w.wal.next_seq() && p != w.wal.path() && first <= checkpoint {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        drop(w);
+        tracing::info!(
+            collection = %self.config.name,
+            segment = %sdir.display(),
+            points = n,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "segment sealed"
+        );
+        Ok(n)
+    }
+
+    fn reserve_segment_id(&self) -> u64 {
+        let mut w = self.writer.lock();
+        let id = w.manifest.next_segment;
+        w.manifest.next_segment += 1;
+        id
+    }
+
+    /// Builds segment `id` in place (see [`write_segment_dir`]) and opens it.
+    fn write_segment(
+        &self,
+        id: u64,
+        fill: impl FnOnce(&Path) -> Result<()>,
+    ) -> Result<(PathBuf, SealedSegment)> {
+        let dir = write_segment_dir(&self.dir, id, fill)?;
+        let s = SealedSegment::open(
+            id,
+            &dir,
+            self.config.dim as usize,
+            self.config.metric,
+            &tomb_file_name(0),
+        )?;
+        Ok((dir, s))
+    }
+
+    /// Under the writer lock: writes changed tombstones of `sealed` and the
+    /// manifest naming exactly those segments, then adopts it.
+    fn commit_manifest(
+        &self,
+        w: &mut Writer,
+        mut manifest: Manifest,
+        sealed: &[Arc<SealedSegment>],
+    ) -> Result<()> {
+        let mut stale = Vec::new();
+        for s in sealed {
+            let generation = manifest.next_tombstones;
+            if let Some(name) = s.persist_tombstones(generation)? {
+                manifest.next_tombstones += 1;
+                if let Some(e) = manifest.segments.iter_mut().find(|e| e.id == s.id) {
+                    stale.push(s.dir().join(std::mem::replace(&mut e.tombstones, name)));
+                }
+            }
+        }
+        manifest.next_segment = manifest.next_segment.max(w.manifest.next_segment);
+        manifest.store(&self.dir)?;
+        w.manifest = manifest;
+        for p in stale {
+            let _ = std::fs::remove_file(p);
+        }
+        Ok(())
+    }
+
+    /// Under the maintenance lock: merges until the policy is satisfied.
+    fn merge_while_needed(&self) -> Result<()> {
+        while !self.closed.load(Ordering::SeqCst) {
+            let Some(pick) = self.pick_merge() else {
+                return Ok(());
+            };
+            self.merge(&pick)?;
+        }
+        Ok(())
+    }
+
+    /// Segments to merge: one with too many tombstones, or `merge_factor`
+    /// of one size tier (tier = how many times ×4 over the seal threshold).
+    fn pick_merge(&self) -> Option<Vec<Arc<SealedSegment>>> {
+        let s = self.snapshot();
+        if let Some(x) = s.sealed.iter().find(|x| {
+            !x.is_empty() && x.dead_count() as f64 > self.opts.merge_dead_ratio * x.len() as f64
+        }) {
+            return Some(vec![x.clone()]);
+        }
+        let t = self.opts.seal_threshold.max(1) as f64;
+        let tier = |n: usize| {
+            if (n as f64) < t {
+                0
+            } else {
+                1 + ((n as f64 / t).log(4.0).floor() as i64)
+            }
+        };
+        let mut by_tier: BTreeMap<i64, Vec<Arc<SealedSegment>>> = BTreeMap::new();
+        for x in &s.sealed {
+            by_tier.entry(tier(x.len())).or_default().push(x.clone());
+        }
+        by_tier
+            .into_values()
+            .find(|v| v.len() >= self.opts.merge_factor.max(2))
+    }
+
+    /// Rewrites `sources` (their live points) as one new sealed segment.
+    fn merge(&self, sources: &[Arc<SealedSegment>]) -> Result<()> {
+        let started = Instant::now();
+        let Some((merged, origin)) = self.live_points_of(sources)? else {
+            return Ok(());
+        };
+        let id = self.reserve_segment_id();
+        let (sdir, sealed) = self.write_segment(id, |tmp| merged.write_sealed(tmp).map(|_| ()))?;
+        drop(merged);
+        let mut w = self.writer.lock();
+        if self.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        // Deletes and replacements that hit the sources meanwhile.
+        for (j, &(si, i)) in origin.iter().enumerate() {
+            if !sources[si].is_live(i) {
+                sealed.kill(j);
+            }
+        }
+        let sealed = Arc::new(sealed);
+        self.replace_sources(&mut w, sources, id, &sealed)?;
+        drop(w);
+        for x in sources {
+            // Searches still holding the old segment keep their maps; the
+            // files go once the last map is dropped.
+            let _ = std::fs::remove_dir_all(x.dir());
+        }
+        tracing::info!(
+            collection = %self.config.name,
+            segment = %sdir.display(),
+            sources = sources.len(),
+            live_points = sealed.live_count(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "segments merged"
+        );
+        Ok(())
+    }
+
+    /// The live points of `sources` indexed into one new mutable segment,
+    /// with where each came from (source, offset); `None` if the collection
+    /// was closed meanwhile.
+    fn live_points_of(
+        &self,
+        sources: &[Arc<SealedSegment>],
+    ) -> Result<Option<(MutableSegment, Origins)>> {
+        let merged = new_mutable(&self.config);
+        let mut origin: Origins = Vec::new();
+        let mut batch: Vec<Prepared> = Vec::new();
+        let flush = |batch: &mut Vec<Prepared>| {
+            let base = merged.next_offset();
+            merged.index(base, batch);
+            merged.commit(base, std::mem::take(batch));
+        };
+        for (si, s) in sources.iter().enumerate() {
+            for (i, live) in s.live_bits().into_iter().enumerate() {
+                if !live {
+                    continue;
+                }
+                batch.push(Prepared {
+                    id: s.id_at(i)?.to_owned(),
+                    vector: s.vector_at(i)?.to_vec(),
+                    metadata: s.metadata_at(i)?,
+                });
+                origin.push((si, i));
+                if batch.len() == MERGE_BATCH {
+                    flush(&mut batch);
+                }
+                if self.closed.load(Ordering::SeqCst) {
+                    return Ok(None);
+                }
+            }
+        }
+        flush(&mut batch);
+        Ok(Some((merged, origin)))
+    }
+
+    /// Under the writer lock: the merged segment `id` takes the place of
+    /// the first of its sources in the list and the manifest; the other
+    /// sources leave both.
+    fn replace_sources(
+        &self,
+        w: &mut Writer,
+        sources: &[Arc<SealedSegment>],
+        id: u64,
+        sealed: &Arc<SealedSegment>,
+    ) -> Result<()> {
+        let s = self.snapshot();
+        let is_source = |x: &Arc<SealedSegment>| sources.iter().any(|y| Arc::ptr_eq(x, y));
+        let mut list: Vec<Arc<SealedSegment>> = Vec::with_capacity(s.sealed.len());
+        let mut placed = false;
+        for x in &s.sealed {
+            if is_source(x) {
+                if !placed {
+                    list.push(sealed.clone());
+                    placed = true;
+                }
+            } else {
+                list.push(x.clone());
+            }
+        }
+        let mut manifest = w.manifest.clone();
+        let mut entries = Vec::with_capacity(list.len());
+        for x in &list {
+            entries.push(match manifest.segments.iter().find(|e| e.id == x.id) {
+                Some(e) => e.clone(),
+                None => SegmentEntry {
+                    id,
+                    points: sealed.len() as u64,
+                    tombstones: tomb_file_name(0),
+                },
+            });
+        }
+        manifest.segments = entries;
+        self.commit_manifest(w, manifest, &list)?;
+        *self.segs.write() = Arc::new(Segments {
+            mutable: s.mutable.clone(),
+            frozen: s.frozen.clone(),
+            sealed: list,
+        });
+        Ok(())
+    }
+}
+
+/// Builds segment `id` of the collection in `dir` under a temporary name,
+/// then renames it into place, so that a crash never leaves a half-written
+/// segment under its real name. Returns its directory.
+fn write_segment_dir(
+    dir: &Path,
+    id: u64,
+    fill: impl FnOnce(&Path) -> Result<()>,
+) -> Result<PathBuf> {
+    let name = segment_dir_name(id);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let seg_dir = dir.join(&name);
+    if tmp.exists() {
+        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    }
+    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    if let Err(e) = fill(&tmp) {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    crate::storage::durable::sync_dir(&tmp)?;
+    std::fs::rename(&tmp, &seg_dir).map_err(|e| Error::io(&seg_dir, e))?;
+    crate::storage::durable::sync_dir(dir)?;
+    Ok(seg_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::collection::config::{Config, Kind};
+    use crate::collection::{Query, SearchOptions, StorageOptions};
+    use crate::index::distance::Metric;
+    use crate::pb;
+
+    #[test]
+    fn a_segment_added_sealed_is_the_collection_after_open() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        let opts = StorageOptions {
+            verify_on_open: false,
+            ..Default::default()
+        };
+        let config = Config::new("c", 4, Metric::L2, Kind::Image);
+        Collection::create(&dir, config.clone(), opts.clone()).unwrap();
+        let seg = new_mutable(&config);
+        let pts: Vec<Prepared> = (0..50)
+            .map(|i| Prepared {
+                id: format!("p{i}"),
+                vector: vec![i as f32, 0.0, 1.0, -(i as f32)],
+                metadata: pb::Metadata::default(),
+            })
+            .collect();
+        seg.index(0, &pts);
+        seg.commit(0, pts);
+        assert!(seg.delete("p7"));
+        let sdir = Collection::add_sealed(&dir, &seg).unwrap();
+        assert_eq!(sdir, dir.join(segment_dir_name(1)));
+        drop(seg);
+
+        let c = Collection::open(&dir, opts).unwrap();
+        assert_eq!((c.len(), c.info().segments), (49, 2));
+        let hits = c
+            .search(
+                &[Query::Vector(vec![7.2, 0.0, 1.0, -7.2])],
+                2,
+                16,
+                &SearchOptions::default(),
+            )
+            .unwrap();
+        let ids: Vec<&str> = hits[0].iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(ids, ["p8", "p6"], "the deleted p7 stays deleted");
+        // The next seal takes the next segment id.
+        c.upsert(vec![pb::Point {
+            id: "q".into(),
+            vector: vec![0.0; 4],
+            metadata: None,
+        }])
+        .unwrap();
+        assert_eq!(c.flush().unwrap(), (3, 1));
+        assert!(dir.join(segment_dir_name(2)).is_dir());
+    }
+}

@@ -1,0 +1,104 @@
+//! Writes to a collection: a batch is validated whole, logged (and synced
+//! per policy), then applied, under the writer lock so that log order is
+//! apply order; a write that fills the mutable segment starts a seal.
+
+use std::collections::HashMap;
+
+use crate::collection::Collection;
+use crate::collection::segments::{apply_deletes, apply_upserts};
+use crate::error::Result;
+use crate::pb;
+use crate::segment::mutable::Prepared;
+use crate::storage::wal::WalRecord;
+use crate::validate;
+
+impl Collection {
+    /// Validates a batch whole and prepares its vectors. Within a batch the
+    /// last occurrence of an id wins, as if the points were upserted in order.
+    pub fn prepare(&self, points: Vec<pb::Point>) -> Result<Vec<Prepared>> {
+        let mut out: Vec<Prepared> = Vec::with_capacity(points.len());
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for (i, p) in points.into_iter().enumerate() {
+            validate::point_id(&format!("points[{i}].id"), &p.id)?;
+            let at = format!("points[{i}] (id {})", validate::show(&p.id));
+            validate::vector(
+                &format!("{at}: vector"),
+                &p.vector,
+                self.config.dim,
+                self.config.metric.to_pb(),
+            )?;
+            let metadata = p.metadata.unwrap_or_default();
+            validate::metadata(&format!("{at}: metadata"), &metadata)?;
+            let mut vector = p.vector;
+            self.config.metric.prepare(&mut vector);
+            let prepared = Prepared {
+                id: p.id,
+                vector,
+                metadata,
+            };
+            match seen.get(&prepared.id) {
+                Some(&j) => out[j] = prepared,
+                None => {
+                    seen.insert(prepared.id.clone(), out.len());
+                    out.push(prepared);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Validates, logs and applies a batch; returns how many points it held.
+    pub fn upsert(&self, points: Vec<pb::Point>) -> Result<usize> {
+        self.check()?;
+        let prepared = self.prepare(points)?;
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        let n = prepared.len();
+        let rec = WalRecord {
+            seq: 0,
+            upserts: prepared.iter().map(to_pb_point).collect(),
+            deletes: Vec::new(),
+        };
+        let mut w = self.writer.lock();
+        w.wal.append(rec)?;
+        let segs = self.snapshot();
+        apply_upserts(&segs, prepared)?;
+        drop(w);
+        self.maybe_seal_in_background();
+        Ok(n)
+    }
+
+    /// Logs and applies a delete; returns how many ids were live.
+    pub fn delete(&self, ids: Vec<String>) -> Result<usize> {
+        self.check()?;
+        for (i, id) in ids.iter().enumerate() {
+            validate::point_id(&format!("ids[{i}]"), id)?;
+        }
+        let mut w = self.writer.lock();
+        let segs = self.snapshot();
+        let mut live = Vec::new();
+        for id in ids {
+            if segs.locate(&id)?.is_some() && !live.contains(&id) {
+                live.push(id);
+            }
+        }
+        if live.is_empty() {
+            return Ok(0);
+        }
+        w.wal.append(WalRecord {
+            seq: 0,
+            upserts: Vec::new(),
+            deletes: live.clone(),
+        })?;
+        apply_deletes(&segs, &live)
+    }
+}
+
+fn to_pb_point(p: &Prepared) -> pb::Point {
+    pb::Point {
+        id: p.id.clone(),
+        vector: p.vector.clone(),
+        metadata: Some(p.metadata.clone()),
+    }
+}

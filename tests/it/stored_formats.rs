@@ -1,0 +1,524 @@
+//! Stored-format compatibility: data directories written by earlier vidx
+//! versions, committed under `tests/data/formats/<name>/`, must still open
+//! and serve the same points and series.
+//!
+//! Each fixture is one small data directory built by [`build_fixture`]: a
+//! collection `images` (8-d, cosine) with two sealed segments (the first with
+//! a tombstone file that is not the initial one), a manifest with a
+//! checkpoint, write-ahead log records above it (an upsert and a delete not
+//! yet sealed), its `collection.json`, and the series state that `LinkSeries`
+//! stored for it. [`fixture_opens_with_its_points_and_series`] opens a copy of
+//! every fixture with today's code and checks ids, metadata, vectors, a
+//! search, the stored series and a triage that reads them.
+//!
+//! # When a format version changes
+//!
+//! Follow the steps in `src/storage/versions.rs`, then make a fixture of the
+//! new format and commit it beside the old ones (never replace or rewrite
+//! an old fixture: proving that it still opens is the point):
+//!
+//! ```sh
+//! cargo test --release --test it -- --ignored stored_formats::write_fixture
+//! cp -r target/stored-format-fixture tests/data/formats/<name>   # e.g. v2-graph
+//! ```
+//!
+//! [`every_current_version_has_a_fixture`] fails until a fixture holds every
+//! version that `versions::ALL` says is written today.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use crate::support::*;
+use vidx::collection::StorageOptions;
+use vidx::investigate::series::StateStore;
+use vidx::pb;
+use vidx::storage::versions::{self, Format};
+
+const DIM: usize = 8;
+/// Planted series: members `s<s>-m<i>` around axis `s`.
+const SERIES: usize = 3;
+
+fn fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/formats");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/data/formats")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    assert!(!dirs.is_empty(), "no fixture under {}", root.display());
+    dirs
+}
+
+fn axis(a: usize, scale: f32, v: &mut [f32]) {
+    v[a % DIM] += scale;
+}
+
+/// Member `i` of series `s`: axis `s` plus a distinct small offset, so its
+/// distance to the bare axis grows with `i` and no two are tied.
+fn member(s: usize, i: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    axis(s, 1.0, &mut v);
+    axis(3 + (i + s) % 5, 0.1 + 0.03 * i as f32, &mut v);
+    unit(v)
+}
+
+/// Background media: spare axes (negated past the fifth), far from every
+/// series and from one another.
+fn noise(j: usize) -> Vec<f32> {
+    let mut v = vec![0.0; DIM];
+    axis(3 + j % 5, if j < 5 { 1.0 } else { -1.0 }, &mut v);
+    axis(j % 3, 0.05, &mut v);
+    unit(v)
+}
+
+/// The metadata of point `id`; `relabelled` marks the version upserted over
+/// a sealed point.
+fn metadata(id: &str, relabelled: bool) -> pb::Metadata {
+    let n: i64 = id.bytes().map(i64::from).sum();
+    let country = ["DE", "FR", "BR"][(n % 3) as usize];
+    let in_series = id.starts_with('s');
+    pb::Metadata {
+        media_id: format!("sha1-{id}"),
+        upload_id: format!("up-{country}-{}", n % 2),
+        case_id: format!("case-{}", n % 4),
+        country: country.into(),
+        agency: format!("{country}-police-é"),
+        captured_at: 1_400_000_000 + n,
+        uploaded_at: 1_600_000_000 + n,
+        series_label: if relabelled {
+            "S-0042".into()
+        } else if id.starts_with("s0-") {
+            "S-0007".into()
+        } else {
+            String::new()
+        },
+        victim_identified: id.starts_with("s0-"),
+        tags: if in_series {
+            vec!["indoor".into(), id[..2].to_string()]
+        } else {
+            vec![]
+        },
+    }
+}
+
+/// The live points of a fixture, as they must read back: id → vector and
+/// metadata.
+fn expected_points() -> Vec<(String, Vec<f32>, pb::Metadata)> {
+    let mut out = Vec::new();
+    for s in 0..SERIES {
+        for i in 0..4 {
+            let id = format!("s{s}-m{i}");
+            match id.as_str() {
+                // Replaced after the first seal; now in the second segment.
+                "s1-m0" => out.push((id.clone(), member(1, 9), metadata(&id, true))),
+                // Deleted in the log above the checkpoint.
+                "s2-m3" => {}
+                _ => out.push((id.clone(), member(s, i), metadata(&id, false))),
+            }
+        }
+    }
+    // Upserted in the log above the checkpoint.
+    out.push(("s0-m4".into(), member(0, 4), metadata("s0-m4", false)));
+    // noise-0 was deleted before the second seal (tombstone file).
+    for j in 1..7 {
+        let id = format!("noise-{j}");
+        out.push((id.clone(), noise(j), metadata(&id, false)));
+    }
+    out
+}
+
+fn to_point(id: &str, vector: Vec<f32>, meta: pb::Metadata) -> pb::Point {
+    pb::Point {
+        id: id.into(),
+        vector,
+        metadata: Some(meta),
+    }
+}
+
+async fn flush(c: &mut Client) {
+    c.flush(pb::FlushRequest {
+        collection: "images".into(),
+    })
+    .await
+    .expect("flush");
+}
+
+async fn delete(c: &mut Client, id: &str) {
+    c.delete(pb::DeleteRequest {
+        collection: "images".into(),
+        ids: vec![id.into()],
+    })
+    .await
+    .expect("delete");
+}
+
+/// Writes a fixture data directory into `dir` with today's code, through a
+/// real server, in the steps the module doc lists.
+async fn build_fixture(dir: &Path) {
+    let storage = StorageOptions {
+        seal_threshold: 1_000_000,
+        verify_on_open: false,
+        ..Default::default()
+    };
+    let server = TestServer::start_full(dir, Default::default(), storage).await;
+    let mut c = server.client().await;
+    c.create_collection(create_req("images", DIM as u32, pb::Metric::Cosine))
+        .await
+        .expect("create");
+    let mut first: Vec<pb::Point> = (0..SERIES)
+        .flat_map(|s| (0..4).map(move |i| (s, i)))
+        .map(|(s, i)| {
+            let id = format!("s{s}-m{i}");
+            to_point(&id, member(s, i), metadata(&id, false))
+        })
+        .collect();
+    first.extend((0..7).map(|j| {
+        let id = format!("noise-{j}");
+        to_point(&id, noise(j), metadata(&id, false))
+    }));
+    upsert_batches(&mut c, "images", first, 5)
+        .await
+        .expect("upsert");
+    flush(&mut c).await;
+    delete(&mut c, "noise-0").await;
+    let replaced = to_point("s1-m0", member(1, 9), metadata("s1-m0", true));
+    upsert_batches(&mut c, "images", vec![replaced], 1)
+        .await
+        .expect("replace");
+    flush(&mut c).await;
+    let late = to_point("s0-m4", member(0, 4), metadata("s0-m4", false));
+    upsert_batches(&mut c, "images", vec![late], 1)
+        .await
+        .expect("late upsert");
+    delete(&mut c, "s2-m3").await;
+    let mut events = c
+        .link_series(pb::LinkSeriesRequest {
+            image_collection: "images".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("link")
+        .into_inner();
+    while events.message().await.expect("link event").is_some() {}
+    server.stop().await;
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Opens a copy of `fixture` (opening may tidy files) and checks everything
+/// it holds reads back.
+async fn check_fixture(fixture: &Path) {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(fixture, tmp.path());
+    let name = fixture.display();
+    let server = TestServer::start_in(tmp.path(), Default::default()).await;
+    let mut c = server.client().await;
+    let want = expected_points();
+
+    let info = c
+        .describe_collection(pb::DescribeCollectionRequest {
+            name: "images".into(),
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {}", e.message()))
+        .into_inner();
+    assert_eq!(
+        (info.dim as usize, info.metric, info.kind, info.points),
+        (
+            DIM,
+            pb::Metric::Cosine as i32,
+            pb::Kind::Image as i32,
+            want.len() as u64
+        ),
+        "{name}"
+    );
+
+    check_points(&mut c, &want, &name.to_string()).await;
+    check_search(&mut c, &name.to_string()).await;
+    check_series(&mut c, tmp.path(), &name.to_string()).await;
+    server.stop().await;
+}
+
+async fn check_points(c: &mut Client, want: &[(String, Vec<f32>, pb::Metadata)], name: &str) {
+    let mut ids: Vec<String> = want.iter().map(|w| w.0.clone()).collect();
+    ids.extend(["noise-0".to_string(), "s2-m3".to_string()]);
+    let got = c
+        .get(pb::GetRequest {
+            collection: "images".into(),
+            ids,
+        })
+        .await
+        .expect("get")
+        .into_inner()
+        .points;
+    assert_eq!(got.len(), want.len(), "{name}: deleted points came back");
+    for (id, vector, meta) in want {
+        let p = got
+            .iter()
+            .find(|p| &p.id == id)
+            .unwrap_or_else(|| panic!("{name}: {id} missing"));
+        assert_eq!(p.metadata.as_ref(), Some(meta), "{name}: {id}");
+        for (a, b) in p.vector.iter().zip(vector) {
+            assert!((a - b).abs() < 1e-6, "{name}: {id}: {a} vs {b}");
+        }
+    }
+}
+
+/// The bare axis of series 1 finds its members nearest first; the replaced
+/// `s1-m0` (offset 0.1 + 0.27) is the farthest of them.
+async fn check_search(c: &mut Client, name: &str) {
+    let mut q = vec![0.0; DIM];
+    q[1] = 1.0;
+    let r = c
+        .search(search_req("images", vec![vector_query(q)], 4))
+        .await
+        .expect("search")
+        .into_inner();
+    let hits: Vec<&str> = r.results[0].hits.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(hits, ["s1-m1", "s1-m2", "s1-m3", "s1-m0"], "{name}");
+    let h = &r.results[0].hits[3];
+    assert_eq!(
+        h.metadata.as_ref().map(|m| m.series_label.as_str()),
+        Some("S-0042")
+    );
+}
+
+/// The stored series state reads back as the three planted series, and the
+/// server's triage finds a known member in its stored series.
+async fn check_series(c: &mut Client, data_dir: &Path, name: &str) {
+    let state = StateStore::new(data_dir.join("series"))
+        .load("images")
+        .unwrap_or_else(|e| panic!("{name}: {e}"))
+        .unwrap_or_else(|| panic!("{name}: no series state"));
+    assert_eq!(state.image_collection, "images", "{name}");
+    let groups: BTreeSet<BTreeSet<String>> =
+        state.series.iter().map(|s| s.media_ids.clone()).collect();
+    let planted: BTreeSet<BTreeSet<String>> = [
+        vec!["s0-m0", "s0-m1", "s0-m2", "s0-m3", "s0-m4"],
+        vec!["s1-m0", "s1-m1", "s1-m2", "s1-m3"],
+        vec!["s2-m0", "s2-m1", "s2-m2"],
+    ]
+    .into_iter()
+    .map(|g| g.into_iter().map(|id| format!("sha1-{id}")).collect())
+    .collect();
+    assert_eq!(groups, planted, "{name}");
+    let s2 = state
+        .series
+        .iter()
+        .find(|s| s.media_ids.contains("sha1-s2-m0"))
+        .expect("series of s2");
+    assert!(s2.series_id.starts_with("ser-"), "{name}: {}", s2.series_id);
+
+    let item = pb::TriageItem {
+        id: "seized-1".into(),
+        vector: member(2, 1),
+        ..Default::default()
+    };
+    let mut st = c
+        .triage(tokio_stream::iter([pb::TriageRequest {
+            image_collection: "images".into(),
+            items: vec![item],
+            ..Default::default()
+        }]))
+        .await
+        .expect("triage")
+        .into_inner();
+    let mut verdicts = Vec::new();
+    while let Some(m) = st.message().await.expect("triage message") {
+        verdicts.extend(m.results);
+    }
+    assert_eq!(verdicts.len(), 1, "{name}");
+    let v = &verdicts[0];
+    assert_eq!(v.verdict, pb::Verdict::Known as i32, "{name}: {v:?}");
+    assert_eq!(v.nearest_media_id, "sha1-s2-m1", "{name}");
+    assert_eq!(v.series_id, s2.series_id, "{name}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_opens_with_its_points_and_series() {
+    for f in fixtures() {
+        check_fixture(&f).await;
+    }
+}
+
+/// The version of each stored format a fixture's files carry.
+fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
+    let coll = fixture.join("collections/images");
+    let seg = std::fs::read_dir(&coll)
+        .expect("collection dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("seg-"))
+        })
+        .expect("a segment");
+    let wal = std::fs::read_dir(&coll)
+        .expect("collection dir")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|x| x == "log"))
+        .expect("a log file");
+    let header = |p: PathBuf| {
+        let b = std::fs::read(&p).expect("file");
+        u32::from_le_bytes(b[8..12].try_into().expect("4 bytes"))
+    };
+    let json = |p: PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(p).expect("json")).expect("parse")
+    };
+    let number = |v: serde_json::Value| v["format"].as_u64().expect("format") as u32;
+    let series = json(fixture.join("series/images.json"))["format"]
+        .as_str()
+        .and_then(|f| f.strip_prefix("vidx-series/"))
+        .and_then(|n| n.parse().ok())
+        .expect("series format");
+    vec![
+        (versions::SEALED, header(seg.join("vectors.bin"))),
+        (versions::GRAPH, header(seg.join("graph.bin"))),
+        (versions::WAL, header(wal)),
+        (versions::MANIFEST, number(json(coll.join("manifest.json")))),
+        (versions::CONFIG, number(json(coll.join("collection.json")))),
+        (versions::SERIES, series),
+    ]
+}
+
+#[test]
+fn every_current_version_has_a_fixture() {
+    let found: Vec<(Format, u32)> = fixtures().iter().flat_map(|f| versions_in(f)).collect();
+    for format in versions::ALL {
+        assert!(
+            found.contains(&(format, format.current)),
+            "{} version {} is written today but no fixture under tests/data/formats \
+             holds it: make one (see this file's doc)",
+            format.name,
+            format.current
+        );
+        for (f, v) in &found {
+            if f == &format {
+                assert!(
+                    (format.oldest..=format.current).contains(v),
+                    "a fixture holds {} version {v}, outside what vidx reads ({}..={}); \
+                     delete that fixture only if dropping the version was deliberate",
+                    format.name,
+                    format.oldest,
+                    format.current
+                );
+            }
+        }
+    }
+}
+
+/// Sets the version of `format` in the fixture copy `dir` to 99, as a newer
+/// vidx would write it (envelope header checksums kept valid); returns the
+/// file changed.
+fn bump_version(dir: &Path, format: Format) -> PathBuf {
+    let coll = dir.join("collections/images");
+    let seg = coll.join("seg-00000001");
+    let path = match format.name {
+        n if n == versions::SEALED.name => seg.join("vectors.bin"),
+        n if n == versions::GRAPH.name => seg.join("graph.bin"),
+        n if n == versions::WAL.name => coll.join("wal-00000000000000000007.log"),
+        n if n == versions::MANIFEST.name => coll.join("manifest.json"),
+        n if n == versions::CONFIG.name => coll.join("collection.json"),
+        _ => dir.join("series/images.json"),
+    };
+    let mut b = std::fs::read(&path).expect("fixture file");
+    if path.extension().is_some_and(|x| x == "json") {
+        let text = String::from_utf8(b).expect("utf-8");
+        let bumped = text
+            .replacen("\"format\": 1,", "\"format\": 99,", 1)
+            .replacen("\"vidx-series/1\"", "\"vidx-series/99\"", 1);
+        assert_ne!(bumped, text, "{}", path.display());
+        b = bumped.into_bytes();
+    } else {
+        b[8..12].copy_from_slice(&99u32.to_le_bytes());
+        if format != versions::WAL {
+            let crc = crc32c::crc32c(&b[..60]);
+            b[60..64].copy_from_slice(&crc.to_le_bytes());
+        }
+    }
+    std::fs::write(&path, b).expect("write");
+    path
+}
+
+/// A file of every format from a newer vidx is refused, and the message
+/// names the file and both versions: the collection's files make it
+/// unavailable (DATA_LOSS on every request, the reason attached), the series
+/// state makes triage FAILED_PRECONDITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn newer_versions_are_refused_naming_file_and_versions() {
+    let fixture = &fixtures()[0];
+    for format in versions::ALL {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        copy_dir(fixture, tmp.path());
+        let file = bump_version(tmp.path(), format);
+        let server = TestServer::start_in(tmp.path(), Default::default()).await;
+        let mut c = server.client().await;
+        let status = if format == versions::SERIES {
+            let req = pb::TriageRequest {
+                image_collection: "images".into(),
+                items: vec![pb::TriageItem {
+                    id: "x".into(),
+                    vector: member(0, 0),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            };
+            match c.triage(tokio_stream::iter([req])).await {
+                Err(s) => s,
+                Ok(r) => r.into_inner().message().await.expect_err("refused"),
+            }
+        } else {
+            c.describe_collection(pb::DescribeCollectionRequest {
+                name: "images".into(),
+            })
+            .await
+            .expect_err("refused")
+        };
+        let want_code = if format == versions::SERIES {
+            tonic::Code::FailedPrecondition
+        } else {
+            tonic::Code::DataLoss
+        };
+        let msg = status.message();
+        assert_eq!(status.code(), want_code, "{}: {msg}", format.name);
+        let reads = if format.oldest == format.current {
+            format!("version {}", format.current)
+        } else {
+            format!("versions {} to {}", format.oldest, format.current)
+        };
+        let want = format!(
+            "{}: {} format version 99 was written by a newer vidx; this vidx reads {reads}",
+            file.display(),
+            format.name,
+        );
+        assert!(msg.contains(&want), "{msg}\nwanted: {want}");
+        server.stop().await;
+    }
+}
+
+/// Builds a fixture of today's formats in `target/stored-format-fixture` and
+/// checks it like the committed ones; run by hand when a version changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes a new fixture; see the module doc"]
+async fn write_fixture() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stored-format-fixture");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).expect("clear");
+    }
+    build_fixture(&out).await;
+    check_fixture(&out).await;
+    // The lock file of the server that wrote it is not part of the format.
+    std::fs::remove_file(out.join(vidx::storage::lock::LOCK_FILE)).expect("remove lock file");
+    eprintln!("wrote {}", out.display());
+}

@@ -11,6 +11,7 @@ use tonic::{Status, Streaming};
 
 use crate::api::work::blocking;
 use crate::collection::Collection;
+use crate::collection::config;
 use crate::collection::registry::Registry;
 use crate::error::Error;
 use crate::index::distance::Metric;
@@ -29,7 +30,7 @@ pub fn link_collections(
     face: &str,
 ) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
     validate::collection_name("image_collection", image)?;
-    let images = registry.get(image)?;
+    let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
     let faces = if face.is_empty() {
         None
     } else {
@@ -39,11 +40,35 @@ pub fn link_collections(
                 "face_collection {face:?} is the image collection; name the collection holding the face points"
             )));
         }
-        Some(registry.get(face)?)
+        Some(collection_of_kind(
+            registry,
+            "face_collection",
+            face,
+            config::Kind::Face,
+        )?)
     };
     Ok((images, faces))
 }
 
+/// The collection `name`, which `field` needs to be of `kind`: linking face
+/// points as scenes (or images as faces) would run and store nonsense.
+pub fn collection_of_kind(
+    registry: &Registry,
+    field: &str,
+    name: &str,
+    kind: config::Kind,
+) -> Result<Arc<Collection>, Error> {
+    let c = registry.get(name)?;
+    let has = c.config().kind;
+    if has != kind {
+        return Err(Error::FailedPrecondition(format!(
+            "{field} {name:?} is a {} collection; {field} must name a {} collection",
+            has.to_pb().as_str_name(),
+            kind.to_pb().as_str_name()
+        )));
+    }
+    Ok(c)
+}
 
 /// A running `LinkSeries` call: thresholds resolved (calibrated when left
 /// at 0 and the collection holds labelled material), the link, every series
@@ -176,7 +201,12 @@ impl LinkJob {
 }
 
 /// The summary of a link run (stage times are added by the caller).
-fn summary_of(linked: &link::Linked, settings: &LinkSettings, source: &str, stored: bool) -> pb::LinkSummary {
+fn summary_of(
+    linked: &link::Linked,
+    settings: &LinkSettings,
+    source: &str,
+    stored: bool,
+) -> pb::LinkSummary {
     let st = &linked.stats;
     pb::LinkSummary {
         media: linked.media.len() as u64,
@@ -237,7 +267,6 @@ fn store_triaged(
     }
     Ok(n)
 }
-
 
 /// The linking settings of a triage: the stored series' (else the
 /// defaults), with the thresholds the first message sets instead.
@@ -414,4 +443,3 @@ impl TriageJob {
         .await
     }
 }
-

@@ -10,13 +10,15 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::linking::{
+    LinkJob, TriageJob, collection_of_kind, link_collections, triage_settings,
+};
+use crate::api::work::blocking;
 use crate::collection::config;
 use crate::collection::registry::Registry;
 use crate::collection::{Query, SearchOptions};
 use crate::error::Error;
 use crate::index::filter::Filter;
-use crate::api::linking::{LinkJob, TriageJob, link_collections, triage_settings};
-use crate::api::work::blocking;
 use crate::investigate::series::StateStore;
 use crate::investigate::triage::Triager;
 use crate::investigate::{calibrate, upload};
@@ -90,7 +92,12 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
-        let job = LinkJob::new(&self.registry, request.into_inner(), &self.series, &self.link_lock)?;
+        let job = LinkJob::new(
+            &self.registry,
+            request.into_inner(),
+            &self.series,
+            &self.link_lock,
+        )?;
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         tokio::task::spawn_blocking(move || job.run(tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -124,6 +131,9 @@ impl VectorIndex for Service {
         let lock = self.link_lock.clone();
         let out = blocking(move || {
             let _guard = lock.lock();
+            // The kind before the stored state: a FACE collection has none.
+            validate::collection_name("image_collection", &req.image_collection)?;
+            collection_of_kind(&registry, "image_collection", &req.image_collection, config::Kind::Image)?;
             let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
@@ -345,6 +355,7 @@ impl VectorIndex for Service {
             ));
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
+        validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
         let opts = SearchOptions {
             filter: Filter::from_pb(req.filter.as_ref())?,
             exclude_same_upload: req.exclude_same_upload,

@@ -135,7 +135,9 @@ fn panel(cv: &mut Canvas, top: usize, title: &str, t: &pb::ThresholdChoice) {
         return;
     }
     let width = (x1 - x0) as f32;
-    let at = |d: f32| x0 + ((d - t.histogram_from) / (t.histogram_to - t.histogram_from) * width) as usize;
+    let at = |d: f32| {
+        x0 + ((d - t.histogram_from) / (t.histogram_to - t.histogram_from) * width) as usize
+    };
     // Axis, and a tick every 0.1.
     cv.rect(x0, y1, x1, y1 + 2, INK);
     let mut tick = (t.histogram_from * 10.0).ceil() / 10.0;
@@ -147,7 +149,10 @@ fn panel(cv: &mut Canvas, top: usize, title: &str, t: &pb::ThresholdChoice) {
     }
     let bw = (x1 - x0) / bins;
     let height = (y1 - y0) as f64;
-    for (hist, colour, offset) in [(&t.same_series, SAME, 0), (&t.different_series, DIFF, bw / 2)] {
+    for (hist, colour, offset) in [
+        (&t.same_series, SAME, 0),
+        (&t.different_series, DIFF, bw / 2),
+    ] {
         let top_count = hist.iter().copied().max().unwrap_or(0).max(1) as f64;
         for (b, &n) in hist.iter().enumerate() {
             let h = (n as f64 / top_count * height) as usize;
@@ -174,14 +179,21 @@ pub fn write_histograms(path: &Path, cal: &pb::CalibrateResponse) -> anyhow::Res
     cv.rect(MARGIN, 12, MARGIN + 18, 24, SAME);
     cv.text(MARGIN + 24, 12, 2, "SAME SERIES", INK);
     cv.rect(MARGIN + 200, 12, MARGIN + 218, 24, DIFF);
-    cv.text(MARGIN + 224, 12, 2, "DIFFERENT SERIES (EACH SCALED TO ITS TALLEST BIN)", INK);
+    cv.text(
+        MARGIN + 224,
+        12,
+        2,
+        "DIFFERENT SERIES (EACH SCALED TO ITS TALLEST BIN)",
+        INK,
+    );
     if let Some(img) = &cal.image {
         panel(&mut cv, 40, "IMAGE DISTANCE", img);
     }
     if let Some(face) = &cal.face {
         panel(&mut cv, 40 + PANEL_H, "FACE DISTANCE", face);
     }
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut enc = png::Encoder::new(std::io::BufWriter::new(file), cv.w as u32, cv.h as u32);
     enc.set_color(png::ColorType::Rgb);
     enc.set_depth(png::BitDepth::Eight);

@@ -118,8 +118,9 @@ type Pairs = Vec<(f32, bool)>;
 /// A deterministic sample of at most `n` items, spread by a hash of their id.
 fn sample<T>(mut items: Vec<(String, T)>, n: usize) -> Vec<(String, T)> {
     let hash = |s: &str| {
-        s.bytes()
-            .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100_0000_01b3))
+        s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100_0000_01b3)
+        })
     };
     items.sort_by_cached_key(|(id, _)| (hash(id), id.clone()));
     items.truncate(n);
@@ -162,7 +163,11 @@ fn labels(images: &View, scope: Option<&Filter>) -> Result<(Labels, Vec<(String,
 }
 
 /// Per sampled labelled image: its neighbours as (distance, same series).
-fn image_pairs(images: &View, labels: &Labels, points: Vec<(String, PointRef)>) -> Result<Vec<Pairs>> {
+fn image_pairs(
+    images: &View,
+    labels: &Labels,
+    points: Vec<(String, PointRef)>,
+) -> Result<Vec<Pairs>> {
     sample(points, SAMPLE)
         .par_iter()
         .map(|(m, r)| {
@@ -415,7 +420,7 @@ pub fn resolve(
         return Ok((s, source.to_string(), None));
     }
     let cal = calibrate(images, faces, scope, defaults(images, faces))?;
-    let mut q = p.clone();
+    let mut q = p;
     let mut calibrated = Vec::new();
     if q.image_threshold == 0.0 && cal.image.calibrated {
         q.image_threshold = cal.image.threshold;
@@ -435,9 +440,8 @@ pub fn resolve(
         q.face_threshold = f.threshold;
         calibrated.push("face");
     }
-    let s = link::settings_from_pb(Some(&q), metric).map_err(|e| {
-        Error::invalid(format!("{e} ({})", cal.note))
-    })?;
+    let s = link::settings_from_pb(Some(&q), metric)
+        .map_err(|e| Error::invalid(format!("{e} ({})", cal.note)))?;
     let source = if calibrated.is_empty() {
         format!("defaults ({})", cal.note)
     } else {
@@ -468,7 +472,10 @@ mod tests {
 
     #[test]
     fn histograms_and_pair_scores() {
-        let pairs = vec![vec![(0.1, true), (0.3, true), (0.8, false)], vec![(0.35, false)]];
+        let pairs = vec![
+            vec![(0.1, true), (0.3, true), (0.8, false)],
+            vec![(0.35, false)],
+        ];
         let c = describe(&pairs, 0.32, true);
         assert_eq!((c.same_pairs, c.different_pairs), (2, 2));
         assert!((c.precision - 1.0).abs() < 1e-9 && (c.recall - 1.0).abs() < 1e-9);

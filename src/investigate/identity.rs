@@ -87,8 +87,22 @@ impl FaceSet {
     }
 }
 
+/// Faces of each identity compared when two identities are about to merge.
+const LINKAGE_SAMPLE: usize = 8;
+
+/// The distance between two faces (indices into the run's [`FaceSet`]).
+pub type FaceDistance<'a> = &'a (dyn Fn(u32, u32) -> f32 + Sync);
+
 /// The identity of every face: a face index standing for its identity.
-pub fn cluster(faces: &FaceSet) -> Vec<u32> {
+///
+/// Guarded edges (a shared neighbour, or each other's nearest face) are
+/// joined by ascending distance; an edge that would merge two identities
+/// of several faces each merges them only if the faces of the two, compared
+/// whole (up to [`LINKAGE_SAMPLE`] each, average linkage), are within
+/// `threshold` on average. One spurious match between two people, even one
+/// in a triangle, does not make them one person: their faces at large do
+/// not match.
+pub fn cluster(faces: &FaceSet, threshold: f32, distance: FaceDistance<'_>) -> Vec<u32> {
     let n = faces.len();
     let mut adj: Vec<Vec<(u32, f32)>> = vec![Vec::new(); n];
     for &(a, b, d) in &faces.edges {
@@ -96,20 +110,58 @@ pub fn cluster(faces: &FaceSet) -> Vec<u32> {
         adj[b as usize].push((a, d));
     }
     for row in &mut adj {
-        row.sort_by(|x, y| x.0.cmp(&y.0));
+        row.sort_by_key(|x| x.0);
     }
     let nearest: Vec<Option<u32>> = adj
         .iter()
         .map(|row| row.iter().min_by(|x, y| x.1.total_cmp(&y.1)).map(|x| x.0))
         .collect();
+    let mut guarded: Vec<(u32, u32, f32)> = faces
+        .edges
+        .iter()
+        .copied()
+        .filter(|&(a, b, _)| {
+            let mutual = nearest[a as usize] == Some(b) && nearest[b as usize] == Some(a);
+            mutual || shared(&adj[a as usize], &adj[b as usize]) > 0
+        })
+        .collect();
+    guarded.sort_by(|x, y| x.2.total_cmp(&y.2).then((x.0, x.1).cmp(&(y.0, y.1))));
     let mut uf = UnionFind::new(n);
-    for &(a, b, _) in &faces.edges {
-        let mutual = nearest[a as usize] == Some(b) && nearest[b as usize] == Some(a);
-        if mutual || shared(&adj[a as usize], &adj[b as usize]) > 0 {
-            uf.union(a, b);
+    let mut members: Vec<Vec<u32>> = (0..n as u32).map(|f| vec![f]).collect();
+    let mut refused: HashSet<(u32, u32)> = HashSet::new();
+    for (a, b, _) in guarded {
+        let (ra, rb) = (uf.find(a), uf.find(b));
+        if ra == rb || refused.contains(&(ra.min(rb), ra.max(rb))) {
+            continue;
         }
+        let (ma, mb) = (&members[ra as usize], &members[rb as usize]);
+        if ma.len() > 1 && mb.len() > 1 && linkage(ma, mb, distance) > threshold {
+            refused.insert((ra.min(rb), ra.max(rb)));
+            continue;
+        }
+        uf.union(ra, rb);
+        let (root, other) = (ra.min(rb), ra.max(rb));
+        let moved = std::mem::take(&mut members[other as usize]);
+        members[root as usize].extend(moved);
     }
     uf.roots()
+}
+
+/// Mean distance between the faces of two identities, over up to
+/// [`LINKAGE_SAMPLE`] faces of each spread over their members.
+fn linkage(a: &[u32], b: &[u32], distance: FaceDistance<'_>) -> f32 {
+    let pick = |v: &[u32]| -> Vec<u32> {
+        let k = v.len().min(LINKAGE_SAMPLE);
+        (0..k).map(|i| v[i * v.len() / k]).collect()
+    };
+    let (sa, sb) = (pick(a), pick(b));
+    let mut sum = 0.0f64;
+    for &x in &sa {
+        for &y in &sb {
+            sum += distance(x, y) as f64;
+        }
+    }
+    (sum / (sa.len() * sb.len()) as f64) as f32
 }
 
 /// What each identity is in the material (see the module doc).
@@ -139,13 +191,16 @@ impl Roles {
         let (Some(&pa), Some(&pb)) = (self.primary.get(&ga), self.primary.get(&gb)) else {
             return false;
         };
-        let (a_in_b, b_in_a) = (self.subject_in.contains(&(gb, pa)), self.subject_in.contains(&(ga, pb)));
-        let agree = (a_in_b && b_in_a)
-            || (a_in_b && self.single.contains(&ga))
+        let (a_in_b, b_in_a) = (
+            self.subject_in.contains(&(gb, pa)),
+            self.subject_in.contains(&(ga, pb)),
+        );
+        let agree = (a_in_b && (b_in_a || self.single.contains(&ga)))
             || (b_in_a && self.single.contains(&gb));
         agree
             && (pa == identity || pb == identity)
-            && (self.anchored_in.contains(&(ga, identity)) || self.anchored_in.contains(&(gb, identity)))
+            && (self.anchored_in.contains(&(ga, identity))
+                || self.anchored_in.contains(&(gb, identity)))
             && !self.recurring.contains(&identity)
     }
 }
@@ -387,6 +442,31 @@ mod tests {
         f
     }
 
+    /// Face distances of a test: 0.4 within a label, 1.0 across.
+    fn by_label(list: &[(u32, u32)]) -> impl Fn(u32, u32) -> f32 + Sync + '_ {
+        |a, b| {
+            if list[a as usize].1 == list[b as usize].1 {
+                0.4
+            } else {
+                1.0
+            }
+        }
+    }
+
+    /// Two people whose faces match once, in a triangle: the edge is
+    /// guarded, but their faces at large do not match, so they stay two.
+    #[test]
+    fn one_spurious_match_in_a_triangle_does_not_merge_two_people() {
+        let list = [(0, 1), (1, 1), (2, 1), (3, 2), (4, 2), (5, 2)];
+        let mut f = faces(&list);
+        // Face 2 (person 1) matches faces 3 and 4 (person 2): a triangle.
+        f.edges.extend([(2, 3, 0.6), (2, 4, 0.65)]);
+        let id = cluster(&f, 0.7, &by_label(&list));
+        assert_eq!(id[0], id[2]);
+        assert_eq!(id[3], id[5]);
+        assert_ne!(id[0], id[3]);
+    }
+
     /// Two victims (V, W), each in two scenes; an adult A beside both.
     /// V's scenes join through V; A neither merges V and W nor counts as
     /// anyone's victim; A is reported in both series.
@@ -411,7 +491,7 @@ mod tests {
             (9, a),
         ];
         let f = faces(&list);
-        let identity = cluster(&f);
+        let identity = cluster(&f, 0.7, &by_label(&list));
         let id_of = |label: u32| identity[list.iter().position(|x| x.1 == label).unwrap()];
         let pictures: Vec<u32> = (0..10).collect();
         let r = roles(&f, &identity, &group, &pictures);
@@ -419,13 +499,29 @@ mod tests {
         assert!(!r.is_anchored(id_of(a)));
         assert!(r.recurring.contains(&id_of(a)));
         let joins = face_joins(&f, &identity, &group, &r);
-        let pairs: HashSet<(u32, u32)> = joins.iter().map(|j| (group[j.0 as usize], group[j.1 as usize])).collect();
-        assert!(pairs.iter().all(|&(x, y)| [(0, 3), (3, 0), (5, 8), (8, 5)].contains(&(x, y))), "{pairs:?}");
+        let pairs: HashSet<(u32, u32)> = joins
+            .iter()
+            .map(|j| (group[j.0 as usize], group[j.1 as usize]))
+            .collect();
+        assert!(
+            pairs
+                .iter()
+                .all(|&(x, y)| [(0, 3), (3, 0), (5, 8), (8, 5)].contains(&(x, y))),
+            "{pairs:?}"
+        );
         assert!(!pairs.is_empty());
         // Final series: V's two scenes, W's two scenes.
         let series: Vec<Option<u32>> = group
             .iter()
-            .map(|&g| Some(if g == 3 { 0 } else if g == 8 { 5 } else { g }))
+            .map(|&g| {
+                Some(if g == 3 {
+                    0
+                } else if g == 8 {
+                    5
+                } else {
+                    g
+                })
+            })
             .collect();
         let p = persons(&f, &identity, &series, &r);
         assert_eq!(p.len(), 1, "{p:?}");
@@ -440,9 +536,10 @@ mod tests {
     /// has no triangle and is not mutual (each face has a closer match).
     #[test]
     fn a_lone_face_match_does_not_merge_identities() {
-        let mut f = faces(&[(0, 1), (1, 1), (2, 2), (3, 2)]);
+        let list = [(0, 1), (1, 1), (2, 2), (3, 2)];
+        let mut f = faces(&list);
         f.edges = vec![(0, 1, 0.2), (2, 3, 0.2), (1, 2, 0.6)];
-        let id = cluster(&f);
+        let id = cluster(&f, 0.7, &by_label(&list));
         assert_eq!(id[0], id[1]);
         assert_eq!(id[2], id[3]);
         assert_ne!(id[1], id[2]);

@@ -45,7 +45,7 @@ use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
 use crate::investigate::graph::{UnionFind, shared};
-use crate::investigate::identity::{self, FaceSet};
+use crate::investigate::identity::{self, FaceDistance, FaceSet};
 use crate::investigate::series::{
     EvidenceKind, EvidenceRecord, LinkSettings, PersonRecord, SeriesRecord,
 };
@@ -331,10 +331,7 @@ pub struct Judged {
 /// carry a lone edge is decided with the identities ([`corroborate`]).
 pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judged {
     let sh = shared(&edges.adj[a as usize], &edges.adj[b as usize]);
-    let face = edges
-        .faces
-        .get(&(a.min(b), a.max(b)))
-        .map(|m| m.distance);
+    let face = edges.faces.get(&(a.min(b), a.max(b))).map(|m| m.distance);
     let kind = if d <= s.near_duplicate_threshold {
         EvidenceKind::NearDuplicate
     } else if face.is_some() {
@@ -359,7 +356,12 @@ pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judge
 /// Accepts a lone image edge whose two media show the same person, when
 /// that person is not one who recurs beside several victims (`identity`:
 /// per face, `recurring`: identities that may not corroborate).
-pub fn corroborate(j: &mut Judged, edges: &EdgeSet, identity: &[u32], recurring: &dyn Fn(u32) -> bool) {
+pub fn corroborate(
+    j: &mut Judged,
+    edges: &EdgeSet,
+    identity: &[u32],
+    recurring: &dyn Fn(u32) -> bool,
+) {
     if j.accepted {
         return;
     }
@@ -431,6 +433,15 @@ pub struct Grouped {
 /// media whose images may be far apart).
 pub type ImageDistance<'a> = &'a (dyn Fn(u32, u32) -> f32 + Sync);
 
+/// Distances the grouping reads beyond its edges: between the images of
+/// two media (for face evidence) and between two faces (indices into the
+/// edge set's faces, to compare identities whole).
+#[derive(Clone, Copy)]
+pub struct Distances<'a> {
+    pub image: ImageDistance<'a>,
+    pub face: FaceDistance<'a>,
+}
+
 /// Groups media into series: scene groups by images (near-duplicates and
 /// edges in a triangle), lone image edges carried by a shared person, then
 /// scene groups joined through their victim's face (see `identity`).
@@ -439,7 +450,7 @@ pub fn group(
     edges: &EdgeSet,
     s: &LinkSettings,
     collection: &str,
-    image_distance: ImageDistance<'_>,
+    distances: Distances<'_>,
 ) -> Grouped {
     let n = media.len();
     let mut stats = GroupStats::default();
@@ -461,12 +472,15 @@ pub fn group(
     let scene = scenes.roots();
     // Pictures: near-duplicates of one picture count once for the roles.
     let mut copies = UnionFind::new(n);
-    for j in judged.iter().filter(|j| j.kind == EvidenceKind::NearDuplicate) {
+    for j in judged
+        .iter()
+        .filter(|j| j.kind == EvidenceKind::NearDuplicate)
+    {
         copies.union(j.a, j.b);
     }
     let picture = copies.roots();
     let fs = &edges.face_set;
-    let identity = identity::cluster(fs);
+    let identity = identity::cluster(fs, s.face_threshold, distances.face);
     let roles = identity::roles(fs, &identity, &scene, &picture);
     let recurring = |i: u32| roles.recurring.contains(&i);
     let shown = identities_of(n, fs, &identity);
@@ -494,7 +508,7 @@ pub fn group(
             forest.push(Judged {
                 a,
                 b,
-                distance: image_distance(a, b),
+                distance: (distances.image)(a, b),
                 face_distance: Some(fd),
                 shared: 0,
                 kind: EvidenceKind::Face,
@@ -508,7 +522,10 @@ pub fn group(
         .filter(|&(f, &i)| f as u32 == i)
         .count();
     stats.recurring_identities = roles.recurring.len();
-    stats.face_joins = forest.iter().filter(|j| j.kind == EvidenceKind::Face).count();
+    stats.face_joins = forest
+        .iter()
+        .filter(|j| j.kind == EvidenceKind::Face)
+        .count();
     let (series, root_of) = records(media, &mut uf, &forest, collection);
     let victims = identity::victims(fs, &identity, &root_of, &roles);
     let persons = identity::persons(fs, &identity, &root_of, &roles);
@@ -892,6 +909,22 @@ pub fn image_distance_in<'v>(
     }
 }
 
+/// The distance between two faces of a run (indices into `faces`), read
+/// from `view` (2, "nothing alike", without one).
+pub fn face_distance_in<'v>(
+    view: Option<&'v View>,
+    faces: &'v FaceSet,
+) -> impl Fn(u32, u32) -> f32 + Sync + 'v {
+    move |a, b| {
+        let (Some(v), Some(x), Some(y)) =
+            (view, faces.refs.get(a as usize), faces.refs.get(b as usize))
+        else {
+            return 2.0;
+        };
+        v.distance(*x, *y).unwrap_or(2.0)
+    }
+}
+
 /// Links the media of `images` (and `faces`) in `scope` into series.
 pub fn link_full(
     images: (&View, &str),
@@ -903,13 +936,17 @@ pub fn link_full(
     let (media, edges, mut stages) = build_edges(images.0, faces.map(|f| f.0), s, scope, progress)?;
     let t = Instant::now();
     progress("group", 0, 1);
-    let g = group(
-        &media,
-        &edges,
-        s,
-        images.1,
-        &image_distance_in(images.0, &media),
-    );
+    let g = {
+        let (image, face) = (
+            image_distance_in(images.0, &media),
+            face_distance_in(faces.map(|f| f.0), &edges.face_set),
+        );
+        let d = Distances {
+            image: &image,
+            face: &face,
+        };
+        group(&media, &edges, s, images.1, d)
+    };
     progress("group", 1, 1);
     stages.push(("group", t.elapsed().as_secs_f64()));
     Ok(Linked {
@@ -957,12 +994,26 @@ mod tests {
         1.0
     }
 
+    /// Image distances 1 (nothing alike) and face distances 0.4: every
+    /// face these tests put on two media is one person's.
+    const D: Distances<'static> = Distances {
+        image: &far,
+        face: &same_person,
+    };
+
+    fn same_person(_: u32, _: u32) -> f32 {
+        0.4
+    }
+
     /// Faces on media: (media, person); every two faces of the same
     /// person (on different media) are a face edge at 0.4.
     fn with_faces(e: &mut EdgeSet, list: &[(u32, u32)]) {
         let fs = &mut e.face_set;
         for (k, &(m, _)) in list.iter().enumerate() {
-            fs.refs.push(PointRef { seg: 0, off: k as u32 });
+            fs.refs.push(PointRef {
+                seg: 0,
+                off: k as u32,
+            });
             fs.ids.push(format!("m{m}#{k}"));
             fs.media.push(m);
         }
@@ -988,7 +1039,7 @@ mod tests {
         e.add_image(2, 3, 0.3);
         e.normalise();
         let s = settings();
-        let g = group(&media, &e, &s, "images", &far);
+        let g = group(&media, &e, &s, "images", D);
         assert_eq!(g.series.len(), 2);
         assert_eq!(g.stats.refused_edges, 1);
         assert_eq!(g.series[0].series_id, "ser-m0");
@@ -998,7 +1049,7 @@ mod tests {
             single_linkage: true,
             ..s.clone()
         };
-        let g = group(&media, &e, &single, "images", &far);
+        let g = group(&media, &e, &single, "images", D);
         assert_eq!(g.series.len(), 1);
         assert_eq!(g.series[0].media_ids.len(), 6);
         assert_eq!(g.series[0].evidence.len(), 5);
@@ -1006,7 +1057,7 @@ mod tests {
         let mut f = e;
         with_faces(&mut f, &[(2, 9), (3, 9)]);
         f.add_face(3, 2, 0.4, 1, 0);
-        let g = group(&media, &f, &s, "images", &far);
+        let g = group(&media, &f, &s, "images", D);
         assert_eq!(g.series.len(), 1);
         assert_eq!(g.stats.corroborated_edges, 1);
         assert!(
@@ -1028,7 +1079,7 @@ mod tests {
         }
         with_faces(&mut e, &[(0, 1), (1, 1), (3, 1), (4, 1), (5, 2)]);
         e.normalise();
-        let g = group(&media, &e, &settings(), "images", &far);
+        let g = group(&media, &e, &settings(), "images", D);
         assert_eq!(g.series.len(), 1, "{:?}", g.series);
         assert_eq!(g.stats.face_joins, 1);
         assert_eq!(g.stats.face_joined_series, 1);
@@ -1050,7 +1101,7 @@ mod tests {
         e.add_image(0, 1, 0.01);
         e.add_image(2, 3, 0.2);
         e.normalise();
-        let g = group(&media, &e, &settings(), "images", &far);
+        let g = group(&media, &e, &settings(), "images", D);
         assert_eq!(g.series.len(), 1);
         assert_eq!(g.series[0].media_ids.len(), 2);
         assert_eq!(g.series[0].evidence[0].kind, EvidenceKind::NearDuplicate);

@@ -29,7 +29,7 @@
 //!    new place or upload for an open series);
 //! 5. KNOWN_IDENTIFIED: known material of an identified victim.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::OnceLock;
 
 use rayon::prelude::*;
@@ -52,6 +52,30 @@ pub const MAX_GROUPED: usize = 20_000;
 /// of items whose images are close).
 const MAX_FACE_PAIRS: usize = 4_000;
 
+/// A stored face within the face threshold of one of an item's faces.
+#[derive(Clone, Debug)]
+pub struct FaceHit {
+    /// The item's face (index into `Item::faces`).
+    pub query: usize,
+    pub face_id: String,
+    /// The stored face's media.
+    pub media: String,
+    pub distance: f32,
+}
+
+/// Victim faces an item's face is compared with, at most, to tell the
+/// victim from a look-alike.
+const VICTIM_SAMPLE: usize = 8;
+
+/// The stored faces triage looks at (see [`Triager::stored_faces`]).
+#[derive(Default)]
+struct StoredFaces {
+    /// Media that show a face.
+    faced: HashSet<String>,
+    /// Series (index into the state) → its victim's faces.
+    victim_refs: HashMap<usize, Vec<PointRef>>,
+}
+
 /// One submitted item, validated and prepared.
 #[derive(Clone, Debug)]
 pub struct Item {
@@ -69,8 +93,8 @@ pub struct Triager {
     media_series: HashMap<String, usize>,
     /// Victim face id → its series (index into the state's series).
     victim_of: HashMap<String, usize>,
-    /// Stored media that show a face, read on first need.
-    faced: OnceLock<HashSet<String>>,
+    /// The stored faces triage looks at, read on first need.
+    stored_faces: OnceLock<StoredFaces>,
     pub settings: LinkSettings,
 }
 
@@ -101,7 +125,7 @@ impl Triager {
             state,
             media_series,
             victim_of,
-            faced: OnceLock::new(),
+            stored_faces: OnceLock::new(),
             settings,
         }
     }
@@ -155,13 +179,13 @@ impl Triager {
     /// The stored faces within the face threshold of the item's faces:
     /// (face point id, its media, distance), at most [`FACE_K`] per face;
     /// and how many of the item's faces matched something.
-    fn face_hits(&self, item: &Item) -> Result<(Vec<(String, String, f32)>, u32)> {
+    fn face_hits(&self, item: &Item) -> Result<(Vec<FaceHit>, u32)> {
         let Some(fv) = &self.faces else {
             return Ok((Vec::new(), 0));
         };
         let s = &self.settings;
         let (mut out, mut matched) = (Vec::new(), 0);
-        for f in &item.faces {
+        for (q, f) in item.faces.iter().enumerate() {
             let mut any = false;
             for (p, d) in fv.search(f, FACE_K, s.ef.max(4 * FACE_K), None, None)? {
                 if d > s.face_threshold {
@@ -169,7 +193,12 @@ impl Triager {
                 }
                 let (id, meta) = fv.describe(p)?;
                 let media = link::media_key(&id, &meta, true);
-                out.push((id, media, d));
+                out.push(FaceHit {
+                    query: q,
+                    face_id: id,
+                    media,
+                    distance: d,
+                });
                 any = true;
             }
             matched += any as u32;
@@ -177,44 +206,93 @@ impl Triager {
         Ok((out, matched))
     }
 
-    /// The stored series whose victim the item's faces match: (series,
-    /// victim faces matched, best distance). At least two of its victim
-    /// faces must match, or its only one; the series with most wins.
-    fn victim_match(&self, hits: &[(String, String, f32)]) -> Option<(&SeriesRecord, usize, f32)> {
-        let st = self.state.as_ref()?;
-        let mut tally: HashMap<usize, (std::collections::BTreeSet<&str>, f32)> = HashMap::new();
-        for (id, _, d) in hits {
-            if let Some(&si) = self.victim_of.get(id) {
-                let e = tally.entry(si).or_insert((Default::default(), *d));
-                e.1 = e.1.min(*d);
-                e.0.insert(id);
+    /// The stored faces, read once per triage: the media that show one,
+    /// and per series its victim's faces.
+    fn stored_faces(&self) -> Result<&StoredFaces> {
+        if let Some(f) = self.stored_faces.get() {
+            return Ok(f);
+        }
+        let mut sf = StoredFaces::default();
+        if let Some(fv) = &self.faces {
+            for (r, id, meta) in fv.points(None)? {
+                if let Some(&si) = self.victim_of.get(&id) {
+                    sf.victim_refs.entry(si).or_default().push(r);
+                }
+                sf.faced.insert(link::media_key(&id, &meta, true));
             }
         }
-        tally
-            .into_iter()
-            .filter(|(si, t)| t.0.len() >= st.series[*si].victim_faces.len().min(2))
-            .max_by(|a, b| {
-                (a.1.0.len(), -a.1.1, std::cmp::Reverse(a.0))
-                    .partial_cmp(&(b.1.0.len(), -b.1.1, std::cmp::Reverse(b.0)))
-                    .unwrap_or(std::cmp::Ordering::Equal)
-            })
-            .map(|(si, t)| (&st.series[si], t.0.len(), t.1))
+        Ok(self.stored_faces.get_or_init(|| sf))
     }
 
-    /// Whether stored media `media` shows a face (read once per triage).
-    fn has_face(&self, media: &str) -> Result<bool> {
-        let Some(fv) = &self.faces else {
-            return Ok(false);
+    /// The stored series whose victim the item's faces match: (series,
+    /// victim faces matched, best distance). A face that matches one of a
+    /// series' victim faces must also match that victim as a whole: its
+    /// mean distance to (a spread of up to [`VICTIM_SAMPLE`] of) the
+    /// victim's faces within the face threshold, as identities are
+    /// compared when linking. One look-alike face is not the victim. The
+    /// series with most matched faces wins.
+    fn victim_match(
+        &self,
+        item: &Item,
+        hits: &[FaceHit],
+    ) -> Result<Option<(&SeriesRecord, usize, f32)>> {
+        let Some(st) = self.state.as_ref() else {
+            return Ok(None);
         };
-        if self.faced.get().is_none() {
-            let set: HashSet<String> = fv
-                .points(None)?
-                .into_iter()
-                .map(|(_, id, meta)| link::media_key(&id, &meta, true))
-                .collect();
-            let _ = self.faced.set(set);
+        let mut tally: HashMap<usize, (BTreeSet<&str>, f32, BTreeSet<usize>)> = HashMap::new();
+        for h in hits {
+            if let Some(&si) = self.victim_of.get(&h.face_id) {
+                let e =
+                    tally
+                        .entry(si)
+                        .or_insert((Default::default(), h.distance, Default::default()));
+                e.1 = e.1.min(h.distance);
+                e.0.insert(&h.face_id);
+                e.2.insert(h.query);
+            }
         }
-        Ok(self.faced.get().is_some_and(|s| s.contains(media)))
+        let mut best: Option<(usize, usize, f32)> = None;
+        for (si, (ids, d, queries)) in tally {
+            let whole = queries
+                .iter()
+                .map(|&q| self.victim_linkage(&item.faces[q], si))
+                .collect::<Result<Vec<f32>>>()?;
+            if !whole.iter().any(|&x| x <= self.settings.face_threshold) {
+                continue;
+            }
+            let better = best.is_none_or(|(bs, bn, bd)| {
+                (ids.len(), -d, std::cmp::Reverse(si)) > (bn, -bd, std::cmp::Reverse(bs))
+            });
+            if better {
+                best = Some((si, ids.len(), d));
+            }
+        }
+        Ok(best.map(|(si, n, d)| (&st.series[si], n, d)))
+    }
+
+    /// Mean distance of a face to a spread of series `si`'s victim faces.
+    fn victim_linkage(&self, face: &[f32], si: usize) -> Result<f32> {
+        let (Some(fv), Some(refs)) = (&self.faces, self.stored_faces()?.victim_refs.get(&si))
+        else {
+            return Ok(f32::INFINITY);
+        };
+        let k = refs.len().min(VICTIM_SAMPLE);
+        let m = fv.metric();
+        let mut sum = 0.0f64;
+        for i in 0..k {
+            let v = fv.vector(refs[i * refs.len() / k])?;
+            sum += m.from_rank(m.rank(face, &v)) as f64;
+        }
+        Ok(if k == 0 {
+            f32::INFINITY
+        } else {
+            (sum / k as f64) as f32
+        })
+    }
+
+    /// Whether stored media `media` shows a face.
+    fn has_face(&self, media: &str) -> Result<bool> {
+        Ok(self.stored_faces()?.faced.contains(media))
     }
 
     /// Whether faces say a close stored media shows other people than the
@@ -225,13 +303,16 @@ impl Triager {
         item: &Item,
         media: &str,
         series: Option<&SeriesRecord>,
-        hits: &[(String, String, f32)],
+        hits: &[FaceHit],
     ) -> Result<bool> {
         if item.faces.is_empty() || !self.has_face(media)? {
             return Ok(false);
         }
-        let same_media = hits.iter().any(|h| h.1 == media);
-        let victim = series.is_some_and(|r| hits.iter().any(|h| r.victim_faces.binary_search(&h.0).is_ok()));
+        let same_media = hits.iter().any(|h| h.media == media);
+        let victim = series.is_some_and(|r| {
+            hits.iter()
+                .any(|h| r.victim_faces.binary_search(&h.face_id).is_ok())
+        });
         Ok(!(same_media || victim))
     }
 
@@ -247,7 +328,7 @@ impl Triager {
             matched_faces: matched,
             ..Default::default()
         };
-        let victim = self.victim_match(&face_hits);
+        let victim = self.victim_match(item, &face_hits)?;
         if let Some((rec, _, _)) = victim {
             r.face_series_id = rec.series_id.clone();
         }
@@ -271,7 +352,10 @@ impl Triager {
                     s.image_threshold, h.1
                 ),
                 (Some(h), false) => {
-                    format!("nearest stored image at {:.3} > {:.3}", h.1, s.image_threshold)
+                    format!(
+                        "nearest stored image at {:.3} > {:.3}",
+                        h.1, s.image_threshold
+                    )
                 }
                 (None, _) => "no stored image".to_string(),
             };
@@ -312,7 +396,7 @@ impl Triager {
         &self,
         item: &Item,
         close: &[(PointRef, f32)],
-        face_hits: &[(String, String, f32)],
+        face_hits: &[FaceHit],
     ) -> Result<(Option<(PointRef, f32)>, bool)> {
         let s = &self.settings;
         let mut vectors: Vec<Option<Vec<f32>>> = vec![None; close.len()];
@@ -325,7 +409,7 @@ impl Triager {
             let ok = match self.series_of(&media) {
                 Some(rec) => !self.faces_differ(item, &media, Some(rec), face_hits)?,
                 None => {
-                    face_hits.iter().any(|h| h.1 == media)
+                    face_hits.iter().any(|h| h.media == media)
                         || (!self.faces_differ(item, &media, None, face_hits)?
                             && self.supported(close, &mut vectors, i)?)
                 }
@@ -360,7 +444,13 @@ impl Triager {
 
     /// Fills a KNOWN verdict: the match that made it, and the series of
     /// the first close match that is in one.
-    fn known(&self, r: &mut pb::TriageResult, close: &[(PointRef, f32)], p: PointRef, d: f32) -> Result<()> {
+    fn known(
+        &self,
+        r: &mut pb::TriageResult,
+        close: &[(PointRef, f32)],
+        p: PointRef,
+        d: f32,
+    ) -> Result<()> {
         let (id, meta) = self.images.describe(p)?;
         r.verdict = pb::Verdict::Known as i32;
         r.nearest_media_id = link::media_key(&id, &meta, false);
@@ -462,7 +552,10 @@ pub fn group_items(
     let mut vecs: Vec<&[f32]> = Vec::new();
     for m in 0..n {
         for (k, f) in item(m).faces.iter().enumerate() {
-            fs.refs.push(PointRef { seg: u32::MAX, off: fs.media.len() as u32 });
+            fs.refs.push(PointRef {
+                seg: u32::MAX,
+                off: fs.media.len() as u32,
+            });
             fs.ids.push(format!("{}#{k}", item(m).id));
             fs.media.push(m);
             vecs.push(f);
@@ -483,7 +576,9 @@ pub fn group_items(
             .iter()
             .flat_map(|&(a, b, _)| {
                 let of = &of;
-                of[a as usize].iter().flat_map(move |&x| of[b as usize].iter().map(move |&y| (x, y)))
+                of[a as usize]
+                    .iter()
+                    .flat_map(move |&x| of[b as usize].iter().map(move |&y| (x, y)))
             })
             .collect()
     };
@@ -504,7 +599,12 @@ pub fn group_items(
     edges.normalise();
     let image_distance =
         |a: u32, b: u32| metric.from_rank(metric.rank(&item(a).vector, &item(b).vector));
-    let g = link::group(&media, &edges, s, "", &image_distance);
+    let face_distance = |x: u32, y: u32| fd(x as usize, y as usize);
+    let d = link::Distances {
+        image: &image_distance,
+        face: &face_distance,
+    };
+    let g = link::group(&media, &edges, s, "", d);
     g.series
         .into_iter()
         .map(|r| r.media_ids.into_iter().collect())

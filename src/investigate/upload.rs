@@ -22,6 +22,10 @@ use crate::investigate::link::{
     match_faces, media_key, neighbours,
 };
 use crate::investigate::series::{EvidenceKind, LinkSettings, SeriesRecord, SeriesState};
+
+/// Of one new media against one stored series: the victim faces matched,
+/// the best distance and the stored face that gave it.
+type VictimTally = (BTreeSet<String>, f32, PointRef);
 /// What `LinkUpload` did to one media of the upload.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Outcome {
@@ -160,17 +164,16 @@ impl InPlay<'_> {
             })
             .collect::<Result<_>>()?;
         // Per new media: series → (victim faces matched, best match).
-        let mut tally: HashMap<u32, HashMap<usize, (BTreeSet<String>, f32, PointRef)>> =
-            HashMap::new();
+        let mut tally: HashMap<u32, HashMap<usize, VictimTally>> = HashMap::new();
         for (&f, hits) in new_faces.iter().zip(hits) {
             for (h, d) in hits {
                 let (id, _) = fv.describe(h)?;
                 if let Some(&si) = victim_of.get(id.as_str()) {
-                    let e = tally
-                        .entry(fs.media[f])
-                        .or_default()
-                        .entry(si)
-                        .or_insert((BTreeSet::new(), d, h));
+                    let e = tally.entry(fs.media[f]).or_default().entry(si).or_insert((
+                        BTreeSet::new(),
+                        d,
+                        h,
+                    ));
                     e.0.insert(id);
                     if d < e.1 {
                         (e.1, e.2) = (d, h);
@@ -542,4 +545,3 @@ pub fn link_upload(
         new_edges,
     })
 }
-

@@ -22,14 +22,29 @@ use crate::tools::synth::{self, CountRange, GenOptions, Regimes, Span};
 /// generator's ranges past what the rules were designed on.
 pub const REGIMES: &[(&str, &str)] = &[
     ("base", "the generator's defaults (with chains)"),
-    ("scenes", "1-3 unrelated scenes per series, joined only by the victim's face"),
-    ("tiny", "heavy-tailed sizes over 2..30 members: most series have 2-4"),
+    (
+        "scenes",
+        "1-3 unrelated scenes per series, joined only by the victim's face",
+    ),
+    (
+        "tiny",
+        "heavy-tailed sizes over 2..30 members: most series have 2-4",
+    ),
     ("moderate", "members at cosine 0.6-0.95 to their scene"),
-    ("siblings", "30% of series shot next to another series' scene (cosine 0.5-0.65)"),
+    (
+        "siblings",
+        "30% of series shot next to another series' scene (cosine 0.5-0.65)",
+    ),
     ("faceless", "a third of the media without any face"),
-    ("adults", "recurring adults (series / 10) in 2-4 unrelated series each, on 10-25% of their media"),
+    (
+        "adults",
+        "recurring adults (series / 10) in 2-4 unrelated series each, on 10-25% of their media",
+    ),
     ("mixed", "all of the above at once"),
-    ("beyond", "past the design ranges: 256-d, members 0.55-0.95, faces 0.45-0.85, 1-4 scenes, 40% faceless, more adults and recurring bystanders"),
+    (
+        "beyond",
+        "past the design ranges: 256-d, members 0.55-0.95, faces 0.45-0.85, 1-4 scenes, 40% faceless, more adults and recurring bystanders",
+    ),
 ];
 
 /// Options of the grid.
@@ -49,7 +64,13 @@ pub struct GridOptions {
 
 /// `vidx gen`'s options for one regime: the defaults with chains, then
 /// the regime's changes.
-pub fn regime_options(name: &str, series: usize, dim: usize, seed: u64, out: &Path) -> anyhow::Result<GenOptions> {
+pub fn regime_options(
+    name: &str,
+    series: usize,
+    dim: usize,
+    seed: u64,
+    out: &Path,
+) -> anyhow::Result<GenOptions> {
     let mut g = GenOptions {
         out: out.to_path_buf(),
         seed,
@@ -198,7 +219,13 @@ fn run_cell(o: &GridOptions, root: &Path, regime: &str, seed: u64) -> anyhow::Re
     let (s, source, _) = calibrate::resolve(None, &iv, Some(&fv), None)?;
     let b = bar(0);
     let start = Instant::now();
-    let linked = link::link_full((&iv, "images"), Some((&fv, "faces")), &s, None, &on_progress(&b))?;
+    let linked = link::link_full(
+        (&iv, "images"),
+        Some((&fv, "faces")),
+        &s,
+        None,
+        &on_progress(&b),
+    )?;
     let link_seconds = start.elapsed().as_secs_f64();
     b.finish_and_clear();
     let found = quality(&ti, &linked.series);
@@ -234,7 +261,10 @@ fn run_cell(o: &GridOptions, root: &Path, regime: &str, seed: u64) -> anyhow::Re
 
 /// The series vidx found, one JSON line each, kept with the cell's set
 /// for a closer look.
-fn write_series(path: &Path, series: &[crate::investigate::series::SeriesRecord]) -> anyhow::Result<()> {
+fn write_series(
+    path: &Path,
+    series: &[crate::investigate::series::SeriesRecord],
+) -> anyhow::Result<()> {
     use std::io::Write;
     let mut w = std::io::BufWriter::new(std::fs::File::create(path)?);
     for s in series {

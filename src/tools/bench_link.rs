@@ -33,11 +33,11 @@ use crate::investigate::link::{self, GroupStats};
 use crate::investigate::series::{LinkSettings, SeriesRecord};
 use crate::pb;
 use crate::tools::bench_ann::peak_rss;
-use crate::tools::synth::{self, CountRange, GenOptions, Truth};
 use crate::tools::bench_triage::{TriageReport, print_triage, triage_bench};
 use crate::tools::link_eval::{
     IngestTimes, Scores, TruthIndex, bar, on_progress, quality, read_points, read_truth, registry,
 };
+use crate::tools::synth::{self, CountRange, GenOptions, Truth};
 
 /// Media per planted series at the generator's defaults: 16 members (8..24)
 /// + 0.3 × 16 near-duplicates + 2 hard negatives + 10 noise. `--scale` picks
@@ -86,7 +86,6 @@ pub struct LinkBenchOptions {
     /// Write every figure to this JSON file.
     pub out: Option<PathBuf>,
 }
-
 
 /// One row of the quality table.
 #[derive(Clone, Debug, Serialize)]
@@ -433,12 +432,18 @@ fn quality_sweep(
         let s = settings(t, min, single)?;
         let mut e = edges.restrict(t, s.face_threshold);
         if !with_faces {
-            // The same as linking the images alone: faces only ever
-            // corroborate image edges.
+            // The same as linking the images alone.
             e.faces.clear();
+            e.face_set = Default::default();
         }
         let start = Instant::now();
-        let g = link::group(&media, &e, &s, "images", &link::image_distance_in(iv, &media));
+        let image = link::image_distance_in(iv, &media);
+        let face = link::face_distance_in(Some(fv), &e.face_set);
+        let d = link::Distances {
+            image: &image,
+            face: &face,
+        };
+        let g = link::group(&media, &e, &s, "images", d);
         let (series, stats) = (g.series, g.stats);
         let group_seconds = start.elapsed().as_secs_f64();
         let mut row = QualityRow::new(name, t, with_faces, ti, &series, &stats);
@@ -551,4 +556,3 @@ fn print_quality(rows: &[QualityRow]) {
         );
     }
 }
-

@@ -11,9 +11,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::collection::View;
-use crate::investigate::{calibrate, link};
 use crate::investigate::series::{SeriesState, state_format};
 use crate::investigate::triage::Triager;
+use crate::investigate::{calibrate, link};
 use crate::pb;
 use crate::tools::link_eval::{IngestTimes, bar, on_progress, read_points, registry};
 use crate::tools::synth::Truth;
@@ -66,7 +66,7 @@ pub fn triage_bench(
             .is_some_and(|m| db_uploads.contains(&m.upload_id))
     };
     let mut rep = TriageReport {
-        database_fraction: database_fraction,
+        database_fraction,
         database_uploads: n_db,
         seized_uploads: n_uploads - n_db,
         ..Default::default()
@@ -283,8 +283,8 @@ fn score_verdicts(
     let mut right = 0;
     for (it, r) in seized.iter().zip(results) {
         // New material of a known victim links the item to a known series.
-        let said_known = r.verdict == pb::Verdict::Known as i32
-            || r.verdict == pb::Verdict::KnownVictim as i32;
+        let said_known =
+            r.verdict == pb::Verdict::Known as i32 || r.verdict == pb::Verdict::KnownVictim as i32;
         rep.known_victim += (r.verdict == pb::Verdict::KnownVictim as i32) as usize;
         let ts = expected.truth_series.get(&it.id).copied();
         let known = ts.is_some_and(|s| expected.in_db.contains(&s));
@@ -311,7 +311,6 @@ fn score_verdicts(
     rep.accuracy = right as f64 / seized.len().max(1) as f64;
     rep.by_kind = kinds;
 }
-
 
 pub fn print_triage(t: &TriageReport) {
     println!();
@@ -348,4 +347,3 @@ pub fn print_triage(t: &TriageReport) {
         t.known_without_db_series
     );
 }
-

@@ -189,7 +189,6 @@ pub fn quality(ti: &TruthIndex, series: &[SeriesRecord]) -> Found {
     f
 }
 
-
 pub fn storage() -> StorageOptions {
     StorageOptions {
         // A scratch index: a power loss may lose it, it is rebuilt.
@@ -310,7 +309,6 @@ pub fn registry(
     Ok((reg, Some(times)))
 }
 
-
 pub fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
     let p = dir.join("truth.json");
     let bytes = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
@@ -326,7 +324,6 @@ pub fn read_truth(dir: &Path) -> anyhow::Result<Truth> {
     Ok(t)
 }
 
-
 /// The linker's progress callback, shown on `b`.
 pub fn on_progress(b: &ProgressBar) -> impl Fn(&'static str, u64, u64) + Sync + '_ {
     move |stage, done, total| {
@@ -335,7 +332,6 @@ pub fn on_progress(b: &ProgressBar) -> impl Fn(&'static str, u64, u64) + Sync + 
         b.set_position(done);
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -451,4 +447,3 @@ mod tests {
         assert!(close(s.pair_recall, 0.0), "{s:?}");
     }
 }
-

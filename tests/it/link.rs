@@ -101,6 +101,8 @@ async fn store(c: &mut Client, media: &[Media]) {
 
 struct Linked {
     series: Vec<pb::Series>,
+    /// People seen in two or more series.
+    persons: Vec<pb::SamePerson>,
     summary: pb::LinkSummary,
     stages_seen: BTreeSet<String>,
 }
@@ -116,6 +118,7 @@ async fn link(c: &mut Client, scope: Option<pb::LinkScope>) -> Result<Linked, to
         .await?
         .into_inner();
     let mut series = Vec::new();
+    let mut persons = Vec::new();
     let mut summary = None;
     let mut stages_seen = BTreeSet::new();
     while let Some(ev) = s.message().await? {
@@ -128,11 +131,13 @@ async fn link(c: &mut Client, scope: Option<pb::LinkScope>) -> Result<Linked, to
                 assert!(summary.is_none(), "series after the summary");
                 series.push(x);
             }
+            pb::link_event::Event::SamePerson(p) => persons.push(p),
             pb::link_event::Event::Summary(x) => summary = Some(x),
         }
     }
     Ok(Linked {
         series,
+        persons,
         summary: summary.expect("a summary ends the stream"),
         stages_seen,
     })
@@ -575,7 +580,7 @@ async fn triage_marks_planted_known_and_new() {
     }
     for m in &newer {
         let r = &results[&m.id];
-        assert_eq!(r.verdict, pb::Verdict::New as i32, "{}", m.id);
+        assert_eq!(r.verdict, pb::Verdict::New as i32, "{} {:?}", m.id, r);
         let p = if m.faces.is_empty() {
             pb::Priority::NewMaterial
         } else {
@@ -711,5 +716,152 @@ async fn bad_linking_and_triage_requests_get_clear_statuses() {
     assert_eq!(e.code(), Code::NotFound);
     // The server still serves.
     assert_eq!(code(c.link_upload(up("up-DE-0")).await), Code::Ok);
+    server.stop().await;
+}
+
+/// A victim's material in scenes that look nothing alike (own centroids,
+/// unrelated), the victim's face on most media.
+struct Victim {
+    scenes: Vec<Vec<Media>>,
+}
+
+/// `scenes` scenes of `per_scene` media each for victim `v`: image
+/// members at cosine 0.82–0.95 to their scene, the victim's face
+/// (cosine 0.8–0.9 to `face`) on every media but each scene's last.
+fn victim(g: &mut Gen, v: usize, face: &[f32], scenes: usize, per_scene: usize) -> Victim {
+    let mut out = Vec::new();
+    for sc in 0..scenes {
+        let centre = g.random_unit();
+        let cc = COUNTRIES[(v + sc) % COUNTRIES.len()];
+        let upload = format!("up-{cc}-v{v}-{sc}");
+        let t = T0 + (v as i64 * 30 + sc as i64 * 400) * DAY;
+        let media = (0..per_scene)
+            .map(|j| {
+                let id = format!("v{v}-scene{sc}-{j}");
+                let image = g.member(&centre);
+                let faces = if j + 1 < per_scene {
+                    let c = g.rng.random_range(0.8..0.9);
+                    vec![g.at_cos(face, c)]
+                } else {
+                    vec![]
+                };
+                Media {
+                    meta: meta(&id, cc, &upload, t),
+                    id,
+                    image,
+                    faces,
+                }
+            })
+            .collect();
+        out.push(media);
+    }
+    Victim { scenes: out }
+}
+
+/// Default `LinkSeries` (no thresholds, no labels to calibrate on): each
+/// victim's scenes, which share no image edge, end in one series, joined
+/// through the victim's face with face evidence, and the summary counts
+/// them as joined only by faces; no two victims are merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_link_joins_scenes_linked_only_by_the_victims_face() {
+    let server = TestServer::start().await;
+    let mut c = setup(&server).await;
+    let mut g = Gen::new(21);
+    let victims: Vec<Victim> = (0..4)
+        .map(|v| {
+            let face = g.random_unit();
+            victim(&mut g, v, &face, 2 + v % 2, 6)
+        })
+        .collect();
+    let all: Vec<Media> = victims
+        .iter()
+        .flat_map(|v| v.scenes.iter().flatten().cloned())
+        .collect();
+    store(&mut c, &all).await;
+    let l = link(&mut c, None).await.unwrap();
+    assert_eq!(l.series.len(), victims.len(), "{:?}", grouping(&l.series));
+    for v in &victims {
+        let want: BTreeSet<String> = v.scenes.iter().flatten().map(|m| m.id.clone()).collect();
+        let got = l
+            .series
+            .iter()
+            .find(|s| s.media_ids.contains(&v.scenes[0][0].id))
+            .expect("the victim's series");
+        let got_set: BTreeSet<String> = got.media_ids.iter().cloned().collect();
+        assert_eq!(got_set, want);
+        assert!(got.face_joined, "{got:?}");
+        let face_edges = got
+            .evidence
+            .iter()
+            .filter(|e| e.kind == pb::EvidenceKind::EvidenceFace as i32)
+            .count();
+        assert_eq!(
+            face_edges,
+            v.scenes.len() - 1,
+            "one face join per extra scene"
+        );
+        // The series names its victim's faces: those on its media.
+        let faced = v
+            .scenes
+            .iter()
+            .flatten()
+            .filter(|m| !m.faces.is_empty())
+            .count();
+        assert_eq!(got.victim_faces as usize, faced);
+    }
+    assert_eq!(l.summary.face_joined_series as usize, victims.len());
+    assert!(
+        l.summary.threshold_source.starts_with("defaults"),
+        "{}",
+        l.summary.threshold_source
+    );
+    server.stop().await;
+}
+
+/// Two unrelated victims, each in one scene, and one adult beside both on
+/// a quarter of each series' media: two series, as planted; the adult is
+/// reported as the same person in both (recurring), never as a merge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_recurring_adult_does_not_merge_two_unrelated_series() {
+    let server = TestServer::start().await;
+    let mut c = setup(&server).await;
+    let mut g = Gen::new(22);
+    let adult = g.random_unit();
+    let mut planted = Vec::new();
+    for v in 0..2 {
+        let face = g.random_unit();
+        let mut media = victim(&mut g, v, &face, 1, 8).scenes.remove(0);
+        for m in media.iter_mut().take(2) {
+            let f = g.at_cos(&adult, 0.88);
+            m.faces.push(f);
+        }
+        planted.push(media);
+    }
+    let all: Vec<Media> = planted.iter().flatten().cloned().collect();
+    store(&mut c, &all).await;
+    let l = link(&mut c, None).await.unwrap();
+    let want: BTreeSet<BTreeSet<String>> = planted
+        .iter()
+        .map(|p| p.iter().map(|m| m.id.clone()).collect())
+        .collect();
+    let got: BTreeSet<BTreeSet<String>> = grouping(&l.series).into_values().collect();
+    assert_eq!(got, want);
+    assert_eq!(l.summary.face_joined_series, 0);
+    // The adult's faces are `<media>#1`: one person, in both series.
+    let adult_rel: Vec<&pb::SamePerson> = l
+        .persons
+        .iter()
+        .filter(|p| p.face_id.ends_with("#1"))
+        .collect();
+    assert_eq!(adult_rel.len(), 1, "{:?}", l.persons);
+    assert_eq!(adult_rel[0].series_ids.len(), 2);
+    assert_eq!(adult_rel[0].media, vec![2, 2]);
+    assert!(adult_rel[0].recurring, "{:?}", adult_rel[0]);
+    // Neither series takes the adult for its victim: the victim shows on
+    // 7 of its 8 media, the adult on 2.
+    for s in &l.series {
+        assert_eq!(s.victim_faces, 7, "{s:?}");
+    }
+    assert_eq!(l.summary.same_person as usize, l.persons.len());
     server.stop().await;
 }

@@ -29,7 +29,9 @@
 //! threshold maximises F1 over the face pairs. A person who recurs in
 //! several labelled series shows up as different-series pairs at
 //! same-person distances; they scale F1 down everywhere below the gap
-//! between people and do not move its maximum much.
+//! between people and do not move its maximum much. With a single
+//! labelled person (no different-series pairs) it is their farthest pair:
+//! tight, never looser than what the labels show.
 
 use std::collections::{HashMap, HashSet};
 
@@ -375,17 +377,27 @@ pub fn calibrate(
         };
         if !face_ok {
             notes.push("face: too few labelled faces: the default applies".to_string());
+        } else if fpairs.iter().flatten().all(|x| x.1) {
+            // One labelled person: nothing to tell people apart by. The
+            // farthest of their pairs is kept (every labelled match, no
+            // more): a model's default could be loose enough to make two
+            // people one (dlib's faces of two people are within 0.14).
+            notes.push(
+                "face: no different-series pairs among labelled faces: the threshold is the farthest same-series pair".to_string(),
+            );
         }
         cal.face = Some(describe(&fpairs, t, face_ok));
     }
-    cal.note = if notes.is_empty() {
-        format!(
-            "calibrated on {} labelled series ({} media)",
-            labels.series, labelled_media
-        )
-    } else {
-        notes.join("; ")
-    };
+    if image_ok || cal.face.as_ref().is_some_and(|f| f.calibrated) {
+        notes.insert(
+            0,
+            format!(
+                "calibrated on {} labelled series ({} media)",
+                labels.series, labelled_media
+            ),
+        );
+    }
+    cal.note = notes.join("; ");
     Ok(cal)
 }
 

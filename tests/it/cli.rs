@@ -454,3 +454,117 @@ fn bench_link_smoke() {
     let again = run(&args);
     assert!(again.contains("ingest: reused from --data-dir"), "{again}");
 }
+
+/// The real set (EfficientNet-Lite0 images, dlib faces of scikit-image's
+/// sample pictures and their augmented copies, `data-samples/real`):
+/// `vidx calibrate` picks thresholds from its labelled half and draws the
+/// histograms; a default `vidx link`, which calibrates the same way, puts
+/// every copy with its source picture and no two sources together.
+#[test]
+fn calibrate_on_the_real_set_links_every_copy_with_its_source() {
+    let real = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data-samples/real");
+    let tmp = tempfile::tempdir().unwrap();
+    let (_server, url) = ServerProcess::start(&tmp.path().join("data"), &[] as &[&str]);
+    let url = url.as_str();
+    let images = real.join("images.npy");
+    let faces = real.join("faces.npy");
+    run(&[
+        "ingest",
+        "--server",
+        url,
+        "--collection",
+        "images",
+        images.to_str().unwrap(),
+    ]);
+    run(&[
+        "ingest",
+        "--server",
+        url,
+        "--collection",
+        "faces",
+        "--kind",
+        "face",
+        faces.to_str().unwrap(),
+    ]);
+    let png = tmp.path().join("calibration.png");
+    let out = run(&["calibrate", "--server", url, "--png", png.to_str().unwrap()]);
+    assert!(out.contains("calibrated on 12 labelled series"), "{out}");
+    let image_line = out
+        .lines()
+        .find(|l| l.starts_with("image threshold"))
+        .expect(&out);
+    let t: f32 = image_line
+        .split_whitespace()
+        .nth(2)
+        .unwrap()
+        .trim_end_matches(':')
+        .parse()
+        .unwrap();
+    // Between the farthest copy's link and the nearest other picture
+    // (truth.json's checks: cosine 0.666 and 0.5835).
+    assert!(t > 0.334 && t < 0.4165, "{out}");
+    assert!(out.contains("face  threshold"), "{out}");
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(bytes.len() > 1000);
+
+    let series = tmp.path().join("series.jsonl");
+    let out = run(&[
+        "link",
+        "--server",
+        url,
+        "--out",
+        series.to_str().unwrap(),
+        "--summary",
+        tmp.path().join("summary.json").to_str().unwrap(),
+        "--persons",
+        tmp.path().join("persons.jsonl").to_str().unwrap(),
+    ]);
+    assert!(out.contains("calibrated"), "{out}");
+    let truth: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(real.join("truth.json")).unwrap()).unwrap();
+    let source: std::collections::HashMap<String, String> = truth["media"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["media_id"].as_str().unwrap().to_string(),
+                m["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let mut series_of_source: std::collections::HashMap<String, Vec<String>> = Default::default();
+    let text = std::fs::read_to_string(&series).unwrap();
+    for line in text.lines() {
+        let s: serde_json::Value = serde_json::from_str(line).unwrap();
+        let id = s["series_id"].as_str().unwrap().to_string();
+        let mut sources: Vec<&str> = s["media_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| source[m.as_str().unwrap()].as_str())
+            .collect();
+        sources.sort();
+        sources.dedup();
+        assert_eq!(sources.len(), 1, "series {id} mixes pictures: {sources:?}");
+        let members = s["media_ids"].as_array().unwrap().len();
+        let all = source.values().filter(|v| v.as_str() == sources[0]).count();
+        assert_eq!(
+            members, all,
+            "series {id} of {} holds {members} of its {all} media",
+            sources[0]
+        );
+        series_of_source
+            .entry(sources[0].to_string())
+            .or_default()
+            .push(id);
+    }
+    let pictures: std::collections::HashSet<&String> = source.values().collect();
+    assert_eq!(
+        series_of_source.len(),
+        pictures.len(),
+        "{series_of_source:?}"
+    );
+    assert!(series_of_source.values().all(|v| v.len() == 1));
+}

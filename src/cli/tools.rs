@@ -75,7 +75,7 @@ pub struct GenArgs {
     pub regimes: RegimeArgs,
 }
 
-/// The hard regimes of `vidx gen` (DESIGN.md, "Data for tests and
+/// The hard regimes of `vidx gen` (the design brief, "Data for tests and
 /// demos"); each off by default.
 #[derive(clap::Args, Debug, Clone)]
 pub struct RegimeArgs {

@@ -239,7 +239,7 @@ pub struct GenOptions {
     pub regimes: Regimes,
 }
 
-/// The hard cases of DESIGN.md, each a flag of `vidx gen`; the defaults
+/// The hard cases of the design brief, each a flag of `vidx gen`; the defaults
 /// leave a set exactly as it was without them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Regimes {

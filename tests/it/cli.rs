@@ -410,6 +410,7 @@ fn bench_link_smoke() {
     let args = [
         "bench",
         "link",
+        "--sweep",
         "--series",
         "10",
         "--dim",

@@ -6,6 +6,7 @@
 pub mod client;
 pub mod demo;
 pub mod link;
+pub mod security;
 pub mod table;
 pub mod tools;
 
@@ -21,7 +22,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::api::server::{self, ServerOptions};
 use crate::collection::registry::Registry;
 use crate::pb;
-use crate::pb::vector_index_client::VectorIndexClient;
 use crate::storage::wal::SyncPolicy;
 use client::{ClientArgs, connect, status_error};
 
@@ -59,6 +59,16 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Bearer tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(security::TokenCommand),
+    /// Restrict an upload to its agency and the agencies listed (or lift it).
+    Restrict(security::RestrictArgs),
+    /// Who the server takes these credentials for.
+    Whoami(ClientArgs),
+    /// The audit log: verify, export.
+    #[command(subcommand)]
+    Audit(security::AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -85,7 +95,8 @@ pub struct ServeArgs {
     /// Where collections are stored.
     #[arg(long, default_value = "./vidx-data")]
     pub data_dir: PathBuf,
-    /// Address to listen on. Loopback by default: vidx has no authentication yet.
+    /// Address to listen on. Beyond loopback only with TLS and
+    /// authentication (or --insecure).
     #[arg(long, default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
     /// Create and load the demo collections (`images`, `faces`) if absent.
@@ -103,6 +114,8 @@ pub struct ServeArgs {
     /// memory-mapped files.
     #[arg(long, default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
     pub seal_threshold: usize,
+    #[command(flatten)]
+    pub security: security::ServeSecurityArgs,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -335,6 +348,10 @@ pub fn main() -> ExitCode {
                 tokio::task::spawn_blocking(move || crate::tools::bench_link::run((*a).into()))
                     .await?
             }
+            Command::Token(t) => security::token(t).await,
+            Command::Restrict(a) => security::restrict(a).await,
+            Command::Whoami(a) => security::whoami(a).await,
+            Command::Audit(a) => security::audit_cmd(a),
         }
     });
     match result {
@@ -350,6 +367,10 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.seal_threshold == 0 {
         bail!("--seal-threshold must be at least 1");
     }
+    let tls = a.security.tls()?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("creating data directory {}", a.data_dir.display()))?;
+    a.security.check_exposure(a.listen, &a.data_dir)?;
     let data_dir = a.data_dir.clone();
     let opts = crate::collection::StorageOptions {
         sync: a.sync,
@@ -377,6 +398,9 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     );
     let opts = ServerOptions {
         max_message_bytes: a.max_message_bytes,
+        tls,
+        audit: Some(a.security.audit(&a.data_dir)),
+        limits: a.security.limits(),
     };
     server::serve(registry, listener, opts, shutdown_signal()).await?;
     tracing::info!("vidx stopped");
@@ -411,7 +435,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         bail!("--batch must be at least 1");
     }
     let sources = crate::io::ingest::plan(&a.files)?;
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let mut total = 0u64;
     for source in sources {
         let s2 = source.clone();
@@ -461,7 +485,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
 }
 
 async fn ensure_collection(
-    client: &mut VectorIndexClient<tonic::transport::Channel>,
+    client: &mut crate::api::client::Client,
     a: &IngestArgs,
     dim: u32,
 ) -> anyhow::Result<()> {
@@ -562,7 +586,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
     } else {
         bail!("give a query: --id ID, --vector v1,v2,… or --npy FILE --row N");
     };
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let resp = client
         .search(pb::SearchRequest {
             collection: a.collection.clone(),
@@ -635,7 +659,7 @@ fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
 }
 
 async fn collections(a: ClientArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.server).await?;
+    let mut client = connect(&a).await?;
     let resp = client
         .list_collections(pb::ListCollectionsRequest {})
         .await
@@ -665,7 +689,7 @@ async fn collections(a: ClientArgs) -> anyhow::Result<()> {
 }
 
 async fn flush(a: FlushArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let r = client
         .flush(pb::FlushRequest {
             collection: a.collection.clone(),

@@ -30,11 +30,14 @@
 pub mod config;
 mod open;
 pub mod registry;
+pub mod restrict;
 mod seal;
 mod search;
 mod segments;
 mod view;
 mod write;
+
+pub use write::{DeleteCheck, ReplaceCheck};
 
 pub use view::{PointRef, View};
 

@@ -7,6 +7,7 @@
 mod support;
 
 mod api;
+mod audit;
 mod bad_input;
 mod cli;
 mod crash;
@@ -16,5 +17,6 @@ mod layers;
 mod link;
 mod npy_files;
 mod recall;
+mod security;
 mod storage;
 mod stored_formats;

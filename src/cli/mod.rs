@@ -79,6 +79,8 @@ pub enum BenchCommand {
     Filter(crate::cli::tools::FilterBenchArgs),
     /// Linking quality (B-cubed F1, pairwise P/R, threshold sweep), triage accuracy, linking at scale.
     Link(Box<crate::cli::tools::LinkBenchArgs>),
+    /// Batched search QPS with TLS + tokens + audit on, beside the plain server.
+    Security(crate::cli::tools::SecurityBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -346,6 +348,10 @@ pub fn main() -> ExitCode {
             }
             Command::Bench(BenchCommand::Link(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_link::run((*a).into()))
+                    .await?
+            }
+            Command::Bench(BenchCommand::Security(a)) => {
+                tokio::task::spawn_blocking(move || crate::tools::bench_secure::run(a.into()))
                     .await?
             }
             Command::Token(t) => security::token(t).await,

@@ -234,19 +234,25 @@ fn load_or_make_key(path: &Path) -> Result<SigningKey> {
     }
 }
 
-/// The audit files of `dir`, oldest first, with the first seq each holds.
+/// The audit files of `dir`, oldest first, with the first seq each holds:
+/// `audit-<seq>.jsonl`, or `audit-<seq>.<k>.jsonl` when a start found a
+/// file of that name already begun (a crash left a partial record in it).
 pub fn log_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let rd = std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))?;
-    let mut out: Vec<(u64, PathBuf)> = rd
+    let mut out: Vec<((u64, u64), PathBuf)> = rd
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_str()?.to_string();
-            let seq = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?.parse().ok()?;
-            Some((seq, e.path()))
+            let stem = name.strip_prefix("audit-")?.strip_suffix(".jsonl")?;
+            let (seq, k) = match stem.split_once('.') {
+                Some((s, k)) => (s.parse().ok()?, k.parse().ok()?),
+                None => (stem.parse().ok()?, 0),
+            };
+            Some(((seq, k), e.path()))
         })
         .collect();
     out.sort();
-    Ok(out)
+    Ok(out.into_iter().map(|((seq, _), p)| (seq, p)).collect())
 }
 
 /// Seq and hash of the last complete record (0 and zeros for a new log).
@@ -422,8 +428,21 @@ impl Writer {
 }
 
 fn new_file(dir: &Path, first_seq: u64) -> Result<(File, PathBuf)> {
-    let path = dir.join(format!("audit-{first_seq:012}.jsonl"));
-    // A restart with no record since the last start reuses that empty file.
+    // Never append to a file begun before (a crash may have left part of a
+    // record at its end): a new name instead.
+    let mut k = 0u32;
+    let path = loop {
+        let name = if k == 0 {
+            format!("audit-{first_seq:012}.jsonl")
+        } else {
+            format!("audit-{first_seq:012}.{k}.jsonl")
+        };
+        let p = dir.join(name);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.len() > 0 => k += 1,
+            _ => break p,
+        }
+    };
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -780,6 +799,32 @@ mod tests {
                 assert_eq!(records, 100);
                 assert!(files > 2, "rotated: {files}");
                 assert!(checkpoints >= 2);
+            }
+            other => panic!("{other}"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_torn_by_a_crash_is_noted_and_the_chain_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let opts = AuditOptions::new(dir.path().join("audit"), dir.path().join("key"));
+        let log = AuditLog::open(opts.clone()).unwrap();
+        for i in 0..3 {
+            log.append(rec(i)).await.unwrap();
+        }
+        log.close();
+        // A crash in the middle of the next write: part of a record, no newline.
+        let (_, last) = log_files(&opts.dir).unwrap().pop().unwrap();
+        let mut f = OpenOptions::new().append(true).open(&last).unwrap();
+        f.write_all(b"{\"seq\":4,\"time\":\"20").unwrap();
+        drop(f);
+        let log = AuditLog::open(opts.clone()).unwrap();
+        assert_eq!(log.append(rec(9)).await.unwrap(), 4);
+        log.close();
+        match verify(&opts.dir, None).unwrap() {
+            Verdict::Intact { records, torn, .. } => {
+                assert_eq!(records, 4);
+                assert_eq!(torn.len(), 1, "{torn:?}");
             }
             other => panic!("{other}"),
         }

@@ -213,7 +213,9 @@ pub fn cert_identity(der: &[u8]) -> Result<CertIdentity, String> {
     };
     let credential = cert_credential(der);
     let agency = first(&mut subject.iter_organization()).ok_or_else(|| {
-        format!("client certificate {credential} names no agency: its subject has no O (Organization)")
+        format!(
+            "client certificate {credential} names no agency: its subject has no O (Organization)"
+        )
     })?;
     check_agency("the client certificate's O", &agency)?;
     let role = first(&mut subject.iter_organizational_unit()).ok_or_else(|| {
@@ -250,17 +252,28 @@ mod tests {
         let mut methods = Vec::new();
         for file in &set.file {
             for svc in &file.service {
-                if format!("{}.{}", file.package.as_deref().unwrap_or(""), svc.name.as_deref().unwrap_or("")) == SERVICE {
+                if format!(
+                    "{}.{}",
+                    file.package.as_deref().unwrap_or(""),
+                    svc.name.as_deref().unwrap_or("")
+                ) == SERVICE
+                {
                     methods.extend(svc.method.iter().filter_map(|m| m.name.clone()));
                 }
             }
         }
         assert!(methods.len() >= 10, "{methods:?}");
         for m in &methods {
-            assert!(role_for(m).is_some(), "RPC {m} has no role in RPC_ROLES: add it");
+            assert!(
+                role_for(m).is_some(),
+                "RPC {m} has no role in RPC_ROLES: add it"
+            );
         }
         for (m, _) in RPC_ROLES {
-            assert!(methods.contains(&m.to_string()), "RPC_ROLES names {m}, which the service does not have");
+            assert!(
+                methods.contains(&m.to_string()),
+                "RPC_ROLES names {m}, which the service does not have"
+            );
         }
     }
 

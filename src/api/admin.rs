@@ -120,7 +120,10 @@ pub fn token_info(t: &TokenRecord) -> pb::TokenInfo {
 }
 
 /// CreateToken.
-pub fn create_token(tokens: &TokenStore, req: pb::CreateTokenRequest) -> Result<pb::CreateTokenResponse> {
+pub fn create_token(
+    tokens: &TokenStore,
+    req: pb::CreateTokenRequest,
+) -> Result<pb::CreateTokenResponse> {
     let role: Role = req.role.parse().map_err(Error::InvalidArgument)?;
     if req.expires_in < 0 {
         return Err(Error::invalid(format!(

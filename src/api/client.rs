@@ -83,9 +83,12 @@ pub fn endpoint(addr: &str, creds: &Credentials) -> Result<Endpoint, String> {
     match (&creds.cert_pem, &creds.key_pem) {
         (Some(c), Some(k)) => cfg = cfg.identity(Identity::from_pem(c, k)),
         (None, None) => {}
-        _ => return Err("--cert and --key go together (the client certificate and its key)".into()),
+        _ => {
+            return Err("--cert and --key go together (the client certificate and its key)".into());
+        }
     }
-    ep.tls_config(cfg).map_err(|e| format!("TLS configuration: {e}"))
+    ep.tls_config(cfg)
+        .map_err(|e| format!("TLS configuration: {e}"))
 }
 
 /// Connects a client with the server's default message limits.

@@ -62,7 +62,10 @@ impl Gate {
             let token = v
                 .to_str()
                 .ok()
-                .and_then(|s| s.strip_prefix("Bearer ").or_else(|| s.strip_prefix("bearer ")))
+                .and_then(|s| {
+                    s.strip_prefix("Bearer ")
+                        .or_else(|| s.strip_prefix("bearer "))
+                })
                 .map(str::trim)
                 .ok_or_else(|| {
                     Status::unauthenticated("the authorization metadata is not `Bearer <token>`")
@@ -208,7 +211,11 @@ impl Call {
             status: code_name(status.map_or(tonic::Code::Ok, |s| s.code())).to_string(),
             message: status.map(|s| s.message().to_string()).unwrap_or_default(),
             results: if phase.is_empty() { note.results } else { 0 },
-            ids: if phase.is_empty() { note.ids.clone() } else { Vec::new() },
+            ids: if phase.is_empty() {
+                note.ids.clone()
+            } else {
+                Vec::new()
+            },
             duration_ms: (self.started.elapsed().as_secs_f64() * 1e6).round() / 1e3,
             ..Default::default()
         }
@@ -233,7 +240,10 @@ fn status_response(s: Status) -> http::Response<Body> {
 
 impl<S> tower::Service<http::Request<Body>> for GateService<S>
 where
-    S: tower::Service<http::Request<Body>, Response = http::Response<Body>> + Clone + Send + 'static,
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + 'static,
     S::Future: Send + 'static,
     S::Error: Send + 'static,
 {
@@ -330,7 +340,8 @@ impl AuditedBody {
         let call = self.call.clone();
         let fut: BoxFuture<Result<(), Status>> = Box::pin(async move {
             let ok = status.as_ref().is_none_or(|s| s.code() == tonic::Code::Ok);
-            call.write("", if ok { None } else { status.as_ref() }).await
+            call.write("", if ok { None } else { status.as_ref() })
+                .await
         });
         self.pending = Some((fut, trailers));
     }

@@ -79,7 +79,9 @@ pub fn delete_check<'a>(
     visibility: Option<&'a Filter>,
 ) -> impl Fn(&str, &pb::Metadata) -> Result<bool> + Sync + 'a {
     move |id, stored| {
-        if visibility.is_some_and(|v| v.hides(stored)) && caller.role != crate::api::access::Role::Admin {
+        if visibility.is_some_and(|v| v.hides(stored))
+            && caller.role != crate::api::access::Role::Admin
+        {
             return Ok(false);
         }
         if !caller.may_write_for(&stored.agency) {

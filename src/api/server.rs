@@ -17,9 +17,9 @@ use crate::api::service::Service;
 use crate::api::tokens::TokenStore;
 use crate::collection::registry::Registry;
 use crate::collection::restrict::Restrictions;
-use crate::storage::audit::{AuditLog, AuditOptions};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndexServer;
+use crate::storage::audit::{AuditLog, AuditOptions};
 
 /// Default request/response size limit: a 2,000-point batch of 512-d vectors
 /// is ~4.1 MB of floats plus metadata; 64 MiB leaves room for 10× that.

@@ -75,7 +75,10 @@ pub(crate) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
 
 /// The audit note of the call, for the handler to fill in.
 pub(crate) fn note<T>(req: &Request<T>) -> NoteSlot {
-    req.extensions().get::<NoteSlot>().cloned().unwrap_or_default()
+    req.extensions()
+        .get::<NoteSlot>()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// A collection's info as a caller with `visibility` sees it: the count
@@ -596,11 +599,10 @@ impl VectorIndex for Service {
         // The stored series hold unrestricted material only: a restricted
         // upload (that the caller may see) is linked on the caller's view,
         // into a copy of the series that is not stored.
-        let private = self
-            .restrictions
-            .snapshot()
-            .values()
-            .any(|r| r.upload_id == req.upload_id && (caller.open || r.visible_to(&caller.agency)));
+        let private =
+            self.restrictions.snapshot().values().any(|r| {
+                r.upload_id == req.upload_id && (caller.open || r.visible_to(&caller.agency))
+            });
         let visibility = if private {
             self.visibility(&caller)
         } else {

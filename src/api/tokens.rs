@@ -202,7 +202,13 @@ impl TokenStore {
     }
 
     pub fn revoked_certs(&self) -> Vec<String> {
-        self.state.read().file.revoked_certs.iter().cloned().collect()
+        self.state
+            .read()
+            .file
+            .revoked_certs
+            .iter()
+            .cloned()
+            .collect()
     }
 
     pub fn cert_revoked(&self, credential: &str) -> bool {
@@ -263,19 +269,29 @@ mod tests {
         let (tok, rec) = store.create("DE-BKA", Role::Analyst, None, None).unwrap();
         assert!(tok.starts_with("vidx_") && tok.len() == 69);
         let file = std::fs::read_to_string(dir.path().join(TOKENS_FILE)).unwrap();
-        assert!(!file.contains(&tok[5..]), "the token itself is never stored");
+        assert!(
+            !file.contains(&tok[5..]),
+            "the token itself is never stored"
+        );
         assert_eq!(store.authenticate(&tok).unwrap().id, rec.id);
         // Reopened from disk.
         let store = TokenStore::open(dir.path()).unwrap();
         assert_eq!(store.authenticate(&tok).unwrap().agency, "DE-BKA");
         assert_eq!(store.authenticate("vidx_00"), Err(Refusal::Unknown));
         store.revoke(&rec.id).unwrap();
-        assert_eq!(store.authenticate(&tok), Err(Refusal::Revoked(rec.id.clone())));
+        assert_eq!(
+            store.authenticate(&tok),
+            Err(Refusal::Revoked(rec.id.clone()))
+        );
         let (old, rec2) = store
             .create("FR-OCRVP", Role::Reader, None, Some(now() - 1))
             .unwrap();
         assert_eq!(store.authenticate(&old), Err(Refusal::Expired(rec2.id)));
-        assert!(store.create("bad agency", Role::Reader, None, None).is_err());
+        assert!(
+            store
+                .create("bad agency", Role::Reader, None, None)
+                .is_err()
+        );
     }
 
     #[test]

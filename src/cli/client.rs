@@ -83,7 +83,6 @@ pub fn status_error(s: tonic::Status) -> anyhow::Error {
 mod tests {
     use crate::api::client::causes;
 
-
     #[derive(Debug)]
     struct E(&'static str, Option<Box<E>>);
     impl std::fmt::Display for E {

@@ -151,6 +151,7 @@ pub struct TokenTarget {
 
 #[derive(clap::Args, Debug)]
 pub struct TokenCreateArgs {
+    /// The agency the token acts for, e.g. DE-BKA.
     #[arg(long)]
     pub agency: String,
     /// reader, contributor, analyst or admin.
@@ -240,7 +241,15 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                     .into_inner(),
             };
             let mut tab = table::Table::new(
-                &["id", "agency", "role", "collections", "created", "expires", "state"],
+                &[
+                    "id",
+                    "agency",
+                    "role",
+                    "collections",
+                    "created",
+                    "expires",
+                    "state",
+                ],
                 &[],
             );
             let n = now();
@@ -256,7 +265,11 @@ pub async fn token(cmd: TokenCommand) -> anyhow::Result<()> {
                     tk.id,
                     tk.agency,
                     tk.role,
-                    if tk.collections.is_empty() { "all".into() } else { tk.collections.join(",") },
+                    if tk.collections.is_empty() {
+                        "all".into()
+                    } else {
+                        tk.collections.join(",")
+                    },
                     time(tk.created_at),
                     time(tk.expires_at),
                     state,
@@ -331,7 +344,11 @@ pub async fn restrict(a: RestrictArgs) -> anyhow::Result<()> {
             r.owner,
             r.owner,
             shared.iter().map(|s| format!(", {s}")).collect::<String>(),
-            if r.deconfliction { " (deconfliction on)" } else { "" }
+            if r.deconfliction {
+                " (deconfliction on)"
+            } else {
+                ""
+            }
         );
     } else {
         println!("upload {} of {}: restriction lifted", r.upload_id, r.owner);
@@ -374,7 +391,9 @@ pub enum AuditCommand {
     },
     /// Print records as JSON lines.
     Export {
+        /// The audit directory (e.g. <data-dir>/audit).
         dir: PathBuf,
+        /// Only the records of this agency.
         #[arg(long)]
         agency: Option<String>,
         /// Unix seconds or a UTC date (2024-01-31).

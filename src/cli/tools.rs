@@ -352,6 +352,7 @@ pub struct SecurityBenchArgs {
     /// Points of the generated collection (sealed).
     #[arg(long, default_value_t = 50_000)]
     pub n: usize,
+    /// Dimension of the vectors.
     #[arg(long, default_value_t = 128)]
     pub dim: usize,
     /// Queries per round and server.
@@ -363,13 +364,16 @@ pub struct SecurityBenchArgs {
     /// Queries per request.
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
+    /// Neighbours per query.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// Search breadth.
     #[arg(long, default_value_t = 64)]
     pub ef: usize,
     /// Rounds, alternating plain and secure; the medians are compared.
     #[arg(long, default_value_t = 3)]
     pub rounds: usize,
+    /// Seed of the vectors.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }

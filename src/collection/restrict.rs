@@ -67,8 +67,9 @@ impl Restrictions {
         let path = data_dir.join(RESTRICTIONS_FILE);
         let map = match std::fs::read(&path) {
             Ok(bytes) => {
-                let f: File = serde_json::from_slice(&bytes)
-                    .map_err(|e| Error::data_loss(&path, format!("not a restrictions file: {e}")))?;
+                let f: File = serde_json::from_slice(&bytes).map_err(|e| {
+                    Error::data_loss(&path, format!("not a restrictions file: {e}"))
+                })?;
                 if f.format != FORMAT {
                     return Err(Error::FailedPrecondition(format!(
                         "{}: format {:?}; this vidx reads {FORMAT:?}",
@@ -141,7 +142,11 @@ impl Restrictions {
     /// Sets (adds or replaces) a restriction, durably, after `check` passes
     /// under the write lock (the caller checks that an upload restricted
     /// for the first time has no points yet).
-    pub fn set(&self, r: Restriction, check: impl FnOnce(Option<&Restriction>) -> Result<()>) -> Result<()> {
+    pub fn set(
+        &self,
+        r: Restriction,
+        check: impl FnOnce(Option<&Restriction>) -> Result<()>,
+    ) -> Result<()> {
         let _w = self.write.lock();
         let mut map = (*self.snapshot()).clone();
         let key = (r.owner.clone(), r.upload_id.clone());
@@ -154,7 +159,10 @@ impl Restrictions {
     pub fn lift(&self, owner: &str, upload_id: &str) -> Result<bool> {
         let _w = self.write.lock();
         let mut map = (*self.snapshot()).clone();
-        if map.remove(&(owner.to_string(), upload_id.to_string())).is_none() {
+        if map
+            .remove(&(owner.to_string(), upload_id.to_string()))
+            .is_none()
+        {
             return Ok(false);
         }
         self.store(map)?;

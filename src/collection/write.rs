@@ -106,7 +106,11 @@ impl Collection {
     /// `check` (id, stored metadata) under the writer lock: `Ok(false)`
     /// leaves it alone as if it did not exist, an error refuses the whole
     /// delete.
-    pub fn delete_checked(&self, ids: Vec<String>, check: Option<DeleteCheck<'_>>) -> Result<usize> {
+    pub fn delete_checked(
+        &self,
+        ids: Vec<String>,
+        check: Option<DeleteCheck<'_>>,
+    ) -> Result<usize> {
         self.check()?;
         for (i, id) in ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;

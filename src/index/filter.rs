@@ -311,7 +311,10 @@ impl MetaIndex {
             impossible: false,
         };
         for (agency, upload) in &f.hidden_uploads {
-            if let (Some(&a), Some(&u)) = (self.agency.dict.get(agency), self.upload_id.dict.get(upload)) {
+            if let (Some(&a), Some(&u)) = (
+                self.agency.dict.get(agency),
+                self.upload_id.dict.get(upload),
+            ) {
                 c.hidden.push((a, u));
             }
         }
@@ -603,7 +606,9 @@ mod tests {
             tags_any: pick(rng, &TAGS, "rare"),
             hidden_uploads: ["a0", "a1", "a2", "zz"]
                 .iter()
-                .flat_map(|a| ["u0", "u1", "u2", "u3", "u9"].map(|u| (a.to_string(), u.to_string())))
+                .flat_map(|a| {
+                    ["u0", "u1", "u2", "u3", "u9"].map(|u| (a.to_string(), u.to_string()))
+                })
                 .filter(|_| rng.random_bool(0.15))
                 .collect(),
         };

@@ -405,7 +405,9 @@ impl Writer {
 
     fn checkpoint(&mut self) -> Result<()> {
         let time = rfc3339_now();
-        let sig = self.key.sign(signed_message(self.seq, &self.hash, &time).as_bytes());
+        let sig = self
+            .key
+            .sign(signed_message(self.seq, &self.hash, &time).as_bytes());
         let cp = Checkpoint {
             seq: self.seq,
             hash: self.hash.clone(),
@@ -690,16 +692,24 @@ impl<'a> Walk<'a> {
         }
         if got != expected {
             return if seqs.contains(&expected) {
-                broken(format!("reordered: record {got} stands in its place; it comes later"))
+                broken(format!(
+                    "reordered: record {got} stands in its place; it comes later"
+                ))
             } else if got > expected {
                 let gone = if got == expected + 1 {
                     format!("record {expected} is")
                 } else {
                     format!("records {expected} to {} are", got - 1)
                 };
-                broken(format!("removed: {gone} missing (record {} is followed by {got})", self.seq))
+                broken(format!(
+                    "removed: {gone} missing (record {} is followed by {got})",
+                    self.seq
+                ))
             } else {
-                broken(format!("reordered: record {got} appears again after record {}", self.seq))
+                broken(format!(
+                    "reordered: record {got} appears again after record {}",
+                    self.seq
+                ))
             };
         }
         if p.record.prev != self.hash {
@@ -783,19 +793,29 @@ mod tests {
             let mut tasks = Vec::new();
             for i in 0..50 {
                 let log = log.clone();
-                tasks.push(tokio::spawn(async move { log.append(rec(i)).await.unwrap() }));
+                tasks.push(tokio::spawn(
+                    async move { log.append(rec(i)).await.unwrap() },
+                ));
             }
             let mut seqs = Vec::new();
             for t in tasks {
                 seqs.push(t.await.unwrap());
             }
             seqs.sort();
-            assert_eq!(seqs, ((round * 50 + 1)..=(round * 50 + 50)).collect::<Vec<u64>>());
+            assert_eq!(
+                seqs,
+                ((round * 50 + 1)..=(round * 50 + 50)).collect::<Vec<u64>>()
+            );
             log.close();
         }
         let v = verify(&opts.dir, None).unwrap();
         match v {
-            Verdict::Intact { records, files, checkpoints, .. } => {
+            Verdict::Intact {
+                records,
+                files,
+                checkpoints,
+                ..
+            } => {
                 assert_eq!(records, 100);
                 assert!(files > 2, "rotated: {files}");
                 assert!(checkpoints >= 2);

@@ -180,7 +180,9 @@ pub fn run(o: SecurityBenchOptions) -> anyhow::Result<()> {
             scheme: "https",
         },
     ];
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let mut qps: Vec<Vec<f64>> = vec![Vec::new(); modes.len()];
     for round in 0..o.rounds.max(1) {
         for (mi, m) in modes.iter().enumerate() {
@@ -204,7 +206,12 @@ pub fn run(o: SecurityBenchOptions) -> anyhow::Result<()> {
     println!("|---|---|---:|");
     for (m, v) in modes.iter().zip(&qps) {
         let rounds: Vec<String> = v.iter().map(|q| format!("{q:.0}")).collect();
-        println!("| {} | {} | {:.0} |", m.name, rounds.join(", "), median(&mut v.clone()));
+        println!(
+            "| {} | {} | {:.0} |",
+            m.name,
+            rounds.join(", "),
+            median(&mut v.clone())
+        );
     }
     println!("ratio tls+token+audit / plain: {:.2}", secure / plain);
     println!("audit log of the secure runs: {records}");
@@ -213,7 +220,11 @@ pub fn run(o: SecurityBenchOptions) -> anyhow::Result<()> {
 
 /// Starts the server of `m`, runs every query in batches from all clients,
 /// stops it; returns queries per second.
-async fn measure(m: &Mode, o: &SecurityBenchOptions, queries: &Arc<Vec<Vec<f32>>>) -> anyhow::Result<f64> {
+async fn measure(
+    m: &Mode,
+    o: &SecurityBenchOptions,
+    queries: &Arc<Vec<Vec<f32>>>,
+) -> anyhow::Result<f64> {
     let registry = Arc::new(Registry::open(
         &m.dir,
         StorageOptions {
@@ -237,7 +248,12 @@ async fn measure(m: &Mode, o: &SecurityBenchOptions, queries: &Arc<Vec<Vec<f32>>
         clients.push(connect_retry(&url, c).await?);
     }
     // Warm-up: connections, pages, the metadata index.
-    batched(&clients, &Arc::new(queries[..queries.len().min(400)].to_vec()), o).await?;
+    batched(
+        &clients,
+        &Arc::new(queries[..queries.len().min(400)].to_vec()),
+        o,
+    )
+    .await?;
     let t = Instant::now();
     batched(&clients, queries, o).await?;
     let qps = queries.len() as f64 / t.elapsed().as_secs_f64();
@@ -260,7 +276,11 @@ async fn connect_retry(url: &str, c: &Credentials) -> anyhow::Result<Client> {
 
 /// Every client sends `batch` queries per request, taking the next batch
 /// until all are done.
-async fn batched(clients: &[Client], queries: &Arc<Vec<Vec<f32>>>, o: &SecurityBenchOptions) -> anyhow::Result<()> {
+async fn batched(
+    clients: &[Client],
+    queries: &Arc<Vec<Vec<f32>>>,
+    o: &SecurityBenchOptions,
+) -> anyhow::Result<()> {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for c in clients {

@@ -19,8 +19,15 @@ const DIM: usize = 16;
 
 /// `vidx audit verify DIR`: (success, stdout).
 fn verify(dir: &Path) -> (bool, String) {
-    let out = Command::new(BIN).args(["audit", "verify"]).arg(dir).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_string())
+    let out = Command::new(BIN)
+        .args(["audit", "verify"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).trim().to_string(),
+    )
 }
 
 /// The record lines of an audit directory in order, with their files.
@@ -29,7 +36,13 @@ fn lines(dir: &Path) -> Vec<(PathBuf, Vec<String>)> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_str().unwrap().starts_with("audit-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("audit-")
+        })
         .collect();
     files.sort();
     files
@@ -56,7 +69,11 @@ fn tampered(src: &Path, edit: impl FnOnce(&mut Vec<String>)) -> tempfile::TempDi
     // Put the lines back file by file (the last file takes any change in count).
     let mut it = all.into_iter();
     for (i, (f, _)) in files.iter().enumerate() {
-        let take = if i + 1 == files.len() { usize::MAX } else { sizes[i] };
+        let take = if i + 1 == files.len() {
+            usize::MAX
+        } else {
+            sizes[i]
+        };
         let chunk: Vec<String> = it.by_ref().take(take).collect();
         let mut text = chunk.join("\n");
         if !chunk.is_empty() {
@@ -81,7 +98,9 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
     let (ta, ta_id) = make_token(dir, "DE-BKA", Role::Contributor);
     let (tr, _) = make_token(dir, "FR-OCRVP", Role::Reader);
     let server = secure::start_secure(&pki, dir, false).await;
-    let mut admin = secure::client(&server, &pki, Some(&admin), None).await.unwrap();
+    let mut admin = secure::client(&server, &pki, Some(&admin), None)
+        .await
+        .unwrap();
     admin
         .create_collection(pb::CreateCollectionRequest {
             name: "images".into(),
@@ -92,36 +111,80 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
         })
         .await
         .unwrap();
-    let mut a = secure::client(&server, &pki, Some(&ta), None).await.unwrap();
+    let mut a = secure::client(&server, &pki, Some(&ta), None)
+        .await
+        .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(3);
     let points: Vec<pb::Point> = (0..300)
         .map(|i| pb::Point {
             id: format!("p{i}"),
             vector: random_unit(&mut rng, DIM),
-            metadata: Some(pb::Metadata { upload_id: format!("U{}", i % 7), ..Default::default() }),
+            metadata: Some(pb::Metadata {
+                upload_id: format!("U{}", i % 7),
+                ..Default::default()
+            }),
         })
         .collect();
-    a.upsert(tokio_stream::iter(vec![pb::UpsertRequest { collection: "images".into(), points }]))
-        .await
-        .unwrap();
+    a.upsert(tokio_stream::iter(vec![pb::UpsertRequest {
+        collection: "images".into(),
+        points,
+    }]))
+    .await
+    .unwrap();
     let calls = 10_000usize;
     let workers = 8;
     let mut tasks = Vec::new();
     for w in 0..workers {
         let mut a = a.clone();
-        let mut r = secure::client(&server, &pki, Some(&tr), None).await.unwrap();
+        let mut r = secure::client(&server, &pki, Some(&tr), None)
+            .await
+            .unwrap();
         let mut anon = secure::client(&server, &pki, None, None).await.unwrap();
         let mut rng = ChaCha8Rng::seed_from_u64(100 + w as u64);
         tasks.push(tokio::spawn(async move {
             let mut refused = 0;
             for i in 0..calls / workers {
                 let ok = match i % 6 {
-                    0 => a.search(search_req("images", vec![vector_query(random_unit(&mut rng, DIM))], 5)).await.is_ok(),
-                    1 => r.search(search_req("images", vec![id_query(&format!("p{}", i % 300))], 3)).await.is_ok(),
-                    2 => r.get(pb::GetRequest { collection: "images".into(), ids: vec![format!("p{}", i % 300)] }).await.is_ok(),
-                    3 => r.upsert(tokio_stream::iter(vec![pb::UpsertRequest { collection: "images".into(), points: vec![] }])).await.is_ok(),
-                    4 => anon.list_collections(pb::ListCollectionsRequest {}).await.is_ok(),
-                    _ => r.describe_collection(pb::DescribeCollectionRequest { name: "images".into() }).await.is_ok(),
+                    0 => a
+                        .search(search_req(
+                            "images",
+                            vec![vector_query(random_unit(&mut rng, DIM))],
+                            5,
+                        ))
+                        .await
+                        .is_ok(),
+                    1 => r
+                        .search(search_req(
+                            "images",
+                            vec![id_query(&format!("p{}", i % 300))],
+                            3,
+                        ))
+                        .await
+                        .is_ok(),
+                    2 => r
+                        .get(pb::GetRequest {
+                            collection: "images".into(),
+                            ids: vec![format!("p{}", i % 300)],
+                        })
+                        .await
+                        .is_ok(),
+                    3 => r
+                        .upsert(tokio_stream::iter(vec![pb::UpsertRequest {
+                            collection: "images".into(),
+                            points: vec![],
+                        }]))
+                        .await
+                        .is_ok(),
+                    4 => anon
+                        .list_collections(pb::ListCollectionsRequest {})
+                        .await
+                        .is_ok(),
+                    _ => r
+                        .describe_collection(pb::DescribeCollectionRequest {
+                            name: "images".into(),
+                        })
+                        .await
+                        .is_ok(),
                 };
                 refused += !ok as usize;
             }
@@ -132,7 +195,10 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
     for t in tasks {
         refused += t.await.unwrap();
     }
-    assert!(refused >= calls / 3 - workers, "reader upserts and calls without a token are refused: {refused}");
+    assert!(
+        refused >= calls / 3 - workers,
+        "reader upserts and calls without a token are refused: {refused}"
+    );
     server.stop().await;
 
     let audit = dir.join("audit");
@@ -147,7 +213,9 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
     let text = all.join("\n");
     assert!(!text.contains(&ta) && !text.contains(&tr));
     let refused_rec: serde_json::Value = serde_json::from_str(
-        all.iter().find(|l| l.contains("\"UNAUTHENTICATED\"")).expect("a refused call is recorded"),
+        all.iter()
+            .find(|l| l.contains("\"UNAUTHENTICATED\""))
+            .expect("a refused call is recorded"),
     )
     .unwrap();
     assert_eq!(refused_rec["credential"], "-");
@@ -160,7 +228,12 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
     assert_eq!(search_rec["agency"], "DE-BKA");
     assert_eq!(search_rec["ids"].as_array().unwrap().len(), 5);
     assert_eq!(search_rec["request"]["k"], 5);
-    assert!(search_rec["peer"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(
+        search_rec["peer"]
+            .as_str()
+            .unwrap()
+            .starts_with("127.0.0.1:")
+    );
 
     // One byte changed.
     let t = tampered(&audit, |l| {
@@ -169,24 +242,36 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
         line.replace_range(at..at + 1, "Z");
     });
     let (ok, said) = verify(t.path());
-    assert!(!ok && said.starts_with("BROKEN at record 5000: edited"), "{said}");
+    assert!(
+        !ok && said.starts_with("BROKEN at record 5000: edited"),
+        "{said}"
+    );
     eprintln!("one byte changed: {said}");
     // A record deleted.
     let t = tampered(&audit, |l| {
         assert_eq!(seq_of(&l.remove(3999)), 4000);
     });
     let (ok, said) = verify(t.path());
-    assert!(!ok && said.starts_with("BROKEN at record 4000: removed"), "{said}");
+    assert!(
+        !ok && said.starts_with("BROKEN at record 4000: removed"),
+        "{said}"
+    );
     eprintln!("a record deleted: {said}");
     // Two swapped.
     let t = tampered(&audit, |l| l.swap(2999, 3000));
     let (ok, said) = verify(t.path());
-    assert!(!ok && said.starts_with("BROKEN at record 3000: reordered"), "{said}");
+    assert!(
+        !ok && said.starts_with("BROKEN at record 3000: reordered"),
+        "{said}"
+    );
     eprintln!("two swapped: {said}");
     // The tail cut.
     let t = tampered(&audit, |l| l.truncate(l.len() - 3));
     let (ok, said) = verify(t.path());
-    assert!(!ok && said.starts_with(&format!("BROKEN at record {}: truncated", n - 2)), "{said}");
+    assert!(
+        !ok && said.starts_with(&format!("BROKEN at record {}: truncated", n - 2)),
+        "{said}"
+    );
     eprintln!("tail cut: {said}");
     // Export: JSON lines of one agency.
     let out = Command::new(BIN)
@@ -214,11 +299,23 @@ fn secrets_stay_out_of_logs_errors_and_the_audit_log() {
     let ca = secure::write(files, "ca.pem", &pki.ca_pem);
     // The real command makes the token and prints it once.
     let out = Command::new(BIN)
-        .args(["token", "create", "--agency", "DE-BKA", "--role", "admin", "--data-dir"])
+        .args([
+            "token",
+            "create",
+            "--agency",
+            "DE-BKA",
+            "--role",
+            "admin",
+            "--data-dir",
+        ])
         .arg(&dir)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("vidx_"), "{token}");
     let token_file = secure::write(files, "token", &token);
@@ -241,7 +338,11 @@ fn secrets_stay_out_of_logs_errors_and_the_audit_log() {
         c.env_remove("VIDX_TOKEN").output().unwrap()
     };
     let ok = cli(&["collections"], Some(&token_file));
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let who = cli(&["whoami"], Some(&token_file));
     assert!(String::from_utf8_lossy(&who.stdout).contains("agency DE-BKA role admin"));
     // A wrong token (the real one, changed) and no token: refused, and the
@@ -254,7 +355,10 @@ fn secrets_stay_out_of_logs_errors_and_the_audit_log() {
         assert!(!bad.status.success());
         let err = String::from_utf8_lossy(&bad.stderr);
         assert!(err.contains("Unauthenticated"), "{err}");
-        assert!(!err.contains(&token[5..]) && !err.contains(&wrong[5..]), "{err}");
+        assert!(
+            !err.contains(&token[5..]) && !err.contains(&wrong[5..]),
+            "{err}"
+        );
     }
     server.kill();
     let key_body: String = server_cert
@@ -262,19 +366,34 @@ fn secrets_stay_out_of_logs_errors_and_the_audit_log() {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    let log: String = server.log().tail.iter().cloned().collect::<Vec<_>>().join("\n");
+    let log: String = server
+        .log()
+        .tail
+        .iter()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join("\n");
     let mut haystacks = vec![("the server log".to_string(), log)];
     for e in walk(&dir) {
         let bytes = std::fs::read(&e).unwrap();
-        haystacks.push((e.to_str().unwrap().to_string(), String::from_utf8_lossy(&bytes).into_owned()));
+        haystacks.push((
+            e.to_str().unwrap().to_string(),
+            String::from_utf8_lossy(&bytes).into_owned(),
+        ));
     }
-    assert!(haystacks.iter().any(|(n, _)| n.contains("audit-")), "the audit log is there");
+    assert!(
+        haystacks.iter().any(|(n, _)| n.contains("audit-")),
+        "the audit log is there"
+    );
     for (name, text) in haystacks {
         for (what, secret) in [("token", &token[5..]), ("wrong token", &wrong[5..])] {
             assert!(!text.contains(secret), "{name} holds the {what}");
         }
         for line in key_body.as_bytes().chunks(32) {
-            assert!(!text.contains(std::str::from_utf8(line).unwrap()), "{name} holds the TLS key");
+            assert!(
+                !text.contains(std::str::from_utf8(line).unwrap()),
+                "{name} holds the TLS key"
+            );
         }
     }
 }
@@ -303,11 +422,18 @@ fn serve_refuses_an_unprotected_listen_beyond_loopback_and_says_when_it_runs_ope
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
-    assert!(err.contains("refusing to listen on 0.0.0.0:0 without TLS and authentication"), "{err}");
+    assert!(
+        err.contains("refusing to listen on 0.0.0.0:0 without TLS and authentication"),
+        "{err}"
+    );
     assert!(err.contains("--insecure"), "{err}");
     let (server, _) = ServerProcess::start(tmp.path(), &[] as &[&str]);
     assert!(
-        server.log().tail.iter().any(|l| l.contains("running OPEN on 127.0.0.1:0")),
+        server
+            .log()
+            .tail
+            .iter()
+            .any(|l| l.contains("running OPEN on 127.0.0.1:0")),
         "{}",
         server.tail()
     );

@@ -18,7 +18,11 @@ use crate::support::{at_cosine, id_query, random_unit, search_req, vector_query}
 
 const DIM: usize = 32;
 
-async fn upsert(c: &mut Client, collection: &str, points: Vec<pb::Point>) -> Result<u64, tonic::Status> {
+async fn upsert(
+    c: &mut Client,
+    collection: &str,
+    points: Vec<pb::Point>,
+) -> Result<u64, tonic::Status> {
     c.upsert(tokio_stream::iter(vec![pb::UpsertRequest {
         collection: collection.into(),
         points,
@@ -71,10 +75,20 @@ async fn credentials_roles_and_ownership_over_tls() {
     let store = vidx::api::tokens::TokenStore::open(dir).unwrap();
     store.revoke(&revoked_id).unwrap();
     let (expired, rec) = store
-        .create("DE-BKA", Role::Analyst, None, Some(vidx::api::tokens::now() - 10))
+        .create(
+            "DE-BKA",
+            Role::Analyst,
+            None,
+            Some(vidx::api::tokens::now() - 10),
+        )
         .unwrap();
     let (limited, _) = store
-        .create("DE-BKA", Role::Admin, Some(["faces".to_string()].into()), None)
+        .create(
+            "DE-BKA",
+            Role::Admin,
+            Some(["faces".to_string()].into()),
+            None,
+        )
         .unwrap();
     drop(store);
     let server = secure::start_secure(&pki, dir, false).await;
@@ -84,11 +98,16 @@ async fn credentials_roles_and_ownership_over_tls() {
     let (c, m) = code(none.list_collections(pb::ListCollectionsRequest {}).await);
     assert_eq!(c, Code::Unauthenticated, "{m}");
     for (tok, want) in [
-        (revoked.as_str(), format!("token {revoked_id} has been revoked")),
+        (
+            revoked.as_str(),
+            format!("token {revoked_id} has been revoked"),
+        ),
         (expired.as_str(), format!("token {} has expired", rec.id)),
         ("vidx_0000", "the bearer token is not valid".to_string()),
     ] {
-        let mut cl = secure::client(&server, &pki, Some(tok), None).await.unwrap();
+        let mut cl = secure::client(&server, &pki, Some(tok), None)
+            .await
+            .unwrap();
         let (c, m) = code(cl.list_collections(pb::ListCollectionsRequest {}).await);
         assert_eq!(c, Code::Unauthenticated, "{m}");
         assert!(m.contains(&want), "{m}");
@@ -101,25 +120,54 @@ async fn credentials_roles_and_ownership_over_tls() {
     )
     .await;
     if let Ok(mut p) = plain {
-        assert!(p.list_collections(pb::ListCollectionsRequest {}).await.is_err());
+        assert!(
+            p.list_collections(pb::ListCollectionsRequest {})
+                .await
+                .is_err()
+        );
     }
 
-    let mut admin = secure::client(&server, &pki, Some(&admin), None).await.unwrap();
-    admin.create_collection(create("images", pb::Kind::Image)).await.unwrap();
+    let mut admin = secure::client(&server, &pki, Some(&admin), None)
+        .await
+        .unwrap();
+    admin
+        .create_collection(create("images", pb::Kind::Image))
+        .await
+        .unwrap();
     let mut rng = ChaCha8Rng::seed_from_u64(1);
     // A reader may not write: PERMISSION_DENIED naming the role and the RPC.
-    let mut reader = secure::client(&server, &pki, Some(&reader), None).await.unwrap();
-    let (c, m) = code(upsert(&mut reader, "images", vec![pt("r1", "U", "FR", random_unit(&mut rng, DIM))]).await);
+    let mut reader = secure::client(&server, &pki, Some(&reader), None)
+        .await
+        .unwrap();
+    let (c, m) = code(
+        upsert(
+            &mut reader,
+            "images",
+            vec![pt("r1", "U", "FR", random_unit(&mut rng, DIM))],
+        )
+        .await,
+    );
     assert_eq!(c, Code::PermissionDenied, "{m}");
     assert!(m.contains("role reader") && m.contains("Upsert"), "{m}");
     let (c, m) = code(reader.create_collection(create("x", pb::Kind::Image)).await);
     assert_eq!(c, Code::PermissionDenied, "{m}");
 
     // A contributor stores its own points; their agency is its agency.
-    let mut a = secure::client(&server, &pki, Some(&contrib_a), None).await.unwrap();
-    upsert(&mut a, "images", vec![pt("a1", "UA", "DE", random_unit(&mut rng, DIM))]).await.unwrap();
+    let mut a = secure::client(&server, &pki, Some(&contrib_a), None)
+        .await
+        .unwrap();
+    upsert(
+        &mut a,
+        "images",
+        vec![pt("a1", "UA", "DE", random_unit(&mut rng, DIM))],
+    )
+    .await
+    .unwrap();
     let got = reader
-        .get(pb::GetRequest { collection: "images".into(), ids: vec!["a1".into()] })
+        .get(pb::GetRequest {
+            collection: "images".into(),
+            ids: vec!["a1".into()],
+        })
         .await
         .unwrap()
         .into_inner();
@@ -131,37 +179,82 @@ async fn credentials_roles_and_ownership_over_tls() {
     assert_eq!(c, Code::PermissionDenied, "{m}");
     assert!(m.contains("FR-OCRVP") && m.contains("DE-BKA"), "{m}");
     // Another agency may neither replace nor delete it; an admin may.
-    let mut b = secure::client(&server, &pki, Some(&contrib_b), None).await.unwrap();
-    let (c, m) = code(upsert(&mut b, "images", vec![pt("a1", "UB", "FR", random_unit(&mut rng, DIM))]).await);
+    let mut b = secure::client(&server, &pki, Some(&contrib_b), None)
+        .await
+        .unwrap();
+    let (c, m) = code(
+        upsert(
+            &mut b,
+            "images",
+            vec![pt("a1", "UB", "FR", random_unit(&mut rng, DIM))],
+        )
+        .await,
+    );
     assert_eq!(c, Code::PermissionDenied, "{m}");
-    let (c, m) = code(b.delete(pb::DeleteRequest { collection: "images".into(), ids: vec!["a1".into()] }).await);
+    let (c, m) = code(
+        b.delete(pb::DeleteRequest {
+            collection: "images".into(),
+            ids: vec!["a1".into()],
+        })
+        .await,
+    );
     assert_eq!(c, Code::PermissionDenied, "{m}");
     assert!(m.contains("belongs to agency DE-BKA"), "{m}");
     // A token limited to some collections may not use others.
-    let mut lim = secure::client(&server, &pki, Some(&limited), None).await.unwrap();
-    let (c, m) = code(lim.search(search_req("images", vec![id_query("a1")], 1)).await);
+    let mut lim = secure::client(&server, &pki, Some(&limited), None)
+        .await
+        .unwrap();
+    let (c, m) = code(
+        lim.search(search_req("images", vec![id_query("a1")], 1))
+            .await,
+    );
     assert_eq!(c, Code::PermissionDenied, "{m}");
     assert!(m.contains("\"images\"") && m.contains("faces"), "{m}");
     let deleted = admin
-        .delete(pb::DeleteRequest { collection: "images".into(), ids: vec!["a1".into()] })
+        .delete(pb::DeleteRequest {
+            collection: "images".into(),
+            ids: vec!["a1".into()],
+        })
         .await
         .unwrap()
         .into_inner()
         .deleted;
     assert_eq!(deleted, 1);
     // Tokens through the API: made by an admin, refused to others.
-    let (c, _) = code(a.create_token(pb::CreateTokenRequest { agency: "X".into(), role: "admin".into(), ..Default::default() }).await);
+    let (c, _) = code(
+        a.create_token(pb::CreateTokenRequest {
+            agency: "X".into(),
+            role: "admin".into(),
+            ..Default::default()
+        })
+        .await,
+    );
     assert_eq!(c, Code::PermissionDenied);
     let made = admin
-        .create_token(pb::CreateTokenRequest { agency: "NL-KLPD".into(), role: "reader".into(), ..Default::default() })
+        .create_token(pb::CreateTokenRequest {
+            agency: "NL-KLPD".into(),
+            role: "reader".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
-    let mut nl = secure::client(&server, &pki, Some(&made.token), None).await.unwrap();
-    let me = nl.who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
-    assert_eq!((me.agency.as_str(), me.role.as_str()), ("NL-KLPD", "reader"));
+    let mut nl = secure::client(&server, &pki, Some(&made.token), None)
+        .await
+        .unwrap();
+    let me = nl
+        .who_am_i(pb::WhoAmIRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (me.agency.as_str(), me.role.as_str()),
+        ("NL-KLPD", "reader")
+    );
     admin
-        .revoke_token(pb::RevokeTokenRequest { id: made.info.unwrap().id })
+        .revoke_token(pb::RevokeTokenRequest {
+            id: made.info.unwrap().id,
+        })
         .await
         .unwrap();
     let (c, _) = code(nl.who_am_i(pb::WhoAmIRequest {}).await);
@@ -181,17 +274,24 @@ async fn client_certificates_name_agency_and_role_and_a_wrong_ca_fails() {
         vidx::api::access::cert_credential(&der)
     };
     std::fs::create_dir_all(tmp.path()).unwrap();
-    vidx::api::tokens::TokenStore::open(tmp.path()).unwrap().revoke(&revoked_id).unwrap();
+    vidx::api::tokens::TokenStore::open(tmp.path())
+        .unwrap()
+        .revoke(&revoked_id)
+        .unwrap();
     let server = secure::start_secure(&pki, tmp.path(), true).await;
 
-    let mut c = secure::client(&server, &pki, None, Some(&reader_cert)).await.unwrap();
+    let mut c = secure::client(&server, &pki, None, Some(&reader_cert))
+        .await
+        .unwrap();
     let me = c.who_am_i(pb::WhoAmIRequest {}).await.unwrap().into_inner();
     assert_eq!((me.agency.as_str(), me.role.as_str()), ("DE-BKA", "reader"));
     assert!(me.credential.starts_with("cert:"), "{}", me.credential);
     let (code_, m) = code(c.create_collection(create("images", pb::Kind::Image)).await);
     assert_eq!(code_, Code::PermissionDenied, "{m}");
 
-    let mut r = secure::client(&server, &pki, None, Some(&revoked_cert)).await.unwrap();
+    let mut r = secure::client(&server, &pki, None, Some(&revoked_cert))
+        .await
+        .unwrap();
     let (code_, m) = code(r.who_am_i(pb::WhoAmIRequest {}).await);
     assert_eq!(code_, Code::Unauthenticated, "{m}");
     assert!(m.contains(&revoked_id), "{m}");
@@ -206,17 +306,22 @@ async fn client_certificates_name_agency_and_role_and_a_wrong_ca_fails() {
                 .map(|_| ())
                 .map_err(|s| s.to_string()),
         };
-        assert!(res.is_err(), "a client with {} got through", if cert.is_some() { "a rogue certificate" } else { "no certificate" });
+        assert!(
+            res.is_err(),
+            "a client with {} got through",
+            if cert.is_some() {
+                "a rogue certificate"
+            } else {
+                "no certificate"
+            }
+        );
     }
     server.stop().await;
 }
 
 /// The DER of the first PEM block (base64 between the armour lines).
 fn rustls_pemfile_free_der(pem: &str) -> Vec<u8> {
-    let b64: String = pem
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
     base64_decode(&b64)
 }
 
@@ -246,19 +351,40 @@ struct World {
 
 async fn fill(admin: &mut Client, a: &mut Client, b: &mut Client) -> World {
     let mut rng = ChaCha8Rng::seed_from_u64(7);
-    admin.create_collection(create("images", pb::Kind::Image)).await.unwrap();
-    admin.create_collection(create("faces", pb::Kind::Face)).await.unwrap();
+    admin
+        .create_collection(create("images", pb::Kind::Image))
+        .await
+        .unwrap();
+    admin
+        .create_collection(create("faces", pb::Kind::Face))
+        .await
+        .unwrap();
     let public_centre = random_unit(&mut rng, DIM);
     let secret_centre = random_unit(&mut rng, DIM);
     let face_centre = random_unit(&mut rng, DIM);
     let mut a_pub = Vec::new();
     let mut b_pts = Vec::new();
     for i in 0..6 {
-        a_pub.push(pt(&format!("apub-{i}"), "A-PUB", "DE", at_cosine(&mut rng, &public_centre, 0.9)));
-        b_pts.push(pt(&format!("b-{i}"), "B-1", "FR", at_cosine(&mut rng, &public_centre, 0.9)));
+        a_pub.push(pt(
+            &format!("apub-{i}"),
+            "A-PUB",
+            "DE",
+            at_cosine(&mut rng, &public_centre, 0.9),
+        ));
+        b_pts.push(pt(
+            &format!("b-{i}"),
+            "B-1",
+            "FR",
+            at_cosine(&mut rng, &public_centre, 0.9),
+        ));
     }
     for i in 0..30 {
-        b_pts.push(pt(&format!("bnoise-{i}"), "B-NOISE", "FR", random_unit(&mut rng, DIM)));
+        b_pts.push(pt(
+            &format!("bnoise-{i}"),
+            "B-NOISE",
+            "FR",
+            random_unit(&mut rng, DIM),
+        ));
     }
     let mut secret = Vec::new();
     let mut secret_pts = Vec::new();
@@ -274,10 +400,22 @@ async fn fill(admin: &mut Client, a: &mut Client, b: &mut Client) -> World {
         let id = format!("secret-{i}");
         secret.push((id.clone(), v.clone()));
         secret_pts.push(pt(&id, "A-SECRET", "DE", v));
-        secret_faces.push(pt(&format!("{id}#0"), "A-SECRET", "DE", at_cosine(&mut rng, &face_centre, 0.9)));
+        secret_faces.push(pt(
+            &format!("{id}#0"),
+            "A-SECRET",
+            "DE",
+            at_cosine(&mut rng, &face_centre, 0.9),
+        ));
     }
     let pub_faces: Vec<pb::Point> = (0..6)
-        .map(|i| pt(&format!("b-{i}#0"), "B-1", "FR", at_cosine(&mut rng, &face_centre, 0.9)))
+        .map(|i| {
+            pt(
+                &format!("b-{i}#0"),
+                "B-1",
+                "FR",
+                at_cosine(&mut rng, &face_centre, 0.9),
+            )
+        })
         .collect();
     // Restricted before the first point; shared with C.
     let r = a
@@ -319,15 +457,27 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
     // Search by vector near the restricted material and at each of it.
     let mut queries = vec![vector_query(w.secret_centre.clone())];
     queries.extend(w.secret.iter().map(|(_, v)| vector_query(v.clone())));
-    let r = c.search(search_req("images", queries, 5)).await.unwrap().into_inner();
+    let r = c
+        .search(search_req("images", queries, 5))
+        .await
+        .unwrap()
+        .into_inner();
     for q in &r.results {
-        assert_eq!(q.hits.len(), 5, "the filter runs before top-k: k hits whatever is hidden");
+        assert_eq!(
+            q.hits.len(),
+            5,
+            "the filter runs before top-k: k hits whatever is hidden"
+        );
         for h in &q.hits {
             add(&mut ids, &h.id);
         }
     }
     let f = c
-        .search(search_req("faces", vec![vector_query(w.secret_centre.clone())], 10))
+        .search(search_req(
+            "faces",
+            vec![vector_query(w.secret_centre.clone())],
+            10,
+        ))
         .await
         .unwrap()
         .into_inner();
@@ -335,9 +485,15 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
         add(&mut ids, &h.id);
     }
     // By id.
-    let point_id_query_ok = c.search(search_req("images", vec![id_query("secret-3")], 3)).await.is_ok();
+    let point_id_query_ok = c
+        .search(search_req("images", vec![id_query("secret-3")], 3))
+        .await
+        .is_ok();
     let got = c
-        .get(pb::GetRequest { collection: "images".into(), ids: w.secret.iter().map(|s| s.0.clone()).collect() })
+        .get(pb::GetRequest {
+            collection: "images".into(),
+            ids: w.secret.iter().map(|s| s.0.clone()).collect(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -345,7 +501,9 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
         add(&mut ids, &p.id);
     }
     let count = c
-        .describe_collection(pb::DescribeCollectionRequest { name: "images".into() })
+        .describe_collection(pb::DescribeCollectionRequest {
+            name: "images".into(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -357,7 +515,10 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
                 image_collection: "images".into(),
                 face_collection: "faces".into(),
                 params: None,
-                scope: Some(pb::LinkScope { with_restricted, ..Default::default() }),
+                scope: Some(pb::LinkScope {
+                    with_restricted,
+                    ..Default::default()
+                }),
             })
             .await
             .unwrap()
@@ -374,7 +535,10 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
                     }
                 }
                 Some(pb::link_event::Event::Summary(sum)) => {
-                    assert_eq!(sum.stored, !with_restricted, "only the run over unrestricted material is stored");
+                    assert_eq!(
+                        sum.stored, !with_restricted,
+                        "only the run over unrestricted material is stored"
+                    );
                 }
                 _ => {}
             }
@@ -382,7 +546,11 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
     }
     // LinkUpload of a public upload, then of the restricted one.
     let lu = c
-        .link_upload(pb::LinkUploadRequest { image_collection: "images".into(), upload_id: "B-1".into(), ..Default::default() })
+        .link_upload(pb::LinkUploadRequest {
+            image_collection: "images".into(),
+            upload_id: "B-1".into(),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -396,7 +564,11 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
         }
     }
     let link_upload_secret = match c
-        .link_upload(pb::LinkUploadRequest { image_collection: "images".into(), upload_id: "A-SECRET".into(), ..Default::default() })
+        .link_upload(pb::LinkUploadRequest {
+            image_collection: "images".into(),
+            upload_id: "A-SECRET".into(),
+            ..Default::default()
+        })
         .await
     {
         Ok(r) => {
@@ -418,7 +590,11 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
     let items: Vec<pb::TriageItem> = w.secret[2..]
         .iter()
         .enumerate()
-        .map(|(i, (_, v))| pb::TriageItem { id: format!("seized-{i}"), vector: v.clone(), ..Default::default() })
+        .map(|(i, (_, v))| pb::TriageItem {
+            id: format!("seized-{i}"),
+            vector: v.clone(),
+            ..Default::default()
+        })
         .collect();
     let mut t = c
         .triage(tokio_stream::iter(vec![pb::TriageRequest {
@@ -459,29 +635,59 @@ async fn restricted_uploads_reach_only_their_agency_and_those_listed() {
     let (tb, _) = make_token(dir, "FR-OCRVP", Role::Analyst);
     let (tc, _) = make_token(dir, "NL-KLPD", Role::Analyst);
     let server = secure::start_secure(&pki, dir, false).await;
-    let mut admin = secure::client(&server, &pki, Some(&admin), None).await.unwrap();
-    let mut a = secure::client(&server, &pki, Some(&ta), None).await.unwrap();
-    let mut b = secure::client(&server, &pki, Some(&tb), None).await.unwrap();
-    let mut c = secure::client(&server, &pki, Some(&tc), None).await.unwrap();
+    let mut admin = secure::client(&server, &pki, Some(&admin), None)
+        .await
+        .unwrap();
+    let mut a = secure::client(&server, &pki, Some(&ta), None)
+        .await
+        .unwrap();
+    let mut b = secure::client(&server, &pki, Some(&tb), None)
+        .await
+        .unwrap();
+    let mut c = secure::client(&server, &pki, Some(&tc), None)
+        .await
+        .unwrap();
     let w = fill(&mut admin, &mut a, &mut b).await;
     let secret: HashSet<String> = w.secret.iter().map(|s| s.0.clone()).collect();
 
     // An upload that already has points can no longer be restricted.
-    let (code_, m) = code(a.restrict_upload(pb::RestrictUploadRequest { upload_id: "A-PUB".into(), ..Default::default() }).await);
+    let (code_, m) = code(
+        a.restrict_upload(pb::RestrictUploadRequest {
+            upload_id: "A-PUB".into(),
+            ..Default::default()
+        })
+        .await,
+    );
     assert_eq!(code_, Code::FailedPrecondition, "{m}");
 
     let total = 6 + 6 + 30 + 6;
     let sb = seen_by(&mut b, &w).await;
     let leaked: Vec<&String> = sb.ids.intersection(&secret).collect();
-    assert!(leaked.is_empty(), "agency B saw restricted media {leaked:?}");
-    assert!(!sb.point_id_query_ok, "a point_id query on a restricted point must be NOT_FOUND");
+    assert!(
+        leaked.is_empty(),
+        "agency B saw restricted media {leaked:?}"
+    );
+    assert!(
+        !sb.point_id_query_ok,
+        "a point_id query on a restricted point must be NOT_FOUND"
+    );
     assert!(!sb.triage_known_secret);
-    assert_eq!(sb.link_upload_secret, Err(Code::InvalidArgument), "the upload has no points B may see");
+    assert_eq!(
+        sb.link_upload_secret,
+        Err(Code::InvalidArgument),
+        "the upload has no points B may see"
+    );
     assert_eq!(sb.count, total - 6, "counts leave out what B may not see");
-    let (code_, _) = code(b.search(search_req("images", vec![id_query("secret-3")], 3)).await);
+    let (code_, _) = code(
+        b.search(search_req("images", vec![id_query("secret-3")], 3))
+            .await,
+    );
     assert_eq!(code_, Code::NotFound);
     let deleted = b
-        .delete(pb::DeleteRequest { collection: "images".into(), ids: secret.iter().cloned().collect() })
+        .delete(pb::DeleteRequest {
+            collection: "images".into(),
+            ids: secret.iter().cloned().collect(),
+        })
         .await
         .unwrap()
         .into_inner()
@@ -490,7 +696,11 @@ async fn restricted_uploads_reach_only_their_agency_and_those_listed() {
 
     for (who, cl) in [("owner A", &mut a), ("listed C", &mut c)] {
         let s = seen_by(cl, &w).await;
-        assert!(secret.is_subset(&s.ids), "{who} should see all restricted media: {:?}", s.ids);
+        assert!(
+            secret.is_subset(&s.ids),
+            "{who} should see all restricted media: {:?}",
+            s.ids
+        );
         assert!(s.point_id_query_ok && s.triage_known_secret, "{who}");
         assert_eq!(s.link_upload_secret, Ok(true), "{who}");
         assert_eq!(s.count, total, "{who}");
@@ -506,18 +716,32 @@ async fn restricted_uploads_reach_only_their_agency_and_those_listed() {
     .await
     .unwrap();
     let r = b
-        .search(search_req("images", vec![vector_query(w.secret_centre.clone())], 5))
+        .search(search_req(
+            "images",
+            vec![vector_query(w.secret_centre.clone())],
+            5,
+        ))
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(r.results[0].restricted_matches_held_by, vec!["DE-BKA".to_string()]);
+    assert_eq!(
+        r.results[0].restricted_matches_held_by,
+        vec!["DE-BKA".to_string()]
+    );
     assert!(r.results[0].hits.iter().all(|h| !secret.contains(&h.id)));
     let r = c
-        .search(search_req("images", vec![vector_query(w.secret_centre.clone())], 5))
+        .search(search_req(
+            "images",
+            vec![vector_query(w.secret_centre.clone())],
+            5,
+        ))
         .await
         .unwrap()
         .into_inner();
-    assert!(r.results[0].restricted_matches_held_by.is_empty(), "C sees the material itself");
+    assert!(
+        r.results[0].restricted_matches_held_by.is_empty(),
+        "C sees the material itself"
+    );
     server.stop().await;
 }
 
@@ -535,8 +759,12 @@ async fn limits_per_identity_answer_resource_exhausted_with_a_retry_hint() {
         streams_per_credential: 1,
     };
     let server = crate::support::TestServer::start_full(dir, opts, Default::default()).await;
-    let mut a = secure::client(&server, &pki, Some(&ta), None).await.unwrap();
-    let mut b = secure::client(&server, &pki, Some(&tb), None).await.unwrap();
+    let mut a = secure::client(&server, &pki, Some(&ta), None)
+        .await
+        .unwrap();
+    let mut b = secure::client(&server, &pki, Some(&tb), None)
+        .await
+        .unwrap();
     let mut refused = None;
     for _ in 0..20 {
         if let Err(s) = a.list_collections(pb::ListCollectionsRequest {}).await {
@@ -547,18 +775,28 @@ async fn limits_per_identity_answer_resource_exhausted_with_a_retry_hint() {
     let s = refused.expect("20 calls at once pass a limit of 5 per second");
     assert_eq!(s.code(), Code::ResourceExhausted, "{s:?}");
     assert!(s.message().contains("retry in"), "{}", s.message());
-    assert!(s.metadata().get("retry-after").is_some(), "{:?}", s.metadata());
+    assert!(
+        s.metadata().get("retry-after").is_some(),
+        "{:?}",
+        s.metadata()
+    );
     assert!(s.metadata().get("grpc-retry-pushback-ms").is_some());
     // Another agency is served meanwhile.
-    b.list_collections(pb::ListCollectionsRequest {}).await.unwrap();
+    b.list_collections(pb::ListCollectionsRequest {})
+        .await
+        .unwrap();
     // One open stream per credential: a second one waits its turn.
     let (tx, rx) = tokio::sync::mpsc::channel::<pb::UpsertRequest>(1);
     let mut b2 = b.clone();
     let open = tokio::spawn(async move {
-        b2.upsert(tokio_stream::wrappers::ReceiverStream::new(rx)).await
+        b2.upsert(tokio_stream::wrappers::ReceiverStream::new(rx))
+            .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let (code_, m) = code(b.upsert(tokio_stream::iter(Vec::<pb::UpsertRequest>::new())).await);
+    let (code_, m) = code(
+        b.upsert(tokio_stream::iter(Vec::<pb::UpsertRequest>::new()))
+            .await,
+    );
     assert_eq!(code_, Code::ResourceExhausted, "{m}");
     assert!(m.contains("streaming calls open"), "{m}");
     drop(tx);

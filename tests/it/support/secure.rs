@@ -55,7 +55,8 @@ impl Pki {
     pub fn server(&self) -> CertPair {
         let mut p =
             CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).unwrap();
-        p.distinguished_name.push(DnType::CommonName, "vidx test server");
+        p.distinguished_name
+            .push(DnType::CommonName, "vidx test server");
         self.sign(p)
     }
 
@@ -63,7 +64,8 @@ impl Pki {
     pub fn client(&self, agency: &str, role: &str) -> CertPair {
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.distinguished_name.push(DnType::OrganizationName, agency);
-        p.distinguished_name.push(DnType::OrganizationalUnitName, role);
+        p.distinguished_name
+            .push(DnType::OrganizationalUnitName, role);
         p.distinguished_name.push(DnType::CommonName, "workstation");
         self.sign(p)
     }

@@ -324,13 +324,16 @@ where
     }
 }
 
+/// The end record being written, and the trailers that follow it.
+type Pending = (BoxFuture<Result<(), Status>>, Option<http::HeaderMap>);
+
 /// A streamed response whose end record is written before its trailers
 /// (the final status) go out.
 struct AuditedBody {
     inner: Body,
     call: Call,
     /// The end record being written, and the trailers to send after it.
-    pending: Option<(BoxFuture<Result<(), Status>>, Option<http::HeaderMap>)>,
+    pending: Option<Pending>,
     done: bool,
     _permit: Option<StreamPermit>,
 }

@@ -110,8 +110,8 @@ impl ServeSecurityArgs {
     pub fn check_exposure(&self, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
         let tokens = TokenStore::open(data_dir)?;
         let auth = tokens.has_tokens() || self.client_ca.is_some();
-        let tls = self.tls_cert.is_some();
-        if !listen.ip().is_loopback() && !(tls && auth) && !self.insecure {
+        let protected = self.tls_cert.is_some() && auth;
+        if !listen.ip().is_loopback() && !protected && !self.insecure {
             bail!(
                 "refusing to listen on {listen} without TLS and authentication: give --tls-cert/--tls-key \
                  and tokens (`vidx token create`) or --client-ca, or pass --insecure"

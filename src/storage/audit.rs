@@ -356,10 +356,11 @@ impl Writer {
                 });
             }
         }
-        if !failed.load(Ordering::Relaxed) && self.seq > self.checkpointed {
-            if let Err(e) = self.checkpoint() {
-                tracing::error!(error = %e, "final audit checkpoint failed");
-            }
+        if !failed.load(Ordering::Relaxed)
+            && self.seq > self.checkpointed
+            && let Err(e) = self.checkpoint()
+        {
+            tracing::error!(error = %e, "final audit checkpoint failed");
         }
     }
 
@@ -395,11 +396,12 @@ impl Writer {
         let due = pending >= self.opts.checkpoint_every
             || (pending > 0
                 && (idle || self.last_checkpoint.elapsed() >= self.opts.checkpoint_interval));
-        if due && !failed.load(Ordering::Relaxed) {
-            if let Err(e) = self.checkpoint() {
-                failed.store(true, Ordering::Relaxed);
-                tracing::error!(error = %e, "audit checkpoint failed: refusing every request from now on");
-            }
+        if due
+            && !failed.load(Ordering::Relaxed)
+            && let Err(e) = self.checkpoint()
+        {
+            failed.store(true, Ordering::Relaxed);
+            tracing::error!(error = %e, "audit checkpoint failed: refusing every request from now on");
         }
     }
 

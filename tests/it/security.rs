@@ -389,11 +389,11 @@ async fn fill(admin: &mut Client, a: &mut Client, b: &mut Client) -> World {
     let mut secret = Vec::new();
     let mut secret_pts = Vec::new();
     let mut secret_faces = Vec::new();
-    for i in 0..6 {
+    for (i, public) in a_pub.iter().enumerate() {
         // Two of them are near-duplicates of public material: bridges a
         // linking run over everything would use.
         let v = if i < 2 {
-            at_cosine(&mut rng, &a_pub[i].vector, 0.995)
+            at_cosine(&mut rng, &public.vector, 0.995)
         } else {
             at_cosine(&mut rng, &secret_centre, 0.93)
         };

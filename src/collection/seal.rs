@@ -36,9 +36,10 @@ impl Collection {
     /// directory.
     pub fn add_sealed(dir: &Path, segment: &MutableSegment) -> Result<PathBuf> {
         let mut manifest = Manifest::load(dir)?;
+        let quant = super::open::read_config(dir)?.quantization;
         let id = manifest.next_segment;
         let points = segment.next_offset() as u64;
-        let sdir = write_segment_dir(dir, id, |tmp| segment.write_sealed(tmp).map(|_| ()))?;
+        let sdir = write_segment_dir(dir, id, |tmp| segment.write_sealed(tmp, quant).map(|_| ()))?;
         manifest.segments.push(SegmentEntry {
             id,
             points,
@@ -135,7 +136,11 @@ impl Collection {
         };
         let started = Instant::now();
         let id = self.reserve_segment_id();
-        let (sdir, sealed) = self.write_segment(id, |tmp| frozen.write_sealed(tmp).map(|_| ()))?;
+        let (sdir, sealed) = self.write_segment(id, |tmp| {
+            frozen
+                .write_sealed(tmp, self.config.quantization)
+                .map(|_| ())
+        })?;
         let n = sealed.len();
         let mut w = self.writer.lock();
         if self.closed.load(Ordering::SeqCst) {
@@ -277,7 +282,11 @@ impl Collection {
             return Ok(());
         };
         let id = self.reserve_segment_id();
-        let (sdir, sealed) = self.write_segment(id, |tmp| merged.write_sealed(tmp).map(|_| ()))?;
+        let (sdir, sealed) = self.write_segment(id, |tmp| {
+            merged
+                .write_sealed(tmp, self.config.quantization)
+                .map(|_| ())
+        })?;
         drop(merged);
         let mut w = self.writer.lock();
         if self.closed.load(Ordering::SeqCst) {

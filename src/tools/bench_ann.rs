@@ -989,7 +989,7 @@ pub fn run_filter(a: FilterOptions) -> anyhow::Result<()> {
     let seg = build_segment(&d, 16, 200, |i| metas[i].clone());
     eprintln!("built in {:.1?}", t.elapsed());
     let dir = tempfile::tempdir()?;
-    seg.write_sealed(dir.path())?;
+    seg.write_sealed(dir.path(), crate::index::quant::Quantization::None)?;
     let sealed = SealedSegment::open(
         1,
         dir.path(),

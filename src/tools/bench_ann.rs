@@ -37,6 +37,7 @@ use crate::index::distance::Metric;
 use crate::index::filter::Filter;
 use crate::pb;
 use crate::segment::mutable::{MutableSegment, Prepared};
+use crate::index::quant::Quantization;
 use crate::segment::sealed::SealedSegment;
 
 /// Options of `vidx bench ann` (its flags are in `cli::tools`).
@@ -381,7 +382,7 @@ pub struct Point {
 }
 
 #[derive(Serialize)]
-struct Report {
+pub(crate) struct Report {
     engine: String,
     version: String,
     dataset: serde_json::Value,
@@ -412,7 +413,7 @@ fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
 
 /// Sweeps ef with an in-process search function: one thread (latency), then
 /// all cores (throughput).
-fn sweep(
+pub(crate) fn sweep(
     d: &Dataset,
     a: &AnnOptions,
     search: &(dyn Fn(&[f32], usize) -> Vec<u32> + Sync),
@@ -480,6 +481,30 @@ fn proc_status_kb(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Every mode `vidx bench ann` knows: vidx's segments (`sealed-sq8` etc.
+/// search a sealed segment with those codes), gRPC end to end over the f32
+/// or the SQ8 segment, and hnsw_rs, the crate vidx started from, as an
+/// in-process Rust peer (cargo feature `peer-hnsw-rs`).
+pub const MODES: [&str; 7] = [
+    "mutable",
+    "sealed",
+    "sealed-sq8",
+    "sealed-sq4",
+    "grpc",
+    "grpc-sq8",
+    "hnsw_rs",
+];
+
+/// The quantization a sealed or gRPC mode searches.
+fn mode_quant(mode: &str) -> Option<Quantization> {
+    match mode {
+        "sealed" | "grpc" => Some(Quantization::None),
+        "sealed-sq8" | "grpc-sq8" => Some(Quantization::Sq8),
+        "sealed-sq4" => Some(Quantization::Sq4),
+        _ => None,
+    }
+}
+
 pub fn run(a: AnnOptions) -> anyhow::Result<()> {
     check_options(&a)?;
     let d = load_dataset(&a)?;
@@ -491,22 +516,70 @@ pub fn run(a: AnnOptions) -> anyhow::Result<()> {
         baseline_rss: current_rss(),
         ..Default::default()
     };
+    let has = |m: &str| a.modes.iter().any(|x| x == m);
+    let mut reports = Vec::new();
+    // hnsw_rs first, on its own: its graph is gone before vidx builds.
+    if has("hnsw_rs") {
+        reports.push(crate::tools::bench_hnsw_rs::run(&d, &a, ctx.report_base())?);
+    }
+    let wanted: Vec<Mode> = a.modes.iter().filter_map(|m| Mode::of(m)).collect();
+    if wanted.is_empty() {
+        return finish(&a, reports);
+    }
     let seg = build(&d, &a, &mut ctx);
     ctx.rss_after_build = current_rss();
     // Keeps a temp dir alive for the run when no --work-dir is given.
     let (work_dir, _keep) = work_dir(&a)?;
-    let sdir = seal(&d, &a, &seg, &work_dir, &mut ctx)?;
-    let mut reports = Vec::new();
-    if a.modes.iter().any(|m| m == "mutable") {
+    let mut quants: Vec<Quantization> = wanted.iter().filter_map(|m| m.quant).collect();
+    quants.dedup();
+    quants.sort_by_key(|q| q.tag());
+    quants.dedup();
+    let mut sealed_dirs = Vec::new();
+    for q in quants {
+        sealed_dirs.push((q, seal(&d, &a, &seg, &work_dir, q, &mut ctx)?));
+    }
+    if has("mutable") {
         reports.push(mutable_mode(&d, &a, &seg, &ctx));
     }
     drop(seg);
-    if a.modes.iter().any(|m| m == "sealed") {
-        reports.push(sealed_mode(&d, &a, &sdir, &ctx)?);
+    for (q, sdir) in &sealed_dirs {
+        if wanted.iter().any(|m| m.sealed && m.quant == Some(*q)) {
+            reports.push(sealed_mode(&d, &a, sdir, *q, &ctx)?);
+        }
     }
-    if a.modes.iter().any(|m| m == "grpc") {
-        reports.push(grpc_mode(&d, &a, &work_dir, &ctx)?);
+    for (q, _) in &sealed_dirs {
+        if wanted.iter().any(|m| !m.sealed && m.quant == Some(*q)) {
+            reports.push(grpc_mode(&d, &a, &work_dir, *q, &ctx)?);
+        }
     }
+    finish(&a, reports)
+}
+
+/// A vidx mode: sealed in process or gRPC, over which codes; the mutable
+/// mode has no quantization.
+struct Mode {
+    quant: Option<Quantization>,
+    sealed: bool,
+}
+
+impl Mode {
+    fn of(name: &str) -> Option<Mode> {
+        match name {
+            "mutable" => Some(Mode {
+                quant: None,
+                sealed: false,
+            }),
+            "hnsw_rs" => None,
+            m => Some(Mode {
+                quant: mode_quant(m),
+                sealed: m.starts_with("sealed"),
+            }),
+        }
+    }
+}
+
+/// Writes every report and prints the summary.
+fn finish(a: &AnnOptions, reports: Vec<Report>) -> anyhow::Result<()> {
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out)?;
         for r in &reports {
@@ -524,8 +597,8 @@ fn check_options(a: &AnnOptions) -> anyhow::Result<()> {
         bail!("--k, --efs, --queries and --n must be non-empty / positive");
     }
     for m in &a.modes {
-        if !["mutable", "sealed", "grpc"].contains(&m.as_str()) {
-            bail!("--modes: unknown mode {m:?}; use mutable, sealed, grpc");
+        if !MODES.contains(&m.as_str()) {
+            bail!("--modes: unknown mode {m:?}; use {}", MODES.join(", "));
         }
     }
     Ok(())
@@ -571,32 +644,69 @@ struct RunFigures {
     params: serde_json::Value,
     threads: usize,
     build_s: f64,
-    seal_s: f64,
+    /// Per quantization sealed: (seconds to seal, bytes on disk).
+    seals: Vec<(Quantization, f64, u64)>,
     baseline_rss: u64,
     rss_after_build: u64,
-    disk_bytes: u64,
+    /// Heap bytes of the mutable segment after the build.
+    mutable_bytes: u64,
 }
 
-impl RunFigures {
-    fn report(
+/// What a report names besides its results: shared with the hnsw_rs peer.
+pub(crate) struct ReportBase {
+    pub dataset: serde_json::Value,
+    pub params: serde_json::Value,
+    pub threads: usize,
+    pub baseline_rss: u64,
+}
+
+impl ReportBase {
+    pub(crate) fn report(
         &self,
         engine: &str,
+        version: &str,
         build: serde_json::Value,
         memory: serde_json::Value,
+        disk_bytes: u64,
         points: Vec<Point>,
         notes: String,
     ) -> Report {
         Report {
             engine: engine.into(),
-            version: env!("CARGO_PKG_VERSION").into(),
+            version: version.into(),
             dataset: self.dataset.clone(),
             params: self.params.clone(),
             build,
             memory,
-            disk_bytes: self.disk_bytes,
+            disk_bytes,
             points,
             notes,
         }
+    }
+}
+
+impl RunFigures {
+    fn report_base(&self) -> ReportBase {
+        ReportBase {
+            dataset: self.dataset.clone(),
+            params: self.params.clone(),
+            threads: self.threads,
+            baseline_rss: self.baseline_rss,
+        }
+    }
+
+    fn seal_of(&self, q: Quantization) -> (f64, u64) {
+        self.seals
+            .iter()
+            .find(|s| s.0 == q)
+            .map_or((0.0, 0), |s| (s.1, s.2))
+    }
+
+    /// Build figures of a sealed mode: the graph build plus its seal.
+    fn sealed_build(&self, n: usize, q: Quantization) -> serde_json::Value {
+        let (seal_s, _) = self.seal_of(q);
+        let s = self.build_s + seal_s;
+        serde_json::json!({"seconds": s, "inserts_per_s": n as f64 / s, "threads": self.threads, "seal_seconds": seal_s})
     }
 }
 
@@ -609,6 +719,7 @@ fn build(d: &Dataset, a: &AnnOptions, ctx: &mut RunFigures) -> MutableSegment {
     let t = Instant::now();
     let seg = build_segment(d, a.m, a.ef_construction, |_| pb::Metadata::default());
     ctx.build_s = t.elapsed().as_secs_f64();
+    ctx.mutable_bytes = seg.memory_bytes();
     eprintln!(
         "built in {:.1} s ({:.0} inserts/s)",
         ctx.build_s,
@@ -657,26 +768,43 @@ fn work_dir(a: &AnnOptions) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir
     })
 }
 
-/// Seals the built segment into a real collection `bench` under
-/// `work_dir/collections` (the gRPC mode serves it); returns the segment's
-/// directory.
+/// The collection a quantization's modes serve.
+fn collection_name(q: Quantization) -> String {
+    match q {
+        Quantization::None => "bench".into(),
+        q => format!("bench-{}", q.name()),
+    }
+}
+
+/// Seals the built segment into a real collection (`bench`, `bench-sq8`,
+/// ...) under `work_dir/collections`, which the gRPC modes serve; returns
+/// the segment's directory.
 fn seal(
     d: &Dataset,
     a: &AnnOptions,
     seg: &MutableSegment,
     work_dir: &Path,
+    quant: Quantization,
     ctx: &mut RunFigures,
 ) -> anyhow::Result<PathBuf> {
-    let coll_dir = work_dir.join("collections").join("bench");
+    let name = collection_name(quant);
+    let coll_dir = work_dir.join("collections").join(&name);
     std::fs::create_dir_all(work_dir.join("collections"))?;
-    let mut config = Config::new("bench", d.dim as u32, d.metric, Kind::Image);
+    let mut config = Config::new(&name, d.dim as u32, d.metric, Kind::Image);
     config.m = a.m as u32;
     config.ef_construction = a.ef_construction as u32;
+    config.quantization = quant;
     Collection::create(&coll_dir, config, StorageOptions::default())?;
     let t = Instant::now();
     let sdir = Collection::add_sealed(&coll_dir, seg)?;
-    ctx.seal_s = t.elapsed().as_secs_f64();
-    ctx.disk_bytes = crate::storage::durable::dir_size(&sdir);
+    let seal_s = t.elapsed().as_secs_f64();
+    let disk = crate::storage::durable::dir_size(&sdir);
+    eprintln!(
+        "sealed {} in {seal_s:.1} s ({:.1} MiB on disk)",
+        quant.name(),
+        disk as f64 / 1048576.0
+    );
+    ctx.seals.push((quant, seal_s, disk));
     Ok(sdir)
 }
 
@@ -689,19 +817,32 @@ fn mutable_mode(d: &Dataset, a: &AnnOptions, seg: &MutableSegment, ctx: &RunFigu
             .map(|(i, _)| i as u32)
             .collect()
     });
-    ctx.report(
+    let (_, disk) = ctx.seal_of(Quantization::None);
+    ctx.report_base().report(
         "vidx-mutable",
+        env!("CARGO_PKG_VERSION"),
         serde_json::json!({"seconds": ctx.build_s, "inserts_per_s": d.n() as f64 / ctx.build_s, "threads": ctx.threads}),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build,
+            "serving_rss_bytes": ctx.mutable_bytes, "hot_bytes_per_vector": ctx.mutable_bytes as f64 / d.n() as f64}),
+        disk,
         points,
-        "in-process search of the mutable segment; peak RSS covers the whole run".into(),
+        "in-process search of the mutable segment (f32 in the heap); serving RSS and hot bytes: the segment's heap (vectors, links, columns)".into(),
     )
+}
+
+/// Engine name of a sealed or gRPC mode.
+fn engine_name(prefix: &str, q: Quantization) -> String {
+    match q {
+        Quantization::None => format!("vidx-{prefix}"),
+        q => format!("vidx-{prefix}-{}", q.name()),
+    }
 }
 
 fn sealed_mode(
     d: &Dataset,
     a: &AnnOptions,
     sdir: &Path,
+    quant: Quantization,
     ctx: &RunFigures,
 ) -> anyhow::Result<Report> {
     let sealed = SealedSegment::open(
@@ -711,7 +852,8 @@ fn sealed_mode(
         d.metric,
         &crate::segment::sealed::tomb_file_name(0),
     )?;
-    eprintln!("mode sealed (memory-mapped files, vidx's search, in process)");
+    let engine = engine_name("sealed", quant);
+    eprintln!("mode {engine} (memory-mapped files, vidx's search, in process)");
     let k = a.k;
     let points = sweep(d, a, &|q, ef| {
         sealed
@@ -719,32 +861,72 @@ fn sealed_mode(
             .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
             .unwrap_or_default()
     });
-    let s = ctx.build_s + ctx.seal_s;
-    Ok(ctx.report(
-        "vidx-sealed",
-        serde_json::json!({"seconds": s, "inserts_per_s": d.n() as f64 / s, "threads": ctx.threads, "seal_seconds": ctx.seal_s}),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build, "rss_now_bytes": current_rss()}),
+    let memory = serving_memory(sdir, &sealed, d.n(), ctx);
+    Ok(ctx.report_base().report(
+        &engine,
+        env!("CARGO_PKG_VERSION"),
+        ctx.sealed_build(d.n(), quant),
+        memory,
+        ctx.seal_of(quant).1,
         points,
-        "in-process search of the sealed, memory-mapped segment; build includes sealing".into(),
+        "in-process search of the sealed, memory-mapped segment; build includes sealing (and training the codes); serving RSS: resident pages of the segment's files after the sweep; hot bytes: what the graph walk reads (graph + codes, or graph + f32 vectors without codes) per vector".into(),
     ))
+}
+
+/// Memory of a sealed segment after its sweep: resident pages of each of
+/// its mapped files, and the bytes per vector its graph walk reads.
+fn serving_memory(
+    sdir: &Path,
+    sealed: &SealedSegment,
+    n: usize,
+    ctx: &RunFigures,
+) -> serde_json::Value {
+    let files = crate::tools::memory::resident_by_file(sdir);
+    let serving: u64 = files.values().sum();
+    serde_json::json!({
+        "peak_rss_bytes": peak_rss(),
+        "baseline_rss_bytes": ctx.baseline_rss,
+        "rss_now_bytes": current_rss(),
+        "serving_rss_bytes": serving,
+        "resident_by_file": files,
+        "hot_bytes_per_vector": sealed.hot_bytes() as f64 / n as f64,
+    })
 }
 
 fn grpc_mode(
     d: &Dataset,
     a: &AnnOptions,
     work_dir: &Path,
+    quant: Quantization,
     ctx: &RunFigures,
 ) -> anyhow::Result<Report> {
+    let engine = engine_name("grpc", quant);
     eprintln!(
-        "mode grpc (loopback server serving the sealed segment; {} clients x {} queries per request)",
+        "mode {engine} (loopback server serving the sealed segment; {} clients x {} queries per request)",
         a.clients, a.batch
     );
-    let points = grpc_sweep(d, a, work_dir)?;
-    let s = ctx.build_s + ctx.seal_s;
-    Ok(ctx.report(
-        "vidx-grpc",
-        serde_json::json!({"seconds": s, "inserts_per_s": d.n() as f64 / s, "threads": ctx.threads}),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss}),
+    let name = collection_name(quant);
+    let points = grpc_sweep(d, a, work_dir, &name)?;
+    let sdir = crate::storage::manifest::Manifest::load(&work_dir.join("collections").join(&name))
+        .ok()
+        .and_then(|m| m.segments.last().map(|s| s.id))
+        .map(|id| {
+            work_dir
+                .join("collections")
+                .join(&name)
+                .join(crate::storage::manifest::segment_dir_name(id))
+        });
+    let hot = sdir.as_ref().and_then(|p| {
+        SealedSegment::open(1, p, d.dim, d.metric, &crate::segment::sealed::tomb_file_name(0))
+            .ok()
+            .map(|s| s.hot_bytes() as f64 / d.n() as f64)
+    });
+    Ok(ctx.report_base().report(
+        &engine,
+        env!("CARGO_PKG_VERSION"),
+        ctx.sealed_build(d.n(), quant),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "hot_bytes_per_vector": hot}),
+        ctx.seal_of(quant).1,
         points,
         format!(
             "end to end over gRPC on loopback: qps_1t = one client, one query per request; qps_all = {} clients, {} queries per request; server and clients share the machine",
@@ -769,7 +951,12 @@ fn print_summary(reports: &[Report], k: usize) {
 type Client = pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>;
 
 /// Serves the sealed collection on loopback and sweeps ef over gRPC.
-fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Vec<Point>> {
+fn grpc_sweep(
+    d: &Dataset,
+    a: &AnnOptions,
+    data_dir: &Path,
+    collection: &str,
+) -> anyhow::Result<Vec<Point>> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -802,7 +989,7 @@ fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Ve
         }
         let mut points = Vec::new();
         for &ef in &a.efs {
-            let p = grpc_point(d, a, &clients, &queries, ef.max(a.k)).await?;
+            let p = grpc_point(d, a, &clients, &queries, collection, ef.max(a.k)).await?;
             eprintln!(
                 "  ef {:>4}: recall@{} {:.4}  {:>8.0} QPS (1 client)  {:>8.0} QPS (batched)  p50 {:.3} ms  p99 {:.3} ms",
                 p.ef, a.k, p.recall, p.qps_1t, p.qps_all, p.p50_ms, p.p99_ms
@@ -816,9 +1003,14 @@ fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Ve
 }
 
 /// A search of `queries` in the bench collection.
-fn search_request(queries: &[Vec<f32>], k: usize, ef: usize) -> pb::SearchRequest {
+fn search_request(
+    collection: &str,
+    queries: &[Vec<f32>],
+    k: usize,
+    ef: usize,
+) -> pb::SearchRequest {
     pb::SearchRequest {
-        collection: "bench".into(),
+        collection: collection.into(),
         queries: queries
             .iter()
             .map(|q| pb::Query {
@@ -838,12 +1030,18 @@ async fn grpc_point(
     a: &AnnOptions,
     clients: &[Client],
     queries: &Arc<Vec<Vec<f32>>>,
+    collection: &str,
     ef: usize,
 ) -> anyhow::Result<Point> {
     let mut client = clients[0].clone();
     // Warm-up.
     client
-        .search(search_request(&queries[..queries.len().min(100)], a.k, ef))
+        .search(search_request(
+            collection,
+            &queries[..queries.len().min(100)],
+            a.k,
+            ef,
+        ))
         .await?;
     let mut lat = Vec::with_capacity(queries.len());
     let mut got: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
@@ -851,7 +1049,7 @@ async fn grpc_point(
     for q in queries.iter() {
         let s = Instant::now();
         let r = client
-            .search(search_request(std::slice::from_ref(q), a.k, ef))
+            .search(search_request(collection, std::slice::from_ref(q), a.k, ef))
             .await?
             .into_inner();
         lat.push(s.elapsed().as_secs_f64() * 1e3);
@@ -864,7 +1062,7 @@ async fn grpc_point(
         );
     }
     let qps_1t = queries.len() as f64 / t.elapsed().as_secs_f64();
-    let qps_all = batched_qps(clients, queries, a.batch.max(1), a.k, ef).await?;
+    let qps_all = batched_qps(clients, queries, collection, a.batch.max(1), a.k, ef).await?;
     lat.sort_by(f64::total_cmp);
     Ok(Point {
         ef,
@@ -881,6 +1079,7 @@ async fn grpc_point(
 async fn batched_qps(
     clients: &[Client],
     queries: &Arc<Vec<Vec<f32>>>,
+    collection: &str,
     batch: usize,
     k: usize,
     ef: usize,
@@ -892,6 +1091,7 @@ async fn batched_qps(
         let mut c = c.clone();
         let next = next.clone();
         let queries = queries.clone();
+        let collection = collection.to_string();
         tasks.push(tokio::spawn(async move {
             loop {
                 let start = next.fetch_add(batch, std::sync::atomic::Ordering::SeqCst);
@@ -899,7 +1099,7 @@ async fn batched_qps(
                     return Ok::<_, tonic::Status>(());
                 }
                 let end = (start + batch).min(queries.len());
-                c.search(search_request(&queries[start..end], k, ef))
+                c.search(search_request(&collection, &queries[start..end], k, ef))
                     .await?;
             }
         }));

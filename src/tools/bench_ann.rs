@@ -35,9 +35,9 @@ use crate::collection::config::{Config, Kind};
 use crate::collection::{Collection, StorageOptions};
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::index::quant::Quantization;
 use crate::pb;
 use crate::segment::mutable::{MutableSegment, Prepared};
-use crate::index::quant::Quantization;
 use crate::segment::sealed::SealedSegment;
 
 /// Options of `vidx bench ann` (its flags are in `cli::tools`).
@@ -269,10 +269,17 @@ fn read_vectors(path: &Path) -> anyhow::Result<(usize, Vec<f32>)> {
 fn load_file(a: &AnnOptions) -> anyhow::Result<Dataset> {
     let base_path = PathBuf::from(&a.dataset);
     let (dim, mut base) = read_vectors(&base_path)?;
-    let Some(qp) = &a.queries_file else {
-        bail!("--queries-file is needed with a file dataset")
+    let (qdim, mut query) = match &a.queries_file {
+        Some(qp) => read_vectors(qp)?,
+        None => {
+            if a.gt_file.is_some() {
+                bail!(
+                    "--gt-file needs --queries-file (held-out queries have no given ground truth)"
+                );
+            }
+            hold_out(&mut base, dim, a.queries)
+        }
     };
-    let (qdim, mut query) = read_vectors(qp)?;
     if qdim != dim {
         bail!("queries are {qdim}-d, base vectors {dim}-d");
     }
@@ -310,6 +317,26 @@ fn load_file(a: &AnnOptions) -> anyhow::Result<Dataset> {
         query,
         gt,
     })
+}
+
+/// Without a query file, `wanted` rows (at most a tenth of them), evenly
+/// spaced, leave the base to become the queries: a real set's own rows as
+/// queries, each answered by the rest.
+fn hold_out(base: &mut Vec<f32>, dim: usize, wanted: usize) -> (usize, Vec<f32>) {
+    let n = base.len() / dim.max(1);
+    let q = wanted.min(n / 10).max(1).min(n);
+    let stride = n / q;
+    let mut kept = Vec::with_capacity(base.len());
+    let mut query = Vec::with_capacity(q * dim);
+    for (i, row) in base.chunks_exact(dim).enumerate() {
+        if i % stride == stride / 2 && query.len() < q * dim {
+            query.extend_from_slice(row);
+        } else {
+            kept.extend_from_slice(row);
+        }
+    }
+    *base = kept;
+    (dim, query)
 }
 
 /// Exact k nearest neighbours of every query, by brute force on all cores.
@@ -652,7 +679,9 @@ struct RunFigures {
     mutable_bytes: u64,
 }
 
-/// What a report names besides its results: shared with the hnsw_rs peer.
+/// What a report names besides its results: shared with the hnsw_rs peer
+/// (which alone reads `threads` and `baseline_rss`).
+#[cfg_attr(not(feature = "peer-hnsw-rs"), allow(dead_code))]
 pub(crate) struct ReportBase {
     pub dataset: serde_json::Value,
     pub params: serde_json::Value,
@@ -917,9 +946,15 @@ fn grpc_mode(
                 .join(crate::storage::manifest::segment_dir_name(id))
         });
     let hot = sdir.as_ref().and_then(|p| {
-        SealedSegment::open(1, p, d.dim, d.metric, &crate::segment::sealed::tomb_file_name(0))
-            .ok()
-            .map(|s| s.hot_bytes() as f64 / d.n() as f64)
+        SealedSegment::open(
+            1,
+            p,
+            d.dim,
+            d.metric,
+            &crate::segment::sealed::tomb_file_name(0),
+        )
+        .ok()
+        .map(|s| s.hot_bytes() as f64 / d.n() as f64)
     });
     Ok(ctx.report_base().report(
         &engine,

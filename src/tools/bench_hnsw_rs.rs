@@ -36,10 +36,16 @@ pub(crate) fn run(d: &Dataset, a: &AnnOptions, base: ReportBase) -> anyhow::Resu
             h.parallel_insert_slice(&rows);
             let build_s = t.elapsed().as_secs_f64();
             let held = current_rss().saturating_sub(before);
-            eprintln!("hnsw_rs built in {build_s:.1} s ({:.0} inserts/s)", d.n() as f64 / build_s);
+            eprintln!(
+                "hnsw_rs built in {build_s:.1} s ({:.0} inserts/s)",
+                d.n() as f64 / build_s
+            );
             let k = a.k;
             let points = sweep(d, a, &|q, ef| {
-                h.search(q, k, ef).into_iter().map(|n| n.d_id as u32).collect()
+                h.search(q, k, ef)
+                    .into_iter()
+                    .map(|n| n.d_id as u32)
+                    .collect()
             });
             (build_s, held, points)
         }};

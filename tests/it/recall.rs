@@ -69,9 +69,10 @@ async fn recall_of(
 ) -> f64 {
     let server = TestServer::start().await;
     let mut c = server.client().await;
+    let dim = data[0].len();
     c.create_collection(create_quantized(
         name,
-        DIM as u32,
+        dim as u32,
         pb::Metric::Cosine,
         quant,
     ))
@@ -105,7 +106,7 @@ async fn recall_of(
         let resp = c.search(req).await.unwrap().into_inner();
         recall = score(&resp, &truth, data, queries);
         println!(
-            "{quant:?} ef={ef:<4} recall@10 = {recall:.4} over {} queries on {} x {DIM} (build {build:.1?})",
+            "{quant:?} ef={ef:<4} recall@10 = {recall:.4} over {} queries on {} x {dim} (build {build:.1?})",
             queries.len(),
             data.len()
         );

@@ -15,6 +15,7 @@ use crate::collection::config::Config;
 use crate::collection::{Collection, StorageOptions};
 use crate::error::{Error, Result};
 use crate::storage::durable;
+use crate::storage::lock::DirLock;
 use crate::validate;
 
 const COLLECTIONS_DIR: &str = "collections";
@@ -30,13 +31,18 @@ pub struct Registry {
     root: PathBuf,
     opts: StorageOptions,
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// One registry (one process) per data directory at a time.
+    _lock: DirLock,
 }
 
 impl Registry {
-    /// Opens (creating if needed) the data directory and every collection in it.
+    /// Opens (creating if needed) the data directory and every collection in
+    /// it. Refused (FAILED_PRECONDITION, naming the holder's pid) while
+    /// another registry has the directory open, before any log is replayed.
     pub fn open(data_dir: &Path, opts: StorageOptions) -> Result<Registry> {
         let root = data_dir.join(COLLECTIONS_DIR);
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let lock = DirLock::acquire(data_dir)?;
         let mut entries = BTreeMap::new();
         let rd = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
         let mut dirs: Vec<PathBuf> = rd
@@ -75,6 +81,7 @@ impl Registry {
             root,
             opts,
             entries: RwLock::new(entries),
+            _lock: lock,
         })
     }
 

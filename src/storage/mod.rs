@@ -1,13 +1,14 @@
 //! Bytes and durability: the versioned, checksummed file envelope, the
 //! write-ahead log, the manifest, the durable-write helpers
-//! (write-then-rename, directory fsync) and the table of every stored
-//! format's version. Nothing here knows about vectors
+//! (write-then-rename, directory fsync), the data directory's lock and the
+//! table of every stored format's version. Nothing here knows about vectors
 //! beyond the records it stores.
 //!
 //! May import: the root modules (`pb`, `error`, `validate`) only.
 
 pub mod durable;
 pub mod envelope;
+pub mod lock;
 pub mod manifest;
 pub mod versions;
 pub mod wal;

@@ -234,7 +234,8 @@ def plot(results, png, title):
     fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
     peer_styles = iter([("tab:blue", "o"), ("tab:orange", "s"), ("tab:green", "^"), ("tab:purple", "v"),
                         ("tab:brown", "P"), ("tab:pink", "X"), ("tab:gray", "D")])
-    vidx_styles = iter([("tab:red", "o"), ("darkred", "s"), ("salmon", "^"), ("black", "D")])
+    vidx_styles = iter([("tab:red", "o"), ("darkred", "s"), ("salmon", "^"), ("black", "D"),
+                        ("magenta", "P"), ("goldenrod", "X"), ("teal", "h")])
     xs = []
     for r in results:
         pts = sorted((p for p in r["points"] if p.get("qps_1t")), key=lambda p: p["ef"])

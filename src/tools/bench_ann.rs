@@ -416,7 +416,7 @@ pub struct Point {
 }
 
 #[derive(Serialize)]
-pub(crate) struct Report {
+struct Report {
     engine: String,
     version: String,
     dataset: serde_json::Value,
@@ -447,7 +447,7 @@ fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
 
 /// Sweeps ef with an in-process search function: one thread (latency), then
 /// all cores (throughput).
-pub(crate) fn sweep(
+fn sweep(
     d: &Dataset,
     a: &AnnOptions,
     search: &(dyn Fn(&[f32], usize) -> Vec<u32> + Sync),
@@ -554,7 +554,7 @@ pub fn run(a: AnnOptions) -> anyhow::Result<()> {
     let mut reports = Vec::new();
     // hnsw_rs first, on its own: its graph is gone before vidx builds.
     if has("hnsw_rs") {
-        reports.push(crate::tools::bench_hnsw_rs::run(&d, &a, ctx.report_base())?);
+        reports.push(hnsw_rs_mode(&d, &a, &ctx)?);
     }
     let wanted: Vec<Mode> = a.modes.iter().filter_map(|m| Mode::of(m)).collect();
     if wanted.is_empty() {
@@ -587,6 +587,40 @@ pub fn run(a: AnnOptions) -> anyhow::Result<()> {
         }
     }
     finish(&a, reports)
+}
+
+/// hnsw_rs, the crate vidx started from, as an in-process peer: its build
+/// on all threads and its search, swept like vidx's modes (see
+/// [`crate::tools::bench_hnsw_rs`]).
+fn hnsw_rs_mode(d: &Dataset, a: &AnnOptions, ctx: &RunFigures) -> anyhow::Result<Report> {
+    eprintln!(
+        "mode hnsw_rs (the hnsw_rs crate's graph and search, in process; m {}, ef_construction {})",
+        a.m, a.ef_construction
+    );
+    let before = current_rss();
+    let t = Instant::now();
+    let search =
+        crate::tools::bench_hnsw_rs::build(&d.base, d.dim, d.metric, a.m, a.ef_construction)?;
+    let build_s = t.elapsed().as_secs_f64();
+    let held = current_rss().saturating_sub(before);
+    eprintln!(
+        "hnsw_rs built in {build_s:.1} s ({:.0} inserts/s)",
+        d.n() as f64 / build_s
+    );
+    let k = a.k;
+    let points = sweep(d, a, &|q, ef| search(q, k, ef));
+    drop(search);
+    let mut r = ctx.report_base().report(
+        "hnsw_rs",
+        serde_json::json!({"seconds": build_s, "inserts_per_s": d.n() as f64 / build_s, "threads": ctx.threads}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss,
+            "serving_rss_bytes": held, "hot_bytes_per_vector": held as f64 / d.n() as f64}),
+        0,
+        points,
+        "hnsw_rs in process (parallel_insert_slice on all threads, search one query per call); serving RSS: RSS added by its build (its own copy of every vector and its links)".into(),
+    );
+    r.version = crate::tools::bench_hnsw_rs::VERSION.into();
+    Ok(r)
 }
 
 /// A vidx mode: sealed in process or gRPC, over which codes; the mutable
@@ -686,21 +720,16 @@ struct RunFigures {
     mutable_bytes: u64,
 }
 
-/// What a report names besides its results: shared with the hnsw_rs peer
-/// (which alone reads `threads` and `baseline_rss`).
-#[cfg_attr(not(feature = "peer-hnsw-rs"), allow(dead_code))]
-pub(crate) struct ReportBase {
-    pub dataset: serde_json::Value,
-    pub params: serde_json::Value,
-    pub threads: usize,
-    pub baseline_rss: u64,
+/// What a report names besides its results.
+struct ReportBase {
+    dataset: serde_json::Value,
+    params: serde_json::Value,
 }
 
 impl ReportBase {
-    pub(crate) fn report(
+    fn report(
         &self,
         engine: &str,
-        version: &str,
         build: serde_json::Value,
         memory: serde_json::Value,
         disk_bytes: u64,
@@ -709,7 +738,7 @@ impl ReportBase {
     ) -> Report {
         Report {
             engine: engine.into(),
-            version: version.into(),
+            version: env!("CARGO_PKG_VERSION").into(),
             dataset: self.dataset.clone(),
             params: self.params.clone(),
             build,
@@ -726,8 +755,6 @@ impl RunFigures {
         ReportBase {
             dataset: self.dataset.clone(),
             params: self.params.clone(),
-            threads: self.threads,
-            baseline_rss: self.baseline_rss,
         }
     }
 
@@ -856,7 +883,6 @@ fn mutable_mode(d: &Dataset, a: &AnnOptions, seg: &MutableSegment, ctx: &RunFigu
     let (_, disk) = ctx.seal_of(Quantization::None);
     ctx.report_base().report(
         "vidx-mutable",
-        env!("CARGO_PKG_VERSION"),
         serde_json::json!({"seconds": ctx.build_s, "inserts_per_s": d.n() as f64 / ctx.build_s, "threads": ctx.threads}),
         serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build,
             "serving_rss_bytes": ctx.mutable_bytes, "hot_bytes_per_vector": ctx.mutable_bytes as f64 / d.n() as f64}),
@@ -900,7 +926,6 @@ fn sealed_mode(
     let memory = serving_memory(sdir, &sealed, d.n(), ctx);
     Ok(ctx.report_base().report(
         &engine,
-        env!("CARGO_PKG_VERSION"),
         ctx.sealed_build(d.n(), quant),
         memory,
         ctx.seal_of(quant).1,
@@ -965,7 +990,6 @@ fn grpc_mode(
     });
     Ok(ctx.report_base().report(
         &engine,
-        env!("CARGO_PKG_VERSION"),
         ctx.sealed_build(d.n(), quant),
         serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "hot_bytes_per_vector": hot}),
         ctx.seal_of(quant).1,

@@ -1,67 +1,73 @@
 //! hnsw_rs, the crate vidx's first mutable segment was built on, as an
 //! in-process Rust peer of `vidx bench ann --modes hnsw_rs`: same data, same
-//! M and ef_construction, its own graph and search. Compiled only with the
-//! cargo feature `peer-hnsw-rs` (run-all.sh enables it), so ordinary builds
-//! do not pay for the crate.
+//! M and ef_construction, its own graph and search (the benchmark times and
+//! sweeps it like vidx's modes). Compiled only with the cargo feature
+//! `peer-hnsw-rs` (run-all.sh enables it), so ordinary builds do not pay for
+//! the crate.
 
-use crate::tools::bench_ann::{AnnOptions, Dataset, Report, ReportBase};
+use crate::index::distance::Metric;
+
+/// The hnsw_rs version the feature pins (Cargo.toml).
+pub const VERSION: &str = "0.3.5";
+
+/// A built hnsw_rs index as a search function: (query, k, ef) → row ids.
+pub type Search<'a> = Box<dyn Fn(&[f32], usize, usize) -> Vec<u32> + Sync + 'a>;
 
 #[cfg(not(feature = "peer-hnsw-rs"))]
-pub(crate) fn run(_d: &Dataset, _a: &AnnOptions, _base: ReportBase) -> anyhow::Result<Report> {
+pub fn build<'a>(
+    _base: &'a [f32],
+    _dim: usize,
+    _metric: Metric,
+    _m: usize,
+    _ef_construction: usize,
+) -> anyhow::Result<Search<'a>> {
     anyhow::bail!(
         "--modes hnsw_rs: this vidx was built without the hnsw_rs peer; \
          build with `cargo build --release --features peer-hnsw-rs`"
     )
 }
 
+/// Builds hnsw_rs's graph over the rows of `base` (`dim` wide) on all
+/// threads (`parallel_insert_slice`), row i with id i.
 #[cfg(feature = "peer-hnsw-rs")]
-pub(crate) fn run(d: &Dataset, a: &AnnOptions, base: ReportBase) -> anyhow::Result<Report> {
+pub fn build<'a>(
+    base: &'a [f32],
+    dim: usize,
+    metric: Metric,
+    m: usize,
+    ef_construction: usize,
+) -> anyhow::Result<Search<'a>> {
     use hnsw_rs::prelude::*;
 
-    use crate::index::distance::Metric;
-    use crate::tools::bench_ann::{current_rss, peak_rss, sweep};
-
-    eprintln!(
-        "mode hnsw_rs (the hnsw_rs crate's graph and search, in process; m {}, ef_construction {})",
-        a.m, a.ef_construction
-    );
-    let before = current_rss();
-    let t = std::time::Instant::now();
-    // Unit vectors under cosine: hnsw_rs's DistDot is 1 - a·b, vidx's rank.
-    let rows: Vec<(&[f32], usize)> = (0..d.n()).map(|i| (d.row(i), i)).collect();
+    let rows: Vec<(&[f32], usize)> = base
+        .chunks_exact(dim)
+        .enumerate()
+        .map(|(i, v)| (v, i))
+        .collect();
+    // hnsw_rs's layer cap (16 is also the only value its own dump supports).
     let layers = 16;
-    macro_rules! measured {
-        ($dist:expr) => {{
-            let h = Hnsw::new(a.m, d.n(), layers, a.ef_construction, $dist);
+    let n = rows.len();
+    Ok(match metric {
+        Metric::L2 => {
+            let h = Hnsw::new(m, n, layers, ef_construction, DistL2 {});
             h.parallel_insert_slice(&rows);
-            let build_s = t.elapsed().as_secs_f64();
-            let held = current_rss().saturating_sub(before);
-            eprintln!(
-                "hnsw_rs built in {build_s:.1} s ({:.0} inserts/s)",
-                d.n() as f64 / build_s
-            );
-            let k = a.k;
-            let points = sweep(d, a, &|q, ef| {
+            Box::new(move |q, k, ef| {
                 h.search(q, k, ef)
                     .into_iter()
-                    .map(|n| n.d_id as u32)
+                    .map(|x| x.d_id as u32)
                     .collect()
-            });
-            (build_s, held, points)
-        }};
-    }
-    let (build_s, held, points) = match d.metric {
-        Metric::L2 => measured!(DistL2 {}),
-        Metric::Cosine | Metric::Dot => measured!(DistDot {}),
-    };
-    Ok(base.report(
-        "hnsw_rs",
-        "0.3.5",
-        serde_json::json!({"seconds": build_s, "inserts_per_s": d.n() as f64 / build_s, "threads": base.threads}),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": base.baseline_rss,
-            "serving_rss_bytes": held, "hot_bytes_per_vector": held as f64 / d.n() as f64}),
-        0,
-        points,
-        "hnsw_rs 0.3.5 in process (parallel_insert_slice on all threads, search one query per call); serving RSS: RSS added by its build (its own copy of every vector and its links)".into(),
-    ))
+            })
+        }
+        // Unit vectors under cosine: hnsw_rs's DistDot is 1 - a·b, vidx's rank.
+        Metric::Cosine | Metric::Dot => {
+            let h = Hnsw::new(m, n, layers, ef_construction, DistDot {});
+            h.parallel_insert_slice(&rows);
+            Box::new(move |q, k, ef| {
+                h.search(q, k, ef)
+                    .into_iter()
+                    .map(|x| x.d_id as u32)
+                    .collect()
+            })
+        }
+    })
 }

@@ -26,12 +26,11 @@ pub fn resident_by_file(dir: &Path) -> BTreeMap<String, u64> {
                 .filter(|p| p.starts_with(&dir))
                 .and_then(|p| p.file_name())
                 .map(|f| f.to_string_lossy().into_owned());
-        } else if first == "Rss:" {
-            if let (Some(file), Some(kb)) =
+        } else if first == "Rss:"
+            && let (Some(file), Some(kb)) =
                 (&current, parts.next().and_then(|v| v.parse::<u64>().ok()))
-            {
-                *out.entry(file.clone()).or_insert(0) += kb * 1024;
-            }
+        {
+            *out.entry(file.clone()).or_insert(0) += kb * 1024;
         }
     }
     out

@@ -78,6 +78,12 @@ async fn recall_of(
     ))
     .await
     .unwrap();
+    let info = c
+        .describe_collection(pb::DescribeCollectionRequest { name: name.into() })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(info.quantization, quant as i32, "described as created");
     let points: Vec<pb::Point> = order
         .iter()
         .map(|&i| point(&i.to_string(), data[i].clone()))

@@ -241,8 +241,9 @@ class FaissHnswSq8(FaissHnsw):
 
 
 class Qdrant:
-    """Qdrant's embedded engine (qdrant-edge-py): one shard, one segment
-    (so one HNSW graph, like the other engines), vectors and graph in RAM."""
+    """Qdrant's embedded engine (qdrant-edge-py): one shard, asked for one
+    segment (one HNSW graph, like the other engines; the notes say how many
+    it made), vectors and graph in RAM."""
     name = "qdrant"
     quantized = False
 
@@ -324,7 +325,9 @@ class Qdrant:
     def extra_notes(self):
         q = "int8 scalar quantization (quantile 0.99, codes pinned in RAM), rescore=True" if self.quantized \
             else "no quantization"
-        return f"qdrant-edge {self.info}; {q}; vectors Memory.Cached; one segment; WAL off"
+        # The segment count is the engine's (default_segment_number=1 is a
+        # target its optimizer may not meet), read back after optimize().
+        return f"qdrant-edge {self.info}; {q}; vectors Memory.Cached; WAL off"
 
 
 class QdrantSq8(Qdrant):

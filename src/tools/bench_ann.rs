@@ -26,6 +26,7 @@
 //! sealed segment, recall and one-thread QPS of search filtered to each (and
 //! by a filter no point passes) beside unfiltered search.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -967,7 +968,6 @@ fn grpc_mode(
         a.clients, a.batch
     );
     let name = collection_name(quant);
-    let points = grpc_sweep(d, a, work_dir, &name)?;
     let sdir = crate::storage::manifest::Manifest::load(&work_dir.join("collections").join(&name))
         .ok()
         .and_then(|m| m.segments.last().map(|s| s.id))
@@ -988,14 +988,17 @@ fn grpc_mode(
         .ok()
         .map(|s| s.hot_bytes() as f64 / d.n() as f64)
     });
+    let (points, files) = grpc_sweep(d, a, work_dir, &name, sdir.as_deref())?;
+    let serving = (!files.is_empty()).then(|| files.values().sum::<u64>());
     Ok(ctx.report_base().report(
         &engine,
         ctx.sealed_build(d.n(), quant),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "hot_bytes_per_vector": hot}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss,
+            "serving_rss_bytes": serving, "resident_by_file": files, "hot_bytes_per_vector": hot}),
         ctx.seal_of(quant).1,
         points,
         format!(
-            "end to end over gRPC on loopback: qps_1t = one client, one query per request; qps_all = {} clients, {} queries per request; server and clients share the machine",
+            "end to end over gRPC on loopback: qps_1t = one client, one query per request; qps_all = {} clients, {} queries per request; server and clients share the machine (and the process); serving RSS: resident pages of the served segment's files after the sweep, server still up",
             a.clients, a.batch
         ),
     ))
@@ -1016,13 +1019,16 @@ fn print_summary(reports: &[Report], k: usize) {
 
 type Client = pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>;
 
-/// Serves the sealed collection on loopback and sweeps ef over gRPC.
+/// Serves the sealed collection on loopback and sweeps ef over gRPC; also
+/// returns the resident bytes per file of `segment_dir` (the segment the
+/// server maps, in this process) after the sweep, before the server stops.
 fn grpc_sweep(
     d: &Dataset,
     a: &AnnOptions,
     data_dir: &Path,
     collection: &str,
-) -> anyhow::Result<Vec<Point>> {
+    segment_dir: Option<&Path>,
+) -> anyhow::Result<(Vec<Point>, BTreeMap<String, u64>)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -1062,9 +1068,12 @@ fn grpc_sweep(
             );
             points.push(p);
         }
+        let files = segment_dir
+            .map(crate::tools::memory::resident_by_file)
+            .unwrap_or_default();
         let _ = stop_tx.send(());
         server.await??;
-        Ok(points)
+        Ok((points, files))
     })
 }
 

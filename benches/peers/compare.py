@@ -127,7 +127,8 @@ def metrics(r):
     m["rss_idx"] = (index_rss(r), False)
     m["serving"] = (g(r, "memory", "serving_rss_bytes"), False)
     m["hot"] = (g(r, "memory", "hot_bytes_per_vector"), False)
-    m["disk"] = (g(r, "disk_bytes"), False)
+    # 0 = not written (hnsw_rs is never saved): no figure, not "0 MiB".
+    m["disk"] = (g(r, "disk_bytes") or None, False)
     return m
 
 

@@ -108,6 +108,7 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
             metric: pb::Metric::Cosine as i32,
             kind: pb::Kind::Image as i32,
             hnsw: None,
+            quantization: pb::Quantization::Unspecified as i32,
         })
         .await
         .unwrap();

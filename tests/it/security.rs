@@ -38,6 +38,7 @@ fn create(name: &str, kind: pb::Kind) -> pb::CreateCollectionRequest {
         metric: pb::Metric::Cosine as i32,
         kind: kind as i32,
         hnsw: None,
+        quantization: pb::Quantization::Unspecified as i32,
     }
 }
 

@@ -12,12 +12,14 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::series::SeriesApi;
 use crate::collection::config;
 use crate::collection::registry::Registry;
 use crate::collection::{Collection, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::investigate::decisions::DecisionStore;
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
@@ -32,17 +34,32 @@ pub struct Service {
     registry: Arc<Registry>,
     /// Stored series states, one per linked image collection.
     series: StateStore,
-    /// One linking job (LinkSeries, LinkUpload) at a time: they read and
-    /// replace the stored series states.
+    /// Investigators' decision logs, one per image collection.
+    decisions: DecisionStore,
+    /// One linking job (LinkSeries, LinkUpload, ReviewSeries) at a time:
+    /// they read and replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// The series-review RPCs (they share the parts above).
+    review: SeriesApi,
 }
 
 impl Service {
     pub fn new(registry: Arc<Registry>) -> Self {
+        let dir = registry.data_dir().join(SERIES_DIR);
+        let series = StateStore::new(dir.clone());
+        let decisions = DecisionStore::new(dir);
+        let link_lock = Arc::new(parking_lot::Mutex::new(()));
         Service {
-            series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
+            review: SeriesApi {
+                registry: registry.clone(),
+                series: series.clone(),
+                decisions: decisions.clone(),
+                link_lock: link_lock.clone(),
+            },
+            series,
+            decisions,
             registry,
-            link_lock: Arc::new(parking_lot::Mutex::new(())),
+            link_lock,
         }
     }
 }
@@ -50,7 +67,7 @@ impl Service {
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// The image and (optional) face collection a linking request names.
-fn link_collections(
+pub(crate) fn link_collections(
     registry: &Registry,
     image: &str,
     face: &str,
@@ -78,7 +95,7 @@ fn link_collections(
 
 /// The collection `name`, which `field` needs to be of `kind`: linking face
 /// points as scenes (or images as faces) would run and store nonsense.
-fn collection_of_kind(
+pub(crate) fn collection_of_kind(
     registry: &Registry,
     field: &str,
     name: &str,
@@ -97,7 +114,7 @@ fn collection_of_kind(
 }
 
 /// Runs CPU-bound or blocking work on tokio's blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, Status>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Status>
 where
     F: FnOnce() -> Result<T, Error> + Send + 'static,
     T: Send + 'static,
@@ -378,6 +395,7 @@ impl VectorIndex for Service {
         let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         let store = self.series.clone();
+        let decisions = self.decisions.clone();
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
@@ -397,13 +415,16 @@ impl VectorIndex for Service {
                 let _guard = lock.lock();
                 let iv = images.view()?;
                 let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-                let linked = link::link_full(
+                let book = decisions.load(&image_name)?;
+                let mut linked = link::link_full(
                     (&iv, &image_name),
                     fv.as_ref().map(|v| (v, face_name.as_str())),
                     &settings,
                     scope.as_ref(),
+                    book.constraints(),
                     &progress,
                 )?;
+                book.apply_review(&mut linked.series);
                 let t = Instant::now();
                 let stored = scope.is_none();
                 let linked_media: usize = linked.series.iter().map(|s| s.media_ids.len()).sum();
@@ -444,6 +465,8 @@ impl VectorIndex for Service {
                         .collect(),
                     stored,
                     params: Some(link::settings_to_pb(&settings)),
+                    refused_by_decisions: linked.stats.refused_by_decisions as u64,
+                    decisions: book.decisions().len() as u64,
                 })
             };
             match run() {
@@ -468,12 +491,13 @@ impl VectorIndex for Service {
         let registry = self.registry.clone();
         let store = self.series.clone();
         let lock = self.link_lock.clone();
-        let out = blocking(move || {
+        let review = self.review.clone();
+        let (out, relinked) = blocking(move || {
             let _guard = lock.lock();
             // The kind before the stored state: a FACE collection has none.
             validate::collection_name("image_collection", &req.image_collection)?;
             collection_of_kind(&registry, "image_collection", &req.image_collection, config::Kind::Image)?;
-            let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
+            let state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
                     req.image_collection
@@ -489,13 +513,7 @@ impl VectorIndex for Service {
                     req.face_collection, state.face_collection
                 )));
             };
-            let (images, faces) = link_collections(&registry, &req.image_collection, &face_name)?;
-            let iv = images.view()?;
-            let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-            let r = link::link_upload((&iv, &req.image_collection), fv.as_ref(), &mut state, &req.upload_id)?;
-            state.face_collection = face_name;
-            store.save(&state)?;
-            Ok(r)
+            review.link_upload(&req, state, face_name)
         })
         .await?;
         Ok(Response::new(pb::LinkUploadResponse {
@@ -519,6 +537,7 @@ impl VectorIndex for Service {
                 .collect(),
             series: out.touched.iter().map(|r| r.to_pb()).collect(),
             new_edges: out.new_edges as u64,
+            relinked,
         }))
     }
 
@@ -555,6 +574,47 @@ impl VectorIndex for Service {
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_series(
+        &self,
+        request: Request<pb::ListSeriesRequest>,
+    ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        Ok(Response::new(self.review.list(request.into_inner()).await?))
+    }
+
+    async fn get_series(
+        &self,
+        request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        Ok(Response::new(self.review.get(request.into_inner()).await?))
+    }
+
+    async fn series_of_media(
+        &self,
+        request: Request<pb::SeriesOfMediaRequest>,
+    ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
+        Ok(Response::new(
+            self.review.of_media(request.into_inner()).await?,
+        ))
+    }
+
+    async fn review_series(
+        &self,
+        request: Request<pb::ReviewSeriesRequest>,
+    ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        Ok(Response::new(
+            self.review.review(request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_metadata(
+        &self,
+        request: Request<pb::UpdateMetadataRequest>,
+    ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        Ok(Response::new(
+            self.review.update_metadata(request.into_inner()).await?,
+        ))
     }
 
     async fn create_collection(
@@ -603,11 +663,13 @@ impl VectorIndex for Service {
         validate::collection_name("name", &req.name)?;
         let registry = self.registry.clone();
         let series = self.series.clone();
+        let decisions = self.decisions.clone();
         let name = req.name.clone();
         blocking(move || {
             registry.drop_collection(&name)?;
-            // Its series were found in data that is gone.
-            series.remove(&name)
+            // Its series, and the decisions about them, concern data that is gone.
+            series.remove(&name)?;
+            decisions.remove(&name)
         })
         .await?;
         tracing::info!(collection = %req.name, "collection dropped");
@@ -695,11 +757,19 @@ impl VectorIndex for Service {
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
         validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
+        if let Some(m) = req.max_distance
+            && !m.is_finite()
+        {
+            return Err(Status::invalid_argument(format!(
+                "max_distance is {m}; it must be a finite distance"
+            )));
+        }
         let opts = SearchOptions {
             filter: Filter::from_pb(req.filter.as_ref())?,
             exclude_same_upload: req.exclude_same_upload,
             exclude_same_case: req.exclude_same_case,
             group_by_media: req.group_by_media,
+            max_distance: req.max_distance,
         };
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.into_iter().enumerate() {

@@ -180,6 +180,14 @@ pub struct SearchArgs {
     /// Top-k distinct media, each with its best point and how many matched.
     #[arg(long)]
     pub group_by_media: bool,
+    /// Return no hit farther than this distance.
+    #[arg(long)]
+    pub max_distance: Option<f32>,
+    /// Distance beyond which a hit is marked "no match" [default: the
+    /// stored series' image threshold, else 0.36 (images) or 0.70 (faces)
+    /// under cosine].
+    #[arg(long)]
+    pub link_threshold: Option<f32>,
 }
 
 /// Filter flags of `vidx search`; lists take repeated flags or commas.
@@ -573,10 +581,15 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             exclude_same_upload: a.exclude_same_upload,
             exclude_same_case: a.exclude_same_case,
             group_by_media: a.group_by_media,
+            max_distance: a.max_distance,
         })
         .await
         .map_err(status_error)?
         .into_inner();
+    let threshold = match a.link_threshold {
+        Some(t) => Some(t),
+        None => link_threshold(&mut client, &a.collection).await,
+    };
     let hits = resp
         .results
         .into_iter()
@@ -587,19 +600,57 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .map(
-                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "metadata": h.metadata}),
+                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces,
+                    "metadata": h.metadata, "beyond_link_threshold": threshold.is_some_and(|t| h.distance > t)}),
             )
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{}", hits_table(&hits, a.group_by_media));
+    println!("{}", hits_table(&hits, a.group_by_media, threshold));
+    if let Some(t) = threshold
+        && hits.iter().any(|h| h.distance > t)
+    {
+        println!(
+            "\n\"no match\": farther than {t} (the linking threshold): such a hit would not be linked; it is not a lead"
+        );
+    }
     Ok(())
+}
+
+/// The distance beyond which a hit of `collection` would not link: the
+/// stored series' image threshold, else the cosine default of its kind.
+async fn link_threshold(
+    client: &mut VectorIndexClient<tonic::transport::Channel>,
+    collection: &str,
+) -> Option<f32> {
+    let info = client
+        .describe_collection(pb::DescribeCollectionRequest {
+            name: collection.to_string(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let cosine = info.metric == pb::Metric::Cosine as i32;
+    if info.kind == pb::Kind::Face as i32 {
+        return cosine.then_some(crate::investigate::link::DEFAULT_FACE_THRESHOLD);
+    }
+    let stored = client
+        .list_series(pb::ListSeriesRequest {
+            image_collection: collection.to_string(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().params)
+        .map(|p| p.image_threshold);
+    stored.or(cosine.then_some(crate::investigate::link::DEFAULT_IMAGE_THRESHOLD))
 }
 
 /// Search hits as a terminal table; grouped by media, with each hit's
 /// media and how many of its points matched.
-fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
+fn hits_table(hits: &[pb::Hit], group_by_media: bool, threshold: Option<f32>) -> String {
     let mut header = vec![
         "rank",
         "id",
@@ -612,6 +663,9 @@ fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
     ];
     if group_by_media {
         header.extend(["media", "matched"]);
+    }
+    if threshold.is_some() {
+        header.push("match");
     }
     let mut t = table::Table::new(&header, &[0, 2, 9]);
     for (i, h) in hits.iter().enumerate() {
@@ -628,6 +682,16 @@ fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
         ];
         if group_by_media {
             row.extend([m.media_id, h.matched_faces.to_string()]);
+        }
+        if let Some(limit) = threshold {
+            row.push(
+                if h.distance > limit {
+                    "no match"
+                } else {
+                    "link"
+                }
+                .to_string(),
+            );
         }
         t.row(row);
     }

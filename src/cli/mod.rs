@@ -1,11 +1,15 @@
 //! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`,
-//! `flush`, `bench`; the linking and triage commands are in [`link`].
+//! `flush`, `bench`; the linking and triage commands are in [`link`], the
+//! series records (`vidx series ...`, `update-metadata`) in [`series`] with
+//! the HTML report in [`report`].
 //!
 //! The top layer: may import every other layer.
 
 pub mod client;
 pub mod demo;
 pub mod link;
+pub mod report;
+pub mod series;
 pub mod table;
 pub mod tools;
 
@@ -56,6 +60,11 @@ pub enum Command {
     LinkUpload(crate::cli::link::LinkUploadArgs),
     /// Triage a seized set into known and new material, most urgent first.
     Triage(Box<crate::cli::link::TriageArgs>),
+    /// Series as records: list, show, of MEDIA, decide, report.
+    #[command(subcommand)]
+    Series(crate::cli::series::SeriesCommand),
+    /// Change metadata of stored points without sending their vectors.
+    UpdateMetadata(crate::cli::series::UpdateMetadataArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -331,6 +340,8 @@ pub fn main() -> ExitCode {
             Command::Link(a) => crate::cli::link::link(*a).await,
             Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
             Command::Triage(a) => crate::cli::link::triage(*a).await,
+            Command::Series(a) => crate::cli::series::run(a).await,
+            Command::UpdateMetadata(a) => crate::cli::series::update_metadata(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_ann::run((*a).into()))
                     .await?

@@ -16,5 +16,6 @@ mod layers;
 mod link;
 mod npy_files;
 mod recall;
+mod series;
 mod storage;
 mod stored_formats;

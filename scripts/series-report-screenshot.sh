@@ -65,7 +65,7 @@ print(s["series_id"], dup["a"], dup["b"], others[0], others[-1])')
 
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \
   --disable-component-update --disable-sync --no-first-run --user-data-dir="$PROFILE" \
-  --hide-scrollbars --window-size=1240,2350 \
+  --hide-scrollbars --window-size=1240,1960 \
   --screenshot="$PWD/$OUT/series-report.png" "file://$PWD/$OUT/series-report.html" 2>/dev/null
 ls -l "$OUT/series-report.png"
 echo "series $SERIES: report $OUT/series-report.html, screenshot $OUT/series-report.png"

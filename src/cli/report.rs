@@ -149,7 +149,7 @@ section h2{font-size:16px;margin:0 0 10px;color:#323f4b}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th{text-align:left;color:#616e7c;font-weight:600;border-bottom:2px solid #e4e7eb;padding:6px 8px}
 td{border-bottom:1px solid #eef0f2;padding:6px 8px;vertical-align:top}
-td.k{font-weight:600;white-space:nowrap}
+td.k,td.w{font-weight:600;white-space:nowrap}td.w{font-weight:400}
 .legend{display:flex;gap:18px;flex-wrap:wrap;font-size:12px;color:#52606d;margin:4px 0 8px}
 .legend svg{vertical-align:middle;margin-right:5px}
 .muted{color:#7b8794}
@@ -392,7 +392,7 @@ fn layout(n: usize, edges: &[(usize, usize)]) -> Vec<(f64, f64)> {
             (a.cos() * 200.0, a.sin() * 130.0)
         })
         .collect();
-    let k = ((GRAPH_W * GRAPH_H) / n as f64).sqrt() * 0.6;
+    let k = ((GRAPH_W * GRAPH_H) / n as f64).sqrt() * 0.75;
     let iterations = if n > 600 { 80 } else { 300 };
     let mut temp = 120.0;
     for _ in 0..iterations {
@@ -641,7 +641,7 @@ fn decisions(h: &mut String, m: &Model) {
         let kind = pb::DecisionKind::try_from(d.kind).map_or("?", |k| k.as_str_name());
         let _ = write!(
             h,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"k\">{kind}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td class=\"w\">{}</td><td class=\"w\">{}</td><td class=\"k\">{kind}</td><td>{}</td><td>{}</td></tr>",
             r.decision_id,
             when(r.decided_at),
             esc(&r.reviewer),

@@ -203,7 +203,7 @@ impl SeriesApi {
                 (out, true)
             }
         };
-        if !state.linked_uploads.iter().any(|u| *u == req.upload_id) {
+        if !state.linked_uploads.contains(&req.upload_id) {
             state.linked_uploads.push(req.upload_id.clone());
         }
         self.series.save(&state)?;

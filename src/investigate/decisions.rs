@@ -153,7 +153,7 @@ impl Decision {
             self.kind.to_pb().as_str_name(),
             self.id,
             self.reviewer,
-            self.at
+            utc(self.at)
         )
     }
 
@@ -194,6 +194,27 @@ impl Decision {
             anchors: self.anchors.clone(),
         }
     }
+}
+
+/// Unix seconds as `YYYY-MM-DDTHH:MM:SSZ` (civil from days, Howard
+/// Hinnant's algorithm), for messages people read.
+fn utc(t: i64) -> String {
+    let (days, secs) = (t.div_euclid(86_400), t.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + (m <= 2) as i64;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
 }
 
 /// One logged request: its decisions, applied whole.
@@ -502,7 +523,9 @@ impl Book {
         let c = &self.constraints;
         match d.kind {
             Kind::ConfirmLink => {
-                if let Some(id) = c.breaks_cannot(&[d.a.clone()], &[d.b.clone()]) {
+                if let Some(id) =
+                    c.breaks_cannot(std::slice::from_ref(&d.a), std::slice::from_ref(&d.b))
+                {
                     return Err(self.conflict(field, &d, &[id]));
                 }
             }
@@ -650,6 +673,12 @@ mod tests {
 
     fn none(_: &str) -> Option<Vec<String>> {
         None
+    }
+
+    #[test]
+    fn times_read_as_utc() {
+        assert_eq!(utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc(1_700_000_000), "2023-11-14T22:13:20Z");
     }
 
     #[test]

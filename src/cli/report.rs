@@ -450,10 +450,14 @@ fn legend_line(kind: &str, label: &str) -> String {
     )
 }
 
-fn graph(h: &mut String, m: &Model) {
+/// One edge of the drawing: (node, node, kind, tooltip).
+type Edge = (usize, usize, &'static str, String);
+
+/// The graph's nodes (members, then media outside the series that a
+/// rejection keeps apart from it) and edges (evidence, then rejections).
+fn graph_parts(m: &Model) -> (Vec<String>, Vec<Edge>) {
     let s = m.series;
     let mut nodes: Vec<String> = s.media_ids.clone();
-    // Media outside the series that a rejection keeps apart from it.
     for r in &m.resp.rejected {
         if !nodes.contains(&r.media_b) {
             nodes.push(r.media_b.clone());
@@ -464,7 +468,7 @@ fn graph(h: &mut String, m: &Model) {
         .enumerate()
         .map(|(i, x)| (x.as_str(), i))
         .collect();
-    let mut edges: Vec<(usize, usize, &'static str, String)> = Vec::new();
+    let mut edges: Vec<Edge> = Vec::new();
     for e in &s.evidence {
         if let (Some(&a), Some(&b)) = (at.get(e.media_a.as_str()), at.get(e.media_b.as_str())) {
             let kind = kind_name(e.kind);
@@ -485,18 +489,17 @@ fn graph(h: &mut String, m: &Model) {
     }
     for r in &m.resp.rejected {
         if let (Some(&a), Some(&b)) = (at.get(r.media_a.as_str()), at.get(r.media_b.as_str())) {
-            edges.push((
-                a,
-                b,
-                "rejected",
-                format!("rejected by decision #{}", r.decision_id),
-            ));
+            let title = format!("rejected by decision #{}", r.decision_id);
+            edges.push((a, b, "rejected", title));
         }
     }
-    let pairs: Vec<(usize, usize)> = edges.iter().map(|e| (e.0, e.1)).collect();
-    let pos = layout(nodes.len(), &pairs);
+    (nodes, edges)
+}
+
+/// The section's heading, its counts and the legend.
+fn graph_legend(h: &mut String, m: &Model, edges: &[Edge]) {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for e in &edges {
+    for e in edges {
         *counts.entry(e.2).or_default() += 1;
     }
     let summary: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
@@ -523,23 +526,21 @@ fn graph(h: &mut String, m: &Model) {
             esc(cc)
         );
     }
-    let _ = write!(
-        h,
-        "</div><svg viewBox=\"0 0 {GRAPH_W} {GRAPH_H}\" width=\"100%\" role=\"img\" aria-label=\"Evidence graph\" style=\"background:#fbfcfd;border-radius:8px\">"
-    );
-    for (a, b, kind, title) in &edges {
+    h.push_str("</div>");
+}
+
+fn draw_edges(h: &mut String, edges: &[Edge], pos: &[(f64, f64)]) {
+    for (a, b, kind, title) in edges {
+        let ((x1, y1), (x2, y2)) = (pos[*a], pos[*b]);
         let (c, w, dash) = edge_style(kind);
         let _ = write!(
             h,
-            "<line x1=\"{:.1}\" y1=\"{:.1}\" x2=\"{:.1}\" y2=\"{:.1}\" stroke=\"{c}\" stroke-width=\"{w}\" stroke-dasharray=\"{dash}\" stroke-linecap=\"round\"><title>{}</title></line>",
-            pos[*a].0,
-            pos[*a].1,
-            pos[*b].0,
-            pos[*b].1,
+            "<line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"{c}\" stroke-width=\"{w}\" stroke-dasharray=\"{dash}\" stroke-linecap=\"round\"><title>{}</title></line>",
             esc(title)
         );
         if *kind == "rejected" {
-            let (mx, my) = ((pos[*a].0 + pos[*b].0) / 2.0, (pos[*a].1 + pos[*b].1) / 2.0);
+            // A cross on the middle of a rejected pair's line.
+            let (mx, my) = ((x1 + x2) / 2.0, (y1 + y2) / 2.0);
             let _ = write!(
                 h,
                 "<path d=\"M{:.1} {:.1} L{:.1} {:.1} M{:.1} {:.1} L{:.1} {:.1}\" stroke=\"#d64545\" stroke-width=\"3\"/>",
@@ -554,10 +555,14 @@ fn graph(h: &mut String, m: &Model) {
             );
         }
     }
+}
+
+fn draw_nodes(h: &mut String, m: &Model, nodes: &[String], pos: &[(f64, f64)]) {
+    let members = m.series.media_ids.len();
     let label_all = nodes.len() <= LABELLED_NODES;
     for (i, id) in nodes.iter().enumerate() {
         let (x, y) = pos[i];
-        let member = i < s.media_ids.len();
+        let member = i < members;
         let info = m
             .meta
             .get(id.as_str())
@@ -572,16 +577,15 @@ fn graph(h: &mut String, m: &Model) {
                 )
             })
             .unwrap_or_else(|| "outside this series".into());
-        let fill = if member { m.colour_of(id) } else { "#ffffff" };
-        let ring = if m.faces.get(id.as_str()).copied().unwrap_or(0) > 0 {
-            "stroke=\"#1f2933\" stroke-width=\"2.2\""
+        let (fill, ring) = if !member {
+            (
+                "#ffffff",
+                "stroke=\"#d64545\" stroke-width=\"2\" stroke-dasharray=\"3 2\"",
+            )
+        } else if m.faces.get(id.as_str()).copied().unwrap_or(0) > 0 {
+            (m.colour_of(id), "stroke=\"#1f2933\" stroke-width=\"2.2\"")
         } else {
-            "stroke=\"#ffffff\" stroke-width=\"1.5\""
-        };
-        let ring = if member {
-            ring
-        } else {
-            "stroke=\"#d64545\" stroke-width=\"2\" stroke-dasharray=\"3 2\""
+            (m.colour_of(id), "stroke=\"#ffffff\" stroke-width=\"1.5\"")
         };
         let _ = write!(
             h,
@@ -600,6 +604,19 @@ fn graph(h: &mut String, m: &Model) {
         }
         h.push_str("</g>");
     }
+}
+
+fn graph(h: &mut String, m: &Model) {
+    let (nodes, edges) = graph_parts(m);
+    let pairs: Vec<(usize, usize)> = edges.iter().map(|e| (e.0, e.1)).collect();
+    let pos = layout(nodes.len(), &pairs);
+    graph_legend(h, m, &edges);
+    let _ = write!(
+        h,
+        "<svg viewBox=\"0 0 {GRAPH_W} {GRAPH_H}\" width=\"100%\" role=\"img\" aria-label=\"Evidence graph\" style=\"background:#fbfcfd;border-radius:8px\">"
+    );
+    draw_edges(h, &edges, &pos);
+    draw_nodes(h, m, &nodes, &pos);
     h.push_str("</svg></section>");
 }
 

@@ -8,4 +8,5 @@
 pub mod series;
 pub mod server;
 pub mod service;
+pub mod shared;
 pub mod status;

@@ -19,7 +19,7 @@ use crate::investigate::series::{SeriesState, StateStore};
 use crate::pb;
 use crate::validate;
 
-use super::service::{blocking, collection_of_kind, link_collections};
+use crate::api::shared::{blocking, collection_of_kind, link_collections};
 
 /// The image collection `name` and its stored series state:
 /// FAILED_PRECONDITION before the first whole-collection `LinkSeries`.

@@ -6,8 +6,9 @@
 //! collection `images` (8-d, cosine) with two sealed segments (the first with
 //! a tombstone file that is not the initial one), a manifest with a
 //! checkpoint, write-ahead log records above it (an upsert and a delete not
-//! yet sealed), its `collection.json`, and the series state that `LinkSeries`
-//! stored for it. [`fixture_opens_with_its_points_and_series`] opens a copy of
+//! yet sealed), its `collection.json`, the series state that `LinkSeries`
+//! stored for it and (from `v1-decisions` on) the decision log of a LABEL
+//! decision. [`fixture_opens_with_its_points_and_series`] opens a copy of
 //! every fixture with today's code and checks ids, metadata, vectors, a
 //! search, the stored series and a triage that reads them.
 //!
@@ -30,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use crate::support::*;
 use vidx::collection::StorageOptions;
+use vidx::investigate::decisions::DecisionStore;
 use vidx::investigate::series::StateStore;
 use vidx::pb;
 use vidx::storage::versions::{self, Format};
@@ -201,7 +203,39 @@ async fn build_fixture(dir: &Path) {
         .expect("link")
         .into_inner();
     while events.message().await.expect("link event").is_some() {}
+    // An investigator's decision: the decision log.
+    let s0 = c
+        .series_of_media(pb::SeriesOfMediaRequest {
+            image_collection: "images".into(),
+            media_ids: vec!["sha1-s0-m0".into()],
+        })
+        .await
+        .expect("series of media")
+        .into_inner()
+        .media[0]
+        .series_id
+        .clone();
+    c.review_series(pb::ReviewSeriesRequest {
+        image_collection: "images".into(),
+        decisions: vec![pb::Decision {
+            kind: pb::DecisionKind::Label as i32,
+            series_id: s0,
+            label: "S-0007".into(),
+            ..Default::default()
+        }],
+        reviewer: "fixture".into(),
+        note: String::new(),
+    })
+    .await
+    .expect("review");
     server.stop().await;
+}
+
+/// The decision log of a fixture, if it has one (fixtures older than the
+/// log do not).
+fn decision_log(fixture: &Path) -> Option<PathBuf> {
+    let p = fixture.join("series/images.decisions.log");
+    p.exists().then_some(p)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -320,6 +354,19 @@ async fn check_series(c: &mut Client, data_dir: &Path, name: &str) {
         .find(|s| s.media_ids.contains("sha1-s2-m0"))
         .expect("series of s2");
     assert!(s2.series_id.starts_with("ser-"), "{name}: {}", s2.series_id);
+    if decision_log(data_dir).is_some() {
+        let book = DecisionStore::new(data_dir.join("series"))
+            .load("images")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let labels: Vec<&str> = book.decisions().iter().map(|d| d.label.as_str()).collect();
+        assert_eq!(labels, ["S-0007"], "{name}");
+        let s0 = state
+            .series
+            .iter()
+            .find(|s| s.media_ids.contains("sha1-s0-m0"))
+            .expect("series of s0");
+        assert_eq!(s0.review.label, "S-0007", "{name}");
+    }
 
     let item = pb::TriageItem {
         id: "seized-1".into(),
@@ -382,14 +429,18 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
         .and_then(|f| f.strip_prefix("vidx-series/"))
         .and_then(|n| n.parse().ok())
         .expect("series format");
-    vec![
+    let mut found = vec![
         (versions::SEALED, header(seg.join("vectors.bin"))),
         (versions::GRAPH, header(seg.join("graph.bin"))),
         (versions::WAL, header(wal)),
         (versions::MANIFEST, number(json(coll.join("manifest.json")))),
         (versions::CONFIG, number(json(coll.join("collection.json")))),
         (versions::SERIES, series),
-    ]
+    ];
+    if let Some(log) = decision_log(fixture) {
+        found.push((versions::DECISIONS, header(log)));
+    }
+    found
 }
 
 #[test]
@@ -430,6 +481,7 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
         n if n == versions::WAL.name => coll.join("wal-00000000000000000007.log"),
         n if n == versions::MANIFEST.name => coll.join("manifest.json"),
         n if n == versions::CONFIG.name => coll.join("collection.json"),
+        n if n == versions::DECISIONS.name => dir.join("series/images.decisions.log"),
         _ => dir.join("series/images.json"),
     };
     let mut b = std::fs::read(&path).expect("fixture file");
@@ -442,7 +494,7 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
         b = bumped.into_bytes();
     } else {
         b[8..12].copy_from_slice(&99u32.to_le_bytes());
-        if format != versions::WAL {
+        if format != versions::WAL && format != versions::DECISIONS {
             let crc = crc32c::crc32c(&b[..60]);
             b[60..64].copy_from_slice(&crc.to_le_bytes());
         }
@@ -457,14 +509,39 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
 /// state makes triage FAILED_PRECONDITION.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newer_versions_are_refused_naming_file_and_versions() {
-    let fixture = &fixtures()[0];
+    let all = fixtures();
     for format in versions::ALL {
+        let fixture = if format == versions::DECISIONS {
+            all.iter()
+                .find(|f| decision_log(f).is_some())
+                .expect("a fixture with a decision log")
+        } else {
+            &all[0]
+        };
         let tmp = tempfile::tempdir().expect("tempdir");
         copy_dir(fixture, tmp.path());
         let file = bump_version(tmp.path(), format);
         let server = TestServer::start_in(tmp.path(), Default::default()).await;
         let mut c = server.client().await;
-        let status = if format == versions::SERIES {
+        let status = if format == versions::DECISIONS {
+            let first = c
+                .list_series(pb::ListSeriesRequest {
+                    image_collection: "images".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("list")
+                .into_inner()
+                .series[0]
+                .series_id
+                .clone();
+            c.get_series(pb::GetSeriesRequest {
+                image_collection: "images".into(),
+                series_id: first,
+            })
+            .await
+            .expect_err("refused")
+        } else if format == versions::SERIES {
             let req = pb::TriageRequest {
                 image_collection: "images".into(),
                 items: vec![pb::TriageItem {
@@ -485,7 +562,7 @@ async fn newer_versions_are_refused_naming_file_and_versions() {
             .await
             .expect_err("refused")
         };
-        let want_code = if format == versions::SERIES {
+        let want_code = if format == versions::SERIES || format == versions::DECISIONS {
             tonic::Code::FailedPrecondition
         } else {
             tonic::Code::DataLoss

@@ -6,9 +6,9 @@
 //!
 //! | role | may |
 //! | --- | --- |
-//! | `reader` | Search, Get, ListCollections, DescribeCollection, series reads, WhoAmI |
+//! | `reader` | Search, Get, ListCollections, DescribeCollection, series reads (ListSeries, GetSeries, SeriesOfMedia), WhoAmI |
 //! | `contributor` | + Upsert, Delete, Flush, UpdateMetadata, RestrictUpload, ListRestrictions (its own agency's points and uploads) |
-//! | `analyst` | + LinkSeries, LinkUpload, Triage, series reviews |
+//! | `analyst` | + LinkSeries, LinkUpload, Triage, series reviews (ReviewSeries) |
 //! | `admin` | + CreateCollection, DropCollection, CreateToken, ListTokens, RevokeToken; any agency's points |
 
 use std::collections::BTreeSet;
@@ -69,14 +69,19 @@ pub const RPC_ROLES: &[(&str, Role)] = &[
     ("Search", Role::Reader),
     ("Get", Role::Reader),
     ("WhoAmI", Role::Reader),
+    ("ListSeries", Role::Reader),
+    ("GetSeries", Role::Reader),
+    ("SeriesOfMedia", Role::Reader),
     ("Upsert", Role::Contributor),
     ("Delete", Role::Contributor),
     ("Flush", Role::Contributor),
+    ("UpdateMetadata", Role::Contributor),
     ("RestrictUpload", Role::Contributor),
     ("ListRestrictions", Role::Contributor),
     ("LinkSeries", Role::Analyst),
     ("LinkUpload", Role::Analyst),
     ("Triage", Role::Analyst),
+    ("ReviewSeries", Role::Analyst),
     ("CreateCollection", Role::Admin),
     ("DropCollection", Role::Admin),
     ("CreateToken", Role::Admin),

@@ -96,3 +96,27 @@ pub fn delete_check<'a>(
         Ok(true)
     }
 }
+
+/// The check before an update changes a stored point's metadata: a point
+/// the caller may not see does not exist for it (NOT_FOUND); another
+/// agency's visible point may be updated by an admin only.
+pub fn update_check<'a>(
+    caller: &'a Caller,
+    visibility: Option<&'a Filter>,
+) -> impl Fn(&str, &pb::Metadata) -> Result<bool> + Sync + 'a {
+    move |id, stored| {
+        if visibility.is_some_and(|v| v.hides(stored)) {
+            return Ok(false);
+        }
+        if !caller.may_write_for(&stored.agency) {
+            return Err(Error::PermissionDenied(format!(
+                "point {} belongs to agency {}; agency {} (role {}) may not update its metadata: only its owner or an admin",
+                validate::show(id),
+                stored.agency,
+                caller.agency,
+                caller.role
+            )));
+        }
+        Ok(true)
+    }
+}

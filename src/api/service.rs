@@ -15,6 +15,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::api::access::{Caller, Role};
 use crate::api::guard::NoteSlot;
 use crate::api::owner;
+use crate::api::series::SeriesApi;
+use crate::api::shared::{blocking, collection_of_kind, link_collections};
 use crate::api::tokens::TokenStore;
 use crate::collection::config;
 use crate::collection::registry::Registry;
@@ -23,6 +25,7 @@ use crate::collection::{Collection, Hit, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::investigate::decisions::DecisionStore;
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
@@ -39,9 +42,13 @@ pub struct Service {
     pub(crate) restrictions: Arc<Restrictions>,
     /// Stored series states, one per linked image collection.
     series: StateStore,
-    /// One linking job (LinkSeries, LinkUpload) at a time: they read and
-    /// replace the stored series states.
+    /// Investigators' decision logs, one per image collection.
+    decisions: DecisionStore,
+    /// One linking job (LinkSeries, LinkUpload, ReviewSeries) at a time:
+    /// they read and replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// The series-review RPCs (they share the parts above).
+    review: SeriesApi,
 }
 
 impl Service {
@@ -50,12 +57,24 @@ impl Service {
         tokens: Arc<TokenStore>,
         restrictions: Arc<Restrictions>,
     ) -> Self {
+        let dir = registry.data_dir().join(SERIES_DIR);
+        let series = StateStore::new(dir.clone());
+        let decisions = DecisionStore::new(dir);
+        let link_lock = Arc::new(parking_lot::Mutex::new(()));
         Service {
-            series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
+            review: SeriesApi {
+                registry: registry.clone(),
+                series: series.clone(),
+                decisions: decisions.clone(),
+                link_lock: link_lock.clone(),
+                restrictions: restrictions.clone(),
+            },
+            series,
+            decisions,
             registry,
             tokens,
             restrictions,
-            link_lock: Arc::new(parking_lot::Mutex::new(())),
+            link_lock,
         }
     }
 
@@ -111,65 +130,6 @@ fn query_summary(q: &pb::Query) -> serde_json::Value {
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// The image and (optional) face collection a linking request names.
-fn link_collections(
-    registry: &Registry,
-    image: &str,
-    face: &str,
-) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
-    validate::collection_name("image_collection", image)?;
-    let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
-    let faces = if face.is_empty() {
-        None
-    } else {
-        validate::collection_name("face_collection", face)?;
-        if face == image {
-            return Err(Error::invalid(format!(
-                "face_collection {face:?} is the image collection; name the collection holding the face points"
-            )));
-        }
-        Some(collection_of_kind(
-            registry,
-            "face_collection",
-            face,
-            config::Kind::Face,
-        )?)
-    };
-    Ok((images, faces))
-}
-
-/// The collection `name`, which `field` needs to be of `kind`: linking face
-/// points as scenes (or images as faces) would run and store nonsense.
-fn collection_of_kind(
-    registry: &Registry,
-    field: &str,
-    name: &str,
-    kind: config::Kind,
-) -> Result<Arc<Collection>, Error> {
-    let c = registry.get(name)?;
-    let has = c.config().kind;
-    if has != kind {
-        return Err(Error::FailedPrecondition(format!(
-            "{field} {name:?} is a {} collection; {field} must name a {} collection",
-            has.to_pb().as_str_name(),
-            kind.to_pb().as_str_name()
-        )));
-    }
-    Ok(c)
-}
-
-/// Runs CPU-bound or blocking work on tokio's blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, Status>
-where
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(Status::from),
-        Err(e) => Err(Status::internal(format!("worker failed: {e}"))),
-    }
-}
 
 /// Stores triaged items: an image point per item (id = item id, media_id =
 /// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
@@ -494,6 +454,7 @@ impl VectorIndex for Service {
         let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         let store = self.series.clone();
+        let decisions = self.decisions.clone();
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
@@ -516,13 +477,16 @@ impl VectorIndex for Service {
                     .as_ref()
                     .map(|f| f.view_as(visibility.clone()))
                     .transpose()?;
-                let linked = link::link_full(
+                let book = decisions.load(&image_name)?;
+                let mut linked = link::link_full(
                     (&iv, &image_name),
                     fv.as_ref().map(|v| (v, face_name.as_str())),
                     &settings,
                     scope.as_ref(),
+                    book.constraints(),
                     &progress,
                 )?;
+                book.apply_review(&mut linked.series);
                 let t = Instant::now();
                 let stored = scope.is_none() && !with_restricted;
                 let linked_media: usize = linked.series.iter().map(|s| s.media_ids.len()).sum();
@@ -563,6 +527,8 @@ impl VectorIndex for Service {
                         .collect(),
                     stored,
                     params: Some(link::settings_to_pb(&settings)),
+                    refused_by_decisions: linked.stats.refused_by_decisions as u64,
+                    decisions: book.decisions().len() as u64,
                 })
             };
             match run() {
@@ -611,12 +577,13 @@ impl VectorIndex for Service {
         let registry = self.registry.clone();
         let store = self.series.clone();
         let lock = self.link_lock.clone();
-        let out = blocking(move || {
+        let review = self.review.clone();
+        let (out, relinked) = blocking(move || {
             let _guard = lock.lock();
             // The kind before the stored state: a FACE collection has none.
             validate::collection_name("image_collection", &req.image_collection)?;
             collection_of_kind(&registry, "image_collection", &req.image_collection, config::Kind::Image)?;
-            let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
+            let state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
                     req.image_collection
@@ -635,15 +602,7 @@ impl VectorIndex for Service {
             if !face_name.is_empty() {
                 caller.may_use(&face_name)?;
             }
-            let (images, faces) = link_collections(&registry, &req.image_collection, &face_name)?;
-            let iv = images.view_as(visibility.clone())?;
-            let fv = faces.as_ref().map(|f| f.view_as(visibility.clone())).transpose()?;
-            let r = link::link_upload((&iv, &req.image_collection), fv.as_ref(), &mut state, &req.upload_id)?;
-            state.face_collection = face_name;
-            if !private {
-                store.save(&state)?;
-            }
-            Ok(r)
+            review.link_upload(&req, state, face_name, visibility, !private)
         })
         .await?;
         note.0.lock().results = out.media.len() as u64;
@@ -669,6 +628,7 @@ impl VectorIndex for Service {
                 .collect(),
             series: out.touched.iter().map(|r| r.to_pb()).collect(),
             new_edges: out.new_edges as u64,
+            relinked,
         }))
     }
 
@@ -734,6 +694,132 @@ impl VectorIndex for Service {
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_series(
+        &self,
+        request: Request<pb::ListSeriesRequest>,
+    ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
+                "page_size": req.page_size,
+                "page_token": req.page_token,
+                "with_evidence": req.with_evidence,
+            });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.list(&caller, req).await?;
+        {
+            // The series returned (their ids), as a read's record lists.
+            let mut n = note.0.lock();
+            n.results = r.series.len() as u64;
+            n.ids = r.series.iter().map(|s| s.series_id.clone()).collect();
+        }
+        Ok(Response::new(r))
+    }
+
+    async fn get_series(
+        &self,
+        request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({ "series_id": req.series_id });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.get(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.media.len() as u64;
+            n.ids = r.media.iter().map(|m| m.media_id.clone()).collect();
+        }
+        Ok(Response::new(r))
+    }
+
+    async fn series_of_media(
+        &self,
+        request: Request<pb::SeriesOfMediaRequest>,
+    ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({ "media_ids": req.media_ids });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.of_media(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.media.len() as u64;
+            n.ids = r
+                .media
+                .iter()
+                .filter(|m| !m.series_id.is_empty())
+                .map(|m| m.series_id.clone())
+                .collect();
+        }
+        Ok(Response::new(r))
+    }
+
+    async fn review_series(
+        &self,
+        request: Request<pb::ReviewSeriesRequest>,
+    ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "reviewer": req.reviewer,
+                "decisions": req.decisions.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>(),
+            });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.review(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.recorded.len() as u64;
+            n.ids = r
+                .recorded
+                .iter()
+                .map(|d| d.decision_id.to_string())
+                .collect();
+        }
+        Ok(Response::new(r))
+    }
+
+    async fn update_metadata(
+        &self,
+        request: Request<pb::UpdateMetadataRequest>,
+    ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({
+                "ids": req.ids,
+                "set": req.set.as_ref().map(|s| format!("{s:?}")),
+            });
+        }
+        let r = self.review.update_metadata(&caller, req).await?;
+        note.0.lock().results = r.updated;
+        Ok(Response::new(r))
     }
 
     async fn create_collection(
@@ -803,11 +889,13 @@ impl VectorIndex for Service {
         caller.may_use(&req.name)?;
         let registry = self.registry.clone();
         let series = self.series.clone();
+        let decisions = self.decisions.clone();
         let name = req.name.clone();
         blocking(move || {
             registry.drop_collection(&name)?;
-            // Its series were found in data that is gone.
-            series.remove(&name)
+            // Its series, and the decisions about them, concern data that is gone.
+            series.remove(&name)?;
+            decisions.remove(&name)
         })
         .await?;
         tracing::info!(collection = %req.name, "collection dropped");
@@ -916,6 +1004,7 @@ impl VectorIndex for Service {
                 "exclude_same_upload": req.exclude_same_upload,
                 "exclude_same_case": req.exclude_same_case,
                 "group_by_media": req.group_by_media,
+                "max_distance": req.max_distance,
             });
         }
         validate::collection_name("collection", &req.collection)?;
@@ -931,11 +1020,19 @@ impl VectorIndex for Service {
         validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
         let user_filter = Filter::from_pb(req.filter.as_ref())?;
         let visibility = self.visibility(&caller);
+        if let Some(m) = req.max_distance
+            && !m.is_finite()
+        {
+            return Err(Status::invalid_argument(format!(
+                "max_distance is {m}; it must be a finite distance"
+            )));
+        }
         let opts = SearchOptions {
             filter: Filter::and_visible(user_filter.clone(), visibility.as_ref()),
             exclude_same_upload: req.exclude_same_upload,
             exclude_same_case: req.exclude_same_case,
             group_by_media: req.group_by_media,
+            max_distance: req.max_distance,
         };
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.into_iter().enumerate() {

@@ -127,7 +127,7 @@ pub struct TriageArgs {
     pub files: Vec<PathBuf>,
 }
 
-fn date(t: i64) -> String {
+pub(crate) fn date(t: i64) -> String {
     if t == 0 {
         return "?".into();
     }

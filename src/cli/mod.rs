@@ -1,12 +1,16 @@
 //! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`,
-//! `flush`, `bench`; the linking and triage commands are in [`link`].
+//! `flush`, `bench`; the linking and triage commands are in [`link`], the
+//! series records (`vidx series ...`, `update-metadata`) in [`series`] with
+//! the HTML report in [`report`].
 //!
 //! The top layer: may import every other layer.
 
 pub mod client;
 pub mod demo;
 pub mod link;
+pub mod report;
 pub mod security;
+pub mod series;
 pub mod table;
 pub mod tools;
 
@@ -56,6 +60,11 @@ pub enum Command {
     LinkUpload(crate::cli::link::LinkUploadArgs),
     /// Triage a seized set into known and new material, most urgent first.
     Triage(Box<crate::cli::link::TriageArgs>),
+    /// Series as records: list, show, of MEDIA, decide, report.
+    #[command(subcommand)]
+    Series(crate::cli::series::SeriesCommand),
+    /// Change metadata of stored points without sending their vectors.
+    UpdateMetadata(crate::cli::series::UpdateMetadataArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -206,6 +215,14 @@ pub struct SearchArgs {
     /// Top-k distinct media, each with its best point and how many matched.
     #[arg(long)]
     pub group_by_media: bool,
+    /// Return no hit farther than this distance.
+    #[arg(long)]
+    pub max_distance: Option<f32>,
+    /// Distance beyond which a hit is marked "no match" [default: the
+    /// stored series' image threshold, else 0.36 (images) or 0.70 (faces)
+    /// under cosine].
+    #[arg(long)]
+    pub link_threshold: Option<f32>,
 }
 
 /// Filter flags of `vidx search`; lists take repeated flags or commas.
@@ -349,6 +366,8 @@ pub fn main() -> ExitCode {
             Command::Link(a) => crate::cli::link::link(*a).await,
             Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
             Command::Triage(a) => crate::cli::link::triage(*a).await,
+            Command::Series(a) => crate::cli::series::run(a).await,
+            Command::UpdateMetadata(a) => crate::cli::series::update_metadata(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_ann::run((*a).into()))
                     .await?
@@ -619,10 +638,15 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             exclude_same_upload: a.exclude_same_upload,
             exclude_same_case: a.exclude_same_case,
             group_by_media: a.group_by_media,
+            max_distance: a.max_distance,
         })
         .await
         .map_err(status_error)?
         .into_inner();
+    let threshold = match a.link_threshold {
+        Some(t) => Some(t),
+        None => link_threshold(&mut client, &a.collection).await,
+    };
     let hits = resp
         .results
         .into_iter()
@@ -633,19 +657,54 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .map(
-                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "metadata": h.metadata}),
+                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces,
+                    "metadata": h.metadata, "beyond_link_threshold": threshold.is_some_and(|t| h.distance > t)}),
             )
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{}", hits_table(&hits, a.group_by_media));
+    println!("{}", hits_table(&hits, a.group_by_media, threshold));
+    if let Some(t) = threshold
+        && hits.iter().any(|h| h.distance > t)
+    {
+        println!(
+            "\n\"no match\": farther than {t} (the linking threshold): such a hit would not be linked; it is not a lead"
+        );
+    }
     Ok(())
+}
+
+/// The distance beyond which a hit of `collection` would not link: the
+/// stored series' image threshold, else the cosine default of its kind.
+async fn link_threshold(client: &mut crate::api::client::Client, collection: &str) -> Option<f32> {
+    let info = client
+        .describe_collection(pb::DescribeCollectionRequest {
+            name: collection.to_string(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let cosine = info.metric == pb::Metric::Cosine as i32;
+    if info.kind == pb::Kind::Face as i32 {
+        return cosine.then_some(crate::investigate::link::DEFAULT_FACE_THRESHOLD);
+    }
+    let stored = client
+        .list_series(pb::ListSeriesRequest {
+            image_collection: collection.to_string(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().params)
+        .map(|p| p.image_threshold);
+    stored.or(cosine.then_some(crate::investigate::link::DEFAULT_IMAGE_THRESHOLD))
 }
 
 /// Search hits as a terminal table; grouped by media, with each hit's
 /// media and how many of its points matched.
-fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
+fn hits_table(hits: &[pb::Hit], group_by_media: bool, threshold: Option<f32>) -> String {
     let mut header = vec![
         "rank",
         "id",
@@ -658,6 +717,9 @@ fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
     ];
     if group_by_media {
         header.extend(["media", "matched"]);
+    }
+    if threshold.is_some() {
+        header.push("match");
     }
     let mut t = table::Table::new(&header, &[0, 2, 9]);
     for (i, h) in hits.iter().enumerate() {
@@ -674,6 +736,16 @@ fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
         ];
         if group_by_media {
             row.extend([m.media_id, h.matched_faces.to_string()]);
+        }
+        if let Some(limit) = threshold {
+            row.push(
+                if h.distance > limit {
+                    "no match"
+                } else {
+                    "link"
+                }
+                .to_string(),
+            );
         }
         t.row(row);
     }

@@ -103,6 +103,8 @@ pub struct SearchOptions {
     pub exclude_same_case: bool,
     /// Top-k distinct media instead of top-k points.
     pub group_by_media: bool,
+    /// Hits farther than this are dropped.
+    pub max_distance: Option<f32>,
 }
 
 /// A search query inside the engine.

@@ -96,6 +96,24 @@ impl View {
         Ok(out)
     }
 
+    /// The live point with this id, if any (and if the view may see it).
+    pub fn locate(&self, id: &str) -> Result<Option<PointRef>> {
+        for (si, seg) in self.all.iter().enumerate() {
+            if let Some(off) = seg.lookup(id)? {
+                if let Some(v) = &self.visibility
+                    && v.hides(&seg.describe(off)?.1)
+                {
+                    return Ok(None);
+                }
+                return Ok(Some(PointRef {
+                    seg: si as u32,
+                    off: off as u32,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Id and metadata of a point.
     pub fn describe(&self, p: PointRef) -> Result<(String, pb::Metadata)> {
         self.seg(p)?.describe(p.off as usize)

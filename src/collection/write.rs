@@ -144,6 +144,81 @@ impl Collection {
     }
 }
 
+impl Collection {
+    /// Changes the metadata of stored points without their vectors: each
+    /// point is written again with its stored vector and `change`d metadata,
+    /// logged and applied like an upsert (the new version goes to the
+    /// mutable segment, the old one is tombstoned wherever it lives, sealed
+    /// segments included), so filters see it at once and recovery replays
+    /// it. Every id must exist (else nothing is applied). Returns how many
+    /// points were updated. Each stored point is first shown to `check`
+    /// (id, stored metadata) under the writer lock: `Ok(false)` counts it
+    /// as missing, an error refuses the whole update.
+    pub fn update_metadata(
+        &self,
+        ids: &[String],
+        change: impl Fn(&mut pb::Metadata),
+        check: Option<DeleteCheck<'_>>,
+    ) -> Result<usize> {
+        self.check()?;
+        for (i, id) in ids.iter().enumerate() {
+            validate::point_id(&format!("ids[{i}]"), id)?;
+        }
+        // Under the writer lock: no write can slip in between reading a
+        // point and logging its new version.
+        let mut w = self.writer.lock();
+        let segs = self.snapshot();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let point = match segs.locate(id)? {
+                Some((seg, off)) => seg.point(id, off)?,
+                None => None,
+            };
+            let point = match (point, check) {
+                (Some(p), Some(check)) => {
+                    let stored = p.metadata.clone().unwrap_or_default();
+                    check(id, &stored)?.then_some(p)
+                }
+                (p, _) => p,
+            };
+            let Some(p) = point else {
+                return Err(crate::error::Error::PointNotFound {
+                    collection: self.config.name.clone(),
+                    id: id.clone(),
+                });
+            };
+            let mut metadata = p.metadata.unwrap_or_default();
+            change(&mut metadata);
+            validate::metadata(
+                &format!("point {}: metadata", validate::show(id)),
+                &metadata,
+            )?;
+            prepared.push(Prepared {
+                id: p.id,
+                vector: p.vector,
+                metadata,
+            });
+        }
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        let n = prepared.len();
+        w.wal.append(WalRecord {
+            seq: 0,
+            upserts: prepared.iter().map(to_pb_point).collect(),
+            deletes: Vec::new(),
+        })?;
+        apply_upserts(&segs, prepared)?;
+        drop(w);
+        self.maybe_seal_in_background();
+        Ok(n)
+    }
+}
+
 fn to_pb_point(p: &Prepared) -> pb::Point {
     pb::Point {
         id: p.id.clone(),

@@ -18,5 +18,6 @@ mod link;
 mod npy_files;
 mod recall;
 mod security;
+mod series;
 mod storage;
 mod stored_formats;

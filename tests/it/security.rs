@@ -201,6 +201,48 @@ async fn credentials_roles_and_ownership_over_tls() {
     );
     assert_eq!(c, Code::PermissionDenied, "{m}");
     assert!(m.contains("belongs to agency DE-BKA"), "{m}");
+    // The series RPCs: UpdateMetadata is a contributor's write of its own
+    // points, ReviewSeries an analyst's, the series reads a reader's.
+    let update = |id: &str| pb::UpdateMetadataRequest {
+        collection: "images".into(),
+        ids: vec![id.into()],
+        set: Some(pb::MetadataUpdate {
+            case_id: Some("C-1".into()),
+            ..Default::default()
+        }),
+    };
+    let (c, m) = code(reader.update_metadata(update("a1")).await);
+    assert_eq!(c, Code::PermissionDenied, "{m}");
+    assert!(
+        m.contains("role reader") && m.contains("UpdateMetadata"),
+        "{m}"
+    );
+    let (c, m) = code(b.update_metadata(update("a1")).await);
+    assert_eq!(c, Code::PermissionDenied, "{m}");
+    assert!(m.contains("belongs to agency DE-BKA"), "{m}");
+    a.update_metadata(update("a1")).await.unwrap();
+    let (c, m) = code(
+        a.review_series(pb::ReviewSeriesRequest {
+            image_collection: "images".into(),
+            reviewer: "x".into(),
+            ..Default::default()
+        })
+        .await,
+    );
+    assert_eq!(c, Code::PermissionDenied, "{m}");
+    assert!(
+        m.contains("role contributor") && m.contains("ReviewSeries"),
+        "{m}"
+    );
+    let (c, m) = code(
+        reader
+            .list_series(pb::ListSeriesRequest {
+                image_collection: "images".into(),
+                ..Default::default()
+            })
+            .await,
+    );
+    assert_eq!(c, Code::FailedPrecondition, "a reader reads series: {m}");
     // A token limited to some collections may not use others.
     let mut lim = secure::client(&server, &pki, Some(&limited), None)
         .await
@@ -448,6 +490,117 @@ struct Seen {
     triage_known_secret: bool,
     link_upload_secret: Result<bool, Code>,
     count: u64,
+    /// SeriesOfMedia of the restricted media: its answer, and what it
+    /// answers for an id that does not exist, with the id blanked.
+    series_of_secret: (Code, String),
+    series_of_unknown: (Code, String),
+    /// ReviewSeries naming a restricted media, and naming an unknown one.
+    review_secret: (Code, String),
+    review_unknown: (Code, String),
+    /// UpdateMetadata of the restricted points.
+    update_secret: Code,
+}
+
+/// A status with the media id it names blanked, to compare the answer for
+/// a restricted id with the one for an id that does not exist.
+fn blanked(r: (Code, String), id: &str) -> (Code, String) {
+    (r.0, r.1.replace(id, "ID"))
+}
+
+/// What the series reads give a caller: every media id and series id in
+/// every page of ListSeries and every GetSeries of them, and the answers
+/// about the restricted media.
+async fn series_reads(c: &mut Client, w: &World, ids: &mut HashSet<String>) -> Seen {
+    let mut token = String::new();
+    let mut listed = Vec::new();
+    loop {
+        let page = c
+            .list_series(pb::ListSeriesRequest {
+                image_collection: "images".into(),
+                page_size: 2,
+                page_token: token.clone(),
+                with_evidence: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for s in &page.series {
+            listed.push(s.series_id.clone());
+            ids.extend(s.media_ids.iter().cloned());
+            ids.insert(s.series_id.trim_start_matches("ser-").to_string());
+            for e in &s.evidence {
+                ids.insert(e.media_a.clone());
+                ids.insert(e.media_b.clone());
+            }
+        }
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    assert!(!listed.is_empty(), "the stored run has series");
+    for id in &listed {
+        let g = c
+            .get_series(pb::GetSeriesRequest {
+                image_collection: "images".into(),
+                series_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        for m in &g.media {
+            ids.insert(m.media_id.clone());
+        }
+        for r in &g.rejected {
+            ids.insert(r.media_a.clone());
+            ids.insert(r.media_b.clone());
+        }
+    }
+    let secret_id = w.secret[3].0.clone();
+    let of = |m: &str| pb::SeriesOfMediaRequest {
+        image_collection: "images".into(),
+        media_ids: vec!["apub-0".into(), m.into()],
+    };
+    let series_of_secret = blanked(code(c.series_of_media(of(&secret_id)).await), &secret_id);
+    let series_of_unknown = blanked(code(c.series_of_media(of("nosuch-9")).await), "nosuch-9");
+    let review = |m: &str| pb::ReviewSeriesRequest {
+        image_collection: "images".into(),
+        reviewer: "test".into(),
+        decisions: vec![pb::Decision {
+            kind: pb::DecisionKind::RejectLink as i32,
+            media_a: "apub-0".into(),
+            media_b: m.into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let review_secret = blanked(code(c.review_series(review(&secret_id)).await), &secret_id);
+    let review_unknown = blanked(code(c.review_series(review("nosuch-9")).await), "nosuch-9");
+    let update_secret = code(
+        c.update_metadata(pb::UpdateMetadataRequest {
+            collection: "images".into(),
+            ids: w.secret.iter().map(|s| s.0.clone()).collect(),
+            set: Some(pb::MetadataUpdate {
+                add_tags: vec!["seen".into()],
+                ..Default::default()
+            }),
+        })
+        .await,
+    )
+    .0;
+    Seen {
+        ids: HashSet::new(),
+        point_id_query_ok: false,
+        triage_known_secret: false,
+        link_upload_secret: Err(Code::Unknown),
+        count: 0,
+        series_of_secret,
+        series_of_unknown,
+        review_secret,
+        review_unknown,
+        update_secret,
+    }
 }
 
 async fn seen_by(c: &mut Client, w: &World) -> Seen {
@@ -616,6 +769,8 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
             }
         }
     }
+    // The series reads, on the stored series the runs above left.
+    let reads = series_reads(c, w, &mut ids).await;
     ids.remove("");
     Seen {
         ids,
@@ -623,6 +778,7 @@ async fn seen_by(c: &mut Client, w: &World) -> Seen {
         triage_known_secret,
         link_upload_secret,
         count,
+        ..reads
     }
 }
 
@@ -679,6 +835,21 @@ async fn restricted_uploads_reach_only_their_agency_and_those_listed() {
         "the upload has no points B may see"
     );
     assert_eq!(sb.count, total - 6, "counts leave out what B may not see");
+    assert_eq!(
+        sb.series_of_secret, sb.series_of_unknown,
+        "SeriesOfMedia answers B about a restricted media as about one that does not exist"
+    );
+    assert_eq!(sb.series_of_secret.0, Code::NotFound);
+    assert_eq!(
+        sb.review_secret, sb.review_unknown,
+        "ReviewSeries answers B about a restricted media as about one that does not exist"
+    );
+    assert_eq!(sb.review_secret.0, Code::InvalidArgument);
+    assert_eq!(
+        sb.update_secret,
+        Code::NotFound,
+        "UpdateMetadata of restricted points: they do not exist for B"
+    );
     let (code_, _) = code(
         b.search(search_req("images", vec![id_query("secret-3")], 3))
             .await,
@@ -705,7 +876,40 @@ async fn restricted_uploads_reach_only_their_agency_and_those_listed() {
         assert!(s.point_id_query_ok && s.triage_known_secret, "{who}");
         assert_eq!(s.link_upload_secret, Ok(true), "{who}");
         assert_eq!(s.count, total, "{who}");
+        // The stored series hold unrestricted material only: the media is
+        // known to A and C, in no stored series.
+        assert_eq!(s.series_of_secret.0, Code::Ok, "{who}");
+        assert_eq!(s.series_of_unknown.0, Code::NotFound, "{who}");
+        // Decisions are about the stored (unrestricted) material only.
+        assert_eq!(s.review_secret.0, Code::InvalidArgument, "{who}");
     }
+    // Only the owner updates its points' metadata.
+    let (code_, m) = code(
+        c.update_metadata(pb::UpdateMetadataRequest {
+            collection: "images".into(),
+            ids: vec!["secret-0".into()],
+            set: Some(pb::MetadataUpdate {
+                add_tags: vec!["x".into()],
+                ..Default::default()
+            }),
+        })
+        .await,
+    );
+    assert_eq!(code_, Code::PermissionDenied, "{m}");
+    assert!(m.contains("DE-BKA") && m.contains("NL-KLPD"), "{m}");
+    let got = a
+        .get(pb::GetRequest {
+            collection: "images".into(),
+            ids: vec!["secret-0".into()],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        got.points[0].metadata.as_ref().unwrap().tags,
+        vec!["seen".to_string()],
+        "A's own UpdateMetadata went through (B's did not)"
+    );
 
     // Deconfliction, once A opts in: B learns who to call, nothing else.
     a.restrict_upload(pb::RestrictUploadRequest {

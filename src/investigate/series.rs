@@ -48,6 +48,23 @@ pub struct EvidenceRecord {
     pub decision_id: Option<u64>,
 }
 
+impl EvidenceRecord {
+    /// The evidence of a union an investigator's decision made (see
+    /// `decisions::Constraints::bind`).
+    pub fn decision(media_a: &str, media_b: &str, decision: u64, collection: &str) -> Self {
+        EvidenceRecord {
+            media_a: media_a.to_string(),
+            media_b: media_b.to_string(),
+            distance: 0.0,
+            face_distance: None,
+            collection: collection.to_string(),
+            kind: EvidenceKind::Decision,
+            shared_neighbours: 0,
+            decision_id: Some(decision),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EvidenceKind {

@@ -1,6 +1,6 @@
 //! The gRPC service `vidx.v1.VectorIndex`: request validation, status codes,
-//! and moving CPU-heavy work (graph inserts, searches) off the async runtime
-//! onto blocking threads.
+//! moving CPU-heavy work (graph inserts, searches) off the async runtime
+//! onto blocking threads, and the linking and triage runs' metrics.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::observe::{call_of, note_collection};
 use crate::collection::config;
 use crate::collection::registry::Registry;
 use crate::collection::{Collection, Query, SearchOptions};
@@ -21,6 +22,7 @@ use crate::index::filter::Filter;
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
+use crate::metrics::{RunCounts, RunReport};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::validate;
@@ -35,14 +37,18 @@ pub struct Service {
     /// One linking job (LinkSeries, LinkUpload) at a time: they read and
     /// replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// The server's message limit: an answer over it is refused up front.
+    max_message_bytes: usize,
 }
 
 impl Service {
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub fn new(registry: Arc<Registry>, max_message_bytes: usize) -> Self {
+        crate::api::snapshot::remove_leftovers(registry.data_dir());
         Service {
             series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
             registry,
             link_lock: Arc::new(parking_lot::Mutex::new(())),
+            max_message_bytes,
         }
     }
 }
@@ -223,6 +229,7 @@ struct TriageJob {
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
+    started: Instant,
 }
 
 /// The counts of a triage so far, and the items its end needs.
@@ -257,57 +264,71 @@ impl Tally {
 }
 
 impl TriageJob {
-    async fn run(self, first: pb::TriageRequest, mut input: Streaming<pb::TriageRequest>) {
+    async fn run(self, first: pb::TriageRequest, input: Streaming<pb::TriageRequest>) {
+        let collection = first.image_collection.clone();
+        let result = self.judge_all(first, input).await;
+        let summary = match &result {
+            Ok(Some(s)) => Some(s.clone()),
+            _ => None,
+        };
+        record_triage(&collection, self.started, summary.as_ref());
+        match result {
+            Ok(Some(summary)) => {
+                let _ = self
+                    .tx
+                    .send(Ok(pb::TriageResponse {
+                        results: Vec::new(),
+                        summary: Some(summary),
+                    }))
+                    .await;
+            }
+            // The client went away.
+            Ok(None) => {}
+            Err(e) => {
+                let _ = self.tx.send(Err(e)).await;
+            }
+        }
+    }
+
+    /// Judges every message as it arrives, streaming the verdicts; then the
+    /// summary (`None` if the client stopped listening).
+    async fn judge_all(
+        &self,
+        first: pb::TriageRequest,
+        mut input: Streaming<pb::TriageRequest>,
+    ) -> Result<Option<pb::TriageSummary>, Status> {
         let mut tally = Tally::default();
         let mut next = Some(first);
         let mut item_no = 0usize;
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match input.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = self.tx.send(Err(e)).await;
-                        return;
-                    }
+                None => match input.message().await? {
+                    Some(m) => m,
+                    None => break,
                 },
             };
             let base = item_no;
             item_no += msg.items.len();
-            let (items, results) = match self.judge(msg, base).await {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
-            };
+            let (items, results) = self.judge(msg, base).await?;
             tally.add(items, &results, self.store);
             let response = pb::TriageResponse {
                 results,
                 summary: None,
             };
             if self.tx.send(Ok(response)).await.is_err() {
-                return;
+                return Ok(None);
             }
         }
         let mut summary = tally.summary;
-        let end = self
-            .finish(tally.new_items, tally.kept)
-            .await
-            .map(|(groups, stored)| {
-                summary.new_groups = groups
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|ids| pb::TriageGroup { ids })
-                    .collect();
-                summary.stored = stored;
-                pb::TriageResponse {
-                    results: Vec::new(),
-                    summary: Some(summary),
-                }
-            });
-        let _ = self.tx.send(end).await;
+        let (groups, stored) = self.finish(tally.new_items, tally.kept).await?;
+        summary.new_groups = groups
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ids| pb::TriageGroup { ids })
+            .collect();
+        summary.stored = stored;
+        Ok(Some(summary))
     }
 
     /// Checks and judges one message's items (numbered from `base` in
@@ -360,11 +381,13 @@ impl TriageJob {
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
+    type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn link_series(
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let req = request.into_inner();
         let (images, faces) =
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
@@ -381,6 +404,7 @@ impl VectorIndex for Service {
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
+        let started = Instant::now();
         tokio::task::spawn_blocking(move || {
             let send = |e: pb::link_event::Event| {
                 // A client that went away just stops listening.
@@ -446,7 +470,17 @@ impl VectorIndex for Service {
                     params: Some(link::settings_to_pb(&settings)),
                 })
             };
-            match run() {
+            let result = run();
+            crate::metrics::link_run(RunReport {
+                run: "link_series",
+                collection: &image_name,
+                elapsed: started.elapsed(),
+                result: result.as_ref().ok().map(|s| RunCounts {
+                    media: s.media,
+                    series: s.series,
+                }),
+            });
+            match result {
                 Ok(summary) => {
                     tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
                     send(pb::link_event::Event::Summary(summary));
@@ -463,11 +497,14 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let req = request.into_inner();
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         let registry = self.registry.clone();
         let store = self.series.clone();
         let lock = self.link_lock.clone();
+        let image_name = req.image_collection.clone();
+        let started = Instant::now();
         let out = blocking(move || {
             let _guard = lock.lock();
             // The kind before the stored state: a FACE collection has none.
@@ -497,7 +534,9 @@ impl VectorIndex for Service {
             store.save(&state)?;
             Ok(r)
         })
-        .await?;
+        .await;
+        record_link_upload(&image_name, started, out.as_ref().ok());
+        let out = out?;
         Ok(Response::new(pb::LinkUploadResponse {
             media: out
                 .media
@@ -526,12 +565,16 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
+        let call = call_of(&request);
         let mut input = request.into_inner();
         let Some(first) = input.message().await? else {
             return Err(Status::invalid_argument(
                 "the triage stream sent no message",
             ));
         };
+        if let Some(call) = &call {
+            call.set_collection(&first.image_collection);
+        }
         let (images, faces) = link_collections(
             &self.registry,
             &first.image_collection,
@@ -552,6 +595,7 @@ impl VectorIndex for Service {
             faces,
             store: first.store,
             tx,
+            started: Instant::now(),
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -561,6 +605,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         let config = config::Config::from_request(&req)?;
         let registry = self.registry.clone();
@@ -589,6 +634,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DescribeCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
         let c = self.registry.get(&req.name)?;
@@ -599,6 +645,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
         let registry = self.registry.clone();
@@ -606,6 +653,7 @@ impl VectorIndex for Service {
         let name = req.name.clone();
         blocking(move || {
             registry.drop_collection(&name)?;
+            crate::metrics::forget_collection(&name);
             // Its series were found in data that is gone.
             series.remove(&name)
         })
@@ -618,6 +666,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let call = call_of(&request);
         let mut stream = request.into_inner();
         let mut upserted: u64 = 0;
         let mut batch_no: u64 = 0;
@@ -662,6 +711,9 @@ impl VectorIndex for Service {
                     format!("{}: {}", context(batch_no, upserted), s.message()),
                 )
             };
+            if let Some(call) = &call {
+                call.set_collection(&name);
+            }
             validate::collection_name("collection", &name).map_err(with_ctx)?;
             let c = match &current {
                 Some(c) if c.name() == name => c.clone(),
@@ -684,6 +736,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::k(req.k)?;
@@ -743,6 +796,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -751,13 +805,23 @@ impl VectorIndex for Service {
         }
         let c = self.registry.get(&req.collection)?;
         let points = blocking(move || c.get(&req.ids)).await?;
-        Ok(Response::new(pb::GetResponse { points }))
+        let resp = pb::GetResponse { points };
+        let size = prost::Message::encoded_len(&resp);
+        if size > self.max_message_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "the answer holds {} points, {size} bytes encoded, over the server's message limit of {} bytes (--max-message-bytes); ask for fewer ids at a time (vidx get --page-size, the Python client's page_size)",
+                resp.points.len(),
+                self.max_message_bytes
+            )));
+        }
+        Ok(Response::new(resp))
     }
 
     async fn delete(
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -772,6 +836,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         let c = self.registry.get(&req.collection)?;
@@ -780,5 +845,85 @@ impl VectorIndex for Service {
             segments,
             sealed_points,
         }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<Self::CreateSnapshotStream>, Status> {
+        note_collection(&request, &request.get_ref().collection);
+        let req = request.into_inner();
+        validate::collection_name("collection", &req.collection)?;
+        let c = self.registry.get(&req.collection)?;
+        let data_dir = self.registry.data_dir().to_owned();
+        let started = Instant::now();
+        let snap = blocking(move || crate::api::snapshot::take(&c, &data_dir)).await;
+        let m = crate::metrics::get();
+        let outcome = if snap.is_ok() { "ok" } else { "error" };
+        m.snapshots
+            .with_label_values(&[&req.collection, outcome])
+            .inc();
+        let snap = snap?;
+        m.snapshot_seconds
+            .with_label_values(&[&req.collection])
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            collection = %req.collection,
+            points = snap.manifest.points,
+            files = snap.manifest.files.len(),
+            bytes = snap.manifest.total_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot taken"
+        );
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || crate::api::snapshot::send(snap, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Records a triage run and its verdicts.
+fn record_triage(collection: &str, started: Instant, summary: Option<&pb::TriageSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "triage",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.items,
+            series: s.new_groups.len() as u64,
+        }),
+    });
+    if let Some(s) = summary {
+        let m = crate::metrics::get();
+        m.triage_items
+            .with_label_values(&[collection, "known"])
+            .inc_by(s.known);
+        m.triage_items
+            .with_label_values(&[collection, "new"])
+            .inc_by(s.new);
+    }
+}
+
+/// Records a LinkUpload run and its media's outcomes.
+fn record_link_upload(collection: &str, started: Instant, out: Option<&link::UploadLinked>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_upload",
+        collection,
+        elapsed: started.elapsed(),
+        result: out.map(|o| RunCounts {
+            media: o.media.len() as u64,
+            series: o.touched.len() as u64,
+        }),
+    });
+    let Some(o) = out else { return };
+    let m = crate::metrics::get();
+    for (_, outcome, _) in &o.media {
+        let name = match outcome {
+            link::Outcome::Joined => "joined",
+            link::Outcome::NewSeries => "new_series",
+            link::Outcome::Unlinked => "unlinked",
+        };
+        m.link_upload_media
+            .with_label_values(&[collection, name])
+            .inc();
     }
 }

@@ -9,6 +9,7 @@
 //! | [`MANIFEST`] | `manifest.json` (`"format"`) | 1 | 1 |
 //! | [`CONFIG`] | `collection.json` (`"format"`) | 1 | 1 |
 //! | [`SERIES`] | `series/<collection>.json` (`"format": "vidx-series/<n>"`) | 1 | 1 |
+//! | [`SNAPSHOT`] | a snapshot's `snapshot.json` (`"format"`) | 1 | 1 |
 //!
 //! It lives in `storage`, the lowest layer that stores files, so that the
 //! segment, collection and investigate layers can all import it.
@@ -84,8 +85,15 @@ pub const SERIES: Format = Format {
     oldest: 1,
 };
 
+/// The manifest of a collection snapshot (`vidx snapshot create`).
+pub const SNAPSHOT: Format = Format {
+    name: "snapshot manifest",
+    current: 1,
+    oldest: 1,
+};
+
 /// Every stored format, in the order of the table above.
-pub const ALL: [Format; 6] = [SEALED, GRAPH, WAL, MANIFEST, CONFIG, SERIES];
+pub const ALL: [Format; 7] = [SEALED, GRAPH, WAL, MANIFEST, CONFIG, SERIES, SNAPSHOT];
 
 impl Format {
     /// Checks the version `found` in `path` and returns it, for the reader

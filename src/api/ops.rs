@@ -154,3 +154,22 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_ready_until_the_data_directory_is_open() {
+        let ops = Ops::new();
+        assert_eq!(
+            ops.readiness(),
+            (false, "opening the data directory\n".into())
+        );
+        assert!(ops.rows().is_empty());
+        let dir = tempfile::tempdir().unwrap();
+        let r = Registry::open(dir.path(), Default::default()).unwrap();
+        ops.set_registry(Arc::new(r));
+        assert_eq!(ops.readiness(), (true, "ready\n".into()));
+    }
+}

@@ -15,6 +15,8 @@ mod filters;
 mod layers;
 mod link;
 mod npy_files;
+mod ops;
 mod recall;
+mod snapshot;
 mod storage;
 mod stored_formats;

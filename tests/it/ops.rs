@@ -239,6 +239,12 @@ log-format = "json"
     assert_eq!(n("max-message-bytes"), 64 << 20);
     assert_eq!(t["demo"].as_bool(), Some(false));
 
+    // The example in deploy/ is a valid file.
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/vidx.toml");
+    let t = print_config(&["--config", example], &[]).unwrap();
+    assert_eq!(t["data-dir"].as_str(), Some("/var/lib/vidx"));
+    assert_eq!(t["metrics-listen"].as_str(), Some("127.0.0.1:9090"));
+
     // The config file itself may come from the environment.
     let t = print_config(&[], &[("VIDX_CONFIG", f)]).unwrap();
     assert_eq!(t["seal-threshold"].as_integer(), Some(5000));

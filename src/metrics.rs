@@ -388,6 +388,10 @@ mod tests {
     #[test]
     fn render_holds_request_and_collection_families() {
         get().requests.with_label_values(&["Search", "Ok"]).inc();
+        get()
+            .request_seconds
+            .with_label_values(&["Search", "Ok"])
+            .observe(0.002);
         let rows = [CollectionRow {
             name: "images".into(),
             points: 12,

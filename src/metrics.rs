@@ -17,28 +17,42 @@ use prometheus::{
     TextEncoder, exponential_buckets,
 };
 
-/// The instruments, registered once per process.
+/// The instruments, registered once per process, in three groups.
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
-    pub request_seconds: HistogramVec,
-    pub requests_in_flight: IntGauge,
+    pub requests: RequestMetrics,
+    pub storage: StorageMetrics,
+    pub link: LinkMetrics,
+}
+
+/// Every gRPC call (recorded by `api::observe`).
+pub struct RequestMetrics {
+    pub total: IntCounterVec,
+    pub seconds: HistogramVec,
+    pub in_flight: IntGauge,
     pub rejected: IntCounterVec,
+}
+
+/// Write-ahead logs, seals, merges, snapshots.
+pub struct StorageMetrics {
     pub wal_written_bytes: IntCounterVec,
     pub wal_fsync_seconds: HistogramVec,
     pub seal_seconds: HistogramVec,
     pub merge_seconds: HistogramVec,
     pub maintenance_failures: IntCounterVec,
-    pub link_runs: IntCounterVec,
-    pub link_run_seconds: HistogramVec,
-    pub link_run_media: IntCounterVec,
-    pub link_run_series: IntGaugeVec,
-    pub link_last_success: IntGaugeVec,
-    pub link_upload_media: IntCounterVec,
-    pub triage_items: IntCounterVec,
     pub snapshots: IntCounterVec,
     pub snapshot_seconds: HistogramVec,
-    pub build_info: IntGaugeVec,
+}
+
+/// Linking and triage runs.
+pub struct LinkMetrics {
+    pub runs: IntCounterVec,
+    pub run_seconds: HistogramVec,
+    pub run_media: IntCounterVec,
+    pub run_series: IntGaugeVec,
+    pub last_success: IntGaugeVec,
+    pub upload_media: IntCounterVec,
+    pub triage_items: IntCounterVec,
 }
 
 /// Request latencies: 100 µs to ~100 s.
@@ -81,136 +95,161 @@ fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
     g
 }
 
-impl Metrics {
-    fn new() -> Metrics {
-        let r = Registry::new();
-        let requests_in_flight =
-            IntGauge::new("vidx_requests_in_flight", "gRPC requests being served now")
-                .expect("valid gauge");
-        r.register(Box::new(requests_in_flight.clone()))
+impl RequestMetrics {
+    fn new(r: &Registry) -> RequestMetrics {
+        let in_flight = IntGauge::new("vidx_requests_in_flight", "gRPC requests being served now")
+            .expect("valid gauge");
+        r.register(Box::new(in_flight.clone()))
             .expect("unique name");
-        let m = Metrics {
-            requests: counter(
-                &r,
+        let (rpc_code, rpc_reason) = (&["rpc", "code"], &["rpc", "reason"]);
+        RequestMetrics {
+            total: counter(
+                r,
                 "vidx_requests_total",
                 "gRPC requests served, by RPC and status code",
-                &["rpc", "code"],
+                rpc_code,
             ),
-            request_seconds: histogram(
-                &r,
+            seconds: histogram(
+                r,
                 "vidx_request_duration_seconds",
                 "gRPC request duration until the last response byte, by RPC and status code",
-                &["rpc", "code"],
+                rpc_code,
                 request_buckets(),
             ),
-            requests_in_flight,
+            in_flight,
             rejected: counter(
-                &r,
+                r,
                 "vidx_requests_rejected_total",
                 "gRPC requests refused because of the request (bad input, unknown collection, over a limit, precondition), by RPC and reason (the status code)",
-                &["rpc", "reason"],
+                rpc_reason,
             ),
+        }
+    }
+}
+
+impl StorageMetrics {
+    fn new(r: &Registry) -> StorageMetrics {
+        let c = &["collection"];
+        StorageMetrics {
             wal_written_bytes: counter(
-                &r,
+                r,
                 "vidx_wal_written_bytes_total",
                 "Bytes appended to write-ahead logs, by collection",
-                &["collection"],
+                c,
             ),
             wal_fsync_seconds: histogram(
-                &r,
+                r,
                 "vidx_wal_fsync_duration_seconds",
                 "Duration of write-ahead log fsyncs, by collection",
-                &["collection"],
+                c,
                 fsync_buckets(),
             ),
             seal_seconds: histogram(
-                &r,
+                r,
                 "vidx_seal_duration_seconds",
                 "Seals of a mutable segment into memory-mapped files (count and duration), by collection",
-                &["collection"],
+                c,
                 job_buckets(),
             ),
             merge_seconds: histogram(
-                &r,
+                r,
                 "vidx_merge_duration_seconds",
                 "Merges of sealed segments (count and duration), by collection",
-                &["collection"],
+                c,
                 job_buckets(),
             ),
             maintenance_failures: counter(
-                &r,
+                r,
                 "vidx_maintenance_failures_total",
                 "Background seals and merges that failed (retried later), by collection and task",
                 &["collection", "task"],
             ),
-            link_runs: counter(
-                &r,
-                "vidx_link_runs_total",
-                "Linking and triage runs, by run (link_series, link_upload, triage), image collection and outcome (ok, error)",
-                &["run", "collection", "outcome"],
-            ),
-            link_run_seconds: histogram(
-                &r,
-                "vidx_link_run_duration_seconds",
-                "Duration of linking and triage runs, by run, image collection and outcome",
-                &["run", "collection", "outcome"],
-                job_buckets(),
-            ),
-            link_run_media: counter(
-                &r,
-                "vidx_link_run_media_total",
-                "Media handled by successful linking and triage runs, by run and image collection",
-                &["run", "collection"],
-            ),
-            link_run_series: gauge(
-                &r,
-                "vidx_link_run_series",
-                "Series in the result of the last successful run (link_series: all series; link_upload: series touched; triage: candidate groups of new items)",
-                &["run", "collection"],
-            ),
-            link_last_success: gauge(
-                &r,
-                "vidx_link_last_success_timestamp_seconds",
-                "Unix time the last successful run of this kind ended",
-                &["run", "collection"],
-            ),
-            link_upload_media: counter(
-                &r,
-                "vidx_link_upload_media_total",
-                "Media of uploads linked by LinkUpload, by outcome (joined, new_series, unlinked)",
-                &["collection", "outcome"],
-            ),
-            triage_items: counter(
-                &r,
-                "vidx_triage_items_total",
-                "Triaged items, by verdict (known, new)",
-                &["collection", "verdict"],
-            ),
             snapshots: counter(
-                &r,
+                r,
                 "vidx_snapshots_total",
                 "Snapshots taken, by collection and outcome",
                 &["collection", "outcome"],
             ),
             snapshot_seconds: histogram(
-                &r,
+                r,
                 "vidx_snapshot_duration_seconds",
                 "Time to take a snapshot (the cut, copies and checksums; not the transfer), by collection",
-                &["collection"],
+                c,
                 job_buckets(),
             ),
-            build_info: gauge(
-                &r,
-                "vidx_build_info",
-                "Always 1; the version of vidx serving",
-                &["version"],
+        }
+    }
+}
+
+impl LinkMetrics {
+    fn new(r: &Registry) -> LinkMetrics {
+        let (run, run_outcome) = (&["run", "collection"], &["run", "collection", "outcome"]);
+        LinkMetrics {
+            runs: counter(
+                r,
+                "vidx_link_runs_total",
+                "Linking and triage runs, by run (link_series, link_upload, triage), image collection and outcome (ok, error)",
+                run_outcome,
             ),
-            registry: r,
-        };
-        m.build_info
+            run_seconds: histogram(
+                r,
+                "vidx_link_run_duration_seconds",
+                "Duration of linking and triage runs, by run, image collection and outcome",
+                run_outcome,
+                job_buckets(),
+            ),
+            run_media: counter(
+                r,
+                "vidx_link_run_media_total",
+                "Media handled by successful linking and triage runs, by run and image collection",
+                run,
+            ),
+            run_series: gauge(
+                r,
+                "vidx_link_run_series",
+                "Series in the result of the last successful run (link_series: all series; link_upload: series touched; triage: candidate groups of new items)",
+                run,
+            ),
+            last_success: gauge(
+                r,
+                "vidx_link_last_success_timestamp_seconds",
+                "Unix time the last successful run of this kind ended",
+                run,
+            ),
+            upload_media: counter(
+                r,
+                "vidx_link_upload_media_total",
+                "Media of uploads linked by LinkUpload, by outcome (joined, new_series, unlinked)",
+                &["collection", "outcome"],
+            ),
+            triage_items: counter(
+                r,
+                "vidx_triage_items_total",
+                "Triaged items, by verdict (known, new)",
+                &["collection", "verdict"],
+            ),
+        }
+    }
+}
+
+impl Metrics {
+    fn new() -> Metrics {
+        let r = Registry::new();
+        let build_info = gauge(
+            &r,
+            "vidx_build_info",
+            "Always 1; the version of vidx serving",
+            &["version"],
+        );
+        build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
-        m
+        Metrics {
+            requests: RequestMetrics::new(&r),
+            storage: StorageMetrics::new(&r),
+            link: LinkMetrics::new(&r),
+            registry: r,
+        }
     }
 }
 
@@ -224,6 +263,7 @@ pub fn get() -> &'static Metrics {
 /// Records a WAL fsync of `collection` that took `elapsed`.
 pub fn fsync(collection: &str, elapsed: Duration) {
     get()
+        .storage
         .wal_fsync_seconds
         .with_label_values(&[collection])
         .observe(elapsed.as_secs_f64());
@@ -246,31 +286,29 @@ pub struct RunCounts {
 
 /// Records a linking or triage run.
 pub fn link_run(r: RunReport<'_>) {
-    let m = get();
+    let m = &get().link;
     let outcome = if r.result.is_some() { "ok" } else { "error" };
-    m.link_runs
+    m.runs
         .with_label_values(&[r.run, r.collection, outcome])
         .inc();
-    m.link_run_seconds
+    m.run_seconds
         .with_label_values(&[r.run, r.collection, outcome])
         .observe(r.elapsed.as_secs_f64());
     if let Some(c) = r.result {
         let labels = [r.run, r.collection];
-        m.link_run_media.with_label_values(&labels).inc_by(c.media);
-        m.link_run_series
-            .with_label_values(&labels)
-            .set(c.series as i64);
+        m.run_media.with_label_values(&labels).inc_by(c.media);
+        m.run_series.with_label_values(&labels).set(c.series as i64);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        m.link_last_success.with_label_values(&labels).set(now);
+        m.last_success.with_label_values(&labels).set(now);
     }
 }
 
 /// Forgets the labelled series of a dropped collection, so that a scrape
 /// no longer shows it.
 pub fn forget_collection(name: &str) {
-    let m = get();
+    let m = &get().storage;
     let _ = m.wal_written_bytes.remove_label_values(&[name]);
     let _ = m.wal_fsync_seconds.remove_label_values(&[name]);
     let _ = m.seal_seconds.remove_label_values(&[name]);
@@ -387,9 +425,14 @@ mod tests {
 
     #[test]
     fn render_holds_request_and_collection_families() {
-        get().requests.with_label_values(&["Search", "Ok"]).inc();
         get()
-            .request_seconds
+            .requests
+            .total
+            .with_label_values(&["Search", "Ok"])
+            .inc();
+        get()
+            .requests
+            .seconds
             .with_label_values(&["Search", "Ok"])
             .observe(0.002);
         let rows = [CollectionRow {

@@ -133,11 +133,11 @@ fn is_rejection(code: Code) -> bool {
 /// Records the end of a call: metrics, and its one log line.
 fn finish(call: &Call, code: Code) {
     let elapsed = call.started.elapsed();
-    let m = crate::metrics::get();
+    let m = &crate::metrics::get().requests;
     let name = code_name(code);
-    m.requests_in_flight.dec();
-    m.requests.with_label_values(&[call.rpc, name]).inc();
-    m.request_seconds
+    m.in_flight.dec();
+    m.total.with_label_values(&[call.rpc, name]).inc();
+    m.seconds
         .with_label_values(&[call.rpc, name])
         .observe(elapsed.as_secs_f64());
     if is_rejection(code) {
@@ -198,7 +198,7 @@ where
             started: Instant::now(),
             slow: self.slow,
         });
-        crate::metrics::get().requests_in_flight.inc();
+        crate::metrics::get().requests.in_flight.inc();
         req.extensions_mut().insert(call.clone());
         let fut = self.inner.call(req);
         Box::pin(async move {

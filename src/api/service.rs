@@ -471,15 +471,7 @@ impl VectorIndex for Service {
                 })
             };
             let result = run();
-            crate::metrics::link_run(RunReport {
-                run: "link_series",
-                collection: &image_name,
-                elapsed: started.elapsed(),
-                result: result.as_ref().ok().map(|s| RunCounts {
-                    media: s.media,
-                    series: s.series,
-                }),
-            });
+            record_link_series(&image_name, started, result.as_ref().ok());
             match result {
                 Ok(summary) => {
                     tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
@@ -858,7 +850,7 @@ impl VectorIndex for Service {
         let data_dir = self.registry.data_dir().to_owned();
         let started = Instant::now();
         let snap = blocking(move || crate::api::snapshot::take(&c, &data_dir)).await;
-        let m = crate::metrics::get();
+        let m = &crate::metrics::get().storage;
         let outcome = if snap.is_ok() { "ok" } else { "error" };
         m.snapshots
             .with_label_values(&[&req.collection, outcome])
@@ -881,6 +873,19 @@ impl VectorIndex for Service {
     }
 }
 
+/// Records a LinkSeries run.
+fn record_link_series(collection: &str, started: Instant, summary: Option<&pb::LinkSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_series",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.media,
+            series: s.series,
+        }),
+    });
+}
+
 /// Records a triage run and its verdicts.
 fn record_triage(collection: &str, started: Instant, summary: Option<&pb::TriageSummary>) {
     crate::metrics::link_run(RunReport {
@@ -893,7 +898,7 @@ fn record_triage(collection: &str, started: Instant, summary: Option<&pb::Triage
         }),
     });
     if let Some(s) = summary {
-        let m = crate::metrics::get();
+        let m = &crate::metrics::get().link;
         m.triage_items
             .with_label_values(&[collection, "known"])
             .inc_by(s.known);
@@ -915,15 +920,13 @@ fn record_link_upload(collection: &str, started: Instant, out: Option<&link::Upl
         }),
     });
     let Some(o) = out else { return };
-    let m = crate::metrics::get();
+    let m = &crate::metrics::get().link;
     for (_, outcome, _) in &o.media {
         let name = match outcome {
             link::Outcome::Joined => "joined",
             link::Outcome::NewSeries => "new_series",
             link::Outcome::Unlinked => "unlinked",
         };
-        m.link_upload_media
-            .with_label_values(&[collection, name])
-            .inc();
+        m.upload_media.with_label_values(&[collection, name]).inc();
     }
 }

@@ -67,6 +67,7 @@ impl Collection {
                 c.sealing.store(false, Ordering::SeqCst);
                 if let Err((task, e)) = r {
                     crate::metrics::get()
+                        .storage
                         .maintenance_failures
                         .with_label_values(&[c.name(), task])
                         .inc();
@@ -181,6 +182,7 @@ impl Collection {
         }
         drop(w);
         crate::metrics::get()
+            .storage
             .seal_seconds
             .with_label_values(&[self.name()])
             .observe(started.elapsed().as_secs_f64());
@@ -310,6 +312,7 @@ impl Collection {
             let _ = std::fs::remove_dir_all(x.dir());
         }
         crate::metrics::get()
+            .storage
             .merge_seconds
             .with_label_values(&[self.name()])
             .observe(started.elapsed().as_secs_f64());

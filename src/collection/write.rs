@@ -107,6 +107,7 @@ impl Collection {
         self.note_fsync(w);
         r?;
         crate::metrics::get()
+            .storage
             .wal_written_bytes
             .with_label_values(&[self.name()])
             .inc_by(w.wal.len_bytes() - before);

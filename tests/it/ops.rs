@@ -6,6 +6,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -127,11 +128,17 @@ async fn metrics_health_and_readiness_over_http() {
 
     // Reopened with a sealed segment: ready once its checksums are read.
     p.kill();
-    let (p2, _) = ServerProcess::start(dir.path(), &["--metrics-listen", "127.0.0.1:0"]);
-    let m2 = p2.metrics_addr().unwrap();
+    ready_after_reopening(dir.path());
+}
+
+/// A server reopened on `dir` (collection `c`, one sealed segment) says
+/// `pending` until its checksum pass is done, then `ready`.
+fn ready_after_reopening(dir: &Path) {
+    let (p, _) = ServerProcess::start(dir, &["--metrics-listen", "127.0.0.1:0"]);
+    let m = p.metrics_addr().unwrap();
     let started = Instant::now();
     loop {
-        let (code, body) = http_get(&m2, "/readyz");
+        let (code, body) = http_get(&m, "/readyz");
         if code == 200 {
             assert_eq!(body, "ready\nc verified\n");
             break;
@@ -144,14 +151,9 @@ async fn metrics_health_and_readiness_over_http() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
-    let text = http_get(&m2, "/metrics").1;
-    assert_eq!(
-        sample(
-            &text,
-            r#"vidx_collection_verification{collection="c",state="verified"}"#
-        ),
-        1.0
-    );
+    let text = http_get(&m, "/metrics").1;
+    let verified = r#"vidx_collection_verification{collection="c",state="verified"}"#;
+    assert_eq!(sample(&text, verified), 1.0);
     assert_eq!(
         sample(&text, r#"vidx_collection_available{collection="c"}"#),
         1.0

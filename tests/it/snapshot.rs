@@ -133,6 +133,111 @@ async fn wait_for_acks(acked: &Arc<Mutex<Vec<String>>>, n: usize) {
     }
 }
 
+/// `vidx snapshot create` of collection `live` at `url` into `out`.
+async fn snapshot_cli(url: &str, out: &Path) -> String {
+    let out = out.to_str().unwrap();
+    vidx(&[
+        "snapshot",
+        "create",
+        "--server",
+        url,
+        "--collection",
+        "live",
+        "--out",
+        out,
+    ])
+    .await
+}
+
+/// What the writers had acknowledged when the snapshot began, and once
+/// they stopped.
+struct Acks {
+    before: HashSet<String>,
+    all: Vec<String>,
+}
+
+/// Takes snapshot `during` while four writers upsert, lets them go on a
+/// little and stops them.
+async fn snapshot_under_writers(url: &str, during: &Path) -> Acks {
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let writers = start_writers(url, &stop, &acked);
+    wait_for_acks(&acked, 1500).await;
+    let before: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
+    let out = snapshot_cli(url, during).await;
+    assert!(out.contains("verified"), "{out}");
+    let at_end_of_snapshot = acked.lock().unwrap().len();
+    // The writers went on meanwhile and go on a little longer.
+    wait_for_acks(&acked, at_end_of_snapshot + 300).await;
+    stop.store(true, Ordering::SeqCst);
+    for w in writers {
+        w.await.unwrap();
+    }
+    let all: Vec<String> = acked.lock().unwrap().clone();
+    assert!(
+        all.len() > before.len(),
+        "writes continued during the snapshot"
+    );
+    Acks { before, all }
+}
+
+/// Every point acknowledged before the snapshot began is in the restored
+/// `live`, as it was written; nothing is in it that no client sent; its
+/// searches are exact over exactly its points.
+async fn check_restored_under_writes(
+    r: &mut Client,
+    c: &mut Client,
+    acks: &Acks,
+    queries: &[Vec<f32>],
+) {
+    let before_ids: Vec<String> = acks.before.iter().cloned().collect();
+    let got = get_all(r, "live", &before_ids).await;
+    let missing: Vec<&String> = before_ids
+        .iter()
+        .filter(|id| !got.contains_key(*id))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged points missing, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let source = get_all(c, "live", &before_ids).await;
+    assert_eq!(got, source, "the restored points are the points written");
+    let in_snapshot = get_all(r, "live", &acks.all).await;
+    let info = r
+        .describe_collection(pb::DescribeCollectionRequest {
+            name: "live".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        info.points as usize,
+        in_snapshot.len(),
+        "every restored point is one a client sent"
+    );
+    assert!(in_snapshot.len() >= acks.before.len() && in_snapshot.len() <= acks.all.len());
+    let got = answers(r, "live", queries).await;
+    let exact: Vec<Vec<(String, f32)>> = queries
+        .iter()
+        .map(|q| {
+            let points = in_snapshot
+                .iter()
+                .map(|(id, p)| (id.clone(), p.vector.as_slice()));
+            exact_top_k(q, points, 10)
+                .into_iter()
+                .map(|(d, id)| (id, d))
+                .collect()
+        })
+        .collect();
+    same_answers(
+        &got,
+        &exact,
+        "snapshot taken under writes vs exact over its points",
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_snapshot_under_four_writers_holds_every_acknowledged_point_and_restores() {
     // A small seal threshold: seals and merges run while the snapshot is taken.
@@ -147,67 +252,21 @@ async fn a_snapshot_under_four_writers_holds_every_acknowledged_point_and_restor
     c.create_collection(create_req("live", DIM as u32, pb::Metric::Cosine))
         .await
         .unwrap();
-    let stop = Arc::new(AtomicBool::new(false));
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let writers = start_writers(&url, &stop, &acked);
-    wait_for_acks(&acked, 1500).await;
-
     let snaps = tempfile::tempdir().unwrap();
-    let during = snaps.path().join("during");
-    let before: HashSet<String> = acked.lock().unwrap().iter().cloned().collect();
-    let out = vidx(&[
-        "snapshot",
-        "create",
-        "--server",
-        &url,
-        "--collection",
-        "live",
-        "--out",
-        during.to_str().unwrap(),
-    ])
-    .await;
-    assert!(out.contains("verified"), "{out}");
-    let at_end_of_snapshot = acked.lock().unwrap().len();
-    // The writers went on meanwhile and go on a little longer.
-    wait_for_acks(&acked, at_end_of_snapshot + 300).await;
-    stop.store(true, Ordering::SeqCst);
-    for w in writers {
-        w.await.unwrap();
-    }
-    let all: Vec<String> = acked.lock().unwrap().clone();
-    assert!(
-        all.len() > before.len(),
-        "writes continued during the snapshot"
-    );
-
+    let (during, after) = (snaps.path().join("during"), snaps.path().join("after"));
+    let acks = snapshot_under_writers(&url, &during).await;
     // A second snapshot once the writers stopped: the same points as the source.
-    let after = snaps.path().join("after");
-    vidx(&[
-        "snapshot",
-        "create",
-        "--server",
-        &url,
-        "--collection",
-        "live",
-        "--out",
-        after.to_str().unwrap(),
-    ])
-    .await;
+    snapshot_cli(&url, &after).await;
+
     let restored_dir = tempfile::tempdir().unwrap();
     let d = restored_dir.path().to_str().unwrap();
-    vidx(&["snapshot", "verify", during.to_str().unwrap()]).await;
+    let (during, after) = (during.to_str().unwrap(), after.to_str().unwrap());
+    vidx(&["snapshot", "verify", during]).await;
+    vidx(&["snapshot", "restore", during, "--data-dir", d]).await;
     vidx(&[
         "snapshot",
         "restore",
-        during.to_str().unwrap(),
-        "--data-dir",
-        d,
-    ])
-    .await;
-    vidx(&[
-        "snapshot",
-        "restore",
-        after.to_str().unwrap(),
+        after,
         "--data-dir",
         d,
         "--as",
@@ -217,67 +276,17 @@ async fn a_snapshot_under_four_writers_holds_every_acknowledged_point_and_restor
     let restored = TestServer::start_in(restored_dir.path(), ServerOptions::default()).await;
     let mut r = restored.client().await;
 
-    // Every point acknowledged before the snapshot began is in it, as it was
-    // written; nothing is in it that no client sent.
-    let before_ids: Vec<String> = before.iter().cloned().collect();
-    let got = get_all(&mut r, "live", &before_ids).await;
-    let missing: Vec<&String> = before_ids
-        .iter()
-        .filter(|id| !got.contains_key(*id))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "{} acknowledged points missing, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-    let source = get_all(&mut c, "live", &before_ids).await;
-    assert_eq!(got, source, "the restored points are the points written");
-    let in_snapshot = get_all(&mut r, "live", &all).await;
-    let info = r
-        .describe_collection(pb::DescribeCollectionRequest {
-            name: "live".into(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(
-        info.points as usize,
-        in_snapshot.len(),
-        "every restored point is one a client sent"
-    );
-    assert!(in_snapshot.len() >= before.len() && in_snapshot.len() <= all.len());
-
-    // Its searches are exact over exactly those points.
     let mut rng = ChaCha8Rng::seed_from_u64(77);
     let queries: Vec<Vec<f32>> = (0..20).map(|_| random_unit(&mut rng, DIM)).collect();
-    let got = answers(&mut r, "live", &queries).await;
-    let exact: Vec<Vec<(String, f32)>> = queries
-        .iter()
-        .map(|q| {
-            exact_top_k(
-                q,
-                in_snapshot
-                    .iter()
-                    .map(|(id, p)| (id.clone(), p.vector.as_slice())),
-                10,
-            )
-            .into_iter()
-            .map(|(d, id)| (id, d))
-            .collect()
-        })
-        .collect();
-    same_answers(
-        &got,
-        &exact,
-        "snapshot taken under writes vs exact over its points",
-    );
-
+    check_restored_under_writes(&mut r, &mut c, &acks, &queries).await;
     // The quiet snapshot answers as the source server does.
     let want = answers(&mut c, "live", &queries).await;
     let got = answers(&mut r, "quiet", &queries).await;
     same_answers(&got, &want, "restored vs source");
-    assert_eq!(get_all(&mut r, "quiet", &all).await.len(), all.len());
+    assert_eq!(
+        get_all(&mut r, "quiet", &acks.all).await.len(),
+        acks.all.len()
+    );
 }
 
 /// A server with an image collection `images` holding sealed segments,
@@ -341,37 +350,26 @@ fn file_in(snap: &Path, prefix: &str) -> String {
         .unwrap_or_else(|| panic!("no {prefix}* in the snapshot"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_damaged_snapshot_fails_verify_and_restore_naming_the_file() {
-    let (server, url) = linked_source().await;
-    let tmp = tempfile::tempdir().unwrap();
-    let snap = tmp.path().join("snap");
-    vidx(&[
-        "snapshot",
-        "create",
-        "--server",
-        &url,
-        "--collection",
-        "images",
-        "--out",
-        snap.to_str().unwrap(),
-    ])
-    .await;
-    for prefix in [
+/// Damages (flips a byte of, cuts a byte off, removes) one file of each
+/// kind in copies of `snap`: `verify` and `restore` fail naming it, and
+/// nothing is restored.
+fn damage_each_file(snap: &Path, tmp: &Path) {
+    let prefixes = [
         "collection/seg-",
         "collection/wal-",
         "collection/manifest.json",
         "data/series/images.json",
         "snapshot.json",
-    ] {
-        let victim = file_in(&snap, prefix);
+    ];
+    for prefix in prefixes {
+        let victim = file_in(snap, prefix);
         for damage in ["flip", "truncate", "remove"] {
             if victim == "snapshot.json" && damage == "remove" {
                 continue;
             }
-            let copy = tmp.path().join(format!("damaged-{}", damage));
+            let copy = tmp.join(format!("damaged-{damage}"));
             let _ = std::fs::remove_dir_all(&copy);
-            copy_dir(&snap, &copy);
+            copy_dir(snap, &copy);
             let path = copy.join(&victim);
             let mut bytes = std::fs::read(&path).unwrap();
             match damage {
@@ -388,13 +386,14 @@ async fn a_damaged_snapshot_fails_verify_and_restore_naming_the_file() {
                 e.contains(&victim),
                 "verify after {damage} of {victim}: {e}"
             );
-            let data = tmp.path().join(format!("data-{damage}"));
+            let data = tmp.join(format!("data-{damage}"));
+            let d = data.to_str().unwrap();
             let e = vidx_fails(&[
                 "snapshot",
                 "restore",
                 copy.to_str().unwrap(),
                 "--data-dir",
-                data.to_str().unwrap(),
+                d,
             ]);
             assert!(
                 e.contains(&victim),
@@ -410,11 +409,71 @@ async fn a_damaged_snapshot_fails_verify_and_restore_naming_the_file() {
             );
         }
     }
+}
+
+/// The restored `images` and `copy` answer as the source; triage reads them.
+async fn check_restored_serve(r: &mut Client, c: &mut Client) {
+    for name in ["images", "copy"] {
+        let info = r
+            .describe_collection(pb::DescribeCollectionRequest { name: name.into() })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(info.points, 260);
+        let q = vec![id_query("m3"), id_query("m250")];
+        let got = r
+            .search(search_req(name, q.clone(), 5))
+            .await
+            .unwrap()
+            .into_inner();
+        let want = c
+            .search(search_req("images", q, 5))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(got, want);
+    }
+    let item = pb::TriageItem {
+        id: "x".into(),
+        vector: clustered(1, 16, 10, 0.3, 5).remove(0),
+        ..Default::default()
+    };
+    let mut t = r
+        .triage(tokio_stream::iter(vec![pb::TriageRequest {
+            image_collection: "copy".into(),
+            items: vec![item],
+            ..Default::default()
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = t.message().await.unwrap().unwrap();
+    assert_eq!(first.results[0].verdict, pb::Verdict::Known as i32);
+    assert_eq!(first.results[0].nearest_media_id, "m0");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_snapshot_fails_verify_and_restore_naming_the_file() {
+    let (server, url) = linked_source().await;
+    let tmp = tempfile::tempdir().unwrap();
+    let snap = tmp.path().join("snap");
+    let s = snap.to_str().unwrap();
+    vidx(&[
+        "snapshot",
+        "create",
+        "--server",
+        &url,
+        "--collection",
+        "images",
+        "--out",
+        s,
+    ])
+    .await;
+    damage_each_file(&snap, tmp.path());
 
     // Undamaged, it restores with its series state, under a new name too.
     let data = tmp.path().join("data");
     let d = data.to_str().unwrap();
-    let s = snap.to_str().unwrap();
     vidx(&["snapshot", "restore", s, "--data-dir", d]).await;
     assert_eq!(
         std::fs::read(data.join("series/images.json")).unwrap(),
@@ -446,45 +505,7 @@ async fn a_damaged_snapshot_fails_verify_and_restore_naming_the_file() {
     let restored = TestServer::start_in(&data, ServerOptions::default()).await;
     let e = vidx_fails(&["snapshot", "restore", s, "--data-dir", d, "--as", "third"]);
     assert!(e.contains("data directory in use"), "{e}");
-    let mut r = restored.client().await;
-    let mut c = server.client().await;
-    for name in ["images", "copy"] {
-        let info = r
-            .describe_collection(pb::DescribeCollectionRequest { name: name.into() })
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(info.points, 260);
-        let q = vec![id_query("m3"), id_query("m250")];
-        let got = r
-            .search(search_req(name, q.clone(), 5))
-            .await
-            .unwrap()
-            .into_inner();
-        let want = c
-            .search(search_req("images", q, 5))
-            .await
-            .unwrap()
-            .into_inner();
-        assert_eq!(got, want);
-    }
-    // Triage reads the restored series state.
-    let mut t = r
-        .triage(tokio_stream::iter(vec![pb::TriageRequest {
-            image_collection: "copy".into(),
-            items: vec![pb::TriageItem {
-                id: "x".into(),
-                vector: clustered(1, 16, 10, 0.3, 5).remove(0),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }]))
-        .await
-        .unwrap()
-        .into_inner();
-    let first = t.message().await.unwrap().unwrap();
-    assert_eq!(first.results[0].verdict, pb::Verdict::Known as i32);
-    assert_eq!(first.results[0].nearest_media_id, "m0");
+    check_restored_serve(&mut restored.client().await, &mut server.client().await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,8 @@ field and come back as `numpy.frombuffer` views, never as Python floats. The
 rest of each message is built and parsed by the generated protobuf classes:
 protobuf allows a message's fields in any order and concatenates repeated
 fields, so a message serialised without its vectors plus the vector fields
-appended is the whole message.
+appended is the whole message. The field numbers come from the generated
+descriptors (`client._num`), so the bytes follow the proto.
 """
 
 from __future__ import annotations
@@ -70,9 +71,11 @@ def fields(buf: memoryview):
         yield number, wt, value
 
 
-def decode_points(data: bytes, point_field: int = 1):
+def decode_points(data: bytes, point_field: int, point_fields: tuple[int, int, int]):
     """The points of a message whose field `point_field` is `repeated Point`
-    (a GetResponse): (ids, list of float32 vectors, metadata bytes)."""
+    (a GetResponse), whose id, vector and metadata are the field numbers
+    `point_fields`: (ids, list of float32 vectors, metadata bytes)."""
+    id_f, vector_f, meta_f = point_fields
     ids: list[str] = []
     vectors: list[np.ndarray] = []
     metas: list[bytes] = []
@@ -81,13 +84,13 @@ def decode_points(data: bytes, point_field: int = 1):
             continue
         pid, parts, meta = "", [], b""
         for n, w, v in fields(value):
-            if n == 1 and w == _LEN:
+            if n == id_f and w == _LEN:
                 pid = bytes(v).decode("utf-8")
-            elif n == 2 and w == _LEN:  # packed
+            elif n == vector_f and w == _LEN:  # packed
                 parts.append(np.frombuffer(v, dtype=_F32))
-            elif n == 2 and w == 5:  # one unpacked float
+            elif n == vector_f and w == 5:  # one unpacked float
                 parts.append(np.frombuffer(v, dtype=_F32))
-            elif n == 3 and w == _LEN:
+            elif n == meta_f and w == _LEN:
                 meta = bytes(v)
         ids.append(pid)
         vectors.append(parts[0] if len(parts) == 1 else np.concatenate(parts or [np.empty(0, _F32)]))

@@ -41,6 +41,24 @@ Progress = Callable[[int, int], None]
 _METHOD = "/vidx.v1.VectorIndex/"
 
 
+def _num(message, field: str) -> int:
+    """The field number of `message.field`, from the generated descriptor,
+    for the messages whose vectors are written as raw bytes (`_wire`)."""
+    return message.DESCRIPTOR.fields_by_name[field].number
+
+
+_UPSERT_POINTS = _num(pb.UpsertRequest, "points")
+_POINT_VECTOR = _num(pb.Point, "vector")
+_POINT_FIELDS = (_num(pb.Point, "id"), _POINT_VECTOR, _num(pb.Point, "metadata"))
+_GET_POINTS = _num(pb.GetResponse, "points")
+_SEARCH_QUERIES = _num(pb.SearchRequest, "queries")
+_QUERY_VECTOR = _num(pb.Query, "vector")
+_VECTOR_VALUES = _num(pb.Vector, "values")
+_TRIAGE_ITEMS = _num(pb.TriageRequest, "items")
+_ITEM_VECTOR = _num(pb.TriageItem, "vector")
+_ITEM_FACES = _num(pb.TriageItem, "faces")
+
+
 def _matrix(vectors, what: str) -> np.ndarray:
     """`vectors` as a C-contiguous (n, dim) float32 array (no copy if it is one)."""
     m = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -256,7 +274,7 @@ class Client:
                     p = pb.Point(id=ids[i])
                     if metas is not None:
                         p.metadata.CopyFrom(metas[i].to_pb())
-                    parts.append(_wire.field(2, p.SerializeToString() + _wire.floats(2, vecs[i])))
+                    parts.append(_wire.field(_UPSERT_POINTS, p.SerializeToString() + _wire.floats(_POINT_VECTOR, vecs[i])))
                 yield b"".join(parts)
                 if progress:
                     progress(end, n)
@@ -284,7 +302,7 @@ class Client:
             req = pb.GetRequest(collection=collection, ids=list(ids[start : start + page_size]))
             with _errors:
                 data = self._get(req, **self._kw(timeout))
-            pids, pvecs, pmetas = _wire.decode_points(data)
+            pids, pvecs, pmetas = _wire.decode_points(data, _GET_POINTS, _POINT_FIELDS)
             out_ids += pids
             vecs += pvecs
             metas += [Metadata.from_pb(pb.Metadata.FromString(m)) for m in pmetas]
@@ -325,7 +343,8 @@ class Client:
         if filter is not None:
             req.filter.CopyFrom(filter.to_pb())
         body = req.SerializeToString() + b"".join(
-            _wire.field(2, _wire.field(1, _wire.floats(1, row))) for row in q
+            _wire.field(_SEARCH_QUERIES, _wire.field(_QUERY_VECTOR, _wire.floats(_VECTOR_VALUES, row)))
+            for row in q
         )
         with _errors:
             hits = self._hits(self._search(body, **self._kw(timeout)))
@@ -450,10 +469,10 @@ class Client:
             it = pb.TriageItem(id=ids[i])
             if metas is not None:
                 it.metadata.CopyFrom(metas[i].to_pb())
-            b = it.SerializeToString() + _wire.floats(2, vecs[i])
+            b = it.SerializeToString() + _wire.floats(_ITEM_VECTOR, vecs[i])
             if face_sets is not None and face_sets[i] is not None:
-                b += b"".join(_wire.field(3, _wire.floats(1, f)) for f in face_sets[i])
-            return _wire.field(3, b)
+                b += b"".join(_wire.field(_ITEM_FACES, _wire.floats(_VECTOR_VALUES, f)) for f in face_sets[i])
+            return _wire.field(_TRIAGE_ITEMS, b)
 
         def messages() -> Iterator[bytes]:
             for start in range(0, max(n, 1), batch_size):

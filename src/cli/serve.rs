@@ -77,7 +77,8 @@ pub struct ServeArgs {
     #[arg(long, env = "VIDX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
     /// What to log, as a tracing filter: "info", "debug" (every request
-    /// once), "vidx=debug,tower=warn", ... [default: RUST_LOG if set, else info].
+    /// once), "vidx=debug,tower=warn", ... When no flag, variable or file
+    /// sets it, RUST_LOG (if set) replaces the default.
     #[arg(long, env = "VIDX_LOG", default_value = "info")]
     pub log: String,
     /// Requests taking longer than this many milliseconds are logged at

@@ -215,7 +215,9 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     let m = snapshot::verify(&a.dir)?;
     let name = a.as_name.clone().unwrap_or_else(|| m.collection.clone());
     let rewrite = |rel: &str, bytes: Vec<u8>| -> crate::error::Result<Vec<u8>> {
-        if rel.starts_with("series/") {
+        // Only the series state names its collection inside; other files
+        // beside it (logs with their own framing) are copied as they are.
+        if rel.starts_with("series/") && rel.ends_with(".json") {
             crate::investigate::series::renamed_state(Path::new(rel), &bytes, &name)
         } else {
             Ok(bytes)

@@ -20,6 +20,13 @@ class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     IMAGE: _ClassVar[Kind]
     FACE: _ClassVar[Kind]
 
+class Quantization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    QUANTIZATION_UNSPECIFIED: _ClassVar[Quantization]
+    QUANTIZATION_NONE: _ClassVar[Quantization]
+    SQ8: _ClassVar[Quantization]
+    SQ4: _ClassVar[Quantization]
+
 class EvidenceKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     EVIDENCE_KIND_UNSPECIFIED: _ClassVar[EvidenceKind]
@@ -54,6 +61,10 @@ L2: Metric
 KIND_UNSPECIFIED: Kind
 IMAGE: Kind
 FACE: Kind
+QUANTIZATION_UNSPECIFIED: Quantization
+QUANTIZATION_NONE: Quantization
+SQ8: Quantization
+SQ4: Quantization
 EVIDENCE_KIND_UNSPECIFIED: EvidenceKind
 EVIDENCE_IMAGE: EvidenceKind
 EVIDENCE_NEAR_DUPLICATE: EvidenceKind
@@ -80,21 +91,23 @@ class HnswConfig(_message.Message):
     def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "kind", "hnsw")
+    __slots__ = ("name", "dim", "metric", "kind", "hnsw", "quantization")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     HNSW_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
     kind: Kind
     hnsw: HnswConfig
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ...) -> None: ...
+    quantization: Quantization
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "kind", "points", "segments", "memory_bytes", "disk_bytes", "hnsw")
+    __slots__ = ("name", "dim", "metric", "kind", "points", "segments", "memory_bytes", "disk_bytes", "hnsw", "quantization")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -104,6 +117,7 @@ class CollectionInfo(_message.Message):
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     HNSW_FIELD_NUMBER: _ClassVar[int]
+    QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -113,7 +127,8 @@ class CollectionInfo(_message.Message):
     memory_bytes: int
     disk_bytes: int
     hnsw: HnswConfig
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., points: _Optional[int] = ..., segments: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ...) -> None: ...
+    quantization: Quantization
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., points: _Optional[int] = ..., segments: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()

@@ -323,6 +323,21 @@ impl SeriesState {
     }
 }
 
+/// A stored series state (`bytes`, of `path`) moved to the image collection
+/// `name`, every other key kept: a restore under a new name.
+pub fn renamed_state(path: &Path, bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::data_loss(path, format!("series state is not valid: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(Error::data_loss(path, "series state is not a JSON object"));
+    };
+    obj.insert(
+        "image_collection".into(),
+        serde_json::Value::String(name.to_string()),
+    );
+    serde_json::to_vec(&v).map_err(|e| Error::Internal(format!("encoding series state: {e}")))
+}
+
 /// Where series states live: `<data-dir>/series/<collection>.json`; the
 /// states read lately are kept parsed in memory for the series reads
 /// (ListSeries, GetSeries, SeriesOfMedia), which must not parse a large

@@ -26,6 +26,16 @@
 //!
 //! [`every_current_version_has_a_fixture`] fails until a fixture holds every
 //! version that `versions::ALL` says is written today.
+//!
+//! Snapshots (`vidx snapshot create`) are kept the same way under
+//! `tests/data/snapshots/<name>/`: each is a snapshot of the `images`
+//! collection of a format fixture, and must still restore into a data
+//! directory that [`check_fixture`] accepts. Make one with
+//!
+//! ```sh
+//! cargo test --release --test it -- --ignored stored_formats::write_snapshot_fixture
+//! cp -r target/stored-snapshot-fixture tests/data/snapshots/<name>   # e.g. v1
+//! ```
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -51,6 +61,28 @@ fn fixtures() -> Vec<PathBuf> {
     dirs.sort();
     assert!(!dirs.is_empty(), "no fixture under {}", root.display());
     dirs
+}
+
+fn snapshot_fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/snapshots");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/data/snapshots")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The snapshot-manifest version of a snapshot fixture.
+fn snapshot_version(snap: &Path) -> (Format, u32) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snap.join("snapshot.json")).expect("manifest"))
+            .expect("parse");
+    (
+        versions::SNAPSHOT,
+        m["format"].as_u64().expect("format") as u32,
+    )
 }
 
 fn axis(a: usize, scale: f32, v: &mut [f32]) {
@@ -456,7 +488,8 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
 
 #[test]
 fn every_current_version_has_a_fixture() {
-    let found: Vec<(Format, u32)> = fixtures().iter().flat_map(|f| versions_in(f)).collect();
+    let mut found: Vec<(Format, u32)> = fixtures().iter().flat_map(|f| versions_in(f)).collect();
+    found.extend(snapshot_fixtures().iter().map(|s| snapshot_version(s)));
     for format in versions::ALL {
         assert!(
             found.contains(&(format, format.current)),
@@ -515,6 +548,27 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
     path
 }
 
+/// A snapshot from a newer vidx is refused by verify (and so by restore),
+/// naming its manifest and both versions.
+fn newer_snapshot_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&snapshot_fixtures()[0], tmp.path());
+    let mut m = vidx::storage::snapshot::SnapshotManifest::load(tmp.path()).expect("manifest");
+    m.format = 99;
+    m.store(tmp.path()).expect("store");
+    let e = vidx::storage::snapshot::verify(tmp.path()).expect_err("refused");
+    assert!(
+        matches!(e, vidx::error::Error::FailedPrecondition(_)),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("snapshot.json")
+            && msg.contains("snapshot manifest format version 99 was written by a newer vidx"),
+        "{msg}"
+    );
+}
+
 /// A file of every format from a newer vidx is refused, and the message
 /// names the file and both versions: the collection's files make it
 /// unavailable (DATA_LOSS on every request, the reason attached), the series
@@ -523,6 +577,10 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
 async fn newer_versions_are_refused_naming_file_and_versions() {
     let all = fixtures();
     for format in versions::ALL {
+        if format == versions::SNAPSHOT {
+            newer_snapshot_is_refused();
+            continue;
+        }
         // The first fixture that has a file of this format.
         let fixture = all
             .iter()
@@ -607,5 +665,60 @@ async fn write_fixture() {
     check_fixture(&out).await;
     // The lock file of the server that wrote it is not part of the format.
     std::fs::remove_file(out.join(vidx::storage::lock::LOCK_FILE)).expect("remove lock file");
+    eprintln!("wrote {}", out.display());
+}
+
+/// Every committed snapshot restores (checksums and all) into a data
+/// directory holding the fixture's points, search answers and series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_fixtures_restore_with_their_points_and_series() {
+    let snaps = snapshot_fixtures();
+    assert!(
+        !snaps.is_empty(),
+        "no snapshot fixture under tests/data/snapshots"
+    );
+    for snap in snaps {
+        let data = tempfile::tempdir().expect("tempdir");
+        let m = vidx::storage::snapshot::verify(&snap)
+            .unwrap_or_else(|e| panic!("{}: {e}", snap.display()));
+        assert_eq!(m.collection, "images");
+        let keep = |_: &str, b: Vec<u8>| Ok(b);
+        vidx::collection::snapshot::restore(&snap, &m, data.path(), "images", &keep)
+            .unwrap_or_else(|e| panic!("{}: {e}", snap.display()));
+        std::fs::remove_file(data.path().join(vidx::storage::lock::LOCK_FILE)).expect("lock");
+        check_fixture(data.path()).await;
+    }
+}
+
+/// Snapshots the `images` collection of the first format fixture into
+/// `target/stored-snapshot-fixture`; run by hand when the snapshot format
+/// changes (see the module doc).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes a new snapshot fixture; see the module doc"]
+async fn write_snapshot_fixture() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stored-snapshot-fixture");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).expect("clear");
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures()[0], tmp.path());
+    let server = TestServer::start_in(tmp.path(), Default::default()).await;
+    let url = format!("http://{}", server.addr);
+    let o = out.to_str().expect("utf-8 path").to_string();
+    tokio::task::spawn_blocking(move || {
+        crate::support::process::run(&[
+            "snapshot",
+            "create",
+            "--server",
+            &url,
+            "--collection",
+            "images",
+            "--out",
+            &o,
+        ])
+    })
+    .await
+    .expect("snapshot");
+    server.stop().await;
     eprintln!("wrote {}", out.display());
 }

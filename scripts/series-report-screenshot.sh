@@ -56,11 +56,11 @@ others = [m for m in s["media_ids"] if m not in (dup["a"], dup["b"])]
 print(s["series_id"], dup["a"], dup["b"], others[0], others[-1])')
 
 "$VIDX" series decide --reviewer "FR-OCRVP/analyst-2" --note "same room, another child: the faces differ" \
-  reject "$A" "$B" >/dev/null
+  reject "$A" "$B"
 "$VIDX" series decide --reviewer "DE-BKA/analyst-7" --note "same bedding and wallpaper" \
-  confirm "$C" "$D" >/dev/null
+  confirm "$C" "$D"
 "$VIDX" series decide --reviewer "DE-BKA/analyst-7" --note "ICSE series name" \
-  label "$SERIES" "S-0017 'Blue room'" >/dev/null
+  label "$SERIES" "S-0017 'Blue room'"
 "$VIDX" series report "$SERIES" --out "$OUT/series-report.html"
 
 "$CHROMIUM" --headless --no-sandbox --disable-gpu --disable-background-networking \

@@ -9,7 +9,7 @@
 //! | `reader` | Search, Get, ListCollections, DescribeCollection, series reads (ListSeries, GetSeries, SeriesOfMedia), WhoAmI |
 //! | `contributor` | + Upsert, Delete, Flush, UpdateMetadata, RestrictUpload, ListRestrictions (its own agency's points and uploads) |
 //! | `analyst` | + LinkSeries, LinkUpload, Triage, series reviews (ReviewSeries) |
-//! | `admin` | + CreateCollection, DropCollection, CreateToken, ListTokens, RevokeToken; any agency's points |
+//! | `admin` | + CreateCollection, DropCollection, CreateToken, ListTokens, RevokeToken, CreateSnapshot; any agency's points |
 
 use std::collections::BTreeSet;
 
@@ -87,12 +87,14 @@ pub const RPC_ROLES: &[(&str, Role)] = &[
     ("CreateToken", Role::Admin),
     ("ListTokens", Role::Admin),
     ("RevokeToken", Role::Admin),
+    // A snapshot holds every point, restricted ones included.
+    ("CreateSnapshot", Role::Admin),
 ];
 
 /// RPCs whose response is a stream: audited when they start and when they
 /// end, and counted against the concurrent-stream cap (Upsert's request is
 /// a stream too).
-pub const STREAMING_RPCS: &[&str] = &["LinkSeries", "Triage", "Upsert"];
+pub const STREAMING_RPCS: &[&str] = &["LinkSeries", "Triage", "Upsert", "CreateSnapshot"];
 
 /// The role `method` needs; `None` for a method the table does not know.
 pub fn role_for(method: &str) -> Option<Role> {

@@ -1,11 +1,13 @@
 //! Assembles the gRPC server: the vidx service behind its gate (identity,
 //! roles, limits, audit: `api::guard`), gRPC health, server reflection (so
 //! `grpcurl` works without the .proto), TLS and mTLS through tonic's rustls,
-//! message-size limits, and serving on a given listener until a shutdown
-//! signal.
+//! message-size limits, the per-call metrics and request log
+//! ([`crate::api::observe`]), and serving on a given listener until a
+//! shutdown signal.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
@@ -13,6 +15,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::api::guard::{Gate, GateLayer};
 use crate::api::limits::{LimitOptions, Limits};
+use crate::api::observe::ObserveLayer;
 use crate::api::service::Service;
 use crate::api::tokens::TokenStore;
 use crate::collection::registry::Registry;
@@ -70,6 +73,8 @@ impl std::fmt::Debug for TlsFiles {
             .finish_non_exhaustive()
     }
 }
+/// Requests taking longer than this are logged at info (`--slow-ms`).
+pub const DEFAULT_SLOW_MS: u64 = 1000;
 
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
@@ -80,6 +85,8 @@ pub struct ServerOptions {
     /// the plain server).
     pub audit: Option<AuditOptions>,
     pub limits: LimitOptions,
+    /// Requests taking longer are logged at info as slow requests.
+    pub slow: Duration,
 }
 
 impl Default for ServerOptions {
@@ -89,6 +96,7 @@ impl Default for ServerOptions {
             tls: None,
             audit: None,
             limits: LimitOptions::default(),
+            slow: Duration::from_millis(DEFAULT_SLOW_MS),
         }
     }
 }
@@ -126,9 +134,14 @@ pub async fn serve(
         limits: Limits::new(opts.limits.clone()),
         client_certs: opts.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
     });
-    let vidx = VectorIndexServer::new(Service::new(registry, tokens, restrictions))
-        .max_decoding_message_size(opts.max_message_bytes)
-        .max_encoding_message_size(opts.max_message_bytes);
+    let vidx = VectorIndexServer::new(Service::new(
+        registry,
+        tokens,
+        restrictions,
+        opts.max_message_bytes,
+    ))
+    .max_decoding_message_size(opts.max_message_bytes)
+    .max_encoding_message_size(opts.max_message_bytes);
     // Accepted sockets get TCP_NODELAY: HTTP/2 writes small frames, and
     // Nagle's algorithm would hold them for the peer's delayed ACK.
     let incoming = TcpListenerStream::new(listener).map(|s| {
@@ -154,6 +167,8 @@ pub async fn serve(
         // trip for window updates while the cores idle.
         .initial_stream_window_size(Some(WINDOW_BYTES))
         .initial_connection_window_size(Some(WINDOW_BYTES))
+        // Outermost, so that it sees the status the client gets.
+        .layer(ObserveLayer { slow: opts.slow })
         .layer(tower::util::MapResponseLayer::new(oversized_status))
         .layer(GateLayer(gate))
         .add_service(health_service)

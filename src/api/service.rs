@@ -1,6 +1,6 @@
 //! The gRPC service `vidx.v1.VectorIndex`: request validation, status codes,
-//! and moving CPU-heavy work (graph inserts, searches) off the async runtime
-//! onto blocking threads.
+//! moving CPU-heavy work (graph inserts, searches) off the async runtime
+//! onto blocking threads, and the linking and triage runs' metrics.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::api::access::{Caller, Role};
 use crate::api::guard::NoteSlot;
+use crate::api::observe::{call_of, note_collection};
 use crate::api::owner;
 use crate::api::series::SeriesApi;
 use crate::api::shared::{blocking, collection_of_kind, link_collections};
@@ -29,6 +30,7 @@ use crate::investigate::decisions::DecisionStore;
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
+use crate::metrics::{RunCounts, RunReport};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::validate;
@@ -49,6 +51,8 @@ pub struct Service {
     link_lock: Arc<parking_lot::Mutex<()>>,
     /// The series-review RPCs (they share the parts above).
     review: SeriesApi,
+    /// The server's message limit: an answer over it is refused up front.
+    max_message_bytes: usize,
 }
 
 impl Service {
@@ -56,7 +60,9 @@ impl Service {
         registry: Arc<Registry>,
         tokens: Arc<TokenStore>,
         restrictions: Arc<Restrictions>,
+        max_message_bytes: usize,
     ) -> Self {
+        crate::api::snapshot::remove_leftovers(registry.data_dir());
         let dir = registry.data_dir().join(SERIES_DIR);
         let series = StateStore::new(dir.clone());
         let decisions = DecisionStore::new(dir);
@@ -75,6 +81,7 @@ impl Service {
             tokens,
             restrictions,
             link_lock,
+            max_message_bytes,
         }
     }
 
@@ -264,6 +271,7 @@ struct TriageJob {
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
     writer: Writer,
     note: NoteSlot,
+    started: Instant,
 }
 
 /// The counts of a triage so far, and the items its end needs.
@@ -298,31 +306,53 @@ impl Tally {
 }
 
 impl TriageJob {
-    async fn run(self, first: pb::TriageRequest, mut input: Streaming<pb::TriageRequest>) {
+    async fn run(self, first: pb::TriageRequest, input: Streaming<pb::TriageRequest>) {
+        let collection = first.image_collection.clone();
+        let result = self.judge_all(first, input).await;
+        let summary = match &result {
+            Ok(Some(s)) => Some(s.clone()),
+            _ => None,
+        };
+        record_triage(&collection, self.started, summary.as_ref());
+        match result {
+            Ok(Some(summary)) => {
+                let _ = self
+                    .tx
+                    .send(Ok(pb::TriageResponse {
+                        results: Vec::new(),
+                        summary: Some(summary),
+                    }))
+                    .await;
+            }
+            // The client went away.
+            Ok(None) => {}
+            Err(e) => {
+                let _ = self.tx.send(Err(e)).await;
+            }
+        }
+    }
+
+    /// Judges every message as it arrives, streaming the verdicts; then the
+    /// summary (`None` if the client stopped listening).
+    async fn judge_all(
+        &self,
+        first: pb::TriageRequest,
+        mut input: Streaming<pb::TriageRequest>,
+    ) -> Result<Option<pb::TriageSummary>, Status> {
         let mut tally = Tally::default();
         let mut next = Some(first);
         let mut item_no = 0usize;
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match input.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = self.tx.send(Err(e)).await;
-                        return;
-                    }
+                None => match input.message().await? {
+                    Some(m) => m,
+                    None => break,
                 },
             };
             let base = item_no;
             item_no += msg.items.len();
-            let (items, results) = match self.judge(msg, base).await {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
-            };
+            let (items, results) = self.judge(msg, base).await?;
             tally.add(items, &results, self.store);
             {
                 // The audit record lists what each verdict pointed to.
@@ -339,26 +369,18 @@ impl TriageJob {
                 summary: None,
             };
             if self.tx.send(Ok(response)).await.is_err() {
-                return;
+                return Ok(None);
             }
         }
         let mut summary = tally.summary;
-        let end = self
-            .finish(tally.new_items, tally.kept)
-            .await
-            .map(|(groups, stored)| {
-                summary.new_groups = groups
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|ids| pb::TriageGroup { ids })
-                    .collect();
-                summary.stored = stored;
-                pb::TriageResponse {
-                    results: Vec::new(),
-                    summary: Some(summary),
-                }
-            });
-        let _ = self.tx.send(end).await;
+        let (groups, stored) = self.finish(tally.new_items, tally.kept).await?;
+        summary.new_groups = groups
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ids| pb::TriageGroup { ids })
+            .collect();
+        summary.stored = stored;
+        Ok(Some(summary))
     }
 
     /// Checks and judges one message's items (numbered from `base` in
@@ -412,11 +434,13 @@ impl TriageJob {
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
+    type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn link_series(
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
@@ -458,6 +482,7 @@ impl VectorIndex for Service {
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
+        let started = Instant::now();
         tokio::task::spawn_blocking(move || {
             let send = |e: pb::link_event::Event| {
                 // A client that went away just stops listening.
@@ -531,7 +556,9 @@ impl VectorIndex for Service {
                     decisions: book.decisions().len() as u64,
                 })
             };
-            match run() {
+            let result = run();
+            record_link_series(&image_name, started, result.as_ref().ok());
+            match result {
                 Ok(summary) => {
                     note.0.lock().results = summary.series;
                     tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
@@ -549,6 +576,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
@@ -578,7 +606,9 @@ impl VectorIndex for Service {
         let store = self.series.clone();
         let lock = self.link_lock.clone();
         let review = self.review.clone();
-        let (out, relinked) = blocking(move || {
+        let image_name = req.image_collection.clone();
+        let started = Instant::now();
+        let out = blocking(move || {
             let _guard = lock.lock();
             // The kind before the stored state: a FACE collection has none.
             validate::collection_name("image_collection", &req.image_collection)?;
@@ -604,7 +634,9 @@ impl VectorIndex for Service {
             }
             review.link_upload(&req, state, face_name, visibility, !private)
         })
-        .await?;
+        .await;
+        record_link_upload(&image_name, started, out.as_ref().ok().map(|(o, _)| o));
+        let (out, relinked) = out?;
         note.0.lock().results = out.media.len() as u64;
         Ok(Response::new(pb::LinkUploadResponse {
             stored: !private,
@@ -638,6 +670,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<Self::TriageStream>, Status> {
         let caller = caller(&request)?;
         let note = note(&request);
+        let call = call_of(&request);
         let mut input = request.into_inner();
         let Some(first) = input.message().await? else {
             return Err(Status::invalid_argument(
@@ -662,6 +695,9 @@ impl VectorIndex for Service {
             caller.require(Role::Contributor, "store triaged items (Triage with store)")?;
         }
         let visibility = self.visibility(&caller);
+        if let Some(call) = &call {
+            call.set_collection(&first.image_collection);
+        }
         let (images, faces) = link_collections(
             &self.registry,
             &first.image_collection,
@@ -691,6 +727,7 @@ impl VectorIndex for Service {
                 visibility,
             },
             note,
+            started: Instant::now(),
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -700,6 +737,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::ListSeriesRequest>,
     ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
@@ -728,6 +766,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::GetSeriesRequest>,
     ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
@@ -750,6 +789,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::SeriesOfMediaRequest>,
     ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
@@ -777,6 +817,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::ReviewSeriesRequest>,
     ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
@@ -806,6 +847,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::UpdateMetadataRequest>,
     ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
@@ -828,6 +870,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::CollectionInfo>, Status> {
         let caller = caller(&request)?;
         note(&request).0.lock().collection = request.get_ref().name.clone();
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         caller.may_use(&req.name)?;
         let config = config::Config::from_request(&req)?;
@@ -867,6 +910,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::CollectionInfo>, Status> {
         let caller = caller(&request)?;
         let note = note(&request);
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         note.0.lock().collection = req.name.clone();
         validate::collection_name("name", &req.name)?;
@@ -884,6 +928,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
         let caller = caller(&request)?;
         note(&request).0.lock().collection = request.get_ref().name.clone();
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
         caller.may_use(&req.name)?;
@@ -893,6 +938,7 @@ impl VectorIndex for Service {
         let name = req.name.clone();
         blocking(move || {
             registry.drop_collection(&name)?;
+            crate::metrics::forget_collection(&name);
             // Its series, and the decisions about them, concern data that is gone.
             series.remove(&name)?;
             decisions.remove(&name)
@@ -913,6 +959,7 @@ impl VectorIndex for Service {
             caller,
             restrictions: self.restrictions.clone(),
         };
+        let call = call_of(&request);
         let mut stream = request.into_inner();
         let mut upserted: u64 = 0;
         let mut batch_no: u64 = 0;
@@ -957,6 +1004,9 @@ impl VectorIndex for Service {
                     format!("{}: {}", context(batch_no, upserted), s.message()),
                 )
             };
+            if let Some(call) = &call {
+                call.set_collection(&name);
+            }
             validate::collection_name("collection", &name).map_err(with_ctx)?;
             writer.caller.may_use(&name).map_err(with_ctx)?;
             note.0.lock().collection = name.clone();
@@ -992,6 +1042,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::SearchResponse>, Status> {
         let caller = caller(&request)?;
         let note = note(&request);
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         {
             let mut n = note.0.lock();
@@ -1099,6 +1150,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::GetResponse>, Status> {
         let caller = caller(&request)?;
         let note = note(&request);
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         {
             let mut n = note.0.lock();
@@ -1118,12 +1170,21 @@ impl VectorIndex for Service {
         if let Some(v) = &visibility {
             points.retain(|p| !p.metadata.as_ref().is_some_and(|m| v.hides(m)));
         }
+        let resp = pb::GetResponse { points };
+        let size = prost::Message::encoded_len(&resp);
+        if size > self.max_message_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "the answer holds {} points, {size} bytes encoded, over the server's message limit of {} bytes (--max-message-bytes); ask for fewer ids at a time (vidx get --page-size, the Python client's page_size)",
+                resp.points.len(),
+                self.max_message_bytes
+            )));
+        }
         {
             let mut n = note.0.lock();
-            n.results = points.len() as u64;
-            n.ids = points.iter().map(|p| p.id.clone()).collect();
+            n.results = resp.points.len() as u64;
+            n.ids = resp.points.iter().map(|p| p.id.clone()).collect();
         }
-        Ok(Response::new(pb::GetResponse { points }))
+        Ok(Response::new(resp))
     }
 
     async fn delete(
@@ -1132,6 +1193,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let caller = caller(&request)?;
         let note = note(&request);
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         {
             let mut n = note.0.lock();
@@ -1160,6 +1222,7 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::FlushResponse>, Status> {
         let caller = caller(&request)?;
         note(&request).0.lock().collection = request.get_ref().collection.clone();
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
@@ -1255,6 +1318,42 @@ impl VectorIndex for Service {
         tracing::info!("{said}");
         Ok(Response::new(pb::RevokeTokenResponse {}))
     }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<Self::CreateSnapshotStream>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().collection.clone();
+        note_collection(&request, &request.get_ref().collection);
+        let req = request.into_inner();
+        validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
+        let c = self.registry.get(&req.collection)?;
+        let data_dir = self.registry.data_dir().to_owned();
+        let started = Instant::now();
+        let snap = blocking(move || crate::api::snapshot::take(&c, &data_dir)).await;
+        let m = &crate::metrics::get().storage;
+        let outcome = if snap.is_ok() { "ok" } else { "error" };
+        m.snapshots
+            .with_label_values(&[&req.collection, outcome])
+            .inc();
+        let snap = snap?;
+        m.snapshot_seconds
+            .with_label_values(&[&req.collection])
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            collection = %req.collection,
+            points = snap.manifest.points,
+            files = snap.manifest.files.len(),
+            bytes = snap.manifest.total_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot taken"
+        );
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || crate::api::snapshot::send(snap, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
 }
 
 /// Deconfliction: for each query, the agencies holding restricted material
@@ -1308,4 +1407,62 @@ fn deconfliction(
         }
     }
     Ok(notices)
+}
+
+/// Records a LinkSeries run.
+fn record_link_series(collection: &str, started: Instant, summary: Option<&pb::LinkSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_series",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.media,
+            series: s.series,
+        }),
+    });
+}
+
+/// Records a triage run and its verdicts.
+fn record_triage(collection: &str, started: Instant, summary: Option<&pb::TriageSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "triage",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.items,
+            series: s.new_groups.len() as u64,
+        }),
+    });
+    if let Some(s) = summary {
+        let m = &crate::metrics::get().link;
+        m.triage_items
+            .with_label_values(&[collection, "known"])
+            .inc_by(s.known);
+        m.triage_items
+            .with_label_values(&[collection, "new"])
+            .inc_by(s.new);
+    }
+}
+
+/// Records a LinkUpload run and its media's outcomes.
+fn record_link_upload(collection: &str, started: Instant, out: Option<&link::UploadLinked>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_upload",
+        collection,
+        elapsed: started.elapsed(),
+        result: out.map(|o| RunCounts {
+            media: o.media.len() as u64,
+            series: o.touched.len() as u64,
+        }),
+    });
+    let Some(o) = out else { return };
+    let m = &crate::metrics::get().link;
+    for (_, outcome, _) in &o.media {
+        let name = match outcome {
+            link::Outcome::Joined => "joined",
+            link::Outcome::NewSeries => "new_series",
+            link::Outcome::Unlinked => "unlinked",
+        };
+        m.upload_media.with_label_values(&[collection, name]).inc();
+    }
 }

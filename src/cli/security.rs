@@ -1,132 +1,20 @@
-//! The security side of the command line: `serve`'s TLS, audit and limit
-//! flags and the refusal to listen unprotected beyond loopback; `vidx token
-//! create | list | revoke`, `vidx restrict`, `vidx whoami`, and `vidx audit
-//! verify | export`.
+//! The security side of the command line: `vidx token create | list |
+//! revoke`, `vidx restrict`, `vidx whoami`, and `vidx audit verify | export`
+//! (`serve`'s TLS, audit and limit flags are in [`crate::cli::serve`]).
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
 use crate::api::access::Role;
-use crate::api::limits::LimitOptions;
-use crate::api::server::TlsFiles;
 use crate::api::tokens::{TokenStore, now, parse_lifetime};
 use crate::cli::client::{ClientArgs, connect, status_error};
 use crate::cli::table;
 use crate::pb;
-use crate::storage::audit::{self, AuditOptions};
+use crate::storage::audit;
 use crate::storage::lock::DirLock;
-
-/// `vidx serve`'s security flags.
-#[derive(clap::Args, Debug, Clone)]
-pub struct ServeSecurityArgs {
-    /// The server's certificate chain (PEM); with --tls-key, serve TLS.
-    #[arg(long)]
-    pub tls_cert: Option<PathBuf>,
-    /// The server certificate's private key (PEM).
-    #[arg(long)]
-    pub tls_key: Option<PathBuf>,
-    /// Require client certificates signed by this CA (PEM): mTLS. The
-    /// certificate's subject O names the agency and OU the role.
-    #[arg(long)]
-    pub client_ca: Option<PathBuf>,
-    /// Listen beyond loopback without TLS and authentication anyway.
-    #[arg(long)]
-    pub insecure: bool,
-    /// The audit log's directory [default: <data-dir>/audit].
-    #[arg(long)]
-    pub audit_dir: Option<PathBuf>,
-    /// The Ed25519 key that signs audit checkpoints; made if absent. Keep
-    /// it off the data disk [default: <data-dir>/audit-signing.key].
-    #[arg(long)]
-    pub audit_key: Option<PathBuf>,
-    /// Start a new audit file once the current one is this large.
-    #[arg(long, default_value_t = 64 << 20)]
-    pub audit_rotate_bytes: u64,
-    /// Requests per second per credential.
-    #[arg(long, default_value_t = LimitOptions::default().rate_per_credential)]
-    pub rate_limit: u32,
-    /// Requests per second per agency (all its credentials together).
-    #[arg(long, default_value_t = LimitOptions::default().rate_per_agency)]
-    pub agency_rate_limit: u32,
-    /// Streaming calls (Upsert, LinkSeries, Triage) one credential may have open.
-    #[arg(long, default_value_t = LimitOptions::default().streams_per_credential)]
-    pub max_streams: u32,
-}
-
-fn read_pem(what: &str, p: &Path) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()))
-}
-
-impl ServeSecurityArgs {
-    pub fn tls(&self) -> anyhow::Result<Option<TlsFiles>> {
-        match (&self.tls_cert, &self.tls_key) {
-            (None, None) => {
-                if self.client_ca.is_some() {
-                    bail!("--client-ca needs TLS: give --tls-cert and --tls-key too");
-                }
-                Ok(None)
-            }
-            (Some(c), Some(k)) => Ok(Some(TlsFiles {
-                cert_pem: read_pem("the TLS certificate", c)?,
-                key_pem: read_pem("the TLS key", k)?,
-                client_ca_pem: self
-                    .client_ca
-                    .as_ref()
-                    .map(|p| read_pem("the client CA", p))
-                    .transpose()?,
-            })),
-            _ => bail!("--tls-cert and --tls-key go together"),
-        }
-    }
-
-    pub fn audit(&self, data_dir: &Path) -> AuditOptions {
-        AuditOptions {
-            rotate_bytes: self.audit_rotate_bytes.max(4096),
-            ..AuditOptions::new(
-                self.audit_dir
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("audit")),
-                self.audit_key
-                    .clone()
-                    .unwrap_or_else(|| data_dir.join("audit-signing.key")),
-            )
-        }
-    }
-
-    pub fn limits(&self) -> LimitOptions {
-        LimitOptions {
-            rate_per_credential: self.rate_limit,
-            rate_per_agency: self.agency_rate_limit,
-            streams_per_credential: self.max_streams,
-        }
-    }
-
-    /// Refuses an unprotected listen beyond loopback (unless --insecure)
-    /// and says, in one line, when the server runs open.
-    pub fn check_exposure(&self, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
-        let tokens = TokenStore::open(data_dir)?;
-        let auth = tokens.has_tokens() || self.client_ca.is_some();
-        let protected = self.tls_cert.is_some() && auth;
-        if !listen.ip().is_loopback() && !protected && !self.insecure {
-            bail!(
-                "refusing to listen on {listen} without TLS and authentication: give --tls-cert/--tls-key \
-                 and tokens (`vidx token create`) or --client-ca, or pass --insecure"
-            );
-        }
-        if !auth {
-            eprintln!(
-                "vidx: running OPEN on {listen}: no credentials are configured, every caller is an admin \
-                 (`vidx token create --data-dir {} --agency A --role admin` turns authentication on)",
-                data_dir.display()
-            );
-        }
-        Ok(())
-    }
-}
 
 #[derive(Subcommand, Debug)]
 pub enum TokenCommand {

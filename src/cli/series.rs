@@ -53,7 +53,7 @@ pub struct ListArgs {
     #[arg(long, default_value_t = 0)]
     pub min_media: u32,
     /// Series updated (new material or decisions) at or after: Unix seconds or YYYY-MM-DD.
-    #[arg(long, value_parser = crate::cli::parse_time)]
+    #[arg(long, value_parser = crate::cli::link::parse_time)]
     pub updated_after: Option<i64>,
     /// Series per page (at most 1000).
     #[arg(long, default_value_t = 50)]
@@ -67,6 +67,7 @@ pub struct ListArgs {
 pub struct ShowArgs {
     #[command(flatten)]
     pub common: Common,
+    /// The series to show (ser-...).
     pub series_id: String,
     /// Print the response as JSON.
     #[arg(long)]
@@ -77,6 +78,7 @@ pub struct ShowArgs {
 pub struct OfArgs {
     #[command(flatten)]
     pub common: Common,
+    /// Media ids to look up.
     #[arg(required = true)]
     pub media: Vec<String>,
 }
@@ -85,6 +87,7 @@ pub struct OfArgs {
 pub struct ReportArgs {
     #[command(flatten)]
     pub common: Common,
+    /// The series to report on (ser-...).
     pub series_id: String,
     /// Where to write the HTML.
     #[arg(long, default_value = "report.html")]
@@ -108,43 +111,72 @@ pub struct DecideArgs {
 #[derive(Subcommand, Debug)]
 pub enum DecisionArg {
     /// Two media belong to one series.
-    Confirm { a: String, b: String },
+    Confirm {
+        /// One media id.
+        a: String,
+        /// The other media id.
+        b: String,
+    },
     /// Two media are never in one series, whatever the evidence.
-    Reject { a: String, b: String },
+    Reject {
+        /// One media id.
+        a: String,
+        /// The other media id.
+        b: String,
+    },
     /// Series that are one.
     Merge {
+        /// Two or more series ids.
         #[arg(required = true, num_args = 2..)]
         series: Vec<String>,
     },
     /// Media that leave a series (they form one of their own).
     Split {
+        /// The series the media leave.
         series: String,
+        /// The media that leave it.
         #[arg(required = true)]
         media: Vec<String>,
     },
     /// A label for a series.
-    Label { series: String, label: String },
+    Label {
+        /// The series to label.
+        series: String,
+        /// The label (e.g. an ICSE series name).
+        label: String,
+    },
     /// The victim of a series is identified.
-    Identified { series: String, reference: String },
+    Identified {
+        /// The series whose victim is identified.
+        series: String,
+        /// A reference to the identification (case or person record).
+        reference: String,
+    },
 }
 
 #[derive(clap::Args, Debug)]
 pub struct UpdateMetadataArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The collection holding the points.
     #[arg(long)]
     pub collection: String,
     /// Point ids to update.
     #[arg(long = "id", value_delimiter = ',', required = true)]
     pub ids: Vec<String>,
+    /// Set whether the victim is identified.
     #[arg(long)]
     pub identified: Option<bool>,
+    /// Set the series label.
     #[arg(long)]
     pub series_label: Option<String>,
+    /// Set the case id.
     #[arg(long)]
     pub case: Option<String>,
+    /// Tags to add.
     #[arg(long = "add-tag", value_delimiter = ',')]
     pub add_tags: Vec<String>,
+    /// Tags to remove.
     #[arg(long = "remove-tag", value_delimiter = ',')]
     pub remove_tags: Vec<String>,
 }

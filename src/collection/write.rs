@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::collection::Collection;
 use crate::collection::segments::{apply_deletes, apply_upserts};
+use crate::collection::{Collection, Writer};
 use crate::error::Result;
 use crate::pb;
 use crate::segment::mutable::Prepared;
@@ -90,7 +90,7 @@ impl Collection {
                 }
             }
         }
-        w.wal.append(rec)?;
+        self.log(&mut w, rec)?;
         apply_upserts(&segs, prepared)?;
         drop(w);
         self.maybe_seal_in_background();
@@ -135,11 +135,14 @@ impl Collection {
         if live.is_empty() {
             return Ok(0);
         }
-        w.wal.append(WalRecord {
-            seq: 0,
-            upserts: Vec::new(),
-            deletes: live.clone(),
-        })?;
+        self.log(
+            &mut w,
+            WalRecord {
+                seq: 0,
+                upserts: Vec::new(),
+                deletes: live.clone(),
+            },
+        )?;
         apply_deletes(&segs, &live)
     }
 }
@@ -207,15 +210,33 @@ impl Collection {
             return Ok(0);
         }
         let n = prepared.len();
-        w.wal.append(WalRecord {
-            seq: 0,
-            upserts: prepared.iter().map(to_pb_point).collect(),
-            deletes: Vec::new(),
-        })?;
+        self.log(
+            &mut w,
+            WalRecord {
+                seq: 0,
+                upserts: prepared.iter().map(to_pb_point).collect(),
+                deletes: Vec::new(),
+            },
+        )?;
         apply_upserts(&segs, prepared)?;
         drop(w);
         self.maybe_seal_in_background();
         Ok(n)
+    }
+
+    /// Appends `rec` to the log (under the writer lock) and records the bytes
+    /// and the fsync time.
+    fn log(&self, w: &mut Writer, rec: WalRecord) -> Result<()> {
+        let before = w.wal.len_bytes();
+        let r = w.wal.append(rec);
+        self.note_fsync(w);
+        r?;
+        crate::metrics::get()
+            .storage
+            .wal_written_bytes
+            .with_label_values(&[self.name()])
+            .inc_by(w.wal.len_bytes() - before);
+        Ok(())
     }
 }
 

@@ -41,8 +41,8 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::investigate::series::{Review, SeriesRecord};
-use crate::investigate::union::Tag;
+use crate::investigate::series::{Review, SeriesRecord, SeriesState};
+use crate::investigate::union::{Tag, UnionFind};
 use crate::pb;
 use crate::storage::records::RecordFile;
 use crate::storage::versions::DECISIONS;
@@ -346,11 +346,6 @@ impl Constraints {
         self.must.is_empty() && self.cannot.is_empty()
     }
 
-    /// The must-links: (a, b, decision id).
-    pub fn must_links(&self) -> &[(String, String, u64)] {
-        &self.must
-    }
-
     /// The cannot-link tags of a media (empty if none).
     pub fn tags_of(&self, media: &str) -> &[Tag] {
         self.tags.get(media).map_or(&[], Vec::as_slice)
@@ -359,6 +354,65 @@ impl Constraints {
     /// Whether any constraint names the media.
     pub fn touches(&self, media: &str) -> bool {
         self.tags.contains_key(media) || self.must_media.contains(media)
+    }
+
+    /// **The decision hook of grouping.** Linking calls it once on the
+    /// union-find that becomes the series (`ids[i]` is the media of element
+    /// `i`, `index` the reverse), before joining any evidence: it tags the
+    /// media that a cannot-link names, so that `uf` refuses every later
+    /// union across it, and joins must-linked media. Returns the must-link
+    /// unions it made, (a, b, decision id) with a < b: they are evidence
+    /// (`EvidenceRecord::decision`).
+    pub fn bind(
+        &self,
+        ids: &[String],
+        index: &HashMap<String, u32>,
+        uf: &mut UnionFind,
+    ) -> Vec<(u32, u32, u64)> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        for (i, id) in ids.iter().enumerate() {
+            uf.tag(i as u32, self.tags_of(id));
+        }
+        let mut out = Vec::new();
+        for (a, b, d) in &self.must {
+            if let (Some(&x), Some(&y)) = (index.get(a), index.get(b))
+                && uf.union(x, y)
+            {
+                out.push((x.min(y), x.max(y), *d));
+            }
+        }
+        out
+    }
+
+    /// Whether an incremental link of an upload must give way to a full
+    /// re-link: a decision names one of the media in play, or a member of a
+    /// stored series one of them is in (`index`: media -> series of
+    /// `state`). With cannot-links the grouping depends on the order of all
+    /// edges, which an incremental join does not see; a series no decision
+    /// touches was never held apart by one.
+    pub fn in_play<'m>(
+        &self,
+        media: impl IntoIterator<Item = &'m String>,
+        state: &SeriesState,
+        index: &HashMap<String, usize>,
+    ) -> bool {
+        if self.is_empty() {
+            return false;
+        }
+        let mut series: BTreeSet<usize> = BTreeSet::new();
+        for id in media {
+            if self.touches(id) {
+                return true;
+            }
+            if let Some(&si) = index.get(id) {
+                series.insert(si);
+            }
+        }
+        series
+            .into_iter()
+            .any(|si| state.series[si].media_ids.iter().any(|m| self.touches(m)))
     }
 
     /// Must-link groups: media → (root media), by plain union-find over names.

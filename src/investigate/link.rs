@@ -23,11 +23,14 @@
 //! same grouping as a full re-link.
 //!
 //! **Decisions.** Investigators' decisions (see `decisions`) enter at the
-//! grouping step alone ([`constrain`]): must-linked media are joined before
-//! any evidence, and a union that would put both sides of a cannot-link
-//! (a rejected pair, a split) into one series is refused, so the edges are
-//! still joined strongest first and each side keeps what it is most
-//! strongly linked to. Evidence kinds and edge judging are untouched.
+//! grouping step alone, through one hook, `Constraints::bind` on the
+//! union-find of `union`: must-linked media are joined before any evidence,
+//! and a union that would put both sides of a cannot-link (a rejected pair,
+//! a split) into one series is refused, so the edges are still joined
+//! strongest first and each side keeps what it is most strongly linked to.
+//! Evidence kinds and edge judging are untouched. [`link_upload`] gives way
+//! to a full re-link when `Constraints::in_play` says so. (`union` lists
+//! what any grouping must do to honour decisions.)
 //!
 //! **Series ids** come from the founding media (see `series`), so a series
 //! keeps its id when linked again on grown data.
@@ -46,7 +49,7 @@ use crate::investigate::decisions::Constraints;
 use crate::investigate::series::{
     EvidenceKind, EvidenceRecord, LinkSettings, SeriesRecord, SeriesState,
 };
-pub use crate::investigate::union::UnionFind;
+use crate::investigate::union::UnionFind;
 use crate::pb;
 
 pub const DEFAULT_K: usize = 32;
@@ -343,48 +346,6 @@ fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord 
     }
 }
 
-/// The evidence of a union an investigator's decision made.
-fn decision_evidence(
-    media: &MediaTable,
-    a: u32,
-    b: u32,
-    decision: u64,
-    collection: &str,
-) -> EvidenceRecord {
-    EvidenceRecord {
-        media_a: media.ids[a as usize].clone(),
-        media_b: media.ids[b as usize].clone(),
-        distance: 0.0,
-        face_distance: None,
-        collection: collection.to_string(),
-        kind: EvidenceKind::Decision,
-        shared_neighbours: 0,
-        decision_id: Some(decision),
-    }
-}
-
-/// Ties a grouping to investigators' decisions, before any evidence is
-/// joined: tags the media that a cannot-link names (so `uf` refuses unions
-/// across it) and joins must-linked media. Returns the must-link unions
-/// made, (a, b, decision): they are evidence too.
-pub fn constrain(media: &MediaTable, c: &Constraints, uf: &mut UnionFind) -> Vec<(u32, u32, u64)> {
-    if c.is_empty() {
-        return Vec::new();
-    }
-    for (i, id) in media.ids.iter().enumerate() {
-        uf.tag(i as u32, c.tags_of(id));
-    }
-    let mut out = Vec::new();
-    for (a, b, d) in c.must_links() {
-        if let (Some(&x), Some(&y)) = (media.index.get(a), media.index.get(b))
-            && uf.union(x, y)
-        {
-            out.push((x.min(y), x.max(y), *d));
-        }
-    }
-    out
-}
-
 /// Counts of a grouping.
 #[derive(Clone, Debug, Default)]
 pub struct GroupStats {
@@ -406,7 +367,7 @@ pub fn group(
     group_constrained(media, edges, s, collection, &Constraints::default())
 }
 
-/// [`group`] under investigators' decisions (see [`constrain`]).
+/// [`group`] under investigators' decisions (`Constraints::bind`).
 pub fn group_constrained(
     media: &MediaTable,
     edges: &EdgeSet,
@@ -434,7 +395,8 @@ pub fn group_constrained(
         j.accepted
     });
     let mut uf = UnionFind::new(n);
-    let decided = constrain(media, constraints, &mut uf);
+    // The decision hook: before any evidence is joined.
+    let decided = constraints.bind(&media.ids, &media.index, &mut uf);
     let forest = join(&mut judged, &mut uf);
     stats.refused_by_decisions = uf.refused;
     let mut by_root: HashMap<u32, SeriesRecord> = HashMap::new();
@@ -466,8 +428,9 @@ pub fn group_constrained(
     for (a, b, d) in decided {
         let r = uf.find(a);
         if let Some(rec) = by_root.get_mut(&r) {
+            let (ma, mb) = (&media.ids[a as usize], &media.ids[b as usize]);
             rec.evidence
-                .push(decision_evidence(media, a, b, d, collection));
+                .push(EvidenceRecord::decision(ma, mb, d, collection));
         }
     }
     let mut series: Vec<SeriesRecord> = by_root.into_values().collect();
@@ -1078,7 +1041,7 @@ pub fn link_upload(
     let old_refs = p.add_upload_edges(&s, &new_img)?;
     p.add_neighbour_edges(&s, &old_refs)?;
     let index = state.media_index();
-    if decisions_in_play(&p.media, state, &index, constraints) {
+    if constraints.in_play(&p.media.ids, state, &index) {
         return Ok(None);
     }
     if let Some(fv) = faces {
@@ -1112,31 +1075,6 @@ pub fn link_upload(
         touched,
         new_edges,
     }))
-}
-
-/// Whether a decision names a media in play or a member of a stored series
-/// that one of them is in.
-fn decisions_in_play(
-    media: &MediaTable,
-    state: &SeriesState,
-    index: &HashMap<String, usize>,
-    c: &Constraints,
-) -> bool {
-    if c.is_empty() {
-        return false;
-    }
-    let mut series: BTreeSet<usize> = BTreeSet::new();
-    for id in &media.ids {
-        if c.touches(id) {
-            return true;
-        }
-        if let Some(&si) = index.get(id) {
-            series.insert(si);
-        }
-    }
-    series
-        .into_iter()
-        .any(|si| state.series[si].media_ids.iter().any(|m| c.touches(m)))
 }
 
 #[cfg(test)]

@@ -48,6 +48,23 @@ pub struct EvidenceRecord {
     pub decision_id: Option<u64>,
 }
 
+impl EvidenceRecord {
+    /// The evidence of a union an investigator's decision made (see
+    /// `decisions::Constraints::bind`).
+    pub fn decision(media_a: &str, media_b: &str, decision: u64, collection: &str) -> Self {
+        EvidenceRecord {
+            media_a: media_a.to_string(),
+            media_b: media_b.to_string(),
+            distance: 0.0,
+            face_distance: None,
+            collection: collection.to_string(),
+            kind: EvidenceKind::Decision,
+            shared_neighbours: 0,
+            decision_id: Some(decision),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum EvidenceKind {
@@ -304,6 +321,21 @@ impl SeriesState {
         }
         m
     }
+}
+
+/// A stored series state (`bytes`, of `path`) moved to the image collection
+/// `name`, every other key kept: a restore under a new name.
+pub fn renamed_state(path: &Path, bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::data_loss(path, format!("series state is not valid: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(Error::data_loss(path, "series state is not a JSON object"));
+    };
+    obj.insert(
+        "image_collection".into(),
+        serde_json::Value::String(name.to_string()),
+    );
+    serde_json::to_vec(&v).map_err(|e| Error::Internal(format!("encoding series state: {e}")))
 }
 
 /// Where series states live: `<data-dir>/series/<collection>.json`; the

@@ -6,6 +6,21 @@
 //! one constraint into one group is refused, whatever the evidence. Linking
 //! joins accepted edges strongest first, so a rejected pair ends up apart
 //! and each of its media keeps the material it is most strongly linked to.
+//!
+//! **What a grouping must do to honour decisions** (the whole hook, for
+//! whoever rewrites linking):
+//!
+//! 1. build the union-find whose groups become the series with this type;
+//! 2. call `Constraints::bind(ids, index, &mut uf)` on it before joining
+//!    any evidence, and record the unions it returns as
+//!    `EvidenceRecord::decision`;
+//! 3. make every later union into that union-find through [`UnionFind::union`]
+//!    (it refuses across a cannot-link; a join that bypasses it, e.g. by
+//!    copying another union-find's roots, would undo a REJECT_LINK or SPLIT);
+//! 4. in an incremental link, give way to a full re-link when
+//!    `Constraints::in_play` says a decision is in play.
+//!
+//! Union-finds used for other things (scenes, identities) need none of it.
 
 use std::collections::HashMap;
 

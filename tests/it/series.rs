@@ -209,7 +209,9 @@ async fn review(
 }
 
 /// Every series' label, identification and members, for comparing states.
-async fn snapshot(c: &mut Client) -> BTreeMap<String, (String, bool, Vec<String>)> {
+type Snapshot = BTreeMap<String, (String, bool, Vec<String>)>;
+
+async fn snapshot(c: &mut Client) -> Snapshot {
     let r = c
         .list_series(pb::ListSeriesRequest {
             image_collection: "images".into(),
@@ -230,18 +232,11 @@ async fn snapshot(c: &mut Client) -> BTreeMap<String, (String, bool, Vec<String>
         .collect()
 }
 
-/// Every decision kind changes what GetSeries / SeriesOfMedia return; the
-/// result survives a full re-link, a restart and a LinkUpload, and a
-/// contrary decision is refused naming the earlier one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = TestServer::start_in(dir.path(), Default::default()).await;
-    let mut c = server.client().await;
-    let mut w = World::new(3);
-    setup(&mut c, &w).await;
-    link(&mut c).await;
-    let m = membership(&mut c, &w).await;
+/// REJECT_LINK of two near-duplicates, CONFIRM_LINK of a noise media, and
+/// a SPLIT: each changes what SeriesOfMedia returns.
+async fn reject_confirm_split(c: &mut Client, w: &World) {
+    use pb::DecisionKind as K;
+    let m = membership(c, w).await;
     assert_eq!(m["a0"], "ser-a0");
     assert_eq!(
         m["a0dup"], "ser-a0",
@@ -252,9 +247,8 @@ async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() 
     assert_eq!(m["noise0"], "");
 
     // REJECT_LINK of two near-duplicates: they are apart from now on.
-    use pb::DecisionKind as K;
     let r = review(
-        &mut c,
+        c,
         vec![pair(K::RejectLink, "a0", "a0dup")],
         "different child, same room",
     )
@@ -263,33 +257,39 @@ async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() 
     assert_eq!(r.recorded.len(), 1);
     assert_eq!(r.recorded[0].decision_id, 1);
     assert!(r.regroup_seconds > 0.0);
-    let m = membership(&mut c, &w).await;
+    let m = membership(c, w).await;
     assert_ne!(m["a0"], m["a0dup"], "{m:?}");
 
     // CONFIRM_LINK brings a noise media into b; SPLIT sends b5..b7 off.
-    review(&mut c, vec![pair(K::ConfirmLink, "noise0", "b3")], "")
+    review(c, vec![pair(K::ConfirmLink, "noise0", "b3")], "")
         .await
         .unwrap();
-    let m = membership(&mut c, &w).await;
+    let m = membership(c, w).await;
     assert_eq!(m["noise0"], "ser-b0");
     let mut split = on_series(K::Split, "ser-b0");
     split.media_ids = vec!["b5".into(), "b6".into(), "b7".into()];
     split.note = "NL material is another child".into();
-    review(&mut c, vec![split], "").await.unwrap();
-    let m = membership(&mut c, &w).await;
+    review(c, vec![split], "").await.unwrap();
+    let m = membership(c, w).await;
     assert_eq!(m["b5"], "ser-b5");
     assert_eq!(m["b6"], "ser-b5");
     assert_eq!(m["b0"], "ser-b0");
     assert_eq!(m["noise0"], "ser-b0");
+}
 
+/// MERGE, then LABEL and MARK_IDENTIFIED in one request: GetSeries shows
+/// them with who, when and why. Returns the merged series' id.
+async fn merge_label_identify(c: &mut Client, w: &World) -> String {
+    use pb::DecisionKind as K;
+    let m = membership(c, w).await;
     // MERGE c into a: the earlier founder's id survives. Then LABEL and
     // MARK_IDENTIFIED (in one request) carry to the merged series.
     let mut merge = decision(K::Merge);
     merge.series_ids = vec!["ser-c0".into(), m["a1"].clone()];
-    review(&mut c, vec![merge], "same victim, confirmed by face")
+    review(c, vec![merge], "same victim, confirmed by face")
         .await
         .unwrap();
-    let m = membership(&mut c, &w).await;
+    let m = membership(c, w).await;
     let a = m["a1"].clone();
     assert_eq!(m["c0"], a);
     let mut label = on_series(K::Label, &a);
@@ -298,11 +298,9 @@ async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() 
     ident.reference = "VID-DE-2019-17".into();
     let mut label_b = on_series(K::Label, "ser-b0");
     label_b.label = "S-0043".into();
-    let r = review(&mut c, vec![label, ident, label_b], "")
-        .await
-        .unwrap();
+    let r = review(c, vec![label, ident, label_b], "").await.unwrap();
     assert_eq!(r.regroup_seconds, 0.0, "labels regroup nothing");
-    let g = get(&mut c, &a).await;
+    let g = get(c, &a).await;
     let s = g.series.as_ref().unwrap();
     assert_eq!(s.label, "S-0042");
     assert!(s.victim_identified);
@@ -342,54 +340,56 @@ async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() 
             .iter()
             .any(|x| x.faces == 1 && x.metadata.as_ref().unwrap().country == "DE")
     );
-    let triage_state = snapshot(&mut c).await;
+    a
+}
 
+/// Contrary decisions are refused, naming the earlier one, and change
+/// nothing.
+async fn refuse_contrary(c: &mut Client, a: &str, reviewed: &Snapshot) {
+    use pb::DecisionKind as K;
     // Conflicting decisions are refused, naming the earlier one.
-    let e = review(&mut c, vec![pair(K::ConfirmLink, "a0dup", "a0")], "")
+    let e = review(c, vec![pair(K::ConfirmLink, "a0dup", "a0")], "")
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
     assert!(e.message().contains("REJECT_LINK #1"), "{}", e.message());
-    let e = review(&mut c, vec![pair(K::RejectLink, "b3", "noise0")], "")
+    let e = review(c, vec![pair(K::RejectLink, "b3", "noise0")], "")
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("CONFIRM_LINK #2"), "{}", e.message());
-    let mut again = on_series(K::MarkIdentified, &a);
+    let mut again = on_series(K::MarkIdentified, a);
     again.reference = "VID-OTHER".into();
-    let e = review(&mut c, vec![again], "").await.unwrap_err();
+    let e = review(c, vec![again], "").await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition);
     assert!(e.message().contains("MARK_IDENTIFIED"), "{}", e.message());
+    // A MERGE of the two sides of the SPLIT, and a SPLIT that would part
+    // the confirmed pair noise0-b3.
+    let mut unsplit = decision(K::Merge);
+    unsplit.series_ids = vec!["ser-b0".into(), "ser-b5".into()];
+    let e = review(c, vec![unsplit], "").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    assert!(
+        e.message().contains("decisions[0]") && e.message().contains("SPLIT #3"),
+        "{}",
+        e.message()
+    );
+    let mut part = on_series(K::Split, "ser-b0");
+    part.media_ids = vec!["noise0".into()];
+    let e = review(c, vec![part], "").await.unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+    assert!(e.message().contains("CONFIRM_LINK #2"), "{}", e.message());
     assert_eq!(
-        snapshot(&mut c).await,
-        triage_state,
+        snapshot(c).await,
+        *reviewed,
         "a refused request changes nothing"
     );
+}
 
-    // A full re-link gives exactly the reviewed series.
-    let summary = link(&mut c).await;
-    assert_eq!(summary.decisions, 7);
-    assert!(summary.refused_by_decisions > 0);
-    assert_eq!(
-        snapshot(&mut c).await,
-        triage_state,
-        "re-linking keeps every decision"
-    );
-
-    // A restart, and a re-link after it.
-    server.stop().await;
-    let server = TestServer::start_in(dir.path(), Default::default()).await;
-    let mut c = server.client().await;
-    assert_eq!(snapshot(&mut c).await, triage_state, "after a restart");
-    link(&mut c).await;
-    assert_eq!(
-        snapshot(&mut c).await,
-        triage_state,
-        "re-linked after a restart"
-    );
-
-    // A new upload with another near-duplicate of a0 and more b members:
-    // LinkUpload keeps a0 and a0dup apart and equals a full re-link.
+/// A new upload with another near-duplicate of a0 and more b members:
+/// LinkUpload keeps a0 and a0dup apart, the split split, the label on the
+/// grown series, and equals a full re-link.
+async fn upload_keeps_decisions(c: &mut Client, w: &mut World, a: &str) {
     let src = w.images[0].vector.clone();
     let dup2 = at_cosine(&mut w.rng, &src, 0.995);
     let late = T0 + 2000 * DAY;
@@ -399,9 +399,7 @@ async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() 
         let v = w.member(1);
         new.push(point(&id, v, meta(&id, "GB", "up-GB", late)));
     }
-    upsert_batches(&mut c, "images", new.clone(), 10)
-        .await
-        .unwrap();
+    upsert_batches(c, "images", new.clone(), 10).await.unwrap();
     w.images.extend(new);
     let up = c
         .link_upload(pb::LinkUploadRequest {
@@ -414,42 +412,67 @@ async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() 
         .into_inner();
     assert!(up.relinked, "decisions are in play");
     assert_eq!(up.media.len(), 4);
-    let m = membership(&mut c, &w).await;
+    let m = membership(c, w).await;
     assert_ne!(m["a0"], m["a0dup"], "{m:?}");
     assert_ne!(m["b0"], m["b5"], "the split stays split");
     assert!([&m["b0"], &m["b5"]].contains(&&m["b-new0"]), "{m:?}");
-    let after_upload = snapshot(&mut c).await;
+    let after_upload = snapshot(c).await;
     assert_eq!(
-        after_upload[&a].0, "S-0042",
+        after_upload[a].0, "S-0042",
         "the label carries to the grown series"
     );
-    link(&mut c).await;
+    link(c).await;
     assert_eq!(
-        snapshot(&mut c).await,
+        snapshot(c).await,
         after_upload,
         "LinkUpload equals a full re-link"
     );
+}
+
+/// Every decision kind changes what GetSeries / SeriesOfMedia return; the
+/// result survives a full re-link, a restart and a LinkUpload, and a
+/// contrary decision is refused naming the earlier one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_change_series_and_hold_across_relinks_restarts_and_uploads() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start_in(dir.path(), Default::default()).await;
+    let mut c = server.client().await;
+    let mut w = World::new(3);
+    setup(&mut c, &w).await;
+    link(&mut c).await;
+    reject_confirm_split(&mut c, &w).await;
+    let a = merge_label_identify(&mut c, &w).await;
+    let reviewed = snapshot(&mut c).await;
+    refuse_contrary(&mut c, &a, &reviewed).await;
+
+    // A full re-link gives exactly the reviewed series.
+    let summary = link(&mut c).await;
+    assert_eq!(summary.decisions, 7);
+    assert!(summary.refused_by_decisions > 0);
+    assert_eq!(
+        snapshot(&mut c).await,
+        reviewed,
+        "re-linking keeps every decision"
+    );
+
+    // A restart, and a re-link after it.
+    server.stop().await;
+    let server = TestServer::start_in(dir.path(), Default::default()).await;
+    let mut c = server.client().await;
+    assert_eq!(snapshot(&mut c).await, reviewed, "after a restart");
+    link(&mut c).await;
+    assert_eq!(
+        snapshot(&mut c).await,
+        reviewed,
+        "re-linked after a restart"
+    );
+
+    upload_keeps_decisions(&mut c, &mut w, &a).await;
     server.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bad_review_requests_get_clear_statuses() {
-    let server = TestServer::start().await;
-    let mut c = server.client().await;
-    let w = World::new(5);
-    setup(&mut c, &w).await;
-    use pb::DecisionKind as K;
-    let e = review(&mut c, vec![pair(K::RejectLink, "a0", "a1")], "")
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.code(),
-        Code::FailedPrecondition,
-        "before LinkSeries: {}",
-        e.message()
-    );
-    link(&mut c).await;
-
+/// Unknown series and media: NOT_FOUND naming the field and value.
+async fn bad_reads(c: &mut Client) {
     let e = c
         .get_series(pb::GetSeriesRequest {
             image_collection: "images".into(),
@@ -458,7 +481,11 @@ async fn bad_review_requests_get_clear_statuses() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::NotFound);
-    assert!(e.message().contains("ser-nope"), "{}", e.message());
+    assert!(
+        e.message().contains("series_id \"ser-nope\""),
+        "{}",
+        e.message()
+    );
     let e = c
         .series_of_media(pb::SeriesOfMediaRequest {
             image_collection: "images".into(),
@@ -480,22 +507,26 @@ async fn bad_review_requests_get_clear_statuses() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{}", e.message());
+}
 
-    let mut empty = pb::ReviewSeriesRequest {
+/// Bad decisions: INVALID_ARGUMENT or NOT_FOUND naming the field; a bad
+/// decision refuses its whole request.
+async fn bad_decisions(c: &mut Client) {
+    use pb::DecisionKind as K;
+    let empty = pb::ReviewSeriesRequest {
         image_collection: "images".into(),
         decisions: vec![pair(K::RejectLink, "a0", "a1")],
         reviewer: "  ".into(),
         note: String::new(),
     };
-    let e = c.review_series(empty.clone()).await.unwrap_err();
+    let e = c.review_series(empty).await.unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("reviewer"), "{}", e.message());
-    empty.reviewer = "x".into();
     for (d, code, field) in [
         (
             pair(K::RejectLink, "a0", "elsewhere"),
             Code::InvalidArgument,
-            "decisions[0].media_b",
+            "decisions[0].media_b \"elsewhere\"",
         ),
         (
             pair(K::ConfirmLink, "a0", "a0"),
@@ -515,7 +546,20 @@ async fn bad_review_requests_get_clear_statuses() {
         (
             on_series(K::MarkIdentified, "ser-zz"),
             Code::NotFound,
-            "ser-zz",
+            "decisions[0].series_id \"ser-zz\"",
+        ),
+        (
+            pb::Decision {
+                series_ids: vec!["ser-a0".into(), "ser-gone".into()],
+                ..decision(K::Merge)
+            },
+            Code::NotFound,
+            "decisions[0].series_ids[1] \"ser-gone\"",
+        ),
+        (
+            pair(K::RejectLink, "", "a1"),
+            Code::InvalidArgument,
+            "decisions[0].media_a",
         ),
         (
             pb::Decision {
@@ -534,13 +578,13 @@ async fn bad_review_requests_get_clear_statuses() {
             "decisions[0].series_ids",
         ),
     ] {
-        let e = review(&mut c, vec![d.clone()], "").await.unwrap_err();
+        let e = review(c, vec![d.clone()], "").await.unwrap_err();
         assert_eq!(e.code(), code, "{d:?}: {}", e.message());
         assert!(e.message().contains(field), "{d:?}: {}", e.message());
     }
     // A bad second decision refuses the first too.
     let e = review(
-        &mut c,
+        c,
         vec![
             pair(K::RejectLink, "a0", "a1"),
             pair(K::ConfirmLink, "a1", "a0"),
@@ -554,14 +598,16 @@ async fn bad_review_requests_get_clear_statuses() {
         "{}",
         e.message()
     );
-    let r = review(&mut c, vec![pair(K::RejectLink, "a0", "a1")], "")
+    let r = review(c, vec![pair(K::RejectLink, "a0", "a1")], "")
         .await
         .unwrap();
     assert_eq!(
         r.recorded[0].decision_id, 1,
         "nothing of the refused request was kept"
     );
+}
 
+async fn bad_pages_and_updates(c: &mut Client) {
     let e = c
         .list_series(pb::ListSeriesRequest {
             image_collection: "images".into(),
@@ -595,6 +641,28 @@ async fn bad_review_requests_get_clear_statuses() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().contains("set"), "{}", e.message());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_review_requests_get_clear_statuses() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let w = World::new(5);
+    setup(&mut c, &w).await;
+    use pb::DecisionKind as K;
+    let e = review(&mut c, vec![pair(K::RejectLink, "a0", "a1")], "")
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code(),
+        Code::FailedPrecondition,
+        "before LinkSeries: {}",
+        e.message()
+    );
+    link(&mut c).await;
+    bad_reads(&mut c).await;
+    bad_decisions(&mut c).await;
+    bad_pages_and_updates(&mut c).await;
     server.stop().await;
 }
 

@@ -191,8 +191,9 @@ impl ServeSecurityArgs {
             );
         }
         if !auth {
-            eprintln!(
-                "vidx: running OPEN on {listen}: no credentials are configured, every caller is an admin \
+            // Through the log, so that JSON logs stay JSON.
+            tracing::warn!(
+                "running OPEN on {listen}: no credentials are configured, every caller is an admin \
                  (`vidx token create --data-dir {} --agency A --role admin` turns authentication on)",
                 data_dir.display()
             );

@@ -15,12 +15,19 @@ pub enum Error {
     CollectionNotFound(String),
     #[error("point {id:?} not found in collection {collection:?}")]
     PointNotFound { collection: String, id: String },
+    /// Something else the request names does not exist (a series, a
+    /// media); the message names it.
+    #[error("{0}")]
+    NotFound(String),
     #[error("collection {0:?} already exists")]
     AlreadyExists(String),
     #[error("{0}")]
     ResourceExhausted(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller's agency or role may not do this; the message says why.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A file's contents are not what vidx wrote; the collection is refused.
     #[error("data loss in {path}: {what}")]
     DataLoss { path: PathBuf, what: String },

@@ -34,7 +34,8 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::collection::PointRef;
-use crate::investigate::graph::{UnionFind, shared};
+use crate::investigate::graph::shared;
+use crate::investigate::union::UnionFind;
 
 /// The faces of a run and the candidate edges between them.
 #[derive(Clone, Default)]
@@ -370,9 +371,13 @@ pub fn persons(
         .collect()
 }
 
+/// A series' victim shows at least 1 in this many of their media in it.
+const VICTIM_SHARE: u32 = 5;
+
 /// Per final series root: its victim, the identity on most of its media
-/// among those that are not recurring (ties: more anchored media); and
-/// that identity's face ids within the series.
+/// among those that are not recurring and show in the series on at least
+/// a fifth of all their media (ties: more anchored media); and that
+/// identity's face ids within the series.
 pub fn victims(
     faces: &FaceSet,
     identity: &[u32],
@@ -380,17 +385,25 @@ pub fn victims(
     roles: &Roles,
 ) -> HashMap<u32, Vec<String>> {
     let mut count: HashMap<u32, HashMap<u32, u32>> = HashMap::new();
+    let mut total: HashMap<u32, u32> = HashMap::new();
     for (m, i) in media_identities(faces, identity) {
+        *total.entry(i).or_default() += 1;
         if let Some(root) = series[m as usize]
             && !roles.recurring.contains(&i)
         {
             *count.entry(root).or_default().entry(i).or_default() += 1;
         }
     }
+    // A person seen mostly elsewhere (on unlinked material, or across
+    // other series) is someone the series happens to show, not whom it is
+    // about: a bystander on many unrelated pictures would otherwise make
+    // triage call all of those "new material of a known victim".
+    let concentrated = |i: u32, c: u32| c * VICTIM_SHARE >= total.get(&i).copied().unwrap_or(0);
     let victim: HashMap<u32, u32> = count
         .into_iter()
         .filter_map(|(root, ids)| {
             ids.into_iter()
+                .filter(|&(i, c)| concentrated(i, c))
                 .max_by_key(|&(i, c)| {
                     (
                         c,
@@ -530,6 +543,32 @@ mod tests {
         let vict = victims(&f, &identity, &series, &r);
         assert_eq!(vict[&0].len(), 5);
         assert!(vict[&0].iter().all(|id| !id.ends_with("#3")));
+    }
+
+    /// A series of two media shows only a bystander B, who is also on ten
+    /// unrelated pictures in no series: B is not the series' victim (triage
+    /// would call every picture of B new material of a known victim). The
+    /// series of V, shown only there, keeps V as its victim.
+    #[test]
+    fn a_bystander_seen_mostly_elsewhere_is_no_series_victim() {
+        let (v, b) = (1, 2);
+        let mut list = vec![(0, v), (1, v), (2, b), (3, b)];
+        list.extend((4..14).map(|m| (m, b)));
+        let f = faces(&list);
+        let identity = cluster(&f, 0.7, &by_label(&list));
+        let group: Vec<u32> = [0, 0, 2, 2].into_iter().chain(4..14).collect();
+        let pictures: Vec<u32> = (0..14).collect();
+        let r = roles(&f, &identity, &group, &pictures);
+        let series: Vec<Option<u32>> = (0..14u32)
+            .map(|m| match m {
+                0 | 1 => Some(0),
+                2 | 3 => Some(2),
+                _ => None,
+            })
+            .collect();
+        let vict = victims(&f, &identity, &series, &r);
+        assert_eq!(vict.get(&0).map(Vec::len), Some(2), "{vict:?}");
+        assert!(!vict.contains_key(&2), "{vict:?}");
     }
 
     /// A lone match between two identities does not merge them: the edge

@@ -31,6 +31,16 @@
 //! joins in ascending face distance (union-find); the edges that joined two
 //! groups are the series' evidence (a spanning forest).
 //!
+//! **Decisions.** Investigators' decisions (see `decisions`) enter at the
+//! grouping step alone, through one hook, `Constraints::bind` on the
+//! union-find of `union`: must-linked media are joined before any evidence,
+//! and a union that would put both sides of a cannot-link (a rejected pair,
+//! a split) into one series is refused, so the edges are still joined
+//! strongest first and each side keeps what it is most strongly linked to.
+//! Evidence kinds and edge judging are untouched. [`link_upload`] gives way
+//! to a full re-link when `Constraints::in_play` says so. (`union` lists
+//! what any grouping must do to honour decisions.)
+//!
 //! **Series ids** come from the founding media (see `series`), so a series
 //! keeps its id when linked again on grown data.
 
@@ -44,11 +54,13 @@ use crate::collection::{PointRef, View};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
-use crate::investigate::graph::{UnionFind, shared};
+use crate::investigate::decisions::Constraints;
+use crate::investigate::graph::shared;
 use crate::investigate::identity::{self, FaceDistance, FaceSet};
 use crate::investigate::series::{
     EvidenceKind, EvidenceRecord, LinkSettings, PersonRecord, SeriesRecord,
 };
+use crate::investigate::union::UnionFind;
 use crate::pb;
 
 pub const DEFAULT_K: usize = 32;
@@ -398,6 +410,7 @@ pub(crate) fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> Evid
         collection: collection.to_string(),
         kind: j.kind,
         shared_neighbours: j.shared,
+        decision_id: None,
     }
 }
 
@@ -419,6 +432,8 @@ pub struct GroupStats {
     pub identities: usize,
     /// Identities that recur beside several victims.
     pub recurring_identities: usize,
+    /// Accepted edges whose union investigators' decisions refused.
+    pub refused_by_decisions: usize,
 }
 
 /// What [`group`] returns: the series of two or more media (in series-id
@@ -451,6 +466,7 @@ pub fn group(
     s: &LinkSettings,
     collection: &str,
     distances: Distances<'_>,
+    constraints: &Constraints,
 ) -> Grouped {
     let n = media.len();
     let mut stats = GroupStats::default();
@@ -463,7 +479,79 @@ pub fn group(
                 .map(move |&(b, d)| judge(edges, s, a, b, d))
         })
         .collect();
-    // Scene groups: images alone, within the core threshold.
+    let people = find_people(n, edges, s, &judged, distances.face);
+    for j in &mut judged {
+        people.weigh(j, edges, s.core(), &mut stats);
+    }
+    judged.retain(|j| {
+        if j.accepted {
+            stats.accepted_edges += 1;
+        } else {
+            stats.refused_edges += 1;
+        }
+        j.accepted
+    });
+    let mut uf = UnionFind::new(n);
+    // The decision hook: before any evidence is joined; every later union
+    // (image edges, then face joins) goes through `uf.union`, which refuses
+    // to cross a REJECT_LINK or SPLIT.
+    let decided = constraints.bind(&media.ids, &media.index, &mut uf);
+    let mut forest: Vec<Judged> = join(&mut judged, &mut uf).into_iter().cloned().collect();
+    let fs = &edges.face_set;
+    for (a, b, fd) in identity::face_joins(fs, &people.identity, &people.scene, &people.roles) {
+        if uf.union(a, b) {
+            forest.push(Judged {
+                a,
+                b,
+                distance: (distances.image)(a, b),
+                face_distance: Some(fd),
+                shared: 0,
+                kind: EvidenceKind::Face,
+                accepted: true,
+            });
+        }
+    }
+    stats.refused_by_decisions = uf.refused;
+    stats.identities = people
+        .identity
+        .iter()
+        .enumerate()
+        .filter(|&(f, &i)| f as u32 == i)
+        .count();
+    stats.recurring_identities = people.roles.recurring.len();
+    stats.face_joins = forest
+        .iter()
+        .filter(|j| j.kind == EvidenceKind::Face)
+        .count();
+    let (mut series, root_of) = records(media, &mut uf, &forest, collection);
+    for (a, b, d) in decided {
+        let r = uf.find(a);
+        if let Some((_, rec)) = series.iter_mut().find(|(root, _)| *root == r) {
+            let (ma, mb) = (&media.ids[a as usize], &media.ids[b as usize]);
+            rec.evidence
+                .push(EvidenceRecord::decision(ma, mb, d, collection));
+        }
+    }
+    finish(fs, &people, series, &root_of, stats)
+}
+
+/// Who the faces are: identities (a face's identity is its cluster's
+/// smallest face), their roles among scene groups, and what each media
+/// shows; with the scene groups (images alone, within the core threshold).
+struct People {
+    identity: Vec<u32>,
+    roles: identity::Roles,
+    scene: Vec<u32>,
+    shown: Vec<Vec<u32>>,
+}
+
+fn find_people(
+    n: usize,
+    edges: &EdgeSet,
+    s: &LinkSettings,
+    judged: &[Judged],
+    face: FaceDistance<'_>,
+) -> People {
     let core = s.core();
     let mut scenes = UnionFind::new(n);
     for j in judged.iter().filter(|j| j.accepted && j.distance <= core) {
@@ -480,55 +568,44 @@ pub fn group(
     }
     let picture = copies.roots();
     let fs = &edges.face_set;
-    let identity = identity::cluster(fs, s.face_threshold, distances.face);
+    let identity = identity::cluster(fs, s.face_threshold, face);
     let roles = identity::roles(fs, &identity, &scene, &picture);
-    let recurring = |i: u32| roles.recurring.contains(&i);
     let shown = identities_of(n, fs, &identity);
-    for j in &mut judged {
+    People {
+        identity,
+        roles,
+        scene,
+        shown,
+    }
+}
+
+impl People {
+    /// Faces' say on one image edge: beyond the core threshold they must
+    /// agree with it; a lone edge between two media of one person (not a
+    /// recurring one) is accepted.
+    fn weigh(&self, j: &mut Judged, edges: &EdgeSet, core: f32, stats: &mut GroupStats) {
         if j.accepted && j.distance > core && j.kind != EvidenceKind::NearDuplicate {
-            j.accepted = faces_agree(j, &shown, &scene, &roles);
+            j.accepted = faces_agree(j, &self.shown, &self.scene, &self.roles);
             stats.contradicted_edges += (!j.accepted) as usize;
         }
         let before = j.accepted;
-        corroborate(j, edges, &identity, &recurring);
+        let recurring = |i: u32| self.roles.recurring.contains(&i);
+        corroborate(j, edges, &self.identity, &recurring);
         stats.corroborated_edges += (j.accepted && !before) as usize;
     }
-    judged.retain(|j| {
-        if j.accepted {
-            stats.accepted_edges += 1;
-        } else {
-            stats.refused_edges += 1;
-        }
-        j.accepted
-    });
-    let mut uf = UnionFind::new(n);
-    let mut forest: Vec<Judged> = join(&mut judged, &mut uf).into_iter().cloned().collect();
-    for (a, b, fd) in identity::face_joins(fs, &identity, &scene, &roles) {
-        if uf.union(a, b) {
-            forest.push(Judged {
-                a,
-                b,
-                distance: (distances.image)(a, b),
-                face_distance: Some(fd),
-                shared: 0,
-                kind: EvidenceKind::Face,
-                accepted: true,
-            });
-        }
-    }
-    stats.identities = identity
-        .iter()
-        .enumerate()
-        .filter(|&(f, &i)| f as u32 == i)
-        .count();
-    stats.recurring_identities = roles.recurring.len();
-    stats.face_joins = forest
-        .iter()
-        .filter(|j| j.kind == EvidenceKind::Face)
-        .count();
-    let (series, root_of) = records(media, &mut uf, &forest, collection);
-    let victims = identity::victims(fs, &identity, &root_of, &roles);
-    let persons = identity::persons(fs, &identity, &root_of, &roles);
+}
+
+/// The series in series-id order with their victims' faces, and the
+/// people seen in several series.
+fn finish(
+    fs: &FaceSet,
+    people: &People,
+    series: Vec<(u32, SeriesRecord)>,
+    root_of: &[Option<u32>],
+    mut stats: GroupStats,
+) -> Grouped {
+    let victims = identity::victims(fs, &people.identity, root_of, &people.roles);
+    let persons = identity::persons(fs, &people.identity, root_of, &people.roles);
     let mut series_id_of: HashMap<u32, String> = HashMap::new();
     let mut series: Vec<SeriesRecord> = series
         .into_iter()
@@ -925,12 +1002,14 @@ pub fn face_distance_in<'v>(
     }
 }
 
-/// Links the media of `images` (and `faces`) in `scope` into series.
+/// Links the media of `images` (and `faces`) in `scope` into series,
+/// honouring investigators' decisions.
 pub fn link_full(
     images: (&View, &str),
     faces: Option<(&View, &str)>,
     s: &LinkSettings,
     scope: Option<&Filter>,
+    constraints: &Constraints,
     progress: Progress<'_>,
 ) -> Result<Linked> {
     let (media, edges, mut stages) = build_edges(images.0, faces.map(|f| f.0), s, scope, progress)?;
@@ -945,7 +1024,7 @@ pub fn link_full(
             image: &image,
             face: &face,
         };
-        group(&media, &edges, s, images.1, d)
+        group(&media, &edges, s, images.1, d, constraints)
     };
     progress("group", 1, 1);
     stages.push(("group", t.elapsed().as_secs_f64()));
@@ -1039,7 +1118,7 @@ mod tests {
         e.add_image(2, 3, 0.3);
         e.normalise();
         let s = settings();
-        let g = group(&media, &e, &s, "images", D);
+        let g = group(&media, &e, &s, "images", D, &Default::default());
         assert_eq!(g.series.len(), 2);
         assert_eq!(g.stats.refused_edges, 1);
         assert_eq!(g.series[0].series_id, "ser-m0");
@@ -1049,7 +1128,7 @@ mod tests {
             single_linkage: true,
             ..s.clone()
         };
-        let g = group(&media, &e, &single, "images", D);
+        let g = group(&media, &e, &single, "images", D, &Default::default());
         assert_eq!(g.series.len(), 1);
         assert_eq!(g.series[0].media_ids.len(), 6);
         assert_eq!(g.series[0].evidence.len(), 5);
@@ -1057,7 +1136,7 @@ mod tests {
         let mut f = e;
         with_faces(&mut f, &[(2, 9), (3, 9)]);
         f.add_face(3, 2, 0.4, 1, 0);
-        let g = group(&media, &f, &s, "images", D);
+        let g = group(&media, &f, &s, "images", D, &Default::default());
         assert_eq!(g.series.len(), 1);
         assert_eq!(g.stats.corroborated_edges, 1);
         assert!(
@@ -1079,7 +1158,7 @@ mod tests {
         }
         with_faces(&mut e, &[(0, 1), (1, 1), (3, 1), (4, 1), (5, 2)]);
         e.normalise();
-        let g = group(&media, &e, &settings(), "images", D);
+        let g = group(&media, &e, &settings(), "images", D, &Default::default());
         assert_eq!(g.series.len(), 1, "{:?}", g.series);
         assert_eq!(g.stats.face_joins, 1);
         assert_eq!(g.stats.face_joined_series, 1);
@@ -1101,7 +1180,7 @@ mod tests {
         e.add_image(0, 1, 0.01);
         e.add_image(2, 3, 0.2);
         e.normalise();
-        let g = group(&media, &e, &settings(), "images", D);
+        let g = group(&media, &e, &settings(), "images", D, &Default::default());
         assert_eq!(g.series.len(), 1);
         assert_eq!(g.series[0].media_ids.len(), 2);
         assert_eq!(g.series[0].evidence[0].kind, EvidenceKind::NearDuplicate);

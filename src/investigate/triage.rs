@@ -5,13 +5,16 @@
 //! **Verdicts.** An item is KNOWN when it is close to stored material: one
 //! stored image of a series within the image threshold is enough, unless
 //! faces say it shows other people (both show faces and none of the
-//! item's matches one of the stored media's, or its series' victim): a
+//! item's matches a face of the stored media or of its series): a
 //! look-alike room with another child in it is not known material. A
 //! near-duplicate (the same picture re-encoded or cropped) of anything
 //! stored is known. A close match to stored media in no series
 //! (unconfirmed, perhaps a look-alike itself) needs support: a person the
 //! item shares with it, or a second close match near it, as linking asks
-//! of an image edge. The reason says which, or why no match counted.
+//! of an image edge. (One such match alone is not enough even well within
+//! the threshold: measured on the bench grid, look-alikes of a series that
+//! stayed out of it come that close as often as split-off members do.)
+//! The reason says which, or why no match counted.
 //! Otherwise, when one of
 //! its faces matches the victim of a stored series (that series' victim
 //! faces, at least two of them, or its only one; not an adult or bystander
@@ -297,7 +300,10 @@ impl Triager {
 
     /// Whether faces say a close stored media shows other people than the
     /// item: both show faces and none of the item's matches one of its
-    /// faces (or, for media of a series, its victim).
+    /// faces (or, for media of a series, a face anywhere in that series:
+    /// the FACE_K faces nearest an item's face need not include that very
+    /// media when the person shows on many, and the series' victim may be
+    /// another of its people than the one the item shows).
     fn faces_differ(
         &self,
         item: &Item,
@@ -309,11 +315,15 @@ impl Triager {
             return Ok(false);
         }
         let same_media = hits.iter().any(|h| h.media == media);
-        let victim = series.is_some_and(|r| {
-            hits.iter()
-                .any(|h| r.victim_faces.binary_search(&h.face_id).is_ok())
+        let same_series = series.is_some_and(|r| {
+            hits.iter().any(|h| {
+                r.victim_faces.binary_search(&h.face_id).is_ok()
+                    || self
+                        .series_of(&h.media)
+                        .is_some_and(|o| o.series_id == r.series_id)
+            })
         });
-        Ok(!(same_media || victim))
+        Ok(!(same_media || same_series))
     }
 
     /// The verdict on one item.
@@ -604,7 +614,7 @@ pub fn group_items(
         image: &image_distance,
         face: &face_distance,
     };
-    let g = link::group(&media, &edges, s, "", d);
+    let g = link::group(&media, &edges, s, "", d, &Default::default());
     g.series
         .into_iter()
         .map(|r| r.media_ids.into_iter().collect())

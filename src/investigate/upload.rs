@@ -16,12 +16,13 @@ use rayon::prelude::*;
 use crate::collection::{PointRef, View};
 use crate::error::{Error, Result};
 use crate::index::filter::Filter;
-use crate::investigate::graph::UnionFind;
+use crate::investigate::decisions::Constraints;
 use crate::investigate::link::{
     EdgeSet, FACE_K, Judged, MediaTable, Points, collect_points, evidence, join, judge,
     match_faces, media_key, neighbours,
 };
 use crate::investigate::series::{EvidenceKind, LinkSettings, SeriesRecord, SeriesState};
+use crate::investigate::union::UnionFind;
 
 /// Of one new media against one stored series: the victim faces matched,
 /// the best distance and the stored face that gave it.
@@ -468,12 +469,20 @@ fn write_back(
 /// edges whose verdict can change are those between two neighbours of the
 /// upload (they may gain a common neighbour in it); both neighbours'
 /// neighbour lists are looked up again for that.
+///
+/// Decisions make grouping depend on the order edges are joined in, which
+/// the seeded incremental join does not reproduce: when a decision names a
+/// media in play, or a member of a series in play, this returns `None`
+/// before changing anything, and the caller links the whole collection
+/// instead. A series no decision touches was never held apart by one, so
+/// elsewhere the incremental join stays exact.
 pub fn link_upload(
     images: (&View, &str),
     faces: Option<&View>,
     state: &mut SeriesState,
     upload_id: &str,
-) -> Result<UploadLinked> {
+    constraints: &Constraints,
+) -> Result<Option<UploadLinked>> {
     let s = state.settings.clone();
     let scope = Filter {
         upload_ids_any: vec![upload_id.to_string()],
@@ -501,9 +510,12 @@ pub fn link_upload(
         p.add_face_matches(fv, &s)?;
         face_joins = p.victim_joins(fv, &s, state)?;
     }
+    let index = state.media_index();
+    if constraints.in_play(&p.media.ids, state, &index) {
+        return Ok(None);
+    }
     let victims = victim_faces(state);
     let (mut judged, new_edges) = p.judge_changed(&s, &victims);
-    let index = state.media_index();
     let mut uf = p.seeded_union_find(&index);
     let mut forest: Vec<Judged> = join(&mut judged, &mut uf).into_iter().cloned().collect();
     for (a, b, fd) in face_joins {
@@ -538,10 +550,10 @@ pub fn link_upload(
         })
         .collect();
     out.sort();
-    Ok(UploadLinked {
+    Ok(Some(UploadLinked {
         media: out,
         merges: regrouped.merges,
         touched,
         new_edges,
-    })
+    }))
 }

@@ -224,6 +224,7 @@ fn run_cell(o: &GridOptions, root: &Path, regime: &str, seed: u64) -> anyhow::Re
         Some((&fv, "faces")),
         &s,
         None,
+        &Default::default(),
         &on_progress(&b),
     )?;
     let link_seconds = start.elapsed().as_secs_f64();

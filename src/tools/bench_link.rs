@@ -341,6 +341,7 @@ fn scale_run(
         Some((fv, "faces")),
         &defaults,
         None,
+        &Default::default(),
         &on_progress(&b),
     )?;
     b.finish_and_clear();
@@ -443,7 +444,7 @@ fn quality_sweep(
             image: &image,
             face: &face,
         };
-        let g = link::group(&media, &e, &s, "images", d);
+        let g = link::group(&media, &e, &s, "images", d, &Default::default());
         let (series, stats) = (g.series, g.stats);
         let group_seconds = start.elapsed().as_secs_f64();
         let mut row = QualityRow::new(name, t, with_faces, ti, &series, &stats);

@@ -170,6 +170,7 @@ fn link_database(iv: &View, fv: &View) -> anyhow::Result<SeriesState> {
         Some((fv, "faces")),
         &s,
         None,
+        &Default::default(),
         &on_progress(&b),
     )?;
     b.finish_and_clear();

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::index::distance::dot;
-use crate::investigate::graph::UnionFind;
+use crate::investigate::union::UnionFind;
 use crate::tools::link_eval::{Scores, scores};
 
 /// Neighbours per point, as in the reference ("exact 10-NN").

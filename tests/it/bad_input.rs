@@ -257,6 +257,13 @@ async fn bad_name_and_create_parameters() {
         Code::InvalidArgument,
         &["hnsw.m is 1000"],
     );
+    let mut r = create_req("ok", 4, pb::Metric::L2);
+    r.quantization = 42;
+    assert_status(
+        c.create_collection(r).await.unwrap_err(),
+        Code::InvalidArgument,
+        &["quantization is 42", "SQ8"],
+    );
     let e = c
         .search(search_req("Bad Name", vec![vector_query(vec![1.0; 4])], 3))
         .await
@@ -348,6 +355,7 @@ async fn bad_metadata_and_empty_query() {
 async fn oversized_message_is_resource_exhausted() {
     let server = TestServer::start_with(ServerOptions {
         max_message_bytes: 64 * 1024,
+        ..Default::default()
     })
     .await;
     let mut c = server.client().await;

@@ -315,6 +315,7 @@ async fn planted_series_across_three_countries_are_recovered_exactly() {
         Some(pb::LinkScope {
             upload_ids: vec!["up-DE-1".into(), "up-FR-1".into(), "up-BR-1".into()],
             case_ids: vec![],
+            with_restricted: false,
         }),
     )
     .await
@@ -646,6 +647,7 @@ async fn bad_linking_and_triage_requests_get_clear_statuses() {
         scope: Some(pb::LinkScope {
             upload_ids: vec![String::new()],
             case_ids: vec![],
+            with_restricted: false,
         }),
         ..req("images", "", None)
     };
@@ -863,5 +865,29 @@ async fn one_recurring_adult_does_not_merge_two_unrelated_series() {
         assert_eq!(s.victim_faces, 7, "{s:?}");
     }
     assert_eq!(l.summary.same_person as usize, l.persons.len());
+    // GetSeries gives each series the lead to the other (the stored
+    // relation), with the media of the other series showing the adult.
+    for (i, s) in l.series.iter().enumerate() {
+        let other = &l.series[1 - i];
+        let g = c
+            .get_series(pb::GetSeriesRequest {
+                image_collection: "images".into(),
+                series_id: s.series_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let leads: Vec<(&str, u32)> = g
+            .same_person
+            .iter()
+            .map(|x| (x.other_series_id.as_str(), x.matches))
+            .collect();
+        assert_eq!(
+            leads,
+            vec![(other.series_id.as_str(), 2)],
+            "{:?}",
+            g.same_person
+        );
+    }
     server.stop().await;
 }

@@ -7,6 +7,7 @@
 mod support;
 
 mod api;
+mod audit;
 mod bad_input;
 mod cli;
 mod crash;
@@ -15,6 +16,10 @@ mod filters;
 mod layers;
 mod link;
 mod npy_files;
+mod ops;
 mod recall;
+mod security;
+mod series;
+mod snapshot;
 mod storage;
 mod stored_formats;

@@ -101,16 +101,15 @@ impl Service {
         note: &NoteSlot,
     ) -> Result<(Option<Filter>, Option<Filter>, bool), Status> {
         let scope = req.scope.clone().unwrap_or_default();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "face_collection": req.face_collection,
                 "upload_ids": scope.upload_ids,
                 "case_ids": scope.case_ids,
                 "with_restricted": scope.with_restricted,
-            });
-        }
+            }),
+        );
         // The stored series hold unrestricted material only; a run that
         // includes what the caller may see of the restricted is its alone.
         let with_restricted = scope.with_restricted;
@@ -392,16 +391,14 @@ impl TriageJob {
             item_no += msg.items.len();
             let (items, results) = self.judge(msg, base).await?;
             tally.add(items, &results, self.store);
-            {
-                // The audit record lists what each verdict pointed to.
-                let mut n = self.note.0.lock();
-                n.results += results.len() as u64;
-                for r in &results {
-                    if !r.nearest_media_id.is_empty() {
-                        n.ids.push(r.nearest_media_id.clone());
-                    }
-                }
-            }
+            // The audit record lists what each verdict pointed to.
+            self.note.add_results(
+                results.len() as u64,
+                results
+                    .iter()
+                    .filter(|r| !r.nearest_media_id.is_empty())
+                    .map(|r| r.nearest_media_id.clone()),
+            );
             let response = pb::TriageResponse {
                 results,
                 summary: None,
@@ -596,14 +593,13 @@ impl VectorIndex for Service {
         let req = request.into_inner();
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         caller.may_use(&req.image_collection)?;
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "upload_id": req.upload_id,
                 "face_collection": req.face_collection,
-            });
-        }
+            }),
+        );
         // The stored series hold unrestricted material only: a restricted
         // upload (that the caller may see) is linked on the caller's view,
         // into a copy of the series that is not stored.
@@ -691,16 +687,15 @@ impl VectorIndex for Service {
                 "the triage stream sent no message",
             ));
         };
-        {
-            let mut n = note.0.lock();
-            n.collection = first.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &first.image_collection,
+            serde_json::json!({
                 "face_collection": first.face_collection,
                 "store": first.store,
                 "image_threshold": first.image_threshold,
                 "face_threshold": first.face_threshold,
-            });
-        }
+            }),
+        );
         caller.may_use(&first.image_collection)?;
         if !first.face_collection.is_empty() {
             caller.may_use(&first.face_collection)?;
@@ -755,24 +750,22 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
                 "page_size": req.page_size,
                 "page_token": req.page_token,
                 "with_evidence": req.with_evidence,
-            });
-        }
+            }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.list(&caller, req).await?;
-        {
-            // The series returned (their ids), as a read's record lists.
-            let mut n = note.0.lock();
-            n.results = r.series.len() as u64;
-            n.ids = r.series.iter().map(|s| s.series_id.clone()).collect();
-        }
+        // The series returned (their ids), as a read's record lists.
+        note.results(
+            r.series.len() as u64,
+            r.series.iter().map(|s| s.series_id.clone()).collect(),
+        );
         Ok(Response::new(r))
     }
 
@@ -784,18 +777,16 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({ "series_id": req.series_id });
-        }
+        note.request(
+            &req.image_collection,
+            serde_json::json!({ "series_id": req.series_id }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.get(&caller, req).await?;
-        {
-            let mut n = note.0.lock();
-            n.results = r.media.len() as u64;
-            n.ids = r.media.iter().map(|m| m.media_id.clone()).collect();
-        }
+        note.results(
+            r.media.len() as u64,
+            r.media.iter().map(|m| m.media_id.clone()).collect(),
+        );
         Ok(Response::new(r))
     }
 
@@ -807,23 +798,20 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({ "media_ids": req.media_ids });
-        }
+        note.request(
+            &req.image_collection,
+            serde_json::json!({ "media_ids": req.media_ids }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.of_media(&caller, req).await?;
-        {
-            let mut n = note.0.lock();
-            n.results = r.media.len() as u64;
-            n.ids = r
-                .media
+        note.results(
+            r.media.len() as u64,
+            r.media
                 .iter()
                 .filter(|m| !m.series_id.is_empty())
                 .map(|m| m.series_id.clone())
-                .collect();
-        }
+                .collect(),
+        );
         Ok(Response::new(r))
     }
 
@@ -835,25 +823,22 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "reviewer": req.reviewer,
                 "decisions": req.decisions.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>(),
-            });
-        }
+            }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.review(&caller, req).await?;
-        {
-            let mut n = note.0.lock();
-            n.results = r.recorded.len() as u64;
-            n.ids = r
-                .recorded
+        note.results(
+            r.recorded.len() as u64,
+            r.recorded
                 .iter()
                 .map(|d| d.decision_id.to_string())
-                .collect();
-        }
+                .collect(),
+        );
         Ok(Response::new(r))
     }
 
@@ -865,14 +850,13 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.collection,
+            serde_json::json!({
                 "ids": req.ids,
                 "set": req.set.as_ref().map(|s| format!("{s:?}")),
-            });
-        }
+            }),
+        );
         let r = self.review.update_metadata(&caller, req).await?;
         note.0.lock().results = r.updated;
         Ok(Response::new(r))
@@ -1058,10 +1042,9 @@ impl VectorIndex for Service {
         let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.collection,
+            serde_json::json!({
                 "queries": req.queries.iter().map(query_summary).collect::<Vec<_>>(),
                 "k": req.k,
                 "ef": req.ef,
@@ -1070,8 +1053,8 @@ impl VectorIndex for Service {
                 "exclude_same_case": req.exclude_same_case,
                 "group_by_media": req.group_by_media,
                 "max_distance": req.max_distance,
-            });
-        }
+            }),
+        );
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
         validate::k(req.k)?;
@@ -1133,11 +1116,10 @@ impl VectorIndex for Service {
             Ok((results, notices))
         })
         .await?;
-        {
-            let mut n = note.0.lock();
-            n.results = results.iter().map(|h| h.len() as u64).sum();
-            n.ids = results.iter().flatten().map(|h| h.id.clone()).collect();
-        }
+        note.results(
+            results.iter().map(|h| h.len() as u64).sum(),
+            results.iter().flatten().map(|h| h.id.clone()).collect(),
+        );
         Ok(Response::new(pb::SearchResponse {
             results: results
                 .into_iter()
@@ -1166,11 +1148,7 @@ impl VectorIndex for Service {
         let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({ "ids": req.ids });
-        }
+        note.request(&req.collection, serde_json::json!({ "ids": req.ids }));
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -1193,11 +1171,10 @@ impl VectorIndex for Service {
                 self.max_message_bytes
             )));
         }
-        {
-            let mut n = note.0.lock();
-            n.results = resp.points.len() as u64;
-            n.ids = resp.points.iter().map(|p| p.id.clone()).collect();
-        }
+        note.results(
+            resp.points.len() as u64,
+            resp.points.iter().map(|p| p.id.clone()).collect(),
+        );
         Ok(Response::new(resp))
     }
 
@@ -1209,11 +1186,7 @@ impl VectorIndex for Service {
         let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({ "ids": req.ids });
-        }
+        note.request(&req.collection, serde_json::json!({ "ids": req.ids }));
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;

@@ -30,6 +30,15 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// An fsync failed: what was written since the last good one may or
+    /// may not be on disk, and the kernel may have dropped it (PostgreSQL's
+    /// "fsyncgate"), so the file is not trusted again until recovery.
+    #[error("fsync of {path} failed: {source}")]
+    Fsync {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -42,6 +51,14 @@ impl Error {
     /// Wraps an `io::Error` with the path it happened on.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A failed fsync of `path`.
+    pub fn fsync(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Fsync {
             path: path.into(),
             source,
         }

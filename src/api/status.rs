@@ -13,7 +13,7 @@ impl From<Error> for tonic::Status {
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::DataLoss { .. } => Code::DataLoss,
-            Error::Io { .. } | Error::Internal(_) => Code::Internal,
+            Error::Io { .. } | Error::Fsync { .. } | Error::Internal(_) => Code::Internal,
         };
         tonic::Status::new(code, e.to_string())
     }

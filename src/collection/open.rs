@@ -16,6 +16,7 @@ use crate::collection::segments::{Segments, apply, new_mutable};
 use crate::collection::{Collection, StorageOptions, Writer};
 use crate::error::{Error, Result};
 use crate::segment::sealed::SealedSegment;
+use crate::storage::fs;
 use crate::storage::manifest::{Manifest, segment_dir_name};
 use crate::storage::wal::{self, SyncPolicy, Wal};
 
@@ -29,7 +30,7 @@ struct Replayed {
 impl Collection {
     /// Creates the collection's files in `dir` (which must not exist yet).
     pub fn create(dir: &Path, config: Config, opts: StorageOptions) -> Result<()> {
-        std::fs::create_dir(dir).map_err(|e| Error::io(dir, e))?;
+        fs::create_dir(dir)?;
         let json =
             serde_json::to_vec_pretty(&config).map_err(|e| Error::Internal(e.to_string()))?;
         crate::storage::durable::write_durably(&dir.join(CONFIG_FILE), &json)?;
@@ -118,7 +119,7 @@ impl Collection {
 /// The collection's configuration, in a format this vidx reads.
 fn read_config(dir: &Path) -> Result<Config> {
     let cfg_path = dir.join(CONFIG_FILE);
-    let bytes = std::fs::read(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
+    let bytes = fs::read(&cfg_path)?;
     let config: Config = serde_json::from_slice(&bytes)
         .map_err(|e| Error::data_loss(&cfg_path, format!("unreadable configuration: {e}")))?;
     crate::storage::versions::CONFIG.check(&cfg_path, config.format)?;
@@ -159,7 +160,7 @@ fn log_files(dir: &Path, manifest: &Manifest) -> Result<Vec<(u64, PathBuf)>> {
     let mut files = wal::list_files(dir)?;
     while files.len() > 1 && files[1].0 <= manifest.checkpoint + 1 {
         let (_, p) = files.remove(0);
-        std::fs::remove_file(&p).map_err(|e| Error::io(&p, e))?;
+        fs::remove_file(&p)?;
     }
     if let Some((first, p)) = files.first()
         && *first > manifest.checkpoint + 1
@@ -226,28 +227,27 @@ fn remove_garbage(dir: &Path, manifest: &Manifest) -> Result<()> {
         .iter()
         .map(|e| segment_dir_name(e.id))
         .collect();
-    for e in std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .flatten()
-    {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let path = e.path();
+    for e in fs::read_dir(dir)? {
+        let name = e.name.to_string_lossy().into_owned();
+        let path = e.path;
         if name.starts_with("seg-") && !live.contains(&name) {
             tracing::info!(path = %path.display(), "removing segment not in the manifest");
-            std::fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+            fs::remove_dir_all(&path)?;
+        } else if name.ends_with(".tmp") && e.is_dir {
+            fs::remove_dir_all(&path)?;
         } else if name.ends_with(".tmp") {
-            std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+            fs::remove_file(&path)?;
         }
     }
     for s in &manifest.segments {
         let sdir = dir.join(segment_dir_name(s.id));
-        let Ok(rd) = std::fs::read_dir(&sdir) else {
+        let Ok(entries) = fs::read_dir(&sdir) else {
             continue;
         };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
+        for e in entries {
+            let name = e.name.to_string_lossy().into_owned();
             if name.starts_with("tomb-") && name != s.tombstones {
-                let _ = std::fs::remove_file(e.path());
+                let _ = fs::remove_file(&e.path);
             }
         }
     }

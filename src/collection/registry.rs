@@ -14,7 +14,7 @@ use parking_lot::RwLock;
 use crate::collection::config::Config;
 use crate::collection::{Collection, StorageOptions};
 use crate::error::{Error, Result};
-use crate::storage::durable;
+use crate::storage::{durable, fs};
 use crate::validate;
 
 const COLLECTIONS_DIR: &str = "collections";
@@ -36,13 +36,12 @@ impl Registry {
     /// Opens (creating if needed) the data directory and every collection in it.
     pub fn open(data_dir: &Path, opts: StorageOptions) -> Result<Registry> {
         let root = data_dir.join(COLLECTIONS_DIR);
-        std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        fs::create_dir_all_durably(&root)?;
         let mut entries = BTreeMap::new();
-        let rd = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
-        let mut dirs: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.is_dir())
+        let mut dirs: Vec<PathBuf> = fs::read_dir(&root)?
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .map(|e| e.path)
             .collect();
         dirs.sort();
         for dir in dirs {
@@ -54,7 +53,7 @@ impl Registry {
             if name.starts_with('.') {
                 // Leftover of an interrupted create or drop.
                 tracing::info!(path = %dir.display(), "removing leftover directory");
-                std::fs::remove_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+                fs::remove_dir_all(&dir)?;
                 continue;
             }
             if validate::collection_name("directory", &name).is_err() {
@@ -88,15 +87,15 @@ impl Registry {
         // leaves a directory that the next open removes.
         let tmp = self.root.join(format!(".creating-{}", config.name));
         if tmp.exists() {
-            std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+            fs::remove_dir_all(&tmp)?;
         }
         let name = config.name.clone();
         if let Err(e) = Collection::create(&tmp, config, self.opts.clone()) {
-            let _ = std::fs::remove_dir_all(&tmp);
+            let _ = fs::remove_dir_all(&tmp);
             return Err(e);
         }
         let dir = self.root.join(&name);
-        std::fs::rename(&tmp, &dir).map_err(|e| Error::io(&dir, e))?;
+        fs::rename(&tmp, &dir)?;
         durable::sync_dir(&self.root)?;
         let c = Collection::open(&dir, self.opts.clone())?;
         entries.insert(name, Entry::Ready(c.clone()));
@@ -125,10 +124,10 @@ impl Registry {
         }
         let dir = self.root.join(name);
         let doomed = self.root.join(format!(".dropping-{name}"));
-        std::fs::rename(&dir, &doomed).map_err(|e| Error::io(&dir, e))?;
+        fs::rename(&dir, &doomed)?;
         durable::sync_dir(&self.root)?;
         drop(entries);
-        std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))
+        fs::remove_dir_all(&doomed)
     }
 
     /// The data directory the collections live in (`<data-dir>/collections`

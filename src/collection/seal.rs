@@ -15,9 +15,10 @@ use std::time::Instant;
 
 use crate::collection::segments::{Segments, new_mutable};
 use crate::collection::{Collection, Writer};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::{SealedSegment, tomb_file_name};
+use crate::storage::fs;
 use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
 use crate::storage::wal::{self, Wal};
 
@@ -168,7 +169,7 @@ impl Collection {
         // The checkpoint covers every file before the active one.
         for (first, p) in wal::list_files(&self.dir)? {
             if first < w.wal.next_seq() && p != w.wal.path() && first <= checkpoint {
-                let _ = std::fs::remove_file(&p);
+                let _ = fs::remove_file(&p);
             }
         }
         drop(w);
@@ -228,7 +229,7 @@ impl Collection {
         manifest.store(&self.dir)?;
         w.manifest = manifest;
         for p in stale {
-            let _ = std::fs::remove_file(p);
+            let _ = fs::remove_file(&p);
         }
         Ok(())
     }
@@ -295,7 +296,7 @@ impl Collection {
         for x in sources {
             // Searches still holding the old segment keep their maps; the
             // files go once the last map is dropped.
-            let _ = std::fs::remove_dir_all(x.dir());
+            let _ = fs::remove_dir_all(x.dir());
         }
         tracing::info!(
             collection = %self.config.name,
@@ -405,15 +406,15 @@ fn write_segment_dir(
     let tmp = dir.join(format!("{name}.tmp"));
     let seg_dir = dir.join(&name);
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        fs::remove_dir_all(&tmp)?;
     }
-    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    fs::create_dir(&tmp)?;
     if let Err(e) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
+        let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
     crate::storage::durable::sync_dir(&tmp)?;
-    std::fs::rename(&tmp, &seg_dir).map_err(|e| Error::io(&seg_dir, e))?;
+    fs::rename(&tmp, &seg_dir)?;
     crate::storage::durable::sync_dir(dir)?;
     Ok(seg_dir)
 }

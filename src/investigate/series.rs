@@ -17,8 +17,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::durable;
 use crate::storage::versions::SERIES;
+use crate::storage::{durable, fs};
 
 /// A series state's `format` is this prefix and its version in the
 /// [`SERIES`] row of the version table.
@@ -280,10 +280,12 @@ impl StateStore {
     /// when it cannot be read back.
     pub fn load(&self, collection: &str) -> Result<Option<SeriesState>> {
         let path = self.path(collection);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         };
         let state: SeriesState = serde_json::from_slice(&bytes)
             .map_err(|e| Error::data_loss(&path, format!("series state is not valid: {e}")))?;
@@ -305,7 +307,7 @@ impl StateStore {
     }
 
     pub fn save(&self, state: &SeriesState) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        fs::create_dir_all_durably(&self.dir)?;
         let bytes = serde_json::to_vec(state)
             .map_err(|e| Error::Internal(format!("encoding series state: {e}")))?;
         durable::write_durably(&self.path(&state.image_collection), &bytes)
@@ -313,10 +315,11 @@ impl StateStore {
 
     pub fn remove(&self, collection: &str) -> Result<()> {
         let path = self.path(collection);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&path, e)),
+        match fs::remove_file(&path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            r => r,
         }
     }
 

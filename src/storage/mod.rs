@@ -1,5 +1,6 @@
-//! Bytes and durability: the versioned, checksummed file envelope, the
-//! write-ahead log, the manifest, the durable-write helpers
+//! Bytes and durability: the one door to the filesystem (`fs`, where
+//! faults are injected in tests), the versioned, checksummed file envelope,
+//! the write-ahead log, the manifest, the durable-write helpers
 //! (write-then-rename, directory fsync) and the table of every stored
 //! format's version. Nothing here knows about vectors
 //! beyond the records it stores.
@@ -8,6 +9,7 @@
 
 pub mod durable;
 pub mod envelope;
+pub mod fs;
 pub mod manifest;
 pub mod versions;
 pub mod wal;

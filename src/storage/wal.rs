@@ -15,14 +15,14 @@
 //! fails its checksum or does not decode; the file is cut there (a torn tail
 //! from a crash mid-append) and the number of dropped bytes is reported.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::pb;
+use crate::storage::fs::{self, File};
 use crate::storage::versions::WAL;
 
 const MAGIC: &[u8; 8] = b"VIDXWAL\0";
@@ -92,18 +92,16 @@ pub fn file_name(first_seq: u64) -> String {
 /// The log files in `dir`, ordered by first sequence number.
 pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .flatten()
-    {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for e in fs::read_dir(dir)? {
+        let Some(name) = e.name.to_str() else {
+            continue;
+        };
         let seq = name
             .strip_prefix("wal-")
             .and_then(|r| r.strip_suffix(".log"))
             .and_then(|s| s.parse().ok());
         if let Some(seq) = seq {
-            out.push((seq, e.path()));
+            out.push((seq, e.path));
         }
     }
     out.sort();
@@ -148,17 +146,13 @@ impl Wal {
         // crash never leaves a log file without its header (the caller
         // fsyncs the directory; leftover .tmp files are removed on open).
         let tmp = path.with_extension("log.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = File::create(&tmp)?;
         f.write_all(&header_bytes())
             .map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        fs::rename(&tmp, path)?;
+        let file = File::open_append(path)?;
         Ok(Wal {
             path: path.to_owned(),
             file,
@@ -179,14 +173,8 @@ impl Wal {
         sync: SyncPolicy,
         may_have_tail: bool,
     ) -> Result<(Wal, Recovery)> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::io(path, e))?;
+        let mut file = File::open_rw(path)?;
+        let mut bytes = file.read_all()?;
         if bytes.len() < HEADER_LEN as usize
             && may_have_tail
             && MAGIC.starts_with(&bytes[..bytes.len().min(8)])
@@ -195,12 +183,12 @@ impl Wal {
             // (by a vidx that created logs in place): it holds no record, so
             // nothing acknowledged is in it. Give it its header back.
             tracing::warn!(path = %path.display(), bytes = bytes.len(), "log file without a complete header; rewriting the header");
-            file.set_len(0).map_err(|e| Error::io(path, e))?;
+            file.set_len(0)?;
             file.seek(SeekFrom::Start(0))
                 .map_err(|e| Error::io(path, e))?;
             file.write_all(&header_bytes())
                 .map_err(|e| Error::io(path, e))?;
-            file.sync_all().map_err(|e| Error::io(path, e))?;
+            file.sync_all()?;
             bytes = header_bytes();
         }
         if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
@@ -260,8 +248,8 @@ impl Wal {
             ));
         }
         if dropped_bytes > 0 {
-            file.set_len(pos as u64).map_err(|e| Error::io(path, e))?;
-            file.sync_all().map_err(|e| Error::io(path, e))?;
+            file.set_len(pos as u64)?;
+            file.sync_all()?;
             tracing::warn!(
                 path = %path.display(),
                 dropped_bytes,
@@ -304,15 +292,19 @@ impl Wal {
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
-        let res = self.file.write_all(&frame).and_then(|_| match self.sync {
-            SyncPolicy::Always => self.file.sync_data(),
-            SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
-        });
+        let res = self
+            .file
+            .write_all(&frame)
+            .map_err(|e| Error::io(&self.path, e))
+            .and_then(|_| match self.sync {
+                SyncPolicy::Always => self.file.sync_data(),
+                SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
+            });
         if let Err(e) = res {
             // Best effort: if even this fails the tail is torn and recovery
             // cuts it, which loses only this unacknowledged record.
             let _ = self.file.set_len(self.len);
-            return Err(Error::io(&self.path, e));
+            return Err(e);
         }
         self.len += frame.len() as u64;
         self.next_seq += 1;
@@ -324,9 +316,7 @@ impl Wal {
     /// and before a file is retired).
     pub fn sync_if_dirty(&mut self) -> Result<()> {
         if self.dirty {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
+            self.file.sync_data()?;
             self.dirty = false;
         }
         Ok(())
@@ -375,7 +365,10 @@ mod tests {
         let good_len = w.len_bytes();
         drop(w);
         // Simulate a crash mid-append: half a frame at the end.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 9, 9]).unwrap();
         drop(f);
         let (mut w, rec_) = Wal::open(&path, 1, SyncPolicy::Always, true).unwrap();

@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vidx");
 
+/// The server binary: `VIDX_BIN` if set (to measure another build), else
+/// this build's.
+fn server_bin() -> String {
+    std::env::var("VIDX_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// What the stderr of one server process said: the last lines, and counts
 /// of the events the tests look for.
 #[derive(Default)]
@@ -65,8 +71,13 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Spawns `vidx serve --listen 127.0.0.1:0 --data-dir DIR ARGS...`.
     pub fn spawn<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> ServerProcess {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        Self::spawn_on(dir, "127.0.0.1:0", args)
+    }
+
+    /// Spawns `vidx serve --listen LISTEN --data-dir DIR ARGS...`.
+    pub fn spawn_on<S: AsRef<OsStr>>(dir: &Path, listen: &str, args: &[S]) -> ServerProcess {
+        let mut child = Command::new(server_bin())
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
             .args(args)
             .env("RUST_LOG", "info")
@@ -143,6 +154,34 @@ impl ServerProcess {
                 Some(Err(format!("no serving line after {timeout:?}")))
             }
             Err(mpsc::TryRecvError::Empty) => None,
+        }
+    }
+
+    /// Sends SIGTERM (a polite stop).
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status, or
+    /// None if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.killed = true;
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return Some(s);
+            }
+            if started.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -13,7 +13,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::collection::config;
-use crate::collection::registry::Registry;
+use crate::collection::registry::{Registry, State};
 use crate::collection::{Collection, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
@@ -30,6 +30,9 @@ const SERIES_DIR: &str = "series";
 
 pub struct Service {
     registry: Arc<Registry>,
+    /// The server's message limit: a response over it is refused here, with
+    /// a hint, rather than by tonic after the handler.
+    max_message_bytes: usize,
     /// Stored series states, one per linked image collection.
     series: StateStore,
     /// One linking job (LinkSeries, LinkUpload) at a time: they read and
@@ -38,13 +41,32 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub fn new(registry: Arc<Registry>, max_message_bytes: usize) -> Self {
         Service {
             series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
             registry,
+            max_message_bytes,
             link_lock: Arc::new(parking_lot::Mutex::new(())),
         }
     }
+
+    /// `m` if it fits the message limit; else RESOURCE_EXHAUSTED saying how
+    /// to ask for less (tonic would fail it after the handler with
+    /// OUT_OF_RANGE, which tells the client nothing).
+    fn fit<T: prost::Message>(&self, what: &str, ask_less: &str, m: T) -> Result<T, Status> {
+        fit(self.max_message_bytes, what, ask_less, m)
+    }
+}
+
+fn fit<T: prost::Message>(limit: usize, what: &str, ask_less: &str, m: T) -> Result<T, Status> {
+    let n = m.encoded_len();
+    if n > limit {
+        return Err(Status::resource_exhausted(format!(
+            "the {what} is {n} bytes, over the server's message limit of {limit} bytes \
+             (--max-message-bytes); {ask_less}"
+        )));
+    }
+    Ok(m)
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -55,12 +77,11 @@ fn link_collections(
     image: &str,
     face: &str,
 ) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
-    validate::collection_name("image_collection", image)?;
+    link_names(image, face)?;
     let images = registry.get(image)?;
     let faces = if face.is_empty() {
         None
     } else {
-        validate::collection_name("face_collection", face)?;
         if face == image {
             return Err(Error::invalid(format!(
                 "face_collection {face:?} is the image collection; name the collection holding the face points"
@@ -69,6 +90,26 @@ fn link_collections(
         Some(registry.get(face)?)
     };
     Ok((images, faces))
+}
+
+/// The one name rule for the collections a linking request names, checked
+/// before either name is used for anything (they become file names).
+fn link_names(image: &str, face: &str) -> Result<(), Error> {
+    validate::collection_name("image_collection", image)?;
+    if !face.is_empty() {
+        validate::collection_name("face_collection", face)?;
+    }
+    Ok(())
+}
+
+/// A triaged item that is to be stored must fit as points: its face points
+/// are `<id>#<n>`, and an id is at most [`validate::MAX_ID_BYTES`].
+fn storable(field: &str, it: &Item) -> Result<(), Error> {
+    for n in 0..it.faces.len() {
+        let id = format!("{}#{n}", it.id);
+        validate::point_id(&format!("{field}.faces[{n}], stored as point id"), &id)?;
+    }
+    Ok(())
 }
 
 /// Runs CPU-bound or blocking work on tokio's blocking pool.
@@ -84,7 +125,8 @@ where
 }
 
 /// Stores triaged items: an image point per item (id = item id, media_id =
-/// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
+/// item id unless set) and a face point `<id>#<n>` per face. Both batches
+/// are validated whole before either is stored. Returns items stored.
 fn store_triaged(
     images: &Collection,
     faces: Option<&Collection>,
@@ -110,6 +152,10 @@ fn store_triaged(
             vector: it.vector,
             metadata: Some(meta),
         });
+    }
+    images.prepare(img.clone())?;
+    if let Some(f) = faces {
+        f.prepare(fc.clone())?;
     }
     for chunk in img.chunks(1000) {
         images.upsert(chunk.to_vec())?;
@@ -142,16 +188,25 @@ where
     }
 }
 
-/// tonic reports an over-limit message as OUT_OF_RANGE; gRPC's convention
-/// (and our contract) is RESOURCE_EXHAUSTED.
-pub fn oversized_to_resource_exhausted(s: Status) -> Status {
-    if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
-        Status::resource_exhausted(format!(
-            "{}; send smaller batches or raise the server's --max-message-bytes",
-            s.message()
-        ))
-    } else {
-        s
+/// The statuses tonic gives for what is the client's doing, as gRPC's
+/// conventions (and our contract) have them: an over-limit message
+/// (OUT_OF_RANGE) is RESOURCE_EXHAUSTED; bytes that do not decode as the
+/// request message (INTERNAL) are INVALID_ARGUMENT.
+pub fn transport_status(s: Status) -> Status {
+    match s.code() {
+        tonic::Code::OutOfRange if s.message().contains("message length too large") => {
+            Status::resource_exhausted(format!(
+                "{}; send smaller batches or raise the server's --max-message-bytes",
+                s.message()
+            ))
+        }
+        tonic::Code::Internal if s.message().contains("failed to decode Protobuf message") => {
+            Status::invalid_argument(format!(
+                "the request is not a valid message of its type: {}",
+                s.message()
+            ))
+        }
+        _ => s,
     }
 }
 
@@ -198,6 +253,8 @@ struct TriageJob {
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
+    /// The server's message limit.
+    limit: usize,
 }
 
 /// The counts of a triage so far, and the items its end needs.
@@ -243,7 +300,7 @@ impl TriageJob {
                     Ok(Some(m)) => m,
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = self.tx.send(Err(e)).await;
+                        let _ = self.tx.send(Err(transport_status(e))).await;
                         return;
                     }
                 },
@@ -262,7 +319,13 @@ impl TriageJob {
                 results,
                 summary: None,
             };
-            if self.tx.send(Ok(response)).await.is_err() {
+            let response = fit(
+                self.limit,
+                "triage response",
+                "send fewer items per message",
+                response,
+            );
+            if self.tx.send(response).await.is_err() {
                 return;
             }
         }
@@ -281,6 +344,14 @@ impl TriageJob {
                     results: Vec::new(),
                     summary: Some(summary),
                 }
+            })
+            .and_then(|r| {
+                fit(
+                    self.limit,
+                    "triage summary",
+                    "triage fewer items per call",
+                    r,
+                )
             });
         let _ = self.tx.send(end).await;
     }
@@ -293,12 +364,20 @@ impl TriageJob {
         base: usize,
     ) -> Result<(Vec<Item>, Vec<pb::TriageResult>), Status> {
         let t = self.triager.clone();
+        let store = self.store;
         blocking(move || {
             let items = msg
                 .items
                 .iter()
                 .enumerate()
-                .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
+                .map(|(i, it)| {
+                    let field = format!("items[{}]", base + i);
+                    let item = t.prepare(&field, it)?;
+                    if store {
+                        storable(&field, &item)?;
+                    }
+                    Ok(item)
+                })
                 .collect::<Result<Vec<_>, Error>>()?;
             let results = items
                 .par_iter()
@@ -356,10 +435,13 @@ impl VectorIndex for Service {
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
+        let limit = self.max_message_bytes;
         tokio::task::spawn_blocking(move || {
             let send = |e: pb::link_event::Event| {
+                let event = pb::LinkEvent { event: Some(e) };
+                let ask_less = "link a smaller scope, or raise the server's --max-message-bytes";
                 // A client that went away just stops listening.
-                let _ = tx.blocking_send(Ok(pb::LinkEvent { event: Some(e) }));
+                let _ = tx.blocking_send(fit(limit, "LinkSeries event", ask_less, event));
             };
             let progress = |stage: &'static str, done: u64, total: u64| {
                 send(pb::link_event::Event::Progress(pb::LinkProgress {
@@ -439,6 +521,8 @@ impl VectorIndex for Service {
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
         let req = request.into_inner();
+        // Before the names are used for anything: they become file names.
+        link_names(&req.image_collection, &req.face_collection)?;
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         let registry = self.registry.clone();
         let store = self.series.clone();
@@ -470,7 +554,7 @@ impl VectorIndex for Service {
             Ok(r)
         })
         .await?;
-        Ok(Response::new(pb::LinkUploadResponse {
+        let response = pb::LinkUploadResponse {
             media: out
                 .media
                 .into_iter()
@@ -491,7 +575,13 @@ impl VectorIndex for Service {
                 .collect(),
             series: out.touched.iter().map(|r| r.to_pb()).collect(),
             new_edges: out.new_edges as u64,
-        }))
+        };
+        let ask_less = "link smaller uploads, or raise the server's --max-message-bytes";
+        Ok(Response::new(self.fit(
+            "LinkUpload response",
+            ask_less,
+            response,
+        )?))
     }
 
     async fn triage(
@@ -499,7 +589,7 @@ impl VectorIndex for Service {
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
         let mut input = request.into_inner();
-        let Some(first) = input.message().await? else {
+        let Some(first) = input.message().await.map_err(transport_status)? else {
             return Err(Status::invalid_argument(
                 "the triage stream sent no message",
             ));
@@ -524,6 +614,7 @@ impl VectorIndex for Service {
             faces,
             store: first.store,
             tx,
+            limit: self.max_message_bytes,
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -547,14 +638,32 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
         let registry = self.registry.clone();
         let collections = blocking(move || {
-            let (ready, broken) = registry.list();
-            for (name, why) in broken {
-                tracing::warn!(collection = %name, error = %why, "not listed: unavailable");
-            }
-            Ok(ready.iter().map(|c| c.info()).collect())
+            Ok(registry
+                .list()
+                .into_iter()
+                .map(|(name, state)| match state {
+                    State::Ready(c) => c.info(),
+                    State::Opening => pb::CollectionInfo {
+                        name,
+                        state: "opening".into(),
+                        ..Default::default()
+                    },
+                    State::Unavailable(why) => pb::CollectionInfo {
+                        name,
+                        state: "unavailable".into(),
+                        error: Status::from(why).message().to_string(),
+                        ..Default::default()
+                    },
+                })
+                .collect())
         })
         .await?;
-        Ok(Response::new(pb::ListCollectionsResponse { collections }))
+        let response = pb::ListCollectionsResponse { collections };
+        Ok(Response::new(self.fit(
+            "collection list",
+            "drop collections",
+            response,
+        )?))
     }
 
     async fn describe_collection(
@@ -608,7 +717,7 @@ impl VectorIndex for Service {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(s) => {
-                    let s = oversized_to_resource_exhausted(s);
+                    let s = transport_status(s);
                     return Err(Status::new(
                         s.code(),
                         format!("{}: {}", context(batch_no, upserted), s.message()),
@@ -692,7 +801,7 @@ impl VectorIndex for Service {
             (req.ef as usize).max(k)
         };
         let results = on_rayon(move || c.search(&queries, k, ef, &opts)).await?;
-        Ok(Response::new(pb::SearchResponse {
+        let response = pb::SearchResponse {
             results: results
                 .into_iter()
                 .map(|hits| pb::QueryResult {
@@ -707,7 +816,13 @@ impl VectorIndex for Service {
                         .collect(),
                 })
                 .collect(),
-        }))
+        };
+        let ask_less = "send fewer queries per request or ask for a smaller k";
+        Ok(Response::new(self.fit(
+            "search response",
+            ask_less,
+            response,
+        )?))
     }
 
     async fn get(
@@ -722,7 +837,13 @@ impl VectorIndex for Service {
         }
         let c = self.registry.get(&req.collection)?;
         let points = blocking(move || c.get(&req.ids)).await?;
-        Ok(Response::new(pb::GetResponse { points }))
+        let response = pb::GetResponse { points };
+        let ask_less = "ask for fewer ids per request";
+        Ok(Response::new(self.fit(
+            "Get response",
+            ask_less,
+            response,
+        )?))
     }
 
     async fn delete(

@@ -101,6 +101,35 @@ pub struct ServeArgs {
     /// memory-mapped files.
     #[arg(long, default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
     pub seal_threshold: usize,
+    /// Seal a collection's mutable segment once its oldest point is this old
+    /// ("60s", "5m"; 0 = only by --seal-threshold): bounds the log a restart
+    /// replays when writes trickle in.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub seal_after: std::time::Duration,
+    /// After SIGTERM or Ctrl-C, how long requests and streams still open get
+    /// to finish before they are cancelled ("30s", "500ms").
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: std::time::Duration,
+}
+
+/// A duration: a number with `ms`, `s` or `m`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let t = s.trim();
+    let (num, scale_ms) = if let Some(n) = t.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = t.strip_suffix('s') {
+        (n, 1000)
+    } else if let Some(n) = t.strip_suffix('m') {
+        (n, 60_000)
+    } else {
+        (t, 1000)
+    };
+    match num.trim().parse::<u64>() {
+        Ok(n) => Ok(std::time::Duration::from_millis(n.saturating_mul(scale_ms))),
+        Err(_) => Err(format!(
+            "{s:?} is not a duration: use a whole number with ms, s or m, e.g. \"30s\""
+        )),
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -321,6 +350,9 @@ pub fn main() -> ExitCode {
             }
         }
     });
+    // Streams cancelled after the shutdown grace may leave blocking work
+    // behind; the process does not wait for it long.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -338,33 +370,52 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let opts = crate::collection::StorageOptions {
         sync: a.sync,
         seal_threshold: a.seal_threshold,
+        seal_after: (!a.seal_after.is_zero()).then_some(a.seal_after),
         ..Default::default()
     };
-    let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, opts))
+    // Lists the collections only; they open once the port is up, so a long
+    // log replay never keeps the server from answering.
+    let registry = tokio::task::spawn_blocking(move || Registry::scan(&data_dir, opts))
         .await?
         .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
     let registry = Arc::new(registry);
-    if a.demo {
-        let r = registry.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::cli::demo::load(&r)).await??;
-        if loaded.is_empty() {
-            tracing::info!("demo collections already present");
-        }
-    }
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("binding {}", a.listen))?;
+    let listen = listener.local_addr()?;
     tracing::info!(
-        listen = %listener.local_addr()?,
+        listen = %listen,
         data_dir = %a.data_dir.display(),
         "vidx serving"
     );
+    let r = registry.clone();
+    let demo = a.demo;
+    tokio::spawn(async move {
+        match tokio::task::spawn_blocking(move || open_collections(&r, demo)).await {
+            Ok(Ok((ready, unavailable))) => {
+                tracing::info!(listen = %listen, ready, unavailable, "vidx ready");
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "loading the demo collections failed"),
+            Err(e) => tracing::error!(error = %e, "opening the collections failed"),
+        }
+    });
     let opts = ServerOptions {
         max_message_bytes: a.max_message_bytes,
+        shutdown_grace: a.shutdown_grace,
     };
     server::serve(registry, listener, opts, shutdown_signal()).await?;
     tracing::info!("vidx stopped");
     Ok(())
+}
+
+/// Opens every listed collection, then loads the demo ones if asked;
+/// returns how many opened and how many were refused.
+fn open_collections(registry: &Registry, demo: bool) -> crate::error::Result<(usize, usize)> {
+    let (ready, unavailable) = registry.open_all();
+    if demo && crate::cli::demo::load(registry)?.is_empty() {
+        tracing::info!("demo collections already present");
+    }
+    Ok((ready, unavailable))
 }
 
 async fn shutdown_signal() {

@@ -1,24 +1,32 @@
 //! Creating a collection's files, and opening them again: the configuration,
 //! the sealed segments the manifest names, the replay of the WAL above the
-//! checkpoint, the removal of files the manifest does not name, and the
-//! background work an open collection runs (checksum pass, interval fsync).
+//! checkpoint (consecutive upserts indexed together, in parallel, with
+//! progress in the log), the removal of files the manifest does not name,
+//! and the background work an open collection runs (checksum pass, interval
+//! fsync, the time budget of the WAL tail).
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 
 use crate::collection::config::{CONFIG_FILE, Config};
-use crate::collection::segments::{Segments, apply, new_mutable};
+use crate::collection::segments::{Segments, apply_deletes, apply_upserts, new_mutable};
 use crate::collection::{Collection, StorageOptions, Writer};
 use crate::error::{Error, Result};
+use crate::segment::mutable::Prepared;
 use crate::segment::sealed::SealedSegment;
 use crate::storage::fs;
 use crate::storage::manifest::{Manifest, segment_dir_name};
-use crate::storage::wal::{self, SyncPolicy, Wal};
+use crate::storage::wal::{self, SyncPolicy, Wal, WalRecord};
+
+/// Replayed upserts indexed together: large enough to keep every core busy.
+const REPLAY_BATCH: usize = 8192;
+/// How often a long replay says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
 /// What replaying the log gave: the active log file and counts to report.
 struct Replayed {
@@ -53,7 +61,9 @@ impl Collection {
             sealed: open_sealed(dir, &config, &manifest)?,
         };
         let log = log_files(dir, &manifest)?;
-        let replayed = replay(dir, &manifest, log, &segs, &opts)?;
+        let replayed = replay(dir, &manifest, log, &segs, &opts, &config.name)?;
+        // Replayed points are the tail's: its time budget runs from now.
+        let c_len_hint = segs.mutable.next_offset();
         let c = Arc::new_cyclic(|me| Collection {
             dir: dir.to_owned(),
             opts: opts.clone(),
@@ -66,6 +76,9 @@ impl Collection {
             maintenance: Mutex::new(()),
             sealing: AtomicBool::new(false),
             failure: RwLock::new(None),
+            read_only: RwLock::new(None),
+            tail_since: Mutex::new((c_len_hint > 0).then(Instant::now)),
+            on_health_change: OnceLock::new(),
             closed: AtomicBool::new(false),
             me: me.clone(),
             config,
@@ -83,18 +96,24 @@ impl Collection {
         Ok(c)
     }
 
-    /// The checksum pass over the sealed files, the interval fsync of the
-    /// log, and a seal if the replayed log filled the mutable segment.
+    /// The checksum pass over the sealed files, the upkeep thread (interval
+    /// fsync, tail time budget), and a seal if the replayed log filled the
+    /// mutable segment.
     fn start_background_work(&self) -> Result<()> {
         if self.opts.verify_on_open && !self.snapshot().sealed.is_empty() {
             self.spawn("verify", |c| c.verify_sealed());
         }
-        if let SyncPolicy::Interval(every) = self.opts.sync {
+        let sync_every = match self.opts.sync {
+            SyncPolicy::Interval(every) => Some(every),
+            SyncPolicy::Always | SyncPolicy::Never => None,
+        };
+        if sync_every.is_some() || self.opts.seal_after.is_some() {
             let weak = self.me.clone();
+            let seal_after = self.opts.seal_after;
             std::thread::Builder::new()
-                .name("vidx-wal-flush".into())
-                .spawn(move || flusher(weak, every))
-                .map_err(|e| Error::Internal(format!("cannot start the WAL flusher: {e}")))?;
+                .name("vidx-upkeep".into())
+                .spawn(move || upkeep(weak, sync_every, seal_after))
+                .map_err(|e| Error::Internal(format!("cannot start the upkeep thread: {e}")))?;
         }
         self.maybe_seal_in_background();
         Ok(())
@@ -109,6 +128,7 @@ impl Collection {
             if let Err(e) = s.verify().and_then(|_| s.meta_index().map(|_| ())) {
                 tracing::error!(collection = %self.config.name, error = %e, "corrupt segment file: collection unavailable");
                 *self.failure.write() = Some(e.to_string());
+                self.health_changed();
                 return;
             }
         }
@@ -121,7 +141,7 @@ fn read_config(dir: &Path) -> Result<Config> {
     let cfg_path = dir.join(CONFIG_FILE);
     let bytes = fs::read(&cfg_path)?;
     let config: Config = serde_json::from_slice(&bytes)
-        .map_err(|e| Error::data_loss(&cfg_path, format!("unreadable configuration: {e}")))?;
+        .map_err(|e| Error::bad_json(&cfg_path, "the configuration", &e))?;
     crate::storage::versions::CONFIG.check(&cfg_path, config.format)?;
     Ok(config)
 }
@@ -178,31 +198,44 @@ fn log_files(dir: &Path, manifest: &Manifest) -> Result<Vec<(u64, PathBuf)>> {
 }
 
 /// Applies the records above the checkpoint to `segs`; the last file stays
-/// the active one (a fresh one is made if there is none).
+/// the active one (a fresh one is made if there is none). Each file must
+/// start where the one before it ended: a gap or an overlap would lose or
+/// reuse sequence numbers.
 fn replay(
     dir: &Path,
     manifest: &Manifest,
     files: Vec<(u64, PathBuf)>,
     segs: &Segments,
     opts: &StorageOptions,
+    name: &str,
 ) -> Result<Replayed> {
-    let mut records = 0usize;
     let mut dropped_bytes = 0u64;
-    let mut active = None;
+    let mut active: Option<Wal> = None;
+    let mut apply = Replayer::new(segs, name, files.len());
     let nfiles = files.len();
     for (i, (first, path)) in files.into_iter().enumerate() {
+        if let Some(prev) = &active
+            && prev.next_seq() != first
+        {
+            return Err(Error::data_loss(
+                &path,
+                format!(
+                    "log file starts at record {first}, the file before it ends at {}",
+                    prev.next_seq() - 1
+                ),
+            ));
+        }
         let (w, rec) = Wal::open(&path, first, opts.sync, i + 1 == nfiles)?;
         dropped_bytes += rec.dropped_bytes;
-        for r in rec
-            .records
-            .into_iter()
-            .filter(|r| r.seq > manifest.checkpoint)
-        {
-            records += 1;
-            apply(segs, r)?;
+        for r in rec.records {
+            if r.seq > manifest.checkpoint {
+                apply.push(r)?;
+            }
         }
+        apply.file_done();
         active = Some(w);
     }
+    let records = apply.finish()?;
     let wal = match active {
         Some(w) => w,
         None => {
@@ -217,6 +250,79 @@ fn replay(
         records,
         dropped_bytes,
     })
+}
+
+/// Applies replayed records in order, consecutive upserts as one batch
+/// (indexed in parallel, as a large live batch is); a delete first applies
+/// the upserts before it. Says how far it got every few seconds.
+struct Replayer<'a> {
+    segs: &'a Segments,
+    pending: Vec<Prepared>,
+    records: usize,
+    name: &'a str,
+    files: (usize, usize),
+    started: Instant,
+    said: Instant,
+}
+
+impl<'a> Replayer<'a> {
+    fn new(segs: &'a Segments, name: &'a str, files: usize) -> Replayer<'a> {
+        Replayer {
+            segs,
+            pending: Vec::new(),
+            records: 0,
+            name,
+            files: (0, files),
+            started: Instant::now(),
+            said: Instant::now(),
+        }
+    }
+
+    fn push(&mut self, rec: WalRecord) -> Result<()> {
+        self.records += 1;
+        self.pending
+            .extend(rec.upserts.into_iter().map(|p| Prepared {
+                id: p.id,
+                vector: p.vector,
+                metadata: p.metadata.unwrap_or_default(),
+            }));
+        if !rec.deletes.is_empty() {
+            self.apply_pending()?;
+            apply_deletes(self.segs, &rec.deletes)?;
+        }
+        if self.pending.len() >= REPLAY_BATCH {
+            self.apply_pending()?;
+        }
+        Ok(())
+    }
+
+    fn apply_pending(&mut self) -> Result<()> {
+        if !self.pending.is_empty() {
+            apply_upserts(self.segs, std::mem::take(&mut self.pending))?;
+        }
+        if self.said.elapsed() >= PROGRESS_EVERY {
+            self.said = Instant::now();
+            tracing::info!(
+                collection = %self.name,
+                records = self.records,
+                log_file = self.files.0 + 1,
+                log_files = self.files.1,
+                elapsed_ms = self.started.elapsed().as_millis() as u64,
+                "replaying write-ahead log"
+            );
+        }
+        Ok(())
+    }
+
+    fn file_done(&mut self) {
+        self.files.0 += 1;
+    }
+
+    /// Applies what is left; returns the number of records replayed.
+    fn finish(mut self) -> Result<usize> {
+        self.apply_pending()?;
+        Ok(self.records)
+    }
 }
 
 /// Removes what the manifest does not name: unfinished segment directories,
@@ -254,16 +360,42 @@ fn remove_garbage(dir: &Path, manifest: &Manifest) -> Result<()> {
     Ok(())
 }
 
-/// Interval sync policy: fsync the active log file every `every`.
-fn flusher(c: Weak<Collection>, every: std::time::Duration) {
+/// The upkeep of an open collection, until it is gone: under the interval
+/// sync policy, fsync the active log every `sync_every` (a failure turns the
+/// collection read-only); with a tail time budget, seal the mutable segment
+/// once its oldest point is `seal_after` old, so a restart's replay stays
+/// short when writes trickle in.
+fn upkeep(c: Weak<Collection>, sync_every: Option<Duration>, seal_after: Option<Duration>) {
+    let tick = [
+        sync_every,
+        seal_after.map(|d| (d / 4).max(Duration::from_millis(10))),
+    ]
+    .into_iter()
+    .flatten()
+    .min()
+    .unwrap_or(Duration::from_secs(1))
+    .min(Duration::from_secs(1));
+    let mut synced = Instant::now();
     loop {
-        std::thread::sleep(every);
+        std::thread::sleep(tick);
         let Some(c) = c.upgrade() else { return };
         if c.closed.load(Ordering::SeqCst) {
-            return;
+            continue;
         }
-        if let Err(e) = c.writer.lock().wal.sync_if_dirty() {
-            tracing::error!(collection = %c.config.name, error = %e, "WAL fsync failed");
+        if let Some(every) = sync_every
+            && synced.elapsed() >= every
+        {
+            synced = Instant::now();
+            let mut w = c.writer.lock();
+            if let Err(e) = w.wal.sync_if_dirty() {
+                let e = c.degrade(e, Some(&w.wal));
+                tracing::error!(collection = %c.config.name, error = %e, "WAL fsync failed");
+            }
+        }
+        if let Some(after) = seal_after
+            && c.tail_since.lock().is_some_and(|t| t.elapsed() >= after)
+        {
+            c.maintain_in_background(true);
         }
     }
 }

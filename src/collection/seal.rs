@@ -1,11 +1,14 @@
 //! Sealing and merging. When the mutable segment reaches the seal threshold
-//! (or on `Flush`) it is frozen and a new WAL file begins; a background
-//! thread writes it out as a sealed segment, then, under the writer lock,
-//! carries over deletes that hit it meanwhile, records it in the manifest
-//! with the checkpoint, and deletes the WAL files the checkpoint covers.
-//! Merging rewrites sealed segments with many tombstones, or several of a
-//! similar size, into one, the same way. One seal or merge runs at a time
-//! (the maintenance lock).
+//! or its time budget (or on `Flush`) it is frozen and a new WAL file
+//! begins; a background thread writes it out as a sealed segment, then,
+//! under the writer lock, carries over deletes that hit it meanwhile,
+//! records it in the manifest with the checkpoint, and deletes the WAL files
+//! the checkpoint covers. Merging rewrites sealed segments with many
+//! tombstones, or several of a similar size, into one, the same way, and
+//! keeps the number of segments (each holds files open) bounded. One seal or
+//! merge runs at a time (the maintenance lock). A manifest that cannot be
+//! written changes nothing: tombstones written for it are written again for
+//! the next one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,6 +30,10 @@ type Origins = Vec<(usize, usize)>;
 
 /// Points copied into a merged segment per index/commit step.
 const MERGE_BATCH: usize = 4096;
+
+/// Sealed segments beyond this are merged whatever their sizes: each holds
+/// four files open.
+const MAX_SEGMENTS: usize = 16;
 
 impl Collection {
     /// Seals `segment` into the collection stored in `dir`, which must not
@@ -57,25 +64,55 @@ impl Collection {
             let s = self.snapshot();
             s.frozen.is_none() && s.mutable.next_offset() >= self.opts.seal_threshold
         };
-        // One scheduled seal at a time: later writes find it pending.
-        if over && !self.sealing.swap(true, Ordering::SeqCst) {
-            self.spawn("seal", |c| {
-                let _m = c.maintenance.lock();
-                let r = c.seal_once(false).and_then(|_| c.merge_while_needed());
-                c.sealing.store(false, Ordering::SeqCst);
-                if let Err(e) = r {
-                    tracing::error!(collection = %c.config.name, error = %e, "background sealing failed; will retry on next write");
-                }
-            });
+        if over {
+            self.maintain_in_background(false);
         }
     }
 
+    /// Starts a background pass, unless one is scheduled already: a seal
+    /// (of whatever the mutable segment holds if `force`, else only if it is
+    /// over the threshold), then the merges the policy asks for.
+    pub(super) fn maintain_in_background(&self, force: bool) {
+        if self.is_closed() || self.writable().is_err() {
+            return;
+        }
+        // One scheduled pass at a time: later calls find it pending.
+        if self.sealing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.spawn("seal", move |c| {
+            let m = c.maintenance.lock();
+            let r = if c.is_closed() {
+                Ok(())
+            } else {
+                c.seal_once(force).and_then(|_| c.merge_while_needed())
+            };
+            drop(m);
+            c.sealing.store(false, Ordering::SeqCst);
+            match r {
+                Err(e) => {
+                    let e = c.degrade(e, None);
+                    tracing::error!(collection = %c.config.name, error = %e, "background sealing failed; will retry on next write");
+                }
+                // Work that came in while this pass ran.
+                Ok(()) if c.pick_merge().is_some() => c.maintain_in_background(false),
+                Ok(()) => c.maybe_seal_in_background(),
+            }
+        });
+    }
+
     /// Seals the mutable segment now and waits for it; returns (segments,
-    /// points sealed).
+    /// points sealed). Merges of the segments flushes leave are started in
+    /// the background.
     pub fn flush(&self) -> Result<(u32, u64)> {
         self.check()?;
-        let _m = self.maintenance.lock();
-        let sealed = self.seal_once(true)?;
+        self.writable()?;
+        let m = self.maintenance.lock();
+        // A drop or a failure may have come while this waited.
+        self.writable()?;
+        let sealed = self.seal_once(true).map_err(|e| self.degrade(e, None))?;
+        drop(m);
+        self.maintain_in_background(false);
         Ok((self.info().segments, sealed as u64))
     }
 
@@ -111,7 +148,9 @@ impl Collection {
     /// a fresh mutable segment and a fresh WAL file take the writes.
     fn freeze(&self, w: &mut Writer, s: &Segments) -> Result<()> {
         let checkpoint = w.wal.next_seq() - 1;
-        w.wal.sync_if_dirty()?;
+        if let Err(e) = w.wal.sync_if_dirty() {
+            return Err(self.degrade(e, Some(&w.wal)));
+        }
         // An active file without records already starts at the next
         // sequence number (after a crash between a freeze and its seal).
         if w.wal.has_records() {
@@ -121,6 +160,7 @@ impl Collection {
             w.wal = fresh;
         }
         w.frozen_checkpoint = Some(checkpoint);
+        *self.tail_since.lock() = None;
         *self.segs.write() = Arc::new(Segments {
             mutable: Arc::new(new_mutable(&self.config)),
             frozen: Some(s.mutable.clone()),
@@ -139,7 +179,7 @@ impl Collection {
         let (sdir, sealed) = self.write_segment(id, |tmp| frozen.write_sealed(tmp).map(|_| ()))?;
         let n = sealed.len();
         let mut w = self.writer.lock();
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             return Ok(0);
         }
         // Deletes and replacements that hit the frozen segment meanwhile.
@@ -152,7 +192,8 @@ impl Collection {
         let s = self.snapshot();
         let mut list = s.sealed.clone();
         list.push(sealed.clone());
-        let checkpoint = w.frozen_checkpoint.take().unwrap_or(w.manifest.checkpoint);
+        // Kept until the manifest is stored: a failed seal is retried with it.
+        let checkpoint = w.frozen_checkpoint.unwrap_or(w.manifest.checkpoint);
         let mut manifest = w.manifest.clone();
         manifest.checkpoint = checkpoint;
         manifest.segments.push(SegmentEntry {
@@ -161,6 +202,7 @@ impl Collection {
             tombstones: tomb_file_name(0),
         });
         self.commit_manifest(&mut w, manifest, &list)?;
+        w.frozen_checkpoint = None;
         *self.segs.write() = Arc::new(Segments {
             mutable: s.mutable.clone(),
             frozen: None,
@@ -208,7 +250,11 @@ impl Collection {
     }
 
     /// Under the writer lock: writes changed tombstones of `sealed` and the
-    /// manifest naming exactly those segments, then adopts it.
+    /// manifest naming exactly those segments, then adopts it. If anything
+    /// fails, the manifest on disk still names the old tombstone files, so
+    /// the segments whose tombstones were written are marked changed again:
+    /// the next manifest must not name stale ones while a checkpoint drops
+    /// the log records of the deletes.
     fn commit_manifest(
         &self,
         w: &mut Writer,
@@ -216,17 +262,17 @@ impl Collection {
         sealed: &[Arc<SealedSegment>],
     ) -> Result<()> {
         let mut stale = Vec::new();
-        for s in sealed {
-            let generation = manifest.next_tombstones;
-            if let Some(name) = s.persist_tombstones(generation)? {
-                manifest.next_tombstones += 1;
-                if let Some(e) = manifest.segments.iter_mut().find(|e| e.id == s.id) {
-                    stale.push(s.dir().join(std::mem::replace(&mut e.tombstones, name)));
-                }
+        let mut written = Vec::new();
+        let r = write_tombstones(&mut manifest, sealed, &mut stale, &mut written).and_then(|_| {
+            manifest.next_segment = manifest.next_segment.max(w.manifest.next_segment);
+            manifest.store(&self.dir)
+        });
+        if let Err(e) = r {
+            for s in written {
+                s.mark_tombstones_dirty();
             }
+            return Err(e);
         }
-        manifest.next_segment = manifest.next_segment.max(w.manifest.next_segment);
-        manifest.store(&self.dir)?;
         w.manifest = manifest;
         for p in stale {
             let _ = fs::remove_file(&p);
@@ -246,7 +292,9 @@ impl Collection {
     }
 
     /// Segments to merge: one with too many tombstones, or `merge_factor`
-    /// of one size tier (tier = how many times ×4 over the seal threshold).
+    /// of one size tier (tier = how many times ×4 over or under the seal
+    /// threshold, so the tiny segments of frequent flushes merge too), or
+    /// the smallest ones while there are more than [`MAX_SEGMENTS`].
     fn pick_merge(&self) -> Option<Vec<Arc<SealedSegment>>> {
         let s = self.snapshot();
         if let Some(x) = s.sealed.iter().find(|x| {
@@ -254,21 +302,23 @@ impl Collection {
         }) {
             return Some(vec![x.clone()]);
         }
+        let factor = self.opts.merge_factor.max(2);
         let t = self.opts.seal_threshold.max(1) as f64;
-        let tier = |n: usize| {
-            if (n as f64) < t {
-                0
-            } else {
-                1 + ((n as f64 / t).log(4.0).floor() as i64)
-            }
-        };
+        let tier = |n: usize| 1 + (n.max(1) as f64 / t).log(4.0).floor() as i64;
         let mut by_tier: BTreeMap<i64, Vec<Arc<SealedSegment>>> = BTreeMap::new();
         for x in &s.sealed {
             by_tier.entry(tier(x.len())).or_default().push(x.clone());
         }
-        by_tier
-            .into_values()
-            .find(|v| v.len() >= self.opts.merge_factor.max(2))
+        if let Some(v) = by_tier.into_values().find(|v| v.len() >= factor) {
+            return Some(v);
+        }
+        if s.sealed.len() > MAX_SEGMENTS {
+            let mut smallest = s.sealed.clone();
+            smallest.sort_by_key(|x| x.len());
+            smallest.truncate(factor.max(s.sealed.len() - MAX_SEGMENTS + 1));
+            return Some(smallest);
+        }
+        None
     }
 
     /// Rewrites `sources` (their live points) as one new sealed segment.
@@ -281,7 +331,7 @@ impl Collection {
         let (sdir, sealed) = self.write_segment(id, |tmp| merged.write_sealed(tmp).map(|_| ()))?;
         drop(merged);
         let mut w = self.writer.lock();
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
             return Ok(());
         }
         // Deletes and replacements that hit the sources meanwhile.
@@ -392,6 +442,29 @@ impl Collection {
         });
         Ok(())
     }
+}
+
+/// Writes the changed tombstones of `sealed` as new files (made durable
+/// before a manifest names them) and names them in `manifest`; the files
+/// they replace go to `stale`, the segments written to `written`.
+fn write_tombstones<'a>(
+    manifest: &mut Manifest,
+    sealed: &'a [Arc<SealedSegment>],
+    stale: &mut Vec<PathBuf>,
+    written: &mut Vec<&'a Arc<SealedSegment>>,
+) -> Result<()> {
+    for s in sealed {
+        let generation = manifest.next_tombstones;
+        if let Some(name) = s.persist_tombstones(generation)? {
+            written.push(s);
+            manifest.next_tombstones += 1;
+            fs::sync_dir(s.dir())?;
+            if let Some(e) = manifest.segments.iter_mut().find(|e| e.id == s.id) {
+                stale.push(s.dir().join(std::mem::replace(&mut e.tombstones, name)));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds segment `id` of the collection in `dir` under a temporary name,

@@ -2,7 +2,7 @@
 //! per policy), then applied, under the writer lock so that log order is
 //! apply order; a write that fills the mutable segment starts a seal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::collection::Collection;
 use crate::collection::segments::{apply_deletes, apply_upserts};
@@ -50,6 +50,7 @@ impl Collection {
     /// Validates, logs and applies a batch; returns how many points it held.
     pub fn upsert(&self, points: Vec<pb::Point>) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         let prepared = self.prepare(points)?;
         if prepared.is_empty() {
             return Ok(0);
@@ -61,9 +62,17 @@ impl Collection {
             deletes: Vec::new(),
         };
         let mut w = self.writer.lock();
-        w.wal.append(rec)?;
+        // Again under the lock: a drop or an fsync failure may have come
+        // while this batch was being prepared.
+        self.writable()?;
+        if let Err(e) = w.wal.append(rec) {
+            return Err(self.degrade(e, Some(&w.wal)));
+        }
         let segs = self.snapshot();
         apply_upserts(&segs, prepared)?;
+        self.tail_since
+            .lock()
+            .get_or_insert_with(std::time::Instant::now);
         drop(w);
         self.maybe_seal_in_background();
         Ok(n)
@@ -72,26 +81,35 @@ impl Collection {
     /// Logs and applies a delete; returns how many ids were live.
     pub fn delete(&self, ids: Vec<String>) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         for (i, id) in ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         let mut w = self.writer.lock();
+        self.writable()?;
         let segs = self.snapshot();
+        // A set for the repeats, not a scan of the list: a delete of many
+        // ids must stay linear, it holds up every writer.
+        let mut seen = HashSet::with_capacity(ids.len());
         let mut live = Vec::new();
         for id in ids {
-            if segs.locate(&id)?.is_some() && !live.contains(&id) {
+            if !seen.contains(&id) && segs.locate(&id)?.is_some() {
+                seen.insert(id.clone());
                 live.push(id);
             }
         }
         if live.is_empty() {
             return Ok(0);
         }
-        w.wal.append(WalRecord {
+        let rec = WalRecord {
             seq: 0,
             upserts: Vec::new(),
-            deletes: live.clone(),
-        })?;
-        apply_deletes(&segs, &live)
+            deletes: live,
+        };
+        if let Err(e) = w.wal.append(rec.clone()) {
+            return Err(self.degrade(e, Some(&w.wal)));
+        }
+        apply_deletes(&segs, &rec.deletes)
     }
 }
 

@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::versions::SERIES;
 use crate::storage::{durable, fs};
+use crate::validate;
 
 /// A series state's `format` is this prefix and its version in the
 /// [`SERIES`] row of the version table.
@@ -272,14 +273,17 @@ impl StateStore {
         StateStore { dir }
     }
 
-    fn path(&self, collection: &str) -> PathBuf {
-        self.dir.join(format!("{collection}.json"))
+    /// The file of `collection`'s state: never built from a name that
+    /// breaks the one name rule (it could walk out of the data directory).
+    fn path(&self, collection: &str) -> Result<PathBuf> {
+        validate::collection_name("collection", collection)?;
+        Ok(self.dir.join(format!("{collection}.json")))
     }
 
     /// The stored state of `collection`, if any. DATA_LOSS naming the file
     /// when it cannot be read back.
     pub fn load(&self, collection: &str) -> Result<Option<SeriesState>> {
-        let path = self.path(collection);
+        let path = self.path(collection)?;
         let bytes = match fs::read(&path) {
             Ok(b) => b,
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -288,7 +292,7 @@ impl StateStore {
             Err(e) => return Err(e),
         };
         let state: SeriesState = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::data_loss(&path, format!("series state is not valid: {e}")))?;
+            .map_err(|e| Error::bad_json(&path, "the series state", &e))?;
         let version = state
             .format
             .strip_prefix(STATE_FORMAT_PREFIX)
@@ -310,11 +314,11 @@ impl StateStore {
         fs::create_dir_all_durably(&self.dir)?;
         let bytes = serde_json::to_vec(state)
             .map_err(|e| Error::Internal(format!("encoding series state: {e}")))?;
-        durable::write_durably(&self.path(&state.image_collection), &bytes)
+        durable::write_durably(&self.path(&state.image_collection)?, &bytes)
     }
 
     pub fn remove(&self, collection: &str) -> Result<()> {
-        let path = self.path(collection);
+        let path = self.path(collection)?;
         match fs::remove_file(&path) {
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
                 Ok(())

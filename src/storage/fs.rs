@@ -350,6 +350,14 @@ impl File {
         &self.path
     }
 
+    /// The same file after [`rename`] moved it to `to`.
+    pub fn renamed(self, to: &Path) -> File {
+        File {
+            inner: self.inner,
+            path: to.to_owned(),
+        }
+    }
+
     /// The file itself, to map it or read it at an offset.
     pub fn std(&self) -> &std::fs::File {
         &self.inner

@@ -63,7 +63,7 @@ impl Manifest {
             Err(e) => return Err(e),
         };
         let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::data_loss(&path, format!("unreadable manifest: {e}")))?;
+            .map_err(|e| Error::bad_json(&path, "the manifest", &e))?;
         MANIFEST.check(&path, m.format)?;
         Ok(m)
     }

@@ -15,7 +15,7 @@
 //! fails its checksum or does not decode; the file is cut there (a torn tail
 //! from a crash mid-append) and the number of dropped bytes is reported.
 
-use std::io::{Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
@@ -116,7 +116,7 @@ pub struct Recovery {
     pub dropped_bytes: u64,
 }
 
-/// An open log, positioned at its end for appends.
+/// An open log file, opened to append: every write lands at its end.
 pub struct Wal {
     path: PathBuf,
     file: File,
@@ -125,6 +125,10 @@ pub struct Wal {
     sync: SyncPolicy,
     /// Written but not yet fsynced (interval policy).
     dirty: bool,
+    /// Why the file is not trusted any more: an fsync failed (what it held
+    /// may be gone whatever later fsyncs say), or a failed append could not
+    /// be cut back. Appends are refused from then on.
+    broken: Option<String>,
 }
 
 impl Wal {
@@ -151,8 +155,11 @@ impl Wal {
             .map_err(|e| Error::io(&tmp, e))?;
         f.sync_all()?;
         drop(f);
+        // Opened before the rename: a failure leaves no log file under the
+        // real name for a recovery to take as the newest one.
+        let file = File::open_append(&tmp)?;
         fs::rename(&tmp, path)?;
-        let file = File::open_append(path)?;
+        let file = file.renamed(path);
         Ok(Wal {
             path: path.to_owned(),
             file,
@@ -160,6 +167,7 @@ impl Wal {
             next_seq: first_seq,
             sync,
             dirty: false,
+            broken: None,
         })
     }
 
@@ -173,7 +181,9 @@ impl Wal {
         sync: SyncPolicy,
         may_have_tail: bool,
     ) -> Result<(Wal, Recovery)> {
-        let mut file = File::open_rw(path)?;
+        // Opened to append: after a failed append is cut back, the next
+        // record lands at the new end, never behind a gap.
+        let mut file = File::open_append(path)?;
         let mut bytes = file.read_all()?;
         if bytes.len() < HEADER_LEN as usize
             && may_have_tail
@@ -184,8 +194,6 @@ impl Wal {
             // nothing acknowledged is in it. Give it its header back.
             tracing::warn!(path = %path.display(), bytes = bytes.len(), "log file without a complete header; rewriting the header");
             file.set_len(0)?;
-            file.seek(SeekFrom::Start(0))
-                .map_err(|e| Error::io(path, e))?;
             file.write_all(&header_bytes())
                 .map_err(|e| Error::io(path, e))?;
             file.sync_all()?;
@@ -257,8 +265,6 @@ impl Wal {
                 "write-ahead log had a torn or corrupt tail; cut at the last intact record"
             );
         }
-        file.seek(SeekFrom::Start(pos as u64))
-            .map_err(|e| Error::io(path, e))?;
         let next_seq = records.last().map_or(first_seq, |r| r.seq + 1);
         Ok((
             Wal {
@@ -268,6 +274,7 @@ impl Wal {
                 next_seq,
                 sync,
                 dirty: false,
+                broken: None,
             },
             Recovery {
                 records,
@@ -276,10 +283,13 @@ impl Wal {
         ))
     }
 
-    /// Appends one record and makes it durable per the sync policy. On
-    /// failure the file is cut back so a half-written record never precedes
-    /// a later good one.
+    /// Appends one record and makes it durable per the sync policy. A
+    /// failed write is cut back off the file, so a half-written record never
+    /// precedes a later good one; if it cannot be, or an fsync fails, the
+    /// log is broken: this and every later append fail with
+    /// [`Error::Fsync`]-like errors until the collection is reopened.
     pub fn append(&mut self, mut rec: WalRecord) -> Result<u64> {
+        self.usable()?;
         rec.seq = self.next_seq;
         let payload = rec.encode_to_vec();
         if payload.len() as u64 > MAX_RECORD as u64 {
@@ -292,18 +302,18 @@ impl Wal {
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
-        let res = self
-            .file
-            .write_all(&frame)
-            .map_err(|e| Error::io(&self.path, e))
-            .and_then(|_| match self.sync {
-                SyncPolicy::Always => self.file.sync_data(),
-                SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
-            });
-        if let Err(e) = res {
-            // Best effort: if even this fails the tail is torn and recovery
-            // cuts it, which loses only this unacknowledged record.
-            let _ = self.file.set_len(self.len);
+        if let Err(e) = self.file.write_all(&frame) {
+            if let Err(cut) = self.file.set_len(self.len) {
+                self.broken = Some(format!(
+                    "a failed append ({e}) could not be cut back off the file: {cut}"
+                ));
+            }
+            return Err(Error::io(&self.path, e));
+        }
+        if self.sync == SyncPolicy::Always
+            && let Err(e) = self.file.sync_data()
+        {
+            self.broken = Some(e.to_string());
             return Err(e);
         }
         self.len += frame.len() as u64;
@@ -312,14 +322,34 @@ impl Wal {
         Ok(rec.seq)
     }
 
+    /// Err if the log is broken (see [`Wal::append`]).
+    fn usable(&self) -> Result<()> {
+        match &self.broken {
+            Some(why) => Err(Error::fsync(
+                &self.path,
+                std::io::Error::other(format!("the log is not trusted since: {why}")),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// fsyncs what was written since the last sync (interval policy's flusher,
     /// and before a file is retired).
     pub fn sync_if_dirty(&mut self) -> Result<()> {
+        self.usable()?;
         if self.dirty {
-            self.file.sync_data()?;
+            if let Err(e) = self.file.sync_data() {
+                self.broken = Some(e.to_string());
+                return Err(e);
+            }
             self.dirty = false;
         }
         Ok(())
+    }
+
+    /// Why the log is not trusted any more, if it is not.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
     }
 
     /// Sequence number the next append gets.

@@ -317,6 +317,13 @@ async fn an_unwritable_collection_is_listed_and_refused_naming_the_path() {
             .into_inner();
         let names: Vec<&str> = listed.collections.iter().map(|c| c.name.as_str()).collect();
         assert_eq!(names, ["c", "d"]);
+        let states: Vec<&str> = listed
+            .collections
+            .iter()
+            .map(|c| c.state.as_str())
+            .collect();
+        assert_eq!(states, ["unavailable", "ready"]);
+        assert!(listed.collections[0].error.contains(path), "{listed:?}");
         assert_eq!(describe(&mut c, "d").await.unwrap().points, 10);
         server.stop().await;
     }
@@ -402,6 +409,9 @@ async fn after_a_failed_fsync_the_collection_is_read_only_until_restart() {
     }
     let e = flush(&mut c, "c").await.unwrap_err();
     assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}");
+    let info = describe(&mut c, "c").await.unwrap();
+    assert_eq!(info.state, "read-only");
+    assert!(info.error.contains("fsync"), "{info:?}");
     // Reads go on; the other collection takes writes.
     let acked = ids(&points("p", 0..20));
     assert_eq!(present(&mut c, "c", &acked).await.len(), 20);

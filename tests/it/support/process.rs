@@ -94,7 +94,8 @@ impl ServerProcess {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if line.contains("vidx serving")
+                // Listening comes first; ready once every collection is open.
+                if line.contains("vidx ready")
                     && let Some(a) = field(&line, "listen")
                 {
                     let _ = tx.send(a.to_string());
@@ -111,7 +112,7 @@ impl ServerProcess {
         }
     }
 
-    /// Spawns the server and blocks until it serves; returns it with its URL.
+    /// Spawns the server and blocks until it is ready; returns it with its URL.
     /// Panics with the server's last log lines if it does not come up.
     pub fn start<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> (ServerProcess, String) {
         let mut p = ServerProcess::spawn(dir, args);
@@ -125,8 +126,9 @@ impl ServerProcess {
         }
     }
 
-    /// Waits (without blocking the async runtime) for the "vidx serving
-    /// listen=ADDR" line; Err if the process exits first or `timeout` passes.
+    /// Waits (without blocking the async runtime) for the "vidx ready
+    /// listen=ADDR" line (every collection opened); Err if the process exits
+    /// first or `timeout` passes.
     pub async fn serving(&mut self, timeout: Duration) -> Result<String, String> {
         let started = Instant::now();
         loop {
@@ -151,7 +153,7 @@ impl ServerProcess {
                 )))
             }
             Err(mpsc::TryRecvError::Empty) if started.elapsed() > timeout => {
-                Some(Err(format!("no serving line after {timeout:?}")))
+                Some(Err(format!("no ready line after {timeout:?}")))
             }
             Err(mpsc::TryRecvError::Empty) => None,
         }

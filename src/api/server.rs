@@ -6,7 +6,7 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -76,7 +76,7 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<VectorIndexServer<Service>>().await;
-    tokio::spawn(report_collections(registry.clone(), health));
+    tokio::spawn(report_collections(Arc::downgrade(&registry), health));
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -86,7 +86,7 @@ pub async fn serve(
     // speak v1alpha.
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let vidx = VectorIndexServer::new(Service::new(registry, opts.max_message_bytes))
+    let vidx = VectorIndexServer::new(Service::new(registry.clone(), opts.max_message_bytes))
         .max_decoding_message_size(opts.max_message_bytes)
         .max_encoding_message_size(opts.max_message_bytes);
     // Accepted sockets get TCP_NODELAY: HTTP/2 writes small frames, and
@@ -123,15 +123,19 @@ pub async fn serve(
             Err(_) => std::future::pending().await,
         }
     };
-    tokio::select! {
-        r = server => r?,
+    let served = tokio::select! {
+        r = server => r,
         () = grace_over => {
             tracing::warn!(
                 grace_s = opts.shutdown_grace.as_secs_f64(),
                 "shutdown grace over: cancelling the requests and streams still open"
             );
+            Ok(())
         }
-    }
+    };
+    // Seals and merges in flight finish (or stop) before this returns.
+    let _ = tokio::task::spawn_blocking(move || registry.close_all()).await;
+    served?;
     Ok(())
 }
 
@@ -139,11 +143,17 @@ pub async fn serve(
 /// SERVING when it takes reads and writes, NOT_SERVING while it opens,
 /// when it is read-only after an fsync failure or refused; unknown once
 /// dropped.
-async fn report_collections(registry: Arc<Registry>, mut health: HealthReporter) {
-    let mut changes = registry.subscribe();
+async fn report_collections(registry: Weak<Registry>, mut health: HealthReporter) {
+    let Some(mut changes) = registry.upgrade().map(|r| r.subscribe()) else {
+        return;
+    };
     let mut known: BTreeSet<String> = BTreeSet::new();
     loop {
-        let now = registry.list();
+        // Weak: this task must not keep the registry (and its change
+        // sender, which ends it) alive.
+        let Some(now) = registry.upgrade().map(|r| r.list()) else {
+            return;
+        };
         let names: BTreeSet<String> = now.iter().map(|(n, _)| n.clone()).collect();
         for gone in known.difference(&names) {
             health.clear_service_status(&health_name(gone)).await;

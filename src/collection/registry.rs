@@ -256,6 +256,24 @@ impl Registry {
         &self.data_dir
     }
 
+    /// Stops writes and background work of every open collection and waits
+    /// for those running (a server shutting down: nothing of this process
+    /// touches the files after it).
+    pub fn close_all(&self) {
+        let open: Vec<Arc<Collection>> = self
+            .entries
+            .read()
+            .values()
+            .filter_map(|e| match e {
+                Entry::Ready(c) => Some(c.clone()),
+                _ => None,
+            })
+            .collect();
+        for c in open {
+            c.close();
+        }
+    }
+
     /// Every collection in name order: opening, ready or unavailable.
     pub fn list(&self) -> Vec<(String, State)> {
         self.entries

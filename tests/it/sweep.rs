@@ -1,8 +1,11 @@
-//! The fault sweep: one workload (create, upsert, replace, delete, flush
-//! with its seal and manifest update, background merge, a second collection
-//! created and dropped) run against an in-process server again and again,
-//! each time with one file operation failing, in the way the
-//! `vidx::storage::fs` seam can make it fail:
+//! The fault sweep: a workload run against an in-process server again and
+//! again, each time with one file operation failing, in the way the
+//! `vidx::storage::fs` seam can make it fail. Two workloads: the storage one
+//! (upsert, replace, delete, flush with its seal and manifest update,
+//! background merge, a second collection created and dropped), and writes
+//! into the log that recovery opened with no seal after them, so that the
+//! checking restart reads back whatever a failed append left in that log.
+//! The failures:
 //!
 //! - an error at operation N (ENOSPC with a short write, EIO, EACCES, EMFILE,
 //!   by the kind of operation), the disk then "freed" before the end;
@@ -12,7 +15,9 @@
 //!   (file contents, and directory entries by their directory's fsync)
 //!   survives.
 //!
-//! Each run then restarts a server on what the disk holds and checks: the
+//! Each run starts from a collection written before a restart (so its log
+//! is one that recovery opened), then restarts a server on what the disk
+//! holds after the workload and checks: the
 //! requests that met the failure were refused with a clear status; every
 //! collection opens; every acknowledged write is there (upserts with their
 //! vector, deletes still deleted, an acknowledged drop stays dropped);
@@ -69,12 +74,17 @@ fn names(prefix: &str, r: std::ops::Range<u32>) -> Vec<String> {
     r.map(|i| format!("{prefix}{i}")).collect()
 }
 
+/// What a run starts from, written before a restart: the workload then
+/// writes into a log that recovery opened, not one it created.
+fn setup() -> Vec<Step> {
+    vec![Step::Create("c"), Step::Upsert("c", ids("s", 0..10, 1))]
+}
+
 /// Upserts, replacements, deletes in the mutable and in sealed segments,
 /// seals, tombstone and manifest updates, merges, a create and a drop.
-fn workload() -> Vec<Step> {
+fn storage_workload() -> Vec<Step> {
     use Step::*;
     vec![
-        Create("c"),
         Upsert("c", ids("a", 0..20, 1)),
         Upsert("c", ids("a", 15..30, 2)),
         Delete("c", names("a", 0..4)),
@@ -93,6 +103,29 @@ fn workload() -> Vec<Step> {
         Upsert("c", ids("e", 0..5, 1)),
     ]
 }
+
+/// Writes into the log recovery opened, with no seal after them: the
+/// restart that checks reads every one of them back from that log (a seal
+/// would retire it, and with it any damage a failed append left there).
+fn recovered_log_workload() -> Vec<Step> {
+    use Step::*;
+    vec![
+        Upsert("c", ids("r", 0..6, 1)),
+        Upsert("c", ids("r", 4..10, 2)),
+        Delete("c", names("s", 0..3)),
+        Upsert("c", ids("t", 0..6, 1)),
+        Delete("c", names("r", 0..2)),
+        Upsert("c", ids("u", 0..6, 1)),
+    ]
+}
+
+/// A workload of the sweep: its name, for the report, and its steps.
+type Workload = (&'static str, fn() -> Vec<Step>);
+
+const WORKLOADS: [Workload; 2] = [
+    ("storage", storage_workload),
+    ("recovered log", recovered_log_workload),
+];
 
 fn vector(version: u32, id: &str) -> Vec<f32> {
     let h = id
@@ -185,9 +218,23 @@ fn errno_for(op: &str, n: u64) -> (i32, bool) {
     }
 }
 
-/// Counts a run with no failure: the operations and their kinds, in order.
-async fn count_ops(root: &Path) -> Vec<String> {
+/// Writes the setup into a fresh `root` and restarts on it; the model
+/// holds the setup, acknowledged.
+async fn set_up(root: &Path, model: &mut Model) -> TestServer {
+    std::fs::create_dir_all(root).unwrap();
     let server = TestServer::start_full(root, ServerOptions::default(), storage()).await;
+    let mut c = server.client().await;
+    for step in setup() {
+        run_step(&mut c, &step).await.expect("the setup runs clean");
+        model.record(&step, true);
+    }
+    server.stop().await;
+    TestServer::start_full(root, ServerOptions::default(), storage()).await
+}
+
+/// Counts a run with no failure: the operations and their kinds, in order.
+async fn count_ops(root: &Path, workload: fn() -> Vec<Step>) -> Vec<String> {
+    let server = set_up(root, &mut Model::default()).await;
     let inj = fs::inject(root, Plan::count());
     let mut c = server.client().await;
     for step in workload() {
@@ -296,14 +343,13 @@ struct Outcome {
 }
 
 /// One run: the workload with `plan` injected, then a restart and checks.
-async fn one_run(base: &Path, mode: Mode, plan: Plan) -> Outcome {
+async fn one_run(base: &Path, workload: fn() -> Vec<Step>, mode: Mode, plan: Plan) -> Outcome {
     let root = base.join("data");
-    std::fs::create_dir_all(&root).unwrap();
+    let mut model = Model::default();
     // Injected once the server is up: the failures hit the requests.
-    let server = TestServer::start_full(&root, ServerOptions::default(), storage()).await;
+    let server = set_up(&root, &mut model).await;
     let inj = fs::inject(&root, plan.clone());
     let mut c = server.client().await;
-    let mut model = Model::default();
     let mut out = Outcome::default();
     for step in workload() {
         let halted_before = matches!(mode, Mode::Crash | Mode::PowerCut) && inj.fired();
@@ -324,6 +370,9 @@ async fn one_run(base: &Path, mode: Mode, plan: Plan) -> Outcome {
     }
     settle(&mut c).await;
     out.fired = inj.fired();
+    if std::env::var("VIDX_SWEEP_ONLY").is_ok() {
+        eprintln!("trace:\n{}", inj.trace().join("\n"));
+    }
     let dir = restart_dir(base, mode, &inj, &root);
     server.stop().await;
     drop(inj);
@@ -525,12 +574,29 @@ fn plans(ops: &[String], stride: usize) -> Vec<(Mode, Plan)> {
 }
 
 async fn sweep(stride: usize) {
+    let mut problems = Vec::new();
+    for (name, workload) in WORKLOADS {
+        problems.extend(sweep_one(name, workload, stride).await);
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problems:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Sweeps the failure over `workload`; the problems found.
+async fn sweep_one(name: &str, workload: fn() -> Vec<Step>, stride: usize) -> Vec<String> {
     let started = Instant::now();
     let tmp = tempfile::tempdir().unwrap();
-    let counted = tmp.path().join("count");
-    std::fs::create_dir_all(&counted).unwrap();
-    let ops = count_ops(&counted).await;
-    let plans = plans(&ops, stride);
+    let ops = count_ops(&tmp.path().join("count"), workload).await;
+    let mut plans = plans(&ops, stride);
+    // VIDX_SWEEP_ONLY=<mode>:<at> (e.g. "Error:12") replays one run.
+    if let Ok(only) = std::env::var("VIDX_SWEEP_ONLY") {
+        plans.retain(|(mode, plan)| format!("{mode:?}:{}", plan.at) == only);
+        eprintln!("ops: {ops:?}\nplans: {plans:?}");
+    }
     let runs = plans.len();
     let mut results: Vec<(Mode, u64, Outcome)> = Vec::new();
     let mut queue = plans.into_iter().enumerate();
@@ -543,7 +609,7 @@ async fn sweep(stride: usize) {
             let base = tmp.path().join(format!("run-{i}"));
             running.spawn(async move {
                 let at = plan.at;
-                let o = one_run(&base, mode, plan).await;
+                let o = one_run(&base, workload, mode, plan).await;
                 let _ = std::fs::remove_dir_all(&base);
                 (mode, at, o)
             });
@@ -553,10 +619,17 @@ async fn sweep(stride: usize) {
             None => break,
         }
     }
-    report(&ops, runs, &results, started.elapsed());
+    report(name, &ops, runs, &results, started.elapsed())
 }
 
-fn report(ops: &[String], runs: usize, results: &[(Mode, u64, Outcome)], took: Duration) {
+/// Prints the counts of one workload's sweep; its problems.
+fn report(
+    name: &str,
+    ops: &[String],
+    runs: usize,
+    results: &[(Mode, u64, Outcome)],
+    took: Duration,
+) -> Vec<String> {
     let fired = |m: fn(&Mode) -> bool| {
         results
             .iter()
@@ -577,7 +650,7 @@ fn report(ops: &[String], runs: usize, results: &[(Mode, u64, Outcome)], took: D
         ] {
             for p in list {
                 problems.push(format!(
-                    "{mode:?} at {at} ({}): {what}: {p}",
+                    "{name}: {mode:?} at {at} ({}): {what}: {p}",
                     ops.get(*at as usize).map_or("", |s| s)
                 ));
             }
@@ -585,7 +658,7 @@ fn report(ops: &[String], runs: usize, results: &[(Mode, u64, Outcome)], took: D
     }
     let count = |f: fn(&Outcome) -> usize| results.iter().map(|(_, _, o)| f(o)).sum::<usize>();
     println!(
-        "fault sweep: {} operations in the workload, {runs} runs, {} failures injected \
+        "fault sweep, {name} workload: {} operations, {runs} runs, {} failures injected \
          ({errors} errors, {crashes} crashes, {cuts} power cuts); {} acknowledged upserts and \
          {} acknowledged deletes checked; {} lost, {} resurrected, {} collections that did not \
          open; {:.1} s",
@@ -598,12 +671,7 @@ fn report(ops: &[String], runs: usize, results: &[(Mode, u64, Outcome)], took: D
         count(|o| o.unopened.len()),
         took.as_secs_f64()
     );
-    assert!(
-        problems.is_empty(),
-        "{} problems:\n{}",
-        problems.len(),
-        problems.join("\n")
-    );
+    problems
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -129,7 +129,11 @@ fn records() -> Vec<WalRecord> {
                     }),
                 })
                 .collect(),
-            deletes: if i % 2 == 1 { vec![format!("p{}-0", i - 1)] } else { vec![] },
+            deletes: if i % 2 == 1 {
+                vec![format!("p{}-0", i - 1)]
+            } else {
+                vec![]
+            },
         })
         .collect()
 }
@@ -256,7 +260,10 @@ fn mutate_json(v: &mut serde_json::Value, path: &[usize], with: &serde_json::Val
     use serde_json::Value;
     match v {
         Value::Object(m) if !m.is_empty() => {
-            let k = m.keys().nth(path.first().copied().unwrap_or(0) % m.len()).cloned();
+            let k = m
+                .keys()
+                .nth(path.first().copied().unwrap_or(0) % m.len())
+                .cloned();
             if let Some(k) = k {
                 match path.get(1) {
                     Some(_) => mutate_json(m.get_mut(&k).unwrap(), &path[1..], with),
@@ -308,7 +315,12 @@ fn collection_files(root: &Path) -> std::path::PathBuf {
     };
     let r = Registry::open(root, opts).unwrap();
     let c = r
-        .create(CollectionConfig::new("c", DIM as u32, Metric::L2, Kind::Image))
+        .create(CollectionConfig::new(
+            "c",
+            DIM as u32,
+            Metric::L2,
+            Kind::Image,
+        ))
         .unwrap();
     let pts = |range: std::ops::Range<usize>| -> Vec<pb::Point> {
         points()[range]

@@ -140,15 +140,83 @@ pub fn metadata(field: &str, m: &pb::Metadata) -> Result<()> {
     Ok(())
 }
 
-/// ISO 3166-1 alpha-2 format: two upper-case ASCII letters.
+/// The officially assigned ISO 3166-1 alpha-2 codes (249, as in Debian's
+/// iso-codes 4.15), sorted. User-assigned (`XK`, `AA`, `QM`–`QZ`, `XA`–`XZ`,
+/// `ZZ`) and reserved codes (`UK`, `EL`, `EU`) are not countries here: a
+/// filter on them would match nothing that was stored under the real code.
+pub const ISO_3166_ALPHA2: [&str; 249] = [
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
+/// Codes people use for a country that has another ISO code.
+const COUNTRY_ALIASES: &[(&str, &str)] = &[
+    ("UK", "GB"), // the United Kingdom's own usage and its internet domain
+    ("EL", "GR"), // Greece in European Union usage
+];
+
+/// Whether `c` is an assigned ISO 3166-1 alpha-2 code.
+pub fn is_country(c: &str) -> bool {
+    ISO_3166_ALPHA2.binary_search(&c).is_ok()
+}
+
+/// An assigned ISO 3166-1 alpha-2 country code (see [`ISO_3166_ALPHA2`]),
+/// with a hint for a well-known alias (`UK` → `GB`) or lower case.
 pub fn country(field: &str, c: &str, allow_empty: bool) -> Result<()> {
-    if c.is_empty() && allow_empty {
+    if (c.is_empty() && allow_empty) || is_country(c) {
         return Ok(());
     }
-    if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(Error::invalid(format!(
-            "{field} {} is not an ISO 3166-1 alpha-2 code (two upper-case letters, e.g. \"DE\")",
+    let upper = c.to_ascii_uppercase();
+    let hint = COUNTRY_ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == upper)
+        .map(|(_, code)| *code)
+        .or_else(|| is_country(&upper).then_some(upper.as_str()));
+    Err(Error::invalid(match hint {
+        Some(code) => format!(
+            "{field} {} is not an ISO 3166-1 alpha-2 country code; did you mean {code}?",
             show(c)
+        ),
+        None => format!(
+            "{field} {} is not an assigned ISO 3166-1 alpha-2 country code (two upper-case letters, e.g. \"DE\")",
+            show(c)
+        ),
+    }))
+}
+
+/// `exclude_same_upload` / `exclude_same_case` take the upload and case of
+/// the stored query point; a vector query has none, and ignoring the flag
+/// would return the very upload the caller asked to leave out.
+pub fn exclusions(
+    queries: &[pb::Query],
+    exclude_same_upload: bool,
+    exclude_same_case: bool,
+) -> Result<()> {
+    let field = match (exclude_same_upload, exclude_same_case) {
+        (false, false) => return Ok(()),
+        (true, _) => "exclude_same_upload",
+        (false, true) => "exclude_same_case",
+    };
+    let vector = queries
+        .iter()
+        .position(|q| matches!(q.query, Some(pb::query::Query::Vector(_))));
+    if let Some(i) = vector {
+        return Err(Error::invalid(format!(
+            "{field} applies to point_id queries, but queries[{i}] is a vector; filter by filter.upload_ids_none or filter.case_ids_none instead"
         )));
     }
     Ok(())
@@ -237,8 +305,29 @@ mod tests {
     fn countries_and_ids() {
         assert!(country("c", "DE", false).is_ok());
         assert!(country("c", "", true).is_ok());
-        for bad in ["de", "DEU", "D", "Germany", "D1"] {
+        assert!(country("c", "", false).is_err());
+        for bad in [
+            "de", "DEU", "D", "Germany", "D1", "ZZ", "XK", "EU", "UK", "EL",
+        ] {
             assert!(country("c", bad, true).is_err(), "{bad}");
+        }
+        for (bad, hint) in [("UK", "GB"), ("EL", "GR"), ("uk", "GB"), ("de", "DE")] {
+            let e = country("m.country", bad, true).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("m.country {bad:?}")), "{e}");
+            assert!(e.ends_with(&format!("did you mean {hint}?")), "{e}");
+        }
+        let e = country("c", "ZZ", true).unwrap_err().to_string();
+        assert!(!e.contains("did you mean"), "{e}");
+        // The table is sorted (binary search), without repeats, and holds
+        // only two-letter upper-case codes.
+        assert!(ISO_3166_ALPHA2.windows(2).all(|w| w[0] < w[1]));
+        assert!(
+            ISO_3166_ALPHA2
+                .iter()
+                .all(|c| c.len() == 2 && c.bytes().all(|b| b.is_ascii_uppercase()))
+        );
+        for c in ["AD", "GB", "GR", "ZW", "SS", "BQ"] {
+            assert!(is_country(c), "{c}");
         }
         assert!(point_id("id", "a#1").is_ok());
         assert!(point_id("id", "").is_err());

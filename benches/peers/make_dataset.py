@@ -12,7 +12,7 @@ DIR gets base.npy (float32, n x d), query.npy (float32, q x d), gt.npy
   like the embeddings of images of one series.
 - sift: 128-d non-negative integer-valued vectors around centres, L2.
 
-The distributions follow vidx's generator (src/bench.rs) but not its random
+The distributions follow vidx's generator (src/tools/bench_ann.rs) but not its random
 streams: the vectors differ from what `vidx bench ann` generates for the same
 seed, so compare engines only on one exported directory.
 """

@@ -33,14 +33,28 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 /// clients alike.
 pub const WINDOW_BYTES: u32 = 8 << 20;
 
-/// A client channel to `url` with vidx's flow-control windows.
-pub async fn channel(url: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
-    tonic::transport::Endpoint::from_shared(url.to_string())?
+/// A server address as a URL: `host:port` and `[::1]:port` (the form
+/// grpcurl and grpcio take) become `http://host:port`; URLs stay as given.
+pub fn endpoint_url(addr: &str) -> String {
+    if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    }
+}
+
+/// The endpoint at `addr` (a URL or `host:port`, see [`endpoint_url`]) with
+/// vidx's flow-control windows; fails only if `addr` is not an address.
+pub fn endpoint(addr: &str) -> Result<tonic::transport::Endpoint, tonic::transport::Error> {
+    Ok(tonic::transport::Endpoint::from_shared(endpoint_url(addr))?
         .initial_stream_window_size(Some(WINDOW_BYTES))
         .initial_connection_window_size(Some(WINDOW_BYTES))
-        .tcp_nodelay(true)
-        .connect()
-        .await
+        .tcp_nodelay(true))
+}
+
+/// A client channel to `addr` (see [`endpoint`]).
+pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::transport::Error> {
+    endpoint(addr)?.connect().await
 }
 
 #[derive(Clone, Debug)]
@@ -190,4 +204,24 @@ fn client_error_status<B>(mut resp: http::Response<B>) -> http::Response<B> {
         let _ = rewritten.add_header(resp.headers_mut());
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::endpoint_url;
+
+    #[test]
+    fn host_port_addresses_become_http_urls() {
+        assert_eq!(endpoint_url("127.0.0.1:50051"), "http://127.0.0.1:50051");
+        assert_eq!(endpoint_url("[::1]:50051"), "http://[::1]:50051");
+        assert_eq!(endpoint_url("localhost:7"), "http://localhost:7");
+        assert_eq!(endpoint_url("http://10.0.0.1:1"), "http://10.0.0.1:1");
+        assert_eq!(
+            endpoint_url("https://vidx.example:443"),
+            "https://vidx.example:443"
+        );
+        for addr in ["127.0.0.1:50051", "[::1]:50051", "https://vidx.example:443"] {
+            assert!(super::endpoint(addr).is_ok(), "{addr}");
+        }
+    }
 }

@@ -78,7 +78,7 @@ fn link_collections(
     face: &str,
 ) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
     link_names(image, face)?;
-    let images = registry.get(image)?;
+    let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
     let faces = if face.is_empty() {
         None
     } else {
@@ -87,7 +87,12 @@ fn link_collections(
                 "face_collection {face:?} is the image collection; name the collection holding the face points"
             )));
         }
-        Some(registry.get(face)?)
+        Some(collection_of_kind(
+            registry,
+            "face_collection",
+            face,
+            config::Kind::Face,
+        )?)
     };
     Ok((images, faces))
 }
@@ -110,6 +115,26 @@ fn storable(field: &str, it: &Item) -> Result<(), Error> {
         validate::point_id(&format!("{field}.faces[{n}], stored as point id"), &id)?;
     }
     Ok(())
+}
+
+/// The collection `name`, which `field` needs to be of `kind`: linking face
+/// points as scenes (or images as faces) would run and store nonsense.
+fn collection_of_kind(
+    registry: &Registry,
+    field: &str,
+    name: &str,
+    kind: config::Kind,
+) -> Result<Arc<Collection>, Error> {
+    let c = registry.get(name)?;
+    let has = c.config().kind;
+    if has != kind {
+        return Err(Error::FailedPrecondition(format!(
+            "{field} {name:?} is a {} collection; {field} must name a {} collection",
+            has.to_pb().as_str_name(),
+            kind.to_pb().as_str_name()
+        )));
+    }
+    Ok(c)
 }
 
 /// Runs CPU-bound or blocking work on tokio's blocking pool.
@@ -529,6 +554,9 @@ impl VectorIndex for Service {
         let lock = self.link_lock.clone();
         let out = blocking(move || {
             let _guard = lock.lock();
+            // The kind before the stored state: a FACE collection has none.
+            validate::collection_name("image_collection", &req.image_collection)?;
+            collection_of_kind(&registry, "image_collection", &req.image_collection, config::Kind::Image)?;
             let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
@@ -775,6 +803,7 @@ impl VectorIndex for Service {
             ));
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
+        validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
         let opts = SearchOptions {
             filter: Filter::from_pb(req.filter.as_ref())?,
             exclude_same_upload: req.exclude_same_upload,

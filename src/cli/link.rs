@@ -12,26 +12,28 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::cli::client::{ClientArgs, connect, status_error};
+use crate::cli::table::Table;
 use crate::pb;
 
-/// Distance thresholds and rule flags shared by `link` (0 = server default).
+/// Distance thresholds and rule flags of `link`. An absent value is sent as
+/// 0, which the server reads as its default (given in each flag's help).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct ParamArgs {
     /// Largest image distance that links two media [default: 0.36 under cosine].
-    #[arg(long, default_value_t = 0.0)]
-    pub image_threshold: f32,
+    #[arg(long)]
+    pub image_threshold: Option<f32>,
     /// Largest face distance that counts as a face match [default: 0.70 under cosine].
-    #[arg(long, default_value_t = 0.0)]
-    pub face_threshold: f32,
+    #[arg(long)]
+    pub face_threshold: Option<f32>,
     /// Image distance of near-duplicates, which link on their own [default: 0.05].
-    #[arg(long, default_value_t = 0.0)]
-    pub near_duplicate_threshold: f32,
+    #[arg(long)]
+    pub near_duplicate_threshold: Option<f32>,
     /// Neighbours per point [default: 32].
-    #[arg(long, default_value_t = 0)]
-    pub k: u32,
+    #[arg(long)]
+    pub k: Option<u32>,
     /// Common neighbours an ordinary edge needs [default: 1].
-    #[arg(long, default_value_t = 0)]
-    pub min_shared_neighbours: u32,
+    #[arg(long)]
+    pub min_shared_neighbours: Option<u32>,
     /// Plain single linkage (no anti-chaining rule), for comparison.
     #[arg(long)]
     pub single_linkage: bool,
@@ -70,6 +72,7 @@ pub struct LinkArgs {
 pub struct LinkUploadArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The image collection the upload is in, linked before by `vidx link`.
     #[arg(long, default_value = "images")]
     pub images: String,
     /// The face collection ("" = the one the stored series were linked with).
@@ -87,6 +90,7 @@ pub struct LinkUploadArgs {
 pub struct TriageArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The image collection to triage against.
     #[arg(long, default_value = "images")]
     pub images: String,
     /// The face collection ("" for none).
@@ -99,11 +103,12 @@ pub struct TriageArgs {
     /// Store the items after triage (default: they are not stored).
     #[arg(long)]
     pub store: bool,
-    /// Image distance threshold (0 = the stored series', else 0.36).
-    #[arg(long, default_value_t = 0.0)]
-    pub image_threshold: f32,
-    #[arg(long, default_value_t = 0.0)]
-    pub face_threshold: f32,
+    /// Largest image distance to known material [default: the stored series', else 0.36 under cosine].
+    #[arg(long)]
+    pub image_threshold: Option<f32>,
+    /// Largest face distance to a known face [default: the stored series', else 0.70 under cosine].
+    #[arg(long)]
+    pub face_threshold: Option<f32>,
     /// Items per streamed message.
     #[arg(long, default_value_t = 500)]
     pub batch: usize,
@@ -168,14 +173,6 @@ pub fn series_json(s: &pb::Series) -> serde_json::Value {
     })
 }
 
-fn short(id: &str) -> String {
-    if id.len() > 16 {
-        format!("{}…", &id[..16])
-    } else {
-        id.to_string()
-    }
-}
-
 pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
     let mut client = connect(&a.client.server).await?;
     let stream = client
@@ -229,12 +226,12 @@ fn link_request(a: &LinkArgs) -> pb::LinkSeriesRequest {
         image_collection: a.images.clone(),
         face_collection: a.faces.clone(),
         params: Some(pb::LinkParams {
-            image_threshold: p.image_threshold,
-            face_threshold: p.face_threshold,
-            near_duplicate_threshold: p.near_duplicate_threshold,
-            k: p.k,
+            image_threshold: p.image_threshold.unwrap_or(0.0),
+            face_threshold: p.face_threshold.unwrap_or(0.0),
+            near_duplicate_threshold: p.near_duplicate_threshold.unwrap_or(0.0),
+            k: p.k.unwrap_or(0),
             ef: 0,
-            min_shared_neighbours: p.min_shared_neighbours,
+            min_shared_neighbours: p.min_shared_neighbours.unwrap_or(0),
             single_linkage: p.single_linkage,
         }),
         scope: Some(pb::LinkScope {
@@ -322,23 +319,36 @@ fn write_link_summary(a: &LinkArgs, s: &pb::LinkSummary) -> anyhow::Result<()> {
 fn print_series_table(all: &[pb::Series], show: usize) {
     if show > 0 && !all.is_empty() {
         println!();
-        println!(
-            "{:<22} {:>5} {:<20} {:>7} {:<23} {:<10} {:<8}",
-            "series", "media", "countries", "uploads", "captured", "identified", "label"
-        );
-        for x in all.iter().take(show) {
-            println!(
-                "{:<22} {:>5} {:<20} {:>7} {:<23} {:<10} {:<8}",
-                short(&x.series_id),
-                x.media_ids.len(),
-                x.countries.join(","),
-                x.upload_ids.len(),
-                format!("{}..{}", date(x.captured_from), date(x.captured_until)),
-                if x.victim_identified { "yes" } else { "no" },
-                x.labels.join(",")
-            );
-        }
+        println!("{}", series_table(&all[..show.min(all.len())]));
     }
+}
+
+/// The series `vidx link` lists on the terminal.
+fn series_table(series: &[pb::Series]) -> String {
+    let mut t = Table::new(
+        &[
+            "series",
+            "media",
+            "countries",
+            "uploads",
+            "captured",
+            "identified",
+            "label",
+        ],
+        &[1, 3],
+    );
+    for x in series {
+        t.row(vec![
+            x.series_id.clone(),
+            x.media_ids.len().to_string(),
+            x.countries.join(","),
+            x.upload_ids.len().to_string(),
+            format!("{}..{}", date(x.captured_from), date(x.captured_until)),
+            if x.victim_identified { "yes" } else { "no" }.to_string(),
+            x.labels.join(","),
+        ]);
+    }
+    t.render()
 }
 
 pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {
@@ -379,14 +389,17 @@ pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {
     for m in &r.merges {
         println!("merged into {}: {}", m.series_id, m.merged.join(", "));
     }
-    for s in &r.series {
-        println!(
-            "{:<22} {:>5} media  {}{}",
-            short(&s.series_id),
-            s.media_ids.len(),
-            s.countries.join(","),
-            if s.cross_border { "  cross-border" } else { "" }
-        );
+    if !r.series.is_empty() {
+        let mut t = Table::new(&["series", "media", "countries", "cross-border"], &[1]);
+        for s in &r.series {
+            t.row(vec![
+                s.series_id.clone(),
+                s.media_ids.len().to_string(),
+                s.countries.join(","),
+                if s.cross_border { "yes" } else { "no" }.to_string(),
+            ]);
+        }
+        println!("{}", t.render());
     }
     Ok(())
 }
@@ -475,8 +488,8 @@ fn triage_requests(a: &TriageArgs, items: &[pb::TriageItem]) -> Vec<pb::TriageRe
             },
             items: chunk.to_vec(),
             store: a.store,
-            image_threshold: a.image_threshold,
-            face_threshold: a.face_threshold,
+            image_threshold: a.image_threshold.unwrap_or(0.0),
+            face_threshold: a.face_threshold.unwrap_or(0.0),
         });
     }
     msgs
@@ -564,34 +577,35 @@ fn print_triage(results: &[pb::TriageResult], s: &pb::TriageSummary, show: usize
     );
     if show > 0 {
         println!();
-        println!(
-            "{:<18} {:<7} {:<19} {:<22} {:>8} {:>5}",
-            "id", "verdict", "priority", "series", "distance", "faces"
-        );
-        for r in results.iter().take(show) {
-            println!(
-                "{:<18} {:<7} {:<19} {:<22} {:>8.4} {:>5}",
-                short(&r.id),
-                verdict_name(r.verdict),
-                priority_name(r.priority),
-                short(&r.series_id),
-                r.nearest_distance,
-                r.matched_faces
-            );
-        }
+        println!("{}", verdicts_table(&results[..show.min(results.len())]));
     }
     for (i, g) in s.new_groups.iter().enumerate().take(show) {
         println!(
             "candidate series {} among new items: {} items ({})",
             i + 1,
             g.ids.len(),
-            g.ids
-                .iter()
-                .map(|x| short(x))
-                .collect::<Vec<_>>()
-                .join(", ")
+            g.ids.join(", ")
         );
     }
+}
+
+/// The verdicts `vidx triage` lists on the terminal, most urgent first.
+fn verdicts_table(results: &[pb::TriageResult]) -> String {
+    let mut t = Table::new(
+        &["id", "verdict", "priority", "series", "distance", "faces"],
+        &[4, 5],
+    );
+    for r in results {
+        t.row(vec![
+            r.id.clone(),
+            verdict_name(r.verdict).to_string(),
+            priority_name(r.priority).to_string(),
+            r.series_id.clone(),
+            format!("{:.4}", r.nearest_distance),
+            r.matched_faces.to_string(),
+        ]);
+    }
+    t.render()
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
 //! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`,
-//! `flush`, `bench`; the linking and triage commands are in `linkcli`.
+//! `flush`, `bench`; the linking and triage commands are in [`link`].
 //!
 //! The top layer: may import every other layer.
 
 pub mod client;
 pub mod demo;
 pub mod link;
+pub mod table;
 pub mod tools;
 
 use std::net::SocketAddr;
@@ -74,6 +75,7 @@ pub enum BenchCommand {
 pub struct FlushArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The collection to seal.
     #[arg(long)]
     pub collection: String,
 }
@@ -149,17 +151,20 @@ pub enum KindArg {
 pub struct IngestArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The collection to write into; created if absent.
     #[arg(long)]
     pub collection: String,
     /// Points per streamed message.
     #[arg(long, default_value_t = 1000)]
     pub batch: usize,
-    /// Metric when the collection has to be created.
-    #[arg(long, value_enum, default_value = "cosine")]
-    pub metric: MetricArg,
-    /// Kind when the collection has to be created.
-    #[arg(long, value_enum, default_value = "image")]
-    pub kind: KindArg,
+    /// Metric of a collection created here [default: cosine]; if given, an
+    /// existing collection must have it.
+    #[arg(long, value_enum)]
+    pub metric: Option<MetricArg>,
+    /// Kind of a collection created here [default: image]; if given, an
+    /// existing collection must be of it.
+    #[arg(long, value_enum)]
+    pub kind: Option<KindArg>,
     /// `.jsonl` files with vectors, or `.npy` files with a same-stem `.jsonl` of metadata.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -169,6 +174,7 @@ pub struct IngestArgs {
 pub struct SearchArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The collection to search.
     #[arg(long)]
     pub collection: String,
     /// "More like this": the stored point with this id.
@@ -180,8 +186,10 @@ pub struct SearchArgs {
     /// Take the query from a row of a .npy matrix.
     #[arg(long, requires = "row")]
     pub npy: Option<PathBuf>,
+    /// With --npy: the row (from 0) to take.
     #[arg(long)]
     pub row: Option<usize>,
+    /// Hits to return.
     #[arg(short, long, default_value_t = 10)]
     pub k: u32,
     /// Search breadth (0 = server default).
@@ -212,29 +220,37 @@ pub struct FilterArgs {
     /// Not these countries.
     #[arg(long = "not-country", value_delimiter = ',')]
     pub countries_none: Vec<String>,
+    /// Only points uploaded by these agencies.
     #[arg(long = "agency", value_delimiter = ',')]
     pub agencies_any: Vec<String>,
+    /// Only points of these cases.
     #[arg(long = "case", value_delimiter = ',')]
     pub case_ids_any: Vec<String>,
+    /// Not these cases.
     #[arg(long = "not-case", value_delimiter = ',')]
     pub case_ids_none: Vec<String>,
+    /// Only points of these uploads.
     #[arg(long = "upload", value_delimiter = ',')]
     pub upload_ids_any: Vec<String>,
+    /// Not these uploads.
     #[arg(long = "not-upload", value_delimiter = ',')]
     pub upload_ids_none: Vec<String>,
+    /// Not these media.
     #[arg(long = "not-media", value_delimiter = ',')]
     pub media_ids_none: Vec<String>,
     /// true: only identified victims; false: only unidentified.
     #[arg(long)]
     pub identified: Option<bool>,
-    /// Unix seconds or YYYY-MM-DD (UTC), inclusive.
+    /// Captured at or after: Unix seconds or YYYY-MM-DD (UTC).
     #[arg(long, value_parser = parse_time)]
     pub captured_after: Option<i64>,
-    /// Unix seconds or YYYY-MM-DD (UTC), exclusive.
+    /// Captured before: Unix seconds or YYYY-MM-DD (UTC).
     #[arg(long, value_parser = parse_time)]
     pub captured_before: Option<i64>,
+    /// Uploaded at or after: Unix seconds or YYYY-MM-DD (UTC).
     #[arg(long, value_parser = parse_time)]
     pub uploaded_after: Option<i64>,
+    /// Uploaded before: Unix seconds or YYYY-MM-DD (UTC).
     #[arg(long, value_parser = parse_time)]
     pub uploaded_before: Option<i64>,
     /// Every one of these tags.
@@ -505,18 +521,18 @@ async fn ensure_collection(
             name: a.collection.clone(),
         })
         .await;
+    let metric = match a.metric.unwrap_or(MetricArg::Cosine) {
+        MetricArg::Cosine => pb::Metric::Cosine,
+        MetricArg::Dot => pb::Metric::Dot,
+        MetricArg::L2 => pb::Metric::L2,
+    };
+    let kind = match a.kind.unwrap_or(KindArg::Image) {
+        KindArg::Image => pb::Kind::Image,
+        KindArg::Face => pb::Kind::Face,
+    };
     match describe {
-        Ok(_) => Ok(()),
+        Ok(info) => check_existing(&info.into_inner(), a, metric, kind),
         Err(s) if s.code() == tonic::Code::NotFound => {
-            let metric = match a.metric {
-                MetricArg::Cosine => pb::Metric::Cosine,
-                MetricArg::Dot => pb::Metric::Dot,
-                MetricArg::L2 => pb::Metric::L2,
-            };
-            let kind = match a.kind {
-                KindArg::Image => pb::Kind::Image,
-                KindArg::Face => pb::Kind::Face,
-            };
             client
                 .create_collection(pb::CreateCollectionRequest {
                     name: a.collection.clone(),
@@ -537,7 +553,43 @@ async fn ensure_collection(
     }
 }
 
+/// An existing collection must have the metric and kind that `ingest` was
+/// given explicitly: a face file ingested into an image collection would be
+/// linked as scenes.
+fn check_existing(
+    info: &pb::CollectionInfo,
+    a: &IngestArgs,
+    metric: pb::Metric,
+    kind: pb::Kind,
+) -> anyhow::Result<()> {
+    let has_kind = pb::Kind::try_from(info.kind).unwrap_or(pb::Kind::Unspecified);
+    if a.kind.is_some() && has_kind != kind {
+        bail!(
+            "collection {} is a {} collection; --kind {} does not match (leave --kind out to ingest into it as it is)",
+            info.name,
+            has_kind.as_str_name(),
+            kind.as_str_name().to_lowercase()
+        );
+    }
+    let has_metric = pb::Metric::try_from(info.metric).unwrap_or(pb::Metric::Unspecified);
+    if a.metric.is_some() && has_metric != metric {
+        bail!(
+            "collection {} measures {} distances; --metric {} does not match (leave --metric out to ingest into it as it is)",
+            info.name,
+            has_metric.as_str_name(),
+            metric.as_str_name().to_lowercase()
+        );
+    }
+    Ok(())
+}
+
 async fn search(a: SearchArgs) -> anyhow::Result<()> {
+    // clap's `requires` is void here: --id conflicts with the vector flags.
+    if a.id.is_none() && (a.exclude_same_upload || a.exclude_same_case) {
+        bail!(
+            "--exclude-same-upload and --exclude-same-case apply to --id queries; with a vector, use --not-upload or --not-case"
+        );
+    }
     let query = if let Some(id) = &a.id {
         pb::query::Query::PointId(id.clone())
     } else if let Some(v) = &a.vector {
@@ -592,31 +644,45 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!(
-        "{:>4}  {:<44} {:>8}  {:<3} {:<12} {:<18} {:<8} identified",
-        "rank", "id", "distance", "cc", "upload", "case", "series"
-    );
+    println!("{}", hits_table(&hits, a.group_by_media));
+    Ok(())
+}
+
+/// Search hits as a terminal table; grouped by media, with each hit's
+/// media and how many of its points matched.
+fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
+    let mut header = vec![
+        "rank",
+        "id",
+        "distance",
+        "cc",
+        "upload",
+        "case",
+        "series",
+        "identified",
+    ];
+    if group_by_media {
+        header.extend(["media", "matched"]);
+    }
+    let mut t = table::Table::new(&header, &[0, 2, 9]);
     for (i, h) in hits.iter().enumerate() {
         let m = h.metadata.clone().unwrap_or_default();
-        println!(
-            "{:>4}  {:<44} {:>8.4}  {:<3} {:<12} {:<18} {:<8} {}",
-            i + 1,
-            h.id,
-            h.distance,
+        let mut row = vec![
+            (i + 1).to_string(),
+            h.id.clone(),
+            format!("{:.4}", h.distance),
             m.country,
             m.upload_id,
             m.case_id,
             m.series_label,
-            if m.victim_identified { "yes" } else { "no" }
-        );
-        if a.group_by_media {
-            println!(
-                "      media {} ({} matching points)",
-                m.media_id, h.matched_faces
-            );
+            if m.victim_identified { "yes" } else { "no" }.to_string(),
+        ];
+        if group_by_media {
+            row.extend([m.media_id, h.matched_faces.to_string()]);
         }
+        t.row(row);
     }
-    Ok(())
+    t.render()
 }
 
 async fn collections(a: ClientArgs) -> anyhow::Result<()> {
@@ -626,22 +692,26 @@ async fn collections(a: ClientArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
-    println!(
-        "{:<24} {:>6} {:<7} {:<6} {:>10} {:>12} {:>12}",
-        "name", "dim", "metric", "kind", "points", "memory", "disk"
+    let mut t = table::Table::new(
+        &["name", "dim", "metric", "kind", "points", "memory", "disk"],
+        &[1, 4, 5, 6],
     );
     for c in resp.collections {
-        println!(
-            "{:<24} {:>6} {:<7} {:<6} {:>10} {:>12} {:>12}",
+        t.row(vec![
             c.name,
-            c.dim,
-            pb::Metric::try_from(c.metric).map_or("?", |m| m.as_str_name()),
-            pb::Kind::try_from(c.kind).map_or("?", |k| k.as_str_name()),
-            c.points,
-            c.memory_bytes,
-            c.disk_bytes
-        );
+            c.dim.to_string(),
+            pb::Metric::try_from(c.metric)
+                .map_or("?", |m| m.as_str_name())
+                .to_string(),
+            pb::Kind::try_from(c.kind)
+                .map_or("?", |k| k.as_str_name())
+                .to_string(),
+            c.points.to_string(),
+            table::bytes(c.memory_bytes),
+            table::bytes(c.disk_bytes),
+        ]);
     }
+    println!("{}", t.render());
     Ok(())
 }
 

@@ -132,10 +132,13 @@ pub struct AnnArgs {
     /// Dimension of the `image` dataset (`sift` is always 128).
     #[arg(long, default_value_t = 512)]
     pub dim: usize,
+    /// Neighbours per query; recall is recall@k.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// HNSW links per node (upper layers; twice as many on layer 0).
     #[arg(long, default_value_t = 16)]
     pub m: usize,
+    /// HNSW build breadth.
     #[arg(long, default_value_t = 200)]
     pub ef_construction: usize,
     /// The ef sweep.
@@ -154,6 +157,7 @@ pub struct AnnArgs {
     /// Queries per gRPC request in the batched run.
     #[arg(long, default_value_t = 50)]
     pub batch: usize,
+    /// Seed of the generated dataset and queries.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Write the dataset here (base.npy, query.npy, gt.npy, meta.json).
@@ -196,16 +200,22 @@ impl From<AnnArgs> for AnnOptions {
 /// selectivities beside unfiltered search on the same collection.
 #[derive(clap::Args, Debug, Clone)]
 pub struct FilterBenchArgs {
+    /// Points of the generated (clustered, cosine) collection.
     #[arg(long, default_value_t = 100_000)]
     pub n: usize,
+    /// Queries per selectivity.
     #[arg(long, default_value_t = 200)]
     pub queries: usize,
+    /// Dimension of the vectors.
     #[arg(long, default_value_t = 512)]
     pub dim: usize,
+    /// Neighbours per query; recall is recall@k.
     #[arg(long, default_value_t = 10)]
     pub k: usize,
+    /// Search breadth.
     #[arg(long, default_value_t = 128)]
     pub ef: usize,
+    /// Seed of the vectors and the selectivity tags.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }

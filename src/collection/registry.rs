@@ -25,6 +25,7 @@ use tokio::sync::watch;
 use crate::collection::config::Config;
 use crate::collection::{Collection, StorageOptions};
 use crate::error::{Error, Result};
+use crate::storage::lock::DirLock;
 use crate::storage::{durable, fs};
 use crate::validate;
 
@@ -56,11 +57,14 @@ pub struct Registry {
     /// Bumped whenever a collection opens, fails, changes health, is
     /// created or dropped.
     changes: Arc<watch::Sender<u64>>,
+    /// One registry (one process) per data directory at a time.
+    _lock: DirLock,
 }
 
 impl Registry {
     /// Opens (creating if needed) the data directory and every collection
-    /// in it, before returning.
+    /// in it, before returning. Refused (FAILED_PRECONDITION, naming the
+    /// holder's pid) while another registry has the directory open.
     pub fn open(data_dir: &Path, opts: StorageOptions) -> Result<Registry> {
         let r = Registry::scan(data_dir, opts)?;
         r.open_all();
@@ -72,6 +76,7 @@ impl Registry {
     pub fn scan(data_dir: &Path, opts: StorageOptions) -> Result<Registry> {
         let root = data_dir.join(COLLECTIONS_DIR);
         fs::create_dir_all_durably(&root)?;
+        let lock = DirLock::acquire(data_dir)?;
         let mut entries = BTreeMap::new();
         let mut dirs: Vec<fs::Entry> = fs::read_dir(&root)?
             .into_iter()
@@ -99,6 +104,7 @@ impl Registry {
             entries: RwLock::new(entries),
             ddl: Mutex::new(()),
             changes: Arc::new(watch::Sender::new(0)),
+            _lock: lock,
         })
     }
 

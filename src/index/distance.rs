@@ -1,7 +1,7 @@
 //! Metrics and the distance kernels behind them.
 //!
-//! One set of kernels serves the in-memory graph, exact scans and (later)
-//! sealed segments. `dot` and `l2_squared` dispatch at run time to AVX2+FMA
+//! One set of kernels serves the in-memory graph, the memory-mapped graph of
+//! sealed segments and exact scans. `dot` and `l2_squared` dispatch at run time to AVX2+FMA
 //! where the CPU has it and fall back to a portable loop that LLVM vectorises
 //! for the baseline target.
 
@@ -50,7 +50,7 @@ impl Metric {
         }
     }
 
-    /// The distance a client sees (DESIGN.md): lower is closer.
+    /// The distance a client sees (README, "Distances"): lower is closer.
     #[inline]
     pub fn distance(self, a: &[f32], b: &[f32]) -> f32 {
         self.from_rank(self.rank(a, b))

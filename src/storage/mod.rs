@@ -1,8 +1,8 @@
 //! Bytes and durability: the one door to the filesystem (`fs`, where
 //! faults are injected in tests), the versioned, checksummed file envelope,
 //! the write-ahead log, the manifest, the durable-write helpers
-//! (write-then-rename, directory fsync) and the table of every stored
-//! format's version. Nothing here knows about vectors
+//! (write-then-rename, directory fsync), the data directory's lock and the
+//! table of every stored format's version. Nothing here knows about vectors
 //! beyond the records it stores.
 //!
 //! May import: the root modules (`pb`, `error`, `validate`) only.
@@ -10,6 +10,7 @@
 pub mod durable;
 pub mod envelope;
 pub mod fs;
+pub mod lock;
 pub mod manifest;
 pub mod versions;
 pub mod wal;

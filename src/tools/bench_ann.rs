@@ -1,5 +1,7 @@
-//! `vidx bench ann`: the recall-vs-speed harness users compare vidx with
-//! FAISS, hnswlib and USearch by.
+//! `vidx bench ann` and `vidx bench filter`.
+//!
+//! `bench ann` is the recall-vs-speed harness users compare vidx with FAISS,
+//! hnswlib and USearch by.
 //!
 //! For one dataset it builds the index and sweeps `ef`, reporting for each
 //! point recall@k against exact ground truth, QPS on one thread and on all
@@ -18,6 +20,11 @@
 //! `benches/peers/compare.py` can put them side by side. `--export` writes
 //! the dataset (`base.npy`, `query.npy`, `gt.npy`, `meta.json`) for the peers
 //! to read exactly the same vectors and ground truth.
+//!
+//! `bench filter` builds one generated set whose points carry tags planted
+//! at 50%, 10%, 1% and 0.1% selectivity and prints, for the mutable and the
+//! sealed segment, recall and one-thread QPS of search filtered to each (and
+//! by a filter no point passes) beside unfiltered search.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -3,7 +3,7 @@
 //! There is no real embedding data to ship and there must never be real abuse
 //! data anywhere, so tests, demos and benchmarks run on vectors this module
 //! invents, with structure planted to look like the real thing and the ground
-//! truth written beside it (see "Data for tests and demos" in DESIGN.md):
+//! truth written beside it (`data-samples/README.md` describes the demo set):
 //!
 //! - **image points** (unit vectors, cosine), one per media: series centroids
 //!   uniform on the sphere; series members at cosine U[0.75, 0.95] to their
@@ -1670,6 +1670,14 @@ mod tests {
 
     fn cos(a: &[f64], b: &[f64]) -> f64 {
         dot(a, b) / (dot(a, a).sqrt() * dot(b, b).sqrt())
+    }
+
+    /// Every country the generator can pick is one the server accepts.
+    #[test]
+    fn generated_countries_are_assigned_iso_codes() {
+        for c in COUNTRY_CODES {
+            assert!(crate::validate::is_country(c), "{c}");
+        }
     }
 
     fn assert_in(x: f64, range: [f64; 2], what: &str) {

@@ -32,6 +32,9 @@ fn gen_serve_ingest_search() {
     let list = run(&["collections", "--server", url]);
     assert!(list.contains("images") && list.contains("faces"), "{list}");
     assert!(list.contains("1690"), "{list}");
+    // Sizes read in binary units, not as bare byte counts.
+    let images_row = list.lines().find(|l| l.starts_with("images")).unwrap();
+    assert!(images_row.contains(" MiB"), "{list}");
 
     // npy + jsonl ingest creates the collection with the file's dimension.
     let out = run(&[
@@ -233,6 +236,7 @@ fn demo_link_triage_link_upload() {
     ]);
     assert!(out.contains("1690 media"), "{out}");
     assert!(out.contains("stored on the server"), "{out}");
+    assert!(!out.contains('…'), "ids are printed whole:\n{out}");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&series)
         .unwrap()
         .lines()
@@ -252,6 +256,18 @@ fn demo_link_triage_link_upload() {
     )
     .unwrap();
     assert!(lines.len() >= truth["series"].as_array().unwrap().len() - 2);
+    // The terminal table lists whole series ids, ready to copy.
+    let table_ids: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("series "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.split_whitespace().next().unwrap())
+        .collect();
+    assert_eq!(table_ids.len(), 10, "{out}");
+    for id in table_ids {
+        assert!(lines.iter().any(|l| l["series_id"] == id), "{id}: {out}");
+    }
     for l in &lines {
         let media = l["media"].as_u64().unwrap();
         assert_eq!(l["evidence"].as_array().unwrap().len() as u64, media - 1);
@@ -293,12 +309,28 @@ fn demo_link_triage_link_upload() {
                 <= rank(w[1]["priority"].as_str().unwrap()))
     );
     assert!(v.iter().any(|x| x["verdict"] == "KNOWN"));
+    assert!(!out.contains('…'), "ids are printed whole:\n{out}");
+    let rows: Vec<&str> = out
+        .lines()
+        .skip_while(|l| !l.starts_with("id "))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert_eq!(rows.len(), 20, "{out}");
+    for (row, verdict) in rows.iter().zip(&v) {
+        assert_eq!(
+            row.split_whitespace().next(),
+            verdict["id"].as_str(),
+            "{out}"
+        );
+    }
     assert!(v.iter().any(|x| x["verdict"] == "NEW"));
 
     let upload = truth["seized_uploads"][0].as_str().unwrap();
     let out = run(&["link-upload", "--server", url, "--upload", upload]);
     assert!(out.contains(&format!("upload {upload}:")), "{out}");
     assert!(out.contains("joined existing series"), "{out}");
+    assert!(!out.contains('…'), "ids are printed whole:\n{out}");
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod api;
 mod bad_input;
 mod cli;
 mod crash;
+mod defects;
 mod faults;
 mod filters;
 mod layers;

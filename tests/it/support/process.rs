@@ -199,6 +199,11 @@ impl ServerProcess {
         }
     }
 
+    /// The process id of the server.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn log(&self) -> MutexGuard<'_, Log> {
         self.log.lock().unwrap()
     }

@@ -30,7 +30,14 @@ fn code(e: &Error) -> Code {
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
         Error::FailedPrecondition(_) => Code::FailedPrecondition,
         Error::Unavailable(_) => Code::Unavailable,
-        Error::Unopened { cause, .. } => code(cause),
+        // Files this vidx cannot read (a newer or retired format) make the
+        // collection unusable like corrupt ones: DATA_LOSS, as main has it;
+        // a failed file operation keeps its own code (a full disk, an
+        // unwritable directory are not data loss).
+        Error::Unopened { cause, .. } => match cause.as_ref() {
+            Error::FailedPrecondition(_) => Code::DataLoss,
+            c => code(c),
+        },
         Error::DataLoss { .. } => Code::DataLoss,
         Error::Io { source, .. } | Error::Fsync { source, .. } => match cause(source) {
             Some(Cause::Full | Cause::Descriptors) => Code::ResourceExhausted,

@@ -134,6 +134,9 @@ pub struct Collection {
     maintenance: Mutex<()>,
     /// A background seal thread is scheduled or running.
     sealing: AtomicBool,
+    /// After a failed background pass: no new one before this instant
+    /// (and the wait it was).
+    backoff: Mutex<Option<(Instant, std::time::Duration)>>,
     /// Set when a background check finds a corrupt file: DATA_LOSS from then on.
     failure: RwLock<Option<String>>,
     /// Set when an fsync fails: writes are refused until a restart recovers

@@ -75,6 +75,7 @@ impl Collection {
             segs: RwLock::new(Arc::new(segs)),
             maintenance: Mutex::new(()),
             sealing: AtomicBool::new(false),
+            backoff: Mutex::new(None),
             failure: RwLock::new(None),
             read_only: RwLock::new(None),
             tail_since: Mutex::new((c_len_hint > 0).then(Instant::now)),

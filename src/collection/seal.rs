@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::collection::segments::{Segments, new_mutable};
 use crate::collection::{Collection, Writer};
@@ -30,6 +30,11 @@ type Origins = Vec<(usize, usize)>;
 
 /// Points copied into a merged segment per index/commit step.
 const MERGE_BATCH: usize = 4096;
+
+/// The first wait after a failed background seal or merge.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// The longest wait between background attempts that keep failing.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
 
 /// Sealed segments beyond this are merged whatever their sizes: each holds
 /// four files open.
@@ -73,7 +78,7 @@ impl Collection {
     /// (of whatever the mutable segment holds if `force`, else only if it is
     /// over the threshold), then the merges the policy asks for.
     pub(super) fn maintain_in_background(&self, force: bool) {
-        if self.is_closed() || self.writable().is_err() {
+        if self.is_closed() || self.writable().is_err() || self.backing_off() {
             return;
         }
         // One scheduled pass at a time: later calls find it pending.
@@ -92,11 +97,18 @@ impl Collection {
             match r {
                 Err(e) => {
                     let e = c.degrade(e, None);
-                    tracing::error!(collection = %c.config.name, error = %e, "background sealing failed; will retry on next write");
+                    let wait = c.back_off();
+                    tracing::error!(collection = %c.config.name, error = %e, retry_in_ms = wait.as_millis() as u64, "background sealing failed; retried by a later write or Flush once the wait is over");
                 }
                 // Work that came in while this pass ran.
-                Ok(()) if c.pick_merge().is_some() => c.maintain_in_background(false),
-                Ok(()) => c.maybe_seal_in_background(),
+                Ok(()) if c.pick_merge().is_some() => {
+                    c.backoff_done();
+                    c.maintain_in_background(false)
+                }
+                Ok(()) => {
+                    c.backoff_done();
+                    c.maybe_seal_in_background()
+                }
             }
         });
     }
@@ -112,6 +124,8 @@ impl Collection {
         self.writable()?;
         let sealed = self.seal_once(true).map_err(|e| self.degrade(e, None))?;
         drop(m);
+        // An explicit Flush that worked ends a wait after a failed pass.
+        self.backoff_done();
         self.maintain_in_background(false);
         Ok((self.info().segments, sealed as u64))
     }
@@ -120,7 +134,9 @@ impl Collection {
     /// and seal. Returns the number of points sealed.
     fn seal_once(&self, force: bool) -> Result<usize> {
         let mut sealed_points = 0;
-        loop {
+        // Closed (being dropped): the frozen segment stays frozen, and a
+        // seal that found the collection closed must not start again.
+        while !self.is_closed() {
             {
                 let mut w = self.writer.lock();
                 let s = self.snapshot();
@@ -142,6 +158,7 @@ impl Collection {
                 return Ok(sealed_points);
             }
         }
+        Ok(sealed_points)
     }
 
     /// Under the writer lock: the mutable segment becomes the frozen one,
@@ -180,6 +197,8 @@ impl Collection {
         let n = sealed.len();
         let mut w = self.writer.lock();
         if self.is_closed() {
+            drop(sealed);
+            self.discard_segment(id, &sdir);
             return Ok(0);
         }
         // Deletes and replacements that hit the frozen segment meanwhile.
@@ -201,7 +220,11 @@ impl Collection {
             points: n as u64,
             tombstones: tomb_file_name(0),
         });
-        self.commit_manifest(&mut w, manifest, &list)?;
+        if let Err(e) = self.commit_manifest(&mut w, manifest, &list) {
+            drop((list, sealed));
+            self.discard_segment(id, &sdir);
+            return Err(e);
+        }
         w.frozen_checkpoint = None;
         *self.segs.write() = Arc::new(Segments {
             mutable: s.mutable.clone(),
@@ -225,6 +248,45 @@ impl Collection {
         Ok(n)
     }
 
+    /// Removes the directory of segment `id`, written by a seal or merge
+    /// that did not adopt it, so failures that repeat do not fill the disk
+    /// with segments. Kept if the manifest on disk names it (one renamed
+    /// into place whose directory fsync then failed) or cannot be read: the
+    /// next open removes it if no manifest names it.
+    fn discard_segment(&self, id: u64, sdir: &Path) {
+        let named =
+            Manifest::load(&self.dir).map_or(true, |m| m.segments.iter().any(|e| e.id == id));
+        if named {
+            return;
+        }
+        if let Err(e) = fs::remove_dir_all(sdir) {
+            tracing::warn!(collection = %self.config.name, path = %sdir.display(), error = %e, "segment of a failed seal or merge not removed; the next open removes it");
+        }
+    }
+
+    /// Whether background seals and merges wait after a failure.
+    fn backing_off(&self) -> bool {
+        self.backoff
+            .lock()
+            .is_some_and(|(until, _)| Instant::now() < until)
+    }
+
+    /// After a failed background pass: the next one waits, twice as long
+    /// as the last wait, from [`BACKOFF_MIN`] up to [`BACKOFF_MAX`], so a
+    /// failure that repeats (a full disk) is not retried in a hot loop.
+    /// Returns the wait.
+    fn back_off(&self) -> Duration {
+        let mut b = self.backoff.lock();
+        let wait = b.map_or(BACKOFF_MIN, |(_, last)| (last * 2).min(BACKOFF_MAX));
+        *b = Some((Instant::now() + wait, wait));
+        wait
+    }
+
+    /// A pass worked: the next failure waits the shortest time again.
+    fn backoff_done(&self) {
+        *self.backoff.lock() = None;
+    }
+
     fn reserve_segment_id(&self) -> u64 {
         let mut w = self.writer.lock();
         let id = w.manifest.next_segment;
@@ -245,8 +307,14 @@ impl Collection {
             self.config.dim as usize,
             self.config.metric,
             &tomb_file_name(0),
-        )?;
-        Ok((dir, s))
+        );
+        match s {
+            Ok(s) => Ok((dir, s)),
+            Err(e) => {
+                self.discard_segment(id, &dir);
+                Err(e)
+            }
+        }
     }
 
     /// Under the writer lock: writes changed tombstones of `sealed` and the
@@ -282,11 +350,21 @@ impl Collection {
 
     /// Under the maintenance lock: merges until the policy is satisfied.
     fn merge_while_needed(&self) -> Result<()> {
+        let mut last: Vec<u64> = Vec::new();
         while !self.closed.load(Ordering::SeqCst) {
             let Some(pick) = self.pick_merge() else {
                 return Ok(());
             };
+            // A merge that left the same segments to merge made no progress:
+            // a failure (so the pass backs off), not a rewrite loop.
+            let ids: Vec<u64> = pick.iter().map(|x| x.id).collect();
+            if ids == last {
+                return Err(crate::error::Error::Internal(format!(
+                    "merging segments {ids:?} made no progress"
+                )));
+            }
             self.merge(&pick)?;
+            last = ids;
         }
         Ok(())
     }
@@ -332,6 +410,8 @@ impl Collection {
         drop(merged);
         let mut w = self.writer.lock();
         if self.is_closed() {
+            drop(sealed);
+            self.discard_segment(id, &sdir);
             return Ok(());
         }
         // Deletes and replacements that hit the sources meanwhile.
@@ -341,7 +421,11 @@ impl Collection {
             }
         }
         let sealed = Arc::new(sealed);
-        self.replace_sources(&mut w, sources, id, &sealed)?;
+        if let Err(e) = self.replace_sources(&mut w, sources, id, &sealed) {
+            drop(sealed);
+            self.discard_segment(id, &sdir);
+            return Err(e);
+        }
         drop(w);
         for x in sources {
             // Searches still holding the old segment keep their maps; the
@@ -482,13 +566,20 @@ fn write_segment_dir(
         fs::remove_dir_all(&tmp)?;
     }
     fs::create_dir(&tmp)?;
-    if let Err(e) = fill(&tmp) {
+    let r = fill(&tmp).and_then(|_| crate::storage::durable::sync_dir(&tmp));
+    if let Err(e) = r {
         let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    crate::storage::durable::sync_dir(&tmp)?;
-    fs::rename(&tmp, &seg_dir)?;
-    crate::storage::durable::sync_dir(dir)?;
+    if let Err(e) = fs::rename(&tmp, &seg_dir) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    // No manifest names it yet: a failure leaves nothing behind.
+    if let Err(e) = crate::storage::durable::sync_dir(dir) {
+        let _ = fs::remove_dir_all(&seg_dir);
+        return Err(e);
+    }
     Ok(seg_dir)
 }
 

@@ -437,3 +437,80 @@ async fn after_a_failed_fsync_the_collection_is_read_only_until_restart() {
     upsert(&mut c, "c", points("s", 0..5)).await.unwrap();
     server.stop().await;
 }
+
+/// The segment directories of collection `name` under `root`.
+fn segment_dirs(root: &Path, name: &str) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("collections").join(name))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("seg-"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// A seal or merge whose manifest cannot be written (here: every manifest
+/// rename after the first fails, a disk that stays broken) removes the
+/// segment it wrote, and is not retried in a loop: the fault sweep once
+/// spun for minutes leaving thousands of `seg-N` directories. Once the disk
+/// works again, a Flush seals and merges, and a restart finds every point.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seal_or_merge_that_keeps_failing_leaves_no_segments_and_does_not_spin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = StorageOptions {
+        merge_factor: 2,
+        seal_after: None,
+        ..storage()
+    };
+    let server = TestServer::start_full(tmp.path(), ServerOptions::default(), opts.clone()).await;
+    let mut c = server.client().await;
+    c.create_collection(create_req("c", DIM as u32, pb::Metric::L2))
+        .await
+        .unwrap();
+    upsert(&mut c, "c", points("a", 0..20)).await.unwrap();
+    flush(&mut c, "c").await.unwrap();
+    // The next seal's manifest is written; the merge it starts, and every
+    // seal or merge after it, fail at the manifest's rename.
+    let broken = fs::inject(
+        tmp.path(),
+        plan(
+            &[Op::Rename],
+            "manifest.json",
+            1,
+            Effect::FailFromThen {
+                errno: libc::EIO,
+                short: false,
+            },
+        ),
+    );
+    upsert(&mut c, "c", points("b", 0..20)).await.unwrap();
+    flush(&mut c, "c").await.unwrap();
+    for i in 0..5 {
+        upsert(&mut c, "c", points(&format!("x{i}-"), 0..5))
+            .await
+            .unwrap();
+        let e = flush(&mut c, "c").await.unwrap_err();
+        assert!(e.message().contains("manifest.json"), "{e:?}");
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(broken.fired());
+    // Only the two segments the manifest names: no leftovers of the failed
+    // merge and the five failed seals.
+    assert_eq!(segment_dirs(tmp.path(), "c").len(), 2);
+    // Idle, with the merge still pending: no attempt in a hot loop.
+    let before = broken.counted();
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    let attempts = broken.counted() - before;
+    assert!(
+        attempts <= 2,
+        "{attempts} manifest renames in an idle second"
+    );
+    drop(broken);
+    flush(&mut c, "c").await.unwrap();
+    server.stop().await;
+    let server = TestServer::start_full(tmp.path(), ServerOptions::default(), opts).await;
+    let mut c = server.client().await;
+    assert_eq!(describe(&mut c, "c").await.unwrap().points, 65);
+    server.stop().await;
+}

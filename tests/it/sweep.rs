@@ -43,6 +43,10 @@ use crate::support::*;
 const DIM: usize = 4;
 /// Runs at once: each has its own data directory and injection.
 const PARALLEL: usize = 3;
+/// A run that takes longer has hung (a run takes well under a second on
+/// an idle machine): it fails the sweep, which starts no further runs.
+/// `VIDX_SWEEP_RUN_LIMIT` (seconds) overrides it.
+const RUN_LIMIT: Duration = Duration::from_secs(60);
 
 fn storage() -> StorageOptions {
     StorageOptions {
@@ -340,6 +344,20 @@ struct Outcome {
     resurrected: Vec<String>,
     unopened: Vec<String>,
     other: Vec<String>,
+    /// Did not finish within the time limit.
+    hung: bool,
+}
+
+fn hung_run(limit: Duration) -> Outcome {
+    Outcome {
+        fired: true,
+        hung: true,
+        other: vec![format!(
+            "the run did not finish within {} s: a seal, merge or request hangs",
+            limit.as_secs()
+        )],
+        ..Default::default()
+    }
 }
 
 /// One run: the workload with `plan` injected, then a restart and checks.
@@ -598,24 +616,38 @@ async fn sweep_one(name: &str, workload: fn() -> Vec<Step>, stride: usize) -> Ve
         eprintln!("ops: {ops:?}\nplans: {plans:?}");
     }
     let runs = plans.len();
+    let limit = std::env::var("VIDX_SWEEP_RUN_LIMIT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(RUN_LIMIT, Duration::from_secs);
     let mut results: Vec<(Mode, u64, Outcome)> = Vec::new();
     let mut queue = plans.into_iter().enumerate();
     let mut running = tokio::task::JoinSet::new();
+    let mut hung = false;
     loop {
-        while running.len() < PARALLEL {
+        while running.len() < PARALLEL && !hung {
             let Some((i, (mode, plan))) = queue.next() else {
                 break;
             };
             let base = tmp.path().join(format!("run-{i}"));
             running.spawn(async move {
                 let at = plan.at;
-                let o = one_run(&base, workload, mode, plan).await;
+                let run = one_run(&base, workload, mode, plan);
+                let o = match tokio::time::timeout(limit, run).await {
+                    Ok(o) => o,
+                    // Its server threads may still be at work: its files stay.
+                    Err(_) => return (mode, at, hung_run(limit)),
+                };
                 let _ = std::fs::remove_dir_all(&base);
                 (mode, at, o)
             });
         }
         match running.join_next().await {
-            Some(r) => results.push(r.expect("run")),
+            Some(r) => {
+                let r = r.expect("run");
+                hung |= r.2.hung;
+                results.push(r);
+            }
             None => break,
         }
     }

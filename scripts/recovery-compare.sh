@@ -11,6 +11,8 @@
 # REV is checked out in $VIDX_BEFORE_TARGET/src and built in
 # $VIDX_BEFORE_TARGET (default target/before), both kept for the next run;
 # copying target/release there first saves rebuilding the dependencies.
+# VIDX_BEFORE_BIN=/path/to/vidx (a build of REV made elsewhere) skips that
+# build; only the label then comes from REV.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rev="${1:-main}"
@@ -18,15 +20,19 @@ points="${2:-100000}"
 dim="${3:-128}"
 target="${VIDX_BEFORE_TARGET:-$PWD/target/before}"
 src="$target/src"
-if [ -d "$src" ]; then
-    git -C "$src" checkout --quiet --detach "$rev"
-else
-    mkdir -p "$target"
-    git worktree add --quiet --detach "$src" "$rev"
+before="${VIDX_BEFORE_BIN:-}"
+if [ -z "$before" ]; then
+    if [ -d "$src" ]; then
+        git -C "$src" checkout --quiet --detach "$rev"
+    else
+        mkdir -p "$target"
+        git worktree add --quiet --detach "$src" "$rev"
+    fi
+    (cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release --bin vidx)
+    before="$target/release/vidx"
 fi
-(cd "$src" && CARGO_TARGET_DIR="$target" cargo build --release --bin vidx)
-echo "== before: $rev ($(git rev-parse --short "$rev"))"
-VIDX_BIN="$target/release/vidx" scripts/recovery-tail.sh "$points" "$dim"
+echo "== before: $rev ($(git rev-parse --short "$rev")): $before"
+VIDX_BIN="$before" scripts/recovery-tail.sh "$points" "$dim"
 dirty=""
 git diff --quiet HEAD || dirty=" + uncommitted changes"
 echo "== after: $(git rev-parse --abbrev-ref HEAD) ($(git rev-parse --short HEAD)$dirty)"

@@ -19,6 +19,10 @@ pub enum Error {
     CollectionNotFound(String),
     #[error("point {id:?} not found in collection {collection:?}")]
     PointNotFound { collection: String, id: String },
+    /// Something else the request names does not exist (a series, a
+    /// media); the message names it.
+    #[error("{0}")]
+    NotFound(String),
     #[error("collection {0:?} already exists")]
     AlreadyExists(String),
     /// A write reached a collection that was dropped meanwhile.
@@ -34,6 +38,9 @@ pub enum Error {
     /// A collection that could not be opened, and why.
     #[error("collection {name:?} is unavailable: {cause}")]
     Unopened { name: String, cause: Box<Error> },
+    /// The caller's agency or role may not do this; the message says why.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A file's contents are not what vidx wrote; the collection is refused.
     #[error("data loss in {path}: {what}")]
     DataLoss { path: PathBuf, what: String },

@@ -1,8 +1,11 @@
-//! Assembles the gRPC server: the vidx service, gRPC health (the server's,
-//! and one `collection:<name>` service per collection: NOT_SERVING while it
-//! opens, when it is read-only or refused), server reflection (so `grpcurl`
-//! works without the .proto), message-size limits, and serving on a given
-//! listener until a shutdown signal, then draining for at most the grace.
+//! Assembles the gRPC server: the vidx service behind its gate (identity,
+//! roles, limits, audit: `api::guard`), gRPC health (the server's, and one
+//! `collection:<name>` service per collection: NOT_SERVING while it opens,
+//! when it is read-only or refused), server reflection (so `grpcurl` works
+//! without the .proto), TLS and mTLS through tonic's rustls, message-size
+//! limits, the per-call metrics and request log ([`crate::api::observe`]),
+//! and serving on a given listener until a shutdown signal, then draining
+//! for at most the shutdown grace.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -15,11 +18,17 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
+use crate::api::guard::{Gate, GateLayer};
+use crate::api::limits::{LimitOptions, Limits};
+use crate::api::observe::ObserveLayer;
 use crate::api::service::Service;
+use crate::api::tokens::TokenStore;
 use crate::collection::Health;
 use crate::collection::registry::{Registry, State};
+use crate::collection::restrict::Restrictions;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndexServer;
+use crate::storage::audit::{AuditLog, AuditOptions};
 
 /// Default request/response size limit: a 2,000-point batch of 512-d vectors
 /// is ~4.1 MB of floats plus metadata; 64 MiB leaves room for 10× that.
@@ -57,12 +66,40 @@ pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::tra
     endpoint(addr)?.connect().await
 }
 
+/// The server's certificate and key, and the CA client certificates must
+/// be signed by (mTLS), all PEM.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("client_ca", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
+/// Requests taking longer than this are logged at info (`--slow-ms`).
+pub const DEFAULT_SLOW_MS: u64 = 1000;
+
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub max_message_bytes: usize,
     /// After a shutdown signal, how long requests and streams still open
     /// get before they are cancelled.
     pub shutdown_grace: Duration,
+    /// TLS (and with a client CA, mTLS); plaintext when `None`.
+    pub tls: Option<TlsFiles>,
+    /// The audit log; none when `None` (in-process tests, benchmarks of
+    /// the plain server).
+    pub audit: Option<AuditOptions>,
+    pub limits: LimitOptions,
+    /// Requests taking longer are logged at info as slow requests.
+    pub slow: Duration,
 }
 
 impl Default for ServerOptions {
@@ -70,6 +107,10 @@ impl Default for ServerOptions {
         ServerOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            tls: None,
+            audit: None,
+            limits: LimitOptions::default(),
+            slow: Duration::from_millis(DEFAULT_SLOW_MS),
         }
     }
 }
@@ -100,9 +141,29 @@ pub async fn serve(
     // speak v1alpha.
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let vidx = VectorIndexServer::new(Service::new(registry.clone(), opts.max_message_bytes))
-        .max_decoding_message_size(opts.max_message_bytes)
-        .max_encoding_message_size(opts.max_message_bytes);
+    let data_dir = registry.data_dir().to_path_buf();
+    let tokens = Arc::new(TokenStore::open(&data_dir)?);
+    let restrictions = Arc::new(Restrictions::open(&data_dir)?);
+    let audit = match opts.audit.clone() {
+        Some(a) => Some(Arc::new(
+            tokio::task::spawn_blocking(move || AuditLog::open(a)).await??,
+        )),
+        None => None,
+    };
+    let gate = Arc::new(Gate {
+        tokens: tokens.clone(),
+        audit: audit.clone(),
+        limits: Limits::new(opts.limits.clone()),
+        client_certs: opts.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
+    });
+    let vidx = VectorIndexServer::new(Service::new(
+        registry.clone(),
+        tokens,
+        restrictions,
+        opts.max_message_bytes,
+    ))
+    .max_decoding_message_size(opts.max_message_bytes)
+    .max_encoding_message_size(opts.max_message_bytes);
     // Accepted sockets get TCP_NODELAY: HTTP/2 writes small frames, and
     // Nagle's algorithm would hold them for the peer's delayed ACK.
     let incoming = TcpListenerStream::new(listener).map(|s| {
@@ -110,22 +171,38 @@ pub async fn serve(
             let _ = s.set_nodelay(true);
         })
     });
+    let grace = opts.shutdown_grace;
     let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
         tracing::info!(
-            grace_s = opts.shutdown_grace.as_secs_f64(),
+            grace_s = grace.as_secs_f64(),
             "shutting down: finishing in-flight requests within the shutdown grace"
         );
         let _ = stopping.send(());
     };
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &opts.tls {
+        let mut cfg = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
+        );
+        if let Some(ca) = &tls.client_ca_pem {
+            cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder
+            .tls_config(cfg)
+            .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
+    }
+    let server = builder
         // A batch of 50 queries of 512 floats is ~100 KB each way; with
         // HTTP/2's default 64 KiB windows every such message waits a round
         // trip for window updates while the cores idle.
         .initial_stream_window_size(Some(WINDOW_BYTES))
         .initial_connection_window_size(Some(WINDOW_BYTES))
+        // Outermost, so that it sees the status the client gets.
+        .layer(ObserveLayer { slow: opts.slow })
         .layer(tower::util::MapResponseLayer::new(client_error_status))
+        .layer(GateLayer(gate))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -133,7 +210,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(incoming, signal);
     let grace_over = async move {
         match stopped.await {
-            Ok(()) => tokio::time::sleep(opts.shutdown_grace).await,
+            Ok(()) => tokio::time::sleep(grace).await,
             Err(_) => std::future::pending().await,
         }
     };
@@ -141,7 +218,7 @@ pub async fn serve(
         r = server => r,
         () = grace_over => {
             tracing::warn!(
-                grace_s = opts.shutdown_grace.as_secs_f64(),
+                grace_s = grace.as_secs_f64(),
                 "shutdown grace over: cancelling the requests and streams still open"
             );
             Ok(())
@@ -149,6 +226,10 @@ pub async fn serve(
     };
     // Seals and merges in flight finish (or stop) before this returns.
     let _ = tokio::task::spawn_blocking(move || registry.close_all()).await;
+    // Every answered call is recorded; the last checkpoint covers them.
+    if let Some(a) = audit {
+        tokio::task::spawn_blocking(move || a.close()).await?;
+    }
     served?;
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! The gRPC service `vidx.v1.VectorIndex`: request validation, status codes,
-//! and moving CPU-heavy work (graph inserts, searches) off the async runtime
-//! onto blocking threads.
+//! moving CPU-heavy work (graph inserts, searches) off the async runtime
+//! onto blocking threads, and the linking and triage runs' metrics.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,15 +12,25 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::access::{Caller, Role};
+use crate::api::guard::NoteSlot;
+use crate::api::observe::{call_of, note_collection};
+use crate::api::owner;
+use crate::api::series::SeriesApi;
+use crate::api::shared::{blocking, collection_of_kind, link_collections, link_names};
+use crate::api::tokens::TokenStore;
 use crate::collection::config;
 use crate::collection::registry::{Registry, State};
-use crate::collection::{Collection, Query, SearchOptions};
+use crate::collection::restrict::Restrictions;
+use crate::collection::{Collection, Hit, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::investigate::decisions::DecisionStore;
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
+use crate::metrics::{RunCounts, RunReport};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::validate;
@@ -29,25 +39,93 @@ use crate::validate;
 const SERIES_DIR: &str = "series";
 
 pub struct Service {
-    registry: Arc<Registry>,
-    /// The server's message limit: a response over it is refused here, with
-    /// a hint, rather than by tonic after the handler.
-    max_message_bytes: usize,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) tokens: Arc<TokenStore>,
+    pub(crate) restrictions: Arc<Restrictions>,
     /// Stored series states, one per linked image collection.
     series: StateStore,
-    /// One linking job (LinkSeries, LinkUpload) at a time: they read and
-    /// replace the stored series states.
+    /// Investigators' decision logs, one per image collection.
+    decisions: DecisionStore,
+    /// One linking job (LinkSeries, LinkUpload, ReviewSeries) at a time:
+    /// they read and replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// The series-review RPCs (they share the parts above).
+    review: SeriesApi,
+    /// The server's message limit: an answer over it is refused up front.
+    max_message_bytes: usize,
 }
 
 impl Service {
-    pub fn new(registry: Arc<Registry>, max_message_bytes: usize) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        tokens: Arc<TokenStore>,
+        restrictions: Arc<Restrictions>,
+        max_message_bytes: usize,
+    ) -> Self {
+        crate::api::snapshot::remove_leftovers(registry.data_dir());
+        let dir = registry.data_dir().join(SERIES_DIR);
+        let series = StateStore::new(dir.clone());
+        let decisions = DecisionStore::new(dir);
+        let link_lock = Arc::new(parking_lot::Mutex::new(()));
         Service {
-            series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
+            review: SeriesApi {
+                registry: registry.clone(),
+                series: series.clone(),
+                decisions: decisions.clone(),
+                link_lock: link_lock.clone(),
+                restrictions: restrictions.clone(),
+            },
+            series,
+            decisions,
             registry,
+            tokens,
+            restrictions,
+            link_lock,
             max_message_bytes,
-            link_lock: Arc::new(parking_lot::Mutex::new(())),
         }
+    }
+
+    /// What `caller` may not see (`None`: everything is visible to it).
+    fn visibility(&self, caller: &Caller) -> Option<Filter> {
+        caller.visibility(&self.restrictions)
+    }
+
+    /// LinkSeries' scope: the request noted for the audit log, the points
+    /// the run may read (the stored series hold unrestricted material only;
+    /// a run that includes what the caller may see of the restricted is its
+    /// alone), the upload/case filter, and whether restricted points are in.
+    fn link_scope(
+        &self,
+        caller: &Caller,
+        req: &pb::LinkSeriesRequest,
+        note: &NoteSlot,
+    ) -> Result<(Option<Filter>, Option<Filter>, bool), Status> {
+        let scope = req.scope.clone().unwrap_or_default();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "face_collection": req.face_collection,
+                "upload_ids": scope.upload_ids,
+                "case_ids": scope.case_ids,
+                "with_restricted": scope.with_restricted,
+            });
+        }
+        // The stored series hold unrestricted material only; a run that
+        // includes what the caller may see of the restricted is its alone.
+        let with_restricted = scope.with_restricted;
+        let visibility = if with_restricted {
+            self.visibility(caller)
+        } else {
+            self.restrictions.hidden_from_all()
+        };
+        let filter = crate::index::filter::Filter {
+            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
+            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
+            ..Default::default()
+        };
+        let scope = (!filter.is_empty()).then_some(filter);
+        Ok((visibility, scope, with_restricted))
     }
 
     /// `m` if it fits the message limit; else RESOURCE_EXHAUSTED saying how
@@ -69,43 +147,52 @@ fn fit<T: prost::Message>(limit: usize, what: &str, ask_less: &str, m: T) -> Res
     Ok(m)
 }
 
-type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+/// The caller the gate admitted (see `api::guard`).
+pub(crate) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no identity: the call did not pass the gate"))
+}
 
-/// The image and (optional) face collection a linking request names.
-fn link_collections(
-    registry: &Registry,
-    image: &str,
-    face: &str,
-) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
-    link_names(image, face)?;
-    let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
-    let faces = if face.is_empty() {
-        None
-    } else {
-        if face == image {
-            return Err(Error::invalid(format!(
-                "face_collection {face:?} is the image collection; name the collection holding the face points"
-            )));
+/// The audit note of the call, for the handler to fill in.
+pub(crate) fn note<T>(req: &Request<T>) -> NoteSlot {
+    req.extensions()
+        .get::<NoteSlot>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A collection's info as a caller with `visibility` sees it: the count
+/// leaves out the restricted points it may not see.
+fn visible_info(c: &Collection, visibility: Option<&Filter>) -> Result<pb::CollectionInfo, Error> {
+    let mut info = c.info();
+    if let Some(v) = visibility {
+        let view = c.view()?;
+        let mut hidden = 0u64;
+        for (owner, upload) in &v.hidden_uploads {
+            let f = Filter {
+                agencies_any: vec![owner.clone()],
+                upload_ids_any: vec![upload.clone()],
+                ..Default::default()
+            };
+            hidden += view.points(Some(&f))?.len() as u64;
         }
-        Some(collection_of_kind(
-            registry,
-            "face_collection",
-            face,
-            config::Kind::Face,
-        )?)
-    };
-    Ok((images, faces))
+        info.points = info.points.saturating_sub(hidden);
+    }
+    Ok(info)
 }
 
-/// The one name rule for the collections a linking request names, checked
-/// before either name is used for anything (they become file names).
-fn link_names(image: &str, face: &str) -> Result<(), Error> {
-    validate::collection_name("image_collection", image)?;
-    if !face.is_empty() {
-        validate::collection_name("face_collection", face)?;
+/// What a query asks, for the audit record: a point id, or a vector's size.
+fn query_summary(q: &pb::Query) -> serde_json::Value {
+    match &q.query {
+        Some(pb::query::Query::PointId(id)) => serde_json::json!({ "point_id": id }),
+        Some(pb::query::Query::Vector(v)) => serde_json::json!({ "vector_dim": v.values.len() }),
+        None => serde_json::Value::Null,
     }
-    Ok(())
 }
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// A triaged item that is to be stored must fit as points: its face points
 /// are `<id>#<n>`, and an id is at most [`validate::MAX_ID_BYTES`].
@@ -117,38 +204,6 @@ fn storable(field: &str, it: &Item) -> Result<(), Error> {
     Ok(())
 }
 
-/// The collection `name`, which `field` needs to be of `kind`: linking face
-/// points as scenes (or images as faces) would run and store nonsense.
-fn collection_of_kind(
-    registry: &Registry,
-    field: &str,
-    name: &str,
-    kind: config::Kind,
-) -> Result<Arc<Collection>, Error> {
-    let c = registry.get(name)?;
-    let has = c.config().kind;
-    if has != kind {
-        return Err(Error::FailedPrecondition(format!(
-            "{field} {name:?} is a {} collection; {field} must name a {} collection",
-            has.to_pb().as_str_name(),
-            kind.to_pb().as_str_name()
-        )));
-    }
-    Ok(c)
-}
-
-/// Runs CPU-bound or blocking work on tokio's blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, Status>
-where
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(Status::from),
-        Err(e) => Err(Status::internal(format!("worker failed: {e}"))),
-    }
-}
-
 /// Stores triaged items: an image point per item (id = item id, media_id =
 /// item id unless set) and a face point `<id>#<n>` per face. Both batches
 /// are validated whole before either is stored. Returns items stored.
@@ -156,6 +211,7 @@ fn store_triaged(
     images: &Collection,
     faces: Option<&Collection>,
     items: Vec<Item>,
+    writer: &Writer,
 ) -> Result<u64, Error> {
     let n = items.len() as u64;
     let mut img = Vec::with_capacity(items.len());
@@ -178,19 +234,35 @@ fn store_triaged(
             metadata: Some(meta),
         });
     }
+    owner::stamp(&writer.caller, &mut img)?;
+    owner::stamp(&writer.caller, &mut fc)?;
+    // Both batches whole, before either is stored.
     images.prepare(img.clone())?;
     if let Some(f) = faces {
         f.prepare(fc.clone())?;
     }
+    let check = owner::replace_check(
+        &writer.caller,
+        &writer.restrictions,
+        writer.visibility.as_ref(),
+    );
     for chunk in img.chunks(1000) {
-        images.upsert(chunk.to_vec())?;
+        images.upsert_checked(chunk.to_vec(), Some(&check))?;
     }
     if let Some(f) = faces {
         for chunk in fc.chunks(1000) {
-            f.upsert(chunk.to_vec())?;
+            f.upsert_checked(chunk.to_vec(), Some(&check))?;
         }
     }
     Ok(n)
+}
+
+/// Who writes, with what they may see: what a write checks ownership with.
+#[derive(Clone)]
+struct Writer {
+    caller: Caller,
+    restrictions: Arc<Restrictions>,
+    visibility: Option<Filter>,
 }
 
 /// Runs a search on rayon's pool, where its queries fan out, and awaits it:
@@ -278,6 +350,9 @@ struct TriageJob {
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
+    writer: Writer,
+    note: NoteSlot,
+    started: Instant,
     /// The server's message limit.
     limit: usize,
 }
@@ -314,32 +389,67 @@ impl Tally {
 }
 
 impl TriageJob {
-    async fn run(self, first: pb::TriageRequest, mut input: Streaming<pb::TriageRequest>) {
+    async fn run(self, first: pb::TriageRequest, input: Streaming<pb::TriageRequest>) {
+        let collection = first.image_collection.clone();
+        let result = self.judge_all(first, input).await;
+        let summary = match &result {
+            Ok(Some(s)) => Some(s.clone()),
+            _ => None,
+        };
+        record_triage(&collection, self.started, summary.as_ref());
+        match result {
+            Ok(Some(summary)) => {
+                let end = fit(
+                    self.limit,
+                    "triage summary",
+                    "triage fewer items per call",
+                    pb::TriageResponse {
+                        results: Vec::new(),
+                        summary: Some(summary),
+                    },
+                );
+                let _ = self.tx.send(end).await;
+            }
+            // The client went away.
+            Ok(None) => {}
+            Err(e) => {
+                let _ = self.tx.send(Err(e)).await;
+            }
+        }
+    }
+
+    /// Judges every message as it arrives, streaming the verdicts; then the
+    /// summary (`None` if the client stopped listening).
+    async fn judge_all(
+        &self,
+        first: pb::TriageRequest,
+        mut input: Streaming<pb::TriageRequest>,
+    ) -> Result<Option<pb::TriageSummary>, Status> {
         let mut tally = Tally::default();
         let mut next = Some(first);
         let mut item_no = 0usize;
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match input.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = self.tx.send(Err(transport_status(e))).await;
-                        return;
-                    }
+                None => match input.message().await.map_err(transport_status)? {
+                    Some(m) => m,
+                    None => break,
                 },
             };
             let base = item_no;
             item_no += msg.items.len();
-            let (items, results) = match self.judge(msg, base).await {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
-            };
+            let (items, results) = self.judge(msg, base).await?;
             tally.add(items, &results, self.store);
+            {
+                // The audit record lists what each verdict pointed to.
+                let mut n = self.note.0.lock();
+                n.results += results.len() as u64;
+                for r in &results {
+                    if !r.nearest_media_id.is_empty() {
+                        n.ids.push(r.nearest_media_id.clone());
+                    }
+                }
+            }
             let response = pb::TriageResponse {
                 results,
                 summary: None,
@@ -349,36 +459,20 @@ impl TriageJob {
                 "triage response",
                 "send fewer items per message",
                 response,
-            );
-            if self.tx.send(response).await.is_err() {
-                return;
+            )?;
+            if self.tx.send(Ok(response)).await.is_err() {
+                return Ok(None);
             }
         }
         let mut summary = tally.summary;
-        let end = self
-            .finish(tally.new_items, tally.kept)
-            .await
-            .map(|(groups, stored)| {
-                summary.new_groups = groups
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|ids| pb::TriageGroup { ids })
-                    .collect();
-                summary.stored = stored;
-                pb::TriageResponse {
-                    results: Vec::new(),
-                    summary: Some(summary),
-                }
-            })
-            .and_then(|r| {
-                fit(
-                    self.limit,
-                    "triage summary",
-                    "triage fewer items per call",
-                    r,
-                )
-            });
-        let _ = self.tx.send(end).await;
+        let (groups, stored) = self.finish(tally.new_items, tally.kept).await?;
+        summary.new_groups = groups
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ids| pb::TriageGroup { ids })
+            .collect();
+        summary.stored = stored;
+        Ok(Some(summary))
     }
 
     /// Checks and judges one message's items (numbered from `base` in
@@ -422,10 +516,11 @@ impl TriageJob {
         let t = self.triager.clone();
         let (images, faces) = (self.images.clone(), self.faces.clone());
         let store = self.store;
+        let writer = self.writer.clone();
         blocking(move || {
             let groups = t.group_new(&new_items);
             let stored = if store {
-                store_triaged(&images, faces.as_deref(), kept)?
+                store_triaged(&images, faces.as_deref(), kept, &writer)?
             } else {
                 0
             };
@@ -439,28 +534,32 @@ impl TriageJob {
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
+    type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn link_series(
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
         let req = request.into_inner();
+        caller.may_use(&req.image_collection)?;
+        if !req.face_collection.is_empty() {
+            caller.may_use(&req.face_collection)?;
+        }
+        let (visibility, scope, with_restricted) = self.link_scope(&caller, &req, &note)?;
         let (images, faces) =
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
         let settings = link::settings_from_pb(req.params.as_ref(), images.config().metric)?;
-        let scope = req.scope.unwrap_or_default();
-        let filter = crate::index::filter::Filter {
-            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
-            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
-            ..Default::default()
-        };
-        let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         let store = self.series.clone();
+        let decisions = self.decisions.clone();
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
         let limit = self.max_message_bytes;
+        let started = Instant::now();
         tokio::task::spawn_blocking(move || {
             let send = |e: pb::link_event::Event| {
                 let event = pb::LinkEvent { event: Some(e) };
@@ -477,17 +576,23 @@ impl VectorIndex for Service {
             };
             let run = || -> Result<pb::LinkSummary, Error> {
                 let _guard = lock.lock();
-                let iv = images.view()?;
-                let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-                let linked = link::link_full(
+                let iv = images.view_as(visibility.clone())?;
+                let fv = faces
+                    .as_ref()
+                    .map(|f| f.view_as(visibility.clone()))
+                    .transpose()?;
+                let book = decisions.load(&image_name)?;
+                let mut linked = link::link_full(
                     (&iv, &image_name),
                     fv.as_ref().map(|v| (v, face_name.as_str())),
                     &settings,
                     scope.as_ref(),
+                    book.constraints(),
                     &progress,
                 )?;
+                book.apply_review(&mut linked.series);
                 let t = Instant::now();
-                let stored = scope.is_none();
+                let stored = scope.is_none() && !with_restricted;
                 let linked_media: usize = linked.series.iter().map(|s| s.media_ids.len()).sum();
                 let cross = linked.series.iter().filter(|s| s.cross_border()).count();
                 let total = linked.series.len() as u64;
@@ -526,10 +631,15 @@ impl VectorIndex for Service {
                         .collect(),
                     stored,
                     params: Some(link::settings_to_pb(&settings)),
+                    refused_by_decisions: linked.stats.refused_by_decisions as u64,
+                    decisions: book.decisions().len() as u64,
                 })
             };
-            match run() {
+            let result = run();
+            record_link_series(&image_name, started, result.as_ref().ok());
+            match result {
                 Ok(summary) => {
+                    note.0.lock().results = summary.series;
                     tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
                     send(pb::link_event::Event::Summary(summary));
                 }
@@ -545,19 +655,46 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
         let req = request.into_inner();
         // Before the names are used for anything: they become file names.
         link_names(&req.image_collection, &req.face_collection)?;
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
+        caller.may_use(&req.image_collection)?;
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "upload_id": req.upload_id,
+                "face_collection": req.face_collection,
+            });
+        }
+        // The stored series hold unrestricted material only: a restricted
+        // upload (that the caller may see) is linked on the caller's view,
+        // into a copy of the series that is not stored.
+        let private =
+            self.restrictions.snapshot().values().any(|r| {
+                r.upload_id == req.upload_id && (caller.open || r.visible_to(&caller.agency))
+            });
+        let visibility = if private {
+            self.visibility(&caller)
+        } else {
+            self.restrictions.hidden_from_all()
+        };
         let registry = self.registry.clone();
         let store = self.series.clone();
         let lock = self.link_lock.clone();
+        let review = self.review.clone();
+        let image_name = req.image_collection.clone();
+        let started = Instant::now();
         let out = blocking(move || {
             let _guard = lock.lock();
             // The kind before the stored state: a FACE collection has none.
             validate::collection_name("image_collection", &req.image_collection)?;
             collection_of_kind(&registry, "image_collection", &req.image_collection, config::Kind::Image)?;
-            let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
+            let state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
                     req.image_collection
@@ -573,16 +710,17 @@ impl VectorIndex for Service {
                     req.face_collection, state.face_collection
                 )));
             };
-            let (images, faces) = link_collections(&registry, &req.image_collection, &face_name)?;
-            let iv = images.view()?;
-            let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-            let r = link::link_upload((&iv, &req.image_collection), fv.as_ref(), &mut state, &req.upload_id)?;
-            state.face_collection = face_name;
-            store.save(&state)?;
-            Ok(r)
+            if !face_name.is_empty() {
+                caller.may_use(&face_name)?;
+            }
+            review.link_upload(&req, state, face_name, visibility, !private)
         })
-        .await?;
+        .await;
+        record_link_upload(&image_name, started, out.as_ref().ok().map(|(o, _)| o));
+        let (out, relinked) = out?;
+        note.0.lock().results = out.media.len() as u64;
         let response = pb::LinkUploadResponse {
+            stored: !private,
             media: out
                 .media
                 .into_iter()
@@ -603,6 +741,7 @@ impl VectorIndex for Service {
                 .collect(),
             series: out.touched.iter().map(|r| r.to_pb()).collect(),
             new_edges: out.new_edges as u64,
+            relinked,
         };
         let ask_less = "link smaller uploads, or raise the server's --max-message-bytes";
         Ok(Response::new(self.fit(
@@ -616,12 +755,36 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let call = call_of(&request);
         let mut input = request.into_inner();
         let Some(first) = input.message().await.map_err(transport_status)? else {
             return Err(Status::invalid_argument(
                 "the triage stream sent no message",
             ));
         };
+        {
+            let mut n = note.0.lock();
+            n.collection = first.image_collection.clone();
+            n.request = serde_json::json!({
+                "face_collection": first.face_collection,
+                "store": first.store,
+                "image_threshold": first.image_threshold,
+                "face_threshold": first.face_threshold,
+            });
+        }
+        caller.may_use(&first.image_collection)?;
+        if !first.face_collection.is_empty() {
+            caller.may_use(&first.face_collection)?;
+        }
+        if first.store {
+            caller.require(Role::Contributor, "store triaged items (Triage with store)")?;
+        }
+        let visibility = self.visibility(&caller);
+        if let Some(call) = &call {
+            call.set_collection(&first.image_collection);
+        }
         let (images, faces) = link_collections(
             &self.registry,
             &first.image_collection,
@@ -630,8 +793,11 @@ impl VectorIndex for Service {
         let state = self.series.load(&first.image_collection)?;
         let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
         let triager = Arc::new(Triager::new(
-            images.view()?,
-            faces.as_ref().map(|f| f.view()).transpose()?,
+            images.view_as(visibility.clone())?,
+            faces
+                .as_ref()
+                .map(|f| f.view_as(visibility.clone()))
+                .transpose()?,
             state,
             settings,
         ));
@@ -642,17 +808,175 @@ impl VectorIndex for Service {
             faces,
             store: first.store,
             tx,
+            writer: Writer {
+                caller,
+                restrictions: self.restrictions.clone(),
+                visibility,
+            },
+            note,
+            started: Instant::now(),
             limit: self.max_message_bytes,
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
+    async fn list_series(
+        &self,
+        request: Request<pb::ListSeriesRequest>,
+    ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
+                "page_size": req.page_size,
+                "page_token": req.page_token,
+                "with_evidence": req.with_evidence,
+            });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.list(&caller, req).await?;
+        {
+            // The series returned (their ids), as a read's record lists.
+            let mut n = note.0.lock();
+            n.results = r.series.len() as u64;
+            n.ids = r.series.iter().map(|s| s.series_id.clone()).collect();
+        }
+        Ok(Response::new(self.fit(
+            "ListSeries response",
+            "ask for a smaller page_size, or leave out with_evidence",
+            r,
+        )?))
+    }
+
+    async fn get_series(
+        &self,
+        request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({ "series_id": req.series_id });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.get(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.media.len() as u64;
+            n.ids = r.media.iter().map(|m| m.media_id.clone()).collect();
+        }
+        Ok(Response::new(self.fit(
+            "GetSeries response",
+            "the series is too large for one answer: raise the server's --max-message-bytes",
+            r,
+        )?))
+    }
+
+    async fn series_of_media(
+        &self,
+        request: Request<pb::SeriesOfMediaRequest>,
+    ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({ "media_ids": req.media_ids });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.of_media(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.media.len() as u64;
+            n.ids = r
+                .media
+                .iter()
+                .filter(|m| !m.series_id.is_empty())
+                .map(|m| m.series_id.clone())
+                .collect();
+        }
+        Ok(Response::new(self.fit(
+            "SeriesOfMedia response",
+            "ask for fewer media_ids per request",
+            r,
+        )?))
+    }
+
+    async fn review_series(
+        &self,
+        request: Request<pb::ReviewSeriesRequest>,
+    ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "reviewer": req.reviewer,
+                "decisions": req.decisions.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>(),
+            });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.review(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.recorded.len() as u64;
+            n.ids = r
+                .recorded
+                .iter()
+                .map(|d| d.decision_id.to_string())
+                .collect();
+        }
+        Ok(Response::new(self.fit(
+            "ReviewSeries response",
+            "send fewer decisions per request",
+            r,
+        )?))
+    }
+
+    async fn update_metadata(
+        &self,
+        request: Request<pb::UpdateMetadataRequest>,
+    ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({
+                "ids": req.ids,
+                "set": req.set.as_ref().map(|s| format!("{s:?}")),
+            });
+        }
+        let r = self.review.update_metadata(&caller, req).await?;
+        note.0.lock().results = r.updated;
+        Ok(Response::new(r))
+    }
+
     async fn create_collection(
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().name.clone();
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
+        caller.may_use(&req.name)?;
         let config = config::Config::from_request(&req)?;
         let registry = self.registry.clone();
         let c = blocking(move || registry.create(config)).await?;
@@ -662,30 +986,35 @@ impl VectorIndex for Service {
 
     async fn list_collections(
         &self,
-        _request: Request<pb::ListCollectionsRequest>,
+        request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
         let registry = self.registry.clone();
+        let visibility = self.visibility(&caller);
         let collections = blocking(move || {
-            Ok(registry
+            registry
                 .list()
                 .into_iter()
+                .filter(|(name, _)| caller.may_use(name).is_ok())
                 .map(|(name, state)| match state {
-                    State::Ready(c) => c.info(),
-                    State::Opening => pb::CollectionInfo {
+                    State::Ready(c) => visible_info(&c, visibility.as_ref()),
+                    State::Opening => Ok(pb::CollectionInfo {
                         name,
                         state: "opening".into(),
                         ..Default::default()
-                    },
-                    State::Unavailable(why) => pb::CollectionInfo {
+                    }),
+                    State::Unavailable(why) => Ok(pb::CollectionInfo {
                         name,
                         state: "unavailable".into(),
                         error: Status::from(why).message().to_string(),
                         ..Default::default()
-                    },
+                    }),
                 })
-                .collect())
+                .collect::<Result<Vec<_>, Error>>()
         })
         .await?;
+        note.0.lock().results = collections.len() as u64;
         let response = pb::ListCollectionsResponse { collections };
         Ok(Response::new(self.fit(
             "collection list",
@@ -698,25 +1027,40 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DescribeCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
+        note.0.lock().collection = req.name.clone();
         validate::collection_name("name", &req.name)?;
+        caller.may_use(&req.name)?;
         let c = self.registry.get(&req.name)?;
-        Ok(Response::new(blocking(move || Ok(c.info())).await?))
+        let visibility = self.visibility(&caller);
+        Ok(Response::new(
+            blocking(move || visible_info(&c, visibility.as_ref())).await?,
+        ))
     }
 
     async fn drop_collection(
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().name.clone();
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
+        caller.may_use(&req.name)?;
         let registry = self.registry.clone();
         let series = self.series.clone();
+        let decisions = self.decisions.clone();
         let name = req.name.clone();
         blocking(move || {
             registry.drop_collection(&name)?;
-            // Its series were found in data that is gone.
-            series.remove(&name)
+            crate::metrics::forget_collection(&name);
+            // Its series, and the decisions about them, concern data that is gone.
+            series.remove(&name)?;
+            decisions.remove(&name)
         })
         .await?;
         tracing::info!(collection = %req.name, "collection dropped");
@@ -727,6 +1071,14 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let writer = Writer {
+            visibility: self.visibility(&caller),
+            caller,
+            restrictions: self.restrictions.clone(),
+        };
+        let call = call_of(&request);
         let mut stream = request.into_inner();
         let mut upserted: u64 = 0;
         let mut batch_no: u64 = 0;
@@ -771,20 +1123,34 @@ impl VectorIndex for Service {
                     format!("{}: {}", context(batch_no, upserted), s.message()),
                 )
             };
+            if let Some(call) = &call {
+                call.set_collection(&name);
+            }
             validate::collection_name("collection", &name).map_err(with_ctx)?;
+            writer.caller.may_use(&name).map_err(with_ctx)?;
+            note.0.lock().collection = name.clone();
             let c = match &current {
                 Some(c) if c.name() == name => c.clone(),
                 _ => self.registry.get(&name).map_err(with_ctx)?,
             };
             current = Some(c.clone());
-            let points = msg.points;
+            let mut points = msg.points;
             let c2 = c.clone();
-            let n = match tokio::task::spawn_blocking(move || c2.upsert(points)).await {
+            let w = writer.clone();
+            let work = move || {
+                owner::stamp(&w.caller, &mut points)?;
+                let check = owner::replace_check(&w.caller, &w.restrictions, w.visibility.as_ref());
+                c2.upsert_checked(points, Some(&check))
+            };
+            let n = match tokio::task::spawn_blocking(work).await {
                 Ok(r) => r.map_err(with_ctx)?,
                 Err(e) => return Err(Status::internal(format!("worker failed: {e}"))),
             };
             upserted += n as u64;
             batch_no += 1;
+            let mut n = note.0.lock();
+            n.results = upserted;
+            n.request = serde_json::json!({ "batches": batch_no, "points": upserted });
         }
         Ok(Response::new(pb::UpsertResponse { upserted }))
     }
@@ -793,8 +1159,26 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({
+                "queries": req.queries.iter().map(query_summary).collect::<Vec<_>>(),
+                "k": req.k,
+                "ef": req.ef,
+                "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
+                "exclude_same_upload": req.exclude_same_upload,
+                "exclude_same_case": req.exclude_same_case,
+                "group_by_media": req.group_by_media,
+                "max_distance": req.max_distance,
+            });
+        }
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::k(req.k)?;
         validate::ef(req.ef)?;
         if req.queries.is_empty() {
@@ -804,11 +1188,21 @@ impl VectorIndex for Service {
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
         validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
+        let user_filter = Filter::from_pb(req.filter.as_ref())?;
+        let visibility = self.visibility(&caller);
+        if let Some(m) = req.max_distance
+            && !m.is_finite()
+        {
+            return Err(Status::invalid_argument(format!(
+                "max_distance is {m}; it must be a finite distance"
+            )));
+        }
         let opts = SearchOptions {
-            filter: Filter::from_pb(req.filter.as_ref())?,
+            filter: Filter::and_visible(user_filter.clone(), visibility.as_ref()),
             exclude_same_upload: req.exclude_same_upload,
             exclude_same_case: req.exclude_same_case,
             group_by_media: req.group_by_media,
+            max_distance: req.max_distance,
         };
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.into_iter().enumerate() {
@@ -829,11 +1223,31 @@ impl VectorIndex for Service {
         } else {
             (req.ef as usize).max(k)
         };
-        let results = on_rayon(move || c.search(&queries, k, ef, &opts)).await?;
+        let deconflicting = if caller.open {
+            Vec::new()
+        } else {
+            self.restrictions.deconflicting_hidden_from(&caller.agency)
+        };
+        let (results, notices) = on_rayon(move || {
+            let results = c.search(&queries, k, ef, &opts)?;
+            let base = SearchOptions {
+                filter: user_filter,
+                ..opts
+            };
+            let notices = deconfliction(&c, &deconflicting, &queries, ef, &base, &results, k)?;
+            Ok((results, notices))
+        })
+        .await?;
+        {
+            let mut n = note.0.lock();
+            n.results = results.iter().map(|h| h.len() as u64).sum();
+            n.ids = results.iter().flatten().map(|h| h.id.clone()).collect();
+        }
         let response = pb::SearchResponse {
             results: results
                 .into_iter()
-                .map(|hits| pb::QueryResult {
+                .zip(notices)
+                .map(|(hits, held_by)| pb::QueryResult {
                     hits: hits
                         .into_iter()
                         .map(|h| pb::Hit {
@@ -843,6 +1257,7 @@ impl VectorIndex for Service {
                             matched_faces: h.matched_faces,
                         })
                         .collect(),
+                    restricted_matches_held_by: held_by,
                 })
                 .collect(),
         };
@@ -858,32 +1273,69 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({ "ids": req.ids });
+        }
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
         for (i, id) in req.ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         let c = self.registry.get(&req.collection)?;
-        let points = blocking(move || c.get(&req.ids)).await?;
-        let response = pb::GetResponse { points };
-        let ask_less = "ask for fewer ids per request";
-        Ok(Response::new(self.fit(
-            "Get response",
-            ask_less,
-            response,
-        )?))
+        let visibility = self.visibility(&caller);
+        let mut points = blocking(move || c.get(&req.ids)).await?;
+        // A point the caller may not see is an unknown id: skipped.
+        if let Some(v) = &visibility {
+            points.retain(|p| !p.metadata.as_ref().is_some_and(|m| v.hides(m)));
+        }
+        let resp = pb::GetResponse { points };
+        let size = prost::Message::encoded_len(&resp);
+        if size > self.max_message_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "the answer holds {} points, {size} bytes encoded, over the server's message limit of {} bytes (--max-message-bytes); ask for fewer ids at a time (vidx get --page-size, the Python client's page_size)",
+                resp.points.len(),
+                self.max_message_bytes
+            )));
+        }
+        {
+            let mut n = note.0.lock();
+            n.results = resp.points.len() as u64;
+            n.ids = resp.points.iter().map(|p| p.id.clone()).collect();
+        }
+        Ok(Response::new(resp))
     }
 
     async fn delete(
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({ "ids": req.ids });
+        }
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
         let c = self.registry.get(&req.collection)?;
-        let deleted = blocking(move || c.delete(req.ids)).await?;
+        let visibility = self.visibility(&caller);
+        let deleted = blocking(move || {
+            let check = owner::delete_check(&caller, visibility.as_ref());
+            c.delete_checked(req.ids, Some(&check))
+        })
+        .await?;
+        note.0.lock().results = deleted as u64;
         Ok(Response::new(pb::DeleteResponse {
             deleted: deleted as u64,
         }))
@@ -893,13 +1345,249 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushResponse>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().collection.clone();
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         let c = self.registry.get(&req.collection)?;
         let (segments, sealed_points) = blocking(move || c.flush()).await?;
         Ok(Response::new(pb::FlushResponse {
             segments,
             sealed_points,
         }))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let c = caller(&request)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            agency: c.agency,
+            role: c.role.to_string(),
+            credential: c.credential,
+            collections: c.collections.into_iter().flatten().collect(),
+        }))
+    }
+
+    async fn restrict_upload(
+        &self,
+        request: Request<pb::RestrictUploadRequest>,
+    ) -> Result<Response<pb::Restriction>, Status> {
+        let c = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        note.0.lock().request = serde_json::json!({
+            "upload_id": req.upload_id,
+            "shared_with": req.shared_with,
+            "deconfliction": req.deconfliction,
+            "lift": req.lift,
+            "owner": req.owner,
+        });
+        let registry = self.registry.clone();
+        let restrictions = self.restrictions.clone();
+        Ok(Response::new(
+            blocking(move || crate::api::admin::restrict_upload(&registry, &restrictions, &c, req))
+                .await?,
+        ))
+    }
+
+    async fn list_restrictions(
+        &self,
+        request: Request<pb::ListRestrictionsRequest>,
+    ) -> Result<Response<pb::ListRestrictionsResponse>, Status> {
+        let c = caller(&request)?;
+        let restrictions = crate::api::admin::list_restrictions(&self.restrictions, &c);
+        note(&request).0.lock().results = restrictions.len() as u64;
+        Ok(Response::new(pb::ListRestrictionsResponse { restrictions }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let note = note(&request);
+        let req = request.into_inner();
+        let tokens = self.tokens.clone();
+        let resp = blocking(move || crate::api::admin::create_token(&tokens, req)).await?;
+        if let Some(info) = &resp.info {
+            // The token's id, never the token.
+            note.0.lock().request = serde_json::json!({
+                "id": info.id, "agency": info.agency, "role": info.role,
+                "collections": info.collections, "expires_at": info.expires_at,
+            });
+        }
+        Ok(Response::new(resp))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let resp = crate::api::admin::list_tokens(&self.tokens);
+        note(&request).0.lock().results = resp.tokens.len() as u64;
+        Ok(Response::new(resp))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let note = note(&request);
+        let req = request.into_inner();
+        note.0.lock().request = serde_json::json!({ "id": req.id });
+        let tokens = self.tokens.clone();
+        let said = blocking(move || tokens.revoke(&req.id)).await?;
+        tracing::info!("{said}");
+        Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<Self::CreateSnapshotStream>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().collection.clone();
+        note_collection(&request, &request.get_ref().collection);
+        let req = request.into_inner();
+        validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
+        let c = self.registry.get(&req.collection)?;
+        let data_dir = self.registry.data_dir().to_owned();
+        let started = Instant::now();
+        let snap = blocking(move || crate::api::snapshot::take(&c, &data_dir)).await;
+        let m = &crate::metrics::get().storage;
+        let outcome = if snap.is_ok() { "ok" } else { "error" };
+        m.snapshots
+            .with_label_values(&[&req.collection, outcome])
+            .inc();
+        let snap = snap?;
+        m.snapshot_seconds
+            .with_label_values(&[&req.collection])
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            collection = %req.collection,
+            points = snap.manifest.points,
+            files = snap.manifest.files.len(),
+            bytes = snap.manifest.total_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot taken"
+        );
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || crate::api::snapshot::send(snap, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Deconfliction: for each query, the agencies holding restricted material
+/// hidden from the caller (of `deconflicting` uploads, whose owners chose to
+/// be named) that would have been among its `k` hits under the same filter.
+/// Nothing of that material leaves: only the owners' names.
+fn deconfliction(
+    c: &Collection,
+    deconflicting: &[(String, String)],
+    queries: &[Query],
+    ef: usize,
+    base: &SearchOptions,
+    results: &[Vec<Hit>],
+    k: usize,
+) -> Result<Vec<Vec<String>>, Error> {
+    let mut notices = vec![Vec::new(); results.len()];
+    let mut by_owner: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (owner, upload) in deconflicting {
+        by_owner.entry(owner).or_default().push(upload.clone());
+    }
+    for (owner, uploads) in by_owner {
+        let mut f = base.filter.clone().unwrap_or_default();
+        if !f.agencies_any.is_empty() && !f.agencies_any.iter().any(|a| a == owner) {
+            continue;
+        }
+        let uploads: Vec<String> = if f.upload_ids_any.is_empty() {
+            uploads
+        } else {
+            uploads
+                .into_iter()
+                .filter(|u| f.upload_ids_any.contains(u))
+                .collect()
+        };
+        if uploads.is_empty() {
+            continue;
+        }
+        f.agencies_any = vec![owner.to_string()];
+        f.upload_ids_any = uploads;
+        let opts = SearchOptions {
+            filter: Some(f),
+            group_by_media: false,
+            ..base.clone()
+        };
+        let nearest = c.search(queries, 1, ef, &opts)?;
+        for (qi, hit) in nearest.iter().enumerate() {
+            let Some(h) = hit.first() else { continue };
+            let kth = results[qi].get(k.saturating_sub(1)).map(|x| x.distance);
+            if kth.is_none_or(|d| h.distance <= d) {
+                notices[qi].push(owner.to_string());
+            }
+        }
+    }
+    Ok(notices)
+}
+
+/// Records a LinkSeries run.
+fn record_link_series(collection: &str, started: Instant, summary: Option<&pb::LinkSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_series",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.media,
+            series: s.series,
+        }),
+    });
+}
+
+/// Records a triage run and its verdicts.
+fn record_triage(collection: &str, started: Instant, summary: Option<&pb::TriageSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "triage",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.items,
+            series: s.new_groups.len() as u64,
+        }),
+    });
+    if let Some(s) = summary {
+        let m = &crate::metrics::get().link;
+        m.triage_items
+            .with_label_values(&[collection, "known"])
+            .inc_by(s.known);
+        m.triage_items
+            .with_label_values(&[collection, "new"])
+            .inc_by(s.new);
+    }
+}
+
+/// Records a LinkUpload run and its media's outcomes.
+fn record_link_upload(collection: &str, started: Instant, out: Option<&link::UploadLinked>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_upload",
+        collection,
+        elapsed: started.elapsed(),
+        result: out.map(|o| RunCounts {
+            media: o.media.len() as u64,
+            series: o.touched.len() as u64,
+        }),
+    });
+    let Some(o) = out else { return };
+    let m = &crate::metrics::get().link;
+    for (_, outcome, _) in &o.media {
+        let name = match outcome {
+            link::Outcome::Joined => "joined",
+            link::Outcome::NewSeries => "new_series",
+            link::Outcome::Unlinked => "unlinked",
+        };
+        m.upload_media.with_label_values(&[collection, name]).inc();
     }
 }

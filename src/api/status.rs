@@ -23,12 +23,14 @@ impl From<Error> for tonic::Status {
 fn code(e: &Error) -> Code {
     match e {
         Error::InvalidArgument(_) => Code::InvalidArgument,
-        Error::CollectionNotFound(_) | Error::PointNotFound { .. } | Error::Dropped(_) => {
-            Code::NotFound
-        }
+        Error::CollectionNotFound(_)
+        | Error::PointNotFound { .. }
+        | Error::NotFound(_)
+        | Error::Dropped(_) => Code::NotFound,
         Error::AlreadyExists(_) => Code::AlreadyExists,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
         Error::FailedPrecondition(_) => Code::FailedPrecondition,
+        Error::PermissionDenied(_) => Code::PermissionDenied,
         Error::Unavailable(_) => Code::Unavailable,
         // Files this vidx cannot read (a newer or retired format) make the
         // collection unusable like corrupt ones: DATA_LOSS, as main has it;

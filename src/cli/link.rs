@@ -57,6 +57,10 @@ pub struct LinkArgs {
     /// Link only these cases; not stored.
     #[arg(long = "case", value_delimiter = ',')]
     pub cases: Vec<String>,
+    /// Also link the restricted uploads these credentials may see (their
+    /// agency's and those shared with it); not stored.
+    #[arg(long)]
+    pub with_restricted: bool,
     /// Series as JSON lines, one per line.
     #[arg(long, default_value = "series.jsonl")]
     pub out: PathBuf,
@@ -123,7 +127,7 @@ pub struct TriageArgs {
     pub files: Vec<PathBuf>,
 }
 
-fn date(t: i64) -> String {
+pub(crate) fn date(t: i64) -> String {
     if t == 0 {
         return "?".into();
     }
@@ -174,7 +178,7 @@ pub fn series_json(s: &pb::Series) -> serde_json::Value {
 }
 
 pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let stream = client
         .link_series(link_request(&a))
         .await
@@ -237,6 +241,7 @@ fn link_request(a: &LinkArgs) -> pb::LinkSeriesRequest {
         scope: Some(pb::LinkScope {
             upload_ids: a.uploads.clone(),
             case_ids: a.cases.clone(),
+            with_restricted: a.with_restricted,
         }),
     }
 }
@@ -352,7 +357,7 @@ fn series_table(series: &[pb::Series]) -> String {
 }
 
 pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let r = client
         .link_upload(pb::LinkUploadRequest {
             image_collection: a.images.clone(),
@@ -412,7 +417,7 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
     let items = tokio::task::spawn_blocking(move || read_items(&files, &face_files)).await??;
     let total = items.len();
     let msgs = triage_requests(&a, &items);
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let stream = client
         .triage(tokio_stream::iter(msgs))
         .await
@@ -606,6 +611,34 @@ fn verdicts_table(results: &[pb::TriageResult]) -> String {
         ]);
     }
     t.render()
+}
+
+/// Unix seconds, or a UTC calendar date `YYYY-MM-DD` (midnight).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = s.parse::<i64>() {
+        return Ok(t);
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    let bad = || format!("{s:?} is neither Unix seconds nor a date YYYY-MM-DD");
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400)
 }
 
 #[cfg(test)]

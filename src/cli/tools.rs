@@ -113,7 +113,9 @@ pub struct AnnArgs {
     /// L2), or a file of base vectors: `.npy` or `.fvecs`.
     #[arg(long, default_value = "image")]
     pub dataset: String,
-    /// Query vectors for a file dataset (`.npy` or `.fvecs`).
+    /// Query vectors for a file dataset (`.npy` or `.fvecs`); without it,
+    /// `--queries` evenly spaced rows of the file (at most a tenth) are held
+    /// out as the queries.
     #[arg(long)]
     pub queries_file: Option<PathBuf>,
     /// Ground truth for a file dataset (`.ivecs`); computed exactly if absent.
@@ -148,8 +150,13 @@ pub struct AnnArgs {
         default_value = "10,16,24,32,48,64,96,128,192,256,384,512"
     )]
     pub efs: Vec<usize>,
-    /// Which modes to run.
-    #[arg(long, value_delimiter = ',', default_value = "mutable,sealed,grpc")]
+    /// Which modes to run: mutable, sealed, sealed-sq8, sealed-sq4, grpc,
+    /// grpc-sq8, and hnsw_rs (a peer; needs the `peer-hnsw-rs` feature).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "mutable,sealed,sealed-sq8,sealed-sq4,grpc,grpc-sq8"
+    )]
     pub modes: Vec<String>,
     /// Concurrent gRPC clients for the batched throughput run.
     #[arg(long, default_value_t = 4)]
@@ -342,5 +349,54 @@ mod tests {
         );
         assert!(Gen::try_parse_from(["gen", "--dtype", "f64"]).is_err());
         assert!(Gen::try_parse_from(["gen", "--members", "9..2"]).is_err());
+    }
+}
+
+/// `vidx bench security`: batched search QPS with TLS, tokens and the audit
+/// log on, beside the plain server, in one run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SecurityBenchArgs {
+    /// Points of the generated collection (sealed).
+    #[arg(long, default_value_t = 50_000)]
+    pub n: usize,
+    /// Dimension of the vectors.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Queries per round and server.
+    #[arg(long, default_value_t = 20_000)]
+    pub queries: usize,
+    /// Concurrent clients (each with its own token).
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Queries per request.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Search breadth.
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+    /// Rounds, alternating plain and secure; the medians are compared.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Seed of the vectors.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl From<SecurityBenchArgs> for crate::tools::bench_secure::SecurityBenchOptions {
+    fn from(a: SecurityBenchArgs) -> Self {
+        crate::tools::bench_secure::SecurityBenchOptions {
+            n: a.n,
+            dim: a.dim,
+            queries: a.queries,
+            clients: a.clients,
+            batch: a.batch,
+            k: a.k,
+            ef: a.ef,
+            rounds: a.rounds,
+            seed: a.seed,
+        }
     }
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
+use crate::index::quant::Quantization;
 use crate::pb;
 use crate::storage::versions::CONFIG;
 use crate::validate;
@@ -50,6 +51,23 @@ pub struct Config {
     pub kind: Kind,
     pub m: u32,
     pub ef_construction: u32,
+    /// Codes sealed segments are searched by (absent in configurations
+    /// written before quantization existed: none). The mutable segment
+    /// stays f32; each seal or merge trains its own codebook.
+    #[serde(default)]
+    pub quantization: Quantization,
+}
+
+/// `collection.json` (`bytes`, read from `path`) with the collection's name
+/// set to `name`, every other key kept as it is: a restore under a new name.
+pub fn renamed(path: &std::path::Path, bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::data_loss(path, format!("unreadable configuration: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(Error::data_loss(path, "configuration is not a JSON object"));
+    };
+    obj.insert("name".into(), serde_json::Value::String(name.to_string()));
+    serde_json::to_vec_pretty(&v).map_err(|e| Error::Internal(e.to_string()))
 }
 
 impl Config {
@@ -63,6 +81,7 @@ impl Config {
             kind,
             m: DEFAULT_M,
             ef_construction: DEFAULT_EF_CONSTRUCTION,
+            quantization: Quantization::None,
         }
     }
 
@@ -104,6 +123,12 @@ impl Config {
                 validate::MAX_EF_CONSTRUCTION
             )));
         }
+        let quantization = Quantization::from_pb(r.quantization).ok_or_else(|| {
+            Error::invalid(format!(
+                "quantization is {}; use QUANTIZATION_NONE, SQ8 or SQ4",
+                r.quantization
+            ))
+        })?;
         Ok(Config {
             format: CONFIG.current,
             name: r.name.clone(),
@@ -112,6 +137,7 @@ impl Config {
             kind,
             m,
             ef_construction,
+            quantization,
         })
     }
 }

@@ -80,6 +80,7 @@ impl Collection {
             read_only: RwLock::new(None),
             tail_since: Mutex::new((c_len_hint > 0).then(Instant::now)),
             on_health_change: OnceLock::new(),
+            verification: std::sync::atomic::AtomicU8::new(super::Verification::Pending as u8),
             closed: AtomicBool::new(false),
             me: me.clone(),
             config,
@@ -103,6 +104,10 @@ impl Collection {
     fn start_background_work(&self) -> Result<()> {
         if self.opts.verify_on_open && !self.snapshot().sealed.is_empty() {
             self.spawn("verify", |c| c.verify_sealed());
+        } else {
+            // Nothing to read: every sealed file is one this process wrote,
+            // or the check was turned off.
+            self.set_verification(super::Verification::Verified);
         }
         let sync_every = match self.opts.sync {
             SyncPolicy::Interval(every) => Some(every),
@@ -129,16 +134,18 @@ impl Collection {
             if let Err(e) = s.verify().and_then(|_| s.meta_index().map(|_| ())) {
                 tracing::error!(collection = %self.config.name, error = %e, "corrupt segment file: collection unavailable");
                 *self.failure.write() = Some(e.to_string());
+                self.set_verification(super::Verification::Failed);
                 self.health_changed();
                 return;
             }
         }
+        self.set_verification(super::Verification::Verified);
         tracing::info!(collection = %self.config.name, elapsed_ms = started.elapsed().as_millis() as u64, "sealed segments verified");
     }
 }
 
 /// The collection's configuration, in a format this vidx reads.
-fn read_config(dir: &Path) -> Result<Config> {
+pub(super) fn read_config(dir: &Path) -> Result<Config> {
     let cfg_path = dir.join(CONFIG_FILE);
     let bytes = fs::read(&cfg_path)?;
     let config: Config = serde_json::from_slice(&bytes)
@@ -388,7 +395,9 @@ fn upkeep(c: Weak<Collection>, sync_every: Option<Duration>, seal_after: Option<
         {
             synced = Instant::now();
             let mut w = c.writer.lock();
-            if let Err(e) = w.wal.sync_if_dirty() {
+            let r = w.wal.sync_if_dirty();
+            c.note_fsync(&mut w);
+            if let Err(e) = r {
                 let e = c.degrade(e, Some(&w.wal));
                 tracing::error!(collection = %c.config.name, error = %e, "WAL fsync failed");
             }

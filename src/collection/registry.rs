@@ -29,7 +29,8 @@ use crate::storage::lock::DirLock;
 use crate::storage::{durable, fs};
 use crate::validate;
 
-const COLLECTIONS_DIR: &str = "collections";
+/// The collections' directory inside the data directory.
+pub const COLLECTIONS_DIR: &str = "collections";
 
 enum Entry {
     /// Listed, not open yet (its log may be replaying).

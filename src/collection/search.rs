@@ -65,10 +65,18 @@ impl Collection {
             }
             Query::PointId(id) => {
                 validate::point_id(&format!("queries[{i}].point_id"), id)?;
-                let (seg, off) = segs.locate(id)?.ok_or_else(|| Error::PointNotFound {
+                let not_found = || Error::PointNotFound {
                     collection: self.config.name.clone(),
                     id: id.clone(),
-                })?;
+                };
+                let (seg, off) = segs.locate(id)?.ok_or_else(not_found)?;
+                // A point the caller may not see is one that does not exist.
+                if let Some(f) = &opts.filter
+                    && !f.hidden_uploads.is_empty()
+                    && f.hides(&seg.describe(off)?.1)
+                {
+                    return Err(not_found());
+                }
                 let filter = if opts.exclude_same_upload || opts.exclude_same_case {
                     let (_, m) = seg.describe(off)?;
                     let mut f = opts.filter.clone().unwrap_or_default();
@@ -117,11 +125,22 @@ impl Collection {
                     cands.push((si, off, r));
                 }
             }
-            let hits = self.resolve(all, cands, pool)?;
+            let mut hits = self.resolve(all, cands, pool)?;
+            let saturated = hits.len() >= pool;
+            if let Some(max) = opts.max_distance {
+                // Hits come nearest first: past the limit, all are farther.
+                hits.retain(|h| h.distance <= max);
+                if hits.len() < pool {
+                    return Ok(if opts.group_by_media {
+                        group_by_media(hits, k)
+                    } else {
+                        hits
+                    });
+                }
+            }
             if !opts.group_by_media {
                 return Ok(hits);
             }
-            let saturated = hits.len() >= pool;
             let grouped = group_by_media(hits, k);
             if grouped.len() >= k || !saturated || pool >= MAX_GROUP_POOL {
                 return Ok(grouped);

@@ -4,13 +4,21 @@
 
 use std::collections::{HashMap, HashSet};
 
-use crate::collection::Collection;
 use crate::collection::segments::{apply_deletes, apply_upserts};
+use crate::collection::{Collection, Writer};
 use crate::error::Result;
 use crate::pb;
 use crate::segment::mutable::Prepared;
 use crate::storage::wal::WalRecord;
 use crate::validate;
+
+/// Asked before a write replaces a stored point: (id, stored metadata, new
+/// metadata); an error refuses the batch.
+pub type ReplaceCheck<'a> = &'a (dyn Fn(&str, &pb::Metadata, &pb::Metadata) -> Result<()> + Sync);
+
+/// Asked before a delete removes a stored point: (id, stored metadata);
+/// `Ok(false)` treats it as absent, an error refuses the delete.
+pub type DeleteCheck<'a> = &'a (dyn Fn(&str, &pb::Metadata) -> Result<bool> + Sync);
 
 impl Collection {
     /// Validates a batch whole and prepares its vectors. Within a batch the
@@ -49,6 +57,18 @@ impl Collection {
 
     /// Validates, logs and applies a batch; returns how many points it held.
     pub fn upsert(&self, points: Vec<pb::Point>) -> Result<usize> {
+        self.upsert_checked(points, None)
+    }
+
+    /// [`Collection::upsert`] where every point that would replace a stored
+    /// one is first shown to `replace` (id, stored metadata, new metadata)
+    /// under the writer lock, so no other write slips in between: an error
+    /// refuses the whole batch before anything is logged.
+    pub fn upsert_checked(
+        &self,
+        points: Vec<pb::Point>,
+        replace: Option<ReplaceCheck<'_>>,
+    ) -> Result<usize> {
         self.check()?;
         self.writable()?;
         let prepared = self.prepare(points)?;
@@ -65,10 +85,16 @@ impl Collection {
         // Again under the lock: a drop or an fsync failure may have come
         // while this batch was being prepared.
         self.writable()?;
-        if let Err(e) = w.wal.append(rec) {
-            return Err(self.degrade(e, Some(&w.wal)));
-        }
         let segs = self.snapshot();
+        if let Some(check) = replace {
+            for p in &prepared {
+                if let Some((seg, off)) = segs.locate(&p.id)? {
+                    let (_, stored) = seg.describe(off)?;
+                    check(&p.id, &stored, &p.metadata)?;
+                }
+            }
+        }
+        self.log(&mut w, rec)?;
         apply_upserts(&segs, prepared)?;
         self.tail_since
             .lock()
@@ -80,6 +106,18 @@ impl Collection {
 
     /// Logs and applies a delete; returns how many ids were live.
     pub fn delete(&self, ids: Vec<String>) -> Result<usize> {
+        self.delete_checked(ids, None)
+    }
+
+    /// [`Collection::delete`] where each stored point is first shown to
+    /// `check` (id, stored metadata) under the writer lock: `Ok(false)`
+    /// leaves it alone as if it did not exist, an error refuses the whole
+    /// delete.
+    pub fn delete_checked(
+        &self,
+        ids: Vec<String>,
+        check: Option<DeleteCheck<'_>>,
+    ) -> Result<usize> {
         self.check()?;
         self.writable()?;
         for (i, id) in ids.iter().enumerate() {
@@ -93,23 +131,134 @@ impl Collection {
         let mut seen = HashSet::with_capacity(ids.len());
         let mut live = Vec::new();
         for id in ids {
-            if !seen.contains(&id) && segs.locate(&id)?.is_some() {
-                seen.insert(id.clone());
-                live.push(id);
+            if seen.contains(&id) {
+                continue;
             }
+            let Some((seg, off)) = segs.locate(&id)? else {
+                continue;
+            };
+            if let Some(check) = check {
+                let (_, stored) = seg.describe(off)?;
+                if !check(&id, &stored)? {
+                    continue;
+                }
+            }
+            seen.insert(id.clone());
+            live.push(id);
         }
         if live.is_empty() {
             return Ok(0);
         }
-        let rec = WalRecord {
-            seq: 0,
-            upserts: Vec::new(),
-            deletes: live,
-        };
-        if let Err(e) = w.wal.append(rec.clone()) {
+        self.log(
+            &mut w,
+            WalRecord {
+                seq: 0,
+                upserts: Vec::new(),
+                deletes: live.clone(),
+            },
+        )?;
+        apply_deletes(&segs, &live)
+    }
+}
+
+impl Collection {
+    /// Changes the metadata of stored points without their vectors: each
+    /// point is written again with its stored vector and `change`d metadata,
+    /// logged and applied like an upsert (the new version goes to the
+    /// mutable segment, the old one is tombstoned wherever it lives, sealed
+    /// segments included), so filters see it at once and recovery replays
+    /// it. Every id must exist (else nothing is applied). Returns how many
+    /// points were updated. Each stored point is first shown to `check`
+    /// (id, stored metadata) under the writer lock: `Ok(false)` counts it
+    /// as missing, an error refuses the whole update.
+    pub fn update_metadata(
+        &self,
+        ids: &[String],
+        change: impl Fn(&mut pb::Metadata),
+        check: Option<DeleteCheck<'_>>,
+    ) -> Result<usize> {
+        self.check()?;
+        self.writable()?;
+        for (i, id) in ids.iter().enumerate() {
+            validate::point_id(&format!("ids[{i}]"), id)?;
+        }
+        // Under the writer lock: no write can slip in between reading a
+        // point and logging its new version.
+        let mut w = self.writer.lock();
+        self.writable()?;
+        let segs = self.snapshot();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let point = match segs.locate(id)? {
+                Some((seg, off)) => seg.point(id, off)?,
+                None => None,
+            };
+            let point = match (point, check) {
+                (Some(p), Some(check)) => {
+                    let stored = p.metadata.clone().unwrap_or_default();
+                    check(id, &stored)?.then_some(p)
+                }
+                (p, _) => p,
+            };
+            let Some(p) = point else {
+                return Err(crate::error::Error::PointNotFound {
+                    collection: self.config.name.clone(),
+                    id: id.clone(),
+                });
+            };
+            let mut metadata = p.metadata.unwrap_or_default();
+            change(&mut metadata);
+            validate::metadata(
+                &format!("point {}: metadata", validate::show(id)),
+                &metadata,
+            )?;
+            prepared.push(Prepared {
+                id: p.id,
+                vector: p.vector,
+                metadata,
+            });
+        }
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        let n = prepared.len();
+        self.log(
+            &mut w,
+            WalRecord {
+                seq: 0,
+                upserts: prepared.iter().map(to_pb_point).collect(),
+                deletes: Vec::new(),
+            },
+        )?;
+        apply_upserts(&segs, prepared)?;
+        self.tail_since
+            .lock()
+            .get_or_insert_with(std::time::Instant::now);
+        drop(w);
+        self.maybe_seal_in_background();
+        Ok(n)
+    }
+
+    /// Appends `rec` to the log (under the writer lock) and records the bytes
+    /// and the fsync time. A failure that leaves the log untrusted turns the
+    /// collection read-only ([`Collection::degrade`]).
+    fn log(&self, w: &mut Writer, rec: WalRecord) -> Result<()> {
+        let before = w.wal.len_bytes();
+        let r = w.wal.append(rec);
+        self.note_fsync(w);
+        if let Err(e) = r {
             return Err(self.degrade(e, Some(&w.wal)));
         }
-        apply_deletes(&segs, &rec.deletes)
+        crate::metrics::get()
+            .storage
+            .wal_written_bytes
+            .with_label_values(&[self.name()])
+            .inc_by(w.wal.len_bytes() - before);
+        Ok(())
     }
 }
 

@@ -30,12 +30,19 @@ pub struct Filter {
     pub upload_ids_any: Vec<String>,
     pub upload_ids_none: Vec<String>,
     pub media_ids_none: Vec<String>,
+    /// Only points of these media (internal: series lookups; not a request
+    /// field).
+    pub media_ids_any: Vec<String>,
     pub victim_identified: Option<bool>,
     /// [after, before): after inclusive, before exclusive.
     pub captured: (Option<i64>, Option<i64>),
     pub uploaded: (Option<i64>, Option<i64>),
     pub tags_all: Vec<String>,
     pub tags_any: Vec<String>,
+    /// Restricted uploads the caller may not see, as sorted (owner agency,
+    /// upload id) pairs: the visibility predicate. Never set from a request;
+    /// the api layer adds it for the caller (see `collection::restrict`).
+    pub hidden_uploads: Vec<(String, String)>,
 }
 
 /// Checks a request list of metadata values (`field` names it in errors):
@@ -99,17 +106,43 @@ impl Filter {
             upload_ids_any: list("filter.upload_ids_any", &f.upload_ids_any)?,
             upload_ids_none: list("filter.upload_ids_none", &f.upload_ids_none)?,
             media_ids_none: list("filter.media_ids_none", &f.media_ids_none)?,
+            media_ids_any: Vec::new(),
             victim_identified: f.victim_identified,
             captured: range("captured", f.captured_after, f.captured_before)?,
             uploaded: range("uploaded", f.uploaded_after, f.uploaded_before)?,
             tags_all: list("filter.tags_all", &f.tags_all)?,
             tags_any: list("filter.tags_any", &f.tags_any)?,
+            hidden_uploads: Vec::new(),
         };
         Ok(if out.is_empty() { None } else { Some(out) })
     }
 
     pub fn is_empty(&self) -> bool {
         *self == Filter::default()
+    }
+
+    /// Whether the visibility predicate hides a point with this metadata.
+    pub fn hides(&self, m: &pb::Metadata) -> bool {
+        !self.hidden_uploads.is_empty()
+            && self
+                .hidden_uploads
+                .binary_search_by(|(a, u)| {
+                    (a.as_str(), u.as_str()).cmp(&(m.agency.as_str(), m.upload_id.as_str()))
+                })
+                .is_ok()
+    }
+
+    /// `filter` (if any) narrowed by a visibility predicate (if any): the
+    /// filter a caller's query runs under.
+    pub fn and_visible(filter: Option<Filter>, visibility: Option<&Filter>) -> Option<Filter> {
+        match (filter, visibility) {
+            (f, None) => f,
+            (None, Some(v)) => Some(v.clone()),
+            (Some(mut f), Some(v)) => {
+                f.hidden_uploads = v.hidden_uploads.clone();
+                Some(f)
+            }
+        }
     }
 
     /// The reference semantics, straight from the metadata. The index-based
@@ -127,6 +160,7 @@ impl Filter {
             && (self.upload_ids_any.is_empty() || has(&self.upload_ids_any, &m.upload_id))
             && !has(&self.upload_ids_none, &m.upload_id)
             && !has(&self.media_ids_none, &m.media_id)
+            && (self.media_ids_any.is_empty() || has(&self.media_ids_any, &m.media_id))
             && self
                 .victim_identified
                 .is_none_or(|v| v == m.victim_identified)
@@ -134,6 +168,7 @@ impl Filter {
             && in_range(self.uploaded, m.uploaded_at)
             && self.tags_all.iter().all(|t| m.tags.contains(t))
             && (self.tags_any.is_empty() || self.tags_any.iter().any(|t| m.tags.contains(t)))
+            && !self.hides(m)
     }
 }
 
@@ -272,13 +307,24 @@ impl MetaIndex {
             upload_ids_any: any(&self.upload_id, &f.upload_ids_any),
             upload_ids_none: self.upload_id.codes_of(&f.upload_ids_none),
             media_ids_none: self.media_id.codes_of(&f.media_ids_none),
+            media_ids_any: any(&self.media_id, &f.media_ids_any),
             victim_identified: f.victim_identified,
             captured: f.captured,
             uploaded: f.uploaded,
             tags_all: Vec::new(),
             tags_any: any(&self.tags, &f.tags_any),
+            hidden: Vec::new(),
             impossible: false,
         };
+        for (agency, upload) in &f.hidden_uploads {
+            if let (Some(&a), Some(&u)) = (
+                self.agency.dict.get(agency),
+                self.upload_id.dict.get(upload),
+            ) {
+                c.hidden.push((a, u));
+            }
+        }
+        c.hidden.sort_unstable();
         for t in &f.tags_all {
             match self.tags.dict.get(t) {
                 Some(&code) => c.tags_all.push(code),
@@ -291,6 +337,7 @@ impl MetaIndex {
             &c.agencies_any,
             &c.case_ids_any,
             &c.upload_ids_any,
+            &c.media_ids_any,
             &c.tags_any,
         ]
         .into_iter()
@@ -316,11 +363,14 @@ pub struct Compiled<'a> {
     upload_ids_any: Option<Vec<u32>>,
     upload_ids_none: Vec<u32>,
     media_ids_none: Vec<u32>,
+    media_ids_any: Option<Vec<u32>>,
     victim_identified: Option<bool>,
     captured: (Option<i64>, Option<i64>),
     uploaded: (Option<i64>, Option<i64>),
     tags_all: Vec<u32>,
     tags_any: Option<Vec<u32>>,
+    /// (agency, upload) codes of the hidden restricted uploads present here.
+    hidden: Vec<(u32, u32)>,
     /// Some condition cannot be met by any point of this segment.
     impossible: bool,
 }
@@ -337,6 +387,27 @@ fn range_slice(sorted: &[(i64, u32)], (a, b): (Option<i64>, Option<i64>)) -> &[(
 }
 
 impl<'a> Compiled<'a> {
+    /// Whether every point of the segment passes (no condition bites here,
+    /// e.g. a visibility predicate whose hidden uploads this segment does
+    /// not hold): the search then runs as if unfiltered.
+    pub fn accepts_all(&self) -> bool {
+        !self.impossible
+            && self.countries_any.is_none()
+            && self.countries_none.is_empty()
+            && self.agencies_any.is_none()
+            && self.case_ids_any.is_none()
+            && self.case_ids_none.is_empty()
+            && self.upload_ids_any.is_none()
+            && self.upload_ids_none.is_empty()
+            && self.media_ids_none.is_empty()
+            && self.victim_identified.is_none()
+            && self.captured == (None, None)
+            && self.uploaded == (None, None)
+            && self.tags_all.is_empty()
+            && self.tags_any.is_none()
+            && self.hidden.is_empty()
+    }
+
     /// Whether the point at `off` passes (liveness is the caller's business).
     #[inline]
     pub fn accepts(&self, off: usize) -> bool {
@@ -360,6 +431,15 @@ impl<'a> Compiled<'a> {
             || !one_of(&self.upload_ids_any, ix.upload_id.codes[off])
             || !none_of(&self.upload_ids_none, ix.upload_id.codes[off])
             || !none_of(&self.media_ids_none, ix.media_id.codes[off])
+            || !one_of(&self.media_ids_any, ix.media_id.codes[off])
+        {
+            return false;
+        }
+        if !self.hidden.is_empty()
+            && self
+                .hidden
+                .binary_search(&(ix.agency.codes[off], ix.upload_id.codes[off]))
+                .is_ok()
         {
             return false;
         }
@@ -403,6 +483,7 @@ impl<'a> Compiled<'a> {
             (&ix.agency, &self.agencies_any),
             (&ix.case_id, &self.case_ids_any),
             (&ix.upload_id, &self.upload_ids_any),
+            (&ix.media_id, &self.media_ids_any),
             (&ix.tags, &self.tags_any),
         ] {
             if let Some(codes) = set {
@@ -528,11 +609,23 @@ mod tests {
             upload_ids_any: pick(rng, &["u0", "u1", "u2", "u3"], "u8"),
             upload_ids_none: pick(rng, &["u0", "u1", "u2"], "u9"),
             media_ids_none: pick(rng, &["m1", "m2", "m3"], "m999"),
+            media_ids_any: if rng.random_bool(0.2) {
+                pick(rng, &["m1", "m2", "m3", "m4"], "m998")
+            } else {
+                Vec::new()
+            },
             victim_identified: rng.random_bool(0.3).then(|| rng.random_bool(0.5)),
             captured: (maybe(rng, 0, 50), maybe(rng, 50, 101)),
             uploaded: (maybe(rng, 50, 100), maybe(rng, 100, 151)),
             tags_all: pick(rng, &TAGS[..2], "nope"),
             tags_any: pick(rng, &TAGS, "rare"),
+            hidden_uploads: ["a0", "a1", "a2", "zz"]
+                .iter()
+                .flat_map(|a| {
+                    ["u0", "u1", "u2", "u3", "u9"].map(|u| (a.to_string(), u.to_string()))
+                })
+                .filter(|_| rng.random_bool(0.15))
+                .collect(),
         };
         for l in [
             &mut f.countries_any,
@@ -540,6 +633,7 @@ mod tests {
             &mut f.agencies_any,
             &mut f.case_ids_any,
             &mut f.upload_ids_any,
+            &mut f.media_ids_any,
             &mut f.tags_all,
             &mut f.tags_any,
         ] {

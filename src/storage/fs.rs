@@ -455,6 +455,14 @@ pub fn rename(from: &Path, to: &Path) -> Result<()> {
         .map_err(|e| Error::io(to, e))
 }
 
+/// Hard-links `from` as `to` (a new directory entry: counted as a
+/// create; a plan's path text is matched against `to`).
+pub fn hard_link(from: &Path, to: &Path) -> Result<()> {
+    gate(Op::Create, to)
+        .and_then(|_| std::fs::hard_link(from, to))
+        .map_err(|e| Error::io(to, e))
+}
+
 pub fn create_dir(path: &Path) -> Result<()> {
     let faults = gate(Op::Mkdir, path).map_err(|e| Error::io(path, e))?;
     std::fs::create_dir(path).map_err(|e| Error::io(path, e))?;

@@ -5,10 +5,13 @@
 //! | --- | --- | --- | --- |
 //! | [`SEALED`] | `seg-*/vectors.bin`, `ids.bin`, `meta.bin`, `tomb-*.bin` | 1 | 1 |
 //! | [`GRAPH`] | `seg-*/graph.bin` | 1 | 1 |
+//! | [`CODES`] | `seg-*/codes.bin` (quantized collections) | 1 | 1 |
 //! | [`WAL`] | `wal-*.log` | 1 | 1 |
 //! | [`MANIFEST`] | `manifest.json` (`"format"`) | 1 | 1 |
 //! | [`CONFIG`] | `collection.json` (`"format"`) | 1 | 1 |
 //! | [`SERIES`] | `series/<collection>.json` (`"format": "vidx-series/<n>"`) | 1 | 1 |
+//! | [`DECISIONS`] | `series/<collection>.decisions.log` | 1 | 1 |
+//! | [`SNAPSHOT`] | a snapshot's `snapshot.json` (`"format"`) | 1 | 1 |
 //!
 //! It lives in `storage`, the lowest layer that stores files, so that the
 //! segment, collection and investigate layers can all import it.
@@ -56,6 +59,13 @@ pub const GRAPH: Format = Format {
     oldest: 1,
 };
 
+/// The quantized codes of a sealed segment (codebook, norms, codes).
+pub const CODES: Format = Format {
+    name: "codes file",
+    current: 1,
+    oldest: 1,
+};
+
 /// A write-ahead log file.
 pub const WAL: Format = Format {
     name: "write-ahead log",
@@ -84,8 +94,24 @@ pub const SERIES: Format = Format {
     oldest: 1,
 };
 
+/// The investigators' decisions about an image collection's series.
+pub const DECISIONS: Format = Format {
+    name: "decision log",
+    current: 1,
+    oldest: 1,
+};
+
+/// The manifest of a collection snapshot (`vidx snapshot create`).
+pub const SNAPSHOT: Format = Format {
+    name: "snapshot manifest",
+    current: 1,
+    oldest: 1,
+};
+
 /// Every stored format, in the order of the table above.
-pub const ALL: [Format; 6] = [SEALED, GRAPH, WAL, MANIFEST, CONFIG, SERIES];
+pub const ALL: [Format; 9] = [
+    SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES, DECISIONS, SNAPSHOT,
+];
 
 impl Format {
     /// Checks the version `found` in `path` and returns it, for the reader

@@ -129,6 +129,8 @@ pub struct Wal {
     /// may be gone whatever later fsyncs say), or a failed append could not
     /// be cut back. Appends are refused from then on.
     broken: Option<String>,
+    /// How long the last fsync took, until the owner takes it for its metrics.
+    fsync_time: Option<std::time::Duration>,
 }
 
 impl Wal {
@@ -168,6 +170,7 @@ impl Wal {
             sync,
             dirty: false,
             broken: None,
+            fsync_time: None,
         })
     }
 
@@ -275,6 +278,7 @@ impl Wal {
                 sync,
                 dirty: false,
                 broken: None,
+                fsync_time: None,
             },
             Recovery {
                 records,
@@ -311,7 +315,7 @@ impl Wal {
             return Err(Error::io(&self.path, e));
         }
         if self.sync == SyncPolicy::Always
-            && let Err(e) = self.file.sync_data()
+            && let Err(e) = self.sync_data()
         {
             self.broken = Some(e.to_string());
             return Err(e);
@@ -338,7 +342,7 @@ impl Wal {
     pub fn sync_if_dirty(&mut self) -> Result<()> {
         self.usable()?;
         if self.dirty {
-            if let Err(e) = self.file.sync_data() {
+            if let Err(e) = self.sync_data() {
                 self.broken = Some(e.to_string());
                 return Err(e);
             }
@@ -350,6 +354,19 @@ impl Wal {
     /// Why the log is not trusted any more, if it is not.
     pub fn broken(&self) -> Option<&str> {
         self.broken.as_deref()
+    }
+
+    /// fdatasync, timed.
+    fn sync_data(&mut self) -> Result<()> {
+        let started = std::time::Instant::now();
+        let r = self.file.sync_data();
+        self.fsync_time = Some(started.elapsed());
+        r
+    }
+
+    /// How long the last fsync took, if one ran since the last call.
+    pub fn take_fsync_time(&mut self) -> Option<std::time::Duration> {
+        self.fsync_time.take()
     }
 
     /// Sequence number the next append gets.

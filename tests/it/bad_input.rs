@@ -257,6 +257,13 @@ async fn bad_name_and_create_parameters() {
         Code::InvalidArgument,
         &["hnsw.m is 1000"],
     );
+    let mut r = create_req("ok", 4, pb::Metric::L2);
+    r.quantization = 42;
+    assert_status(
+        c.create_collection(r).await.unwrap_err(),
+        Code::InvalidArgument,
+        &["quantization is 42", "SQ8"],
+    );
     let e = c
         .search(search_req("Bad Name", vec![vector_query(vec![1.0; 4])], 3))
         .await
@@ -539,7 +546,95 @@ async fn path_like_collection_names_are_refused_by_every_rpc() {
         .await
         .map(drop),
     );
+    series_rpcs_refuse(&mut c, bad, &check).await;
+    check(
+        "UpdateMetadata",
+        "collection",
+        c.update_metadata(pb::UpdateMetadataRequest {
+            collection: bad.into(),
+            ids: vec!["p".into()],
+            set: Some(pb::MetadataUpdate {
+                victim_identified: Some(true),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "CreateSnapshot",
+        "collection",
+        c.create_snapshot(pb::CreateSnapshotRequest {
+            collection: bad.into(),
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "CreateToken",
+        "collections[0]",
+        c.create_token(pb::CreateTokenRequest {
+            agency: "a".into(),
+            role: "reader".into(),
+            collections: vec![bad.into()],
+            expires_in: 0,
+        })
+        .await
+        .map(drop),
+    );
     server.stop().await;
+}
+
+/// The series RPCs (main's, after issue 11 was filed) under the same rule:
+/// their names become `<data>/series/<name>.json` and `.decisions.log`.
+async fn series_rpcs_refuse(
+    c: &mut Client,
+    bad: &str,
+    check: &impl Fn(&str, &str, Result<(), tonic::Status>),
+) {
+    let f = "image_collection";
+    check(
+        "ListSeries",
+        f,
+        c.list_series(pb::ListSeriesRequest {
+            image_collection: bad.into(),
+            ..Default::default()
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "GetSeries",
+        f,
+        c.get_series(pb::GetSeriesRequest {
+            image_collection: bad.into(),
+            series_id: "s1".into(),
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "SeriesOfMedia",
+        f,
+        c.series_of_media(pb::SeriesOfMediaRequest {
+            image_collection: bad.into(),
+            media_ids: vec!["m".into()],
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "ReviewSeries",
+        f,
+        c.review_series(pb::ReviewSeriesRequest {
+            image_collection: bad.into(),
+            decisions: vec![pb::Decision::default()],
+            reviewer: "r".into(),
+            note: String::new(),
+        })
+        .await
+        .map(drop),
+    );
 }
 
 /// Issue 11, item 9: a response over the message limit is

@@ -109,7 +109,7 @@ fn sigterm_stops_the_server_despite_an_idle_stream() {
             assert!(started.elapsed() < Duration::from_secs(30));
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        server.terminate();
+        server.send_sigterm();
         let t = Instant::now();
         let exited = server.wait_exit(Duration::from_secs(20));
         assert!(

@@ -7,6 +7,7 @@
 mod support;
 
 mod api;
+mod audit;
 mod bad_input;
 mod cli;
 mod crash;
@@ -17,9 +18,13 @@ mod layers;
 mod lifecycle;
 mod link;
 mod npy_files;
+mod ops;
 mod parsers;
 mod recall;
 mod recovery;
+mod security;
+mod series;
+mod snapshot;
 mod storage;
 mod stored_formats;
 mod sweep;

@@ -15,6 +15,7 @@ use vidx::collection::StorageOptions;
 use vidx::collection::config::{Config as CollectionConfig, Kind};
 use vidx::collection::registry::Registry;
 use vidx::index::distance::Metric;
+use vidx::index::quant::Quantization;
 use vidx::pb;
 use vidx::segment::mutable::{MutableSegment, Prepared};
 use vidx::segment::sealed::SealedSegment;
@@ -189,7 +190,8 @@ fn sealed_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     seg.index(0, &pts);
     seg.commit(0, pts);
     assert!(seg.delete("id-005"));
-    seg.write_sealed(dir).unwrap();
+    // SQ8: codes.bin (its codebook and codes) is among the files mutated.
+    seg.write_sealed(dir, Quantization::Sq8).unwrap();
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {

@@ -77,8 +77,12 @@ fn the_port_answers_while_a_long_log_replays() {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(async {
         let addr = free_addr();
-        let server =
-            ServerProcess::spawn_on(&data, &addr.to_string(), &["--seal-threshold", "1000000"]);
+        let server = ServerProcess::spawn_on(
+            &data,
+            &addr.to_string(),
+            &["--seal-threshold", "1000000"],
+            &[],
+        );
         let url = format!("http://{addr}");
         let started = Instant::now();
         let (mut while_opening, mut not_serving) = (None, false);
@@ -149,7 +153,12 @@ fn recovery_of_a_long_wal_tail() {
     rt.block_on(async {
         let started = Instant::now();
         let addr = free_addr();
-        let server = ServerProcess::spawn_on(&data, &addr.to_string(), &["--seal-threshold", "1000000"]);
+        let server = ServerProcess::spawn_on(
+                &data,
+                &addr.to_string(),
+                &["--seal-threshold", "1000000"],
+                &[],
+            );
         let url = format!("http://{addr}");
         let mut port = None;
         let ready = loop {

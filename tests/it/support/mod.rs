@@ -9,6 +9,7 @@ pub mod data;
 pub mod process;
 pub mod raw;
 pub mod requests;
+pub mod secure;
 pub mod server;
 
 pub use data::*;

@@ -17,10 +17,10 @@ use crate::api::guard::NoteSlot;
 use crate::api::observe::{call_of, note_collection};
 use crate::api::owner;
 use crate::api::series::SeriesApi;
-use crate::api::shared::{blocking, collection_of_kind, link_collections};
+use crate::api::shared::{blocking, collection_of_kind, link_collections, link_names};
 use crate::api::tokens::TokenStore;
 use crate::collection::config;
-use crate::collection::registry::Registry;
+use crate::collection::registry::{Registry, State};
 use crate::collection::restrict::Restrictions;
 use crate::collection::{Collection, Hit, Query, SearchOptions};
 use crate::error::Error;
@@ -126,6 +126,24 @@ impl Service {
         let scope = (!filter.is_empty()).then_some(filter);
         Ok((visibility, scope, with_restricted))
     }
+
+    /// `m` if it fits the message limit; else RESOURCE_EXHAUSTED saying how
+    /// to ask for less (tonic would fail it after the handler with
+    /// OUT_OF_RANGE, which tells the client nothing).
+    fn fit<T: prost::Message>(&self, what: &str, ask_less: &str, m: T) -> Result<T, Status> {
+        fit(self.max_message_bytes, what, ask_less, m)
+    }
+}
+
+fn fit<T: prost::Message>(limit: usize, what: &str, ask_less: &str, m: T) -> Result<T, Status> {
+    let n = m.encoded_len();
+    if n > limit {
+        return Err(Status::resource_exhausted(format!(
+            "the {what} is {n} bytes, over the server's message limit of {limit} bytes \
+             (--max-message-bytes); {ask_less}"
+        )));
+    }
+    Ok(m)
 }
 
 /// The caller the gate admitted (see `api::guard`).
@@ -175,8 +193,19 @@ fn query_summary(q: &pb::Query) -> serde_json::Value {
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// A triaged item that is to be stored must fit as points: its face points
+/// are `<id>#<n>`, and an id is at most [`validate::MAX_ID_BYTES`].
+fn storable(field: &str, it: &Item) -> Result<(), Error> {
+    for n in 0..it.faces.len() {
+        let id = format!("{}#{n}", it.id);
+        validate::point_id(&format!("{field}.faces[{n}], stored as point id"), &id)?;
+    }
+    Ok(())
+}
+
 /// Stores triaged items: an image point per item (id = item id, media_id =
-/// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
+/// item id unless set) and a face point `<id>#<n>` per face. Both batches
+/// are validated whole before either is stored. Returns items stored.
 fn store_triaged(
     images: &Collection,
     faces: Option<&Collection>,
@@ -206,6 +235,11 @@ fn store_triaged(
     }
     owner::stamp(&writer.caller, &mut img)?;
     owner::stamp(&writer.caller, &mut fc)?;
+    // Both batches whole, before either is stored.
+    images.prepare(img.clone())?;
+    if let Some(f) = faces {
+        f.prepare(fc.clone())?;
+    }
     let check = owner::replace_check(
         &writer.caller,
         &writer.restrictions,
@@ -250,16 +284,25 @@ where
     }
 }
 
-/// tonic reports an over-limit message as OUT_OF_RANGE; gRPC's convention
-/// (and our contract) is RESOURCE_EXHAUSTED.
-pub fn oversized_to_resource_exhausted(s: Status) -> Status {
-    if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
-        Status::resource_exhausted(format!(
-            "{}; send smaller batches or raise the server's --max-message-bytes",
-            s.message()
-        ))
-    } else {
-        s
+/// The statuses tonic gives for what is the client's doing, as gRPC's
+/// conventions (and our contract) have them: an over-limit message
+/// (OUT_OF_RANGE) is RESOURCE_EXHAUSTED; bytes that do not decode as the
+/// request message (INTERNAL) are INVALID_ARGUMENT.
+pub fn transport_status(s: Status) -> Status {
+    match s.code() {
+        tonic::Code::OutOfRange if s.message().contains("message length too large") => {
+            Status::resource_exhausted(format!(
+                "{}; send smaller batches or raise the server's --max-message-bytes",
+                s.message()
+            ))
+        }
+        tonic::Code::Internal if s.message().contains("failed to decode Protobuf message") => {
+            Status::invalid_argument(format!(
+                "the request is not a valid message of its type: {}",
+                s.message()
+            ))
+        }
+        _ => s,
     }
 }
 
@@ -309,6 +352,8 @@ struct TriageJob {
     writer: Writer,
     note: NoteSlot,
     started: Instant,
+    /// The server's message limit.
+    limit: usize,
 }
 
 /// The counts of a triage so far, and the items its end needs.
@@ -353,13 +398,16 @@ impl TriageJob {
         record_triage(&collection, self.started, summary.as_ref());
         match result {
             Ok(Some(summary)) => {
-                let _ = self
-                    .tx
-                    .send(Ok(pb::TriageResponse {
+                let end = fit(
+                    self.limit,
+                    "triage summary",
+                    "triage fewer items per call",
+                    pb::TriageResponse {
                         results: Vec::new(),
                         summary: Some(summary),
-                    }))
-                    .await;
+                    },
+                );
+                let _ = self.tx.send(end).await;
             }
             // The client went away.
             Ok(None) => {}
@@ -382,7 +430,7 @@ impl TriageJob {
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match input.message().await? {
+                None => match input.message().await.map_err(transport_status)? {
                     Some(m) => m,
                     None => break,
                 },
@@ -403,6 +451,12 @@ impl TriageJob {
                 results,
                 summary: None,
             };
+            let response = fit(
+                self.limit,
+                "triage response",
+                "send fewer items per message",
+                response,
+            )?;
             if self.tx.send(Ok(response)).await.is_err() {
                 return Ok(None);
             }
@@ -426,12 +480,20 @@ impl TriageJob {
         base: usize,
     ) -> Result<(Vec<Item>, Vec<pb::TriageResult>), Status> {
         let t = self.triager.clone();
+        let store = self.store;
         blocking(move || {
             let items = msg
                 .items
                 .iter()
                 .enumerate()
-                .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
+                .map(|(i, it)| {
+                    let field = format!("items[{}]", base + i);
+                    let item = t.prepare(&field, it)?;
+                    if store {
+                        storable(&field, &item)?;
+                    }
+                    Ok(item)
+                })
                 .collect::<Result<Vec<_>, Error>>()?;
             let results = items
                 .par_iter()
@@ -493,11 +555,14 @@ impl VectorIndex for Service {
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
+        let limit = self.max_message_bytes;
         let started = Instant::now();
         tokio::task::spawn_blocking(move || {
             let send = |e: pb::link_event::Event| {
+                let event = pb::LinkEvent { event: Some(e) };
+                let ask_less = "link a smaller scope, or raise the server's --max-message-bytes";
                 // A client that went away just stops listening.
-                let _ = tx.blocking_send(Ok(pb::LinkEvent { event: Some(e) }));
+                let _ = tx.blocking_send(fit(limit, "LinkSeries event", ask_less, event));
             };
             let progress = |stage: &'static str, done: u64, total: u64| {
                 send(pb::link_event::Event::Progress(pb::LinkProgress {
@@ -591,6 +656,8 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
+        // Before the names are used for anything: they become file names.
+        link_names(&req.image_collection, &req.face_collection)?;
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         caller.may_use(&req.image_collection)?;
         note.request(
@@ -648,7 +715,7 @@ impl VectorIndex for Service {
         record_link_upload(&image_name, started, out.as_ref().ok().map(|(o, _)| o));
         let (out, relinked) = out?;
         note.0.lock().results = out.media.len() as u64;
-        Ok(Response::new(pb::LinkUploadResponse {
+        let response = pb::LinkUploadResponse {
             stored: !private,
             media: out
                 .media
@@ -671,7 +738,13 @@ impl VectorIndex for Service {
             series: out.touched.iter().map(|r| r.to_pb()).collect(),
             new_edges: out.new_edges as u64,
             relinked,
-        }))
+        };
+        let ask_less = "link smaller uploads, or raise the server's --max-message-bytes";
+        Ok(Response::new(self.fit(
+            "LinkUpload response",
+            ask_less,
+            response,
+        )?))
     }
 
     async fn triage(
@@ -682,7 +755,7 @@ impl VectorIndex for Service {
         let note = note(&request);
         let call = call_of(&request);
         let mut input = request.into_inner();
-        let Some(first) = input.message().await? else {
+        let Some(first) = input.message().await.map_err(transport_status)? else {
             return Err(Status::invalid_argument(
                 "the triage stream sent no message",
             ));
@@ -737,6 +810,7 @@ impl VectorIndex for Service {
             },
             note,
             started: Instant::now(),
+            limit: self.max_message_bytes,
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -766,7 +840,11 @@ impl VectorIndex for Service {
             r.series.len() as u64,
             r.series.iter().map(|s| s.series_id.clone()).collect(),
         );
-        Ok(Response::new(r))
+        Ok(Response::new(self.fit(
+            "ListSeries response",
+            "ask for a smaller page_size, or leave out with_evidence",
+            r,
+        )?))
     }
 
     async fn get_series(
@@ -787,7 +865,11 @@ impl VectorIndex for Service {
             r.media.len() as u64,
             r.media.iter().map(|m| m.media_id.clone()).collect(),
         );
-        Ok(Response::new(r))
+        Ok(Response::new(self.fit(
+            "GetSeries response",
+            "the series is too large for one answer: raise the server's --max-message-bytes",
+            r,
+        )?))
     }
 
     async fn series_of_media(
@@ -812,7 +894,11 @@ impl VectorIndex for Service {
                 .map(|m| m.series_id.clone())
                 .collect(),
         );
-        Ok(Response::new(r))
+        Ok(Response::new(self.fit(
+            "SeriesOfMedia response",
+            "ask for fewer media_ids per request",
+            r,
+        )?))
     }
 
     async fn review_series(
@@ -839,7 +925,11 @@ impl VectorIndex for Service {
                 .map(|d| d.decision_id.to_string())
                 .collect(),
         );
-        Ok(Response::new(r))
+        Ok(Response::new(self.fit(
+            "ReviewSeries response",
+            "send fewer decisions per request",
+            r,
+        )?))
     }
 
     async fn update_metadata(
@@ -886,20 +976,35 @@ impl VectorIndex for Service {
         let note = note(&request);
         let registry = self.registry.clone();
         let visibility = self.visibility(&caller);
-        let collections: Vec<pb::CollectionInfo> = blocking(move || {
-            let (ready, broken) = registry.list();
-            for (name, why) in broken {
-                tracing::warn!(collection = %name, error = %why, "not listed: unavailable");
-            }
-            ready
-                .iter()
-                .filter(|c| caller.may_use(c.name()).is_ok())
-                .map(|c| visible_info(c, visibility.as_ref()))
-                .collect()
+        let collections = blocking(move || {
+            registry
+                .list()
+                .into_iter()
+                .filter(|(name, _)| caller.may_use(name).is_ok())
+                .map(|(name, state)| match state {
+                    State::Ready(c) => visible_info(&c, visibility.as_ref()),
+                    State::Opening => Ok(pb::CollectionInfo {
+                        name,
+                        state: "opening".into(),
+                        ..Default::default()
+                    }),
+                    State::Unavailable(why) => Ok(pb::CollectionInfo {
+                        name,
+                        state: "unavailable".into(),
+                        error: Status::from(why).message().to_string(),
+                        ..Default::default()
+                    }),
+                })
+                .collect::<Result<Vec<_>, Error>>()
         })
         .await?;
         note.0.lock().results = collections.len() as u64;
-        Ok(Response::new(pb::ListCollectionsResponse { collections }))
+        let response = pb::ListCollectionsResponse { collections };
+        Ok(Response::new(self.fit(
+            "collection list",
+            "drop collections",
+            response,
+        )?))
     }
 
     async fn describe_collection(
@@ -976,7 +1081,7 @@ impl VectorIndex for Service {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(s) => {
-                    let s = oversized_to_resource_exhausted(s);
+                    let s = transport_status(s);
                     return Err(Status::new(
                         s.code(),
                         format!("{}: {}", context(batch_no, upserted), s.message()),
@@ -1120,7 +1225,7 @@ impl VectorIndex for Service {
             results.iter().map(|h| h.len() as u64).sum(),
             results.iter().flatten().map(|h| h.id.clone()).collect(),
         );
-        Ok(Response::new(pb::SearchResponse {
+        let response = pb::SearchResponse {
             results: results
                 .into_iter()
                 .zip(notices)
@@ -1137,7 +1242,13 @@ impl VectorIndex for Service {
                     restricted_matches_held_by: held_by,
                 })
                 .collect(),
-        }))
+        };
+        let ask_less = "send fewer queries per request or ask for a smaller k";
+        Ok(Response::new(self.fit(
+            "search response",
+            ask_less,
+            response,
+        )?))
     }
 
     async fn get(

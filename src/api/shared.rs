@@ -18,12 +18,11 @@ pub(crate) fn link_collections(
     image: &str,
     face: &str,
 ) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
-    validate::collection_name("image_collection", image)?;
+    link_names(image, face)?;
     let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
     let faces = if face.is_empty() {
         None
     } else {
-        validate::collection_name("face_collection", face)?;
         if face == image {
             return Err(Error::invalid(format!(
                 "face_collection {face:?} is the image collection; name the collection holding the face points"
@@ -37,6 +36,16 @@ pub(crate) fn link_collections(
         )?)
     };
     Ok((images, faces))
+}
+
+/// The one name rule for the collections a linking request names, checked
+/// before either name is used for anything (they become file names).
+pub(crate) fn link_names(image: &str, face: &str) -> Result<(), Error> {
+    validate::collection_name("image_collection", image)?;
+    if !face.is_empty() {
+        validate::collection_name("face_collection", face)?;
+    }
+    Ok(())
 }
 
 /// The collection `name`, which `field` needs to be of `kind`: linking face

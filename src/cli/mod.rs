@@ -381,6 +381,9 @@ pub fn main() -> ExitCode {
             Command::Audit(a) => security::audit_cmd(a),
         }
     });
+    // Streams cancelled after the shutdown grace may leave blocking work
+    // behind; the process does not wait for it long.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -212,17 +212,26 @@ impl Collection {
     }
 }
 
+/// What groups hits: a media id, or for a point without one the point
+/// itself. Two kinds, so no media id (whatever bytes it holds) can equal a
+/// point's key.
+#[derive(Hash, PartialEq, Eq)]
+enum GroupKey {
+    Media(String),
+    Point(String),
+}
+
 /// Keeps the best hit of each media (hits arrive best first) with how many
 /// of the media's points were among them; at most `k` media. A point without
 /// a media id counts as its own media.
 fn group_by_media(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
     let mut out: Vec<Hit> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<GroupKey, usize> = std::collections::HashMap::new();
     for h in hits {
         let key = if h.metadata.media_id.is_empty() {
-            format!("\0{}", h.id)
+            GroupKey::Point(h.id.clone())
         } else {
-            h.metadata.media_id.clone()
+            GroupKey::Media(h.metadata.media_id.clone())
         };
         match index.get(&key) {
             Some(&i) => out[i].matched_faces += 1,

@@ -10,7 +10,6 @@ use crate::index::filter::Filter;
 use crate::pb;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::SealedSegment;
-use crate::storage::wal::WalRecord;
 
 /// A segment of either kind, for code that treats them alike.
 #[derive(Clone)]
@@ -132,26 +131,6 @@ pub(super) fn new_mutable(config: &Config) -> MutableSegment {
         config.m as usize,
         config.ef_construction as usize,
     )
-}
-
-/// Applies one replayed log record.
-pub(super) fn apply(segs: &Segments, rec: WalRecord) -> Result<()> {
-    if !rec.upserts.is_empty() {
-        let prepared = rec
-            .upserts
-            .into_iter()
-            .map(|p| Prepared {
-                id: p.id,
-                vector: p.vector,
-                metadata: p.metadata.unwrap_or_default(),
-            })
-            .collect();
-        apply_upserts(segs, prepared)?;
-    }
-    if !rec.deletes.is_empty() {
-        apply_deletes(segs, &rec.deletes)?;
-    }
-    Ok(())
 }
 
 /// Inserts into the mutable segment, then tombstones the versions the batch

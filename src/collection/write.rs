@@ -2,7 +2,7 @@
 //! per policy), then applied, under the writer lock so that log order is
 //! apply order; a write that fills the mutable segment starts a seal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::collection::segments::{apply_deletes, apply_upserts};
 use crate::collection::{Collection, Writer};
@@ -70,6 +70,7 @@ impl Collection {
         replace: Option<ReplaceCheck<'_>>,
     ) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         let prepared = self.prepare(points)?;
         if prepared.is_empty() {
             return Ok(0);
@@ -81,6 +82,9 @@ impl Collection {
             deletes: Vec::new(),
         };
         let mut w = self.writer.lock();
+        // Again under the lock: a drop or an fsync failure may have come
+        // while this batch was being prepared.
+        self.writable()?;
         let segs = self.snapshot();
         if let Some(check) = replace {
             for p in &prepared {
@@ -92,6 +96,9 @@ impl Collection {
         }
         self.log(&mut w, rec)?;
         apply_upserts(&segs, prepared)?;
+        self.tail_since
+            .lock()
+            .get_or_insert_with(std::time::Instant::now);
         drop(w);
         self.maybe_seal_in_background();
         Ok(n)
@@ -112,13 +119,21 @@ impl Collection {
         check: Option<DeleteCheck<'_>>,
     ) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         for (i, id) in ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         let mut w = self.writer.lock();
+        self.writable()?;
         let segs = self.snapshot();
+        // A set for the repeats, not a scan of the list: a delete of many
+        // ids must stay linear, it holds up every writer.
+        let mut seen = HashSet::with_capacity(ids.len());
         let mut live = Vec::new();
         for id in ids {
+            if seen.contains(&id) {
+                continue;
+            }
             let Some((seg, off)) = segs.locate(&id)? else {
                 continue;
             };
@@ -128,9 +143,8 @@ impl Collection {
                     continue;
                 }
             }
-            if !live.contains(&id) {
-                live.push(id);
-            }
+            seen.insert(id.clone());
+            live.push(id);
         }
         if live.is_empty() {
             return Ok(0);
@@ -164,12 +178,14 @@ impl Collection {
         check: Option<DeleteCheck<'_>>,
     ) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         for (i, id) in ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         // Under the writer lock: no write can slip in between reading a
         // point and logging its new version.
         let mut w = self.writer.lock();
+        self.writable()?;
         let segs = self.snapshot();
         let mut prepared: Vec<Prepared> = Vec::with_capacity(ids.len());
         let mut seen = std::collections::HashSet::new();
@@ -219,18 +235,24 @@ impl Collection {
             },
         )?;
         apply_upserts(&segs, prepared)?;
+        self.tail_since
+            .lock()
+            .get_or_insert_with(std::time::Instant::now);
         drop(w);
         self.maybe_seal_in_background();
         Ok(n)
     }
 
     /// Appends `rec` to the log (under the writer lock) and records the bytes
-    /// and the fsync time.
+    /// and the fsync time. A failure that leaves the log untrusted turns the
+    /// collection read-only ([`Collection::degrade`]).
     fn log(&self, w: &mut Writer, rec: WalRecord) -> Result<()> {
         let before = w.wal.len_bytes();
         let r = w.wal.append(rec);
         self.note_fsync(w);
-        r?;
+        if let Err(e) = r {
+            return Err(self.degrade(e, Some(&w.wal)));
+        }
         crate::metrics::get()
             .storage
             .wal_written_bytes

@@ -658,6 +658,13 @@ impl SealedSegment {
         Ok(Some(name))
     }
 
+    /// Marks the tombstones changed, so that the next
+    /// [`SealedSegment::persist_tombstones`] writes them again: the
+    /// manifest that was to name the file written last could not be stored.
+    pub fn mark_tombstones_dirty(&self) {
+        self.tomb.write().dirty = true;
+    }
+
     fn string_at(&self, column: usize, i: usize) -> Result<&str> {
         let [a, b, _, _] = self.meta_dir[column];
         let offs = self.meta.slice::<u64>(a, self.n as u64 + 1)?;

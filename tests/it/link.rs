@@ -715,3 +715,71 @@ async fn bad_linking_and_triage_requests_get_clear_statuses() {
     assert_eq!(code(c.link_upload(up("up-DE-0")).await), Code::Ok);
     server.stop().await;
 }
+
+/// Issue 11, item 8: a triage that stores its items stores all of them or
+/// none: an item whose face point id would be too long is refused before
+/// anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triage_stores_all_items_or_none() {
+    let server = TestServer::start().await;
+    let mut c = setup(&server).await;
+    let mut g = Gen::new(81);
+    let long_id = "m".repeat(256);
+    let good = pb::TriageItem {
+        id: "good".into(),
+        vector: g.random_unit(),
+        faces: vec![pb::Vector {
+            values: g.random_unit(),
+        }],
+        metadata: None,
+    };
+    let long = pb::TriageItem {
+        id: long_id.clone(),
+        vector: g.random_unit(),
+        faces: vec![pb::Vector {
+            values: g.random_unit(),
+        }],
+        metadata: None,
+    };
+    let req = pb::TriageRequest {
+        image_collection: "images".into(),
+        face_collection: "faces".into(),
+        items: vec![good, long],
+        store: true,
+        ..Default::default()
+    };
+    let mut out = c
+        .triage(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut err = None;
+    loop {
+        match out.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = err.expect("the triage must be refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("items[1]"), "{e:?}");
+    for (name, ids) in [
+        ("images", vec!["good".to_string(), long_id.clone()]),
+        ("faces", vec!["good#0".to_string()]),
+    ] {
+        let got = c
+            .get(pb::GetRequest {
+                collection: name.into(),
+                ids,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(got.points.is_empty(), "{name}: {:?}", got.points.len());
+    }
+    server.stop().await;
+}

@@ -128,6 +128,11 @@ class CollectionInfo:
     segments: int
     memory_bytes: int
     disk_bytes: int
+    # "ready", "opening" (replaying its log: retry shortly), "read-only"
+    # (after a failed fsync, until a restart), "failed" or "unavailable".
+    state: str = "ready"
+    # Why it is not ready, naming the file.
+    error: str = ""
 
     @classmethod
     def from_pb(cls, c: pb.CollectionInfo) -> "CollectionInfo":
@@ -140,6 +145,8 @@ class CollectionInfo:
             segments=c.segments,
             memory_bytes=c.memory_bytes,
             disk_bytes=c.disk_bytes,
+            state=c.state or "ready",
+            error=c.error,
         )
 
 

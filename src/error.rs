@@ -32,6 +32,10 @@ pub enum Error {
     },
     #[error("internal error: {0}")]
     Internal(String),
+    /// An engine the cluster relies on (log, object store, etcd, a peer
+    /// node) cannot be reached now; the request may succeed when retried.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl Error {

@@ -12,7 +12,7 @@ use tokio_stream::wrappers::TcpListenerStream;
 use crate::api::service::Service;
 use crate::collection::registry::Registry;
 use crate::pb;
-use crate::pb::vector_index_server::VectorIndexServer;
+use crate::pb::vector_index_server::{VectorIndex, VectorIndexServer};
 
 /// Default request/response size limit: a 2,000-point batch of 512-d vectors
 /// is ~4.1 MB of floats plus metadata; 64 MiB leaves room for 10× that.
@@ -49,25 +49,42 @@ pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::tra
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub max_message_bytes: usize,
+    /// Set on a cluster index node: writes arrive through the log only, and
+    /// a direct write (which would bypass it) is refused with this reason.
+    pub refuse_writes: Option<String>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            refuse_writes: None,
         }
     }
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Serves the collections of `registry` until `shutdown` resolves, then
+/// drains in-flight requests.
 pub async fn serve(
     registry: Arc<Registry>,
     listener: TcpListener,
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let service = Service::new(registry).refusing_writes(opts.refuse_writes.clone());
+    serve_service(service, listener, opts, shutdown).await
+}
+
+/// Serves `service` (the local one, or a cluster router: the same API)
+/// with health, reflection and the size limits, until `shutdown` resolves.
+pub async fn serve_service<S: VectorIndex>(
+    service: S,
+    listener: TcpListener,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<VectorIndexServer<Service>>().await;
+    health.set_serving::<VectorIndexServer<S>>().await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -77,7 +94,7 @@ pub async fn serve(
     // speak v1alpha.
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let vidx = VectorIndexServer::new(Service::new(registry))
+    let vidx = VectorIndexServer::new(service)
         .max_decoding_message_size(opts.max_message_bytes)
         .max_encoding_message_size(opts.max_message_bytes);
     // Accepted sockets get TCP_NODELAY: HTTP/2 writes small frames, and

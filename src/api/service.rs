@@ -35,6 +35,8 @@ pub struct Service {
     /// One linking job (LinkSeries, LinkUpload) at a time: they read and
     /// replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// Why writes are refused (a cluster index node), if they are.
+    refuse_writes: Option<String>,
 }
 
 impl Service {
@@ -43,6 +45,22 @@ impl Service {
             series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
             registry,
             link_lock: Arc::new(parking_lot::Mutex::new(())),
+            refuse_writes: None,
+        }
+    }
+
+    /// The same service refusing writes with `why` (when `Some`): a cluster
+    /// index node takes its writes from the log, never from a client.
+    pub fn refusing_writes(mut self, why: Option<String>) -> Self {
+        self.refuse_writes = why;
+        self
+    }
+
+    /// FAILED_PRECONDITION naming the RPC when writes are refused here.
+    fn writable(&self, rpc: &str) -> Result<(), Status> {
+        match &self.refuse_writes {
+            Some(why) => Err(Status::failed_precondition(format!("{rpc} refused: {why}"))),
+            None => Ok(()),
         }
     }
 }
@@ -365,6 +383,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        self.writable("LinkSeries")?;
         let req = request.into_inner();
         let (images, faces) =
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
@@ -463,6 +482,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        self.writable("LinkUpload")?;
         let req = request.into_inner();
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         let registry = self.registry.clone();
@@ -526,6 +546,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
+        self.writable("Triage")?;
         let mut input = request.into_inner();
         let Some(first) = input.message().await? else {
             return Err(Status::invalid_argument(
@@ -561,6 +582,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        self.writable("CreateCollection")?;
         let req = request.into_inner();
         let config = config::Config::from_request(&req)?;
         let registry = self.registry.clone();
@@ -599,6 +621,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        self.writable("DropCollection")?;
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
         let registry = self.registry.clone();
@@ -618,6 +641,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
+        self.writable("Upsert")?;
         let mut stream = request.into_inner();
         let mut upserted: u64 = 0;
         let mut batch_no: u64 = 0;
@@ -758,6 +782,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.writable("Delete")?;
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;

@@ -14,6 +14,7 @@ impl From<Error> for tonic::Status {
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::DataLoss { .. } => Code::DataLoss,
             Error::Io { .. } | Error::Internal(_) => Code::Internal,
+            Error::Unavailable(_) => Code::Unavailable,
         };
         tonic::Status::new(code, e.to_string())
     }

@@ -103,6 +103,76 @@ pub struct ServeArgs {
     /// memory-mapped files.
     #[arg(long, default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
     pub seal_threshold: usize,
+    /// "single": one process owns its data (the default). "index" and
+    /// "router": cluster mode (README: Cluster), with the engines below.
+    #[arg(long, value_enum, default_value_t = Role::Single)]
+    pub role: Role,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Single,
+    Index,
+    Router,
+}
+
+/// Cluster mode settings (ignored by `--role single`).
+#[derive(clap::Args, Debug)]
+pub struct ClusterArgs {
+    /// NATS servers with JetStream, comma-separated.
+    #[arg(long, env = "VIDX_NATS", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// etcd endpoints, comma-separated.
+    #[arg(long, env = "VIDX_ETCD", default_value = "http://127.0.0.1:2379")]
+    pub etcd: String,
+    /// The S3 API endpoint of the object store.
+    #[arg(long, env = "VIDX_S3_ENDPOINT", default_value = "http://127.0.0.1:8333")]
+    pub s3_endpoint: String,
+    #[arg(long, env = "VIDX_S3_BUCKET", default_value = "vidx")]
+    pub s3_bucket: String,
+    #[arg(long, env = "VIDX_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Read from the environment only, so it shows in no process list.
+    #[arg(skip = std::env::var("VIDX_S3_ACCESS_KEY").unwrap_or_default())]
+    pub s3_access_key: String,
+    #[arg(skip = std::env::var("VIDX_S3_SECRET_KEY").unwrap_or_default())]
+    pub s3_secret_key: String,
+    /// Index node: the shard it serves (0-based).
+    #[arg(long, default_value_t = 0)]
+    pub shard: u32,
+    /// Index node: the cluster's shard count (fixed by the first node).
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Index node: its name, unique in the cluster (also its JetStream consumers').
+    #[arg(long, default_value = "")]
+    pub node_id: String,
+    /// Index node: the address routers dial; --listen by default.
+    #[arg(long, default_value = "")]
+    pub advertise: String,
+    /// Index node: points applied between two snapshots (shard leader only).
+    #[arg(long, default_value_t = crate::cluster::node::DEFAULT_SNAPSHOT_EVERY)]
+    pub snapshot_every: usize,
+    /// Router: how long a read may take, retries on other replicas included.
+    #[arg(long, default_value_t = 10_000)]
+    pub deadline_ms: u64,
+}
+
+impl ClusterArgs {
+    fn engines(&self) -> crate::cluster::Engines {
+        crate::cluster::Engines {
+            nats: self.nats.clone(),
+            etcd: self.etcd.split(',').map(|s| s.trim().to_string()).collect(),
+            s3: crate::cluster::snapshot::S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                bucket: self.s3_bucket.clone(),
+                access_key: self.s3_access_key.clone(),
+                secret_key: self.s3_secret_key.clone(),
+                region: self.s3_region.clone(),
+            },
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -356,6 +426,23 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         seal_threshold: a.seal_threshold,
         ..Default::default()
     };
+    let server_opts = ServerOptions {
+        max_message_bytes: a.max_message_bytes,
+        ..Default::default()
+    };
+    match a.role {
+        Role::Single => {}
+        Role::Index => return serve_index(a, opts, server_opts).await,
+        Role::Router => {
+            let ropts = crate::cluster::router::RouterOptions {
+                listen: a.listen,
+                server: server_opts,
+                engines: a.cluster.engines(),
+                deadline: std::time::Duration::from_millis(a.cluster.deadline_ms),
+            };
+            return crate::cluster::router::run(ropts, shutdown_signal()).await;
+        }
+    }
     let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, opts))
         .await?
         .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
@@ -375,12 +462,35 @@ async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         data_dir = %a.data_dir.display(),
         "vidx serving"
     );
-    let opts = ServerOptions {
-        max_message_bytes: a.max_message_bytes,
-    };
-    server::serve(registry, listener, opts, shutdown_signal()).await?;
+    server::serve(registry, listener, server_opts, shutdown_signal()).await?;
     tracing::info!("vidx stopped");
     Ok(())
+}
+
+async fn serve_index(
+    a: ServeArgs,
+    storage: crate::collection::StorageOptions,
+    server: ServerOptions,
+) -> anyhow::Result<()> {
+    if a.cluster.node_id.is_empty() {
+        bail!("--role index needs --node-id, unique in the cluster");
+    }
+    if a.demo {
+        bail!("--demo is for --role single; load a cluster through its router");
+    }
+    let opts = crate::cluster::node::NodeOptions {
+        node_id: a.cluster.node_id.clone(),
+        shard: a.cluster.shard,
+        shards: a.cluster.shards,
+        listen: a.listen,
+        advertise: a.cluster.advertise.clone(),
+        data_dir: a.data_dir.clone(),
+        storage,
+        server,
+        snapshot_every: a.cluster.snapshot_every.max(1),
+        engines: a.cluster.engines(),
+    };
+    crate::cluster::node::run(opts, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

@@ -80,7 +80,7 @@ impl Collection {
 
     /// Under the maintenance lock: freeze (if `force` or over threshold)
     /// and seal. Returns the number of points sealed.
-    fn seal_once(&self, force: bool) -> Result<usize> {
+    pub(super) fn seal_once(&self, force: bool) -> Result<usize> {
         let mut sealed_points = 0;
         loop {
             {
@@ -208,7 +208,7 @@ impl Collection {
 
     /// Under the writer lock: writes changed tombstones of `sealed` and the
     /// manifest naming exactly those segments, then adopts it.
-    fn commit_manifest(
+    pub(super) fn commit_manifest(
         &self,
         w: &mut Writer,
         mut manifest: Manifest,

@@ -1,0 +1,550 @@
+//! The cluster test, run by `scripts/cluster-test.sh` against the loopback
+//! cluster of `scripts/cluster-up.sh`: ingests points through the router
+//! while it `kill -9`s an index replica, a NATS server and (three times,
+//! mid-request) the router, with searches running throughout; then checks
+//! that every acknowledged point is returned by `Get`, that every batch
+//! whose acknowledgement never came is wholly present or wholly absent,
+//! recall@10 against brute force, and that the killed replica, restarted
+//! with an empty data directory, catches up from object storage and the
+//! stream and answers as its peer does. Prints the figures, then one
+//! `N passed, N failed` line; exits non-zero on any failed check.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::{Distribution, Normal};
+use rayon::prelude::*;
+use tonic::transport::Channel;
+use vidx::pb;
+use vidx::pb::vector_index_client::VectorIndexClient;
+
+type Client = VectorIndexClient<Channel>;
+
+const COLLECTION: &str = "cluster_check";
+const QUERIES: usize = 200;
+const K: usize = 10;
+
+struct Settings {
+    cluster_dir: PathBuf,
+    router: String,
+    /// Index nodes' addresses: shard 0 replica 0 and replica 1.
+    peer: String,
+    victim: String,
+    points: usize,
+    dim: usize,
+    batch: usize,
+}
+
+fn settings() -> Settings {
+    let env = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_string());
+    let num = |k: &str, d: usize| env(k, &d.to_string()).parse::<usize>().expect(k);
+    Settings {
+        cluster_dir: PathBuf::from(env("VIDX_CLUSTER_DIR", "cluster-run")),
+        router: env("ROUTER_ADDR", "127.0.0.1:24050"),
+        peer: env("PEER_ADDR", "127.0.0.1:24040"),
+        victim: env("VICTIM_ADDR", "127.0.0.1:24041"),
+        points: num("CHECK_POINTS", 100_000),
+        dim: num("CHECK_DIM", 128),
+        batch: num("CHECK_BATCH", 1000),
+    }
+}
+
+/// Clustered unit vectors: 1,000 centres, members around them.
+fn dataset(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let normal = Normal::new(0.0f32, 1.0).unwrap();
+    let unit = |v: &mut Vec<f32>| {
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter_mut().for_each(|x| *x /= n);
+    };
+    let centres: Vec<Vec<f32>> = (0..1000)
+        .map(|_| {
+            let mut v: Vec<f32> = (0..dim).map(|_| normal.sample(&mut rng)).collect();
+            unit(&mut v);
+            v
+        })
+        .collect();
+    let spread = 1.0 / (dim as f32).sqrt();
+    (0..n)
+        .map(|_| {
+            let c = &centres[rng.random_range(0..centres.len())];
+            let mut v: Vec<f32> = c.iter().map(|x| x + spread * normal.sample(&mut rng)).collect();
+            unit(&mut v);
+            v
+        })
+        .collect()
+}
+
+fn id_of(i: usize) -> String {
+    format!("p{i:06}")
+}
+
+fn point(i: usize, v: &[f32]) -> pb::Point {
+    pb::Point {
+        id: id_of(i),
+        vector: v.to_vec(),
+        metadata: Some(pb::Metadata {
+            media_id: id_of(i),
+            upload_id: format!("UPL-{:04}", i / 1000),
+            ..Default::default()
+        }),
+    }
+}
+
+async fn connect(addr: &str, within: Duration) -> Client {
+    let until = Instant::now() + within;
+    loop {
+        match vidx::api::server::channel(addr).await {
+            Ok(ch) => {
+                return VectorIndexClient::new(ch)
+                    .max_decoding_message_size(usize::MAX)
+                    .max_encoding_message_size(usize::MAX);
+            }
+            Err(e) if Instant::now() > until => panic!("cannot reach {addr}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+fn pid_of(s: &Settings, name: &str) -> u32 {
+    let p = s.cluster_dir.join("pids").join(format!("{name}.pid"));
+    std::fs::read_to_string(&p).unwrap().trim().parse().unwrap()
+}
+
+fn kill9(s: &Settings, name: &str) {
+    let pid = pid_of(s, name);
+    let ok = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success();
+    assert!(ok, "kill -9 {name} ({pid})");
+    println!("  kill -9 {name} (pid {pid})");
+}
+
+fn restart(s: &Settings, name: &str) {
+    let script = s.cluster_dir.join("bin").join(format!("{name}.sh"));
+    let ok = Command::new("bash").arg(&script).status().unwrap().success();
+    assert!(ok, "restarting {name}");
+    println!("  restarted {name} (pid {})", pid_of(s, name));
+}
+
+async fn upsert(mut c: Client, batch: Vec<pb::Point>) -> Result<u64, tonic::Status> {
+    let req = pb::UpsertRequest {
+        collection: COLLECTION.into(),
+        points: batch,
+    };
+    let mut r = tonic::Request::new(tokio_stream::iter(vec![req]));
+    r.set_timeout(Duration::from_secs(60));
+    c.upsert(r).await.map(|r| r.into_inner().upserted)
+}
+
+/// Searches through the router until stopped; counts answers and failures.
+struct Searcher {
+    ok: AtomicU64,
+    failed: AtomicU64,
+    /// Failures while the router was down on purpose.
+    failed_router_down: AtomicU64,
+    router_down: AtomicBool,
+    stop: AtomicBool,
+}
+
+async fn search_loop(st: Arc<Searcher>, router: String, queries: Arc<Vec<Vec<f32>>>) {
+    let mut c = connect(&router, Duration::from_secs(30)).await;
+    let mut i = 0usize;
+    while !st.stop.load(Ordering::SeqCst) {
+        let mut r = tonic::Request::new(search_req(&queries[i % queries.len()], 128));
+        r.set_timeout(Duration::from_secs(5));
+        match c.search(r).await {
+            Ok(_) => st.ok.fetch_add(1, Ordering::SeqCst),
+            Err(e) if st.router_down.load(Ordering::SeqCst) => {
+                let _ = e;
+                st.failed_router_down.fetch_add(1, Ordering::SeqCst)
+            }
+            Err(e) => {
+                println!("  search failed: {}: {}", e.code(), e.message());
+                st.failed.fetch_add(1, Ordering::SeqCst)
+            }
+        };
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn search_req(q: &[f32], ef: u32) -> pb::SearchRequest {
+    pb::SearchRequest {
+        collection: COLLECTION.into(),
+        queries: vec![pb::Query {
+            query: Some(pb::query::Query::Vector(pb::Vector { values: q.to_vec() })),
+        }],
+        k: K as u32,
+        ef,
+        ..Default::default()
+    }
+}
+
+/// What ingesting gave: acknowledged batches and those whose answer never came.
+struct Ingested {
+    acked: Vec<usize>,
+    unacked: Vec<usize>,
+    seconds: f64,
+}
+
+async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested {
+    let batches = data.len().div_ceil(s.batch);
+    let router_kills: Vec<usize> = [0.6, 0.75, 0.9].iter().map(|f| (batches as f64 * f) as usize).collect();
+    let mut client = connect(&s.router, Duration::from_secs(30)).await;
+    let (mut acked, mut unacked) = (Vec::new(), Vec::new());
+    let started = Instant::now();
+    for b in 0..batches {
+        let lo = b * s.batch;
+        let batch: Vec<pb::Point> = (lo..(lo + s.batch).min(data.len())).map(|i| point(i, &data[i])).collect();
+        if b == batches / 4 {
+            kill9(s, "s0-r1");
+        }
+        if b == batches * 45 / 100 {
+            kill9(s, "nats-1");
+        }
+        let r = if router_kills.contains(&b) {
+            // Kill the router while this batch is in flight.
+            let task = tokio::spawn(upsert(client.clone(), batch));
+            tokio::time::sleep(Duration::from_millis(5 + (b as u64 * 7) % 40)).await;
+            st.router_down.store(true, Ordering::SeqCst);
+            kill9(s, "router");
+            let r = task.await.unwrap();
+            restart(s, "router");
+            client = connect(&s.router, Duration::from_secs(30)).await;
+            wait_describe(&mut client, Duration::from_secs(30)).await;
+            st.router_down.store(false, Ordering::SeqCst);
+            r
+        } else {
+            upsert(client.clone(), batch).await
+        };
+        match r {
+            Ok(_) => acked.push(b),
+            Err(e) => {
+                println!("  batch {b} not acknowledged: {}: {}", e.code(), e.message());
+                unacked.push(b);
+            }
+        }
+    }
+    Ingested {
+        acked,
+        unacked,
+        seconds: started.elapsed().as_secs_f64(),
+    }
+}
+
+async fn wait_describe(c: &mut Client, within: Duration) -> pb::CollectionInfo {
+    let until = Instant::now() + within;
+    loop {
+        let req = pb::DescribeCollectionRequest { name: COLLECTION.into() };
+        match c.describe_collection(req).await {
+            Ok(r) => return r.into_inner(),
+            Err(e) if Instant::now() > until => panic!("describe: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+}
+
+async fn get_ids(c: &mut Client, ids: &[String]) -> Result<Vec<pb::Point>, tonic::Status> {
+    let mut out = Vec::new();
+    for chunk in ids.chunks(5000) {
+        let req = pb::GetRequest {
+            collection: COLLECTION.into(),
+            ids: chunk.to_vec(),
+        };
+        out.extend(c.get(req).await?.into_inner().points);
+    }
+    Ok(out)
+}
+
+/// Exact top-k ids of every query among `present`.
+fn brute_force(data: &[Vec<f32>], present: &[usize], queries: &[Vec<f32>]) -> Vec<Vec<String>> {
+    queries
+        .par_iter()
+        .map(|q| {
+            let mut d: Vec<(f32, usize)> = present
+                .iter()
+                .map(|&i| (1.0 - data[i].iter().zip(q).map(|(a, b)| a * b).sum::<f32>(), i))
+                .collect();
+            d.select_nth_unstable_by(K, |a, b| a.0.total_cmp(&b.0));
+            d.truncate(K);
+            d.sort_by(|a, b| a.0.total_cmp(&b.0));
+            d.into_iter().map(|(_, i)| id_of(i)).collect()
+        })
+        .collect()
+}
+
+async fn recall(c: &mut Client, queries: &[Vec<f32>], truth: &[Vec<String>], ef: u32) -> (f64, Vec<Vec<String>>) {
+    let (mut hit, mut total) = (0usize, 0usize);
+    let mut answers = Vec::new();
+    for (q, t) in queries.iter().zip(truth) {
+        let r = c.search(search_req(q, ef)).await.expect("search").into_inner();
+        let ids: Vec<String> = r.results[0].hits.iter().map(|h| h.id.clone()).collect();
+        let want: HashSet<&String> = t.iter().collect();
+        hit += ids.iter().filter(|i| want.contains(i)).count();
+        total += t.len();
+        answers.push(ids);
+    }
+    (hit as f64 / total.max(1) as f64, answers)
+}
+
+struct Checks {
+    passed: usize,
+    failed: usize,
+}
+
+impl Checks {
+    fn check(&mut self, ok: bool, what: String) {
+        println!("{} {what}", if ok { "PASS" } else { "FAIL" });
+        if ok {
+            self.passed += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let s = settings();
+    let mut checks = Checks { passed: 0, failed: 0 };
+    println!("== {} points of {}-d through router {}", s.points, s.dim, s.router);
+    let data = dataset(s.points, s.dim, 42);
+    let queries: Arc<Vec<Vec<f32>>> = Arc::new(dataset(QUERIES, s.dim, 7));
+    let mut router = connect(&s.router, Duration::from_secs(60)).await;
+    create(&mut router, s.dim).await;
+    wait_describe(&mut router, Duration::from_secs(60)).await;
+
+    let st = Arc::new(Searcher {
+        ok: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        failed_router_down: AtomicU64::new(0),
+        router_down: AtomicBool::new(false),
+        stop: AtomicBool::new(false),
+    });
+    let searching = tokio::spawn(search_loop(st.clone(), s.router.clone(), queries.clone()));
+    let ing = ingest(&s, &data, &st).await;
+    println!(
+        "  ingest: {} batches acknowledged, {} not, {:.1} s ({:.0} points/s acknowledged)",
+        ing.acked.len(),
+        ing.unacked.len(),
+        ing.seconds,
+        (ing.acked.len() * s.batch) as f64 / ing.seconds
+    );
+    restart(&s, "nats-1");
+    let present = after_ingest(&s, &data, &ing, &mut checks).await;
+    st.stop.store(true, Ordering::SeqCst);
+    let _ = searching.await;
+    let (ok, failed, down) = (
+        st.ok.load(Ordering::SeqCst),
+        st.failed.load(Ordering::SeqCst),
+        st.failed_router_down.load(Ordering::SeqCst),
+    );
+    checks.check(
+        failed == 0 && ok > 0,
+        format!("searches during the run: {ok} answered, {failed} failed ({down} more failed while the router itself was killed)"),
+    );
+    replica_checks(&s, &data, &present, &queries, &mut checks).await;
+    throughput(&s, &queries).await;
+    println!("{} passed, {} failed", checks.passed, checks.failed);
+    std::process::exit(if checks.failed == 0 { 0 } else { 1 });
+}
+
+async fn create(c: &mut Client, dim: usize) {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let req = pb::CreateCollectionRequest {
+            name: COLLECTION.into(),
+            dim: dim as u32,
+            metric: pb::Metric::Cosine as i32,
+            kind: pb::Kind::Image as i32,
+            hnsw: Some(pb::HnswConfig { m: 16, ef_construction: 100 }),
+        };
+        match c.create_collection(req).await {
+            Ok(_) => return,
+            Err(e) if e.code() == tonic::Code::AlreadyExists => return,
+            Err(e) if Instant::now() > until => panic!("create: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// Every acknowledged point readable, unacknowledged batches all or
+/// nothing, recall through the router. Returns the points present.
+async fn after_ingest(s: &Settings, data: &[Vec<f32>], ing: &Ingested, checks: &mut Checks) -> Vec<usize> {
+    let mut router = connect(&s.router, Duration::from_secs(30)).await;
+    let batch_ids = |b: usize| -> Vec<usize> { (b * s.batch..((b + 1) * s.batch).min(data.len())).collect() };
+    let acked: Vec<usize> = ing.acked.iter().flat_map(|&b| batch_ids(b)).collect();
+    let acked_ids: Vec<String> = acked.iter().map(|&i| id_of(i)).collect();
+    // Index nodes apply the log asynchronously: wait for them to catch up.
+    let started = Instant::now();
+    let mut found = 0;
+    while started.elapsed() < Duration::from_secs(180) {
+        found = match get_ids(&mut router, &acked_ids).await {
+            Ok(p) => p.len(),
+            Err(_) => 0,
+        };
+        if found == acked_ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    println!("  all acknowledged points readable {:.1} s after the last acknowledgement", started.elapsed().as_secs_f64());
+    checks.check(
+        found == acked_ids.len(),
+        format!("Get returns {found} of {} acknowledged points", acked_ids.len()),
+    );
+    let points = get_ids(&mut router, &acked_ids).await.unwrap_or_default();
+    let exact = points.iter().all(|p| {
+        let i: usize = p.id[1..].parse().unwrap();
+        p.vector.iter().zip(&data[i]).all(|(a, b)| (a - b).abs() < 1e-5)
+    });
+    checks.check(exact, "every point read back has the vector written".into());
+    let mut present = acked.clone();
+    for &b in &ing.unacked {
+        let ids: Vec<String> = batch_ids(b).iter().map(|&i| id_of(i)).collect();
+        let n = get_ids(&mut router, &ids).await.map(|p| p.len()).unwrap_or(usize::MAX);
+        checks.check(
+            n == 0 || n == ids.len(),
+            format!("unacknowledged batch {b}: {n} of {} points present (all or none)", ids.len()),
+        );
+        if n == ids.len() {
+            present.extend(batch_ids(b));
+        }
+    }
+    present
+}
+
+/// Recall through the router, then the replica killed during ingest,
+/// restarted empty: catches up and answers as its peer.
+async fn replica_checks(s: &Settings, data: &[Vec<f32>], present: &[usize], queries: &[Vec<f32>], checks: &mut Checks) {
+    let mut router = connect(&s.router, Duration::from_secs(30)).await;
+    let truth = brute_force(data, present, queries);
+    let (r, _) = recall(&mut router, queries, &truth, 128).await;
+    checks.check(r >= 0.95, format!("recall@10 through the router (ef 128) = {r:.4} (>= 0.95)"));
+
+    let victim_dir = s.cluster_dir.join("data").join("s0-r1");
+    let _ = std::fs::remove_dir_all(&victim_dir);
+    let started = Instant::now();
+    restart(s, "s0-r1");
+    let mut peer = connect(&s.peer, Duration::from_secs(30)).await;
+    let mut victim = connect(&s.victim, Duration::from_secs(60)).await;
+    let want = wait_describe(&mut peer, Duration::from_secs(30)).await.points;
+    let mut have = 0;
+    while started.elapsed() < Duration::from_secs(240) {
+        let req = pb::DescribeCollectionRequest { name: COLLECTION.into() };
+        have = victim.describe_collection(req).await.map(|r| r.into_inner().points).unwrap_or(0);
+        if have == want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    println!("  s0-r1 restarted empty: {have} of {want} points after {:.1} s", started.elapsed().as_secs_f64());
+    checks.check(have == want, format!("restarted replica holds its peer's {want} points"));
+    let restored = std::fs::read_to_string(s.cluster_dir.join("logs").join("s0-r1.log"))
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| l.contains("restored from object storage"))
+        .map(str::to_string);
+    checks.check(restored.is_some(), format!("it started from object storage: {}", restored.unwrap_or_default()));
+    compare_peers(&mut peer, &mut victim, data, present, queries, checks).await;
+}
+
+async fn compare_peers(
+    peer: &mut Client,
+    victim: &mut Client,
+    data: &[Vec<f32>],
+    present: &[usize],
+    queries: &[Vec<f32>],
+    checks: &mut Checks,
+) {
+    let shard0: Vec<usize> = present
+        .iter()
+        .copied()
+        .filter(|&i| vidx::cluster::shard::shard_of(&id_of(i), 2) == 0)
+        .collect();
+    let ids: Vec<String> = shard0.iter().map(|&i| id_of(i)).collect();
+    let norm = |ps: Vec<pb::Point>| -> BTreeMap<String, (Vec<u32>, Option<pb::Metadata>)> {
+        ps.into_iter()
+            .map(|p| (p.id, (p.vector.iter().map(|x| x.to_bits()).collect(), p.metadata)))
+            .collect()
+    };
+    let a = norm(get_ids(peer, &ids).await.expect("get from peer"));
+    let b = norm(get_ids(victim, &ids).await.expect("get from restarted replica"));
+    checks.check(
+        a.len() == ids.len() && a == b,
+        format!("Get of shard 0's {} points: peer {}, restarted {}, identical: {}", ids.len(), a.len(), b.len(), a == b),
+    );
+    let truth = brute_force(data, &shard0, queries);
+    let (ra, ans_a) = recall(peer, queries, &truth, 128).await;
+    let (rb, ans_b) = recall(victim, queries, &truth, 128).await;
+    let same = ans_a.iter().zip(&ans_b).filter(|(x, y)| x == y).count();
+    let overlap: usize = ans_a
+        .iter()
+        .zip(&ans_b)
+        .map(|(x, y)| {
+            let xs: HashSet<&String> = x.iter().collect();
+            y.iter().filter(|i| xs.contains(i)).count()
+        })
+        .sum();
+    let overlap = overlap as f64 / (queries.len() * K) as f64;
+    checks.check(
+        ra >= 0.95 && rb >= 0.95 && overlap >= 0.95,
+        format!(
+            "shard-0 searches: recall@10 peer {ra:.4}, restarted {rb:.4}; identical top-10 lists {same}/{}, top-10 overlap {overlap:.4}",
+            queries.len()
+        ),
+    );
+}
+
+/// Figures for the capacity model: the collection's size as the shards
+/// report it, and search rate and latency through the router (8 clients,
+/// one query per request, ef 128).
+async fn throughput(s: &Settings, queries: &Arc<Vec<Vec<f32>>>) {
+    let mut router = connect(&s.router, Duration::from_secs(30)).await;
+    let info = wait_describe(&mut router, Duration::from_secs(30)).await;
+    println!(
+        "  collection through the router: {} points, {} segments, memory {:.1} MiB, disk {:.1} MiB ({} B/point on disk, both replicas of each shard counted once)",
+        info.points,
+        info.segments,
+        info.memory_bytes as f64 / 1048576.0,
+        info.disk_bytes as f64 / 1048576.0,
+        info.disk_bytes / info.points.max(1)
+    );
+    let per_client = 250;
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..8)
+        .map(|t| {
+            let (router, queries) = (s.router.clone(), queries.clone());
+            tokio::spawn(async move {
+                let mut c = connect(&router, Duration::from_secs(10)).await;
+                let mut lat = Vec::with_capacity(per_client);
+                for i in 0..per_client {
+                    let q = &queries[(t * per_client + i) % queries.len()];
+                    let t0 = Instant::now();
+                    c.search(search_req(q, 128)).await.expect("search");
+                    lat.push(t0.elapsed().as_secs_f64() * 1000.0);
+                }
+                lat
+            })
+        })
+        .collect();
+    let mut lat: Vec<f64> = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    let secs = started.elapsed().as_secs_f64();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "  router search: {} queries by 8 clients in {secs:.2} s = {:.0} QPS; latency p50 {:.2} ms, p99 {:.2} ms",
+        lat.len(),
+        lat.len() as f64 / secs,
+        lat[lat.len() / 2],
+        lat[lat.len() * 99 / 100]
+    );
+}

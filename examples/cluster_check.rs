@@ -36,6 +36,8 @@ struct Settings {
     /// Index nodes' addresses: shard 0 replica 0 and replica 1.
     peer: String,
     victim: String,
+    /// A NATS server's monitoring endpoint (stream state).
+    nats_monitor: String,
     points: usize,
     dim: usize,
     batch: usize,
@@ -49,6 +51,7 @@ fn settings() -> Settings {
         router: env("ROUTER_ADDR", "127.0.0.1:24050"),
         peer: env("PEER_ADDR", "127.0.0.1:24040"),
         victim: env("VICTIM_ADDR", "127.0.0.1:24041"),
+        nats_monitor: env("NATS_MONITOR", "http://127.0.0.1:24005"),
         points: num("CHECK_POINTS", 100_000),
         dim: num("CHECK_DIM", 128),
         batch: num("CHECK_BATCH", 1000),
@@ -70,11 +73,16 @@ fn dataset(n: usize, dim: usize, seed: u64) -> Vec<Vec<f32>> {
             v
         })
         .collect();
-    let spread = 1.0 / (dim as f32).sqrt();
+    // Members at cosine ~0.85 to their centre (DESIGN.md: series members
+    // 0.75–0.95), 100 to a centre on average.
+    let spread = 0.6 / (dim as f32).sqrt();
     (0..n)
         .map(|_| {
             let c = &centres[rng.random_range(0..centres.len())];
-            let mut v: Vec<f32> = c.iter().map(|x| x + spread * normal.sample(&mut rng)).collect();
+            let mut v: Vec<f32> = c
+                .iter()
+                .map(|x| x + spread * normal.sample(&mut rng))
+                .collect();
             unit(&mut v);
             v
         })
@@ -119,14 +127,40 @@ fn pid_of(s: &Settings, name: &str) -> u32 {
 
 fn kill9(s: &Settings, name: &str) {
     let pid = pid_of(s, name);
-    let ok = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap().success();
+    let ok = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "kill -9 {name} ({pid})");
+    // Gone (or a zombie) before anything restarts on its ports.
+    let stat = format!("/proc/{pid}/stat");
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        match std::fs::read_to_string(&stat) {
+            Ok(st)
+                if !st
+                    .rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z') =>
+            {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            _ => break,
+        }
+    }
     println!("  kill -9 {name} (pid {pid})");
 }
 
 fn restart(s: &Settings, name: &str) {
     let script = s.cluster_dir.join("bin").join(format!("{name}.sh"));
-    let ok = Command::new("bash").arg(&script).status().unwrap().success();
+    let ok = Command::new("bash")
+        .arg(&script)
+        .status()
+        .unwrap()
+        .success();
     assert!(ok, "restarting {name}");
     println!("  restarted {name} (pid {})", pid_of(s, name));
 }
@@ -194,13 +228,18 @@ struct Ingested {
 
 async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested {
     let batches = data.len().div_ceil(s.batch);
-    let router_kills: Vec<usize> = [0.6, 0.75, 0.9].iter().map(|f| (batches as f64 * f) as usize).collect();
+    let router_kills: Vec<usize> = [0.6, 0.75, 0.9]
+        .iter()
+        .map(|f| (batches as f64 * f) as usize)
+        .collect();
     let mut client = connect(&s.router, Duration::from_secs(30)).await;
     let (mut acked, mut unacked) = (Vec::new(), Vec::new());
     let started = Instant::now();
     for b in 0..batches {
         let lo = b * s.batch;
-        let batch: Vec<pb::Point> = (lo..(lo + s.batch).min(data.len())).map(|i| point(i, &data[i])).collect();
+        let batch: Vec<pb::Point> = (lo..(lo + s.batch).min(data.len()))
+            .map(|i| point(i, &data[i]))
+            .collect();
         if b == batches / 4 {
             kill9(s, "s0-r1");
         }
@@ -210,7 +249,12 @@ async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested
         let r = if router_kills.contains(&b) {
             // Kill the router while this batch is in flight.
             let task = tokio::spawn(upsert(client.clone(), batch));
-            tokio::time::sleep(Duration::from_millis(5 + (b as u64 * 7) % 40)).await;
+            // 0, 10 and 20 ms after sending: early enough, at times, that
+            // the batch has not reached the log yet.
+            tokio::time::sleep(Duration::from_millis(
+                router_kills.iter().position(|&x| x == b).unwrap() as u64 * 10,
+            ))
+            .await;
             st.router_down.store(true, Ordering::SeqCst);
             kill9(s, "router");
             let r = task.await.unwrap();
@@ -225,7 +269,11 @@ async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested
         match r {
             Ok(_) => acked.push(b),
             Err(e) => {
-                println!("  batch {b} not acknowledged: {}: {}", e.code(), e.message());
+                println!(
+                    "  batch {b} not acknowledged: {}: {}",
+                    e.code(),
+                    e.message()
+                );
                 unacked.push(b);
             }
         }
@@ -240,7 +288,9 @@ async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested
 async fn wait_describe(c: &mut Client, within: Duration) -> pb::CollectionInfo {
     let until = Instant::now() + within;
     loop {
-        let req = pb::DescribeCollectionRequest { name: COLLECTION.into() };
+        let req = pb::DescribeCollectionRequest {
+            name: COLLECTION.into(),
+        };
         match c.describe_collection(req).await {
             Ok(r) => return r.into_inner(),
             Err(e) if Instant::now() > until => panic!("describe: {e}"),
@@ -268,7 +318,12 @@ fn brute_force(data: &[Vec<f32>], present: &[usize], queries: &[Vec<f32>]) -> Ve
         .map(|q| {
             let mut d: Vec<(f32, usize)> = present
                 .iter()
-                .map(|&i| (1.0 - data[i].iter().zip(q).map(|(a, b)| a * b).sum::<f32>(), i))
+                .map(|&i| {
+                    (
+                        1.0 - data[i].iter().zip(q).map(|(a, b)| a * b).sum::<f32>(),
+                        i,
+                    )
+                })
                 .collect();
             d.select_nth_unstable_by(K, |a, b| a.0.total_cmp(&b.0));
             d.truncate(K);
@@ -278,11 +333,20 @@ fn brute_force(data: &[Vec<f32>], present: &[usize], queries: &[Vec<f32>]) -> Ve
         .collect()
 }
 
-async fn recall(c: &mut Client, queries: &[Vec<f32>], truth: &[Vec<String>], ef: u32) -> (f64, Vec<Vec<String>>) {
+async fn recall(
+    c: &mut Client,
+    queries: &[Vec<f32>],
+    truth: &[Vec<String>],
+    ef: u32,
+) -> (f64, Vec<Vec<String>>) {
     let (mut hit, mut total) = (0usize, 0usize);
     let mut answers = Vec::new();
     for (q, t) in queries.iter().zip(truth) {
-        let r = c.search(search_req(q, ef)).await.expect("search").into_inner();
+        let r = c
+            .search(search_req(q, ef))
+            .await
+            .expect("search")
+            .into_inner();
         let ids: Vec<String> = r.results[0].hits.iter().map(|h| h.id.clone()).collect();
         let want: HashSet<&String> = t.iter().collect();
         hit += ids.iter().filter(|i| want.contains(i)).count();
@@ -311,8 +375,14 @@ impl Checks {
 #[tokio::main]
 async fn main() {
     let s = settings();
-    let mut checks = Checks { passed: 0, failed: 0 };
-    println!("== {} points of {}-d through router {}", s.points, s.dim, s.router);
+    let mut checks = Checks {
+        passed: 0,
+        failed: 0,
+    };
+    println!(
+        "== {} points of {}-d through router {}",
+        s.points, s.dim, s.router
+    );
     let data = dataset(s.points, s.dim, 42);
     let queries: Arc<Vec<Vec<f32>>> = Arc::new(dataset(QUERIES, s.dim, 7));
     let mut router = connect(&s.router, Duration::from_secs(60)).await;
@@ -362,7 +432,10 @@ async fn create(c: &mut Client, dim: usize) {
             dim: dim as u32,
             metric: pb::Metric::Cosine as i32,
             kind: pb::Kind::Image as i32,
-            hnsw: Some(pb::HnswConfig { m: 16, ef_construction: 100 }),
+            hnsw: Some(pb::HnswConfig {
+                m: 16,
+                ef_construction: 100,
+            }),
         };
         match c.create_collection(req).await {
             Ok(_) => return,
@@ -375,9 +448,15 @@ async fn create(c: &mut Client, dim: usize) {
 
 /// Every acknowledged point readable, unacknowledged batches all or
 /// nothing, recall through the router. Returns the points present.
-async fn after_ingest(s: &Settings, data: &[Vec<f32>], ing: &Ingested, checks: &mut Checks) -> Vec<usize> {
+async fn after_ingest(
+    s: &Settings,
+    data: &[Vec<f32>],
+    ing: &Ingested,
+    checks: &mut Checks,
+) -> Vec<usize> {
     let mut router = connect(&s.router, Duration::from_secs(30)).await;
-    let batch_ids = |b: usize| -> Vec<usize> { (b * s.batch..((b + 1) * s.batch).min(data.len())).collect() };
+    let batch_ids =
+        |b: usize| -> Vec<usize> { (b * s.batch..((b + 1) * s.batch).min(data.len())).collect() };
     let acked: Vec<usize> = ing.acked.iter().flat_map(|&b| batch_ids(b)).collect();
     let acked_ids: Vec<String> = acked.iter().map(|&i| id_of(i)).collect();
     // Index nodes apply the log asynchronously: wait for them to catch up.
@@ -393,24 +472,47 @@ async fn after_ingest(s: &Settings, data: &[Vec<f32>], ing: &Ingested, checks: &
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    println!("  all acknowledged points readable {:.1} s after the last acknowledgement", started.elapsed().as_secs_f64());
+    println!(
+        "  all acknowledged points readable {:.1} s after the last acknowledgement",
+        started.elapsed().as_secs_f64()
+    );
     checks.check(
         found == acked_ids.len(),
-        format!("Get returns {found} of {} acknowledged points", acked_ids.len()),
+        format!(
+            "Get returns {found} of {} acknowledged points",
+            acked_ids.len()
+        ),
     );
     let points = get_ids(&mut router, &acked_ids).await.unwrap_or_default();
+    if points.len() < acked_ids.len() {
+        let have: HashSet<&str> = points.iter().map(|p| p.id.as_str()).collect();
+        let mut missing: BTreeMap<usize, usize> = BTreeMap::new();
+        for &i in acked.iter().filter(|&&i| !have.contains(id_of(i).as_str())) {
+            *missing.entry(i / s.batch).or_default() += 1;
+        }
+        println!("  missing points by batch: {missing:?}");
+    }
     let exact = points.iter().all(|p| {
         let i: usize = p.id[1..].parse().unwrap();
-        p.vector.iter().zip(&data[i]).all(|(a, b)| (a - b).abs() < 1e-5)
+        p.vector
+            .iter()
+            .zip(&data[i])
+            .all(|(a, b)| (a - b).abs() < 1e-5)
     });
     checks.check(exact, "every point read back has the vector written".into());
     let mut present = acked.clone();
     for &b in &ing.unacked {
         let ids: Vec<String> = batch_ids(b).iter().map(|&i| id_of(i)).collect();
-        let n = get_ids(&mut router, &ids).await.map(|p| p.len()).unwrap_or(usize::MAX);
+        let n = get_ids(&mut router, &ids)
+            .await
+            .map(|p| p.len())
+            .unwrap_or(usize::MAX);
         checks.check(
             n == 0 || n == ids.len(),
-            format!("unacknowledged batch {b}: {n} of {} points present (all or none)", ids.len()),
+            format!(
+                "unacknowledged batch {b}: {n} of {} points present (all or none)",
+                ids.len()
+            ),
         );
         if n == ids.len() {
             present.extend(batch_ids(b));
@@ -421,11 +523,20 @@ async fn after_ingest(s: &Settings, data: &[Vec<f32>], ing: &Ingested, checks: &
 
 /// Recall through the router, then the replica killed during ingest,
 /// restarted empty: catches up and answers as its peer.
-async fn replica_checks(s: &Settings, data: &[Vec<f32>], present: &[usize], queries: &[Vec<f32>], checks: &mut Checks) {
+async fn replica_checks(
+    s: &Settings,
+    data: &[Vec<f32>],
+    present: &[usize],
+    queries: &[Vec<f32>],
+    checks: &mut Checks,
+) {
     let mut router = connect(&s.router, Duration::from_secs(30)).await;
     let truth = brute_force(data, present, queries);
     let (r, _) = recall(&mut router, queries, &truth, 128).await;
-    checks.check(r >= 0.95, format!("recall@10 through the router (ef 128) = {r:.4} (>= 0.95)"));
+    checks.check(
+        r >= 0.95,
+        format!("recall@10 through the router (ef 128) = {r:.4} (>= 0.95)"),
+    );
 
     let victim_dir = s.cluster_dir.join("data").join("s0-r1");
     let _ = std::fs::remove_dir_all(&victim_dir);
@@ -433,25 +544,54 @@ async fn replica_checks(s: &Settings, data: &[Vec<f32>], present: &[usize], quer
     restart(s, "s0-r1");
     let mut peer = connect(&s.peer, Duration::from_secs(30)).await;
     let mut victim = connect(&s.victim, Duration::from_secs(60)).await;
-    let want = wait_describe(&mut peer, Duration::from_secs(30)).await.points;
+    let want = wait_describe(&mut peer, Duration::from_secs(30))
+        .await
+        .points;
     let mut have = 0;
     while started.elapsed() < Duration::from_secs(240) {
-        let req = pb::DescribeCollectionRequest { name: COLLECTION.into() };
-        have = victim.describe_collection(req).await.map(|r| r.into_inner().points).unwrap_or(0);
+        let req = pb::DescribeCollectionRequest {
+            name: COLLECTION.into(),
+        };
+        have = victim
+            .describe_collection(req)
+            .await
+            .map(|r| r.into_inner().points)
+            .unwrap_or(0);
         if have == want {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    println!("  s0-r1 restarted empty: {have} of {want} points after {:.1} s", started.elapsed().as_secs_f64());
-    checks.check(have == want, format!("restarted replica holds its peer's {want} points"));
+    println!(
+        "  s0-r1 restarted empty: {have} of {want} points after {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    checks.check(
+        have == want,
+        format!("restarted replica holds its peer's {want} points"),
+    );
     let restored = std::fs::read_to_string(s.cluster_dir.join("logs").join("s0-r1.log"))
         .unwrap_or_default()
         .lines()
         .rev()
         .find(|l| l.contains("restored from object storage"))
         .map(str::to_string);
-    checks.check(restored.is_some(), format!("it started from object storage: {}", restored.unwrap_or_default()));
+    let restored = restored.unwrap_or_default();
+    let seq: Option<u64> = restored
+        .split("stream_seq=")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok());
+    checks.check(
+        seq.is_some(),
+        format!("it started from object storage: {restored}"),
+    );
+    let log_end = log_end(s).await;
+    println!(
+        "  snapshot holds the log up to #{}; the stream after it ({} messages, up to #{log_end}) was replayed",
+        seq.unwrap_or(0),
+        log_end.saturating_sub(seq.unwrap_or(0))
+    );
     compare_peers(&mut peer, &mut victim, data, present, queries, checks).await;
 }
 
@@ -471,14 +611,29 @@ async fn compare_peers(
     let ids: Vec<String> = shard0.iter().map(|&i| id_of(i)).collect();
     let norm = |ps: Vec<pb::Point>| -> BTreeMap<String, (Vec<u32>, Option<pb::Metadata>)> {
         ps.into_iter()
-            .map(|p| (p.id, (p.vector.iter().map(|x| x.to_bits()).collect(), p.metadata)))
+            .map(|p| {
+                (
+                    p.id,
+                    (p.vector.iter().map(|x| x.to_bits()).collect(), p.metadata),
+                )
+            })
             .collect()
     };
     let a = norm(get_ids(peer, &ids).await.expect("get from peer"));
-    let b = norm(get_ids(victim, &ids).await.expect("get from restarted replica"));
+    let b = norm(
+        get_ids(victim, &ids)
+            .await
+            .expect("get from restarted replica"),
+    );
     checks.check(
         a.len() == ids.len() && a == b,
-        format!("Get of shard 0's {} points: peer {}, restarted {}, identical: {}", ids.len(), a.len(), b.len(), a == b),
+        format!(
+            "Get of shard 0's {} points: peer {}, restarted {}, identical: {}",
+            ids.len(),
+            a.len(),
+            b.len(),
+            a == b
+        ),
     );
     let truth = brute_force(data, &shard0, queries);
     let (ra, ans_a) = recall(peer, queries, &truth, 128).await;
@@ -547,4 +702,24 @@ async fn throughput(s: &Settings, queries: &Arc<Vec<Vec<f32>>>) {
         lat[lat.len() / 2],
         lat[lat.len() * 99 / 100]
     );
+}
+
+/// The sequence of the last message of the collection's stream, from the
+/// NATS monitoring endpoint of the first server.
+async fn log_end(s: &Settings) -> u64 {
+    let url = format!("{}/jsz?streams=true", s.nats_monitor);
+    let body = reqwest::get(&url).await.and_then(|r| r.error_for_status());
+    let v: serde_json::Value = match body {
+        Ok(r) => r.json().await.unwrap_or_default(),
+        Err(_) => return 0,
+    };
+    let mut end = 0;
+    for acc in v["account_details"].as_array().into_iter().flatten() {
+        for st in acc["stream_detail"].as_array().into_iter().flatten() {
+            if st["name"] == format!("VIDX_{COLLECTION}") {
+                end = st["state"]["last_seq"].as_u64().unwrap_or(0);
+            }
+        }
+    }
+    end
 }

@@ -10,10 +10,13 @@ cd "$ROOT"
 
 cargo build --release --bin vidx --example cluster_check
 export VIDX_CLUSTER_DIR="$CL" ROUTER_ADDR PEER_ADDR="127.0.0.1:$(node_port 0 0)" VICTIM_ADDR="127.0.0.1:$(node_port 0 1)"
-# Snapshots every 10k points of a shard, so a restarted replica has some to fetch.
-export VIDX_NODE_ARGS="--snapshot-every 10000 --seal-threshold 20000"
+export NATS_MONITOR="http://127.0.0.1:$(nats_http 0)"
+# A snapshot every 15k points of a shard (of ~50k): a restarted replica
+# fetches one and still has the end of the stream to replay.
+export VIDX_NODE_ARGS="--snapshot-every 15000 --seal-threshold 20000"
 
-trap '"$ROOT/scripts/cluster-down.sh" >/dev/null' EXIT
+# KEEP_CLUSTER=1 leaves it up for a look (stop it with cluster-down.sh).
+[[ -n "${KEEP_CLUSTER:-}" ]] || trap '"$ROOT/scripts/cluster-down.sh" >/dev/null' EXIT
 started=$(date +%s)
 "$ROOT/scripts/cluster-up.sh"
 echo "cluster up in $(( $(date +%s) - started )) s"

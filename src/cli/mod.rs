@@ -128,7 +128,11 @@ pub struct ClusterArgs {
     #[arg(long, env = "VIDX_ETCD", default_value = "http://127.0.0.1:2379")]
     pub etcd: String,
     /// The S3 API endpoint of the object store.
-    #[arg(long, env = "VIDX_S3_ENDPOINT", default_value = "http://127.0.0.1:8333")]
+    #[arg(
+        long,
+        env = "VIDX_S3_ENDPOINT",
+        default_value = "http://127.0.0.1:8333"
+    )]
     pub s3_endpoint: String,
     #[arg(long, env = "VIDX_S3_BUCKET", default_value = "vidx")]
     pub s3_bucket: String,

@@ -98,14 +98,21 @@ impl Catalog {
             .iter()
             .map(|e| {
                 let e = e.trim_end_matches('/');
-                if e.contains("://") { e.to_string() } else { format!("http://{e}") }
+                if e.contains("://") {
+                    e.to_string()
+                } else {
+                    format!("http://{e}")
+                }
             })
             .collect();
         if endpoints.is_empty() {
-            return Err(Error::invalid("--etcd is empty; give at least one endpoint"));
+            return Err(Error::invalid(
+                "--etcd is empty; give at least one endpoint",
+            ));
         }
         let c = Catalog { http, endpoints };
-        c.call("/v3/maintenance/status", json!({}), Some(REQUEST_TIMEOUT)).await?;
+        c.call("/v3/maintenance/status", json!({}), Some(REQUEST_TIMEOUT))
+            .await?;
         Ok(c)
     }
 
@@ -125,17 +132,23 @@ impl Catalog {
                 }
             };
             let status = resp.status();
-            let v: Value = resp
-                .json()
-                .await
-                .map_err(|e| Error::Unavailable(format!("etcd {ep}{path}: unreadable reply: {e}")))?;
+            let v: Value = resp.json().await.map_err(|e| {
+                Error::Unavailable(format!("etcd {ep}{path}: unreadable reply: {e}"))
+            })?;
             if !status.is_success() || v.get("error").is_some() {
-                let msg = v.get("message").or(v.get("error")).cloned().unwrap_or(Value::Null);
+                let msg = v
+                    .get("message")
+                    .or(v.get("error"))
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 return Err(Error::Unavailable(format!("etcd {path}: {status}: {msg}")));
             }
             return Ok(v);
         }
-        Err(Error::Unavailable(format!("etcd {path}: {}", failures.join("; "))))
+        Err(Error::Unavailable(format!(
+            "etcd {path}: {}",
+            failures.join("; ")
+        )))
     }
 
     /// Key-value pairs under `prefix`, or the one `key` when `prefix` is false.
@@ -144,9 +157,18 @@ impl Catalog {
         if prefix {
             body["range_end"] = json!(b64(&prefix_end(key)));
         }
-        let v = self.call("/v3/kv/range", body, Some(REQUEST_TIMEOUT)).await?;
-        let kvs = v.get("kvs").and_then(Value::as_array).cloned().unwrap_or_default();
-        Ok(kvs.iter().map(|kv| (bytes_of(kv, "key"), bytes_of(kv, "value"))).collect())
+        let v = self
+            .call("/v3/kv/range", body, Some(REQUEST_TIMEOUT))
+            .await?;
+        let kvs = v
+            .get("kvs")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        Ok(kvs
+            .iter()
+            .map(|kv| (bytes_of(kv, "key"), bytes_of(kv, "value")))
+            .collect())
     }
 
     /// Puts `value` at `key` only if the key does not exist; whether it did.
@@ -163,7 +185,8 @@ impl Catalog {
     /// FAILED_PRECONDITION if it was set to something else: resharding is
     /// not supported, and a node with another count would take the wrong points.
     pub async fn init_shards(&self, wanted: u32) -> Result<u32> {
-        self.create(SHARDS_KEY, wanted.to_string().as_bytes()).await?;
+        self.create(SHARDS_KEY, wanted.to_string().as_bytes())
+            .await?;
         let have = self.shards().await?.unwrap_or(wanted);
         if have != wanted {
             return Err(Error::FailedPrecondition(format!(
@@ -180,7 +203,9 @@ impl Catalog {
         };
         let text = String::from_utf8_lossy(&value).into_owned();
         text.trim().parse::<u32>().map(Some).map_err(|_| {
-            Error::FailedPrecondition(format!("etcd key {SHARDS_KEY} holds {text:?}, not a shard count"))
+            Error::FailedPrecondition(format!(
+                "etcd key {SHARDS_KEY} holds {text:?}, not a shard count"
+            ))
         })
     }
 
@@ -200,7 +225,9 @@ impl Catalog {
         for (key, value) in self.range(COLLECTIONS, true).await? {
             let config: Config = serde_json::from_slice(&value).map_err(|e| {
                 let key = String::from_utf8_lossy(&key);
-                Error::Internal(format!("etcd key {key} is not a collection configuration: {e}"))
+                Error::Internal(format!(
+                    "etcd key {key} is not a collection configuration: {e}"
+                ))
             })?;
             out.insert(config.name.clone(), config);
         }
@@ -212,7 +239,11 @@ impl Catalog {
     /// leadership hang on. When the process dies, they lapse.
     pub async fn keep_lease(&self) -> Result<i64> {
         let v = self
-            .call("/v3/lease/grant", json!({ "TTL": LEASE_TTL_SECS }), Some(REQUEST_TIMEOUT))
+            .call(
+                "/v3/lease/grant",
+                json!({ "TTL": LEASE_TTL_SECS }),
+                Some(REQUEST_TIMEOUT),
+            )
             .await?;
         let lease = int_of(&v, "ID");
         if lease == 0 {
@@ -224,7 +255,10 @@ impl Catalog {
             loop {
                 tokio::time::sleep(every).await;
                 let body = json!({ "ID": lease.to_string() });
-                match me.call("/v3/lease/keepalive", body, Some(REQUEST_TIMEOUT)).await {
+                match me
+                    .call("/v3/lease/keepalive", body, Some(REQUEST_TIMEOUT))
+                    .await
+                {
                     Ok(v) if int_of(v.get("result").unwrap_or(&v), "TTL") > 0 => {}
                     Ok(v) => {
                         tracing::error!(reply = %v, "etcd lease lost; this node drops out of the cluster");
@@ -241,7 +275,8 @@ impl Catalog {
     pub async fn register(&self, replica: &Replica, lease: i64) -> Result<()> {
         let key = format!("{NODES}{}/{}", replica.shard, replica.node_id);
         let json = serde_json::to_vec(replica).map_err(|e| Error::Internal(e.to_string()))?;
-        let body = json!({ "key": b64(key.as_bytes()), "value": b64(&json), "lease": lease.to_string() });
+        let body =
+            json!({ "key": b64(key.as_bytes()), "value": b64(&json), "lease": lease.to_string() });
         self.call("/v3/kv/put", body, Some(REQUEST_TIMEOUT)).await?;
         Ok(())
     }
@@ -269,9 +304,14 @@ impl Catalog {
             "value": b64(node_id.as_bytes()),
         });
         let v = self.call("/v3/election/campaign", body, None).await?;
-        let key = v.get("leader").map(|l| bytes_of(l, "key")).unwrap_or_default();
+        let key = v
+            .get("leader")
+            .map(|l| bytes_of(l, "key"))
+            .unwrap_or_default();
         if key.is_empty() {
-            return Err(Error::Unavailable(format!("etcd campaign answered without a leader key: {v}")));
+            return Err(Error::Unavailable(format!(
+                "etcd campaign answered without a leader key: {v}"
+            )));
         }
         Ok(key)
     }
@@ -279,7 +319,10 @@ impl Catalog {
     /// Whether `leader_key` (from [`Catalog::campaign`]) still leads `shard`.
     pub async fn still_leads(&self, shard: u32, leader_key: &[u8]) -> Result<bool> {
         let body = json!({ "name": b64(election_name(shard).as_bytes()) });
-        let v = self.call("/v3/election/leader", body, Some(REQUEST_TIMEOUT)).await?;
-        Ok(v.get("kv").is_some_and(|kv| bytes_of(kv, "key") == leader_key))
+        let v = self
+            .call("/v3/election/leader", body, Some(REQUEST_TIMEOUT))
+            .await?;
+        Ok(v.get("kv")
+            .is_some_and(|kv| bytes_of(kv, "key") == leader_key))
     }
 }

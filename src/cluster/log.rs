@@ -105,7 +105,13 @@ impl Log {
     /// Appends one batch and waits until JetStream has stored it; returns
     /// its stream sequence. `msg_id` makes a retry of the same batch (after
     /// a lost acknowledgement) a no-op instead of a second copy.
-    pub async fn append(&self, collection: &str, kind: Kind, payload: Bytes, msg_id: &str) -> Result<u64> {
+    pub async fn append(
+        &self,
+        collection: &str,
+        kind: Kind,
+        payload: Bytes,
+        msg_id: &str,
+    ) -> Result<u64> {
         let publish = jetstream::message::PublishMessage::build()
             .payload(payload)
             .message_id(msg_id);

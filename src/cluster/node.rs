@@ -7,7 +7,9 @@
 //! points, through the same `Collection::upsert` / `delete` as the single
 //! process. After each message is applied (and fsynced in the local WAL) its
 //! stream sequence becomes the checkpoint (`<data-dir>/cluster/<name>.seq`)
-//! and the message is acknowledged. Writes are idempotent, so a crash
+//! and the message is acknowledged. Only the message right after the
+//! checkpoint is ever applied: a gap (a message lost with a dying NATS
+//! connection) makes the applier re-read from the checkpoint. Writes are idempotent, so a crash
 //! between applying and recording re-applies one message harmlessly.
 //!
 //! A node registers itself in etcd (and so receives searches from routers)
@@ -87,7 +89,8 @@ fn read_checkpoint(path: &Path) -> Result<u64> {
 }
 
 fn write_checkpoint(path: &Path, stream_seq: u64) -> Result<()> {
-    let json = serde_json::to_vec(&Checkpoint { stream_seq }).map_err(|e| Error::Internal(e.to_string()))?;
+    let json = serde_json::to_vec(&Checkpoint { stream_seq })
+        .map_err(|e| Error::Internal(e.to_string()))?;
     durable::write_durably(path, &json)
 }
 
@@ -103,7 +106,11 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     if opts.shard >= opts.shards {
-        anyhow::bail!("--shard {} is not below --shards {}", opts.shard, opts.shards);
+        anyhow::bail!(
+            "--shard {} is not below --shards {}",
+            opts.shard,
+            opts.shards
+        );
     }
     let catalog = Catalog::connect(&opts.engines.etcd).await?;
     catalog.init_shards(opts.shards).await?;
@@ -158,14 +165,21 @@ pub async fn run(
 
 impl Node {
     fn checkpoint_path(&self, collection: &str) -> PathBuf {
-        self.opts.data_dir.join("cluster").join(format!("{collection}.seq"))
+        self.opts
+            .data_dir
+            .join("cluster")
+            .join(format!("{collection}.seq"))
     }
 
     /// Campaigns for the shard's leadership until it wins; it keeps it for
     /// as long as the node's lease lives.
     async fn lead(self: Arc<Self>, lease: i64) {
         loop {
-            match self.catalog.campaign(self.opts.shard, &self.opts.node_id, lease).await {
+            match self
+                .catalog
+                .campaign(self.opts.shard, &self.opts.node_id, lease)
+                .await
+            {
                 Ok(key) => {
                     tracing::info!(node = %self.opts.node_id, shard = self.opts.shard, "leads the shard: uploads its snapshots");
                     *self.leader.lock() = Some(key);
@@ -199,7 +213,9 @@ impl Node {
                     Ok(_) => {
                         started.insert(name);
                     }
-                    Err(e) => tracing::warn!(collection = %name, error = %e, "cannot start applying; retrying"),
+                    Err(e) => {
+                        tracing::warn!(collection = %name, error = %e, "cannot start applying; retrying")
+                    }
                 }
             }
         }
@@ -269,7 +285,11 @@ impl Node {
 
     /// Applies the collection's stream from the checkpoint on, until the
     /// consumer fails (then the caller starts again from the checkpoint).
-    async fn apply_stream(&self, c: &Arc<Collection>, ready: &mut Option<oneshot::Sender<()>>) -> Result<()> {
+    async fn apply_stream(
+        &self,
+        c: &Arc<Collection>,
+        ready: &mut Option<oneshot::Sender<()>>,
+    ) -> Result<()> {
         let name = c.name().to_string();
         let path = self.checkpoint_path(&name);
         let mut applied = read_checkpoint(&path)?;
@@ -283,31 +303,52 @@ impl Node {
         tracing::info!(collection = %name, from = applied + 1, log_end = target, "applying the log");
         let mut since_snapshot = 0usize;
         loop {
-            if applied >= target && let Some(tx) = ready.take() {
+            if applied >= target
+                && let Some(tx) = ready.take()
+            {
                 let _ = tx.send(());
             }
             let Some(m) = messages.next().await else {
-                return Err(Error::Unavailable(format!("NATS JetStream: the stream of {name} ended")));
+                return Err(Error::Unavailable(format!(
+                    "NATS JetStream: the stream of {name} ended"
+                )));
             };
-            let m = m.map_err(|e| Error::Unavailable(format!("NATS JetStream: reading {name}: {e}")))?;
+            let m =
+                m.map_err(|e| Error::Unavailable(format!("NATS JetStream: reading {name}: {e}")))?;
             let seq = m
                 .info()
-                .map_err(|e| Error::Unavailable(format!("NATS JetStream: message of {name} without info: {e}")))?
+                .map_err(|e| {
+                    Error::Unavailable(format!(
+                        "NATS JetStream: message of {name} without info: {e}"
+                    ))
+                })?
                 .stream_sequence;
+            // The log has no gaps, so a message past the next one means the
+            // next one was delivered into a connection that died (seen when
+            // a NATS server is killed): read again from the checkpoint
+            // rather than apply out of order.
+            if seq > applied + 1 {
+                return Err(Error::Unavailable(format!(
+                    "NATS JetStream: {name} delivered #{seq} while #{} is next; re-reading from the checkpoint",
+                    applied + 1
+                )));
+            }
             // A redelivery of something already applied is acknowledged only.
-            if seq > applied {
+            if seq == applied + 1 {
                 since_snapshot += self.apply_message(c, &m.subject, m.payload.clone()).await?;
                 let p = path.clone();
                 blocking(move || write_checkpoint(&p, seq)).await?;
                 applied = seq;
             }
-            m.ack()
-                .await
-                .map_err(|e| Error::Unavailable(format!("NATS JetStream: acknowledging {name} #{seq}: {e}")))?;
+            m.ack().await.map_err(|e| {
+                Error::Unavailable(format!("NATS JetStream: acknowledging {name} #{seq}: {e}"))
+            })?;
             if since_snapshot >= self.opts.snapshot_every && self.leader.lock().is_some() {
                 match self.snapshot(c, applied).await {
                     Ok(()) => since_snapshot = 0,
-                    Err(e) => tracing::warn!(collection = %name, error = %e, "snapshot failed; will retry"),
+                    Err(e) => {
+                        tracing::warn!(collection = %name, error = %e, "snapshot failed; will retry")
+                    }
                 }
             }
         }
@@ -316,7 +357,12 @@ impl Node {
     /// Applies one log message's points of this shard; returns how many.
     /// A batch the collection refuses is refused by every replica alike
     /// (the same code judges the same bytes), so it is logged and skipped.
-    async fn apply_message(&self, c: &Arc<Collection>, subject: &str, payload: Bytes) -> Result<usize> {
+    async fn apply_message(
+        &self,
+        c: &Arc<Collection>,
+        subject: &str,
+        payload: Bytes,
+    ) -> Result<usize> {
         let (shard, shards) = (self.opts.shard, self.opts.shards);
         let c = c.clone();
         let subject = subject.to_string();
@@ -355,7 +401,10 @@ impl Node {
             return Ok(());
         };
         if !self.catalog.still_leads(self.opts.shard, &key).await? {
-            tracing::warn!(shard = self.opts.shard, "lost the shard's leadership; no more snapshots");
+            tracing::warn!(
+                shard = self.opts.shard,
+                "lost the shard's leadership; no more snapshots"
+            );
             *self.leader.lock() = None;
             return Ok(());
         }
@@ -366,7 +415,11 @@ impl Node {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let staging = self.opts.data_dir.join("cluster").join(format!("export-{name}"));
+        let staging = self
+            .opts
+            .data_dir
+            .join("cluster")
+            .join(format!("export-{name}"));
         if staging.exists() {
             std::fs::remove_dir_all(&staging).map_err(|e| Error::io(&staging, e))?;
         }

@@ -113,7 +113,11 @@ fn unimplemented(rpc: &str) -> Status {
 fn retryable(s: &Status) -> bool {
     !matches!(
         s.code(),
-        Code::InvalidArgument | Code::FailedPrecondition | Code::ResourceExhausted | Code::OutOfRange | Code::AlreadyExists
+        Code::InvalidArgument
+            | Code::FailedPrecondition
+            | Code::ResourceExhausted
+            | Code::OutOfRange
+            | Code::AlreadyExists
     )
 }
 
@@ -126,8 +130,16 @@ fn merge(lists: Vec<Vec<pb::Hit>>, k: usize, group_by_media: bool) -> Vec<pb::Hi
     if group_by_media {
         let mut by_media: HashMap<String, pb::Hit> = HashMap::new();
         for h in all {
-            let media = h.metadata.as_ref().map(|m| m.media_id.clone()).unwrap_or_default();
-            let key = if media.is_empty() { format!("\0{}", h.id) } else { media };
+            let media = h
+                .metadata
+                .as_ref()
+                .map(|m| m.media_id.clone())
+                .unwrap_or_default();
+            let key = if media.is_empty() {
+                format!("\0{}", h.id)
+            } else {
+                media
+            };
             match by_media.get_mut(&key) {
                 Some(best) => {
                     let matched = best.matched_faces + h.matched_faces;
@@ -143,7 +155,11 @@ fn merge(lists: Vec<Vec<pb::Hit>>, k: usize, group_by_media: bool) -> Vec<pb::Hi
         }
         all = by_media.into_values().collect();
     }
-    all.sort_by(|a, b| a.distance.total_cmp(&b.distance).then_with(|| a.id.cmp(&b.id)));
+    all.sort_by(|a, b| {
+        a.distance
+            .total_cmp(&b.distance)
+            .then_with(|| a.id.cmp(&b.id))
+    });
     all.truncate(k);
     all
 }
@@ -152,7 +168,9 @@ impl Router {
     async fn refresh(&self) {
         match tokio::time::timeout(REFRESH * 4, self.catalog.replicas()).await {
             Ok(Ok(r)) => *self.replicas.write() = r,
-            Ok(Err(e)) => tracing::warn!(error = %e, "cannot read the live replicas; keeping the last list"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the live replicas; keeping the last list")
+            }
             Err(_) => tracing::warn!("etcd did not answer; keeping the last list of replicas"),
         }
     }
@@ -183,9 +201,16 @@ impl Router {
         F: Fn(VectorIndexClient<Channel>) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        let reps = self.replicas.read().get(&shard).cloned().unwrap_or_default();
+        let reps = self
+            .replicas
+            .read()
+            .get(&shard)
+            .cloned()
+            .unwrap_or_default();
         if reps.is_empty() {
-            return Err(Status::unavailable(format!("shard {shard} has no live replica")));
+            return Err(Status::unavailable(format!(
+                "shard {shard} has no live replica"
+            )));
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
         let mut failures = Vec::new();
@@ -211,10 +236,17 @@ impl Router {
             }
             tracing::debug!(shard, node = %r.node_id, "replica failed; trying the next");
         }
-        let code = if last_code == Code::NotFound { Code::NotFound } else { Code::Unavailable };
+        let code = if last_code == Code::NotFound {
+            Code::NotFound
+        } else {
+            Code::Unavailable
+        };
         Err(Status::new(
             code,
-            format!("shard {shard}: no replica answered within the deadline ({})", failures.join("; ")),
+            format!(
+                "shard {shard}: no replica answered within the deadline ({})",
+                failures.join("; ")
+            ),
         ))
     }
 
@@ -246,7 +278,11 @@ impl Router {
         let payload = bytes::Bytes::from(payload);
         let deadline = Instant::now() + WRITE_DEADLINE;
         loop {
-            match self.log.append(collection, kind, payload.clone(), &msg_id).await {
+            match self
+                .log
+                .append(collection, kind, payload.clone(), &msg_id)
+                .await
+            {
                 Ok(seq) => return Ok(seq),
                 Err(e) if Instant::now() < deadline => {
                     tracing::warn!(collection, error = %e, "log append failed; re-sending");
@@ -264,8 +300,16 @@ impl Router {
         for (i, p) in points.iter().enumerate() {
             validate::point_id(&format!("points[{i}].id"), &p.id)?;
             let at = format!("points[{i}] (id {})", validate::show(&p.id));
-            validate::vector(&format!("{at}: vector"), &p.vector, config.dim, config.metric.to_pb())?;
-            validate::metadata(&format!("{at}: metadata"), &p.metadata.clone().unwrap_or_default())?;
+            validate::vector(
+                &format!("{at}: vector"),
+                &p.vector,
+                config.dim,
+                config.metric.to_pb(),
+            )?;
+            validate::metadata(
+                &format!("{at}: metadata"),
+                &p.metadata.clone().unwrap_or_default(),
+            )?;
             ids.insert(p.id.as_str());
         }
         Ok(ids.len())
@@ -280,9 +324,16 @@ impl Router {
             } else {
                 format!(" ({upserted} points of earlier batches were stored)")
             };
-            Status::new(s.code(), format!("batch {batch_no}{earlier}: {}", s.message()))
+            Status::new(
+                s.code(),
+                format!("batch {batch_no}{earlier}: {}", s.message()),
+            )
         };
-        while let Some(msg) = stream.message().await.map_err(|s| ctx(batch_no, upserted, s))? {
+        while let Some(msg) = stream
+            .message()
+            .await
+            .map_err(|s| ctx(batch_no, upserted, s))?
+        {
             let name = match (&current, msg.collection.is_empty()) {
                 (_, false) => msg.collection.clone(),
                 (Some(c), true) => c.clone(),
@@ -292,10 +343,15 @@ impl Router {
                     ));
                 }
             };
-            validate::collection_name("collection", &name).map_err(|e| ctx(batch_no, upserted, e.into()))?;
-            let config = self.config(&name).await.map_err(|s| ctx(batch_no, upserted, s))?;
+            validate::collection_name("collection", &name)
+                .map_err(|e| ctx(batch_no, upserted, e.into()))?;
+            let config = self
+                .config(&name)
+                .await
+                .map_err(|s| ctx(batch_no, upserted, s))?;
             current = Some(name.clone());
-            let n = Self::check_batch(&config, &msg.points).map_err(|e| ctx(batch_no, upserted, e.into()))?;
+            let n = Self::check_batch(&config, &msg.points)
+                .map_err(|e| ctx(batch_no, upserted, e.into()))?;
             if n > 0 {
                 let payload = pb::UpsertRequest {
                     collection: name.clone(),
@@ -313,10 +369,18 @@ impl Router {
     }
 
     /// `Get` of `ids` from the shards owning them.
-    async fn get_points(&self, collection: &str, ids: &[String], deadline: Instant) -> Result<Vec<pb::Point>, Status> {
+    async fn get_points(
+        &self,
+        collection: &str,
+        ids: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<pb::Point>, Status> {
         let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for id in ids {
-            by_shard.entry(shard_of(id, self.shards)).or_default().push(id.clone());
+            by_shard
+                .entry(shard_of(id, self.shards))
+                .or_default()
+                .push(id.clone());
         }
         let calls = by_shard.into_iter().map(|(shard, ids)| {
             let req = pb::GetRequest {
@@ -336,7 +400,11 @@ impl Router {
     }
 
     /// One request's hits from every shard, merged.
-    async fn scatter_search(&self, req: pb::SearchRequest, deadline: Instant) -> Result<Vec<Vec<pb::Hit>>, Status> {
+    async fn scatter_search(
+        &self,
+        req: pb::SearchRequest,
+        deadline: Instant,
+    ) -> Result<Vec<Vec<pb::Hit>>, Status> {
         let calls = (0..self.shards).map(|shard| {
             let req = req.clone();
             self.on_shard(shard, deadline, move |mut c| {
@@ -353,7 +421,10 @@ impl Router {
             }
         }
         let k = req.k as usize;
-        Ok(per_query.into_iter().map(|lists| merge(lists, k, req.group_by_media)).collect())
+        Ok(per_query
+            .into_iter()
+            .map(|lists| merge(lists, k, req.group_by_media))
+            .collect())
     }
 
     /// A stored point's query (`point_id`) as the vector query the shards
@@ -365,7 +436,9 @@ impl Router {
         id: &str,
         deadline: Instant,
     ) -> Result<Vec<pb::Hit>, Status> {
-        let found = self.get_points(&req.collection, &[id.to_string()], deadline).await?;
+        let found = self
+            .get_points(&req.collection, &[id.to_string()], deadline)
+            .await?;
         let Some(p) = found.into_iter().next() else {
             return Err(Error::PointNotFound {
                 collection: req.collection.clone(),
@@ -391,7 +464,11 @@ impl Router {
             exclude_same_case: false,
             ..req.clone()
         };
-        let mut hits = self.scatter_search(one, deadline).await?.pop().unwrap_or_default();
+        let mut hits = self
+            .scatter_search(one, deadline)
+            .await?
+            .pop()
+            .unwrap_or_default();
         hits.retain(|h| h.id != id);
         hits.truncate(req.k as usize);
         Ok(hits)
@@ -504,7 +581,9 @@ impl VectorIndex for Shared {
         validate::k(req.k)?;
         validate::ef(req.ef)?;
         if req.queries.is_empty() {
-            return Err(Status::invalid_argument("queries is empty; send at least one query"));
+            return Err(Status::invalid_argument(
+                "queries is empty; send at least one query",
+            ));
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
         validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
@@ -530,7 +609,9 @@ impl VectorIndex for Shared {
                 };
                 async move {
                     match &q.query {
-                        Some(pb::query::Query::PointId(id)) => self.0.point_query(&one, id, deadline).await,
+                        Some(pb::query::Query::PointId(id)) => {
+                            self.0.point_query(&one, id, deadline).await
+                        }
                         _ => self
                             .0
                             .scatter_search(one, deadline)
@@ -539,16 +620,25 @@ impl VectorIndex for Shared {
                     }
                 }
             });
-            join_all(calls).await.into_iter().collect::<Result<Vec<_>, Status>>()?
+            join_all(calls)
+                .await
+                .into_iter()
+                .collect::<Result<Vec<_>, Status>>()?
         } else {
             self.0.scatter_search(req, deadline).await?
         };
         Ok(Response::new(pb::SearchResponse {
-            results: hits.into_iter().map(|hits| pb::QueryResult { hits }).collect(),
+            results: hits
+                .into_iter()
+                .map(|hits| pb::QueryResult { hits })
+                .collect(),
         }))
     }
 
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -556,11 +646,17 @@ impl VectorIndex for Shared {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         self.0.config(&req.collection).await?;
-        let points = self.0.get_points(&req.collection, &req.ids, self.read_deadline()).await?;
+        let points = self
+            .0
+            .get_points(&req.collection, &req.ids, self.read_deadline())
+            .await?;
         Ok(Response::new(pb::GetResponse { points }))
     }
 
-    async fn delete(&self, request: Request<pb::DeleteRequest>) -> Result<Response<pb::DeleteResponse>, Status> {
+    async fn delete(
+        &self,
+        request: Request<pb::DeleteRequest>,
+    ) -> Result<Response<pb::DeleteResponse>, Status> {
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -569,13 +665,24 @@ impl VectorIndex for Shared {
         }
         self.0.config(&req.collection).await?;
         // "How many existed" as the shards see it just before the delete.
-        let live = self.0.get_points(&req.collection, &req.ids, self.read_deadline()).await?.len();
+        let live = self
+            .0
+            .get_points(&req.collection, &req.ids, self.read_deadline())
+            .await?
+            .len();
         let collection = req.collection.clone();
-        self.0.append(&collection, Kind::Delete, req.encode_to_vec()).await?;
-        Ok(Response::new(pb::DeleteResponse { deleted: live as u64 }))
+        self.0
+            .append(&collection, Kind::Delete, req.encode_to_vec())
+            .await?;
+        Ok(Response::new(pb::DeleteResponse {
+            deleted: live as u64,
+        }))
     }
 
-    async fn flush(&self, _request: Request<pb::FlushRequest>) -> Result<Response<pb::FlushResponse>, Status> {
+    async fn flush(
+        &self,
+        _request: Request<pb::FlushRequest>,
+    ) -> Result<Response<pb::FlushResponse>, Status> {
         Err(unimplemented("Flush"))
     }
 

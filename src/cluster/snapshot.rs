@@ -111,7 +111,9 @@ impl Snapshots {
         manifest.files.clear();
         for rel in files {
             let path = dir.join(rel);
-            let bytes = tokio::fs::read(&path).await.map_err(|e| Error::io(&path, e))?;
+            let bytes = tokio::fs::read(&path)
+                .await
+                .map_err(|e| Error::io(&path, e))?;
             let sha256 = sha256_hex(&bytes);
             let key = blob_key(&sha256);
             let size = bytes.len() as u64;
@@ -128,7 +130,8 @@ impl Snapshots {
                 sha256,
             });
         }
-        let json = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        let json =
+            serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
         let key = latest_key(&manifest.collection, manifest.shard);
         self.store
             .put(&key, PutPayload::from(json))
@@ -148,8 +151,12 @@ impl Snapshots {
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
             Err(e) => return Err(unavailable(format!("reading {key}"), e)),
         };
-        let m: SnapshotManifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::data_loss(key.to_string(), format!("unreadable snapshot manifest: {e}")))?;
+        let m: SnapshotManifest = serde_json::from_slice(&bytes).map_err(|e| {
+            Error::data_loss(
+                key.to_string(),
+                format!("unreadable snapshot manifest: {e}"),
+            )
+        })?;
         if m.format != FORMAT {
             return Err(Error::data_loss(
                 key.to_string(),
@@ -165,7 +172,10 @@ impl Snapshots {
         let mut total = 0;
         for f in &m.files {
             if f.path.contains("..") || f.path.starts_with('/') {
-                return Err(Error::data_loss(&f.path, "snapshot names a path outside the collection"));
+                return Err(Error::data_loss(
+                    &f.path,
+                    "snapshot names a path outside the collection",
+                ));
             }
             let key = blob_key(&f.sha256);
             let bytes = self

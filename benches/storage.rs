@@ -221,7 +221,8 @@ fn build(a: &Args, coll_dir: &Path) {
     let sdir = coll_dir.join(segment_dir_name(1));
     std::fs::create_dir(&sdir).unwrap();
     let t = Instant::now();
-    seg.write_sealed(&sdir).unwrap();
+    seg.write_sealed(&sdir, vidx::index::quant::Quantization::None)
+        .unwrap();
     println!("sealed to {} in {:.1?}", sdir.display(), t.elapsed());
     let mut m = Manifest::load(coll_dir).unwrap();
     m.segments.push(SegmentEntry {

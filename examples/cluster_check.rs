@@ -436,6 +436,7 @@ async fn create(c: &mut Client, dim: usize) {
                 m: 16,
                 ef_construction: 100,
             }),
+            ..Default::default()
         };
         match c.create_collection(req).await {
             Ok(_) => return,

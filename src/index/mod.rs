@@ -9,3 +9,4 @@ pub mod filter;
 pub mod hnsw;
 pub mod hnsw_mapped;
 pub mod planner;
+pub mod quant;

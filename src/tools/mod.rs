@@ -6,5 +6,7 @@
 //! May import: every layer but `cli`.
 
 pub mod bench_ann;
+pub mod bench_hnsw_rs;
 pub mod bench_link;
+pub mod memory;
 pub mod synth;

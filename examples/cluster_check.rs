@@ -165,12 +165,26 @@ fn restart(s: &Settings, name: &str) {
     println!("  restarted {name} (pid {})", pid_of(s, name));
 }
 
-async fn upsert(mut c: Client, batch: Vec<pb::Point>) -> Result<u64, tonic::Status> {
-    let req = pb::UpsertRequest {
-        collection: COLLECTION.into(),
-        points: batch,
-    };
-    let mut r = tonic::Request::new(tokio_stream::iter(vec![req]));
+/// One Upsert call streaming `batches` as messages, `gap` apart.
+async fn upsert_paced(
+    mut c: Client,
+    batches: Vec<Vec<pb::Point>>,
+    gap: Duration,
+) -> Result<u64, tonic::Status> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    tokio::spawn(async move {
+        for points in batches {
+            let req = pb::UpsertRequest {
+                collection: COLLECTION.into(),
+                points,
+            };
+            if tx.send(req).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(gap).await;
+        }
+    });
+    let mut r = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     r.set_timeout(Duration::from_secs(60));
     c.upsert(r).await.map(|r| r.into_inner().upserted)
 }
@@ -235,26 +249,36 @@ async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested
     let mut client = connect(&s.router, Duration::from_secs(30)).await;
     let (mut acked, mut unacked) = (Vec::new(), Vec::new());
     let started = Instant::now();
-    for b in 0..batches {
+    let batch_of = |b: usize| -> Vec<pb::Point> {
         let lo = b * s.batch;
-        let batch: Vec<pb::Point> = (lo..(lo + s.batch).min(data.len()))
+        (lo..(lo + s.batch).min(data.len()))
             .map(|i| point(i, &data[i]))
-            .collect();
+            .collect()
+    };
+    let mut b = 0;
+    while b < batches {
         if b == batches / 4 {
             kill9(s, "s0-r1");
         }
         if b == batches * 45 / 100 {
             kill9(s, "nats-1");
         }
-        let r = if router_kills.contains(&b) {
-            // Kill the router while this batch is in flight.
-            let task = tokio::spawn(upsert(client.clone(), batch));
-            // 0, 10 and 20 ms after sending: early enough, at times, that
-            // the batch has not reached the log yet.
-            tokio::time::sleep(Duration::from_millis(
-                router_kills.iter().position(|&x| x == b).unwrap() as u64 * 10,
-            ))
-            .await;
+        // At a router kill, one Upsert call streams 5 batches 10 ms apart
+        // and the router dies 25 ms in: some batches are in the log by then
+        // and some are not; none is acknowledged.
+        let n = if router_kills.contains(&b) {
+            5.min(batches - b)
+        } else {
+            1
+        };
+        let call: Vec<Vec<pb::Point>> = (b..b + n).map(batch_of).collect();
+        let r = if n > 1 {
+            let task = tokio::spawn(upsert_paced(
+                client.clone(),
+                call,
+                Duration::from_millis(10),
+            ));
+            tokio::time::sleep(Duration::from_millis(25)).await;
             st.router_down.store(true, Ordering::SeqCst);
             kill9(s, "router");
             let r = task.await.unwrap();
@@ -264,19 +288,21 @@ async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested
             st.router_down.store(false, Ordering::SeqCst);
             r
         } else {
-            upsert(client.clone(), batch).await
+            upsert_paced(client.clone(), call, Duration::ZERO).await
         };
         match r {
-            Ok(_) => acked.push(b),
+            Ok(_) => acked.extend(b..b + n),
             Err(e) => {
                 println!(
-                    "  batch {b} not acknowledged: {}: {}",
+                    "  batches {b}..{} not acknowledged: {}: {}",
+                    b + n - 1,
                     e.code(),
                     e.message()
                 );
-                unacked.push(b);
+                unacked.extend(b..b + n);
             }
         }
+        b += n;
     }
     Ingested {
         acked,

@@ -3,10 +3,11 @@
 //! while it `kill -9`s an index replica, a NATS server and (three times,
 //! mid-request) the router, with searches running throughout; then checks
 //! that every acknowledged point is returned by `Get`, that every batch
-//! whose acknowledgement never came is wholly present or wholly absent,
-//! recall@10 against brute force, and that the killed replica, restarted
-//! with an empty data directory, catches up from object storage and the
-//! stream and answers as its peer does. Prints the figures, then one
+//! whose acknowledgement never came is wholly present or wholly absent (and,
+//! sent again as a client would, then present), recall@10 against brute
+//! force, and that the killed replica, restarted with an empty data
+//! directory, catches up from object storage and the stream and answers as
+//! its peer does. Prints the figures, then one
 //! `N passed, N failed` line; exits non-zero on any failed check.
 
 use std::collections::{BTreeMap, HashSet};
@@ -249,12 +250,6 @@ async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested
     let mut client = connect(&s.router, Duration::from_secs(30)).await;
     let (mut acked, mut unacked) = (Vec::new(), Vec::new());
     let started = Instant::now();
-    let batch_of = |b: usize| -> Vec<pb::Point> {
-        let lo = b * s.batch;
-        (lo..(lo + s.batch).min(data.len()))
-            .map(|i| point(i, &data[i]))
-            .collect()
-    };
     let mut b = 0;
     while b < batches {
         if b == batches / 4 {
@@ -271,7 +266,7 @@ async fn ingest(s: &Settings, data: &[Vec<f32>], st: &Arc<Searcher>) -> Ingested
         } else {
             1
         };
-        let call: Vec<Vec<pb::Point>> = (b..b + n).map(batch_of).collect();
+        let call: Vec<Vec<pb::Point>> = (b..b + n).map(|b| batch_of(data, s.batch, b)).collect();
         let r = if n > 1 {
             let task = tokio::spawn(upsert_paced(
                 client.clone(),
@@ -474,7 +469,8 @@ async fn create(c: &mut Client, dim: usize) {
 }
 
 /// Every acknowledged point readable, unacknowledged batches all or
-/// nothing, recall through the router. Returns the points present.
+/// nothing; then those sent again, as a client would, until every point is
+/// in. Returns the points present (all of them).
 async fn after_ingest(
     s: &Settings,
     data: &[Vec<f32>],
@@ -527,7 +523,6 @@ async fn after_ingest(
             .all(|(a, b)| (a - b).abs() < 1e-5)
     });
     checks.check(exact, "every point read back has the vector written".into());
-    let mut present = acked.clone();
     for &b in &ing.unacked {
         let ids: Vec<String> = batch_ids(b).iter().map(|&i| id_of(i)).collect();
         let n = get_ids(&mut router, &ids)
@@ -541,11 +536,49 @@ async fn after_ingest(
                 ids.len()
             ),
         );
-        if n == ids.len() {
-            present.extend(batch_ids(b));
-        }
     }
-    present
+    // What a client does with a batch whose answer never came: send it
+    // again (an upsert is idempotent). Then all the points are in.
+    for &b in &ing.unacked {
+        let r = upsert_paced(
+            router.clone(),
+            vec![batch_of(data, s.batch, b)],
+            Duration::ZERO,
+        )
+        .await;
+        checks.check(
+            r.is_ok(),
+            format!("unacknowledged batch {b} sent again: {r:?}"),
+        );
+    }
+    let all: Vec<String> = (0..data.len()).map(id_of).collect();
+    let started = Instant::now();
+    let mut found = 0;
+    while started.elapsed() < Duration::from_secs(120) {
+        found = get_ids(&mut router, &all)
+            .await
+            .map(|p| p.len())
+            .unwrap_or(0);
+        if found == all.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    checks.check(
+        found == all.len(),
+        format!(
+            "after re-sending: Get returns {found} of {} points",
+            all.len()
+        ),
+    );
+    (0..data.len()).collect()
+}
+
+fn batch_of(data: &[Vec<f32>], batch: usize, b: usize) -> Vec<pb::Point> {
+    let lo = b * batch;
+    (lo..(lo + batch).min(data.len()))
+        .map(|i| point(i, &data[i]))
+        .collect()
 }
 
 /// Recall through the router, then the replica killed during ingest,

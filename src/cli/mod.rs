@@ -134,8 +134,10 @@ pub struct ClusterArgs {
         default_value = "http://127.0.0.1:8333"
     )]
     pub s3_endpoint: String,
+    /// The bucket holding the shards' snapshots (created beforehand).
     #[arg(long, env = "VIDX_S3_BUCKET", default_value = "vidx")]
     pub s3_bucket: String,
+    /// The S3 region (signing needs one; SeaweedFS and MinIO accept any).
     #[arg(long, env = "VIDX_S3_REGION", default_value = "us-east-1")]
     pub s3_region: String,
     /// Read from the environment only, so it shows in no process list.

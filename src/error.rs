@@ -15,6 +15,10 @@ pub enum Error {
     CollectionNotFound(String),
     #[error("point {id:?} not found in collection {collection:?}")]
     PointNotFound { collection: String, id: String },
+    /// Something else the request names does not exist (a series, a
+    /// media); the message names it.
+    #[error("{0}")]
+    NotFound(String),
     #[error("collection {0:?} already exists")]
     AlreadyExists(String),
     #[error("{0}")]

@@ -1,14 +1,17 @@
 //! Assembles the gRPC server: the vidx service, gRPC health, server
 //! reflection (so `grpcurl` works without the .proto), message-size limits,
-//! and serving on a given listener until a shutdown signal.
+//! the per-call metrics and request log ([`crate::api::observe`]), and
+//! serving on a given listener until a shutdown signal.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::api::observe::ObserveLayer;
 use crate::api::service::Service;
 use crate::collection::registry::Registry;
 use crate::pb;
@@ -46,12 +49,17 @@ pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::tra
     endpoint(addr)?.connect().await
 }
 
+/// Requests taking longer than this are logged at info (`--slow-ms`).
+pub const DEFAULT_SLOW_MS: u64 = 1000;
+
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub max_message_bytes: usize,
     /// Set on a cluster index node: writes arrive through the log only, and
     /// a direct write (which would bypass it) is refused with this reason.
     pub refuse_writes: Option<String>,
+    /// Requests taking longer are logged at info as slow requests.
+    pub slow: Duration,
 }
 
 impl Default for ServerOptions {
@@ -59,6 +67,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             refuse_writes: None,
+            slow: Duration::from_millis(DEFAULT_SLOW_MS),
         }
     }
 }
@@ -71,7 +80,8 @@ pub async fn serve(
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let service = Service::new(registry).refusing_writes(opts.refuse_writes.clone());
+    let service =
+        Service::new(registry, opts.max_message_bytes).refusing_writes(opts.refuse_writes.clone());
     serve_service(service, listener, opts, shutdown).await
 }
 
@@ -110,6 +120,8 @@ pub async fn serve_service<S: VectorIndex>(
         // trip for window updates while the cores idle.
         .initial_stream_window_size(Some(WINDOW_BYTES))
         .initial_connection_window_size(Some(WINDOW_BYTES))
+        // Outermost, so that it sees the status the client gets.
+        .layer(ObserveLayer { slow: opts.slow })
         .layer(tower::util::MapResponseLayer::new(oversized_status))
         .add_service(health_service)
         .add_service(reflection_v1)

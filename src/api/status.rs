@@ -8,7 +8,9 @@ impl From<Error> for tonic::Status {
         use tonic::Code;
         let code = match &e {
             Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::CollectionNotFound(_) | Error::PointNotFound { .. } => Code::NotFound,
+            Error::CollectionNotFound(_) | Error::PointNotFound { .. } | Error::NotFound(_) => {
+                Code::NotFound
+            }
             Error::AlreadyExists(_) => Code::AlreadyExists,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,

@@ -523,6 +523,7 @@ impl Shared {
 impl VectorIndex for Shared {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
+    type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn create_collection(
         &self,
@@ -705,5 +706,47 @@ impl VectorIndex for Shared {
         _request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
         Err(unimplemented("Triage"))
+    }
+
+    async fn list_series(
+        &self,
+        _request: Request<pb::ListSeriesRequest>,
+    ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        Err(unimplemented("ListSeries"))
+    }
+
+    async fn get_series(
+        &self,
+        _request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        Err(unimplemented("GetSeries"))
+    }
+
+    async fn series_of_media(
+        &self,
+        _request: Request<pb::SeriesOfMediaRequest>,
+    ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
+        Err(unimplemented("SeriesOfMedia"))
+    }
+
+    async fn review_series(
+        &self,
+        _request: Request<pb::ReviewSeriesRequest>,
+    ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        Err(unimplemented("ReviewSeries"))
+    }
+
+    async fn update_metadata(
+        &self,
+        _request: Request<pb::UpdateMetadataRequest>,
+    ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        Err(unimplemented("UpdateMetadata"))
+    }
+
+    async fn create_snapshot(
+        &self,
+        _request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<Self::CreateSnapshotStream>, Status> {
+        Err(unimplemented("CreateSnapshot"))
     }
 }

@@ -10,6 +10,8 @@
 //! | [`MANIFEST`] | `manifest.json` (`"format"`) | 1 | 1 |
 //! | [`CONFIG`] | `collection.json` (`"format"`) | 1 | 1 |
 //! | [`SERIES`] | `series/<collection>.json` (`"format": "vidx-series/<n>"`) | 1 | 1 |
+//! | [`DECISIONS`] | `series/<collection>.decisions.log` | 1 | 1 |
+//! | [`SNAPSHOT`] | a snapshot's `snapshot.json` (`"format"`) | 1 | 1 |
 //!
 //! It lives in `storage`, the lowest layer that stores files, so that the
 //! segment, collection and investigate layers can all import it.
@@ -92,8 +94,24 @@ pub const SERIES: Format = Format {
     oldest: 1,
 };
 
+/// The investigators' decisions about an image collection's series.
+pub const DECISIONS: Format = Format {
+    name: "decision log",
+    current: 1,
+    oldest: 1,
+};
+
+/// The manifest of a collection snapshot (`vidx snapshot create`).
+pub const SNAPSHOT: Format = Format {
+    name: "snapshot manifest",
+    current: 1,
+    oldest: 1,
+};
+
 /// Every stored format, in the order of the table above.
-pub const ALL: [Format; 7] = [SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES];
+pub const ALL: [Format; 9] = [
+    SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES, DECISIONS, SNAPSHOT,
+];
 
 impl Format {
     /// Checks the version `found` in `path` and returns it, for the reader

@@ -20,7 +20,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("tools", 8),
     ("cli", 9),
 ];
-const ROOT_MODULES: &[&str] = &["pb", "error", "validate"];
+const ROOT_MODULES: &[&str] = &["pb", "error", "validate", "metrics"];
 
 fn rank(layer: &str) -> u8 {
     LAYERS

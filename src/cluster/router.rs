@@ -38,6 +38,9 @@ use crate::validate;
 pub struct RouterOptions {
     pub listen: SocketAddr,
     pub server: ServerOptions,
+    /// Where the router's credentials (`vidx token create --data-dir`) and
+    /// audit log live.
+    pub data_dir: std::path::PathBuf,
     pub engines: Engines,
     /// How long a read may take, retries included.
     pub deadline: Duration,
@@ -97,7 +100,8 @@ pub async fn run(
     });
     let listener = tokio::net::TcpListener::bind(opts.listen).await?;
     tracing::info!(listen = %listener.local_addr()?, shards, "vidx router serving");
-    server::serve_service(Shared(router), listener, opts.server, shutdown).await
+    let tokens = Arc::new(crate::api::tokens::TokenStore::open(&opts.data_dir)?);
+    server::serve_service(Shared(router), tokens, listener, opts.server, shutdown).await
 }
 
 /// The router as a tonic service (tonic wants an owned value).
@@ -631,7 +635,10 @@ impl VectorIndex for Shared {
         Ok(Response::new(pb::SearchResponse {
             results: hits
                 .into_iter()
-                .map(|hits| pb::QueryResult { hits })
+                .map(|hits| pb::QueryResult {
+                    hits,
+                    ..Default::default()
+                })
                 .collect(),
         }))
     }
@@ -748,5 +755,47 @@ impl VectorIndex for Shared {
         _request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<Self::CreateSnapshotStream>, Status> {
         Err(unimplemented("CreateSnapshot"))
+    }
+
+    async fn who_am_i(
+        &self,
+        _request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        Err(unimplemented("WhoAmI"))
+    }
+
+    async fn restrict_upload(
+        &self,
+        _request: Request<pb::RestrictUploadRequest>,
+    ) -> Result<Response<pb::Restriction>, Status> {
+        Err(unimplemented("RestrictUpload"))
+    }
+
+    async fn list_restrictions(
+        &self,
+        _request: Request<pb::ListRestrictionsRequest>,
+    ) -> Result<Response<pb::ListRestrictionsResponse>, Status> {
+        Err(unimplemented("ListRestrictions"))
+    }
+
+    async fn create_token(
+        &self,
+        _request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        Err(unimplemented("CreateToken"))
+    }
+
+    async fn list_tokens(
+        &self,
+        _request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        Err(unimplemented("ListTokens"))
+    }
+
+    async fn revoke_token(
+        &self,
+        _request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        Err(unimplemented("RevokeToken"))
     }
 }

@@ -32,12 +32,15 @@ pub mod config;
 mod export;
 mod open;
 pub mod registry;
+pub mod restrict;
 mod seal;
 mod search;
 mod segments;
 pub mod snapshot;
 mod view;
 mod write;
+
+pub use write::{DeleteCheck, ReplaceCheck};
 
 pub use view::{PointRef, View};
 

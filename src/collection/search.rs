@@ -65,10 +65,18 @@ impl Collection {
             }
             Query::PointId(id) => {
                 validate::point_id(&format!("queries[{i}].point_id"), id)?;
-                let (seg, off) = segs.locate(id)?.ok_or_else(|| Error::PointNotFound {
+                let not_found = || Error::PointNotFound {
                     collection: self.config.name.clone(),
                     id: id.clone(),
-                })?;
+                };
+                let (seg, off) = segs.locate(id)?.ok_or_else(not_found)?;
+                // A point the caller may not see is one that does not exist.
+                if let Some(f) = &opts.filter
+                    && !f.hidden_uploads.is_empty()
+                    && f.hides(&seg.describe(off)?.1)
+                {
+                    return Err(not_found());
+                }
                 let filter = if opts.exclude_same_upload || opts.exclude_same_case {
                     let (_, m) = seg.describe(off)?;
                     let mut f = opts.filter.clone().unwrap_or_default();

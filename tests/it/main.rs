@@ -7,6 +7,7 @@
 mod support;
 
 mod api;
+mod audit;
 mod bad_input;
 mod cli;
 mod crash;
@@ -17,6 +18,7 @@ mod link;
 mod npy_files;
 mod ops;
 mod recall;
+mod security;
 mod series;
 mod snapshot;
 mod storage;

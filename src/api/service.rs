@@ -107,6 +107,44 @@ impl Service {
     fn visibility(&self, caller: &Caller) -> Option<Filter> {
         caller.visibility(&self.restrictions)
     }
+
+    /// LinkSeries' scope: the request noted for the audit log, the points
+    /// the run may read (the stored series hold unrestricted material only;
+    /// a run that includes what the caller may see of the restricted is its
+    /// alone), the upload/case filter, and whether restricted points are in.
+    fn link_scope(
+        &self,
+        caller: &Caller,
+        req: &pb::LinkSeriesRequest,
+        note: &NoteSlot,
+    ) -> Result<(Option<Filter>, Option<Filter>, bool), Status> {
+        let scope = req.scope.clone().unwrap_or_default();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "face_collection": req.face_collection,
+                "upload_ids": scope.upload_ids,
+                "case_ids": scope.case_ids,
+                "with_restricted": scope.with_restricted,
+            });
+        }
+        // The stored series hold unrestricted material only; a run that
+        // includes what the caller may see of the restricted is its alone.
+        let with_restricted = scope.with_restricted;
+        let visibility = if with_restricted {
+            self.visibility(caller)
+        } else {
+            self.restrictions.hidden_from_all()
+        };
+        let filter = crate::index::filter::Filter {
+            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
+            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
+            ..Default::default()
+        };
+        let scope = (!filter.is_empty()).then_some(filter);
+        Ok((visibility, scope, with_restricted))
+    }
 }
 
 /// The caller the gate admitted (see `api::guard`).
@@ -467,34 +505,10 @@ impl VectorIndex for Service {
         if !req.face_collection.is_empty() {
             caller.may_use(&req.face_collection)?;
         }
-        let scope = req.scope.clone().unwrap_or_default();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
-                "face_collection": req.face_collection,
-                "upload_ids": scope.upload_ids,
-                "case_ids": scope.case_ids,
-                "with_restricted": scope.with_restricted,
-            });
-        }
+        let (visibility, scope, with_restricted) = self.link_scope(&caller, &req, &note)?;
         let (images, faces) =
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
         let settings = link::settings_from_pb(req.params.as_ref(), images.config().metric)?;
-        // The stored series hold unrestricted material only; a run that
-        // includes what the caller may see of the restricted is its alone.
-        let with_restricted = scope.with_restricted;
-        let visibility = if with_restricted {
-            self.visibility(&caller)
-        } else {
-            self.restrictions.hidden_from_all()
-        };
-        let filter = crate::index::filter::Filter {
-            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
-            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
-            ..Default::default()
-        };
-        let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         let store = self.series.clone();
         let decisions = self.decisions.clone();

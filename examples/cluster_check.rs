@@ -39,6 +39,10 @@ struct Settings {
     victim: String,
     /// A NATS server's monitoring endpoint (stream state).
     nats_monitor: String,
+    /// The second router, whose data directory holds tokens.
+    auth_router: String,
+    /// The vidx binary (`vidx token create`).
+    vidx: PathBuf,
     points: usize,
     dim: usize,
     batch: usize,
@@ -53,6 +57,8 @@ fn settings() -> Settings {
         peer: env("PEER_ADDR", "127.0.0.1:24040"),
         victim: env("VICTIM_ADDR", "127.0.0.1:24041"),
         nats_monitor: env("NATS_MONITOR", "http://127.0.0.1:24005"),
+        auth_router: env("AUTH_ROUTER_ADDR", "127.0.0.1:24051"),
+        vidx: PathBuf::from(env("VIDX_BIN", "target/release/vidx")),
         points: num("CHECK_POINTS", 100_000),
         dim: num("CHECK_DIM", 128),
         batch: num("CHECK_BATCH", 1000),
@@ -441,6 +447,7 @@ async fn main() {
     );
     replica_checks(&s, &data, &present, &queries, &mut checks).await;
     throughput(&s, &queries).await;
+    security_checks(&s, &data, &mut checks).await;
     println!("{} passed, {} failed", checks.passed, checks.failed);
     std::process::exit(if checks.failed == 0 { 0 } else { 1 });
 }
@@ -782,4 +789,245 @@ async fn log_end(s: &Settings) -> u64 {
         }
     }
     end
+}
+
+/// `vidx token create --data-dir dir`: the token it prints.
+fn token(s: &Settings, dir: &std::path::Path, agency: &str, role: &str, only: &str) -> String {
+    let mut cmd = Command::new(&s.vidx);
+    cmd.args(["token", "create", "--data-dir"])
+        .arg(dir)
+        .args(["--agency", agency, "--role", role]);
+    if !only.is_empty() {
+        cmd.args(["--collections", only]);
+    }
+    let out = cmd.output().expect("running vidx token create");
+    assert!(
+        out.status.success(),
+        "vidx token create: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn bearer<T>(msg: T, token: &str) -> tonic::Request<T> {
+    let mut r = tonic::Request::new(msg);
+    if !token.is_empty() {
+        let v = format!("Bearer {token}").parse().unwrap();
+        r.metadata_mut().insert("authorization", v);
+    }
+    r
+}
+
+async fn upsert_as(
+    c: &mut Client,
+    token: &str,
+    points: Vec<pb::Point>,
+) -> Result<u64, tonic::Status> {
+    let req = pb::UpsertRequest {
+        collection: COLLECTION.into(),
+        points,
+    };
+    let stream = tokio_stream::iter(vec![req]);
+    c.upsert(bearer(stream, token))
+        .await
+        .map(|r| r.into_inner().upserted)
+}
+
+async fn get_as(c: &mut Client, token: &str, id: &str) -> Result<Option<pb::Point>, tonic::Status> {
+    let req = pb::GetRequest {
+        collection: COLLECTION.into(),
+        ids: vec![id.to_string()],
+    };
+    Ok(c.get(bearer(req, token)).await?.into_inner().points.pop())
+}
+
+/// Polls `get_as` until `want` holds for what it returns (the apply lag).
+async fn wait_get(
+    c: &mut Client,
+    token: &str,
+    id: &str,
+    want: impl Fn(&Option<pb::Point>) -> bool,
+) -> Option<pb::Point> {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = get_as(c, token, id).await.ok().flatten();
+        if want(&got) || Instant::now() > until {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn code_of<T>(r: &Result<T, tonic::Status>) -> String {
+    match r {
+        Ok(_) => "OK".into(),
+        Err(e) => format!("{:?}: {}", e.code(), e.message()),
+    }
+}
+
+/// Through a second router whose data directory holds tokens: the gate,
+/// a credential's collection limit, the caller's agency stamped on what it
+/// stores, and another agency refused when it replaces or deletes it.
+/// Restrictions are refused on index nodes (no router would apply them).
+async fn security_checks(s: &Settings, data: &[Vec<f32>], checks: &mut Checks) {
+    println!("== rights through a router with tokens ({})", s.auth_router);
+    let dir = s.cluster_dir.join("data").join("router-auth");
+    let a = token(s, &dir, "AG-A", "contributor", "");
+    let b = token(s, &dir, "AG-B", "contributor", "");
+    let elsewhere = token(s, &dir, "AG-A", "admin", "other_collection");
+    restart(s, "router-auth");
+    let mut c = connect(&s.auth_router, Duration::from_secs(30)).await;
+    let until = Instant::now() + Duration::from_secs(30);
+    let anon = loop {
+        let r = c.search(search_req(&data[0], 64)).await;
+        if r.as_ref().err().map(|e| e.code()) != Some(tonic::Code::Unavailable)
+            || Instant::now() > until
+        {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    checks.check(
+        anon.as_ref().err().map(|e| e.code()) == Some(tonic::Code::Unauthenticated),
+        format!("search without a token: {}", code_of(&anon)),
+    );
+    let r = c.search(bearer(search_req(&data[0], 64), &elsewhere)).await;
+    checks.check(
+        r.as_ref().err().map(|e| e.code()) == Some(tonic::Code::PermissionDenied),
+        format!(
+            "search with a token limited to another collection: {}",
+            code_of(&r)
+        ),
+    );
+    let r = c.search(bearer(search_req(&data[0], 64), &a)).await;
+    checks.check(
+        r.is_ok(),
+        format!("search with agency A's token: {}", code_of(&r)),
+    );
+
+    // An id of shard 0, whose two replicas the test can ask directly.
+    let id = (0..)
+        .map(|n| format!("sec-{n}"))
+        .find(|id| vidx::cluster::shard::shard_of(id, 2) == 0)
+        .unwrap();
+    let mine = |v: &[f32]| pb::Point {
+        id: id.clone(),
+        vector: v.to_vec(),
+        metadata: Some(pb::Metadata {
+            media_id: id.clone(),
+            ..Default::default()
+        }),
+    };
+    let r = upsert_as(&mut c, &a, vec![mine(&data[0])]).await;
+    let got = wait_get(&mut c, &a, &id, |p| p.is_some()).await;
+    let agency = got
+        .as_ref()
+        .and_then(|p| p.metadata.as_ref())
+        .map(|m| m.agency.clone());
+    checks.check(
+        r.is_ok() && agency.as_deref() == Some("AG-A"),
+        format!(
+            "agency A stores {id} without naming an agency: {}; stored with agency {agency:?}",
+            code_of(&r)
+        ),
+    );
+    let r = upsert_as(&mut c, &b, vec![mine(&data[1])]).await;
+    checks.check(
+        r.as_ref().err().map(|e| e.code()) == Some(tonic::Code::PermissionDenied),
+        format!("agency B replaces A's {id}: {}", code_of(&r)),
+    );
+    let del = |ids: Vec<String>| pb::DeleteRequest {
+        collection: COLLECTION.into(),
+        ids,
+    };
+    let r = c.delete(bearer(del(vec![id.clone()]), &b)).await;
+    checks.check(
+        r.as_ref().err().map(|e| e.code()) == Some(tonic::Code::PermissionDenied),
+        format!("agency B deletes A's {id}: {}", code_of(&r)),
+    );
+    metadata_checks(s, &mut c, (&a, &b), &id, checks).await;
+    let kept = get_as(&mut c, &a, &id).await.ok().flatten();
+    let same = kept.as_ref().is_some_and(|p| {
+        p.vector
+            .iter()
+            .zip(&data[0])
+            .all(|(x, y)| (x - y).abs() < 1e-5)
+    });
+    checks.check(same, format!("{id} is still A's, with A's vector"));
+    let r = c.delete(bearer(del(vec![id.clone()]), &a)).await;
+    let gone = wait_get(&mut c, &a, &id, |p| p.is_none()).await.is_none();
+    checks.check(
+        r.as_ref().map(|d| d.get_ref().deleted).ok() == Some(1) && gone,
+        format!("agency A deletes its {id}: {}; gone: {gone}", code_of(&r)),
+    );
+
+    let restrict = pb::RestrictUploadRequest {
+        upload_id: "UPL-0001".into(),
+        ..Default::default()
+    };
+    let mut node = connect(&s.peer, Duration::from_secs(10)).await;
+    let r = node.restrict_upload(restrict.clone()).await;
+    checks.check(
+        r.as_ref().err().map(|e| e.code()) == Some(tonic::Code::FailedPrecondition),
+        format!("RestrictUpload on an index node: {}", code_of(&r)),
+    );
+    let r = c.restrict_upload(bearer(restrict, &a)).await;
+    checks.check(
+        r.as_ref().err().map(|e| e.code()) == Some(tonic::Code::Unimplemented),
+        format!("RestrictUpload through the router: {}", code_of(&r)),
+    );
+}
+
+/// UpdateMetadata through the router: logged, applied alike by both
+/// replicas of the point's shard; another agency's update and an unknown
+/// id refused as on a single server.
+async fn metadata_checks(
+    s: &Settings,
+    c: &mut Client,
+    (a, b): (&str, &str),
+    id: &str,
+    checks: &mut Checks,
+) {
+    let update = |ids: Vec<String>| pb::UpdateMetadataRequest {
+        collection: COLLECTION.into(),
+        ids,
+        set: Some(pb::MetadataUpdate {
+            add_tags: vec!["reviewed".into()],
+            case_id: Some("CASE-7".into()),
+            ..Default::default()
+        }),
+    };
+    let r = c.update_metadata(bearer(update(vec![id.into()]), b)).await;
+    checks.check(
+        r.as_ref().err().map(|e| e.code()) == Some(tonic::Code::PermissionDenied),
+        format!("agency B updates A's {id}: {}", code_of(&r)),
+    );
+    let r = c
+        .update_metadata(bearer(update(vec![id.into(), "sec-none".into()]), a))
+        .await;
+    checks.check(
+        r.as_ref().err().map(|e| e.code()) == Some(tonic::Code::NotFound),
+        format!(
+            "UpdateMetadata naming an id that does not exist: {}",
+            code_of(&r)
+        ),
+    );
+    let r = c.update_metadata(bearer(update(vec![id.into()]), a)).await;
+    let done = |p: &Option<pb::Point>| {
+        p.as_ref()
+            .and_then(|p| p.metadata.as_ref())
+            .is_some_and(|m| m.case_id == "CASE-7" && m.tags == ["reviewed"])
+    };
+    let mut seen = Vec::new();
+    for addr in [&s.peer, &s.victim] {
+        let mut node = connect(addr, Duration::from_secs(10)).await;
+        seen.push(done(&wait_get(&mut node, "", id, done).await));
+    }
+    checks.check(
+        r.as_ref().map(|u| u.get_ref().updated).ok() == Some(1) && seen == [true, true],
+        format!(
+            "agency A updates its {id} (tag, case): {}; applied on both replicas of shard 0: {seen:?}",
+            code_of(&r)
+        ),
+    );
 }

@@ -19,6 +19,7 @@ ETCD_PORT=$((BASE + 20)); ETCD_PEER=$((BASE + 21))
 WEED_MASTER=$((BASE + 30)); WEED_VOLUME=$((BASE + 31)); WEED_FILER=$((BASE + 32)); WEED_S3=$((BASE + 33))
 node_port() { echo $((BASE + 40 + $1 * REPLICAS + $2)); }   # shard, replica
 ROUTER_PORT=$((BASE + 50))
+AUTH_ROUTER_PORT=$((BASE + 51))   # the cluster test's router with tokens
 
 NATS_URLS="nats://127.0.0.1:$(nats_port 0),nats://127.0.0.1:$(nats_port 1),nats://127.0.0.1:$(nats_port 2)"
 ETCD_URL="http://127.0.0.1:$ETCD_PORT"
@@ -29,3 +30,4 @@ S3_BUCKET=vidx
 S3_ACCESS_KEY="${VIDX_S3_ACCESS_KEY:-vidx-dev}"
 S3_SECRET_KEY="${VIDX_S3_SECRET_KEY:-vidx-dev-secret}"
 ROUTER_ADDR="127.0.0.1:$ROUTER_PORT"
+AUTH_ROUTER_ADDR="127.0.0.1:$AUTH_ROUTER_PORT"

@@ -9,7 +9,7 @@ source "$(dirname "$0")/cluster-env.sh"
 cd "$ROOT"
 
 cargo build --release --bin vidx --example cluster_check
-export VIDX_CLUSTER_DIR="$CL" ROUTER_ADDR PEER_ADDR="127.0.0.1:$(node_port 0 0)" VICTIM_ADDR="127.0.0.1:$(node_port 0 1)"
+export VIDX_CLUSTER_DIR="$CL" VIDX_BIN="$VIDX" ROUTER_ADDR AUTH_ROUTER_ADDR PEER_ADDR="127.0.0.1:$(node_port 0 0)" VICTIM_ADDR="127.0.0.1:$(node_port 0 1)"
 export NATS_MONITOR="http://127.0.0.1:$(nats_http 0)"
 # A snapshot every 15k points of a shard (of ~50k): a restarted replica
 # fetches one and still has the end of the stream to replay.

@@ -23,9 +23,9 @@ fi
 rm -rf "$CL"
 mkdir -p "$CL"/{pids,bin,logs,data,conf}
 
-# start NAME CMD...: writes $CL/bin/NAME.sh, which starts CMD in the
-# background with its log and pid file, and runs it.
-start() {
+# script NAME CMD...: writes $CL/bin/NAME.sh, which starts CMD in the
+# background with its log and pid file.
+script() {
     local name=$1; shift
     {
         echo '#!/usr/bin/env bash'
@@ -36,7 +36,12 @@ start() {
         echo "echo \$! > $(printf %q "$CL/pids/$name.pid")"
     } > "$CL/bin/$name.sh"
     chmod +x "$CL/bin/$name.sh"
-    "$CL/bin/$name.sh"
+}
+
+# start NAME CMD...: the same, and runs it.
+start() {
+    script "$@"
+    "$CL/bin/$1.sh"
 }
 
 # wait_for WHAT SECONDS CMD...: polls CMD until it succeeds.
@@ -113,7 +118,12 @@ for ((s = 0; s < SHARDS; s++)); do
             ${VIDX_NODE_ARGS:-}
     done
 done
-start router "$VIDX" serve --role router --listen "$ROUTER_ADDR" \
+start router "$VIDX" serve --role router --listen "$ROUTER_ADDR" --data-dir "$CL/data/router" \
+    --nats "$NATS_URLS" --etcd "$ETCD_URL" --s3-endpoint "$S3_URL" --s3-bucket "$S3_BUCKET"
+# A second router, not started here: the cluster test creates tokens in its
+# data directory first (authentication on) and starts it to check the
+# callers' rights through a router. cluster-down.sh stops it like the rest.
+script router-auth "$VIDX" serve --role router --listen "$AUTH_ROUTER_ADDR" --data-dir "$CL/data/router-auth" \
     --nats "$NATS_URLS" --etcd "$ETCD_URL" --s3-endpoint "$S3_URL" --s3-bucket "$S3_BUCKET"
 
 registered() {

@@ -1292,6 +1292,9 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::RestrictUploadRequest>,
     ) -> Result<Response<pb::Restriction>, Status> {
+        // A cluster's router does not apply an index node's restrictions:
+        // one made there would hide nothing from the router's callers.
+        self.writable("RestrictUpload")?;
         let c = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();

@@ -1,7 +1,8 @@
 //! The replicated log on NATS JetStream: one stream per collection
-//! (`VIDX_<collection>`, subjects `vidx.<collection>.upsert|delete`), stored
-//! on file with 3 replicas. A message is one client batch, encoded as the
-//! API's own `UpsertRequest` / `DeleteRequest` protobuf; a publish counts
+//! (`VIDX_<collection>`, subjects `vidx.<collection>.upsert|delete|update`),
+//! stored on file with 3 replicas. A message is one client batch, encoded as
+//! the API's own `UpsertRequest` / `DeleteRequest` / `UpdateMetadataRequest`
+//! protobuf; a publish counts
 //! only once JetStream acknowledges it, which it does after a quorum of the
 //! stream's replicas stored it.
 
@@ -23,6 +24,8 @@ const DUPLICATE_WINDOW: Duration = Duration::from_secs(120);
 pub enum Kind {
     Upsert,
     Delete,
+    /// UpdateMetadata: new metadata for stored points.
+    Update,
 }
 
 impl Kind {
@@ -30,6 +33,7 @@ impl Kind {
         match self {
             Kind::Upsert => "upsert",
             Kind::Delete => "delete",
+            Kind::Update => "update",
         }
     }
 
@@ -39,6 +43,7 @@ impl Kind {
         match subject.rsplit('.').next()? {
             "upsert" => Some(Kind::Upsert),
             "delete" => Some(Kind::Delete),
+            "update" => Some(Kind::Update),
             _ => None,
         }
     }

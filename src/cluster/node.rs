@@ -163,6 +163,33 @@ pub async fn run(
     Ok(())
 }
 
+/// Applies an UpdateMetadata message to this shard's points that exist.
+/// The router checked that every id existed; one deleted since then is
+/// skipped on every replica alike (the applier is a node's only writer, so
+/// what exists at this point of the log is the same on all of them).
+fn apply_update(
+    c: &Collection,
+    req: pb::UpdateMetadataRequest,
+    shard: u32,
+    shards: u32,
+) -> Result<usize> {
+    let mine: Vec<String> = req
+        .ids
+        .into_iter()
+        .filter(|id| shard_of(id, shards) == shard)
+        .collect();
+    let present: Vec<String> = c.get(&mine)?.into_iter().map(|p| p.id).collect();
+    if present.is_empty() {
+        return Ok(0);
+    }
+    let set = req.set.unwrap_or_default();
+    c.update_metadata(
+        &present,
+        |m| crate::api::series::apply_update(&set, m),
+        None,
+    )
+}
+
 impl Node {
     fn checkpoint_path(&self, collection: &str) -> PathBuf {
         self.opts
@@ -380,6 +407,11 @@ impl Node {
                         .map_err(|e| Error::Internal(format!("log message on {subject}: {e}")))?;
                     let mine: Vec<String> = req.ids.into_iter().filter(|id| shard_of(id, shards) == shard).collect();
                     c.delete(mine).map(|_| 0)
+                }
+                Some(Kind::Update) => {
+                    let req = pb::UpdateMetadataRequest::decode(payload)
+                        .map_err(|e| Error::Internal(format!("log message on {subject}: {e}")))?;
+                    apply_update(&c, req, shard, shards)
                 }
                 None => Ok(0),
             };

@@ -6,6 +6,13 @@
 //! fails or does not answer in its share of the deadline is replaced by
 //! another of the same shard. Routers keep no state of their own: any
 //! number can run, and one killed loses nothing that was acknowledged.
+//!
+//! Index nodes serve routers without credentials, so the caller's rights
+//! are checked here: the gate (tokens from the router's own data directory,
+//! roles), the credential's collections, the caller's agency stamped on what
+//! it stores, and another agency's points refused to its writes. There are
+//! no restricted uploads in a cluster (index nodes refuse RestrictUpload),
+//! so there is nothing the router could fail to hide.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -22,7 +29,9 @@ use tokio_stream::Stream;
 use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use crate::api::access::Caller;
 use crate::api::server::{self, ServerOptions};
+use crate::api::service::caller;
 use crate::cluster::Engines;
 use crate::cluster::catalog::{Catalog, Replica};
 use crate::cluster::log::{Kind, Log};
@@ -319,7 +328,40 @@ impl Router {
         Ok(ids.len())
     }
 
-    async fn upsert_stream(&self, mut stream: Streaming<pb::UpsertRequest>) -> Result<u64, Status> {
+    /// Refuses a batch that would replace another agency's stored point
+    /// (only its owner or an admin may), as a single server does. The
+    /// check reads the shards before logging: a point another agency
+    /// stores between the read and the log entry is not caught.
+    async fn owner_check(
+        &self,
+        caller: &Caller,
+        collection: &str,
+        points: &[pb::Point],
+    ) -> Result<(), Status> {
+        if caller.open || caller.role == crate::api::access::Role::Admin {
+            return Ok(());
+        }
+        let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
+        let deadline = Instant::now() + self.deadline;
+        for stored in self.get_points(collection, &ids, deadline).await? {
+            let agency = stored.metadata.map(|m| m.agency).unwrap_or_default();
+            if !caller.may_write_for(&agency) {
+                return Err(Status::permission_denied(format!(
+                    "point {} is another agency's: agency {} (role {}) may not replace it",
+                    validate::show(&stored.id),
+                    caller.agency,
+                    caller.role
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    async fn upsert_stream(
+        &self,
+        caller: &Caller,
+        mut stream: Streaming<pb::UpsertRequest>,
+    ) -> Result<u64, Status> {
         let (mut upserted, mut batch_no) = (0u64, 0u64);
         let mut current: Option<String> = None;
         let ctx = |batch_no: u64, upserted: u64, s: Status| {
@@ -349,17 +391,28 @@ impl Router {
             };
             validate::collection_name("collection", &name)
                 .map_err(|e| ctx(batch_no, upserted, e.into()))?;
+            caller
+                .may_use(&name)
+                .map_err(|e| ctx(batch_no, upserted, e.into()))?;
             let config = self
                 .config(&name)
                 .await
                 .map_err(|s| ctx(batch_no, upserted, s))?;
             current = Some(name.clone());
-            let n = Self::check_batch(&config, &msg.points)
+            let mut points = msg.points;
+            // The agency is stamped before the batch is logged: every
+            // replica stores the same bytes.
+            crate::api::owner::stamp(caller, &mut points)
                 .map_err(|e| ctx(batch_no, upserted, e.into()))?;
+            let n = Self::check_batch(&config, &points)
+                .map_err(|e| ctx(batch_no, upserted, e.into()))?;
+            self.owner_check(caller, &name, &points)
+                .await
+                .map_err(|s| ctx(batch_no, upserted, s))?;
             if n > 0 {
                 let payload = pb::UpsertRequest {
                     collection: name.clone(),
-                    points: msg.points,
+                    points,
                 }
                 .encode_to_vec();
                 self.append(&name, Kind::Upsert, payload)
@@ -370,6 +423,51 @@ impl Router {
             batch_no += 1;
         }
         Ok(upserted)
+    }
+
+    /// UpdateMetadata as one log message, after the checks a single server
+    /// makes: every id exists and is the caller's to change (read from the
+    /// shards first). Returns how many points it updates.
+    async fn update_points(
+        &self,
+        caller: &Caller,
+        req: &pb::UpdateMetadataRequest,
+    ) -> Result<u64, Status> {
+        let mut seen = std::collections::HashSet::new();
+        let mut ids = Vec::new();
+        for (i, id) in req.ids.iter().enumerate() {
+            validate::point_id(&format!("ids[{i}]"), id)?;
+            if seen.insert(id.as_str()) {
+                ids.push(id.clone());
+            }
+        }
+        let deadline = Instant::now() + self.deadline;
+        let stored: HashMap<String, pb::Metadata> = self
+            .get_points(&req.collection, &ids, deadline)
+            .await?
+            .into_iter()
+            .map(|p| (p.id, p.metadata.unwrap_or_default()))
+            .collect();
+        let check = crate::api::owner::update_check(caller, None);
+        let set = req.set.clone().unwrap_or_default();
+        for id in &ids {
+            let Some(m) = stored.get(id) else {
+                return Err(Error::PointNotFound {
+                    collection: req.collection.clone(),
+                    id: id.clone(),
+                }
+                .into());
+            };
+            check(id, m)?;
+            // What the nodes will store must pass their checks, or they
+            // would skip a message this call acknowledged.
+            let mut new = m.clone();
+            crate::api::series::apply_update(&set, &mut new);
+            validate::metadata(&format!("point {}: metadata", validate::show(id)), &new)?;
+        }
+        self.append(&req.collection, Kind::Update, req.encode_to_vec())
+            .await?;
+        Ok(ids.len() as u64)
     }
 
     /// `Get` of `ids` from the shards owning them.
@@ -533,7 +631,11 @@ impl VectorIndex for Shared {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
-        let config = Config::from_request(&request.into_inner())?;
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        validate::collection_name("name", &req.name)?;
+        caller.may_use(&req.name)?;
+        let config = Config::from_request(&req)?;
         self.0.catalog.create_collection(&config).await?;
         self.0.log.ensure_stream(&config.name).await?;
         tracing::info!(collection = %config.name, dim = config.dim, "collection created in the cluster");
@@ -542,11 +644,12 @@ impl VectorIndex for Shared {
 
     async fn list_collections(
         &self,
-        _request: Request<pb::ListCollectionsRequest>,
+        request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let caller = caller(&request)?;
         let all = self.0.catalog.collections().await?;
         let mut collections = Vec::new();
-        for config in all.values() {
+        for config in all.values().filter(|c| caller.may_use(&c.name).is_ok()) {
             collections.push(self.describe(config).await?);
         }
         Ok(Response::new(pb::ListCollectionsResponse { collections }))
@@ -556,8 +659,10 @@ impl VectorIndex for Shared {
         &self,
         request: Request<pb::DescribeCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        let caller = caller(&request)?;
         let name = request.into_inner().name;
         validate::collection_name("name", &name)?;
+        caller.may_use(&name)?;
         let config = self.0.config(&name).await?;
         Ok(Response::new(self.describe(&config).await?))
     }
@@ -573,7 +678,8 @@ impl VectorIndex for Shared {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
-        let upserted = self.0.upsert_stream(request.into_inner()).await?;
+        let caller = caller(&request)?;
+        let upserted = self.0.upsert_stream(&caller, request.into_inner()).await?;
         Ok(Response::new(pb::UpsertResponse { upserted }))
     }
 
@@ -581,8 +687,10 @@ impl VectorIndex for Shared {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
+        let caller = caller(&request)?;
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::k(req.k)?;
         validate::ef(req.ef)?;
         if req.queries.is_empty() {
@@ -647,8 +755,10 @@ impl VectorIndex for Shared {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
+        let caller = caller(&request)?;
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
         for (i, id) in req.ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
@@ -665,19 +775,26 @@ impl VectorIndex for Shared {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let caller = caller(&request)?;
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
         for (i, id) in req.ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         self.0.config(&req.collection).await?;
-        // "How many existed" as the shards see it just before the delete.
+        // "How many existed" as the shards see it just before the delete;
+        // only their owner (or an admin) may delete them.
         let live = self
             .0
             .get_points(&req.collection, &req.ids, self.read_deadline())
-            .await?
-            .len();
+            .await?;
+        let check = crate::api::owner::delete_check(&caller, None);
+        for p in &live {
+            check(&p.id, &p.metadata.clone().unwrap_or_default())?;
+        }
+        let live = live.len();
         let collection = req.collection.clone();
         self.0
             .append(&collection, Kind::Delete, req.encode_to_vec())
@@ -745,9 +862,15 @@ impl VectorIndex for Shared {
 
     async fn update_metadata(
         &self,
-        _request: Request<pb::UpdateMetadataRequest>,
+        request: Request<pb::UpdateMetadataRequest>,
     ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
-        Err(unimplemented("UpdateMetadata"))
+        let caller = caller(&request)?;
+        let req = request.into_inner();
+        crate::api::series::check_update(&req)?;
+        caller.may_use(&req.collection)?;
+        self.0.config(&req.collection).await?;
+        let updated = self.0.update_points(&caller, &req).await?;
+        Ok(Response::new(pb::UpdateMetadataResponse { updated }))
     }
 
     async fn create_snapshot(

@@ -14,6 +14,7 @@ use tonic::Status;
 
 use crate::collection::Collection;
 use crate::collection::registry::COLLECTIONS_DIR;
+use crate::collection::restrict::RESTRICTIONS_FILE;
 use crate::error::{Error, Result};
 use crate::pb;
 use crate::storage::snapshot::{DATA_DIR, MANIFEST_FILE, SnapshotManifest, file_entry, list_files};
@@ -89,6 +90,19 @@ fn copy_data_files(data_dir: &Path, name: &str, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The data directory's restrictions go with every snapshot (they are
+/// keyed by agency and upload, not by collection): restored elsewhere,
+/// restricted points stay hidden. The file is replaced whole by a rename
+/// when it changes, so the copy is one version of it.
+fn copy_restrictions(data_dir: &Path, out: &Path) -> Result<()> {
+    let from = data_dir.join(RESTRICTIONS_FILE);
+    match std::fs::copy(&from, out.join(RESTRICTIONS_FILE)) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(&from, e)),
+    }
+}
+
 fn copy_tree(from: &Path, to: &Path) -> Result<()> {
     if from.is_dir() {
         std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
@@ -120,6 +134,7 @@ pub fn take(c: &Collection, data_dir: &Path) -> Result<TempSnapshot> {
     let guard = RemoveOnDrop(dir.clone());
     let cut = c.snapshot_into(&dir)?;
     copy_data_files(data_dir, c.name(), &dir)?;
+    copy_restrictions(data_dir, &dir)?;
     let files = list_files(&dir)?
         .iter()
         .map(|rel| file_entry(&dir, rel))

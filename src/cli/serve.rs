@@ -580,7 +580,15 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     });
     let ops = Ops::new();
     let ops_task = match a.metrics_listen {
-        Some(addr) => Some(start_ops(addr, ops.clone(), stopped()).await?),
+        Some(addr) => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    metrics_listen = %addr,
+                    "metrics and health are served over plain HTTP without credentials on a non-loopback address: they name collections, their sizes and call counts (no vectors or metadata); keep that address on a private network"
+                );
+            }
+            Some(start_ops(addr, ops.clone(), stopped()).await?)
+        }
         None => None,
     };
     let server_opts = ServerOptions {

@@ -19,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::collection::Collection;
 use crate::collection::config::CONFIG_FILE;
+use crate::collection::restrict::{RESTRICTIONS_FILE, Restrictions};
 use crate::error::{Error, Result};
 use crate::storage::durable;
 use crate::storage::lock::DirLock;
@@ -163,6 +164,8 @@ pub struct Restored {
     pub dir: PathBuf,
     /// Data-directory files beside the collection (series state, ...).
     pub data_files: Vec<PathBuf>,
+    /// Restrictions of the snapshot that the data directory did not have.
+    pub restrictions_added: usize,
 }
 
 /// Rewrites a restored data file (`area/file` relative path, contents) for
@@ -211,6 +214,9 @@ pub fn restore(
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     copy_collection(snap, m, &tmp)?;
+    // Before the collection is in place: a restore cut short never leaves
+    // restricted points that the next server would show to everyone.
+    let restrictions_added = merge_restrictions(snap, m, data_dir)?;
     if name != m.collection {
         let cfg = tmp.join(CONFIG_FILE);
         let bytes = std::fs::read(&cfg).map_err(|e| Error::io(&cfg, e))?;
@@ -229,7 +235,20 @@ pub fn restore(
     Ok(Restored {
         dir: target,
         data_files,
+        restrictions_added,
     })
+}
+
+/// Adds the snapshot's restrictions (if it has any) that `data_dir` does
+/// not have yet, after checking the file's checksum.
+fn merge_restrictions(snap: &Path, m: &SnapshotManifest, data_dir: &Path) -> Result<usize> {
+    let Some(f) = m.files.iter().find(|f| f.path == RESTRICTIONS_FILE) else {
+        return Ok(0);
+    };
+    let staged = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    copy_checked(snap, f, &staged.path().join(RESTRICTIONS_FILE))?;
+    let theirs = Restrictions::open(staged.path())?;
+    Restrictions::open(data_dir)?.merge_missing(&theirs)
 }
 
 /// Copies the snapshot's `collection/...` files into `to` (created),

@@ -158,22 +158,53 @@ pub fn run(o: SecurityBenchOptions) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     drop(tokens);
+    let audit = AuditOptions::new(
+        secure_dir.join("audit"),
+        tmp.path().join("audit-signing.key"),
+    );
+    let anonymous = vec![Credentials::default(); o.clients.max(1)];
+    let ca_only = vec![
+        Credentials {
+            ca_pem: Some(ca.clone().into_bytes()),
+            ..Default::default()
+        };
+        o.clients.max(1)
+    ];
+    // The steps in between say where the cost is: encryption, then
+    // identities with the visibility filter, then the fsynced audit record.
     let modes = [
         Mode {
             name: "plain",
             dir: plain_dir.clone(),
             opts: ServerOptions::default(),
-            creds: vec![Credentials::default(); o.clients.max(1)],
+            creds: anonymous,
             scheme: "http",
+        },
+        Mode {
+            name: "tls",
+            dir: plain_dir.clone(),
+            opts: ServerOptions {
+                tls: Some(tls.clone()),
+                ..Default::default()
+            },
+            creds: ca_only,
+            scheme: "https",
+        },
+        Mode {
+            name: "tls+token",
+            dir: secure_dir.clone(),
+            opts: ServerOptions {
+                tls: Some(tls.clone()),
+                ..Default::default()
+            },
+            creds: secure_creds.clone(),
+            scheme: "https",
         },
         Mode {
             name: "tls+token+audit",
             opts: ServerOptions {
                 tls: Some(tls),
-                audit: Some(AuditOptions::new(
-                    secure_dir.join("audit"),
-                    tmp.path().join("audit-signing.key"),
-                )),
+                audit: Some(audit),
                 ..Default::default()
             },
             dir: secure_dir.clone(),
@@ -197,7 +228,7 @@ pub fn run(o: SecurityBenchOptions) -> anyhow::Result<()> {
         v[v.len() / 2]
     };
     let plain = median(&mut qps[0].clone());
-    let secure = median(&mut qps[1].clone());
+    let secure = median(&mut qps[modes.len() - 1].clone());
     let records = crate::storage::audit::verify(&secure_dir.join("audit"), None)?;
     println!(
         "search over gRPC on loopback, {} x {}-d sealed, {} clients x {} queries per request, k {}, ef {}, {} rounds:",

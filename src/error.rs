@@ -32,7 +32,9 @@ pub enum Error {
     ResourceExhausted(String),
     #[error("{0}")]
     FailedPrecondition(String),
-    /// Try again later (a collection still opening).
+    /// Try again later: a collection still opening, or an engine the
+    /// cluster relies on (log, object store, etcd, a peer node) that cannot
+    /// be reached now.
     #[error("{0}")]
     Unavailable(String),
     /// A collection that could not be opened, and why.

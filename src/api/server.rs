@@ -27,7 +27,7 @@ use crate::collection::Health;
 use crate::collection::registry::{Registry, State};
 use crate::collection::restrict::Restrictions;
 use crate::pb;
-use crate::pb::vector_index_server::VectorIndexServer;
+use crate::pb::vector_index_server::{VectorIndex, VectorIndexServer};
 use crate::storage::audit::{AuditLog, AuditOptions};
 
 /// Default request/response size limit: a 2,000-point batch of 512-d vectors
@@ -92,6 +92,9 @@ pub struct ServerOptions {
     /// After a shutdown signal, how long requests and streams still open
     /// get before they are cancelled.
     pub shutdown_grace: Duration,
+    /// Set on a cluster index node: writes arrive through the log only, and
+    /// a direct write (which would bypass it) is refused with this reason.
+    pub refuse_writes: Option<String>,
     /// TLS (and with a client CA, mTLS); plaintext when `None`.
     pub tls: Option<TlsFiles>,
     /// The audit log; none when `None` (in-process tests, benchmarks of
@@ -107,6 +110,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            refuse_writes: None,
             tls: None,
             audit: None,
             limits: LimitOptions::default(),
@@ -120,18 +124,50 @@ pub fn health_name(collection: &str) -> String {
     format!("collection:{collection}")
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests for at
-/// most `opts.shutdown_grace` and cancels what is left (a client may hold a
-/// stream open for ever).
+/// Serves the collections of `registry` until `shutdown` resolves, then
+/// drains in-flight requests for at most `opts.shutdown_grace` and cancels
+/// what is left (a client may hold a stream open for ever).
 pub async fn serve(
     registry: Arc<Registry>,
     listener: TcpListener,
     opts: ServerOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
+    let data_dir = registry.data_dir().to_path_buf();
+    let tokens = Arc::new(TokenStore::open(&data_dir)?);
+    let restrictions = Arc::new(Restrictions::open(&data_dir)?);
+    let health = Arc::downgrade(&registry);
+    let keep = registry.clone();
+    let service = Service::new(
+        registry,
+        tokens.clone(),
+        restrictions,
+        opts.max_message_bytes,
+    )
+    .refusing_writes(opts.refuse_writes.clone());
+    let served = serve_service(service, tokens, Some(health), listener, opts, shutdown).await;
+    // Seals and merges in flight finish (or stop) before this returns.
+    let _ = tokio::task::spawn_blocking(move || keep.close_all()).await;
+    served
+}
+
+/// Serves `service` (the local one, or a cluster router: the same API)
+/// behind the credential gate (`tokens`), with health (per collection of
+/// `registry`, when local), reflection and the size limits, until
+/// `shutdown` resolves.
+pub async fn serve_service<S: VectorIndex>(
+    service: S,
+    tokens: Arc<TokenStore>,
+    registry: Option<Weak<Registry>>,
+    listener: TcpListener,
+    opts: ServerOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<VectorIndexServer<Service>>().await;
-    tokio::spawn(report_collections(Arc::downgrade(&registry), health));
+    health.set_serving::<VectorIndexServer<S>>().await;
+    if let Some(registry) = registry {
+        tokio::spawn(report_collections(registry, health));
+    }
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -141,9 +177,6 @@ pub async fn serve(
     // speak v1alpha.
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let data_dir = registry.data_dir().to_path_buf();
-    let tokens = Arc::new(TokenStore::open(&data_dir)?);
-    let restrictions = Arc::new(Restrictions::open(&data_dir)?);
     let audit = match opts.audit.clone() {
         Some(a) => Some(Arc::new(
             tokio::task::spawn_blocking(move || AuditLog::open(a)).await??,
@@ -151,19 +184,14 @@ pub async fn serve(
         None => None,
     };
     let gate = Arc::new(Gate {
-        tokens: tokens.clone(),
+        tokens,
         audit: audit.clone(),
         limits: Limits::new(opts.limits.clone()),
         client_certs: opts.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
     });
-    let vidx = VectorIndexServer::new(Service::new(
-        registry.clone(),
-        tokens,
-        restrictions,
-        opts.max_message_bytes,
-    ))
-    .max_decoding_message_size(opts.max_message_bytes)
-    .max_encoding_message_size(opts.max_message_bytes);
+    let vidx = VectorIndexServer::new(service)
+        .max_decoding_message_size(opts.max_message_bytes)
+        .max_encoding_message_size(opts.max_message_bytes);
     // Accepted sockets get TCP_NODELAY: HTTP/2 writes small frames, and
     // Nagle's algorithm would hold them for the peer's delayed ACK.
     let incoming = TcpListenerStream::new(listener).map(|s| {
@@ -224,8 +252,6 @@ pub async fn serve(
             Ok(())
         }
     };
-    // Seals and merges in flight finish (or stop) before this returns.
-    let _ = tokio::task::spawn_blocking(move || registry.close_all()).await;
     // Every answered call is recorded; the last checkpoint covers them.
     if let Some(a) = audit {
         tokio::task::spawn_blocking(move || a.close()).await?;

@@ -49,6 +49,8 @@ pub struct Service {
     /// One linking job (LinkSeries, LinkUpload, ReviewSeries) at a time:
     /// they read and replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// Why writes are refused (a cluster index node), if they are.
+    refuse_writes: Option<String>,
     /// The series-review RPCs (they share the parts above).
     review: SeriesApi,
     /// The server's message limit: an answer over it is refused up front.
@@ -82,6 +84,22 @@ impl Service {
             restrictions,
             link_lock,
             max_message_bytes,
+            refuse_writes: None,
+        }
+    }
+
+    /// The same service refusing writes with `why` (when `Some`): a cluster
+    /// index node takes its writes from the log, never from a client.
+    pub fn refusing_writes(mut self, why: Option<String>) -> Self {
+        self.refuse_writes = why;
+        self
+    }
+
+    /// FAILED_PRECONDITION naming the RPC when writes are refused here.
+    fn writable(&self, rpc: &str) -> Result<(), Status> {
+        match &self.refuse_writes {
+            Some(why) => Err(Status::failed_precondition(format!("{rpc} refused: {why}"))),
+            None => Ok(()),
         }
     }
 
@@ -537,6 +555,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        self.writable("LinkSeries")?;
         note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
@@ -652,6 +671,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        self.writable("LinkUpload")?;
         note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
@@ -751,6 +771,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
+        self.writable("Triage")?;
         let caller = caller(&request)?;
         let note = note(&request);
         let call = call_of(&request);
@@ -905,6 +926,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::ReviewSeriesRequest>,
     ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        self.writable("ReviewSeries")?;
         note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
@@ -936,6 +958,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::UpdateMetadataRequest>,
     ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        self.writable("UpdateMetadata")?;
         note_collection(&request, &request.get_ref().collection);
         let caller = caller(&request)?;
         let note = note(&request);
@@ -956,6 +979,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        self.writable("CreateCollection")?;
         let caller = caller(&request)?;
         note(&request).0.lock().collection = request.get_ref().name.clone();
         note_collection(&request, &request.get_ref().name);
@@ -1029,6 +1053,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        self.writable("DropCollection")?;
         let caller = caller(&request)?;
         note(&request).0.lock().collection = request.get_ref().name.clone();
         note_collection(&request, &request.get_ref().name);
@@ -1055,6 +1080,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
+        self.writable("Upsert")?;
         let caller = caller(&request)?;
         let note = note(&request);
         let writer = Writer {
@@ -1293,6 +1319,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.writable("Delete")?;
         let caller = caller(&request)?;
         let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
@@ -1349,6 +1376,9 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::RestrictUploadRequest>,
     ) -> Result<Response<pb::Restriction>, Status> {
+        // A cluster's router does not apply an index node's restrictions:
+        // one made there would hide nothing from the router's callers.
+        self.writable("RestrictUpload")?;
         let c = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();

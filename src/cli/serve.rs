@@ -98,8 +98,85 @@ pub struct ServeArgs {
     /// info as slow requests (0: every request).
     #[arg(long, env = "VIDX_SLOW_MS", default_value_t = server::DEFAULT_SLOW_MS)]
     pub slow_ms: u64,
+    /// "single": one process owns its data (the default). "index" and
+    /// "router": cluster mode (README: Cluster), with the engines below.
+    #[arg(long, env = "VIDX_ROLE", value_enum, default_value_t = Role::Single)]
+    pub role: Role,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub security: ServeSecurityArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Single,
+    Index,
+    Router,
+}
+
+/// Cluster mode settings (ignored by `--role single`); flags and
+/// environment only, not the config file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// NATS servers with JetStream, comma-separated.
+    #[arg(long, env = "VIDX_NATS", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// etcd endpoints, comma-separated.
+    #[arg(long, env = "VIDX_ETCD", default_value = "http://127.0.0.1:2379")]
+    pub etcd: String,
+    /// The S3 API endpoint of the object store.
+    #[arg(
+        long,
+        env = "VIDX_S3_ENDPOINT",
+        default_value = "http://127.0.0.1:8333"
+    )]
+    pub s3_endpoint: String,
+    /// The bucket holding the shards' snapshots (created beforehand).
+    #[arg(long, env = "VIDX_S3_BUCKET", default_value = "vidx")]
+    pub s3_bucket: String,
+    /// The S3 region (signing needs one; SeaweedFS and MinIO accept any).
+    #[arg(long, env = "VIDX_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Read from the environment only, so it shows in no process list.
+    #[arg(skip = std::env::var("VIDX_S3_ACCESS_KEY").unwrap_or_default())]
+    pub s3_access_key: String,
+    #[arg(skip = std::env::var("VIDX_S3_SECRET_KEY").unwrap_or_default())]
+    pub s3_secret_key: String,
+    /// Index node: the shard it serves (0-based).
+    #[arg(long, default_value_t = 0)]
+    pub shard: u32,
+    /// Index node: the cluster's shard count (fixed by the first node).
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Index node: its name, unique in the cluster (also its JetStream consumers').
+    #[arg(long, default_value = "")]
+    pub node_id: String,
+    /// Index node: the address routers dial; --listen by default.
+    #[arg(long, default_value = "")]
+    pub advertise: String,
+    /// Index node: points applied between two snapshots (shard leader only).
+    #[arg(long, default_value_t = crate::cluster::node::DEFAULT_SNAPSHOT_EVERY)]
+    pub snapshot_every: usize,
+    /// Router: how long a read may take, retries on other replicas included.
+    #[arg(long, default_value_t = 10_000)]
+    pub deadline_ms: u64,
+}
+
+impl ClusterArgs {
+    fn engines(&self) -> crate::cluster::Engines {
+        crate::cluster::Engines {
+            nats: self.nats.clone(),
+            etcd: self.etcd.split(',').map(|s| s.trim().to_string()).collect(),
+            s3: crate::cluster::snapshot::S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                bucket: self.s3_bucket.clone(),
+                access_key: self.s3_access_key.clone(),
+                secret_key: self.s3_secret_key.clone(),
+                region: self.s3_region.clone(),
+            },
+        }
+    }
 }
 
 /// `vidx serve`'s security flags.
@@ -554,6 +631,29 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
+    let server_opts = ServerOptions {
+        max_message_bytes: a.max_message_bytes,
+        shutdown_grace: a.shutdown_grace,
+        slow: Duration::from_millis(a.slow_ms),
+        tls,
+        audit: Some(a.security.audit(&a.data_dir)),
+        limits: a.security.limits(),
+        ..Default::default()
+    };
+    match a.role {
+        Role::Single => {}
+        Role::Index => return serve_index(a, server_opts, stopped()).await,
+        Role::Router => {
+            let ropts = crate::cluster::router::RouterOptions {
+                listen: a.listen,
+                server: server_opts,
+                data_dir: a.data_dir.clone(),
+                engines: a.cluster.engines(),
+                deadline: Duration::from_millis(a.cluster.deadline_ms),
+            };
+            return crate::cluster::router::run(ropts, stopped()).await;
+        }
+    }
     let registry = scan_registry(&a).await?;
     ops.set_registry(registry.clone());
     let listener = tokio::net::TcpListener::bind(a.listen)
@@ -566,15 +666,7 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
         "vidx serving"
     );
     open_in_background(registry.clone(), a.demo, listen);
-    let opts = ServerOptions {
-        max_message_bytes: a.max_message_bytes,
-        shutdown_grace: a.shutdown_grace,
-        slow: Duration::from_millis(a.slow_ms),
-        tls,
-        audit: Some(a.security.audit(&a.data_dir)),
-        limits: a.security.limits(),
-    };
-    server::serve(registry, listener, opts, stopped()).await?;
+    server::serve(registry, listener, server_opts, stopped()).await?;
     if let Some(t) = ops_task {
         let _ = t.await;
     }
@@ -638,6 +730,38 @@ fn open_collections(registry: &Registry, demo: bool) -> crate::error::Result<(us
         tracing::info!("demo collections already present");
     }
     Ok((ready, unavailable))
+}
+
+/// Runs a cluster index node (README: Cluster) until `stopped` resolves.
+async fn serve_index(
+    a: ServeArgs,
+    server: ServerOptions,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let storage = crate::collection::StorageOptions {
+        sync: a.sync,
+        seal_threshold: a.seal_threshold,
+        ..Default::default()
+    };
+    if a.cluster.node_id.is_empty() {
+        bail!("--role index needs --node-id, unique in the cluster");
+    }
+    if a.demo {
+        bail!("--demo is for --role single; load a cluster through its router");
+    }
+    let opts = crate::cluster::node::NodeOptions {
+        node_id: a.cluster.node_id.clone(),
+        shard: a.cluster.shard,
+        shards: a.cluster.shards,
+        listen: a.listen,
+        advertise: a.cluster.advertise.clone(),
+        data_dir: a.data_dir.clone(),
+        storage,
+        server,
+        snapshot_every: a.cluster.snapshot_every.max(1),
+        engines: a.cluster.engines(),
+    };
+    crate::cluster::node::run(opts, stopped).await
 }
 
 async fn shutdown_signal() {

@@ -21,13 +21,15 @@
 //! files beside it each add one concern: `segments` (the segment list and
 //! applying a write to it), `open` (create, open, recover), `write`
 //! (upsert, delete), `search` (queries), `seal` (sealing and merging),
-//! `view` (the read view for batch work), plus `config` and `registry`.
+//! `view` (the read view for batch work), `export` (the sealed files
+//! linked out for a cluster snapshot), plus `config` and `registry`.
 //! They use this file; it uses only `segments` and `config`.
 //!
 //! Layer: may import `segment`, `index`, `storage`, `io` and the root
 //! modules; never `investigate`, `api`, `tools` or `cli`.
 
 pub mod config;
+mod export;
 mod open;
 pub mod registry;
 pub mod restrict;

@@ -190,6 +190,26 @@ impl Registry {
         Ok(c)
     }
 
+    /// Opens and serves the collection `name` whose directory the caller
+    /// has put in place under the collections directory (a cluster node
+    /// restoring a snapshot). ALREADY_EXISTS if one of that name is open.
+    pub fn adopt(&self, name: &str) -> Result<Arc<Collection>> {
+        validate::collection_name("name", name)?;
+        let mut entries = self.entries.write();
+        if entries.contains_key(name) {
+            return Err(Error::AlreadyExists(name.to_string()));
+        }
+        durable::sync_dir(&self.root)?;
+        let c = Collection::open(&self.root.join(name), self.opts.clone())?;
+        entries.insert(name.to_string(), Entry::Ready(c.clone()));
+        Ok(c)
+    }
+
+    /// Where the collections' directories are (`<data-dir>/collections`).
+    pub fn collections_dir(&self) -> &Path {
+        &self.root
+    }
+
     /// The open collection called `name`.
     pub fn get(&self, name: &str) -> Result<Arc<Collection>> {
         validate::collection_name("collection", name)?;

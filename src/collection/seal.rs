@@ -140,7 +140,7 @@ impl Collection {
 
     /// Under the maintenance lock: freeze (if `force` or over threshold)
     /// and seal. Returns the number of points sealed.
-    fn seal_once(&self, force: bool) -> Result<usize> {
+    pub(super) fn seal_once(&self, force: bool) -> Result<usize> {
         let mut sealed_points = 0;
         // Closed (being dropped): the frozen segment stays frozen, and a
         // seal that found the collection closed must not start again.
@@ -342,7 +342,7 @@ impl Collection {
     /// the segments whose tombstones were written are marked changed again:
     /// the next manifest must not name stale ones while a checkpoint drops
     /// the log records of the deletes.
-    fn commit_manifest(
+    pub(super) fn commit_manifest(
         &self,
         w: &mut Writer,
         mut manifest: Manifest,

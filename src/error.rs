@@ -17,6 +17,13 @@ pub enum Error {
     PointNotFound { collection: String, id: String },
     #[error("collection {0:?} already exists")]
     AlreadyExists(String),
+    /// Something other than a collection or a point is missing (a hash
+    /// set...); the message names it.
+    #[error("{0}")]
+    NotFound(String),
+    /// Something other than a collection already exists; the message says what.
+    #[error("{0}")]
+    Duplicate(String),
     #[error("{0}")]
     ResourceExhausted(String),
     #[error("{0}")]

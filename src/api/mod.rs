@@ -5,6 +5,7 @@
 //! May import: every layer below it (`investigate`, `collection`, `segment`,
 //! `index`, `storage`, `io`) and the root modules. Never `tools` or `cli`.
 
+pub mod hashes;
 pub mod server;
 pub mod service;
 pub mod status;

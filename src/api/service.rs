@@ -97,7 +97,7 @@ fn collection_of_kind(
 }
 
 /// Runs CPU-bound or blocking work on tokio's blocking pool.
-async fn blocking<T, F>(f: F) -> Result<T, Status>
+pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Status>
 where
     F: FnOnce() -> Result<T, Error> + Send + 'static,
     T: Send + 'static,
@@ -128,12 +128,14 @@ fn store_triaged(
                 id: format!("{}#{i}", it.id),
                 vector: f,
                 metadata: Some(meta.clone()),
+                ..Default::default()
             });
         }
         img.push(pb::Point {
             id: it.id,
             vector: it.vector,
             metadata: Some(meta),
+            ..Default::default()
         });
     }
     for chunk in img.chunks(1000) {
@@ -360,6 +362,48 @@ impl TriageJob {
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
+    type ExportHashesStream = EventStream<pb::ExportHashesResponse>;
+
+    async fn import_hashes(
+        &self,
+        request: Request<Streaming<pb::ImportHashesRequest>>,
+    ) -> Result<Response<pb::ImportHashesResponse>, Status> {
+        let r = crate::api::hashes::import(self.registry.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
+    }
+
+    async fn lookup_hashes(
+        &self,
+        request: Request<pb::LookupHashesRequest>,
+    ) -> Result<Response<pb::LookupHashesResponse>, Status> {
+        let r = crate::api::hashes::lookup(self.registry.clone(), request.into_inner()).await?;
+        Ok(Response::new(r))
+    }
+
+    async fn list_hash_sets(
+        &self,
+        _request: Request<pb::ListHashSetsRequest>,
+    ) -> Result<Response<pb::ListHashSetsResponse>, Status> {
+        Ok(Response::new(
+            crate::api::hashes::list(self.registry.clone()).await?,
+        ))
+    }
+
+    async fn export_hashes(
+        &self,
+        request: Request<pb::ExportHashesRequest>,
+    ) -> Result<Response<Self::ExportHashesStream>, Status> {
+        let s = crate::api::hashes::export(self.registry.clone(), request.into_inner()).await?;
+        Ok(Response::new(s))
+    }
+
+    async fn drop_hash_set(
+        &self,
+        request: Request<pb::DropHashSetRequest>,
+    ) -> Result<Response<pb::DropHashSetResponse>, Status> {
+        crate::api::hashes::drop_set(self.registry.clone(), request.into_inner()).await?;
+        Ok(Response::new(pb::DropHashSetResponse {}))
+    }
 
     async fn link_series(
         &self,
@@ -695,20 +739,27 @@ impl VectorIndex for Service {
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
         validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
+        validate::max_distance(req.max_distance)?;
+        if let Some(q) = req.min_quality {
+            validate::quality("min_quality", q)?;
+        }
         let opts = SearchOptions {
             filter: Filter::from_pb(req.filter.as_ref())?,
             exclude_same_upload: req.exclude_same_upload,
             exclude_same_case: req.exclude_same_case,
             group_by_media: req.group_by_media,
+            max_distance: req.max_distance,
+            min_quality: req.min_quality,
         };
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.into_iter().enumerate() {
             queries.push(match q.query {
                 Some(pb::query::Query::Vector(v)) => Query::Vector(v.values),
                 Some(pb::query::Query::PointId(id)) => Query::PointId(id),
+                Some(pb::query::Query::Bits(b)) => Query::Bits(b),
                 None => {
                     return Err(Status::invalid_argument(format!(
-                        "queries[{i}] is empty; set vector or point_id"
+                        "queries[{i}] is empty; set vector, point_id or bits"
                     )));
                 }
             });
@@ -732,6 +783,7 @@ impl VectorIndex for Service {
                             distance: h.distance,
                             metadata: Some(h.metadata),
                             matched_faces: h.matched_faces,
+                            quality: h.quality,
                         })
                         .collect(),
                 })

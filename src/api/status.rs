@@ -8,8 +8,10 @@ impl From<Error> for tonic::Status {
         use tonic::Code;
         let code = match &e {
             Error::InvalidArgument(_) => Code::InvalidArgument,
-            Error::CollectionNotFound(_) | Error::PointNotFound { .. } => Code::NotFound,
-            Error::AlreadyExists(_) => Code::AlreadyExists,
+            Error::CollectionNotFound(_) | Error::PointNotFound { .. } | Error::NotFound(_) => {
+                Code::NotFound
+            }
+            Error::AlreadyExists(_) | Error::Duplicate(_) => Code::AlreadyExists,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
             Error::DataLoss { .. } => Code::DataLoss,

@@ -466,6 +466,7 @@ fn read_items(files: &[PathBuf], face_files: &[PathBuf]) -> anyhow::Result<Vec<p
                 id: p.id,
                 vector: p.vector,
                 metadata: p.metadata,
+                ..Default::default()
             }
         })
         .collect())
@@ -490,6 +491,7 @@ fn triage_requests(a: &TriageArgs, items: &[pb::TriageItem]) -> Vec<pb::TriageRe
             store: a.store,
             image_threshold: a.image_threshold.unwrap_or(0.0),
             face_threshold: a.face_threshold.unwrap_or(0.0),
+            ..Default::default()
         });
     }
     msgs

@@ -5,9 +5,11 @@
 
 pub mod client;
 pub mod demo;
+pub mod hashes;
 pub mod link;
 pub mod table;
 pub mod tools;
+pub mod vics;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -56,6 +58,15 @@ pub enum Command {
     LinkUpload(crate::cli::link::LinkUploadArgs),
     /// Triage a seized set into known and new material, most urgent first.
     Triage(Box<crate::cli::link::TriageArgs>),
+    /// MD5, SHA-1, SHA-256 and PDQ (with quality) of local files, as JSON
+    /// lines; computed here, nothing is sent anywhere.
+    Hash(crate::cli::hashes::HashArgs),
+    /// Exact-hash sets of known material on the server.
+    #[command(subcommand)]
+    Hashset(crate::cli::hashes::HashSetCommand),
+    /// Project VIC (VICS) JSON case files in and out of an exact-hash set.
+    #[command(subcommand)]
+    Vics(crate::cli::vics::VicsCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -323,6 +334,11 @@ pub fn main() -> ExitCode {
             Command::Link(a) => crate::cli::link::link(*a).await,
             Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
             Command::Triage(a) => crate::cli::link::triage(*a).await,
+            Command::Hash(a) => {
+                tokio::task::spawn_blocking(move || crate::cli::hashes::hash(a)).await?
+            }
+            Command::Hashset(c) => crate::cli::hashes::hashset(c).await,
+            Command::Vics(c) => crate::cli::vics::vics(c).await,
             Command::Bench(BenchCommand::Ann(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_ann::run((*a).into()))
                     .await?
@@ -573,6 +589,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             exclude_same_upload: a.exclude_same_upload,
             exclude_same_case: a.exclude_same_case,
             group_by_media: a.group_by_media,
+            ..Default::default()
         })
         .await
         .map_err(status_error)?

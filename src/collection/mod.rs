@@ -21,13 +21,17 @@
 //! files beside it each add one concern: `segments` (the segment list and
 //! applying a write to it), `open` (create, open, recover), `write`
 //! (upsert, delete), `search` (queries), `seal` (sealing and merging),
-//! `view` (the read view for batch work), plus `config` and `registry`.
+//! `view` (the read view for batch work), `hamming` (queries of a
+//! perceptual-hash collection), plus `config` and `registry`; `hashsets`
+//! keeps the exact-hash sets beside the collections.
 //! They use this file; it uses only `segments` and `config`.
 //!
 //! Layer: may import `segment`, `index`, `storage`, `io` and the root
 //! modules; never `investigate`, `api`, `tools` or `cli`.
 
 pub mod config;
+mod hamming;
+pub mod hashsets;
 mod open;
 pub mod registry;
 mod seal;
@@ -88,6 +92,8 @@ pub struct Hit {
     pub metadata: pb::Metadata,
     /// With `group_by_media`: points of this media among the candidates.
     pub matched_faces: u32,
+    /// Perceptual-hash collections: the stored hash's quality.
+    pub quality: u32,
 }
 
 /// How a search is narrowed and shaped beyond k and ef.
@@ -100,13 +106,23 @@ pub struct SearchOptions {
     pub exclude_same_case: bool,
     /// Top-k distinct media instead of top-k points.
     pub group_by_media: bool,
+    /// Hits farther than this are dropped.
+    pub max_distance: Option<f32>,
+    /// Perceptual-hash collections: stored hashes below this quality are
+    /// not matched (None = [`DEFAULT_MIN_QUALITY`]).
+    pub min_quality: Option<u32>,
 }
+
+/// PDQ's rule: hashes of quality 49 and below are not matched.
+pub const DEFAULT_MIN_QUALITY: u32 = 50;
 
 /// A search query inside the engine.
 #[derive(Clone, Debug)]
 pub enum Query {
     Vector(Vec<f32>),
     PointId(String),
+    /// A perceptual hash (perceptual-hash collections).
+    Bits(Vec<u8>),
 }
 
 /// What only writers touch.

@@ -1,5 +1,5 @@
 //! The collections registry: name → open [`Collection`], and the data
-//! directory they live in.
+//! directory they live in (with the exact-hash sets kept beside them).
 //!
 //! A collection whose files cannot be read is kept here as *unavailable*
 //! with its error (naming the file), so requests for it get that error while
@@ -12,6 +12,7 @@ use std::sync::Arc;
 use parking_lot::RwLock;
 
 use crate::collection::config::Config;
+use crate::collection::hashsets::HashSets;
 use crate::collection::{Collection, StorageOptions};
 use crate::error::{Error, Result};
 use crate::storage::durable;
@@ -31,6 +32,8 @@ pub struct Registry {
     root: PathBuf,
     opts: StorageOptions,
     entries: RwLock<BTreeMap<String, Entry>>,
+    /// The exact-hash sets kept beside the collections.
+    hash_sets: HashSets,
     /// One registry (one process) per data directory at a time.
     _lock: DirLock,
 }
@@ -43,6 +46,7 @@ impl Registry {
         let root = data_dir.join(COLLECTIONS_DIR);
         std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
         let lock = DirLock::acquire(data_dir)?;
+        let hash_sets = HashSets::open(data_dir)?;
         let mut entries = BTreeMap::new();
         let rd = std::fs::read_dir(&root).map_err(|e| Error::io(&root, e))?;
         let mut dirs: Vec<PathBuf> = rd
@@ -81,6 +85,7 @@ impl Registry {
             root,
             opts,
             entries: RwLock::new(entries),
+            hash_sets,
             _lock: lock,
         })
     }
@@ -136,6 +141,11 @@ impl Registry {
         durable::sync_dir(&self.root)?;
         drop(entries);
         std::fs::remove_dir_all(&doomed).map_err(|e| Error::io(&doomed, e))
+    }
+
+    /// The exact-hash sets of this data directory.
+    pub fn hash_sets(&self) -> &HashSets {
+        &self.hash_sets
     }
 
     /// The data directory the collections live in (`<data-dir>/collections`

@@ -16,6 +16,7 @@ use std::time::Instant;
 use crate::collection::segments::{Segments, new_mutable};
 use crate::collection::{Collection, Writer};
 use crate::error::{Error, Result};
+use crate::index::distance::Metric;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::{SealedSegment, tomb_file_name};
 use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
@@ -328,11 +329,19 @@ impl Collection {
                 if !live {
                     continue;
                 }
-                batch.push(Prepared {
+                let mut p = Prepared {
                     id: s.id_at(i)?.to_owned(),
-                    vector: s.vector_at(i)?.to_vec(),
                     metadata: s.metadata_at(i)?,
-                });
+                    ..Default::default()
+                };
+                if self.config.metric == Metric::Hamming {
+                    let (code, quality) = s.code_at(i)?;
+                    p.code = code.to_vec();
+                    p.quality = quality;
+                } else {
+                    p.vector = s.vector_at(i)?.to_vec();
+                }
+                batch.push(p);
                 origin.push((si, i));
                 if batch.len() == MERGE_BATCH {
                     flush(&mut batch);
@@ -441,7 +450,7 @@ mod tests {
             .map(|i| Prepared {
                 id: format!("p{i}"),
                 vector: vec![i as f32, 0.0, 1.0, -(i as f32)],
-                metadata: pb::Metadata::default(),
+                ..Default::default()
             })
             .collect();
         seg.index(0, &pts);
@@ -467,7 +476,7 @@ mod tests {
         c.upsert(vec![pb::Point {
             id: "q".into(),
             vector: vec![0.0; 4],
-            metadata: None,
+            ..Default::default()
         }])
         .unwrap();
         assert_eq!(c.flush().unwrap(), (3, 1));

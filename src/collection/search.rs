@@ -28,6 +28,9 @@ impl Collection {
         opts: &SearchOptions,
     ) -> Result<Vec<Vec<Hit>>> {
         self.check()?;
+        if self.config.metric == crate::index::distance::Metric::Hamming {
+            return self.search_codes(queries, k, opts);
+        }
         let segs = self.snapshot();
         let all = segs.all();
         let resolved = queries
@@ -69,25 +72,13 @@ impl Collection {
                     collection: self.config.name.clone(),
                     id: id.clone(),
                 })?;
-                let filter = if opts.exclude_same_upload || opts.exclude_same_case {
-                    let (_, m) = seg.describe(off)?;
-                    let mut f = opts.filter.clone().unwrap_or_default();
-                    if opts.exclude_same_upload && !m.upload_id.is_empty() {
-                        f.upload_ids_none.push(m.upload_id.clone());
-                        f.upload_ids_none.sort();
-                        f.upload_ids_none.dedup();
-                    }
-                    if opts.exclude_same_case && !m.case_id.is_empty() {
-                        f.case_ids_none.push(m.case_id.clone());
-                        f.case_ids_none.sort();
-                        f.case_ids_none.dedup();
-                    }
-                    (!f.is_empty()).then_some(f)
-                } else {
-                    opts.filter.clone()
-                };
+                let filter = point_filter(&seg, off, opts)?;
                 Ok((seg.vector(off)?, Some((seg, off)), filter))
             }
+            Query::Bits(_) => Err(Error::invalid(format!(
+                "queries[{i}] is a hash; collection {:?} is searched by vector or point_id",
+                self.config.name
+            ))),
         }
     }
 
@@ -117,7 +108,10 @@ impl Collection {
                     cands.push((si, off, r));
                 }
             }
-            let hits = self.resolve(all, cands, pool)?;
+            let mut hits = self.resolve(all, cands, pool)?;
+            if let Some(max) = opts.max_distance {
+                hits.retain(|h| h.distance <= max);
+            }
             if !opts.group_by_media {
                 return Ok(hits);
             }
@@ -173,6 +167,7 @@ impl Collection {
                 distance: self.config.metric.from_rank(r),
                 metadata,
                 matched_faces: 0,
+                quality: 0,
             });
         }
         Ok(hits)
@@ -193,10 +188,31 @@ impl Collection {
     }
 }
 
+/// The filter of a point-id query: the request's, plus the query point's
+/// upload / case with `exclude_same_upload` / `exclude_same_case`.
+pub(super) fn point_filter(seg: &Seg, off: usize, opts: &SearchOptions) -> Result<Option<Filter>> {
+    if !(opts.exclude_same_upload || opts.exclude_same_case) {
+        return Ok(opts.filter.clone());
+    }
+    let (_, m) = seg.describe(off)?;
+    let mut f = opts.filter.clone().unwrap_or_default();
+    if opts.exclude_same_upload && !m.upload_id.is_empty() {
+        f.upload_ids_none.push(m.upload_id.clone());
+        f.upload_ids_none.sort();
+        f.upload_ids_none.dedup();
+    }
+    if opts.exclude_same_case && !m.case_id.is_empty() {
+        f.case_ids_none.push(m.case_id.clone());
+        f.case_ids_none.sort();
+        f.case_ids_none.dedup();
+    }
+    Ok((!f.is_empty()).then_some(f))
+}
+
 /// Keeps the best hit of each media (hits arrive best first) with how many
 /// of the media's points were among them; at most `k` media. A point without
 /// a media id counts as its own media.
-fn group_by_media(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
+pub(super) fn group_by_media(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
     let mut out: Vec<Hit> = Vec::new();
     let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for h in hits {

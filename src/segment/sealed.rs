@@ -10,6 +10,10 @@
 //! | `meta.bin` | `VIDXMET\0` | metadata columns, see [`write_meta`] |
 //! | `tomb-<gen>.bin` | `VIDXTMB\0` | tombstones: bitset of deleted offsets |
 //!
+//! A perceptual-hash segment has `bits.bin` and `mih.bin` (see
+//! [`crate::segment::bits`]) instead of `vectors.bin` and `graph.bin`; ids,
+//! metadata and tombstones are the same files.
+//!
 //! Only the tombstones change after sealing; each change is written as a new
 //! `tomb-<gen>.bin` that the manifest then points at. Nothing of the vectors
 //! or the graph is read into the heap: searches walk the maps directly.
@@ -23,6 +27,7 @@ use crate::index::distance::Metric;
 use crate::index::filter::{Compiled, Filter, MetaIndex};
 use crate::index::hnsw_mapped::Graph;
 use crate::pb;
+use crate::segment::bits::{Probe, SealedBits};
 use crate::storage::envelope::{FileWriter, MappedFile};
 use crate::storage::versions::SEALED;
 
@@ -66,6 +71,17 @@ pub fn write<'a>(
         }
     }
     w.finish([n as u64, dim as u64, 0, 0])?;
+    write_columns(dir, ids, metadata, live)
+}
+
+/// Writes what every sealed segment has whatever it searches by: ids,
+/// metadata columns and the tombstones as `tomb-0.bin`.
+pub fn write_columns(
+    dir: &Path,
+    ids: &[String],
+    metadata: &[pb::Metadata],
+    live: &[bool],
+) -> Result<()> {
     write_ids(&dir.join(IDS_FILE), ids)?;
     write_meta(&dir.join(META_FILE), metadata)?;
     write_tombstones(dir, 0, live)?;
@@ -188,6 +204,31 @@ pub fn write_meta(path: &Path, metadata: &[pb::Metadata]) -> Result<()> {
     w.finish([n, META_COLUMNS as u64, 0, 0])
 }
 
+/// Maps `vectors.bin` and `graph.bin` and checks they agree: (n, body).
+fn open_vectors(dir: &Path, dim: usize) -> Result<(usize, Body)> {
+    let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, &SEALED)?;
+    let [n, vdim, ..] = vectors.fields;
+    if vdim != dim as u64 {
+        return Err(Error::data_loss(
+            vectors.path(),
+            format!("dimension {vdim}, collection has {dim}"),
+        ));
+    }
+    let n = n as usize;
+    let floats = n
+        .checked_mul(dim)
+        .ok_or_else(|| Error::data_loss(vectors.path(), format!("implausible point count {n}")))?;
+    vectors.slice::<f32>(0, floats as u64)?;
+    let graph = Graph::open(&dir.join(GRAPH_FILE))?;
+    if graph.len() != n {
+        return Err(Error::data_loss(
+            graph.file.path(),
+            format!("graph has {} nodes, vectors {n}", graph.len()),
+        ));
+    }
+    Ok((n, Body::Vectors { vectors, graph }))
+}
+
 pub fn tomb_file_name(generation: u64) -> String {
     format!("tomb-{generation}.bin")
 }
@@ -236,6 +277,14 @@ impl Tombstones {
     }
 }
 
+/// What a sealed segment searches by.
+enum Body {
+    /// `vectors.bin` and the HNSW graph over them.
+    Vectors { vectors: MappedFile, graph: Graph },
+    /// A perceptual-hash segment: `bits.bin` and `mih.bin`.
+    Bits(SealedBits),
+}
+
 /// An open sealed segment.
 pub struct SealedSegment {
     pub id: u64,
@@ -243,8 +292,7 @@ pub struct SealedSegment {
     dim: usize,
     metric: Metric,
     n: usize,
-    vectors: MappedFile,
-    graph: Graph,
+    body: Body,
     ids: MappedFile,
     meta: MappedFile,
     meta_dir: Vec<[u64; 4]>,
@@ -264,26 +312,19 @@ impl SealedSegment {
         metric: Metric,
         tomb_file: &str,
     ) -> Result<SealedSegment> {
-        let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, &SEALED)?;
-        let [n, vdim, ..] = vectors.fields;
-        if vdim != dim as u64 {
-            return Err(Error::data_loss(
-                vectors.path(),
-                format!("dimension {vdim}, collection has {dim}"),
-            ));
-        }
-        let n = n as usize;
-        let floats = n.checked_mul(dim).ok_or_else(|| {
-            Error::data_loss(vectors.path(), format!("implausible point count {n}"))
-        })?;
-        vectors.slice::<f32>(0, floats as u64)?;
-        let graph = Graph::open(&dir.join(GRAPH_FILE))?;
-        if graph.len() != n {
-            return Err(Error::data_loss(
-                graph.file.path(),
-                format!("graph has {} nodes, vectors {n}", graph.len()),
-            ));
-        }
+        let (n, body) = if metric == Metric::Hamming {
+            // Codes have no header of their own to take n from first.
+            let ids = MappedFile::open(&dir.join(IDS_FILE), IDS_MAGIC, &SEALED)?;
+            let n = usize::try_from(ids.fields[0]).map_err(|_| {
+                Error::data_loss(
+                    ids.path(),
+                    format!("implausible point count {}", ids.fields[0]),
+                )
+            })?;
+            (n, Body::Bits(SealedBits::open(dir, n, dim / 64)?))
+        } else {
+            open_vectors(dir, dim)?
+        };
         let ids = MappedFile::open(&dir.join(IDS_FILE), IDS_MAGIC, &SEALED)?;
         if ids.fields[0] != n as u64 {
             return Err(Error::data_loss(
@@ -312,8 +353,7 @@ impl SealedSegment {
             dim,
             metric,
             n,
-            vectors,
-            graph,
+            body,
             ids,
             meta,
             meta_dir,
@@ -335,8 +375,13 @@ impl SealedSegment {
 
     /// Reads every file's payload and checks its CRC.
     pub fn verify(&self) -> Result<()> {
-        self.vectors.verify()?;
-        self.graph.file.verify()?;
+        match &self.body {
+            Body::Vectors { vectors, graph } => {
+                vectors.verify()?;
+                graph.file.verify()?;
+            }
+            Body::Bits(b) => b.verify()?,
+        }
         self.ids.verify()?;
         self.meta.verify()
     }
@@ -367,7 +412,52 @@ impl SealedSegment {
     }
 
     fn vectors(&self) -> Result<&[f32]> {
-        self.vectors.slice::<f32>(0, (self.n * self.dim) as u64)
+        match &self.body {
+            Body::Vectors { vectors, .. } => vectors.slice::<f32>(0, (self.n * self.dim) as u64),
+            Body::Bits(_) => Err(Error::Internal(format!(
+                "{}: a perceptual-hash segment holds codes, not vectors",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// The code and quality at offset `i` (perceptual-hash segments).
+    pub fn code_at(&self, i: usize) -> Result<(&[u64], u8)> {
+        match &self.body {
+            Body::Bits(b) => b.code_at(i),
+            Body::Vectors { .. } => Err(Error::Internal(format!(
+                "{}: a vector segment holds no codes",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// Exact Hamming search (see [`SealedBits::search`]) over live codes of
+    /// quality at least `min_quality` passing `filter`, `exclude` left out.
+    pub fn search_codes(
+        &self,
+        p: &Probe<'_>,
+        exclude: Option<usize>,
+        min_quality: u8,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(usize, u32)>> {
+        let Body::Bits(b) = &self.body else {
+            return Ok(Vec::new());
+        };
+        let compiled = self.compile(filter)?;
+        let quality = b.qualities()?;
+        let t = self.tomb.read();
+        let mut keep = |i: usize| {
+            Some(i) != exclude
+                && !t.is_dead(i)
+                && quality.get(i).is_some_and(|q| *q >= min_quality)
+                && compiled.as_ref().is_none_or(|c| c.accepts(i))
+        };
+        let probe = Probe {
+            filter: compiled.as_ref(),
+            ..*p
+        };
+        b.search(&probe, &mut keep)
     }
 
     pub fn vector_at(&self, i: usize) -> Result<&[f32]> {
@@ -543,10 +633,21 @@ impl SealedSegment {
 
     /// The point at offset `i`.
     pub fn point_at(&self, i: usize) -> Result<pb::Point> {
+        if let Body::Bits(b) = &self.body {
+            let (code, quality) = b.code_at(i)?;
+            return Ok(pb::Point {
+                id: self.id_at(i)?.to_owned(),
+                metadata: Some(self.metadata_at(i)?),
+                bits: crate::index::hamming::bytes_of(code),
+                quality: quality as u32,
+                ..Default::default()
+            });
+        }
         Ok(pb::Point {
             id: self.id_at(i)?.to_owned(),
             vector: self.vector_at(i)?.to_vec(),
             metadata: Some(self.metadata_at(i)?),
+            ..Default::default()
         })
     }
 
@@ -610,13 +711,16 @@ impl SealedSegment {
                 return Ok(hits);
             }
         }
+        let Body::Vectors { graph, .. } = &self.body else {
+            return Ok(Vec::new());
+        };
         let accept = |i: u32| keep(i as usize);
         let space = crate::index::hnsw_mapped::Space {
             vectors,
             dim: self.dim,
             metric: self.metric,
         };
-        let hits = self.graph.search(space, query, k, ef, &accept)?;
+        let hits = graph.search(space, query, k, ef, &accept)?;
         Ok(hits.into_iter().map(|(i, r)| (i as usize, r)).collect())
     }
 

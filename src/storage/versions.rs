@@ -9,6 +9,8 @@
 //! | [`MANIFEST`] | `manifest.json` (`"format"`) | 1 | 1 |
 //! | [`CONFIG`] | `collection.json` (`"format"`) | 1 | 1 |
 //! | [`SERIES`] | `series/<collection>.json` (`"format": "vidx-series/<n>"`) | 1 | 1 |
+//! | [`HASHES`] | `seg-*/bits.bin`, `seg-*/mih.bin` (perceptual-hash collections) | 1 | 1 |
+//! | [`HASHSET`] | `hashsets/<set>/set.json` (`"format"`), `part-*.bin` | 1 | 1 |
 //!
 //! It lives in `storage`, the lowest layer that stores files, so that the
 //! segment, collection and investigate layers can all import it.
@@ -84,8 +86,24 @@ pub const SERIES: Format = Format {
     oldest: 1,
 };
 
+/// The codes and multi-index of a sealed perceptual-hash segment.
+pub const HASHES: Format = Format {
+    name: "hash codes file",
+    current: 1,
+    oldest: 1,
+};
+
+/// An exact-hash set: its description and its immutable parts.
+pub const HASHSET: Format = Format {
+    name: "hash set file",
+    current: 1,
+    oldest: 1,
+};
+
 /// Every stored format, in the order of the table above.
-pub const ALL: [Format; 6] = [SEALED, GRAPH, WAL, MANIFEST, CONFIG, SERIES];
+pub const ALL: [Format; 8] = [
+    SEALED, GRAPH, WAL, MANIFEST, CONFIG, SERIES, HASHES, HASHSET,
+];
 
 impl Format {
     /// Checks the version `found` in `path` and returns it, for the reader

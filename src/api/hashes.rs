@@ -1,0 +1,176 @@
+//! The exact-hash set RPCs: `ImportHashes` (whole or not at all),
+//! `LookupHashes`, `ListHashSets`, `ExportHashes`, `DropHashSet`. The
+//! service's trait methods call these.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+
+use crate::collection::hashsets::{self, MAX_IMPORT};
+use crate::collection::registry::Registry;
+use crate::error::Error;
+use crate::pb;
+use crate::validate;
+
+/// Entries of an export per streamed message.
+const EXPORT_BATCH: usize = 1000;
+
+type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Status>> + Send>>;
+
+/// Collects and checks an import to the end of the stream, then applies it
+/// in one step: any bad entry, or the client going away, leaves the set as
+/// it was.
+pub async fn import(
+    registry: Arc<Registry>,
+    mut input: Streaming<pb::ImportHashesRequest>,
+) -> Result<pb::ImportHashesResponse, Status> {
+    let mut set = String::new();
+    let mut description = String::new();
+    let mut entries: Vec<pb::HashEntry> = Vec::new();
+    let mut cases: Vec<pb::HashCase> = Vec::new();
+    while let Some(msg) = input
+        .message()
+        .await
+        .map_err(crate::api::service::oversized_to_resource_exhausted)?
+    {
+        if set.is_empty() {
+            validate::collection_name("set", &msg.set)?;
+            set = msg.set.clone();
+            description = msg.description.clone();
+        } else if !msg.set.is_empty() && msg.set != set {
+            return Err(Status::invalid_argument(format!(
+                "set {:?} differs from {set:?}, which the first message named; one import goes into one set",
+                msg.set
+            )));
+        }
+        for e in msg.entries {
+            let at = format!("entries[{}]", entries.len());
+            hashsets::validate_entry(&at, &e)?;
+            entries.push(e);
+            if entries.len() > MAX_IMPORT {
+                return Err(Status::resource_exhausted(format!(
+                    "more than {MAX_IMPORT} entries in one import; split it into several imports"
+                )));
+            }
+        }
+        for c in msg.cases {
+            let at = format!("cases[{}]", cases.len());
+            if c.case_id.is_empty() || c.case_id.len() > validate::MAX_META_STRING {
+                return Err(Status::invalid_argument(format!(
+                    "{at}.case_id {} must be 1 to {} bytes",
+                    validate::show(&c.case_id),
+                    validate::MAX_META_STRING
+                )));
+            }
+            if cases.iter().any(|x| x.case_id == c.case_id) {
+                return Err(Status::invalid_argument(format!(
+                    "{at}.case_id {} appears twice in this import",
+                    validate::show(&c.case_id)
+                )));
+            }
+            cases.push(c);
+        }
+    }
+    if set.is_empty() {
+        return Err(Status::invalid_argument(
+            "the import stream sent no message",
+        ));
+    }
+    let imported = entries.len() as u64;
+    let total = crate::api::service::blocking(move || {
+        registry
+            .hash_sets()
+            .import(&set, &description, &entries, &cases)
+    })
+    .await?;
+    Ok(pb::ImportHashesResponse {
+        imported,
+        entries: total,
+    })
+}
+
+pub async fn lookup(
+    registry: Arc<Registry>,
+    req: pb::LookupHashesRequest,
+) -> Result<pb::LookupHashesResponse, Status> {
+    validate::count("digests", req.digests.len(), validate::MAX_IDS)?;
+    for (i, d) in req.digests.iter().enumerate() {
+        validate::digest(&format!("digests[{i}]"), d, None)?;
+    }
+    let matches = crate::api::service::blocking(move || {
+        let hs = registry.hash_sets();
+        let sets = hs.select("sets", &req.sets)?;
+        let mut out = Vec::new();
+        for (i, d) in req.digests.iter().enumerate() {
+            for m in hs.lookup(&sets, d)? {
+                out.push(pb::HashMatch {
+                    digest: i as u32,
+                    set: m.set,
+                    entry: Some(m.entry),
+                });
+            }
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(pb::LookupHashesResponse { matches })
+}
+
+pub async fn list(registry: Arc<Registry>) -> Result<pb::ListHashSetsResponse, Status> {
+    let sets = crate::api::service::blocking(move || {
+        Ok(registry
+            .hash_sets()
+            .list()
+            .iter()
+            .map(|s| s.info())
+            .collect())
+    })
+    .await?;
+    Ok(pb::ListHashSetsResponse { sets })
+}
+
+/// Streams the cases first, then the entries in batches.
+pub async fn export(
+    registry: Arc<Registry>,
+    req: pb::ExportHashesRequest,
+) -> Result<Stream<pb::ExportHashesResponse>, Status> {
+    validate::collection_name("set", &req.set)?;
+    let set = registry.hash_sets().get(&req.set)?;
+    let case_id = req.case_id.clone();
+    let (cases, entries) = crate::api::service::blocking(move || set.export(&case_id)).await?;
+    if cases.is_empty() && entries.is_empty() && !req.case_id.is_empty() {
+        return Err(Error::NotFound(format!(
+            "case {} is not in hash set {:?}",
+            validate::show(&req.case_id),
+            req.set
+        ))
+        .into());
+    }
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let first = pb::ExportHashesResponse {
+            cases,
+            entries: Vec::new(),
+        };
+        if tx.send(Ok(first)).await.is_err() {
+            return;
+        }
+        for chunk in entries.chunks(EXPORT_BATCH) {
+            let msg = pb::ExportHashesResponse {
+                cases: Vec::new(),
+                entries: chunk.to_vec(),
+            };
+            if tx.send(Ok(msg)).await.is_err() {
+                return;
+            }
+        }
+    });
+    Ok(Box::pin(ReceiverStream::new(rx)))
+}
+
+pub async fn drop_set(registry: Arc<Registry>, req: pb::DropHashSetRequest) -> Result<(), Status> {
+    validate::collection_name("set", &req.set)?;
+    crate::api::service::blocking(move || registry.hash_sets().drop_set(&req.set)).await
+}

@@ -108,12 +108,22 @@ pub fn vector(field: &str, v: &[f32], dim: u32, metric: pb::Metric) -> Result<()
 pub fn bits(field: &str, bits: &[u8], dim: u32) -> Result<()> {
     if bits.len() * 8 != dim as usize {
         return Err(Error::invalid(format!(
-            "{field} has {} bytes; the collection's hashes are {dim} bits ({} bytes)",
+            "{field} {} has {} bytes; the collection's hashes are {dim} bits ({} bytes)",
+            show_bytes(bits),
             bits.len(),
             dim / 8
         )));
     }
     Ok(())
+}
+
+/// Bytes for an error message: hex, the first 40 bytes at most.
+pub fn show_bytes(b: &[u8]) -> String {
+    if b.len() > 40 {
+        format!("0x{}… ({} bytes)", hex::encode(&b[..40]), b.len())
+    } else {
+        format!("0x{}", hex::encode(b))
+    }
 }
 
 /// A perceptual hash's quality: 0..=100.
@@ -135,7 +145,8 @@ pub fn digest(field: &str, d: &[u8], want: Option<usize>) -> Result<&'static str
         32 => "sha256",
         n => {
             return Err(Error::invalid(format!(
-                "{field} has {n} bytes; a digest is 16 (MD5), 20 (SHA-1) or 32 (SHA-256) bytes"
+                "{field} {} has {n} bytes; a digest is 16 (MD5), 20 (SHA-1) or 32 (SHA-256) bytes",
+                show_bytes(d)
             )));
         }
     };
@@ -143,7 +154,8 @@ pub fn digest(field: &str, d: &[u8], want: Option<usize>) -> Result<&'static str
         && w != d.len()
     {
         return Err(Error::invalid(format!(
-            "{field} has {} bytes; it must be {w}",
+            "{field} {} has {} bytes; it must be {w}",
+            show_bytes(d),
             d.len()
         )));
     }

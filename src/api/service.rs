@@ -18,6 +18,7 @@ use crate::collection::{Collection, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::investigate::known::{self, Known};
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
@@ -118,7 +119,8 @@ fn store_triaged(
     let n = items.len() as u64;
     let mut img = Vec::with_capacity(items.len());
     let mut fc = Vec::new();
-    for it in items {
+    // Items that came with hashes only have no embedding to store.
+    for it in items.into_iter().filter(|it| !it.vector.is_empty()) {
         let mut meta = it.metadata;
         if meta.media_id.is_empty() {
             meta.media_id = it.id.clone();
@@ -216,12 +218,59 @@ fn triage_settings(
     Ok(link::settings_from_pb(Some(&params), metric)?)
 }
 
+/// The hash sets and perceptual-hash collection a triage consults first.
+fn known_material(registry: &Registry, first: &pb::TriageRequest) -> Result<Known, Status> {
+    let sets = registry.hash_sets().select("hash_sets", &first.hash_sets)?;
+    let pdq = if first.hash_collection.is_empty() {
+        None
+    } else {
+        validate::collection_name("hash_collection", &first.hash_collection)?;
+        Some(collection_of_kind(
+            registry,
+            "hash_collection",
+            &first.hash_collection,
+            config::Kind::PerceptualHash,
+        )?)
+    };
+    if first.image_collection.is_empty() && sets.is_empty() && pdq.is_none() {
+        return Err(Status::invalid_argument(
+            "image_collection is empty and there is no hash set or hash_collection to triage by",
+        ));
+    }
+    if let Some(p) = &pdq
+        && p.config().dim != 256
+    {
+        return Err(Status::failed_precondition(format!(
+            "hash_collection {:?} holds {}-bit hashes; triage matches PDQ (256 bits)",
+            first.hash_collection,
+            p.config().dim
+        )));
+    }
+    let max_distance = match first.hash_max_distance {
+        0 => known::DEFAULT_MAX_DISTANCE,
+        d if d <= 256 => d,
+        d => {
+            return Err(Status::invalid_argument(format!(
+                "hash_max_distance is {d}; a PDQ distance is at most 256"
+            )));
+        }
+    };
+    Ok(Known {
+        sets,
+        pdq,
+        max_distance,
+    })
+}
+
 /// A running `Triage` call: judges the items message by message as they
 /// arrive and streams the verdicts back; at the end groups the new items
 /// into candidate series (and stores every item if asked).
 struct TriageJob {
-    triager: Arc<Triager>,
-    images: Arc<Collection>,
+    /// None when the triage named no image collection (hashes only).
+    triager: Option<Arc<Triager>>,
+    /// Hash sets and perceptual hashes, consulted first.
+    known: Arc<Known>,
+    images: Option<Arc<Collection>>,
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
@@ -241,6 +290,14 @@ impl Tally {
     fn add(&mut self, items: Vec<Item>, results: &[pb::TriageResult], keep: bool) {
         for (it, r) in items.into_iter().zip(results) {
             self.summary.items += 1;
+            use pb::triage_result::Evidence;
+            match Evidence::try_from(r.evidence) {
+                Ok(Evidence::ExactHash) => self.summary.by_exact_hash += 1,
+                Ok(Evidence::PerceptualHash) => self.summary.by_perceptual_hash += 1,
+                Ok(Evidence::Embedding) => self.summary.by_embedding += 1,
+                Ok(Evidence::Face) => self.summary.by_face += 1,
+                _ => {}
+            }
             if r.verdict == pb::Verdict::Known as i32 {
                 self.summary.known += 1;
                 if keep {
@@ -320,16 +377,23 @@ impl TriageJob {
         base: usize,
     ) -> Result<(Vec<Item>, Vec<pb::TriageResult>), Status> {
         let t = self.triager.clone();
+        let known = self.known.clone();
         blocking(move || {
             let items = msg
                 .items
                 .iter()
                 .enumerate()
-                .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
+                .map(|(i, it)| {
+                    let field = format!("items[{}]", base + i);
+                    match &t {
+                        Some(t) => t.prepare(&field, it),
+                        None => known::prepare_hashes_only(&field, it),
+                    }
+                })
                 .collect::<Result<Vec<_>, Error>>()?;
             let results = items
                 .par_iter()
-                .map(|it| t.judge(it))
+                .map(|it| known::judge(&known, t.as_deref(), it))
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok((items, results))
         })
@@ -343,12 +407,22 @@ impl TriageJob {
         kept: Vec<Item>,
     ) -> Result<(Option<Vec<Vec<String>>>, u64), Status> {
         let t = self.triager.clone();
+        let known = self.known.clone();
         let (images, faces) = (self.images.clone(), self.faces.clone());
         let store = self.store;
         blocking(move || {
-            let groups = t.group_new(&new_items);
+            // Items that came with hashes only have no image to group by.
+            let with_images: Vec<Item> = new_items
+                .into_iter()
+                .filter(|it| !it.vector.is_empty())
+                .collect();
+            let groups = t.as_ref().and_then(|t| t.group_new(&with_images));
             let stored = if store {
-                store_triaged(&images, faces.as_deref(), kept)?
+                let hashes = known.store(&kept)?;
+                match &images {
+                    Some(images) => store_triaged(images, faces.as_deref(), kept)?,
+                    None => hashes,
+                }
             } else {
                 0
             };
@@ -576,22 +650,30 @@ impl VectorIndex for Service {
                 "the triage stream sent no message",
             ));
         };
-        let (images, faces) = link_collections(
-            &self.registry,
-            &first.image_collection,
-            &first.face_collection,
-        )?;
-        let state = self.series.load(&first.image_collection)?;
-        let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
-        let triager = Arc::new(Triager::new(
-            images.view()?,
-            faces.as_ref().map(|f| f.view()).transpose()?,
-            state,
-            settings,
-        ));
+        let known = Arc::new(known_material(&self.registry, &first)?);
+        let (triager, images, faces) =
+            if first.image_collection.is_empty() && first.face_collection.is_empty() {
+                (None, None, None)
+            } else {
+                let (images, faces) = link_collections(
+                    &self.registry,
+                    &first.image_collection,
+                    &first.face_collection,
+                )?;
+                let state = self.series.load(&first.image_collection)?;
+                let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
+                let triager = Arc::new(Triager::new(
+                    images.view()?,
+                    faces.as_ref().map(|f| f.view()).transpose()?,
+                    state,
+                    settings,
+                ));
+                (Some(triager), Some(images), faces)
+            };
         let (tx, rx) = mpsc::channel::<Result<pb::TriageResponse, Status>>(16);
         let job = TriageJob {
             triager,
+            known,
             images,
             faces,
             store: first.store,

@@ -50,6 +50,63 @@ pub fn hash(a: HashArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Triage items with the hashes of local files: a file whose SHA-1 is an
+/// item's media id (or id) lends it its hashes; every other file becomes
+/// an item of its own (id = its SHA-1). Returns the items and, for the
+/// files, id → path.
+pub fn with_file_hashes(
+    mut items: Vec<pb::TriageItem>,
+    paths: &[PathBuf],
+) -> anyhow::Result<(
+    Vec<pb::TriageItem>,
+    std::collections::HashMap<String, String>,
+)> {
+    let mut names = std::collections::HashMap::new();
+    if paths.is_empty() {
+        return Ok((items, names));
+    }
+    let files = filehash::collect_files(paths).context("listing the files to hash")?;
+    let hashed: Vec<FileHashes> = files
+        .par_iter()
+        .map(|p| filehash::hash_file(p).with_context(|| format!("reading {}", p.display())))
+        .collect::<anyhow::Result<_>>()?;
+    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (i, it) in items.iter().enumerate() {
+        let key = it
+            .metadata
+            .as_ref()
+            .map(|m| m.media_id.clone())
+            .filter(|m| !m.is_empty())
+            .unwrap_or_else(|| it.id.clone());
+        index.insert(key, i);
+    }
+    for h in hashed {
+        let i = match index.get(&h.sha1) {
+            Some(&i) => i,
+            None => {
+                items.push(pb::TriageItem {
+                    id: h.sha1.clone(),
+                    metadata: Some(pb::Metadata {
+                        media_id: h.sha1.clone(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+                index.insert(h.sha1.clone(), items.len() - 1);
+                items.len() - 1
+            }
+        };
+        let it = &mut items[i];
+        it.md5 = h.md5_bytes();
+        it.sha1 = h.sha1_bytes();
+        it.sha256 = h.sha256_bytes();
+        it.pdq = h.pdq_bytes().unwrap_or_default();
+        it.pdq_quality = h.quality.unwrap_or(0);
+        names.insert(it.id.clone(), h.path.clone());
+    }
+    Ok((items, names))
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum HashSetCommand {
     /// Import `vidx hash` lines (or lines with md5/sha1/sha256 and the

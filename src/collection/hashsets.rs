@@ -403,7 +403,10 @@ impl HashSets {
         cases: &[pb::HashCase],
     ) -> Result<u64> {
         let _w = self.write.lock();
-        let s = match self.sets.read().get(set).cloned() {
+        // The read guard must end before the write below (a guard in a
+        // match scrutinee lives to the end of the match).
+        let existing = self.sets.read().get(set).cloned();
+        let s = match existing {
             Some(s) => s,
             None => {
                 let s = Arc::new(self.create(set, description)?);

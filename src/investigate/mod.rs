@@ -1,9 +1,11 @@
 //! Investigative work over collections: linking media into series, the
-//! stored series records, and triage of a seized set into known and new.
+//! stored series records, and triage of a seized set into known and new
+//! (hashes first: `known`, then embeddings: `triage`).
 //!
 //! May import: `collection`, `segment`, `index`, `storage`, `io` and the root
 //! modules.
 
+pub mod known;
 pub mod link;
 pub mod series;
 pub mod triage;

@@ -81,6 +81,7 @@ async fn store(c: &mut Client, media: &[Media]) {
             id: m.id.clone(),
             vector: m.image.clone(),
             metadata: Some(m.meta.clone()),
+            ..Default::default()
         })
         .collect();
     let faces: Vec<pb::Point> = media
@@ -90,6 +91,7 @@ async fn store(c: &mut Client, media: &[Media]) {
                 id: format!("{}#{i}", m.id),
                 vector: f.clone(),
                 metadata: Some(m.meta.clone()),
+                ..Default::default()
             })
         })
         .collect();
@@ -468,6 +470,7 @@ fn item(m: &Media) -> pb::TriageItem {
             .map(|f| pb::Vector { values: f.clone() })
             .collect(),
         metadata: Some(m.meta.clone()),
+        ..Default::default()
     }
 }
 

@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod defects;
 mod filters;
+mod hashes;
 mod layers;
 mod link;
 mod npy_files;

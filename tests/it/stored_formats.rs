@@ -133,6 +133,7 @@ fn to_point(id: &str, vector: Vec<f32>, meta: pb::Metadata) -> pb::Point {
         id: id.into(),
         vector,
         metadata: Some(meta),
+        ..Default::default()
     }
 }
 

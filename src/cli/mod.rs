@@ -80,6 +80,9 @@ pub enum BenchCommand {
     Filter(crate::cli::tools::FilterBenchArgs),
     /// Linking quality (B-cubed F1, pairwise P/R, threshold sweep), triage accuracy, linking at scale.
     Link(Box<crate::cli::tools::LinkBenchArgs>),
+    /// PDQ radius-31 search: build time, RAM, QPS and recall of the sealed
+    /// hash segment beside a scan and (with --peers) FAISS binary indexes.
+    Pdq(crate::cli::tools::PdqBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -160,8 +163,17 @@ pub struct SearchArgs {
     #[arg(long)]
     pub collection: String,
     /// "More like this": the stored point with this id.
-    #[arg(long, conflicts_with_all = ["vector", "npy"])]
+    #[arg(long, conflicts_with_all = ["vector", "npy", "bits"])]
     pub id: Option<String>,
+    /// A perceptual hash in hex (PERCEPTUAL_HASH collections; PDQ: 64 digits).
+    #[arg(long, conflicts_with_all = ["vector", "npy"])]
+    pub bits: Option<String>,
+    /// Drop hits farther than this (PDQ's match: 31).
+    #[arg(long)]
+    pub max_distance: Option<f32>,
+    /// PERCEPTUAL_HASH collections: skip stored hashes below this quality [default: 50].
+    #[arg(long)]
+    pub min_quality: Option<u32>,
     /// Comma-separated query vector.
     #[arg(long, conflicts_with = "npy", allow_hyphen_values = true)]
     pub vector: Option<String>,
@@ -346,6 +358,9 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Filter(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_ann::run_filter(a.into()))
                     .await?
+            }
+            Command::Bench(BenchCommand::Pdq(a)) => {
+                tokio::task::spawn_blocking(move || crate::tools::bench_pdq::run(a.into())).await?
             }
             Command::Bench(BenchCommand::Link(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_link::run((*a).into()))
@@ -557,6 +572,8 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
     }
     let query = if let Some(id) = &a.id {
         pb::query::Query::PointId(id.clone())
+    } else if let Some(b) = &a.bits {
+        pb::query::Query::Bits(hex::decode(b).with_context(|| format!("--bits: {b:?} is not hex"))?)
     } else if let Some(v) = &a.vector {
         let values = v
             .split(',')
@@ -576,7 +593,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             values: m.data[row * m.cols..(row + 1) * m.cols].to_vec(),
         })
     } else {
-        bail!("give a query: --id ID, --vector v1,v2,… or --npy FILE --row N");
+        bail!("give a query: --id ID, --vector v1,v2,…, --npy FILE --row N or --bits HEX");
     };
     let mut client = connect(&a.client.server).await?;
     let resp = client
@@ -589,7 +606,8 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             exclude_same_upload: a.exclude_same_upload,
             exclude_same_case: a.exclude_same_case,
             group_by_media: a.group_by_media,
-            ..Default::default()
+            max_distance: a.max_distance,
+            min_quality: a.min_quality,
         })
         .await
         .map_err(status_error)?
@@ -604,7 +622,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .map(
-                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "metadata": h.metadata}),
+                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "quality": h.quality, "metadata": h.metadata}),
             )
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);

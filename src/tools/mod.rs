@@ -1,10 +1,12 @@
 //! The generator and the benchmark commands: synthetic data with planted
 //! structure and ground truth (`vidx gen`), the ANN benchmark (`vidx bench
-//! ann|filter`) and the linking benchmark (`vidx bench link`). They are plain
-//! library code; their command-line arguments live in `cli`.
+//! ann|filter`), the linking benchmark (`vidx bench link`) and the PDQ
+//! hash benchmark (`vidx bench pdq`). They are plain library code; their
+//! command-line arguments live in `cli`.
 //!
 //! May import: every layer but `cli`.
 
 pub mod bench_ann;
 pub mod bench_link;
+pub mod bench_pdq;
 pub mod synth;

@@ -58,12 +58,14 @@ fn sealed_search(c: &mut Criterion) {
             id: i.to_string(),
             vector: v.clone(),
             metadata: pb::Metadata::default(),
+            ..Default::default()
         })
         .collect();
     seg.index(0, &pts);
     seg.commit(0, pts);
     let dir = tempfile::tempdir().unwrap();
-    seg.write_sealed(dir.path()).unwrap();
+    seg.write_sealed(dir.path(), vidx::index::quant::Quantization::None)
+        .unwrap();
     let sealed = SealedSegment::open(
         1,
         dir.path(),

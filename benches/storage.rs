@@ -196,6 +196,7 @@ fn build(a: &Args, coll_dir: &Path) {
                     captured_at: 1_400_000_000 + i as i64,
                     ..Default::default()
                 },
+                ..Default::default()
             })
             .collect();
         seg.index(start, &pts);
@@ -221,7 +222,8 @@ fn build(a: &Args, coll_dir: &Path) {
     let sdir = coll_dir.join(segment_dir_name(1));
     std::fs::create_dir(&sdir).unwrap();
     let t = Instant::now();
-    seg.write_sealed(&sdir).unwrap();
+    seg.write_sealed(&sdir, vidx::index::quant::Quantization::None)
+        .unwrap();
     println!("sealed to {} in {:.1?}", sdir.display(), t.elapsed());
     let mut m = Manifest::load(coll_dir).unwrap();
     m.segments.push(SegmentEntry {

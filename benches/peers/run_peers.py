@@ -21,8 +21,11 @@ fresh subprocess, so its peak RSS is its own. Per engine:
   the dataset) and after the build;
 - index_bytes / disk_bytes: the size of the index saved to a temp dir.
 
-Engines: hnswlib, faiss-hnsw, usearch (float32 storage, as vidx), and the
-opt-in usearch-bf16 (usearch's own default on CPUs with bf16 support).
+Engines: hnswlib, faiss-hnsw, usearch (float32 storage, as vidx); the
+quantized ones: faiss-hnsw-sq8 (IndexHNSWSQ, 8-bit), usearch-i8 and
+usearch-f16, qdrant (Qdrant's embedded engine, qdrant-edge-py) and
+qdrant-sq8 (its int8 scalar quantization with rescoring); and the opt-in
+usearch-bf16 (usearch's own default on CPUs with bf16 support).
 """
 
 import argparse
@@ -38,8 +41,9 @@ import sys
 import tempfile
 import time
 
-DEFAULT_ENGINES = "hnswlib,faiss-hnsw,usearch"
-ALL_ENGINES = ["hnswlib", "faiss-hnsw", "usearch", "usearch-bf16"]
+DEFAULT_ENGINES = "hnswlib,faiss-hnsw,faiss-hnsw-sq8,usearch,usearch-i8,usearch-f16,qdrant,qdrant-sq8"
+ALL_ENGINES = ["hnswlib", "faiss-hnsw", "faiss-hnsw-sq8", "usearch", "usearch-i8", "usearch-f16",
+               "usearch-bf16", "qdrant", "qdrant-sq8"]
 DEFAULT_EFS = "10,16,24,32,48,64,96,128,192,256,384,512"
 WARMUP = 100
 
@@ -210,7 +214,129 @@ class USearchBf16(USearch):
     dtype = "bf16"
 
 
-ENGINES = {c.name: c for c in (Hnswlib, FaissHnsw, USearch, USearchBf16)}
+class USearchI8(USearch):
+    """int8 storage; USearch walks and answers in i8 (no f32 rescoring)."""
+    name = "usearch-i8"
+    dtype = "i8"
+
+
+class USearchF16(USearch):
+    name = "usearch-f16"
+    dtype = "f16"
+
+
+class FaissHnswSq8(FaissHnsw):
+    """faiss.IndexHNSWSQ with 8-bit scalar quantization (per-dimension
+    ranges trained on the base): the walk and the answer are in SQ8, no
+    rescoring with f32."""
+    name = "faiss-hnsw-sq8"
+
+    def build(self, base, threads):
+        idx = self.faiss.IndexHNSWSQ(self.dim, self.faiss.ScalarQuantizer.QT_8bit, self.m, self.metric)
+        idx.hnsw.efConstruction = self.efc
+        self._omp(threads)
+        idx.train(base)
+        idx.add(base)
+        self.index = idx
+
+
+class Qdrant:
+    """Qdrant's embedded engine (qdrant-edge-py): one shard, asked for one
+    segment (one HNSW graph, like the other engines; the notes say how many
+    it made), vectors and graph in RAM."""
+    name = "qdrant"
+    quantized = False
+
+    def __init__(self, metric, dim, m, ef_construction):
+        import qdrant_edge as qe
+        self.qe = qe
+        self.version = importlib.metadata.version("qdrant-edge-py")
+        self.distance = {"cosine": qe.Distance.Cosine, "l2": qe.Distance.Euclid, "dot": qe.Distance.Dot}[metric]
+        self.dim, self.m, self.efc = dim, m, ef_construction
+        self.shard = None
+        self.tmp = tempfile.mkdtemp(prefix=f"vidx-peer-{self.name}-")
+        self.params = None
+
+    def build(self, base, threads):
+        qe = self.qe
+        quant = None
+        if self.quantized:
+            quant = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
+                                                memory=qe.Memory.Pinned)
+        config = qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=self.dim, distance=self.distance, memory=qe.Memory.Cached),
+            hnsw_config=qe.HnswIndexConfig(m=self.m, ef_construct=self.efc, full_scan_threshold=1,
+                                          max_indexing_threads=threads),
+            quantization_config=quant,
+            optimizers=qe.EdgeOptimizersConfig(default_segment_number=1, max_segment_size=100_000_000,
+                                               indexing_threshold=1),
+            max_search_threads=threads,
+            wal_enabled=False,
+        )
+        path = os.path.join(self.tmp, "shard")
+        self.shard = qe.EdgeShard.create(path, config)
+        step = 2000
+        for s in range(0, base.shape[0], step):
+            rows = base[s:s + step]
+            self.shard.update(qe.UpdateOperation.upsert_points(
+                [qe.Point(s + i, rows[i].tolist()) for i in range(rows.shape[0])]))
+        self.shard.optimize()
+        self.shard.flush()
+        info = self.shard.info()
+        self.info = f"{info.segments_count} segment(s), {info.indexed_vectors_count} of {info.points_count} indexed"
+
+    def set_ef(self, ef):
+        qe = self.qe
+        quant = qe.QuantizationSearchParams(rescore=True) if self.quantized else None
+        self.params = qe.SearchParams(hnsw_ef=ef, quantization=quant)
+
+    def prepare_queries(self, query):
+        # Lists, made once: the binding takes Python lists, not arrays.
+        self.qlists = [q.tolist() for q in query]
+
+    def _request(self, v, k):
+        return self.qe.SearchRequest(query=self.qe.Query.Nearest(v), limit=k, params=self.params)
+
+    def search_one(self, q, k):
+        v = q if isinstance(q, list) else q.tolist()
+        return [p.id for p in self.shard.search(self._request(v, k))]
+
+    def search_batch(self, qs, k, threads):
+        from concurrent.futures import ThreadPoolExecutor
+        lists = self.qlists if len(qs) == len(self.qlists) else [q.tolist() for q in qs]
+        qe = self.qe
+
+        def run(part):
+            req = qe.QueryBatchRequest([qe.QueryRequest(limit=k, query=qe.Query.Nearest(v), params=self.params)
+                                        for v in part])
+            return [[p.id for p in r] for r in self.shard.query_batch(req)]
+        if threads <= 1:
+            return run(lists)
+        chunk = (len(lists) + threads * 4 - 1) // (threads * 4)
+        parts = [lists[i:i + chunk] for i in range(0, len(lists), chunk)]
+        with ThreadPoolExecutor(threads) as ex:
+            return [r for rs in ex.map(run, parts) for r in rs]
+
+    def save(self, path):
+        self.shard.flush()
+        os.makedirs(path, exist_ok=True)
+        shutil.copytree(os.path.join(self.tmp, "shard"), os.path.join(path, "shard"))
+
+    def extra_notes(self):
+        q = "int8 scalar quantization (quantile 0.99, codes pinned in RAM), rescore=True" if self.quantized \
+            else "no quantization"
+        # The segment count is the engine's (default_segment_number=1 is a
+        # target its optimizer may not meet), read back after optimize().
+        return f"qdrant-edge {self.info}; {q}; vectors Memory.Cached; WAL off"
+
+
+class QdrantSq8(Qdrant):
+    name = "qdrant-sq8"
+    quantized = True
+
+
+ENGINES = {c.name: c for c in (Hnswlib, FaissHnsw, FaissHnswSq8, USearch, USearchI8, USearchF16,
+                               USearchBf16, Qdrant, QdrantSq8)}
 
 
 # ----------------------------------------------------------------- worker --
@@ -257,6 +383,9 @@ def run_engine(engine_name, data_dir, out_dir, efs, k, m, efc, threads):
 
     points = []
     queries = [query[i] for i in range(nq)]
+    if hasattr(engine, "prepare_queries"):
+        engine.prepare_queries(query)
+        queries = engine.qlists
     for ef in efs:
         ef = max(ef, k)
         engine.set_ef(ef)
@@ -291,6 +420,9 @@ def run_engine(engine_name, data_dir, out_dir, efs, k, m, efc, threads):
             f"p50 {p['p50_ms']:.3f} ms  p99 {p['p99_ms']:.3f} ms")
         points.append(p)
     peak = peak_rss_bytes()
+    # What serving holds: the index and the query path's memory (the RSS
+    # now, less the interpreter, the library and the dataset).
+    serving = max(0, current_rss_bytes() - baseline)
 
     tmp = tempfile.mkdtemp(prefix=f"vidx-peer-{engine_name}-")
     try:
@@ -314,7 +446,8 @@ def run_engine(engine_name, data_dir, out_dir, efs, k, m, efc, threads):
         "params": {"m": m, "ef_construction": efc, "k": k, "threads": threads},
         "build": {"seconds": build_s, "inserts_per_s": n / build_s, "threads": threads},
         "memory": {"peak_rss_bytes": peak, "baseline_rss_bytes": baseline,
-                   "rss_after_build_bytes": after_build, "index_bytes": disk},
+                   "rss_after_build_bytes": after_build, "index_bytes": disk,
+                   "serving_rss_bytes": serving, "hot_bytes_per_vector": serving / n},
         "disk_bytes": disk,
         "points": points,
         "notes": notes,

@@ -527,7 +527,6 @@ fn triage_requests(a: &TriageArgs, items: &[pb::TriageItem]) -> Vec<pb::TriageRe
             store: a.store,
             image_threshold: a.image_threshold.unwrap_or(0.0),
             face_threshold: a.face_threshold.unwrap_or(0.0),
-            ..Default::default()
         });
     }
     msgs

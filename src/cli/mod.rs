@@ -127,6 +127,13 @@ pub enum MetricArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum QuantizationArg {
+    None,
+    Sq8,
+    Sq4,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KindArg {
     Image,
     Face,
@@ -150,6 +157,10 @@ pub struct IngestArgs {
     /// existing collection must be of it.
     #[arg(long, value_enum)]
     pub kind: Option<KindArg>,
+    /// Codes sealed segments are searched by, for a collection created here
+    /// (distances are rescored exactly with the f32 vectors).
+    #[arg(long, value_enum, default_value = "none")]
+    pub quantization: QuantizationArg,
     /// `.jsonl` files with vectors, or `.npy` files with a same-stem `.jsonl` of metadata.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -520,6 +531,11 @@ async fn ensure_collection(
                     metric: metric as i32,
                     kind: kind as i32,
                     hnsw: None,
+                    quantization: match a.quantization {
+                        QuantizationArg::None => pb::Quantization::None,
+                        QuantizationArg::Sq8 => pb::Quantization::Sq8,
+                        QuantizationArg::Sq4 => pb::Quantization::Sq4,
+                    } as i32,
                 })
                 .await
                 .map_err(status_error)?;

@@ -113,7 +113,9 @@ pub struct AnnArgs {
     /// L2), or a file of base vectors: `.npy` or `.fvecs`.
     #[arg(long, default_value = "image")]
     pub dataset: String,
-    /// Query vectors for a file dataset (`.npy` or `.fvecs`).
+    /// Query vectors for a file dataset (`.npy` or `.fvecs`); without it,
+    /// `--queries` evenly spaced rows of the file (at most a tenth) are held
+    /// out as the queries.
     #[arg(long)]
     pub queries_file: Option<PathBuf>,
     /// Ground truth for a file dataset (`.ivecs`); computed exactly if absent.
@@ -148,8 +150,13 @@ pub struct AnnArgs {
         default_value = "10,16,24,32,48,64,96,128,192,256,384,512"
     )]
     pub efs: Vec<usize>,
-    /// Which modes to run.
-    #[arg(long, value_delimiter = ',', default_value = "mutable,sealed,grpc")]
+    /// Which modes to run: mutable, sealed, sealed-sq8, sealed-sq4, grpc,
+    /// grpc-sq8, and hnsw_rs (a peer; needs the `peer-hnsw-rs` feature).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "mutable,sealed,sealed-sq8,sealed-sq4,grpc,grpc-sq8"
+    )]
     pub modes: Vec<String>,
     /// Concurrent gRPC clients for the batched throughput run.
     #[arg(long, default_value_t = 4)]

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
+use crate::index::quant::Quantization;
 use crate::pb;
 use crate::storage::versions::CONFIG;
 use crate::validate;
@@ -54,6 +55,11 @@ pub struct Config {
     pub kind: Kind,
     pub m: u32,
     pub ef_construction: u32,
+    /// Codes sealed segments are searched by (absent in configurations
+    /// written before quantization existed: none). The mutable segment
+    /// stays f32; each seal or merge trains its own codebook.
+    #[serde(default)]
+    pub quantization: Quantization,
 }
 
 impl Config {
@@ -67,6 +73,7 @@ impl Config {
             kind,
             m: DEFAULT_M,
             ef_construction: DEFAULT_EF_CONSTRUCTION,
+            quantization: Quantization::None,
         }
     }
 
@@ -112,6 +119,18 @@ impl Config {
                 validate::MAX_EF_CONSTRUCTION
             )));
         }
+        let quantization = Quantization::from_pb(r.quantization).ok_or_else(|| {
+            Error::invalid(format!(
+                "quantization is {}; use QUANTIZATION_NONE, SQ8 or SQ4",
+                r.quantization
+            ))
+        })?;
+        if kind == Kind::PerceptualHash && quantization != Quantization::None {
+            return Err(Error::invalid(format!(
+                "quantization is {}; a PERCEPTUAL_HASH collection's hashes are bits already: use QUANTIZATION_NONE",
+                r.quantization
+            )));
+        }
         Ok(Config {
             format: CONFIG.current,
             name: r.name.clone(),
@@ -120,6 +139,7 @@ impl Config {
             kind,
             m,
             ef_construction,
+            quantization,
         })
     }
 }

@@ -218,6 +218,7 @@ impl Collection {
                 m: self.config.m,
                 ef_construction: self.config.ef_construction,
             }),
+            quantization: self.config.quantization.to_pb() as i32,
         }
     }
 }

@@ -116,7 +116,7 @@ impl Collection {
 }
 
 /// The collection's configuration, in a format this vidx reads.
-fn read_config(dir: &Path) -> Result<Config> {
+pub(super) fn read_config(dir: &Path) -> Result<Config> {
     let cfg_path = dir.join(CONFIG_FILE);
     let bytes = std::fs::read(&cfg_path).map_err(|e| Error::io(&cfg_path, e))?;
     let config: Config = serde_json::from_slice(&bytes)

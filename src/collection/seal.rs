@@ -37,9 +37,10 @@ impl Collection {
     /// directory.
     pub fn add_sealed(dir: &Path, segment: &MutableSegment) -> Result<PathBuf> {
         let mut manifest = Manifest::load(dir)?;
+        let quant = super::open::read_config(dir)?.quantization;
         let id = manifest.next_segment;
         let points = segment.next_offset() as u64;
-        let sdir = write_segment_dir(dir, id, |tmp| segment.write_sealed(tmp).map(|_| ()))?;
+        let sdir = write_segment_dir(dir, id, |tmp| segment.write_sealed(tmp, quant).map(|_| ()))?;
         manifest.segments.push(SegmentEntry {
             id,
             points,
@@ -136,7 +137,11 @@ impl Collection {
         };
         let started = Instant::now();
         let id = self.reserve_segment_id();
-        let (sdir, sealed) = self.write_segment(id, |tmp| frozen.write_sealed(tmp).map(|_| ()))?;
+        let (sdir, sealed) = self.write_segment(id, |tmp| {
+            frozen
+                .write_sealed(tmp, self.config.quantization)
+                .map(|_| ())
+        })?;
         let n = sealed.len();
         let mut w = self.writer.lock();
         if self.closed.load(Ordering::SeqCst) {
@@ -278,7 +283,11 @@ impl Collection {
             return Ok(());
         };
         let id = self.reserve_segment_id();
-        let (sdir, sealed) = self.write_segment(id, |tmp| merged.write_sealed(tmp).map(|_| ()))?;
+        let (sdir, sealed) = self.write_segment(id, |tmp| {
+            merged
+                .write_sealed(tmp, self.config.quantization)
+                .map(|_| ())
+        })?;
         drop(merged);
         let mut w = self.writer.lock();
         if self.closed.load(Ordering::SeqCst) {
@@ -433,6 +442,7 @@ mod tests {
     use crate::collection::config::{Config, Kind};
     use crate::collection::{Query, SearchOptions, StorageOptions};
     use crate::index::distance::Metric;
+    use crate::index::quant::Quantization;
     use crate::pb;
 
     #[test]
@@ -481,5 +491,128 @@ mod tests {
         .unwrap();
         assert_eq!(c.flush().unwrap(), (3, 1));
         assert!(dir.join(segment_dir_name(2)).is_dir());
+    }
+
+    /// Unit vectors around a few directions, deterministic.
+    fn unit_points(n: usize, dim: usize, prefix: &str, seed: u64) -> Vec<Prepared> {
+        let mut s = seed;
+        let mut next = || {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) - 0.5
+        };
+        (0..n)
+            .map(|i| {
+                let mut v: Vec<f32> = (0..dim).map(|_| next()).collect();
+                v[i % dim] += 2.0;
+                Metric::Cosine.prepare(&mut v);
+                Prepared {
+                    id: format!("{prefix}{i}"),
+                    vector: v,
+                    metadata: pb::Metadata::default(),
+                    ..Default::default()
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn quantized_and_f32_segments_merge_into_one_quantized_segment() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        let opts = StorageOptions {
+            verify_on_open: false,
+            merge_factor: 3,
+            ..Default::default()
+        };
+        let dim = 48;
+        // Two f32 segments, written while the collection had no codes...
+        let config = Config::new("c", dim as u32, Metric::Cosine, Kind::Image);
+        Collection::create(&dir, config.clone(), opts.clone()).unwrap();
+        let mut all: Vec<Prepared> = Vec::new();
+        for (j, prefix) in ["a", "b"].iter().enumerate() {
+            let seg = new_mutable(&config);
+            let pts = unit_points(300, dim, prefix, j as u64 + 1);
+            seg.index(0, &pts);
+            seg.commit(0, pts.clone());
+            Collection::add_sealed(&dir, &seg).unwrap();
+            all.extend(pts);
+        }
+        // ...then SQ8 from now on (collection.json rewritten while closed):
+        // the next seal writes codes, and the merge turns all three into one
+        // SQ8 segment.
+        let mut sq8 = config.clone();
+        sq8.quantization = Quantization::Sq8;
+        std::fs::write(
+            dir.join(crate::collection::config::CONFIG_FILE),
+            serde_json::to_vec(&sq8).unwrap(),
+        )
+        .unwrap();
+        let c = Collection::open(&dir, opts).unwrap();
+        let pts = unit_points(300, dim, "c", 3);
+        c.upsert(
+            pts.iter()
+                .map(|p| pb::Point {
+                    id: p.id.clone(),
+                    vector: p.vector.clone(),
+                    metadata: None,
+                    ..Default::default()
+                })
+                .collect(),
+        )
+        .unwrap();
+        all.extend(pts);
+        assert_eq!(c.delete(vec!["a7".to_string()]).unwrap(), 1);
+        c.flush().unwrap();
+        let kinds: Vec<Quantization> = c
+            .snapshot()
+            .sealed
+            .iter()
+            .map(|s| s.quantization())
+            .collect();
+        assert_eq!(
+            kinds,
+            [Quantization::None, Quantization::None, Quantization::Sq8]
+        );
+        let check = |c: &Collection| {
+            for q in all.iter().step_by(37) {
+                let hits = c
+                    .search(
+                        &[Query::Vector(q.vector.clone())],
+                        5,
+                        64,
+                        &SearchOptions::default(),
+                    )
+                    .unwrap();
+                let mut exact: Vec<(&str, f32)> = all
+                    .iter()
+                    .filter(|p| p.id != "a7")
+                    .map(|p| (p.id.as_str(), Metric::Cosine.distance(&q.vector, &p.vector)))
+                    .collect();
+                exact.sort_by(|x, y| x.1.total_cmp(&y.1));
+                let got: Vec<(&str, f32)> = hits[0]
+                    .iter()
+                    .map(|h| (h.id.as_str(), h.distance))
+                    .collect();
+                assert_eq!(got.len(), 5);
+                for ((gi, gd), (ei, ed)) in got.iter().zip(&exact) {
+                    assert!((gd - ed).abs() < 1e-5, "{gi} {gd} vs {ei} {ed}");
+                }
+            }
+        };
+        check(&c);
+        let _m = c.maintenance.lock();
+        c.merge_while_needed().unwrap();
+        drop(_m);
+        let s = c.snapshot();
+        assert_eq!(
+            s.sealed.len(),
+            1,
+            "three segments of one tier merge into one"
+        );
+        assert_eq!(s.sealed[0].quantization(), Quantization::Sq8);
+        assert_eq!(c.len(), 899);
+        check(&c);
     }
 }

@@ -201,7 +201,7 @@ const PREFETCH_LINES: usize = 4;
 
 /// Asks the CPU to pull the start of `v` into cache; a hint, never a read.
 #[inline(always)]
-fn prefetch(v: &[f32]) {
+pub(crate) fn prefetch<T>(v: &[T]) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
@@ -217,15 +217,16 @@ fn prefetch(v: &[f32]) {
 }
 
 /// One step of the beam search, shared by the in-memory and the sealed
-/// graph: scores a node's unvisited neighbours (`todo`: id and vector) and
-/// offers each to the candidates and, if `accept`ed, the `ef` best results.
+/// graph: scores a node's unvisited neighbours (`todo`: id and vector, f32
+/// or a quantized code) and offers each to the candidates and, if
+/// `accept`ed, the `ef` best results.
 /// Vectors sit at random places in memory, so the next one is fetched while
 /// this one is compared (hnswlib does the same; the profile showed the
 /// kernel stalled on these loads).
 #[inline]
-pub(crate) fn expand(
-    todo: &[(u32, &[f32])],
-    rank: impl Fn(&[f32]) -> f32,
+pub(crate) fn expand<T>(
+    todo: &[(u32, &[T])],
+    rank: impl Fn(u32, &[T]) -> f32,
     ef: usize,
     accept: &impl Fn(u32) -> bool,
     candidates: &mut BinaryHeap<Reverse<Scored>>,
@@ -238,7 +239,7 @@ pub(crate) fn expand(
         if let Some((_, next)) = todo.get(j + 1) {
             prefetch(next);
         }
-        let dn = rank(v);
+        let dn = rank(nb, v);
         if results.len() < ef || results.peek().is_some_and(|w| dn < w.0) {
             candidates.push(Reverse(Scored(dn, nb)));
             if accept(nb) {
@@ -588,7 +589,7 @@ impl Hnsw {
                 );
                 expand(
                     &todo,
-                    |v| self.metric.rank(q, v),
+                    |_, v| self.metric.rank(q, v),
                     ef,
                     &accept,
                     &mut candidates,

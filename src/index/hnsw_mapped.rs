@@ -268,19 +268,39 @@ impl Graph {
             dim,
             metric,
         } = space;
+        self.search_rows(
+            |nb| vectors.get(nb as usize * dim..(nb as usize + 1) * dim),
+            |_, x| metric.rank(query, x),
+            k,
+            ef,
+            accept,
+        )
+    }
+
+    /// The search of [`Graph::search`] over any row type: `row(node)` is the
+    /// node's vector or code, `rank(node, row)` its rank for the query (an
+    /// estimate for a code). Used with quantized codes by the sealed segment,
+    /// which then rescores the results exactly.
+    pub fn search_rows<'r, T: 'r>(
+        &self,
+        row: impl Fn(u32) -> Option<&'r [T]>,
+        rank: impl Fn(u32, &[T]) -> f32,
+        k: usize,
+        ef: usize,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<(u32, f32)>> {
         if self.n == 0 || k == 0 {
             return Ok(Vec::new());
         }
         let v = self.view()?;
-        let rank = |node: u32| -> f32 {
-            let i = node as usize;
-            match vectors.get(i * dim..(i + 1) * dim) {
-                Some(x) => metric.rank(query, x),
+        let score = |node: u32| -> f32 {
+            match row(node) {
+                Some(x) => rank(node, x),
                 None => f32::INFINITY,
             }
         };
         let mut cur = self.entry;
-        let mut cur_d = rank(cur);
+        let mut cur_d = score(cur);
         for level in (1..=v.upper.len()).rev() {
             loop {
                 let mut changed = false;
@@ -288,7 +308,7 @@ impl Graph {
                     if nb as usize >= v.n {
                         continue;
                     }
-                    let d = rank(nb);
+                    let d = score(nb);
                     if d < cur_d {
                         cur = nb;
                         cur_d = d;
@@ -309,8 +329,7 @@ impl Graph {
             if accept(cur) {
                 results.push(Scored(cur_d, cur));
             }
-            let row = |nb: u32| vectors.get(nb as usize * dim..(nb as usize + 1) * dim);
-            let mut todo: Vec<(u32, &[f32])> = Vec::with_capacity(v.m0);
+            let mut todo: Vec<(u32, &[T])> = Vec::with_capacity(v.m0);
             while let Some(Reverse(Scored(d, node))) = candidates.pop() {
                 if results.len() >= ef && results.peek().is_some_and(|w| d > w.0) {
                     break;
@@ -322,14 +341,7 @@ impl Graph {
                         .filter(|&&nb| (nb as usize) < v.n && visited.mark(nb))
                         .filter_map(|&nb| Some((nb, row(nb)?))),
                 );
-                expand(
-                    &todo,
-                    |x| metric.rank(query, x),
-                    ef,
-                    &accept,
-                    &mut candidates,
-                    &mut results,
-                );
+                expand(&todo, &rank, ef, &accept, &mut candidates, &mut results);
             }
             let mut out: Vec<(u32, f32)> = results.into_iter().map(|s| (s.1, s.0)).collect();
             out.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(&b.0)));

@@ -56,7 +56,7 @@ fn table_len(n: u64, id_bytes: u64) -> u64 {
 /// into `w` and returns the envelope fields. One table is built at a time,
 /// so building needs 4 · n bytes beside the codes.
 pub fn write(w: &mut FileWriter, codes: &[u64], words: usize) -> Result<[u64; 4]> {
-    let n = if words == 0 { 0 } else { codes.len() / words };
+    let n = codes.len().checked_div(words).unwrap_or(0);
     if n as u64 >= u32::MAX as u64 {
         return Err(Error::Internal(format!(
             "{n} codes exceed the multi-index's u32 offsets"

@@ -12,3 +12,4 @@ pub mod hnsw;
 pub mod hnsw_mapped;
 pub mod mih;
 pub mod planner;
+pub mod quant;

@@ -55,7 +55,7 @@ pub fn hash_rgb(width: usize, height: usize, rgb: &[u8]) -> (Pdq, u32) {
 /// `computeJaroszFilterWindowSize`: the box width that takes `old` samples
 /// down to `new`.
 fn window_size(old: usize, new: usize) -> usize {
-    (old + 2 * new - 1) / (2 * new)
+    old.div_ceil(2 * new)
 }
 
 /// `box1DFloat`: a running mean over `window` samples, centred, with the

@@ -100,6 +100,11 @@ impl SealedBits {
         })
     }
 
+    /// Bytes of both files (what a search may read).
+    pub fn len_bytes(&self) -> u64 {
+        self.bits.len_bytes() + self.mih.file.len_bytes()
+    }
+
     pub fn verify(&self) -> Result<()> {
         self.bits.verify()?;
         self.mih.file.verify()

@@ -344,23 +344,23 @@ mod tests {
         let b = i.to_le_bytes();
         pb::HashEntry {
             md5: md5::Md5::digest(b).to_vec(),
-            sha1: if i % 2 == 0 {
+            sha1: if i.is_multiple_of(2) {
                 sha1::Sha1::digest(b).to_vec()
             } else {
                 Vec::new()
             },
-            sha256: if i % 3 == 0 {
+            sha256: if i.is_multiple_of(3) {
                 sha2::Sha256::digest(b).to_vec()
             } else {
                 Vec::new()
             },
             category: format!("{}", i % 4),
-            series: if i % 5 == 0 {
+            series: if i.is_multiple_of(5) {
                 format!("S-{i}")
             } else {
                 String::new()
             },
-            victim_identified: i % 7 == 0,
+            victim_identified: i.is_multiple_of(7),
             case_id: "C1".into(),
             record: format!("{{\"n\":{i}}}"),
             ..Default::default()

@@ -4,7 +4,8 @@
 //!
 //! | file | magic | payload |
 //! | --- | --- | --- |
-//! | `vectors.bin` | `VIDXVEC\0` | n × dim f32, row-major |
+//! | `vectors.bin` | `VIDXVEC\0` | n × dim f32, row-major; header field 2 names the codes (0 none) |
+//! | `codes.bin` | `VIDXCOD\0` | quantized codes, when the segment has them: see [`write_codes`] |
 //! | `graph.bin` | `VIDXGRF\0` | the HNSW graph, see [`crate::index::hnsw_mapped`] |
 //! | `ids.bin` | `VIDXIDS\0` | id offsets (n+1 u64), ids in sorted order (n u32), id bytes |
 //! | `meta.bin` | `VIDXMET\0` | metadata columns, see [`write_meta`] |
@@ -17,6 +18,11 @@
 //! Only the tombstones change after sealing; each change is written as a new
 //! `tomb-<gen>.bin` that the manifest then points at. Nothing of the vectors
 //! or the graph is read into the heap: searches walk the maps directly.
+//!
+//! A segment with codes (the collection's [`Quantization`] when it was
+//! written) is walked over `codes.bin` and `graph.bin` only; the best `ef`
+//! candidates are then rescored with their f32 rows from `vectors.bin`, so
+//! returned distances are exact while only codes and links need to stay hot.
 
 use std::path::{Path, PathBuf};
 
@@ -26,35 +32,42 @@ use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::index::filter::{Compiled, Filter, MetaIndex};
 use crate::index::hnsw_mapped::Graph;
+use crate::index::quant::{Codebook, Quantization, QueryCode};
 use crate::pb;
 use crate::segment::bits::{Probe, SealedBits};
 use crate::storage::envelope::{FileWriter, MappedFile};
-use crate::storage::versions::SEALED;
+use crate::storage::versions::{CODES, SEALED};
 
 pub const VECTORS_FILE: &str = "vectors.bin";
 pub const GRAPH_FILE: &str = "graph.bin";
 pub const IDS_FILE: &str = "ids.bin";
 pub const META_FILE: &str = "meta.bin";
+pub const CODES_FILE: &str = "codes.bin";
 
 const VEC_MAGIC: &[u8; 8] = b"VIDXVEC\0";
 const IDS_MAGIC: &[u8; 8] = b"VIDXIDS\0";
 const META_MAGIC: &[u8; 8] = b"VIDXMET\0";
 const TOMB_MAGIC: &[u8; 8] = b"VIDXTMB\0";
+const CODES_MAGIC: &[u8; 8] = b"VIDXCOD\0";
+/// Alignment of the code rows in `codes.bin` (a cache line).
+const CODES_ALIGN: u64 = 64;
 
 /// Metadata columns in file order. Strings are (offsets, bytes) pairs.
 const STRING_COLUMNS: usize = 6;
 const META_COLUMNS: usize = STRING_COLUMNS + 4;
 
 /// Writes every file but the graph (which [`crate::index::hnsw_mapped::export`] writes)
-/// and the tombstones as `tomb-0.bin`. `vector(i)` is row i: the mutable
-/// segment's vectors live in the graph's chunks, not in one slice.
+/// and the tombstones as `tomb-0.bin`, plus `codes.bin` unless `quant` is
+/// none. `vector(i)` is row i: the mutable segment's vectors live in the
+/// graph's chunks, not in one slice.
 pub fn write<'a>(
     dir: &Path,
     dim: usize,
     ids: &[String],
-    vector: &dyn Fn(usize) -> Option<&'a [f32]>,
+    vector: &(dyn Fn(usize) -> Option<&'a [f32]> + Sync),
     metadata: &[pb::Metadata],
     live: &[bool],
+    quant: Quantization,
 ) -> Result<()> {
     let n = ids.len();
     let path = dir.join(VECTORS_FILE);
@@ -70,7 +83,10 @@ pub fn write<'a>(
             }
         }
     }
-    w.finish([n as u64, dim as u64, 0, 0])?;
+    w.finish([n as u64, dim as u64, quant.tag(), 0])?;
+    if quant != Quantization::None {
+        write_codes(&dir.join(CODES_FILE), dim, n, vector, quant)?;
+    }
     write_columns(dir, ids, metadata, live)
 }
 
@@ -86,6 +102,131 @@ pub fn write_columns(
     write_meta(&dir.join(META_FILE), metadata)?;
     write_tombstones(dir, 0, live)?;
     Ok(())
+}
+
+/// `codes.bin`: a codebook trained on these `n` rows, then per row its
+/// squared norm and its code. Header fields `[n, dim, quantization tag,
+/// code bytes]`; payload:
+///
+/// ```text
+/// lo      dim f32    value of level 0, per dimension
+/// step    dim f32    value between levels, per dimension
+/// norms   n f32      squared norm of each f32 row (L2 ranks use it)
+/// (zeros to a 64-byte boundary)
+/// codes   n × code bytes, layout of crate::index::quant
+/// ```
+pub fn write_codes<'a>(
+    path: &Path,
+    dim: usize,
+    n: usize,
+    vector: &(dyn Fn(usize) -> Option<&'a [f32]> + Sync),
+    quant: Quantization,
+) -> Result<()> {
+    use rayon::prelude::*;
+    let book = Codebook::train(quant, dim, n, vector);
+    let row_bytes = book.code_bytes();
+    let row = |i: usize| {
+        vector(i).ok_or_else(|| {
+            Error::Internal(format!(
+                "no vector at offset {i} while writing {}",
+                path.display()
+            ))
+        })
+    };
+    let mut w = FileWriter::create(path, CODES_MAGIC, &CODES)?;
+    w.write_pod(&book.lo)?;
+    w.write_pod(&book.step)?;
+    let norms = (0..n)
+        .map(|i| row(i).map(|v| crate::index::distance::dot(v, v)))
+        .collect::<Result<Vec<f32>>>()?;
+    w.write_pod(&norms)?;
+    let pad = (CODES_ALIGN - w.position() % CODES_ALIGN) % CODES_ALIGN;
+    w.write(&vec![0u8; pad as usize])?;
+    // Encoded in parallel, a block of rows at a time, written in order.
+    const ROWS: usize = 8192;
+    let mut buf = vec![0u8; ROWS * row_bytes];
+    for start in (0..n).step_by(ROWS) {
+        let end = (start + ROWS).min(n);
+        let out = &mut buf[..(end - start) * row_bytes];
+        out.par_chunks_mut(row_bytes)
+            .enumerate()
+            .try_for_each(|(j, code)| row(start + j).map(|v| book.encode(v, code)))?;
+        w.write(out)?;
+    }
+    w.finish([n as u64, dim as u64, quant.tag(), row_bytes as u64])
+}
+
+/// An open `codes.bin`: its codebook (copied out at open) and sections.
+struct Codes {
+    file: MappedFile,
+    book: Codebook,
+    row_bytes: usize,
+    norms_off: u64,
+    codes_off: u64,
+}
+
+impl Codes {
+    /// Opens and checks the codes of a segment of `n` `dim`-d points whose
+    /// `vectors.bin` says they are `quant`.
+    fn open(path: &Path, n: usize, dim: usize, quant: Quantization) -> Result<Codes> {
+        if !path.exists() {
+            return Err(Error::data_loss(
+                path,
+                format!(
+                    "missing: the segment's vectors.bin says it has {} codes",
+                    quant.name()
+                ),
+            ));
+        }
+        let file = MappedFile::open(path, CODES_MAGIC, &CODES)?;
+        let row_bytes = quant.code_bytes(dim);
+        let want = [n as u64, dim as u64, quant.tag(), row_bytes as u64];
+        if file.fields != want {
+            return Err(Error::data_loss(
+                path,
+                format!(
+                    "header {:?} does not fit {n} {dim}-d points with {} codes ({want:?})",
+                    file.fields,
+                    quant.name()
+                ),
+            ));
+        }
+        let lo = file.slice::<f32>(0, dim as u64)?.to_vec();
+        let step = file.slice::<f32>(4 * dim as u64, dim as u64)?.to_vec();
+        if lo.iter().chain(&step).any(|x| !x.is_finite()) || step.iter().any(|&s| s <= 0.0) {
+            return Err(Error::data_loss(
+                path,
+                "codebook holds a non-finite or non-positive range",
+            ));
+        }
+        let norms_off = 8 * dim as u64;
+        let codes_off = (norms_off + 4 * n as u64).div_ceil(CODES_ALIGN) * CODES_ALIGN;
+        let c = Codes {
+            file,
+            book: Codebook {
+                kind: quant,
+                dim,
+                lo,
+                step,
+            },
+            row_bytes,
+            norms_off,
+            codes_off,
+        };
+        // Resolve both sections once so a bad length is refused here.
+        c.norms(n)?;
+        c.rows(n)?;
+        Ok(c)
+    }
+
+    fn norms(&self, n: usize) -> Result<&[f32]> {
+        self.file.slice::<f32>(self.norms_off, n as u64)
+    }
+
+    fn rows(&self, n: usize) -> Result<&[u8]> {
+        self.file
+            .slice::<u8>(self.codes_off, (n * self.row_bytes) as u64)
+    }
 }
 
 fn write_ids(path: &Path, ids: &[String]) -> Result<()> {
@@ -219,6 +360,16 @@ fn open_vectors(dir: &Path, dim: usize) -> Result<(usize, Body)> {
         .checked_mul(dim)
         .ok_or_else(|| Error::data_loss(vectors.path(), format!("implausible point count {n}")))?;
     vectors.slice::<f32>(0, floats as u64)?;
+    let quant = Quantization::from_tag(vectors.fields[2]).ok_or_else(|| {
+        Error::data_loss(
+            vectors.path(),
+            format!("unknown quantization {}", vectors.fields[2]),
+        )
+    })?;
+    let codes = match quant {
+        Quantization::None => None,
+        q => Some(Codes::open(&dir.join(CODES_FILE), n, dim, q)?),
+    };
     let graph = Graph::open(&dir.join(GRAPH_FILE))?;
     if graph.len() != n {
         return Err(Error::data_loss(
@@ -226,7 +377,14 @@ fn open_vectors(dir: &Path, dim: usize) -> Result<(usize, Body)> {
             format!("graph has {} nodes, vectors {n}", graph.len()),
         ));
     }
-    Ok((n, Body::Vectors { vectors, graph }))
+    Ok((
+        n,
+        Body::Vectors {
+            vectors,
+            codes,
+            graph,
+        },
+    ))
 }
 
 pub fn tomb_file_name(generation: u64) -> String {
@@ -277,10 +435,17 @@ impl Tombstones {
     }
 }
 
-/// What a sealed segment searches by.
+/// What a sealed segment searches by. One per open segment, so the
+/// variants' difference in size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 enum Body {
-    /// `vectors.bin` and the HNSW graph over them.
-    Vectors { vectors: MappedFile, graph: Graph },
+    /// `vectors.bin` and the HNSW graph over them, and the codes a
+    /// search walks if the segment was written with them.
+    Vectors {
+        vectors: MappedFile,
+        codes: Option<Codes>,
+        graph: Graph,
+    },
     /// A perceptual-hash segment: `bits.bin` and `mih.bin`.
     Bits(SealedBits),
 }
@@ -376,8 +541,15 @@ impl SealedSegment {
     /// Reads every file's payload and checks its CRC.
     pub fn verify(&self) -> Result<()> {
         match &self.body {
-            Body::Vectors { vectors, graph } => {
+            Body::Vectors {
+                vectors,
+                codes,
+                graph,
+            } => {
                 vectors.verify()?;
+                if let Some(c) = codes {
+                    c.file.verify()?;
+                }
                 graph.file.verify()?;
             }
             Body::Bits(b) => b.verify()?,
@@ -409,6 +581,44 @@ impl SealedSegment {
 
     pub fn disk_bytes(&self) -> u64 {
         crate::storage::durable::dir_size(&self.dir)
+    }
+
+    /// How this segment's walk reads vectors.
+    pub fn quantization(&self) -> Quantization {
+        self.codes().map_or(Quantization::None, |c| c.book.kind)
+    }
+
+    /// The quantized codes of a vector segment written with them.
+    fn codes(&self) -> Option<&Codes> {
+        match &self.body {
+            Body::Vectors { codes, .. } => codes.as_ref(),
+            Body::Bits(_) => None,
+        }
+    }
+
+    /// Bytes a graph walk reads from (what must stay in memory for searches
+    /// at full speed): the graph and the codes, or the graph and the f32
+    /// vectors when there are no codes. Rescoring reads a few f32 rows per
+    /// query besides.
+    pub fn hot_bytes(&self) -> u64 {
+        let (vectors, graph) = match &self.body {
+            Body::Vectors { vectors, graph, .. } => (vectors, graph),
+            // A hash search reads the codes and the multi-index.
+            Body::Bits(b) => return b.len_bytes(),
+        };
+        let walked = match self.codes() {
+            // L2 ranks read the norms too; cosine and dot do not.
+            Some(c) => {
+                (self.n * c.row_bytes) as u64
+                    + if self.metric == Metric::L2 {
+                        4 * self.n as u64
+                    } else {
+                        0
+                    }
+            }
+            None => vectors.len_bytes(),
+        };
+        walked + graph.file.len_bytes()
     }
 
     fn vectors(&self) -> Result<&[f32]> {
@@ -715,6 +925,9 @@ impl SealedSegment {
             return Ok(Vec::new());
         };
         let accept = |i: u32| keep(i as usize);
+        if let Some(codes) = self.codes() {
+            return self.walk_codes(codes, vectors, query, k, ef, &accept);
+        }
         let space = crate::index::hnsw_mapped::Space {
             vectors,
             dim: self.dim,
@@ -722,6 +935,52 @@ impl SealedSegment {
         };
         let hits = graph.search(space, query, k, ef, &accept)?;
         Ok(hits.into_iter().map(|(i, r)| (i as usize, r)).collect())
+    }
+
+    /// The graph walk over codes (estimated ranks, beam `ef`), then the `ef`
+    /// best rescored with their f32 rows; the `k` best by exact rank.
+    fn walk_codes(
+        &self,
+        codes: &Codes,
+        vectors: &[f32],
+        query: &[f32],
+        k: usize,
+        ef: usize,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Result<Vec<(usize, f32)>> {
+        let qc: QueryCode = codes.book.prepare(query, self.metric);
+        let rows = codes.rows(self.n)?;
+        let norms = if self.metric == Metric::L2 {
+            codes.norms(self.n)?
+        } else {
+            &[]
+        };
+        let Body::Vectors { graph, .. } = &self.body else {
+            return Ok(Vec::new());
+        };
+        let rb = codes.row_bytes;
+        let ef = ef.max(k);
+        let found = graph.search_rows(
+            |i| rows.get(i as usize * rb..(i as usize + 1) * rb),
+            |i, c| qc.rank(c, norms.get(i as usize).copied().unwrap_or(0.0)),
+            ef,
+            ef,
+            accept,
+        )?;
+        let row = |i: u32| vectors.get(i as usize * self.dim..(i as usize + 1) * self.dim);
+        let mut hits: Vec<(usize, f32)> = Vec::with_capacity(found.len());
+        for (j, &(i, _)) in found.iter().enumerate() {
+            // The rows sit at random places in the file: fetch the next
+            // one while this one is compared.
+            if let Some(next) = found.get(j + 1).and_then(|&(n, _)| row(n)) {
+                crate::index::hnsw::prefetch(next);
+            }
+            if let Some(v) = row(i) {
+                hits.push((i as usize, self.metric.rank(query, v)));
+            }
+        }
+        crate::index::planner::top_k(&mut hits, k);
+        Ok(hits)
     }
 
     /// Exact k-NN over live points that pass `filter`.

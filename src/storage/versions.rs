@@ -5,6 +5,7 @@
 //! | --- | --- | --- | --- |
 //! | [`SEALED`] | `seg-*/vectors.bin`, `ids.bin`, `meta.bin`, `tomb-*.bin` | 1 | 1 |
 //! | [`GRAPH`] | `seg-*/graph.bin` | 1 | 1 |
+//! | [`CODES`] | `seg-*/codes.bin` (quantized collections) | 1 | 1 |
 //! | [`WAL`] | `wal-*.log` | 1 | 1 |
 //! | [`MANIFEST`] | `manifest.json` (`"format"`) | 1 | 1 |
 //! | [`CONFIG`] | `collection.json` (`"format"`) | 1 | 1 |
@@ -58,6 +59,13 @@ pub const GRAPH: Format = Format {
     oldest: 1,
 };
 
+/// The quantized codes of a sealed segment (codebook, norms, codes).
+pub const CODES: Format = Format {
+    name: "codes file",
+    current: 1,
+    oldest: 1,
+};
+
 /// A write-ahead log file.
 pub const WAL: Format = Format {
     name: "write-ahead log",
@@ -101,8 +109,8 @@ pub const HASHSET: Format = Format {
 };
 
 /// Every stored format, in the order of the table above.
-pub const ALL: [Format; 8] = [
-    SEALED, GRAPH, WAL, MANIFEST, CONFIG, SERIES, HASHES, HASHSET,
+pub const ALL: [Format; 9] = [
+    SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES, HASHES, HASHSET,
 ];
 
 impl Format {

@@ -26,6 +26,7 @@
 //! sealed segment, recall and one-thread QPS of search filtered to each (and
 //! by a filter no point passes) beside unfiltered search.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -42,6 +43,7 @@ use crate::collection::config::{Config, Kind};
 use crate::collection::{Collection, StorageOptions};
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::index::quant::Quantization;
 use crate::pb;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::SealedSegment;
@@ -275,10 +277,17 @@ fn read_vectors(path: &Path) -> anyhow::Result<(usize, Vec<f32>)> {
 fn load_file(a: &AnnOptions) -> anyhow::Result<Dataset> {
     let base_path = PathBuf::from(&a.dataset);
     let (dim, mut base) = read_vectors(&base_path)?;
-    let Some(qp) = &a.queries_file else {
-        bail!("--queries-file is needed with a file dataset")
+    let (qdim, mut query) = match &a.queries_file {
+        Some(qp) => read_vectors(qp)?,
+        None => {
+            if a.gt_file.is_some() {
+                bail!(
+                    "--gt-file needs --queries-file (held-out queries have no given ground truth)"
+                );
+            }
+            hold_out(&mut base, dim, a.queries)
+        }
     };
-    let (qdim, mut query) = read_vectors(qp)?;
     if qdim != dim {
         bail!("queries are {qdim}-d, base vectors {dim}-d");
     }
@@ -316,6 +325,26 @@ fn load_file(a: &AnnOptions) -> anyhow::Result<Dataset> {
         query,
         gt,
     })
+}
+
+/// Without a query file, `wanted` rows (at most a tenth of them), evenly
+/// spaced, leave the base to become the queries: a real set's own rows as
+/// queries, each answered by the rest.
+fn hold_out(base: &mut Vec<f32>, dim: usize, wanted: usize) -> (usize, Vec<f32>) {
+    let n = base.len() / dim.max(1);
+    let q = wanted.min(n / 10).max(1).min(n);
+    let stride = n / q;
+    let mut kept = Vec::with_capacity(base.len());
+    let mut query = Vec::with_capacity(q * dim);
+    for (i, row) in base.chunks_exact(dim).enumerate() {
+        if i % stride == stride / 2 && query.len() < q * dim {
+            query.extend_from_slice(row);
+        } else {
+            kept.extend_from_slice(row);
+        }
+    }
+    *base = kept;
+    (dim, query)
 }
 
 /// Exact k nearest neighbours of every query, by brute force on all cores.
@@ -488,6 +517,30 @@ fn proc_status_kb(key: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// Every mode `vidx bench ann` knows: vidx's segments (`sealed-sq8` etc.
+/// search a sealed segment with those codes), gRPC end to end over the f32
+/// or the SQ8 segment, and hnsw_rs, the crate vidx started from, as an
+/// in-process Rust peer (cargo feature `peer-hnsw-rs`).
+pub const MODES: [&str; 7] = [
+    "mutable",
+    "sealed",
+    "sealed-sq8",
+    "sealed-sq4",
+    "grpc",
+    "grpc-sq8",
+    "hnsw_rs",
+];
+
+/// The quantization a sealed or gRPC mode searches.
+fn mode_quant(mode: &str) -> Option<Quantization> {
+    match mode {
+        "sealed" | "grpc" => Some(Quantization::None),
+        "sealed-sq8" | "grpc-sq8" => Some(Quantization::Sq8),
+        "sealed-sq4" => Some(Quantization::Sq4),
+        _ => None,
+    }
+}
+
 pub fn run(a: AnnOptions) -> anyhow::Result<()> {
     check_options(&a)?;
     let d = load_dataset(&a)?;
@@ -499,22 +552,104 @@ pub fn run(a: AnnOptions) -> anyhow::Result<()> {
         baseline_rss: current_rss(),
         ..Default::default()
     };
+    let has = |m: &str| a.modes.iter().any(|x| x == m);
+    let mut reports = Vec::new();
+    // hnsw_rs first, on its own: its graph is gone before vidx builds.
+    if has("hnsw_rs") {
+        reports.push(hnsw_rs_mode(&d, &a, &ctx)?);
+    }
+    let wanted: Vec<Mode> = a.modes.iter().filter_map(|m| Mode::of(m)).collect();
+    if wanted.is_empty() {
+        return finish(&a, reports);
+    }
     let seg = build(&d, &a, &mut ctx);
     ctx.rss_after_build = current_rss();
     // Keeps a temp dir alive for the run when no --work-dir is given.
     let (work_dir, _keep) = work_dir(&a)?;
-    let sdir = seal(&d, &a, &seg, &work_dir, &mut ctx)?;
-    let mut reports = Vec::new();
-    if a.modes.iter().any(|m| m == "mutable") {
+    let mut quants: Vec<Quantization> = wanted.iter().filter_map(|m| m.quant).collect();
+    quants.dedup();
+    quants.sort_by_key(|q| q.tag());
+    quants.dedup();
+    let mut sealed_dirs = Vec::new();
+    for q in quants {
+        sealed_dirs.push((q, seal(&d, &a, &seg, &work_dir, q, &mut ctx)?));
+    }
+    if has("mutable") {
         reports.push(mutable_mode(&d, &a, &seg, &ctx));
     }
     drop(seg);
-    if a.modes.iter().any(|m| m == "sealed") {
-        reports.push(sealed_mode(&d, &a, &sdir, &ctx)?);
+    for (q, sdir) in &sealed_dirs {
+        if wanted.iter().any(|m| m.sealed && m.quant == Some(*q)) {
+            reports.push(sealed_mode(&d, &a, sdir, *q, &ctx)?);
+        }
     }
-    if a.modes.iter().any(|m| m == "grpc") {
-        reports.push(grpc_mode(&d, &a, &work_dir, &ctx)?);
+    for (q, _) in &sealed_dirs {
+        if wanted.iter().any(|m| !m.sealed && m.quant == Some(*q)) {
+            reports.push(grpc_mode(&d, &a, &work_dir, *q, &ctx)?);
+        }
     }
+    finish(&a, reports)
+}
+
+/// hnsw_rs, the crate vidx started from, as an in-process peer: its build
+/// on all threads and its search, swept like vidx's modes (see
+/// [`crate::tools::bench_hnsw_rs`]).
+fn hnsw_rs_mode(d: &Dataset, a: &AnnOptions, ctx: &RunFigures) -> anyhow::Result<Report> {
+    eprintln!(
+        "mode hnsw_rs (the hnsw_rs crate's graph and search, in process; m {}, ef_construction {})",
+        a.m, a.ef_construction
+    );
+    let before = current_rss();
+    let t = Instant::now();
+    let search =
+        crate::tools::bench_hnsw_rs::build(&d.base, d.dim, d.metric, a.m, a.ef_construction)?;
+    let build_s = t.elapsed().as_secs_f64();
+    let held = current_rss().saturating_sub(before);
+    eprintln!(
+        "hnsw_rs built in {build_s:.1} s ({:.0} inserts/s)",
+        d.n() as f64 / build_s
+    );
+    let k = a.k;
+    let points = sweep(d, a, &|q, ef| search(q, k, ef));
+    drop(search);
+    let mut r = ctx.report_base().report(
+        "hnsw_rs",
+        serde_json::json!({"seconds": build_s, "inserts_per_s": d.n() as f64 / build_s, "threads": ctx.threads}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss,
+            "serving_rss_bytes": held, "hot_bytes_per_vector": held as f64 / d.n() as f64}),
+        0,
+        points,
+        "hnsw_rs in process (parallel_insert_slice on all threads, search one query per call); serving RSS: RSS added by its build (its own copy of every vector and its links)".into(),
+    );
+    r.version = crate::tools::bench_hnsw_rs::VERSION.into();
+    Ok(r)
+}
+
+/// A vidx mode: sealed in process or gRPC, over which codes; the mutable
+/// mode has no quantization.
+struct Mode {
+    quant: Option<Quantization>,
+    sealed: bool,
+}
+
+impl Mode {
+    fn of(name: &str) -> Option<Mode> {
+        match name {
+            "mutable" => Some(Mode {
+                quant: None,
+                sealed: false,
+            }),
+            "hnsw_rs" => None,
+            m => Some(Mode {
+                quant: mode_quant(m),
+                sealed: m.starts_with("sealed"),
+            }),
+        }
+    }
+}
+
+/// Writes every report and prints the summary.
+fn finish(a: &AnnOptions, reports: Vec<Report>) -> anyhow::Result<()> {
     if let Some(out) = &a.out {
         std::fs::create_dir_all(out)?;
         for r in &reports {
@@ -532,8 +667,8 @@ fn check_options(a: &AnnOptions) -> anyhow::Result<()> {
         bail!("--k, --efs, --queries and --n must be non-empty / positive");
     }
     for m in &a.modes {
-        if !["mutable", "sealed", "grpc"].contains(&m.as_str()) {
-            bail!("--modes: unknown mode {m:?}; use mutable, sealed, grpc");
+        if !MODES.contains(&m.as_str()) {
+            bail!("--modes: unknown mode {m:?}; use {}", MODES.join(", "));
         }
     }
     Ok(())
@@ -579,18 +714,27 @@ struct RunFigures {
     params: serde_json::Value,
     threads: usize,
     build_s: f64,
-    seal_s: f64,
+    /// Per quantization sealed: (seconds to seal, bytes on disk).
+    seals: Vec<(Quantization, f64, u64)>,
     baseline_rss: u64,
     rss_after_build: u64,
-    disk_bytes: u64,
+    /// Heap bytes of the mutable segment after the build.
+    mutable_bytes: u64,
 }
 
-impl RunFigures {
+/// What a report names besides its results.
+struct ReportBase {
+    dataset: serde_json::Value,
+    params: serde_json::Value,
+}
+
+impl ReportBase {
     fn report(
         &self,
         engine: &str,
         build: serde_json::Value,
         memory: serde_json::Value,
+        disk_bytes: u64,
         points: Vec<Point>,
         notes: String,
     ) -> Report {
@@ -601,10 +745,33 @@ impl RunFigures {
             params: self.params.clone(),
             build,
             memory,
-            disk_bytes: self.disk_bytes,
+            disk_bytes,
             points,
             notes,
         }
+    }
+}
+
+impl RunFigures {
+    fn report_base(&self) -> ReportBase {
+        ReportBase {
+            dataset: self.dataset.clone(),
+            params: self.params.clone(),
+        }
+    }
+
+    fn seal_of(&self, q: Quantization) -> (f64, u64) {
+        self.seals
+            .iter()
+            .find(|s| s.0 == q)
+            .map_or((0.0, 0), |s| (s.1, s.2))
+    }
+
+    /// Build figures of a sealed mode: the graph build plus its seal.
+    fn sealed_build(&self, n: usize, q: Quantization) -> serde_json::Value {
+        let (seal_s, _) = self.seal_of(q);
+        let s = self.build_s + seal_s;
+        serde_json::json!({"seconds": s, "inserts_per_s": n as f64 / s, "threads": self.threads, "seal_seconds": seal_s})
     }
 }
 
@@ -617,6 +784,7 @@ fn build(d: &Dataset, a: &AnnOptions, ctx: &mut RunFigures) -> MutableSegment {
     let t = Instant::now();
     let seg = build_segment(d, a.m, a.ef_construction, |_| pb::Metadata::default());
     ctx.build_s = t.elapsed().as_secs_f64();
+    ctx.mutable_bytes = seg.memory_bytes();
     eprintln!(
         "built in {:.1} s ({:.0} inserts/s)",
         ctx.build_s,
@@ -666,26 +834,43 @@ fn work_dir(a: &AnnOptions) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir
     })
 }
 
-/// Seals the built segment into a real collection `bench` under
-/// `work_dir/collections` (the gRPC mode serves it); returns the segment's
-/// directory.
+/// The collection a quantization's modes serve.
+fn collection_name(q: Quantization) -> String {
+    match q {
+        Quantization::None => "bench".into(),
+        q => format!("bench-{}", q.name()),
+    }
+}
+
+/// Seals the built segment into a real collection (`bench`, `bench-sq8`,
+/// ...) under `work_dir/collections`, which the gRPC modes serve; returns
+/// the segment's directory.
 fn seal(
     d: &Dataset,
     a: &AnnOptions,
     seg: &MutableSegment,
     work_dir: &Path,
+    quant: Quantization,
     ctx: &mut RunFigures,
 ) -> anyhow::Result<PathBuf> {
-    let coll_dir = work_dir.join("collections").join("bench");
+    let name = collection_name(quant);
+    let coll_dir = work_dir.join("collections").join(&name);
     std::fs::create_dir_all(work_dir.join("collections"))?;
-    let mut config = Config::new("bench", d.dim as u32, d.metric, Kind::Image);
+    let mut config = Config::new(&name, d.dim as u32, d.metric, Kind::Image);
     config.m = a.m as u32;
     config.ef_construction = a.ef_construction as u32;
+    config.quantization = quant;
     Collection::create(&coll_dir, config, StorageOptions::default())?;
     let t = Instant::now();
     let sdir = Collection::add_sealed(&coll_dir, seg)?;
-    ctx.seal_s = t.elapsed().as_secs_f64();
-    ctx.disk_bytes = crate::storage::durable::dir_size(&sdir);
+    let seal_s = t.elapsed().as_secs_f64();
+    let disk = crate::storage::durable::dir_size(&sdir);
+    eprintln!(
+        "sealed {} in {seal_s:.1} s ({:.1} MiB on disk)",
+        quant.name(),
+        disk as f64 / 1048576.0
+    );
+    ctx.seals.push((quant, seal_s, disk));
     Ok(sdir)
 }
 
@@ -698,19 +883,31 @@ fn mutable_mode(d: &Dataset, a: &AnnOptions, seg: &MutableSegment, ctx: &RunFigu
             .map(|(i, _)| i as u32)
             .collect()
     });
-    ctx.report(
+    let (_, disk) = ctx.seal_of(Quantization::None);
+    ctx.report_base().report(
         "vidx-mutable",
         serde_json::json!({"seconds": ctx.build_s, "inserts_per_s": d.n() as f64 / ctx.build_s, "threads": ctx.threads}),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build}),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build,
+            "serving_rss_bytes": ctx.mutable_bytes, "hot_bytes_per_vector": ctx.mutable_bytes as f64 / d.n() as f64}),
+        disk,
         points,
-        "in-process search of the mutable segment; peak RSS covers the whole run".into(),
+        "in-process search of the mutable segment (f32 in the heap); serving RSS and hot bytes: the segment's heap (vectors, links, columns)".into(),
     )
+}
+
+/// Engine name of a sealed or gRPC mode.
+fn engine_name(prefix: &str, q: Quantization) -> String {
+    match q {
+        Quantization::None => format!("vidx-{prefix}"),
+        q => format!("vidx-{prefix}-{}", q.name()),
+    }
 }
 
 fn sealed_mode(
     d: &Dataset,
     a: &AnnOptions,
     sdir: &Path,
+    quant: Quantization,
     ctx: &RunFigures,
 ) -> anyhow::Result<Report> {
     let sealed = SealedSegment::open(
@@ -720,7 +917,8 @@ fn sealed_mode(
         d.metric,
         &crate::segment::sealed::tomb_file_name(0),
     )?;
-    eprintln!("mode sealed (memory-mapped files, vidx's search, in process)");
+    let engine = engine_name("sealed", quant);
+    eprintln!("mode {engine} (memory-mapped files, vidx's search, in process)");
     let k = a.k;
     let points = sweep(d, a, &|q, ef| {
         sealed
@@ -728,35 +926,81 @@ fn sealed_mode(
             .map(|h| h.into_iter().map(|(i, _)| i as u32).collect())
             .unwrap_or_default()
     });
-    let s = ctx.build_s + ctx.seal_s;
-    Ok(ctx.report(
-        "vidx-sealed",
-        serde_json::json!({"seconds": s, "inserts_per_s": d.n() as f64 / s, "threads": ctx.threads, "seal_seconds": ctx.seal_s}),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss, "rss_after_build_bytes": ctx.rss_after_build, "rss_now_bytes": current_rss()}),
+    let memory = serving_memory(sdir, &sealed, d.n(), ctx);
+    Ok(ctx.report_base().report(
+        &engine,
+        ctx.sealed_build(d.n(), quant),
+        memory,
+        ctx.seal_of(quant).1,
         points,
-        "in-process search of the sealed, memory-mapped segment; build includes sealing".into(),
+        "in-process search of the sealed, memory-mapped segment; build includes sealing (and training the codes); serving RSS: resident pages of the segment's files after the sweep; hot bytes: what the graph walk reads (graph + codes, or graph + f32 vectors without codes) per vector".into(),
     ))
+}
+
+/// Memory of a sealed segment after its sweep: resident pages of each of
+/// its mapped files, and the bytes per vector its graph walk reads.
+fn serving_memory(
+    sdir: &Path,
+    sealed: &SealedSegment,
+    n: usize,
+    ctx: &RunFigures,
+) -> serde_json::Value {
+    let files = crate::tools::memory::resident_by_file(sdir);
+    let serving: u64 = files.values().sum();
+    serde_json::json!({
+        "peak_rss_bytes": peak_rss(),
+        "baseline_rss_bytes": ctx.baseline_rss,
+        "rss_now_bytes": current_rss(),
+        "serving_rss_bytes": serving,
+        "resident_by_file": files,
+        "hot_bytes_per_vector": sealed.hot_bytes() as f64 / n as f64,
+    })
 }
 
 fn grpc_mode(
     d: &Dataset,
     a: &AnnOptions,
     work_dir: &Path,
+    quant: Quantization,
     ctx: &RunFigures,
 ) -> anyhow::Result<Report> {
+    let engine = engine_name("grpc", quant);
     eprintln!(
-        "mode grpc (loopback server serving the sealed segment; {} clients x {} queries per request)",
+        "mode {engine} (loopback server serving the sealed segment; {} clients x {} queries per request)",
         a.clients, a.batch
     );
-    let points = grpc_sweep(d, a, work_dir)?;
-    let s = ctx.build_s + ctx.seal_s;
-    Ok(ctx.report(
-        "vidx-grpc",
-        serde_json::json!({"seconds": s, "inserts_per_s": d.n() as f64 / s, "threads": ctx.threads}),
-        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss}),
+    let name = collection_name(quant);
+    let sdir = crate::storage::manifest::Manifest::load(&work_dir.join("collections").join(&name))
+        .ok()
+        .and_then(|m| m.segments.last().map(|s| s.id))
+        .map(|id| {
+            work_dir
+                .join("collections")
+                .join(&name)
+                .join(crate::storage::manifest::segment_dir_name(id))
+        });
+    let hot = sdir.as_ref().and_then(|p| {
+        SealedSegment::open(
+            1,
+            p,
+            d.dim,
+            d.metric,
+            &crate::segment::sealed::tomb_file_name(0),
+        )
+        .ok()
+        .map(|s| s.hot_bytes() as f64 / d.n() as f64)
+    });
+    let (points, files) = grpc_sweep(d, a, work_dir, &name, sdir.as_deref())?;
+    let serving = (!files.is_empty()).then(|| files.values().sum::<u64>());
+    Ok(ctx.report_base().report(
+        &engine,
+        ctx.sealed_build(d.n(), quant),
+        serde_json::json!({"peak_rss_bytes": peak_rss(), "baseline_rss_bytes": ctx.baseline_rss,
+            "serving_rss_bytes": serving, "resident_by_file": files, "hot_bytes_per_vector": hot}),
+        ctx.seal_of(quant).1,
         points,
         format!(
-            "end to end over gRPC on loopback: qps_1t = one client, one query per request; qps_all = {} clients, {} queries per request; server and clients share the machine",
+            "end to end over gRPC on loopback: qps_1t = one client, one query per request; qps_all = {} clients, {} queries per request; server and clients share the machine (and the process); serving RSS: resident pages of the served segment's files after the sweep, server still up",
             a.clients, a.batch
         ),
     ))
@@ -777,8 +1021,16 @@ fn print_summary(reports: &[Report], k: usize) {
 
 type Client = pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>;
 
-/// Serves the sealed collection on loopback and sweeps ef over gRPC.
-fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Vec<Point>> {
+/// Serves the sealed collection on loopback and sweeps ef over gRPC; also
+/// returns the resident bytes per file of `segment_dir` (the segment the
+/// server maps, in this process) after the sweep, before the server stops.
+fn grpc_sweep(
+    d: &Dataset,
+    a: &AnnOptions,
+    data_dir: &Path,
+    collection: &str,
+    segment_dir: Option<&Path>,
+) -> anyhow::Result<(Vec<Point>, BTreeMap<String, u64>)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -811,23 +1063,31 @@ fn grpc_sweep(d: &Dataset, a: &AnnOptions, data_dir: &Path) -> anyhow::Result<Ve
         }
         let mut points = Vec::new();
         for &ef in &a.efs {
-            let p = grpc_point(d, a, &clients, &queries, ef.max(a.k)).await?;
+            let p = grpc_point(d, a, &clients, &queries, collection, ef.max(a.k)).await?;
             eprintln!(
                 "  ef {:>4}: recall@{} {:.4}  {:>8.0} QPS (1 client)  {:>8.0} QPS (batched)  p50 {:.3} ms  p99 {:.3} ms",
                 p.ef, a.k, p.recall, p.qps_1t, p.qps_all, p.p50_ms, p.p99_ms
             );
             points.push(p);
         }
+        let files = segment_dir
+            .map(crate::tools::memory::resident_by_file)
+            .unwrap_or_default();
         let _ = stop_tx.send(());
         server.await??;
-        Ok(points)
+        Ok((points, files))
     })
 }
 
 /// A search of `queries` in the bench collection.
-fn search_request(queries: &[Vec<f32>], k: usize, ef: usize) -> pb::SearchRequest {
+fn search_request(
+    collection: &str,
+    queries: &[Vec<f32>],
+    k: usize,
+    ef: usize,
+) -> pb::SearchRequest {
     pb::SearchRequest {
-        collection: "bench".into(),
+        collection: collection.into(),
         queries: queries
             .iter()
             .map(|q| pb::Query {
@@ -847,12 +1107,18 @@ async fn grpc_point(
     a: &AnnOptions,
     clients: &[Client],
     queries: &Arc<Vec<Vec<f32>>>,
+    collection: &str,
     ef: usize,
 ) -> anyhow::Result<Point> {
     let mut client = clients[0].clone();
     // Warm-up.
     client
-        .search(search_request(&queries[..queries.len().min(100)], a.k, ef))
+        .search(search_request(
+            collection,
+            &queries[..queries.len().min(100)],
+            a.k,
+            ef,
+        ))
         .await?;
     let mut lat = Vec::with_capacity(queries.len());
     let mut got: Vec<Vec<u32>> = Vec::with_capacity(queries.len());
@@ -860,7 +1126,7 @@ async fn grpc_point(
     for q in queries.iter() {
         let s = Instant::now();
         let r = client
-            .search(search_request(std::slice::from_ref(q), a.k, ef))
+            .search(search_request(collection, std::slice::from_ref(q), a.k, ef))
             .await?
             .into_inner();
         lat.push(s.elapsed().as_secs_f64() * 1e3);
@@ -873,7 +1139,7 @@ async fn grpc_point(
         );
     }
     let qps_1t = queries.len() as f64 / t.elapsed().as_secs_f64();
-    let qps_all = batched_qps(clients, queries, a.batch.max(1), a.k, ef).await?;
+    let qps_all = batched_qps(clients, queries, collection, a.batch.max(1), a.k, ef).await?;
     lat.sort_by(f64::total_cmp);
     Ok(Point {
         ef,
@@ -890,6 +1156,7 @@ async fn grpc_point(
 async fn batched_qps(
     clients: &[Client],
     queries: &Arc<Vec<Vec<f32>>>,
+    collection: &str,
     batch: usize,
     k: usize,
     ef: usize,
@@ -901,6 +1168,7 @@ async fn batched_qps(
         let mut c = c.clone();
         let next = next.clone();
         let queries = queries.clone();
+        let collection = collection.to_string();
         tasks.push(tokio::spawn(async move {
             loop {
                 let start = next.fetch_add(batch, std::sync::atomic::Ordering::SeqCst);
@@ -908,7 +1176,7 @@ async fn batched_qps(
                     return Ok::<_, tonic::Status>(());
                 }
                 let end = (start + batch).min(queries.len());
-                c.search(search_request(&queries[start..end], k, ef))
+                c.search(search_request(&collection, &queries[start..end], k, ef))
                     .await?;
             }
         }));
@@ -998,7 +1266,7 @@ pub fn run_filter(a: FilterOptions) -> anyhow::Result<()> {
     let seg = build_segment(&d, 16, 200, |i| metas[i].clone());
     eprintln!("built in {:.1?}", t.elapsed());
     let dir = tempfile::tempdir()?;
-    seg.write_sealed(dir.path())?;
+    seg.write_sealed(dir.path(), crate::index::quant::Quantization::None)?;
     let sealed = SealedSegment::open(
         1,
         dir.path(),

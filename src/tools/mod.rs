@@ -7,6 +7,8 @@
 //! May import: every layer but `cli`.
 
 pub mod bench_ann;
+pub mod bench_hnsw_rs;
 pub mod bench_link;
 pub mod bench_pdq;
+pub mod memory;
 pub mod synth;

@@ -20,7 +20,10 @@ fn pdq_dir() -> PathBuf {
 }
 
 /// Meta's reference hashes: file name → (hash bytes, quality, entry).
-fn reference() -> (Value, BTreeMap<String, (Vec<u8>, u32, Value)>) {
+/// File name → (hash bytes, quality, its entry in expected.json).
+type Reference = BTreeMap<String, (Vec<u8>, u32, Value)>;
+
+fn reference() -> (Value, Reference) {
     let text = std::fs::read_to_string(pdq_dir().join("expected.json")).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     let mut out = BTreeMap::new();
@@ -313,8 +316,8 @@ fn vidx_hashes(out: &Path) -> HashMap<String, (Vec<u8>, u32)> {
     run(&[
         OsStr("hash"),
         OsStr("--out"),
-        out.as_os_str().to_owned().into(),
-        pdq_dir().into_os_string().into(),
+        out.as_os_str().to_owned(),
+        pdq_dir().into_os_string(),
     ]);
     let text = std::fs::read_to_string(out).unwrap();
     text.lines()

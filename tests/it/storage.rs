@@ -426,12 +426,17 @@ async fn merges_keep_recall_after_heavy_deletion() {
 /// Builds a data dir with two collections, `bad` and `good`, each with one
 /// sealed segment (with a persisted tombstone file) and a WAL tail.
 async fn build_two_collections() -> (tempfile::TempDir, PathBuf) {
+    build_two_collections_with(pb::Quantization::None).await
+}
+
+/// [`build_two_collections`] with segments that hold `quant` codes.
+async fn build_two_collections_with(quant: pb::Quantization) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     let server = TestServer::start_full(&dir, Default::default(), storage(1_000_000)).await;
     let mut c = server.client().await;
     for name in ["bad", "good"] {
-        c.create_collection(create_req(name, 16, pb::Metric::Cosine))
+        c.create_collection(create_quantized(name, 16, pb::Metric::Cosine, quant))
             .await
             .unwrap();
         let vecs = clustered(300, 16, 5, 0.5, 3);
@@ -532,6 +537,34 @@ async fn a_flipped_byte_in_each_segment_file_is_data_loss() {
         flip_byte(&f, 3);
         assert_refused(&dir, &f.file_name().unwrap().to_string_lossy()).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_the_codes_file_is_data_loss_naming_it() {
+    // A byte of the codes and one of the codebook (the payload's start):
+    // each is refused, naming codes.bin; then a byte of SQ4 codes.
+    for at_from_end in [3, 0] {
+        let (_tmp, dir) = build_two_collections_with(pb::Quantization::Sq8).await;
+        let f = segment_file(&dir, "codes.bin");
+        if at_from_end == 0 {
+            let mut b = std::fs::read(&f).unwrap();
+            b[64 + 5] ^= 0x5a;
+            std::fs::write(&f, b).unwrap();
+        } else {
+            flip_byte(&f, at_from_end);
+        }
+        assert_refused(&dir, "codes.bin").await;
+    }
+    let (_tmp, dir) = build_two_collections_with(pb::Quantization::Sq4).await;
+    flip_byte(&segment_file(&dir, "codes.bin"), 1000);
+    assert_refused(&dir, "codes.bin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_codes_file_is_data_loss_naming_it() {
+    let (_tmp, dir) = build_two_collections_with(pb::Quantization::Sq8).await;
+    std::fs::remove_file(segment_file(&dir, "codes.bin")).unwrap();
+    assert_refused(&dir, "codes.bin").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

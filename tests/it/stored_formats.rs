@@ -3,8 +3,9 @@
 //! and serve the same points and series.
 //!
 //! Each fixture is one small data directory built by [`build_fixture`]: a
-//! collection `images` (8-d, cosine) with two sealed segments (the first with
-//! a tombstone file that is not the initial one), a manifest with a
+//! collection `images` (8-d, cosine; with SQ8 codes from fixture `v1-sq8`
+//! on) with two sealed segments (the first with a tombstone file that is
+//! not the initial one), a manifest with a
 //! checkpoint, write-ahead log records above it (an upsert and a delete not
 //! yet sealed), its `collection.json`, and the series state that `LinkSeries`
 //! stored for it. [`fixture_opens_with_its_points_and_series`] opens a copy of
@@ -164,9 +165,16 @@ async fn build_fixture(dir: &Path) {
     };
     let server = TestServer::start_full(dir, Default::default(), storage).await;
     let mut c = server.client().await;
-    c.create_collection(create_req("images", DIM as u32, pb::Metric::Cosine))
-        .await
-        .expect("create");
+    // Quantized, so the fixture holds a codes file too (v1, the first
+    // fixture, predates codes and keeps the f32-only layout covered).
+    c.create_collection(create_quantized(
+        "images",
+        DIM as u32,
+        pb::Metric::Cosine,
+        pb::Quantization::Sq8,
+    ))
+    .await
+    .expect("create");
     let mut first: Vec<pb::Point> = (0..SERIES)
         .flat_map(|s| (0..4).map(move |i| (s, i)))
         .map(|(s, i)| {
@@ -383,7 +391,9 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
         .and_then(|f| f.strip_prefix("vidx-series/"))
         .and_then(|n| n.parse().ok())
         .expect("series format");
-    vec![
+    let codes = seg.join("codes.bin");
+    let codes = codes.exists().then(|| (versions::CODES, header(codes)));
+    [
         (versions::SEALED, header(seg.join("vectors.bin"))),
         (versions::GRAPH, header(seg.join("graph.bin"))),
         (versions::WAL, header(wal)),
@@ -391,6 +401,9 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
         (versions::CONFIG, number(json(coll.join("collection.json")))),
         (versions::SERIES, series),
     ]
+    .into_iter()
+    .chain(codes)
+    .collect()
 }
 
 #[test]
@@ -428,6 +441,7 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
     let path = match format.name {
         n if n == versions::SEALED.name => seg.join("vectors.bin"),
         n if n == versions::GRAPH.name => seg.join("graph.bin"),
+        n if n == versions::CODES.name => seg.join("codes.bin"),
         n if n == versions::WAL.name => coll.join("wal-00000000000000000007.log"),
         n if n == versions::MANIFEST.name => coll.join("manifest.json"),
         n if n == versions::CONFIG.name => coll.join("collection.json"),
@@ -458,8 +472,13 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
 /// state makes triage FAILED_PRECONDITION.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn newer_versions_are_refused_naming_file_and_versions() {
-    let fixture = &fixtures()[0];
+    let all = fixtures();
     for format in versions::ALL {
+        // The first fixture that has a file of this format.
+        let fixture = all
+            .iter()
+            .find(|f| versions_in(f).iter().any(|(x, _)| *x == format))
+            .expect("a fixture of every format");
         let tmp = tempfile::tempdir().expect("tempdir");
         copy_dir(fixture, tmp.path());
         let file = bump_version(tmp.path(), format);

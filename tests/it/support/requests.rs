@@ -11,6 +11,20 @@ pub fn create_req(name: &str, dim: u32, metric: pb::Metric) -> pb::CreateCollect
         metric: metric as i32,
         kind: pb::Kind::Image as i32,
         hnsw: None,
+        quantization: pb::Quantization::Unspecified as i32,
+    }
+}
+
+/// A create request for a collection whose sealed segments hold `q` codes.
+pub fn create_quantized(
+    name: &str,
+    dim: u32,
+    metric: pb::Metric,
+    q: pb::Quantization,
+) -> pb::CreateCollectionRequest {
+    pb::CreateCollectionRequest {
+        quantization: q as i32,
+        ..create_req(name, dim, metric)
     }
 }
 

@@ -9,3 +9,4 @@ pub mod hashes;
 pub mod server;
 pub mod service;
 pub mod status;
+pub mod work;

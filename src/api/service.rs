@@ -97,17 +97,7 @@ fn collection_of_kind(
     Ok(c)
 }
 
-/// Runs CPU-bound or blocking work on tokio's blocking pool.
-pub(crate) async fn blocking<T, F>(f: F) -> Result<T, Status>
-where
-    F: FnOnce() -> Result<T, Error> + Send + 'static,
-    T: Send + 'static,
-{
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r.map_err(Status::from),
-        Err(e) => Err(Status::internal(format!("worker failed: {e}"))),
-    }
-}
+pub(crate) use crate::api::work::blocking;
 
 /// Stores triaged items: an image point per item (id = item id, media_id =
 /// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
@@ -171,18 +161,7 @@ where
     }
 }
 
-/// tonic reports an over-limit message as OUT_OF_RANGE; gRPC's convention
-/// (and our contract) is RESOURCE_EXHAUSTED.
-pub fn oversized_to_resource_exhausted(s: Status) -> Status {
-    if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
-        Status::resource_exhausted(format!(
-            "{}; send smaller batches or raise the server's --max-message-bytes",
-            s.message()
-        ))
-    } else {
-        s
-    }
-}
+pub use crate::api::status::oversized_to_resource_exhausted;
 
 /// The linking settings of a triage: the stored series' (else the
 /// defaults), with the thresholds the first message sets instead.

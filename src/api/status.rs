@@ -20,3 +20,16 @@ impl From<Error> for tonic::Status {
         tonic::Status::new(code, e.to_string())
     }
 }
+
+/// tonic reports an over-limit message as OUT_OF_RANGE; gRPC's convention
+/// (and our contract) is RESOURCE_EXHAUSTED.
+pub fn oversized_to_resource_exhausted(s: tonic::Status) -> tonic::Status {
+    if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
+        tonic::Status::resource_exhausted(format!(
+            "{}; send smaller batches or raise the server's --max-message-bytes",
+            s.message()
+        ))
+    } else {
+        s
+    }
+}

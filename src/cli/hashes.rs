@@ -167,6 +167,7 @@ pub struct HashSetLookupArgs {
 pub struct HashSetDropArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The hash set to remove.
     pub set: String,
 }
 

@@ -257,6 +257,7 @@ pub struct PdqBenchArgs {
     /// Match radius in bits (PDQ's customary match: 31).
     #[arg(long, default_value_t = 31)]
     pub radius: u32,
+    /// Seed of the hashes and queries.
     #[arg(long, default_value_t = 17)]
     pub seed: u64,
     /// Directory for the segment files and the peers' input [default: a

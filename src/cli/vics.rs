@@ -33,6 +33,7 @@ pub struct VicsImportArgs {
     /// The hash set to import into (created if absent).
     #[arg(long, default_value = DEFAULT_SET)]
     pub set: String,
+    /// The VICS JSON file (an OData envelope with `value[]` cases).
     pub file: PathBuf,
 }
 
@@ -40,6 +41,7 @@ pub struct VicsImportArgs {
 pub struct VicsExportArgs {
     #[command(flatten)]
     pub client: ClientArgs,
+    /// The hash set to export from.
     #[arg(long, default_value = DEFAULT_SET)]
     pub set: String,
     /// The case to export (its CaseID); all cases of the set if not given.

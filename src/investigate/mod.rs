@@ -5,6 +5,7 @@
 //! May import: `collection`, `segment`, `index`, `storage`, `io` and the root
 //! modules.
 
+pub mod hashes;
 pub mod known;
 pub mod link;
 pub mod series;

@@ -19,7 +19,7 @@ use rayon::prelude::*;
 use crate::collection::{PointRef, View};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
-use crate::investigate::known::ItemHashes;
+use crate::investigate::hashes::ItemHashes;
 use crate::investigate::link::{self, EdgeSet, MediaTable};
 use crate::investigate::series::{LinkSettings, SeriesState};
 use crate::pb;

@@ -729,6 +729,18 @@ async fn bad_hashes_get_invalid_argument_naming_field_and_value() {
         })
         .await;
     expect(e.err().ok_or(()), "metric", "COSINE");
+    // Hashes are bits already: no quantization of them.
+    let e = c
+        .create_collection(pb::CreateCollectionRequest {
+            name: "odd".into(),
+            dim: 256,
+            metric: pb::Metric::Hamming as i32,
+            kind: pb::Kind::PerceptualHash as i32,
+            quantization: pb::Quantization::Sq8 as i32,
+            ..Default::default()
+        })
+        .await;
+    expect(e.err().ok_or(()), "quantization", "2");
     // Not hashes of a known kind in a triage: a PDQ of the wrong length.
     let mut it = item("y", Vec::new());
     it.pdq = vec![0x34; 8];

@@ -1,5 +1,5 @@
 //! The hashes a triage item carries (file digests and a PDQ hash with its
-//! quality), checked; [`crate::investigate::known`] matches them before the
+//! quality), checked; the `known` stage matches them before the
 //! embeddings are searched.
 
 use crate::error::Result;

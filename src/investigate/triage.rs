@@ -43,7 +43,7 @@ pub struct Item {
     pub faces: Vec<Vec<f32>>,
     pub metadata: pb::Metadata,
     /// Digests and perceptual hash, matched before the embeddings
-    /// ([`crate::investigate::known`]).
+    /// (the `known` stage).
     pub hashes: ItemHashes,
 }
 

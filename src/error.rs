@@ -15,12 +15,12 @@ pub enum Error {
     CollectionNotFound(String),
     #[error("point {id:?} not found in collection {collection:?}")]
     PointNotFound { collection: String, id: String },
-    #[error("collection {0:?} already exists")]
-    AlreadyExists(String),
-    /// Something other than a collection or a point is missing (a hash
-    /// set...); the message names it.
+    /// Something else the request names does not exist (a series, a
+    /// media); the message names it.
     #[error("{0}")]
     NotFound(String),
+    #[error("collection {0:?} already exists")]
+    AlreadyExists(String),
     /// Something other than a collection already exists; the message says what.
     #[error("{0}")]
     Duplicate(String),

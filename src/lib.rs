@@ -20,11 +20,12 @@
 //! io           .npy and point-line files (beside storage: neither uses the other)
 //! ```
 //!
-//! Three root modules form the vocabulary every layer shares and import
+//! Four root modules form the vocabulary every layer shares and import
 //! nothing of the crate but each other: [`pb`] (the generated protobuf
-//! types), [`error`] (the crate's error type) and [`validate`] (the rules a
+//! types), [`error`] (the crate's error type), [`validate`] (the rules a
 //! name, id, vector or metadata field must satisfy, with the messages a
-//! person sees). Within a layer, files do not import each other in a cycle.
+//! person sees) and [`metrics`] (the Prometheus instruments every layer
+//! records into). Within a layer, files do not import each other in a cycle.
 
 pub mod api;
 pub mod cli;
@@ -33,6 +34,7 @@ pub mod error;
 pub mod index;
 pub mod investigate;
 pub mod io;
+pub mod metrics;
 pub mod pb;
 pub mod segment;
 pub mod storage;

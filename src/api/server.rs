@@ -1,14 +1,17 @@
 //! Assembles the gRPC server: the vidx service, gRPC health, server
 //! reflection (so `grpcurl` works without the .proto), message-size limits,
-//! and serving on a given listener until a shutdown signal.
+//! the per-call metrics and request log ([`crate::api::observe`]), and
+//! serving on a given listener until a shutdown signal.
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::api::observe::ObserveLayer;
 use crate::api::service::Service;
 use crate::collection::registry::Registry;
 use crate::pb;
@@ -46,15 +49,21 @@ pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::tra
     endpoint(addr)?.connect().await
 }
 
+/// Requests taking longer than this are logged at info (`--slow-ms`).
+pub const DEFAULT_SLOW_MS: u64 = 1000;
+
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub max_message_bytes: usize,
+    /// Requests taking longer are logged at info as slow requests.
+    pub slow: Duration,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            slow: Duration::from_millis(DEFAULT_SLOW_MS),
         }
     }
 }
@@ -77,7 +86,7 @@ pub async fn serve(
     // speak v1alpha.
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let vidx = VectorIndexServer::new(Service::new(registry))
+    let vidx = VectorIndexServer::new(Service::new(registry, opts.max_message_bytes))
         .max_decoding_message_size(opts.max_message_bytes)
         .max_encoding_message_size(opts.max_message_bytes);
     // Accepted sockets get TCP_NODELAY: HTTP/2 writes small frames, and
@@ -93,6 +102,8 @@ pub async fn serve(
         // trip for window updates while the cores idle.
         .initial_stream_window_size(Some(WINDOW_BYTES))
         .initial_connection_window_size(Some(WINDOW_BYTES))
+        // Outermost, so that it sees the status the client gets.
+        .layer(ObserveLayer { slow: opts.slow })
         .layer(tower::util::MapResponseLayer::new(oversized_status))
         .add_service(health_service)
         .add_service(reflection_v1)

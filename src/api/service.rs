@@ -1,6 +1,6 @@
 //! The gRPC service `vidx.v1.VectorIndex`: request validation, status codes,
-//! and moving CPU-heavy work (graph inserts, searches) off the async runtime
-//! onto blocking threads.
+//! moving CPU-heavy work (graph inserts, searches) off the async runtime
+//! onto blocking threads, and the linking and triage runs' metrics.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -12,16 +12,21 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::observe::{call_of, note_collection};
+use crate::api::series::SeriesApi;
+use crate::api::shared::{blocking, collection_of_kind, link_collections};
 use crate::collection::config;
 use crate::collection::registry::Registry;
 use crate::collection::{Collection, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::investigate::decisions::DecisionStore;
 use crate::investigate::known::{self, Known};
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
+use crate::metrics::{RunCounts, RunReport};
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndex;
 use crate::validate;
@@ -33,71 +38,41 @@ pub struct Service {
     registry: Arc<Registry>,
     /// Stored series states, one per linked image collection.
     series: StateStore,
-    /// One linking job (LinkSeries, LinkUpload) at a time: they read and
-    /// replace the stored series states.
+    /// Investigators' decision logs, one per image collection.
+    decisions: DecisionStore,
+    /// One linking job (LinkSeries, LinkUpload, ReviewSeries) at a time:
+    /// they read and replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// The series-review RPCs (they share the parts above).
+    review: SeriesApi,
+    /// The server's message limit: an answer over it is refused up front.
+    max_message_bytes: usize,
 }
 
 impl Service {
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub fn new(registry: Arc<Registry>, max_message_bytes: usize) -> Self {
+        crate::api::snapshot::remove_leftovers(registry.data_dir());
+        let dir = registry.data_dir().join(SERIES_DIR);
+        let series = StateStore::new(dir.clone());
+        let decisions = DecisionStore::new(dir);
+        let link_lock = Arc::new(parking_lot::Mutex::new(()));
         Service {
-            series: StateStore::new(registry.data_dir().join(SERIES_DIR)),
+            review: SeriesApi {
+                registry: registry.clone(),
+                series: series.clone(),
+                decisions: decisions.clone(),
+                link_lock: link_lock.clone(),
+            },
+            series,
+            decisions,
             registry,
-            link_lock: Arc::new(parking_lot::Mutex::new(())),
+            link_lock,
+            max_message_bytes,
         }
     }
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// The image and (optional) face collection a linking request names.
-fn link_collections(
-    registry: &Registry,
-    image: &str,
-    face: &str,
-) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
-    validate::collection_name("image_collection", image)?;
-    let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
-    let faces = if face.is_empty() {
-        None
-    } else {
-        validate::collection_name("face_collection", face)?;
-        if face == image {
-            return Err(Error::invalid(format!(
-                "face_collection {face:?} is the image collection; name the collection holding the face points"
-            )));
-        }
-        Some(collection_of_kind(
-            registry,
-            "face_collection",
-            face,
-            config::Kind::Face,
-        )?)
-    };
-    Ok((images, faces))
-}
-
-/// The collection `name`, which `field` needs to be of `kind`: linking face
-/// points as scenes (or images as faces) would run and store nonsense.
-fn collection_of_kind(
-    registry: &Registry,
-    field: &str,
-    name: &str,
-    kind: config::Kind,
-) -> Result<Arc<Collection>, Error> {
-    let c = registry.get(name)?;
-    let has = c.config().kind;
-    if has != kind {
-        return Err(Error::FailedPrecondition(format!(
-            "{field} {name:?} is a {} collection; {field} must name a {} collection",
-            has.to_pb().as_str_name(),
-            kind.to_pb().as_str_name()
-        )));
-    }
-    Ok(c)
-}
-
-pub(crate) use crate::api::work::blocking;
 
 /// Stores triaged items: an image point per item (id = item id, media_id =
 /// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
@@ -253,6 +228,7 @@ struct TriageJob {
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
+    started: Instant,
 }
 
 /// The counts of a triage so far, and the items its end needs.
@@ -295,57 +271,71 @@ impl Tally {
 }
 
 impl TriageJob {
-    async fn run(self, first: pb::TriageRequest, mut input: Streaming<pb::TriageRequest>) {
+    async fn run(self, first: pb::TriageRequest, input: Streaming<pb::TriageRequest>) {
+        let collection = first.image_collection.clone();
+        let result = self.judge_all(first, input).await;
+        let summary = match &result {
+            Ok(Some(s)) => Some(s.clone()),
+            _ => None,
+        };
+        record_triage(&collection, self.started, summary.as_ref());
+        match result {
+            Ok(Some(summary)) => {
+                let _ = self
+                    .tx
+                    .send(Ok(pb::TriageResponse {
+                        results: Vec::new(),
+                        summary: Some(summary),
+                    }))
+                    .await;
+            }
+            // The client went away.
+            Ok(None) => {}
+            Err(e) => {
+                let _ = self.tx.send(Err(e)).await;
+            }
+        }
+    }
+
+    /// Judges every message as it arrives, streaming the verdicts; then the
+    /// summary (`None` if the client stopped listening).
+    async fn judge_all(
+        &self,
+        first: pb::TriageRequest,
+        mut input: Streaming<pb::TriageRequest>,
+    ) -> Result<Option<pb::TriageSummary>, Status> {
         let mut tally = Tally::default();
         let mut next = Some(first);
         let mut item_no = 0usize;
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match input.message().await {
-                    Ok(Some(m)) => m,
-                    Ok(None) => break,
-                    Err(e) => {
-                        let _ = self.tx.send(Err(e)).await;
-                        return;
-                    }
+                None => match input.message().await? {
+                    Some(m) => m,
+                    None => break,
                 },
             };
             let base = item_no;
             item_no += msg.items.len();
-            let (items, results) = match self.judge(msg, base).await {
-                Ok(x) => x,
-                Err(e) => {
-                    let _ = self.tx.send(Err(e)).await;
-                    return;
-                }
-            };
+            let (items, results) = self.judge(msg, base).await?;
             tally.add(items, &results, self.store);
             let response = pb::TriageResponse {
                 results,
                 summary: None,
             };
             if self.tx.send(Ok(response)).await.is_err() {
-                return;
+                return Ok(None);
             }
         }
         let mut summary = tally.summary;
-        let end = self
-            .finish(tally.new_items, tally.kept)
-            .await
-            .map(|(groups, stored)| {
-                summary.new_groups = groups
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|ids| pb::TriageGroup { ids })
-                    .collect();
-                summary.stored = stored;
-                pb::TriageResponse {
-                    results: Vec::new(),
-                    summary: Some(summary),
-                }
-            });
-        let _ = self.tx.send(end).await;
+        let (groups, stored) = self.finish(tally.new_items, tally.kept).await?;
+        summary.new_groups = groups
+            .unwrap_or_default()
+            .into_iter()
+            .map(|ids| pb::TriageGroup { ids })
+            .collect();
+        summary.stored = stored;
+        Ok(Some(summary))
     }
 
     /// Checks and judges one message's items (numbered from `base` in
@@ -457,11 +447,13 @@ impl VectorIndex for Service {
         crate::api::hashes::drop_set(self.registry.clone(), request.into_inner()).await?;
         Ok(Response::new(pb::DropHashSetResponse {}))
     }
+    type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn link_series(
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let req = request.into_inner();
         let (images, faces) =
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
@@ -475,9 +467,11 @@ impl VectorIndex for Service {
         let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         let store = self.series.clone();
+        let decisions = self.decisions.clone();
         let lock = self.link_lock.clone();
         let image_name = req.image_collection.clone();
         let face_name = req.face_collection.clone();
+        let started = Instant::now();
         tokio::task::spawn_blocking(move || {
             let send = |e: pb::link_event::Event| {
                 // A client that went away just stops listening.
@@ -494,13 +488,16 @@ impl VectorIndex for Service {
                 let _guard = lock.lock();
                 let iv = images.view()?;
                 let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-                let linked = link::link_full(
+                let book = decisions.load(&image_name)?;
+                let mut linked = link::link_full(
                     (&iv, &image_name),
                     fv.as_ref().map(|v| (v, face_name.as_str())),
                     &settings,
                     scope.as_ref(),
+                    book.constraints(),
                     &progress,
                 )?;
+                book.apply_review(&mut linked.series);
                 let t = Instant::now();
                 let stored = scope.is_none();
                 let linked_media: usize = linked.series.iter().map(|s| s.media_ids.len()).sum();
@@ -541,9 +538,13 @@ impl VectorIndex for Service {
                         .collect(),
                     stored,
                     params: Some(link::settings_to_pb(&settings)),
+                    refused_by_decisions: linked.stats.refused_by_decisions as u64,
+                    decisions: book.decisions().len() as u64,
                 })
             };
-            match run() {
+            let result = run();
+            record_link_series(&image_name, started, result.as_ref().ok());
+            match result {
                 Ok(summary) => {
                     tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
                     send(pb::link_event::Event::Summary(summary));
@@ -560,17 +561,21 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
         let req = request.into_inner();
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         let registry = self.registry.clone();
         let store = self.series.clone();
         let lock = self.link_lock.clone();
+        let review = self.review.clone();
+        let image_name = req.image_collection.clone();
+        let started = Instant::now();
         let out = blocking(move || {
             let _guard = lock.lock();
             // The kind before the stored state: a FACE collection has none.
             validate::collection_name("image_collection", &req.image_collection)?;
             collection_of_kind(&registry, "image_collection", &req.image_collection, config::Kind::Image)?;
-            let mut state = store.load(&req.image_collection)?.ok_or_else(|| {
+            let state = store.load(&req.image_collection)?.ok_or_else(|| {
                 Error::FailedPrecondition(format!(
                     "collection {:?} has no series yet; run LinkSeries over the whole collection first",
                     req.image_collection
@@ -586,15 +591,11 @@ impl VectorIndex for Service {
                     req.face_collection, state.face_collection
                 )));
             };
-            let (images, faces) = link_collections(&registry, &req.image_collection, &face_name)?;
-            let iv = images.view()?;
-            let fv = faces.as_ref().map(|f| f.view()).transpose()?;
-            let r = link::link_upload((&iv, &req.image_collection), fv.as_ref(), &mut state, &req.upload_id)?;
-            state.face_collection = face_name;
-            store.save(&state)?;
-            Ok(r)
+            review.link_upload(&req, state, face_name)
         })
-        .await?;
+        .await;
+        record_link_upload(&image_name, started, out.as_ref().ok().map(|(o, _)| o));
+        let (out, relinked) = out?;
         Ok(Response::new(pb::LinkUploadResponse {
             media: out
                 .media
@@ -616,6 +617,7 @@ impl VectorIndex for Service {
                 .collect(),
             series: out.touched.iter().map(|r| r.to_pb()).collect(),
             new_edges: out.new_edges as u64,
+            relinked,
         }))
     }
 
@@ -623,12 +625,16 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
+        let call = call_of(&request);
         let mut input = request.into_inner();
         let Some(first) = input.message().await? else {
             return Err(Status::invalid_argument(
                 "the triage stream sent no message",
             ));
         };
+        if let Some(call) = &call {
+            call.set_collection(&first.image_collection);
+        }
         let known = Arc::new(known_material(&self.registry, &first)?);
         let (triager, images, faces) =
             if first.image_collection.is_empty() && first.face_collection.is_empty() {
@@ -657,15 +663,63 @@ impl VectorIndex for Service {
             faces,
             store: first.store,
             tx,
+            started: Instant::now(),
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn list_series(
+        &self,
+        request: Request<pb::ListSeriesRequest>,
+    ) -> Result<Response<pb::ListSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        Ok(Response::new(self.review.list(request.into_inner()).await?))
+    }
+
+    async fn get_series(
+        &self,
+        request: Request<pb::GetSeriesRequest>,
+    ) -> Result<Response<pb::GetSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        Ok(Response::new(self.review.get(request.into_inner()).await?))
+    }
+
+    async fn series_of_media(
+        &self,
+        request: Request<pb::SeriesOfMediaRequest>,
+    ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        Ok(Response::new(
+            self.review.of_media(request.into_inner()).await?,
+        ))
+    }
+
+    async fn review_series(
+        &self,
+        request: Request<pb::ReviewSeriesRequest>,
+    ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        note_collection(&request, &request.get_ref().image_collection);
+        Ok(Response::new(
+            self.review.review(request.into_inner()).await?,
+        ))
+    }
+
+    async fn update_metadata(
+        &self,
+        request: Request<pb::UpdateMetadataRequest>,
+    ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
+        Ok(Response::new(
+            self.review.update_metadata(request.into_inner()).await?,
+        ))
     }
 
     async fn create_collection(
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         let config = config::Config::from_request(&req)?;
         let registry = self.registry.clone();
@@ -694,6 +748,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DescribeCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
         let c = self.registry.get(&req.name)?;
@@ -704,15 +759,19 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
         let registry = self.registry.clone();
         let series = self.series.clone();
+        let decisions = self.decisions.clone();
         let name = req.name.clone();
         blocking(move || {
             registry.drop_collection(&name)?;
-            // Its series were found in data that is gone.
-            series.remove(&name)
+            crate::metrics::forget_collection(&name);
+            // Its series, and the decisions about them, concern data that is gone.
+            series.remove(&name)?;
+            decisions.remove(&name)
         })
         .await?;
         tracing::info!(collection = %req.name, "collection dropped");
@@ -723,6 +782,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let call = call_of(&request);
         let mut stream = request.into_inner();
         let mut upserted: u64 = 0;
         let mut batch_no: u64 = 0;
@@ -767,6 +827,9 @@ impl VectorIndex for Service {
                     format!("{}: {}", context(batch_no, upserted), s.message()),
                 )
             };
+            if let Some(call) = &call {
+                call.set_collection(&name);
+            }
             validate::collection_name("collection", &name).map_err(with_ctx)?;
             let c = match &current {
                 Some(c) if c.name() == name => c.clone(),
@@ -789,6 +852,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::k(req.k)?;
@@ -856,6 +920,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -864,13 +929,23 @@ impl VectorIndex for Service {
         }
         let c = self.registry.get(&req.collection)?;
         let points = blocking(move || c.get(&req.ids)).await?;
-        Ok(Response::new(pb::GetResponse { points }))
+        let resp = pb::GetResponse { points };
+        let size = prost::Message::encoded_len(&resp);
+        if size > self.max_message_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "the answer holds {} points, {size} bytes encoded, over the server's message limit of {} bytes (--max-message-bytes); ask for fewer ids at a time (vidx get --page-size, the Python client's page_size)",
+                resp.points.len(),
+                self.max_message_bytes
+            )));
+        }
+        Ok(Response::new(resp))
     }
 
     async fn delete(
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -885,6 +960,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushResponse>, Status> {
+        note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         let c = self.registry.get(&req.collection)?;
@@ -893,5 +969,96 @@ impl VectorIndex for Service {
             segments,
             sealed_points,
         }))
+    }
+
+    async fn create_snapshot(
+        &self,
+        request: Request<pb::CreateSnapshotRequest>,
+    ) -> Result<Response<Self::CreateSnapshotStream>, Status> {
+        note_collection(&request, &request.get_ref().collection);
+        let req = request.into_inner();
+        validate::collection_name("collection", &req.collection)?;
+        let c = self.registry.get(&req.collection)?;
+        let data_dir = self.registry.data_dir().to_owned();
+        let started = Instant::now();
+        let snap = blocking(move || crate::api::snapshot::take(&c, &data_dir)).await;
+        let m = &crate::metrics::get().storage;
+        let outcome = if snap.is_ok() { "ok" } else { "error" };
+        m.snapshots
+            .with_label_values(&[&req.collection, outcome])
+            .inc();
+        let snap = snap?;
+        m.snapshot_seconds
+            .with_label_values(&[&req.collection])
+            .observe(started.elapsed().as_secs_f64());
+        tracing::info!(
+            collection = %req.collection,
+            points = snap.manifest.points,
+            files = snap.manifest.files.len(),
+            bytes = snap.manifest.total_bytes(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "snapshot taken"
+        );
+        let (tx, rx) = mpsc::channel(4);
+        tokio::task::spawn_blocking(move || crate::api::snapshot::send(snap, tx));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+/// Records a LinkSeries run.
+fn record_link_series(collection: &str, started: Instant, summary: Option<&pb::LinkSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_series",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.media,
+            series: s.series,
+        }),
+    });
+}
+
+/// Records a triage run and its verdicts.
+fn record_triage(collection: &str, started: Instant, summary: Option<&pb::TriageSummary>) {
+    crate::metrics::link_run(RunReport {
+        run: "triage",
+        collection,
+        elapsed: started.elapsed(),
+        result: summary.map(|s| RunCounts {
+            media: s.items,
+            series: s.new_groups.len() as u64,
+        }),
+    });
+    if let Some(s) = summary {
+        let m = &crate::metrics::get().link;
+        m.triage_items
+            .with_label_values(&[collection, "known"])
+            .inc_by(s.known);
+        m.triage_items
+            .with_label_values(&[collection, "new"])
+            .inc_by(s.new);
+    }
+}
+
+/// Records a LinkUpload run and its media's outcomes.
+fn record_link_upload(collection: &str, started: Instant, out: Option<&link::UploadLinked>) {
+    crate::metrics::link_run(RunReport {
+        run: "link_upload",
+        collection,
+        elapsed: started.elapsed(),
+        result: out.map(|o| RunCounts {
+            media: o.media.len() as u64,
+            series: o.touched.len() as u64,
+        }),
+    });
+    let Some(o) = out else { return };
+    let m = &crate::metrics::get().link;
+    for (_, outcome, _) in &o.media {
+        let name = match outcome {
+            link::Outcome::Joined => "joined",
+            link::Outcome::NewSeries => "new_series",
+            link::Outcome::Unlinked => "unlinked",
+        };
+        m.upload_media.with_label_values(&[collection, name]).inc();
     }
 }

@@ -137,7 +137,7 @@ pub struct TriageArgs {
     pub files: Vec<PathBuf>,
 }
 
-fn date(t: i64) -> String {
+pub(crate) fn date(t: i64) -> String {
     if t == 0 {
         return "?".into();
     }
@@ -678,6 +678,34 @@ fn verdicts_table(results: &[pb::TriageResult]) -> String {
         ]);
     }
     t.render()
+}
+
+/// Unix seconds, or a UTC calendar date `YYYY-MM-DD` (midnight).
+pub fn parse_time(s: &str) -> Result<i64, String> {
+    if let Ok(t) = s.parse::<i64>() {
+        return Ok(t);
+    }
+    let parts: Vec<&str> = s.split('-').collect();
+    let bad = || format!("{s:?} is neither Unix seconds nor a date YYYY-MM-DD");
+    let [y, m, d] = parts.as_slice() else {
+        return Err(bad());
+    };
+    let (y, m, d): (i64, i64, i64) = (
+        y.parse().map_err(|_| bad())?,
+        m.parse().map_err(|_| bad())?,
+        d.parse().map_err(|_| bad())?,
+    );
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return Err(bad());
+    }
+    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    Ok((era * 146_097 + doe - 719_468) * 86_400)
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
-//! The `vidx` command line: `serve`, `gen`, `ingest`, `search`, `collections`,
-//! `flush`, `bench`; the linking and triage commands are in [`link`].
+//! The `vidx` command line: `serve` (in [`serve`]), `gen`, `ingest`,
+//! `search`, `get`, `collections`, `flush`, `snapshot` (in [`snapshot`]),
+//! `bench`; the linking and triage commands are in [`link`], the series
+//! records (`vidx series ...`, `update-metadata`) in [`series`] with the HTML
+//! report in [`report`].
 //!
 //! The top layer: may import every other layer.
 
@@ -7,25 +10,25 @@ pub mod client;
 pub mod demo;
 pub mod hashes;
 pub mod link;
+pub mod report;
+pub mod series;
+pub mod serve;
+pub mod snapshot;
 pub mod table;
 pub mod tools;
 pub mod vics;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::api::server::{self, ServerOptions};
-use crate::collection::registry::Registry;
 use crate::pb;
 use crate::pb::vector_index_client::VectorIndexClient;
-use crate::storage::wal::SyncPolicy;
 use client::{ClientArgs, connect, status_error};
+pub use link::parse_time;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -40,14 +43,16 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Run the gRPC server.
-    Serve(ServeArgs),
+    /// Run the gRPC server (settings from flags, VIDX_* variables or --config).
+    Serve(Box<serve::ServeArgs>),
     /// Write synthetic embeddings with planted series and ground truth.
     Gen(crate::cli::tools::GenArgs),
     /// Stream points from files into a collection (created if absent).
     Ingest(IngestArgs),
     /// Query a collection from the shell.
     Search(Box<SearchArgs>),
+    /// Points by id, a page of ids per request.
+    Get(GetArgs),
     /// List the server's collections.
     Collections(ClientArgs),
     /// Seal a collection's in-memory segment into memory-mapped files now.
@@ -67,6 +72,14 @@ pub enum Command {
     /// Project VIC (VICS) JSON case files in and out of an exact-hash set.
     #[command(subcommand)]
     Vics(crate::cli::vics::VicsCommand),
+    /// Series as records: list, show, of MEDIA, decide, report.
+    #[command(subcommand)]
+    Series(crate::cli::series::SeriesCommand),
+    /// Change metadata of stored points without sending their vectors.
+    UpdateMetadata(crate::cli::series::UpdateMetadataArgs),
+    /// Snapshots of a collection: create (from a running server), verify, restore.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -95,28 +108,24 @@ pub struct FlushArgs {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ServeArgs {
-    /// Where collections are stored.
-    #[arg(long, default_value = "./vidx-data")]
-    pub data_dir: PathBuf,
-    /// Address to listen on. Loopback by default: vidx has no authentication yet.
-    #[arg(long, default_value = "127.0.0.1:50051")]
-    pub listen: SocketAddr,
-    /// Create and load the demo collections (`images`, `faces`) if absent.
+pub struct GetArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// The collection to read.
     #[arg(long)]
-    pub demo: bool,
-    /// Largest request or response message, in bytes.
-    #[arg(long, default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES)]
-    pub max_message_bytes: usize,
-    /// When writes reach the disk: "always" (fsync before acknowledging),
-    /// "interval=<ms>" (acknowledge after write(), fsync every <ms>: a power
-    /// loss can lose that much) or "never" (leave it to the OS).
-    #[arg(long, default_value = "always")]
-    pub sync: SyncPolicy,
-    /// Points in a collection's mutable segment before it is sealed into
-    /// memory-mapped files.
-    #[arg(long, default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
-    pub seal_threshold: usize,
+    pub collection: String,
+    /// Ids asked per request: each answer must fit the message limits
+    /// (1,000 points of 512 floats are about 2 MB).
+    #[arg(long, default_value_t = 1000)]
+    pub page_size: usize,
+    /// A file with one id per line (besides or instead of IDS).
+    #[arg(long)]
+    pub ids_file: Option<PathBuf>,
+    /// Print JSON lines with vectors instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Point ids.
+    pub ids: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -214,6 +223,11 @@ pub struct SearchArgs {
     /// Top-k distinct media, each with its best point and how many matched.
     #[arg(long)]
     pub group_by_media: bool,
+    /// Distance beyond which a hit is marked "no match" [default: the
+    /// stored series' image threshold, else 0.36 (images) or 0.70 (faces)
+    /// under cosine].
+    #[arg(long)]
+    pub link_threshold: Option<f32>,
 }
 
 /// Filter flags of `vidx search`; lists take repeated flags or commas.
@@ -289,47 +303,39 @@ impl FilterArgs {
     }
 }
 
-/// Unix seconds, or a UTC calendar date `YYYY-MM-DD` (midnight).
-pub fn parse_time(s: &str) -> Result<i64, String> {
-    if let Ok(t) = s.parse::<i64>() {
-        return Ok(t);
-    }
-    let parts: Vec<&str> = s.split('-').collect();
-    let bad = || format!("{s:?} is neither Unix seconds nor a date YYYY-MM-DD");
-    let [y, m, d] = parts.as_slice() else {
-        return Err(bad());
-    };
-    let (y, m, d): (i64, i64, i64) = (
-        y.parse().map_err(|_| bad())?,
-        m.parse().map_err(|_| bad())?,
-        d.parse().map_err(|_| bad())?,
-    );
-    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
-        return Err(bad());
-    }
-    // Days from civil (Howard Hinnant's algorithm), proleptic Gregorian.
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    Ok((era * 146_097 + doe - 719_468) * 86_400)
-}
-
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let default_level = match cli.command {
-        Command::Serve(_) => "info",
-        _ => "warn",
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let cli = match cli.command {
+        Command::Serve(a) => {
+            let sub = matches
+                .subcommand_matches("serve")
+                .expect("serve was parsed");
+            let resolved = match serve::resolve(*a, sub) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            if resolved.args.print_config {
+                print!("{}", serve::print_config(&resolved));
+                return ExitCode::SUCCESS;
+            }
+            let filter = serve::log_filter(&resolved);
+            serve::init_logging(resolved.args.log_format, filter.as_deref(), "info");
+            Cli {
+                command: Command::Serve(Box::new(resolved.args)),
+            }
+        }
+        command => {
+            serve::init_logging(serve::LogFormat::Text, None, "warn");
+            Cli { command }
+        }
+    };
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -342,7 +348,7 @@ pub fn main() -> ExitCode {
     };
     let result = rt.block_on(async move {
         match cli.command {
-            Command::Serve(a) => serve(a).await,
+            Command::Serve(a) => serve::serve(*a).await,
             Command::Gen(a) => {
                 let opts = a.into();
                 let summary =
@@ -352,7 +358,9 @@ pub fn main() -> ExitCode {
             }
             Command::Ingest(a) => ingest(a).await,
             Command::Search(a) => search(*a).await,
+            Command::Get(a) => get(a).await,
             Command::Collections(a) => collections(a).await,
+            Command::Snapshot(c) => snapshot::run(c).await,
             Command::Flush(a) => flush(a).await,
             Command::Link(a) => crate::cli::link::link(*a).await,
             Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
@@ -362,6 +370,8 @@ pub fn main() -> ExitCode {
             }
             Command::Hashset(c) => crate::cli::hashes::hashset(c).await,
             Command::Vics(c) => crate::cli::vics::vics(c).await,
+            Command::Series(a) => crate::cli::series::run(a).await,
+            Command::UpdateMetadata(a) => crate::cli::series::update_metadata(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_ann::run((*a).into()))
                     .await?
@@ -385,66 +395,6 @@ pub fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-async fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    if a.seal_threshold == 0 {
-        bail!("--seal-threshold must be at least 1");
-    }
-    let data_dir = a.data_dir.clone();
-    let opts = crate::collection::StorageOptions {
-        sync: a.sync,
-        seal_threshold: a.seal_threshold,
-        ..Default::default()
-    };
-    let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, opts))
-        .await?
-        .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
-    let registry = Arc::new(registry);
-    if a.demo {
-        let r = registry.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::cli::demo::load(&r)).await??;
-        if loaded.is_empty() {
-            tracing::info!("demo collections already present");
-        }
-    }
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        data_dir = %a.data_dir.display(),
-        "vidx serving"
-    );
-    let opts = ServerOptions {
-        max_message_bytes: a.max_message_bytes,
-    };
-    server::serve(registry, listener, opts, shutdown_signal()).await?;
-    tracing::info!("vidx stopped");
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = ctrl_c => {},
-            _ = term.recv() => {},
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
     }
 }
 
@@ -628,6 +578,10 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         .await
         .map_err(status_error)?
         .into_inner();
+    let threshold = match a.link_threshold {
+        Some(t) => Some(t),
+        None => link_threshold(&mut client, &a.collection).await,
+    };
     let hits = resp
         .results
         .into_iter()
@@ -638,19 +592,57 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .map(
-                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "quality": h.quality, "metadata": h.metadata}),
+                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "quality": h.quality,
+                    "metadata": h.metadata, "beyond_link_threshold": threshold.is_some_and(|t| h.distance > t)}),
             )
             .collect();
         println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(());
     }
-    println!("{}", hits_table(&hits, a.group_by_media));
+    println!("{}", hits_table(&hits, a.group_by_media, threshold));
+    if let Some(t) = threshold
+        && hits.iter().any(|h| h.distance > t)
+    {
+        println!(
+            "\n\"no match\": farther than {t} (the linking threshold): such a hit would not be linked; it is not a lead"
+        );
+    }
     Ok(())
+}
+
+/// The distance beyond which a hit of `collection` would not link: the
+/// stored series' image threshold, else the cosine default of its kind.
+async fn link_threshold(
+    client: &mut VectorIndexClient<tonic::transport::Channel>,
+    collection: &str,
+) -> Option<f32> {
+    let info = client
+        .describe_collection(pb::DescribeCollectionRequest {
+            name: collection.to_string(),
+        })
+        .await
+        .ok()?
+        .into_inner();
+    let cosine = info.metric == pb::Metric::Cosine as i32;
+    if info.kind == pb::Kind::Face as i32 {
+        return cosine.then_some(crate::investigate::link::DEFAULT_FACE_THRESHOLD);
+    }
+    let stored = client
+        .list_series(pb::ListSeriesRequest {
+            image_collection: collection.to_string(),
+            page_size: 1,
+            ..Default::default()
+        })
+        .await
+        .ok()
+        .and_then(|r| r.into_inner().params)
+        .map(|p| p.image_threshold);
+    stored.or(cosine.then_some(crate::investigate::link::DEFAULT_IMAGE_THRESHOLD))
 }
 
 /// Search hits as a terminal table; grouped by media, with each hit's
 /// media and how many of its points matched.
-fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
+fn hits_table(hits: &[pb::Hit], group_by_media: bool, threshold: Option<f32>) -> String {
     let mut header = vec![
         "rank",
         "id",
@@ -663,6 +655,9 @@ fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
     ];
     if group_by_media {
         header.extend(["media", "matched"]);
+    }
+    if threshold.is_some() {
+        header.push("match");
     }
     let mut t = table::Table::new(&header, &[0, 2, 9]);
     for (i, h) in hits.iter().enumerate() {
@@ -680,9 +675,82 @@ fn hits_table(hits: &[pb::Hit], group_by_media: bool) -> String {
         if group_by_media {
             row.extend([m.media_id, h.matched_faces.to_string()]);
         }
+        if let Some(limit) = threshold {
+            row.push(
+                if h.distance > limit {
+                    "no match"
+                } else {
+                    "link"
+                }
+                .to_string(),
+            );
+        }
         t.row(row);
     }
     t.render()
+}
+
+/// The ids of `vidx get`: the arguments, then the file's lines.
+fn get_ids(a: &GetArgs) -> anyhow::Result<Vec<String>> {
+    let mut ids = a.ids.clone();
+    if let Some(f) = &a.ids_file {
+        let text =
+            std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+        ids.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(String::from),
+        );
+    }
+    if ids.is_empty() {
+        bail!("give point ids as arguments or --ids-file FILE");
+    }
+    if a.page_size == 0 {
+        bail!("--page-size must be at least 1");
+    }
+    Ok(ids)
+}
+
+async fn get(a: GetArgs) -> anyhow::Result<()> {
+    let ids = get_ids(&a)?;
+    let mut client = connect(&a.client.server).await?;
+    let mut t = table::Table::new(&["id", "media", "upload", "case", "cc", "series"], &[]);
+    let mut found = 0usize;
+    for page in ids.chunks(a.page_size) {
+        let resp = client
+            .get(pb::GetRequest {
+                collection: a.collection.clone(),
+                ids: page.to_vec(),
+            })
+            .await
+            .map_err(status_error)?
+            .into_inner();
+        found += resp.points.len();
+        for p in resp.points {
+            let m = p.metadata.unwrap_or_default();
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::json!({"id": p.id, "vector": p.vector, "metadata": m})
+                );
+            } else {
+                t.row(vec![
+                    p.id,
+                    m.media_id,
+                    m.upload_id,
+                    m.case_id,
+                    m.country,
+                    m.series_label,
+                ]);
+            }
+        }
+    }
+    if !a.json {
+        println!("{}", t.render());
+    }
+    eprintln!("{found} of {} ids found in {}", ids.len(), a.collection);
+    Ok(())
 }
 
 async fn collections(a: ClientArgs) -> anyhow::Result<()> {

@@ -62,6 +62,18 @@ pub struct Config {
     pub quantization: Quantization,
 }
 
+/// `collection.json` (`bytes`, read from `path`) with the collection's name
+/// set to `name`, every other key kept as it is: a restore under a new name.
+pub fn renamed(path: &std::path::Path, bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::data_loss(path, format!("unreadable configuration: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(Error::data_loss(path, "configuration is not a JSON object"));
+    };
+    obj.insert("name".into(), serde_json::Value::String(name.to_string()));
+    serde_json::to_vec_pretty(&v).map_err(|e| Error::Internal(e.to_string()))
+}
+
 impl Config {
     /// A configuration with the default graph settings.
     pub fn new(name: &str, dim: u32, metric: Metric, kind: Kind) -> Config {

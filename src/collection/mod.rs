@@ -37,13 +37,14 @@ pub mod registry;
 mod seal;
 mod search;
 mod segments;
+pub mod snapshot;
 mod view;
 mod write;
 
 pub use view::{PointRef, View};
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
@@ -145,8 +146,31 @@ pub struct Collection {
     sealing: AtomicBool,
     /// Set when a background check finds a corrupt file: DATA_LOSS from then on.
     failure: RwLock<Option<String>>,
+    /// Where the checksum pass over the sealed files is (a [`Verification`]).
+    verification: AtomicU8,
     closed: AtomicBool,
     me: Weak<Collection>,
+}
+
+/// Where a collection's checksum pass over its sealed files is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verification {
+    /// Opened and serving; the pass is still reading the files.
+    Pending = 0,
+    /// Every sealed file matched its checksum (or there was none to check).
+    Verified = 1,
+    /// A file did not: the collection answers DATA_LOSS.
+    Failed = 2,
+}
+
+impl Verification {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verification::Pending => "pending",
+            Verification::Verified => "verified",
+            Verification::Failed => "failed",
+        }
+    }
 }
 
 impl Collection {
@@ -170,6 +194,46 @@ impl Collection {
                 what: format!("collection {:?} is unavailable: {why}", self.config.name),
             }),
             None => Ok(()),
+        }
+    }
+
+    /// Where the checksum pass over the sealed files is.
+    pub fn verification(&self) -> Verification {
+        match self.verification.load(Ordering::SeqCst) {
+            0 => Verification::Pending,
+            1 => Verification::Verified,
+            _ => Verification::Failed,
+        }
+    }
+
+    fn set_verification(&self, v: Verification) {
+        self.verification.store(v as u8, Ordering::SeqCst);
+    }
+
+    /// Bytes of write-ahead log not yet covered by a sealed segment: what
+    /// a restart replays.
+    pub fn wal_bytes(&self) -> u64 {
+        let (active, active_len) = {
+            let w = self.writer.lock();
+            (w.wal.path().to_owned(), w.wal.len_bytes())
+        };
+        let Ok(files) = crate::storage::wal::list_files(&self.dir) else {
+            return 0;
+        };
+        files
+            .iter()
+            .map(|(_, p)| match *p == active {
+                // Its length as written, not a racing stat.
+                true => active_len,
+                false => std::fs::metadata(p).map_or(0, |m| m.len()),
+            })
+            .sum()
+    }
+
+    /// Records the WAL's last fsync time, if one ran (under the writer lock).
+    fn note_fsync(&self, w: &mut Writer) {
+        if let Some(d) = w.wal.take_fsync_time() {
+            crate::metrics::fsync(&self.config.name, d);
         }
     }
 

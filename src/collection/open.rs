@@ -65,6 +65,7 @@ impl Collection {
             maintenance: Mutex::new(()),
             sealing: AtomicBool::new(false),
             failure: RwLock::new(None),
+            verification: std::sync::atomic::AtomicU8::new(super::Verification::Pending as u8),
             closed: AtomicBool::new(false),
             me: me.clone(),
             config,
@@ -87,6 +88,10 @@ impl Collection {
     fn start_background_work(&self) -> Result<()> {
         if self.opts.verify_on_open && !self.snapshot().sealed.is_empty() {
             self.spawn("verify", |c| c.verify_sealed());
+        } else {
+            // Nothing to read: every sealed file is one this process wrote,
+            // or the check was turned off.
+            self.set_verification(super::Verification::Verified);
         }
         if let SyncPolicy::Interval(every) = self.opts.sync {
             let weak = self.me.clone();
@@ -108,9 +113,11 @@ impl Collection {
             if let Err(e) = s.verify().and_then(|_| s.meta_index().map(|_| ())) {
                 tracing::error!(collection = %self.config.name, error = %e, "corrupt segment file: collection unavailable");
                 *self.failure.write() = Some(e.to_string());
+                self.set_verification(super::Verification::Failed);
                 return;
             }
         }
+        self.set_verification(super::Verification::Verified);
         tracing::info!(collection = %self.config.name, elapsed_ms = started.elapsed().as_millis() as u64, "sealed segments verified");
     }
 }
@@ -262,8 +269,10 @@ fn flusher(c: Weak<Collection>, every: std::time::Duration) {
         if c.closed.load(Ordering::SeqCst) {
             return;
         }
-        if let Err(e) = c.writer.lock().wal.sync_if_dirty() {
+        let mut w = c.writer.lock();
+        if let Err(e) = w.wal.sync_if_dirty() {
             tracing::error!(collection = %c.config.name, error = %e, "WAL fsync failed");
         }
+        c.note_fsync(&mut w);
     }
 }

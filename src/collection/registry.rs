@@ -19,7 +19,8 @@ use crate::storage::durable;
 use crate::storage::lock::DirLock;
 use crate::validate;
 
-const COLLECTIONS_DIR: &str = "collections";
+/// The collections' directory inside the data directory.
+pub const COLLECTIONS_DIR: &str = "collections";
 
 enum Entry {
     Ready(Arc<Collection>),

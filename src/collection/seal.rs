@@ -62,10 +62,18 @@ impl Collection {
         if over && !self.sealing.swap(true, Ordering::SeqCst) {
             self.spawn("seal", |c| {
                 let _m = c.maintenance.lock();
-                let r = c.seal_once(false).and_then(|_| c.merge_while_needed());
+                let r = c
+                    .seal_once(false)
+                    .map_err(|e| ("seal", e))
+                    .and_then(|_| c.merge_while_needed().map_err(|e| ("merge", e)));
                 c.sealing.store(false, Ordering::SeqCst);
-                if let Err(e) = r {
-                    tracing::error!(collection = %c.config.name, error = %e, "background sealing failed; will retry on next write");
+                if let Err((task, e)) = r {
+                    crate::metrics::get()
+                        .storage
+                        .maintenance_failures
+                        .with_label_values(&[c.name(), task])
+                        .inc();
+                    tracing::error!(collection = %c.config.name, error = %e, "background {task} failed; will retry on next write");
                 }
             });
         }
@@ -113,6 +121,7 @@ impl Collection {
     fn freeze(&self, w: &mut Writer, s: &Segments) -> Result<()> {
         let checkpoint = w.wal.next_seq() - 1;
         w.wal.sync_if_dirty()?;
+        self.note_fsync(w);
         // An active file without records already starts at the next
         // sequence number (after a crash between a freeze and its seal).
         if w.wal.has_records() {
@@ -178,6 +187,11 @@ impl Collection {
             }
         }
         drop(w);
+        crate::metrics::get()
+            .storage
+            .seal_seconds
+            .with_label_values(&[self.name()])
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             collection = %self.config.name,
             segment = %sdir.display(),
@@ -307,6 +321,11 @@ impl Collection {
             // files go once the last map is dropped.
             let _ = std::fs::remove_dir_all(x.dir());
         }
+        crate::metrics::get()
+            .storage
+            .merge_seconds
+            .with_label_values(&[self.name()])
+            .observe(started.elapsed().as_secs_f64());
         tracing::info!(
             collection = %self.config.name,
             segment = %sdir.display(),

@@ -109,13 +109,21 @@ impl Collection {
                 }
             }
             let mut hits = self.resolve(all, cands, pool)?;
+            let saturated = hits.len() >= pool;
             if let Some(max) = opts.max_distance {
+                // Hits come nearest first: past the limit, all are farther.
                 hits.retain(|h| h.distance <= max);
+                if hits.len() < pool {
+                    return Ok(if opts.group_by_media {
+                        group_by_media(hits, k)
+                    } else {
+                        hits
+                    });
+                }
             }
             if !opts.group_by_media {
                 return Ok(hits);
             }
-            let saturated = hits.len() >= pool;
             let grouped = group_by_media(hits, k);
             if grouped.len() >= k || !saturated || pool >= MAX_GROUP_POOL {
                 return Ok(grouped);

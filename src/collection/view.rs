@@ -82,6 +82,19 @@ impl View {
         Ok(out)
     }
 
+    /// The live point with this id, if any.
+    pub fn locate(&self, id: &str) -> Result<Option<PointRef>> {
+        for (si, seg) in self.all.iter().enumerate() {
+            if let Some(off) = seg.lookup(id)? {
+                return Ok(Some(PointRef {
+                    seg: si as u32,
+                    off: off as u32,
+                }));
+            }
+        }
+        Ok(None)
+    }
+
     /// Id and metadata of a point.
     pub fn describe(&self, p: PointRef) -> Result<(String, pb::Metadata)> {
         self.seg(p)?.describe(p.off as usize)

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use crate::collection::Collection;
 use crate::collection::segments::{apply_deletes, apply_upserts};
+use crate::collection::{Collection, Writer};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::index::hamming::{bytes_of, words_of};
@@ -93,7 +93,7 @@ impl Collection {
             deletes: Vec::new(),
         };
         let mut w = self.writer.lock();
-        w.wal.append(rec)?;
+        self.log(&mut w, rec)?;
         let segs = self.snapshot();
         apply_upserts(&segs, prepared)?;
         drop(w);
@@ -118,12 +118,101 @@ impl Collection {
         if live.is_empty() {
             return Ok(0);
         }
-        w.wal.append(WalRecord {
-            seq: 0,
-            upserts: Vec::new(),
-            deletes: live.clone(),
-        })?;
+        self.log(
+            &mut w,
+            WalRecord {
+                seq: 0,
+                upserts: Vec::new(),
+                deletes: live.clone(),
+            },
+        )?;
         apply_deletes(&segs, &live)
+    }
+}
+
+impl Collection {
+    /// Changes the metadata of stored points without their vectors: each
+    /// point is written again with its stored vector and `change`d metadata,
+    /// logged and applied like an upsert (the new version goes to the
+    /// mutable segment, the old one is tombstoned wherever it lives, sealed
+    /// segments included), so filters see it at once and recovery replays
+    /// it. Every id must exist (else nothing is applied). Returns how many
+    /// points were updated.
+    pub fn update_metadata(
+        &self,
+        ids: &[String],
+        change: impl Fn(&mut pb::Metadata),
+    ) -> Result<usize> {
+        self.check()?;
+        for (i, id) in ids.iter().enumerate() {
+            validate::point_id(&format!("ids[{i}]"), id)?;
+        }
+        // Under the writer lock: no write can slip in between reading a
+        // point and logging its new version.
+        let mut w = self.writer.lock();
+        let segs = self.snapshot();
+        let mut prepared: Vec<Prepared> = Vec::with_capacity(ids.len());
+        let mut seen = std::collections::HashSet::new();
+        for id in ids {
+            if !seen.insert(id.as_str()) {
+                continue;
+            }
+            let point = match segs.locate(id)? {
+                Some((seg, off)) => seg.point(id, off)?,
+                None => None,
+            };
+            let Some(p) = point else {
+                return Err(crate::error::Error::PointNotFound {
+                    collection: self.config.name.clone(),
+                    id: id.clone(),
+                });
+            };
+            let mut metadata = p.metadata.unwrap_or_default();
+            change(&mut metadata);
+            validate::metadata(
+                &format!("point {}: metadata", validate::show(id)),
+                &metadata,
+            )?;
+            // A hash point keeps its stored code and quality.
+            prepared.push(Prepared {
+                id: p.id,
+                vector: p.vector,
+                metadata,
+                code: words_of(&p.bits),
+                quality: p.quality as u8,
+            });
+        }
+        if prepared.is_empty() {
+            return Ok(0);
+        }
+        let n = prepared.len();
+        self.log(
+            &mut w,
+            WalRecord {
+                seq: 0,
+                upserts: prepared.iter().map(to_pb_point).collect(),
+                deletes: Vec::new(),
+            },
+        )?;
+        apply_upserts(&segs, prepared)?;
+        drop(w);
+        self.maybe_seal_in_background();
+        Ok(n)
+    }
+
+    /// Appends `rec` to the log (under the writer lock) and records the bytes
+    /// and the fsync time.
+    fn log(&self, w: &mut Writer, rec: WalRecord) -> Result<()> {
+        let before = w.wal.len_bytes();
+        let r = w.wal.append(rec);
+        self.note_fsync(w);
+        r?;
+        crate::metrics::get()
+            .storage
+            .wal_written_bytes
+            .with_label_values(&[self.name()])
+            .inc_by(w.wal.len_bytes() - before);
+        Ok(())
     }
 }
 

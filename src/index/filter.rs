@@ -30,6 +30,9 @@ pub struct Filter {
     pub upload_ids_any: Vec<String>,
     pub upload_ids_none: Vec<String>,
     pub media_ids_none: Vec<String>,
+    /// Only points of these media (internal: series lookups; not a request
+    /// field).
+    pub media_ids_any: Vec<String>,
     pub victim_identified: Option<bool>,
     /// [after, before): after inclusive, before exclusive.
     pub captured: (Option<i64>, Option<i64>),
@@ -99,6 +102,7 @@ impl Filter {
             upload_ids_any: list("filter.upload_ids_any", &f.upload_ids_any)?,
             upload_ids_none: list("filter.upload_ids_none", &f.upload_ids_none)?,
             media_ids_none: list("filter.media_ids_none", &f.media_ids_none)?,
+            media_ids_any: Vec::new(),
             victim_identified: f.victim_identified,
             captured: range("captured", f.captured_after, f.captured_before)?,
             uploaded: range("uploaded", f.uploaded_after, f.uploaded_before)?,
@@ -127,6 +131,7 @@ impl Filter {
             && (self.upload_ids_any.is_empty() || has(&self.upload_ids_any, &m.upload_id))
             && !has(&self.upload_ids_none, &m.upload_id)
             && !has(&self.media_ids_none, &m.media_id)
+            && (self.media_ids_any.is_empty() || has(&self.media_ids_any, &m.media_id))
             && self
                 .victim_identified
                 .is_none_or(|v| v == m.victim_identified)
@@ -272,6 +277,7 @@ impl MetaIndex {
             upload_ids_any: any(&self.upload_id, &f.upload_ids_any),
             upload_ids_none: self.upload_id.codes_of(&f.upload_ids_none),
             media_ids_none: self.media_id.codes_of(&f.media_ids_none),
+            media_ids_any: any(&self.media_id, &f.media_ids_any),
             victim_identified: f.victim_identified,
             captured: f.captured,
             uploaded: f.uploaded,
@@ -291,6 +297,7 @@ impl MetaIndex {
             &c.agencies_any,
             &c.case_ids_any,
             &c.upload_ids_any,
+            &c.media_ids_any,
             &c.tags_any,
         ]
         .into_iter()
@@ -316,6 +323,7 @@ pub struct Compiled<'a> {
     upload_ids_any: Option<Vec<u32>>,
     upload_ids_none: Vec<u32>,
     media_ids_none: Vec<u32>,
+    media_ids_any: Option<Vec<u32>>,
     victim_identified: Option<bool>,
     captured: (Option<i64>, Option<i64>),
     uploaded: (Option<i64>, Option<i64>),
@@ -360,6 +368,7 @@ impl<'a> Compiled<'a> {
             || !one_of(&self.upload_ids_any, ix.upload_id.codes[off])
             || !none_of(&self.upload_ids_none, ix.upload_id.codes[off])
             || !none_of(&self.media_ids_none, ix.media_id.codes[off])
+            || !one_of(&self.media_ids_any, ix.media_id.codes[off])
         {
             return false;
         }
@@ -403,6 +412,7 @@ impl<'a> Compiled<'a> {
             (&ix.agency, &self.agencies_any),
             (&ix.case_id, &self.case_ids_any),
             (&ix.upload_id, &self.upload_ids_any),
+            (&ix.media_id, &self.media_ids_any),
             (&ix.tags, &self.tags_any),
         ] {
             if let Some(codes) = set {
@@ -528,6 +538,11 @@ mod tests {
             upload_ids_any: pick(rng, &["u0", "u1", "u2", "u3"], "u8"),
             upload_ids_none: pick(rng, &["u0", "u1", "u2"], "u9"),
             media_ids_none: pick(rng, &["m1", "m2", "m3"], "m999"),
+            media_ids_any: if rng.random_bool(0.2) {
+                pick(rng, &["m1", "m2", "m3", "m4"], "m998")
+            } else {
+                Vec::new()
+            },
             victim_identified: rng.random_bool(0.3).then(|| rng.random_bool(0.5)),
             captured: (maybe(rng, 0, 50), maybe(rng, 50, 101)),
             uploaded: (maybe(rng, 50, 100), maybe(rng, 100, 151)),
@@ -540,6 +555,7 @@ mod tests {
             &mut f.agencies_any,
             &mut f.case_ids_any,
             &mut f.upload_ids_any,
+            &mut f.media_ids_any,
             &mut f.tags_all,
             &mut f.tags_any,
         ] {

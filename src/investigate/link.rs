@@ -22,6 +22,16 @@
 //! set, not on the order of work, which is what lets [`link_upload`] give the
 //! same grouping as a full re-link.
 //!
+//! **Decisions.** Investigators' decisions (see `decisions`) enter at the
+//! grouping step alone, through one hook, `Constraints::bind` on the
+//! union-find of `union`: must-linked media are joined before any evidence,
+//! and a union that would put both sides of a cannot-link (a rejected pair,
+//! a split) into one series is refused, so the edges are still joined
+//! strongest first and each side keeps what it is most strongly linked to.
+//! Evidence kinds and edge judging are untouched. [`link_upload`] gives way
+//! to a full re-link when `Constraints::in_play` says so. (`union` lists
+//! what any grouping must do to honour decisions.)
+//!
 //! **Series ids** come from the founding media (see `series`), so a series
 //! keeps its id when linked again on grown data.
 
@@ -35,9 +45,11 @@ use crate::collection::{PointRef, View};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
+use crate::investigate::decisions::Constraints;
 use crate::investigate::series::{
     EvidenceKind, EvidenceRecord, LinkSettings, SeriesRecord, SeriesState,
 };
+use crate::investigate::union::UnionFind;
 use crate::pb;
 
 pub const DEFAULT_K: usize = 32;
@@ -308,39 +320,6 @@ pub fn judge(edges: &EdgeSet, s: &LinkSettings, a: u32, b: u32, d: f32) -> Judge
     }
 }
 
-/// Union-find with path halving.
-pub struct UnionFind {
-    parent: Vec<u32>,
-}
-
-impl UnionFind {
-    pub fn new(n: usize) -> UnionFind {
-        UnionFind {
-            parent: (0..n as u32).collect(),
-        }
-    }
-
-    pub fn find(&mut self, mut x: u32) -> u32 {
-        while self.parent[x as usize] != x {
-            let p = self.parent[self.parent[x as usize] as usize];
-            self.parent[x as usize] = p;
-            x = p;
-        }
-        x
-    }
-
-    /// Joins the sets of a and b; false if they were one already.
-    pub fn union(&mut self, a: u32, b: u32) -> bool {
-        let (ra, rb) = (self.find(a), self.find(b));
-        if ra == rb {
-            return false;
-        }
-        let (lo, hi) = (ra.min(rb), ra.max(rb));
-        self.parent[hi as usize] = lo;
-        true
-    }
-}
-
 /// Joins accepted edges in ascending distance order (ties by media index,
 /// so the result does not depend on the order of work); returns the edges
 /// that joined two groups, the evidence.
@@ -363,6 +342,7 @@ fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord 
         collection: collection.to_string(),
         kind: j.kind,
         shared_neighbours: j.shared,
+        decision_id: None,
     }
 }
 
@@ -371,6 +351,8 @@ fn evidence(media: &MediaTable, j: &Judged, collection: &str) -> EvidenceRecord 
 pub struct GroupStats {
     pub accepted_edges: usize,
     pub refused_edges: usize,
+    /// Accepted edges whose union investigators' decisions refused.
+    pub refused_by_decisions: usize,
 }
 
 /// Groups media into series: judges every edge, joins accepted ones in
@@ -381,6 +363,17 @@ pub fn group(
     edges: &EdgeSet,
     s: &LinkSettings,
     collection: &str,
+) -> (Vec<SeriesRecord>, GroupStats) {
+    group_constrained(media, edges, s, collection, &Constraints::default())
+}
+
+/// [`group`] under investigators' decisions (`Constraints::bind`).
+pub fn group_constrained(
+    media: &MediaTable,
+    edges: &EdgeSet,
+    s: &LinkSettings,
+    collection: &str,
+    constraints: &Constraints,
 ) -> (Vec<SeriesRecord>, GroupStats) {
     let n = media.len();
     let mut judged: Vec<Judged> = (0..n as u32)
@@ -402,7 +395,10 @@ pub fn group(
         j.accepted
     });
     let mut uf = UnionFind::new(n);
+    // The decision hook: before any evidence is joined.
+    let decided = constraints.bind(&media.ids, &media.index, &mut uf);
     let forest = join(&mut judged, &mut uf);
+    stats.refused_by_decisions = uf.refused;
     let mut by_root: HashMap<u32, SeriesRecord> = HashMap::new();
     let mut sizes: HashMap<u32, usize> = HashMap::new();
     for m in 0..n as u32 {
@@ -427,6 +423,14 @@ pub fn group(
         let r = uf.find(j.a);
         if let Some(rec) = by_root.get_mut(&r) {
             rec.evidence.push(evidence(media, j, collection));
+        }
+    }
+    for (a, b, d) in decided {
+        let r = uf.find(a);
+        if let Some(rec) = by_root.get_mut(&r) {
+            let (ma, mb) = (&media.ids[a as usize], &media.ids[b as usize]);
+            rec.evidence
+                .push(EvidenceRecord::decision(ma, mb, d, collection));
         }
     }
     let mut series: Vec<SeriesRecord> = by_root.into_values().collect();
@@ -653,18 +657,20 @@ fn match_faces(
     Ok(())
 }
 
-/// Links the media of `images` (and `faces`) in `scope` into series.
+/// Links the media of `images` (and `faces`) in `scope` into series,
+/// honouring investigators' decisions.
 pub fn link_full(
     images: (&View, &str),
     faces: Option<(&View, &str)>,
     s: &LinkSettings,
     scope: Option<&Filter>,
+    constraints: &Constraints,
     progress: Progress<'_>,
 ) -> Result<Linked> {
     let (media, edges, mut stages) = build_edges(images.0, faces.map(|f| f.0), s, scope, progress)?;
     let t = Instant::now();
     progress("group", 0, 1);
-    let (series, stats) = group(&media, &edges, s, images.1);
+    let (series, stats) = group_constrained(&media, &edges, s, images.1, constraints);
     progress("group", 1, 1);
     stages.push(("group", t.elapsed().as_secs_f64()));
     Ok(Linked {
@@ -998,12 +1004,20 @@ fn write_back(
 /// edges whose verdict can change are those between two neighbours of the
 /// upload (they may gain a common neighbour in it); both neighbours'
 /// neighbour lists are looked up again for that.
+///
+/// Decisions make grouping depend on the order edges are joined in, which
+/// the seeded incremental join does not reproduce: when a decision names a
+/// media in play, or a member of a series in play, this returns `None`
+/// before changing anything, and the caller links the whole collection
+/// instead. A series no decision touches was never held apart by one, so
+/// elsewhere the incremental join stays exact.
 pub fn link_upload(
     images: (&View, &str),
     faces: Option<&View>,
     state: &mut SeriesState,
     upload_id: &str,
-) -> Result<UploadLinked> {
+    constraints: &Constraints,
+) -> Result<Option<UploadLinked>> {
     let s = state.settings.clone();
     let scope = Filter {
         upload_ids_any: vec![upload_id.to_string()],
@@ -1026,11 +1040,14 @@ pub fn link_upload(
     };
     let old_refs = p.add_upload_edges(&s, &new_img)?;
     p.add_neighbour_edges(&s, &old_refs)?;
+    let index = state.media_index();
+    if constraints.in_play(&p.media.ids, state, &index) {
+        return Ok(None);
+    }
     if let Some(fv) = faces {
         p.add_face_matches(fv, &s)?;
     }
     let (mut judged, new_edges) = p.judge_changed(&s);
-    let index = state.media_index();
     let mut uf = p.seeded_union_find(&index);
     let forest = join(&mut judged, &mut uf);
     let regrouped = regroup(&p, state, &index, &mut uf, &forest, images.1);
@@ -1052,12 +1069,12 @@ pub fn link_upload(
         })
         .collect();
     out.sort();
-    Ok(UploadLinked {
+    Ok(Some(UploadLinked {
         media: out,
         merges: regrouped.merges,
         touched,
         new_edges,
-    })
+    }))
 }
 
 #[cfg(test)]

@@ -12,7 +12,9 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -38,9 +40,29 @@ pub struct EvidenceRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub face_distance: Option<f32>,
     pub collection: String,
-    /// `image`, `near-duplicate` or `image+face`.
+    /// `image`, `near-duplicate`, `image+face` or `decision`.
     pub kind: EvidenceKind,
     pub shared_neighbours: u32,
+    /// `decision`: the investigator's decision that joined the two media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision_id: Option<u64>,
+}
+
+impl EvidenceRecord {
+    /// The evidence of a union an investigator's decision made (see
+    /// `decisions::Constraints::bind`).
+    pub fn decision(media_a: &str, media_b: &str, decision: u64, collection: &str) -> Self {
+        EvidenceRecord {
+            media_a: media_a.to_string(),
+            media_b: media_b.to_string(),
+            distance: 0.0,
+            face_distance: None,
+            collection: collection.to_string(),
+            kind: EvidenceKind::Decision,
+            shared_neighbours: 0,
+            decision_id: Some(decision),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,6 +72,8 @@ pub enum EvidenceKind {
     NearDuplicate,
     #[serde(rename = "image+face")]
     ImageAndFace,
+    /// Joined by an investigator's decision, not by distances.
+    Decision,
 }
 
 impl EvidenceKind {
@@ -58,6 +82,7 @@ impl EvidenceKind {
             EvidenceKind::Image => pb::EvidenceKind::EvidenceImage,
             EvidenceKind::NearDuplicate => pb::EvidenceKind::EvidenceNearDuplicate,
             EvidenceKind::ImageAndFace => pb::EvidenceKind::EvidenceImageAndFace,
+            EvidenceKind::Decision => pb::EvidenceKind::EvidenceDecision,
         }
     }
 }
@@ -95,6 +120,24 @@ pub struct SeriesRecord {
     pub victim_identified: bool,
     pub media_with_faces: u32,
     pub evidence: Vec<EvidenceRecord>,
+    /// What investigators decided about the series (see `decisions`),
+    /// derived from the decision log after every regrouping.
+    #[serde(default)]
+    pub review: Review,
+}
+
+/// The series-level outcome of investigators' decisions.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Review {
+    /// The latest LABEL decision's label; empty if none.
+    #[serde(default)]
+    pub label: String,
+    /// MARK_IDENTIFIED references.
+    #[serde(default)]
+    pub references: BTreeSet<String>,
+    /// Unix seconds of the latest decision about the series; 0 if none.
+    #[serde(default)]
+    pub decided_at: i64,
 }
 
 fn widen(span: &mut (i64, i64), t: i64) {
@@ -133,6 +176,7 @@ impl SeriesRecord {
             victim_identified: false,
             media_with_faces: 0,
             evidence: Vec::new(),
+            review: Review::default(),
         };
         r.add_media(media_id, meta, has_face);
         r
@@ -182,6 +226,20 @@ impl SeriesRecord {
         self.victim_identified |= other.victim_identified;
         self.media_with_faces += other.media_with_faces;
         self.evidence.extend(other.evidence);
+        // The review is derived again from the decisions after regrouping;
+        // until then the merged series keeps what either had.
+        self.review.references.extend(other.review.references);
+        if other.review.decided_at > self.review.decided_at {
+            self.review.decided_at = other.review.decided_at;
+            if !other.review.label.is_empty() {
+                self.review.label = other.review.label;
+            }
+        }
+    }
+
+    /// The latest of the members' uploads and of the decisions about it.
+    pub fn updated_at(&self) -> i64 {
+        self.uploaded.1.max(self.review.decided_at)
     }
 
     pub fn cross_border(&self) -> bool {
@@ -200,7 +258,7 @@ impl SeriesRecord {
             captured_until: self.captured.1,
             uploaded_from: self.uploaded.0,
             uploaded_until: self.uploaded.1,
-            victim_identified: self.victim_identified,
+            victim_identified: self.victim_identified || !self.review.references.is_empty(),
             cross_border: self.cross_border(),
             evidence: self
                 .evidence
@@ -213,10 +271,14 @@ impl SeriesRecord {
                     collection: e.collection.clone(),
                     kind: e.kind.to_pb() as i32,
                     shared_neighbours: e.shared_neighbours,
+                    decision_id: e.decision_id.unwrap_or(0),
                 })
                 .collect(),
             labels: self.labels.iter().cloned().collect(),
             media_with_faces: self.media_with_faces,
+            label: self.review.label.clone(),
+            identified_references: self.review.references.iter().cloned().collect(),
+            updated_at: self.updated_at(),
         }
     }
 }
@@ -261,15 +323,52 @@ impl SeriesState {
     }
 }
 
-/// Where series states live: `<data-dir>/series/<collection>.json`.
+/// A stored series state (`bytes`, of `path`) moved to the image collection
+/// `name`, every other key kept: a restore under a new name.
+pub fn renamed_state(path: &Path, bytes: &[u8], name: &str) -> Result<Vec<u8>> {
+    let mut v: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Error::data_loss(path, format!("series state is not valid: {e}")))?;
+    let Some(obj) = v.as_object_mut() else {
+        return Err(Error::data_loss(path, "series state is not a JSON object"));
+    };
+    obj.insert(
+        "image_collection".into(),
+        serde_json::Value::String(name.to_string()),
+    );
+    serde_json::to_vec(&v).map_err(|e| Error::Internal(format!("encoding series state: {e}")))
+}
+
+/// Where series states live: `<data-dir>/series/<collection>.json`; the
+/// states read lately are kept parsed in memory for the series reads
+/// (ListSeries, GetSeries, SeriesOfMedia), which must not parse a large
+/// state per call.
 #[derive(Clone, Debug)]
 pub struct StateStore {
     dir: PathBuf,
+    cache: Arc<Mutex<HashMap<String, Arc<SeriesState>>>>,
 }
 
 impl StateStore {
     pub fn new(dir: PathBuf) -> StateStore {
-        StateStore { dir }
+        StateStore {
+            dir,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The stored state of `collection`, shared and parsed once.
+    pub fn shared(&self, collection: &str) -> Result<Option<Arc<SeriesState>>> {
+        if let Some(s) = self.cache.lock().get(collection) {
+            return Ok(Some(s.clone()));
+        }
+        let Some(state) = self.load(collection)? else {
+            return Ok(None);
+        };
+        let state = Arc::new(state);
+        self.cache
+            .lock()
+            .insert(collection.to_string(), state.clone());
+        Ok(Some(state))
     }
 
     fn path(&self, collection: &str) -> PathBuf {
@@ -308,10 +407,18 @@ impl StateStore {
         std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
         let bytes = serde_json::to_vec(state)
             .map_err(|e| Error::Internal(format!("encoding series state: {e}")))?;
-        durable::write_durably(&self.path(&state.image_collection), &bytes)
+        // Forgotten before the write: a failed write must not leave the
+        // cache ahead of the file.
+        self.cache.lock().remove(&state.image_collection);
+        durable::write_durably(&self.path(&state.image_collection), &bytes)?;
+        self.cache
+            .lock()
+            .insert(state.image_collection.clone(), Arc::new(state.clone()));
+        Ok(())
     }
 
     pub fn remove(&self, collection: &str) -> Result<()> {
+        self.cache.lock().remove(collection);
         let path = self.path(collection);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),

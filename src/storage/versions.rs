@@ -12,6 +12,8 @@
 //! | [`SERIES`] | `series/<collection>.json` (`"format": "vidx-series/<n>"`) | 1 | 1 |
 //! | [`HASHES`] | `seg-*/bits.bin`, `seg-*/mih.bin` (perceptual-hash collections) | 1 | 1 |
 //! | [`HASHSET`] | `hashsets/<set>/set.json` (`"format"`), `part-*.bin` | 1 | 1 |
+//! | [`DECISIONS`] | `series/<collection>.decisions.log` | 1 | 1 |
+//! | [`SNAPSHOT`] | a snapshot's `snapshot.json` (`"format"`) | 1 | 1 |
 //!
 //! It lives in `storage`, the lowest layer that stores files, so that the
 //! segment, collection and investigate layers can all import it.
@@ -101,6 +103,13 @@ pub const HASHES: Format = Format {
     oldest: 1,
 };
 
+/// The investigators' decisions about an image collection's series.
+pub const DECISIONS: Format = Format {
+    name: "decision log",
+    current: 1,
+    oldest: 1,
+};
+
 /// An exact-hash set: its description and its immutable parts.
 pub const HASHSET: Format = Format {
     name: "hash set file",
@@ -108,9 +117,16 @@ pub const HASHSET: Format = Format {
     oldest: 1,
 };
 
+/// The manifest of a collection snapshot (`vidx snapshot create`).
+pub const SNAPSHOT: Format = Format {
+    name: "snapshot manifest",
+    current: 1,
+    oldest: 1,
+};
+
 /// Every stored format, in the order of the table above.
-pub const ALL: [Format; 9] = [
-    SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES, HASHES, HASHSET,
+pub const ALL: [Format; 11] = [
+    SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES, DECISIONS, SNAPSHOT, HASHES, HASHSET,
 ];
 
 impl Format {

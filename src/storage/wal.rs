@@ -127,6 +127,8 @@ pub struct Wal {
     sync: SyncPolicy,
     /// Written but not yet fsynced (interval policy).
     dirty: bool,
+    /// How long the last fsync took, until the owner takes it for its metrics.
+    fsync_time: Option<std::time::Duration>,
 }
 
 impl Wal {
@@ -166,6 +168,7 @@ impl Wal {
             next_seq: first_seq,
             sync,
             dirty: false,
+            fsync_time: None,
         })
     }
 
@@ -280,6 +283,7 @@ impl Wal {
                 next_seq,
                 sync,
                 dirty: false,
+                fsync_time: None,
             },
             Recovery {
                 records,
@@ -305,7 +309,7 @@ impl Wal {
         frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
         let res = self.file.write_all(&frame).and_then(|_| match self.sync {
-            SyncPolicy::Always => self.file.sync_data(),
+            SyncPolicy::Always => self.sync_data(),
             SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
         });
         if let Err(e) = res {
@@ -324,12 +328,23 @@ impl Wal {
     /// and before a file is retired).
     pub fn sync_if_dirty(&mut self) -> Result<()> {
         if self.dirty {
-            self.file
-                .sync_data()
-                .map_err(|e| Error::io(&self.path, e))?;
+            self.sync_data().map_err(|e| Error::io(&self.path, e))?;
             self.dirty = false;
         }
         Ok(())
+    }
+
+    /// fdatasync, timed.
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        let started = std::time::Instant::now();
+        let r = self.file.sync_data();
+        self.fsync_time = Some(started.elapsed());
+        r
+    }
+
+    /// How long the last fsync took, if one ran since the last call.
+    pub fn take_fsync_time(&mut self) -> Option<std::time::Duration> {
+        self.fsync_time.take()
     }
 
     /// Sequence number the next append gets.

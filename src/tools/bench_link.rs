@@ -634,6 +634,7 @@ fn link_database(iv: &View, fv: &View, s: &LinkSettings) -> anyhow::Result<Serie
         Some((fv, "faces")),
         s,
         None,
+        &Default::default(),
         &on_progress(&b),
     )?;
     b.finish_and_clear();
@@ -896,6 +897,7 @@ fn scale_run(
         Some((fv, "faces")),
         &defaults,
         None,
+        &Default::default(),
         &on_progress(&b),
     )?;
     b.finish_and_clear();

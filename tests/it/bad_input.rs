@@ -355,6 +355,7 @@ async fn bad_metadata_and_empty_query() {
 async fn oversized_message_is_resource_exhausted() {
     let server = TestServer::start_with(ServerOptions {
         max_message_bytes: 64 * 1024,
+        ..Default::default()
     })
     .await;
     let mut c = server.client().await;

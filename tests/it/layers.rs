@@ -19,7 +19,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("tools", 7),
     ("cli", 8),
 ];
-const ROOT_MODULES: &[&str] = &["pb", "error", "validate"];
+const ROOT_MODULES: &[&str] = &["pb", "error", "validate", "metrics"];
 
 fn rank(layer: &str) -> u8 {
     LAYERS

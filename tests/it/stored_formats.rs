@@ -7,8 +7,9 @@
 //! on) with two sealed segments (the first with a tombstone file that is
 //! not the initial one), a manifest with a
 //! checkpoint, write-ahead log records above it (an upsert and a delete not
-//! yet sealed), its `collection.json`, and the series state that `LinkSeries`
-//! stored for it. [`fixture_opens_with_its_points_and_series`] opens a copy of
+//! yet sealed), its `collection.json`, the series state that `LinkSeries`
+//! stored for it and (from `v1-decisions` on) the decision log of a LABEL
+//! decision. [`fixture_opens_with_its_points_and_series`] opens a copy of
 //! every fixture with today's code and checks ids, metadata, vectors, a
 //! search, the stored series and a triage that reads them.
 //!
@@ -25,12 +26,23 @@
 //!
 //! [`every_current_version_has_a_fixture`] fails until a fixture holds every
 //! version that `versions::ALL` says is written today.
+//!
+//! Snapshots (`vidx snapshot create`) are kept the same way under
+//! `tests/data/snapshots/<name>/`: each is a snapshot of the `images`
+//! collection of a format fixture, and must still restore into a data
+//! directory that [`check_fixture`] accepts. Make one with
+//!
+//! ```sh
+//! cargo test --release --test it -- --ignored stored_formats::write_snapshot_fixture
+//! cp -r target/stored-snapshot-fixture tests/data/snapshots/<name>   # e.g. v1
+//! ```
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use crate::support::*;
 use vidx::collection::StorageOptions;
+use vidx::investigate::decisions::DecisionStore;
 use vidx::investigate::series::StateStore;
 use vidx::pb;
 use vidx::storage::versions::{self, Format};
@@ -49,6 +61,28 @@ fn fixtures() -> Vec<PathBuf> {
     dirs.sort();
     assert!(!dirs.is_empty(), "no fixture under {}", root.display());
     dirs
+}
+
+fn snapshot_fixtures() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/snapshots");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("tests/data/snapshots")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The snapshot-manifest version of a snapshot fixture.
+fn snapshot_version(snap: &Path) -> (Format, u32) {
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(snap.join("snapshot.json")).expect("manifest"))
+            .expect("parse");
+    (
+        versions::SNAPSHOT,
+        m["format"].as_u64().expect("format") as u32,
+    )
 }
 
 fn axis(a: usize, scale: f32, v: &mut [f32]) {
@@ -210,7 +244,39 @@ async fn build_fixture(dir: &Path) {
         .expect("link")
         .into_inner();
     while events.message().await.expect("link event").is_some() {}
+    // An investigator's decision: the decision log.
+    let s0 = c
+        .series_of_media(pb::SeriesOfMediaRequest {
+            image_collection: "images".into(),
+            media_ids: vec!["sha1-s0-m0".into()],
+        })
+        .await
+        .expect("series of media")
+        .into_inner()
+        .media[0]
+        .series_id
+        .clone();
+    c.review_series(pb::ReviewSeriesRequest {
+        image_collection: "images".into(),
+        decisions: vec![pb::Decision {
+            kind: pb::DecisionKind::Label as i32,
+            series_id: s0,
+            label: "S-0007".into(),
+            ..Default::default()
+        }],
+        reviewer: "fixture".into(),
+        note: String::new(),
+    })
+    .await
+    .expect("review");
     server.stop().await;
+}
+
+/// The decision log of a fixture, if it has one (fixtures older than the
+/// log do not).
+fn decision_log(fixture: &Path) -> Option<PathBuf> {
+    let p = fixture.join("series/images.decisions.log");
+    p.exists().then_some(p)
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -329,6 +395,19 @@ async fn check_series(c: &mut Client, data_dir: &Path, name: &str) {
         .find(|s| s.media_ids.contains("sha1-s2-m0"))
         .expect("series of s2");
     assert!(s2.series_id.starts_with("ser-"), "{name}: {}", s2.series_id);
+    if decision_log(data_dir).is_some() {
+        let book = DecisionStore::new(data_dir.join("series"))
+            .load("images")
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let labels: Vec<&str> = book.decisions().iter().map(|d| d.label.as_str()).collect();
+        assert_eq!(labels, ["S-0007"], "{name}");
+        let s0 = state
+            .series
+            .iter()
+            .find(|s| s.media_ids.contains("sha1-s0-m0"))
+            .expect("series of s0");
+        assert_eq!(s0.review.label, "S-0007", "{name}");
+    }
 
     let item = pb::TriageItem {
         id: "seized-1".into(),
@@ -393,6 +472,7 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
         .expect("series format");
     let codes = seg.join("codes.bin");
     let codes = codes.exists().then(|| (versions::CODES, header(codes)));
+    let log = decision_log(fixture).map(|log| (versions::DECISIONS, header(log)));
     [
         (versions::SEALED, header(seg.join("vectors.bin"))),
         (versions::GRAPH, header(seg.join("graph.bin"))),
@@ -403,12 +483,14 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
     ]
     .into_iter()
     .chain(codes)
+    .chain(log)
     .collect()
 }
 
 #[test]
 fn every_current_version_has_a_fixture() {
-    let found: Vec<(Format, u32)> = fixtures().iter().flat_map(|f| versions_in(f)).collect();
+    let mut found: Vec<(Format, u32)> = fixtures().iter().flat_map(|f| versions_in(f)).collect();
+    found.extend(snapshot_fixtures().iter().map(|s| snapshot_version(s)));
     for format in versions::ALL {
         assert!(
             found.contains(&(format, format.current)),
@@ -445,6 +527,7 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
         n if n == versions::WAL.name => coll.join("wal-00000000000000000007.log"),
         n if n == versions::MANIFEST.name => coll.join("manifest.json"),
         n if n == versions::CONFIG.name => coll.join("collection.json"),
+        n if n == versions::DECISIONS.name => dir.join("series/images.decisions.log"),
         _ => dir.join("series/images.json"),
     };
     let mut b = std::fs::read(&path).expect("fixture file");
@@ -457,13 +540,34 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
         b = bumped.into_bytes();
     } else {
         b[8..12].copy_from_slice(&99u32.to_le_bytes());
-        if format != versions::WAL {
+        if format != versions::WAL && format != versions::DECISIONS {
             let crc = crc32c::crc32c(&b[..60]);
             b[60..64].copy_from_slice(&crc.to_le_bytes());
         }
     }
     std::fs::write(&path, b).expect("write");
     path
+}
+
+/// A snapshot from a newer vidx is refused by verify (and so by restore),
+/// naming its manifest and both versions.
+fn newer_snapshot_is_refused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&snapshot_fixtures()[0], tmp.path());
+    let mut m = vidx::storage::snapshot::SnapshotManifest::load(tmp.path()).expect("manifest");
+    m.format = 99;
+    m.store(tmp.path()).expect("store");
+    let e = vidx::storage::snapshot::verify(tmp.path()).expect_err("refused");
+    assert!(
+        matches!(e, vidx::error::Error::FailedPrecondition(_)),
+        "{e}"
+    );
+    let msg = e.to_string();
+    assert!(
+        msg.contains("snapshot.json")
+            && msg.contains("snapshot manifest format version 99 was written by a newer vidx"),
+        "{msg}"
+    );
 }
 
 /// A file of every format from a newer vidx is refused, and the message
@@ -474,6 +578,10 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
 async fn newer_versions_are_refused_naming_file_and_versions() {
     let all = fixtures();
     for format in versions::ALL {
+        if format == versions::SNAPSHOT {
+            newer_snapshot_is_refused();
+            continue;
+        }
         // The first fixture that has a file of this format.
         let fixture = all
             .iter()
@@ -484,7 +592,25 @@ async fn newer_versions_are_refused_naming_file_and_versions() {
         let file = bump_version(tmp.path(), format);
         let server = TestServer::start_in(tmp.path(), Default::default()).await;
         let mut c = server.client().await;
-        let status = if format == versions::SERIES {
+        let status = if format == versions::DECISIONS {
+            let first = c
+                .list_series(pb::ListSeriesRequest {
+                    image_collection: "images".into(),
+                    ..Default::default()
+                })
+                .await
+                .expect("list")
+                .into_inner()
+                .series[0]
+                .series_id
+                .clone();
+            c.get_series(pb::GetSeriesRequest {
+                image_collection: "images".into(),
+                series_id: first,
+            })
+            .await
+            .expect_err("refused")
+        } else if format == versions::SERIES {
             let req = pb::TriageRequest {
                 image_collection: "images".into(),
                 items: vec![pb::TriageItem {
@@ -505,7 +631,7 @@ async fn newer_versions_are_refused_naming_file_and_versions() {
             .await
             .expect_err("refused")
         };
-        let want_code = if format == versions::SERIES {
+        let want_code = if format == versions::SERIES || format == versions::DECISIONS {
             tonic::Code::FailedPrecondition
         } else {
             tonic::Code::DataLoss
@@ -540,5 +666,60 @@ async fn write_fixture() {
     check_fixture(&out).await;
     // The lock file of the server that wrote it is not part of the format.
     std::fs::remove_file(out.join(vidx::storage::lock::LOCK_FILE)).expect("remove lock file");
+    eprintln!("wrote {}", out.display());
+}
+
+/// Every committed snapshot restores (checksums and all) into a data
+/// directory holding the fixture's points, search answers and series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_fixtures_restore_with_their_points_and_series() {
+    let snaps = snapshot_fixtures();
+    assert!(
+        !snaps.is_empty(),
+        "no snapshot fixture under tests/data/snapshots"
+    );
+    for snap in snaps {
+        let data = tempfile::tempdir().expect("tempdir");
+        let m = vidx::storage::snapshot::verify(&snap)
+            .unwrap_or_else(|e| panic!("{}: {e}", snap.display()));
+        assert_eq!(m.collection, "images");
+        let keep = |_: &str, b: Vec<u8>| Ok(b);
+        vidx::collection::snapshot::restore(&snap, &m, data.path(), "images", &keep)
+            .unwrap_or_else(|e| panic!("{}: {e}", snap.display()));
+        std::fs::remove_file(data.path().join(vidx::storage::lock::LOCK_FILE)).expect("lock");
+        check_fixture(data.path()).await;
+    }
+}
+
+/// Snapshots the `images` collection of the first format fixture into
+/// `target/stored-snapshot-fixture`; run by hand when the snapshot format
+/// changes (see the module doc).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes a new snapshot fixture; see the module doc"]
+async fn write_snapshot_fixture() {
+    let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/stored-snapshot-fixture");
+    if out.exists() {
+        std::fs::remove_dir_all(&out).expect("clear");
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&fixtures()[0], tmp.path());
+    let server = TestServer::start_in(tmp.path(), Default::default()).await;
+    let url = format!("http://{}", server.addr);
+    let o = out.to_str().expect("utf-8 path").to_string();
+    tokio::task::spawn_blocking(move || {
+        crate::support::process::run(&[
+            "snapshot",
+            "create",
+            "--server",
+            &url,
+            "--collection",
+            "images",
+            "--out",
+            &o,
+        ])
+    })
+    .await
+    .expect("snapshot");
+    server.stop().await;
     eprintln!("wrote {}", out.display());
 }

@@ -17,6 +17,10 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_vidx");
 #[derive(Default)]
 pub struct Log {
     pub tail: VecDeque<String>,
+    /// Every line (up to [`MAX_LINES`]), for tests that read the whole log.
+    pub lines: Vec<String>,
+    /// Where `--metrics-listen` ended up, once the server said so.
+    pub metrics: Option<String>,
     pub seals: u64,
     pub merges: u64,
     /// Opens that cut a torn WAL tail.
@@ -24,8 +28,19 @@ pub struct Log {
     pub errors: Vec<String>,
 }
 
+/// Lines kept in [`Log::lines`].
+pub const MAX_LINES: usize = 20_000;
+
 impl Log {
     fn push(&mut self, line: String) {
+        if line.contains("metrics serving")
+            && let Some(a) = field(&line, "listen")
+        {
+            self.metrics = Some(a.to_string());
+        }
+        if self.lines.len() < MAX_LINES {
+            self.lines.push(line.clone());
+        }
         if line.contains("segment sealed") {
             self.seals += 1;
         }
@@ -47,8 +62,16 @@ impl Log {
     }
 }
 
-/// `name=value` in a tracing line.
+/// `name=value` in a tracing line, or `"name":"value"` (or a number) in a
+/// JSON one (`--log-format json`).
 pub fn field<'a>(line: &'a str, name: &str) -> Option<&'a str> {
+    if let Some(at) = line.find(&format!("\"{name}\":")) {
+        let rest = &line[at + name.len() + 3..];
+        return match rest.strip_prefix('"') {
+            Some(s) => s.split('"').next(),
+            None => rest.split([',', '}']).next(),
+        };
+    }
     let at = line.find(&format!("{name}="))? + name.len() + 1;
     line[at..].split_whitespace().next()
 }
@@ -65,11 +88,21 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Spawns `vidx serve --listen 127.0.0.1:0 --data-dir DIR ARGS...`.
     pub fn spawn<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> ServerProcess {
+        Self::spawn_env(dir, args, &[])
+    }
+
+    /// [`ServerProcess::spawn`] with these environment variables set too.
+    pub fn spawn_env<S: AsRef<OsStr>>(
+        dir: &Path,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir)
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -156,6 +189,30 @@ impl ServerProcess {
                 let _ = r.join();
             }
         }
+    }
+
+    /// The metrics listener's `host:port` (with `--metrics-listen`).
+    pub fn metrics_addr(&self) -> Option<String> {
+        self.log().metrics.clone()
+    }
+
+    /// Stops the server with SIGTERM and waits for it to exit (its log is
+    /// then complete); SIGKILL after 10 s.
+    pub fn terminate(&mut self) {
+        if self.killed {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.kill();
     }
 
     /// The process id of the server.

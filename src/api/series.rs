@@ -1,0 +1,268 @@
+//! The series-review RPCs: `ListSeries`, `GetSeries`, `SeriesOfMedia`,
+//! `ReviewSeries` and `UpdateMetadata`, and the part of `LinkUpload` that
+//! honours decisions. Request checks and status codes are here; the work is
+//! in `investigate::review` and `investigate::decisions`.
+
+use std::sync::Arc;
+
+use tonic::Status;
+
+use crate::collection::Collection;
+use crate::collection::config;
+use crate::collection::registry::Registry;
+use crate::error::Error;
+use crate::index::filter::Filter;
+use crate::investigate::decisions::DecisionStore;
+use crate::investigate::link::{self, UploadLinked};
+use crate::investigate::review;
+use crate::investigate::series::{SeriesState, StateStore};
+use crate::pb;
+use crate::validate;
+
+use crate::api::shared::{blocking, collection_of_kind, link_collections};
+
+/// The image collection `name` and its stored series state:
+/// FAILED_PRECONDITION before the first whole-collection `LinkSeries`.
+pub(crate) fn stored(
+    registry: &Registry,
+    store: &StateStore,
+    name: &str,
+) -> Result<(Arc<Collection>, Arc<SeriesState>), Error> {
+    validate::collection_name("image_collection", name)?;
+    let images = collection_of_kind(registry, "image_collection", name, config::Kind::Image)?;
+    let state = store.shared(name)?.ok_or_else(|| {
+        Error::FailedPrecondition(format!(
+            "collection {name:?} has no series yet; run LinkSeries over the whole collection first"
+        ))
+    })?;
+    Ok((images, state))
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// What the series RPCs need of the service.
+#[derive(Clone)]
+pub(crate) struct SeriesApi {
+    pub registry: Arc<Registry>,
+    pub series: StateStore,
+    pub decisions: DecisionStore,
+    /// Shared with linking: reviews and links replace the stored state.
+    pub link_lock: Arc<parking_lot::Mutex<()>>,
+}
+
+impl SeriesApi {
+    pub async fn list(&self, req: pb::ListSeriesRequest) -> Result<pb::ListSeriesResponse, Status> {
+        let me = self.clone();
+        blocking(move || {
+            let (_, state) = stored(&me.registry, &me.series, &req.image_collection)?;
+            let f = review::SeriesFilter::from_pb(req.filter.as_ref())?;
+            review::list(
+                &state,
+                &f,
+                req.page_size,
+                &req.page_token,
+                req.with_evidence,
+            )
+        })
+        .await
+    }
+
+    pub async fn get(&self, req: pb::GetSeriesRequest) -> Result<pb::GetSeriesResponse, Status> {
+        let me = self.clone();
+        blocking(move || {
+            let (images, state) = stored(&me.registry, &me.series, &req.image_collection)?;
+            if req.series_id.is_empty() {
+                return Err(Error::invalid(
+                    "series_id is empty; name a series (ser-...)",
+                ));
+            }
+            let faces = match state.face_collection.as_str() {
+                "" => None,
+                f => me.registry.get(f).ok(),
+            };
+            let book = me.decisions.load(&req.image_collection)?;
+            let fv = faces.map(|f| f.view()).transpose()?;
+            review::detail(&state, &book, &images.view()?, fv.as_ref(), &req.series_id)
+        })
+        .await
+    }
+
+    pub async fn of_media(
+        &self,
+        req: pb::SeriesOfMediaRequest,
+    ) -> Result<pb::SeriesOfMediaResponse, Status> {
+        validate::count("media_ids", req.media_ids.len(), validate::MAX_IDS)?;
+        if req.media_ids.is_empty() {
+            return Err(Status::invalid_argument(
+                "media_ids is empty; name at least one media",
+            ));
+        }
+        for (i, m) in req.media_ids.iter().enumerate() {
+            validate::point_id(&format!("media_ids[{i}]"), m)?;
+        }
+        let me = self.clone();
+        blocking(move || {
+            let (images, state) = stored(&me.registry, &me.series, &req.image_collection)?;
+            let media = review::series_of(&state, &images.view()?, &req.media_ids)?;
+            Ok(pb::SeriesOfMediaResponse { media })
+        })
+        .await
+    }
+
+    pub async fn review(
+        &self,
+        req: pb::ReviewSeriesRequest,
+    ) -> Result<pb::ReviewSeriesResponse, Status> {
+        let me = self.clone();
+        blocking(move || {
+            let _guard = me.link_lock.lock();
+            let name = req.image_collection.clone();
+            let (_, state) = stored(&me.registry, &me.series, &name)?;
+            let (images, faces) = link_collections(&me.registry, &name, &state.face_collection)?;
+            let iv = images.view()?;
+            let mut book = me.decisions.load(&name)?;
+            let recorded = review::decide(&req, &state, &iv, &mut book, unix_now())?;
+            // The new grouping first: a decision is logged only once it
+            // could be applied.
+            let (next, seconds) = if recorded.iter().any(|d| d.kind.regroups()) {
+                let fv = faces.as_ref().map(|f| f.view()).transpose()?;
+                review::relink(
+                    (&iv, &name),
+                    fv.as_ref().map(|v| (v, state.face_collection.as_str())),
+                    &state,
+                    &book,
+                )?
+            } else {
+                let mut next = (*state).clone();
+                book.apply_review(&mut next.series);
+                (next, 0.0)
+            };
+            me.decisions.append(&name, &recorded)?;
+            me.series.save(&next)?;
+            tracing::info!(collection = %name, decisions = recorded.len(), reviewer = %req.reviewer.trim(), "series reviewed");
+            Ok(pb::ReviewSeriesResponse {
+                recorded: recorded.iter().map(|d| d.to_pb()).collect(),
+                series: review::touched(&next, &recorded),
+                regroup_seconds: seconds,
+            })
+        })
+        .await
+    }
+
+    /// `LinkUpload` under the decisions: incremental when no decision is in
+    /// play, else the whole collection is linked again (the second value
+    /// says so).
+    pub fn link_upload(
+        &self,
+        req: &pb::LinkUploadRequest,
+        mut state: SeriesState,
+        face_name: String,
+    ) -> Result<(UploadLinked, bool), Error> {
+        let (images, faces) = link_collections(&self.registry, &req.image_collection, &face_name)?;
+        let iv = images.view()?;
+        let fv = faces.as_ref().map(|f| f.view()).transpose()?;
+        let book = self.decisions.load(&req.image_collection)?;
+        let before = state.clone();
+        let linked = link::link_upload(
+            (&iv, &req.image_collection),
+            fv.as_ref(),
+            &mut state,
+            &req.upload_id,
+            book.constraints(),
+        )?;
+        state.face_collection = face_name.clone();
+        let (out, relinked) = match linked {
+            Some(r) => {
+                book.apply_review(&mut state.series);
+                (r, false)
+            }
+            None => {
+                let (next, _) = review::relink(
+                    (&iv, &req.image_collection),
+                    fv.as_ref().map(|v| (v, face_name.as_str())),
+                    &state,
+                    &book,
+                )?;
+                let f = Filter {
+                    upload_ids_any: vec![req.upload_id.clone()],
+                    ..Default::default()
+                };
+                let mut media: Vec<String> = iv
+                    .points(Some(&f))?
+                    .into_iter()
+                    .map(|(_, id, meta)| link::media_key(&id, &meta, false))
+                    .collect();
+                media.sort();
+                media.dedup();
+                let out = review::upload_outcome(&before, &next, &media);
+                state = next;
+                (out, true)
+            }
+        };
+        if !state.linked_uploads.contains(&req.upload_id) {
+            state.linked_uploads.push(req.upload_id.clone());
+        }
+        self.series.save(&state)?;
+        Ok((out, relinked))
+    }
+
+    pub async fn update_metadata(
+        &self,
+        req: pb::UpdateMetadataRequest,
+    ) -> Result<pb::UpdateMetadataResponse, Status> {
+        validate::collection_name("collection", &req.collection)?;
+        if req.ids.is_empty() {
+            return Err(Status::invalid_argument(
+                "ids is empty; name the points to update",
+            ));
+        }
+        validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
+        let set = req.set.clone().unwrap_or_default();
+        if set == pb::MetadataUpdate::default() {
+            return Err(Status::invalid_argument(
+                "set changes nothing; set victim_identified, series_label, case_id, add_tags or remove_tags",
+            ));
+        }
+        for (field, tags) in [
+            ("set.add_tags", &set.add_tags),
+            ("set.remove_tags", &set.remove_tags),
+        ] {
+            for (i, t) in tags.iter().enumerate() {
+                if t.is_empty() || t.len() > 64 {
+                    return Err(Status::invalid_argument(format!(
+                        "{field}[{i}] {} must be 1 to 64 bytes",
+                        validate::show(t)
+                    )));
+                }
+            }
+        }
+        let c = self.registry.get(&req.collection)?;
+        let updated = blocking(move || {
+            c.update_metadata(&req.ids, |m| {
+                if let Some(v) = set.victim_identified {
+                    m.victim_identified = v;
+                }
+                if let Some(l) = &set.series_label {
+                    m.series_label = l.clone();
+                }
+                if let Some(c) = &set.case_id {
+                    m.case_id = c.clone();
+                }
+                m.tags.retain(|t| !set.remove_tags.contains(t));
+                for t in &set.add_tags {
+                    if !m.tags.contains(t) {
+                        m.tags.push(t.clone());
+                    }
+                }
+            })
+        })
+        .await?;
+        Ok(pb::UpdateMetadataResponse {
+            updated: updated as u64,
+        })
+    }
+}

@@ -1,0 +1,416 @@
+//! `vidx serve`: its flags, where each setting comes from (a flag, else a
+//! `VIDX_…` environment variable, else the `--config` TOML file, else the
+//! default), `--print-config`, the log format, and running the gRPC server
+//! with the metrics/health listener beside it.
+//!
+//! clap resolves flag over environment over default and says which one it
+//! used ([`ArgMatches::value_source`]); a setting clap took from its default
+//! is then taken from the file when the file has it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::ArgMatches;
+use clap::parser::ValueSource;
+use serde::Deserialize;
+
+use crate::api::ops::Ops;
+use crate::api::server::{self, ServerOptions};
+use crate::collection::registry::Registry;
+use crate::storage::wal::SyncPolicy;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+impl LogFormat {
+    fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeArgs {
+    /// A TOML file with any of these settings as keys (`data-dir = "/var/lib/vidx"`);
+    /// environment variables override it, flags override both.
+    #[arg(long, env = "VIDX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Print the settings as resolved (with where each came from) and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Where collections are stored.
+    #[arg(long, env = "VIDX_DATA_DIR", default_value = "./vidx-data")]
+    pub data_dir: PathBuf,
+    /// Address to listen on. Loopback by default: vidx has no authentication yet.
+    #[arg(long, env = "VIDX_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Serve Prometheus `/metrics`, `/healthz` and `/readyz` over HTTP on
+    /// this address (e.g. 127.0.0.1:9090); off if not given.
+    #[arg(long, env = "VIDX_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Create and load the demo collections (`images`, `faces`) if absent.
+    #[arg(long, env = "VIDX_DEMO")]
+    pub demo: bool,
+    /// Largest request or response message, in bytes.
+    #[arg(long, env = "VIDX_MAX_MESSAGE_BYTES", default_value_t = server::DEFAULT_MAX_MESSAGE_BYTES)]
+    pub max_message_bytes: usize,
+    /// When writes reach the disk: "always" (fsync before acknowledging),
+    /// "interval=<ms>" (acknowledge after write(), fsync every <ms>: a power
+    /// loss can lose that much) or "never" (leave it to the OS).
+    #[arg(long, env = "VIDX_SYNC", default_value = "always")]
+    pub sync: SyncPolicy,
+    /// Points in a collection's mutable segment before it is sealed into
+    /// memory-mapped files.
+    #[arg(long, env = "VIDX_SEAL_THRESHOLD", default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
+    pub seal_threshold: usize,
+    /// Log lines as text or as JSON objects.
+    #[arg(long, env = "VIDX_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// What to log, as a tracing filter: "info", "debug" (every request
+    /// once), "vidx=debug,tower=warn", ... When no flag, variable or file
+    /// sets it, RUST_LOG (if set) replaces the default.
+    #[arg(long, env = "VIDX_LOG", default_value = "info")]
+    pub log: String,
+    /// Requests taking longer than this many milliseconds are logged at
+    /// info as slow requests (0: every request).
+    #[arg(long, env = "VIDX_SLOW_MS", default_value_t = server::DEFAULT_SLOW_MS)]
+    pub slow_ms: u64,
+}
+
+/// The settings file: every key optional, unknown keys refused.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    metrics_listen: Option<String>,
+    demo: Option<bool>,
+    max_message_bytes: Option<usize>,
+    sync: Option<String>,
+    seal_threshold: Option<usize>,
+    log_format: Option<String>,
+    log: Option<String>,
+    slow_ms: Option<u64>,
+}
+
+/// Where one setting's value came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Env(&'static str),
+    File,
+    Default,
+}
+
+/// The settings in the order `--print-config` shows them, each with its
+/// clap id, environment variable and file key.
+const KEYS: &[(&str, &str, &str)] = &[
+    ("data_dir", "VIDX_DATA_DIR", "data-dir"),
+    ("listen", "VIDX_LISTEN", "listen"),
+    ("metrics_listen", "VIDX_METRICS_LISTEN", "metrics-listen"),
+    ("demo", "VIDX_DEMO", "demo"),
+    (
+        "max_message_bytes",
+        "VIDX_MAX_MESSAGE_BYTES",
+        "max-message-bytes",
+    ),
+    ("sync", "VIDX_SYNC", "sync"),
+    ("seal_threshold", "VIDX_SEAL_THRESHOLD", "seal-threshold"),
+    ("log_format", "VIDX_LOG_FORMAT", "log-format"),
+    ("log", "VIDX_LOG", "log"),
+    ("slow_ms", "VIDX_SLOW_MS", "slow-ms"),
+];
+
+/// Resolved settings and where each came from.
+pub struct Resolved {
+    pub args: ServeArgs,
+    pub sources: Vec<(&'static str, Source)>,
+}
+
+fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+/// A file value that clap would parse with `FromStr`, with the key named.
+fn parse_key<T: std::str::FromStr>(
+    path: &Path,
+    key: &str,
+    v: Option<String>,
+) -> anyhow::Result<Option<T>>
+where
+    T::Err: std::fmt::Display,
+{
+    v.map(|s| {
+        s.parse::<T>()
+            .map_err(|e| anyhow::anyhow!("config file {}: key {key} = {s:?}: {e}", path.display()))
+    })
+    .transpose()
+}
+
+/// Where clap took the setting `id` from.
+fn source_of(m: &ArgMatches, id: &str) -> Source {
+    let env = KEYS.iter().find(|k| k.0 == id).map_or("", |k| k.1);
+    match m.value_source(id) {
+        Some(ValueSource::CommandLine) => Source::Flag,
+        Some(ValueSource::EnvVariable) => Source::Env(env),
+        _ => Source::Default,
+    }
+}
+
+/// Applies the file (`--config`) under the environment and the flags.
+pub fn resolve(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<Resolved> {
+    let file = match &a.config {
+        Some(p) => read_file(p)?,
+        None => FileConfig::default(),
+    };
+    let path = a.config.clone().unwrap_or_default();
+    let mut sources = Vec::new();
+    // A bad value in the file is reported even where a flag overrides it.
+    macro_rules! fill {
+        ($id:literal, $field:ident, $value:expr) => {{
+            let value = $value;
+            let mut src = source_of(m, $id);
+            if src == Source::Default
+                && let Some(v) = value
+            {
+                a.$field = v;
+                src = Source::File;
+            }
+            sources.push(($id, src));
+        }};
+    }
+    fill!("data_dir", data_dir, file.data_dir);
+    fill!("listen", listen, parse_key(&path, "listen", file.listen)?);
+    fill!(
+        "metrics_listen",
+        metrics_listen,
+        parse_key(&path, "metrics-listen", file.metrics_listen)?.map(Some)
+    );
+    fill!("demo", demo, file.demo);
+    fill!(
+        "max_message_bytes",
+        max_message_bytes,
+        file.max_message_bytes
+    );
+    fill!("sync", sync, parse_key(&path, "sync", file.sync)?);
+    fill!("seal_threshold", seal_threshold, file.seal_threshold);
+    let log_format = file
+        .log_format
+        .map(|s| match s.as_str() {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => bail!(
+                "config file {}: key log-format = {s:?}: use \"text\" or \"json\"",
+                path.display()
+            ),
+        })
+        .transpose()?;
+    fill!("log_format", log_format, log_format);
+    fill!("log", log, file.log);
+    fill!("slow_ms", slow_ms, file.slow_ms);
+    Ok(Resolved { args: a, sources })
+}
+
+/// The settings as TOML, each line saying where its value came from.
+pub fn print_config(r: &Resolved) -> String {
+    let a = &r.args;
+    let value = |id: &str| -> Option<toml::Value> {
+        Some(match id {
+            "data_dir" => a.data_dir.display().to_string().into(),
+            "listen" => a.listen.to_string().into(),
+            "metrics_listen" => a.metrics_listen?.to_string().into(),
+            "demo" => a.demo.into(),
+            "max_message_bytes" => (a.max_message_bytes as i64).into(),
+            "sync" => sync_str(a.sync).into(),
+            "seal_threshold" => (a.seal_threshold as i64).into(),
+            "log_format" => a.log_format.as_str().into(),
+            "log" => a.log.clone().into(),
+            "slow_ms" => (a.slow_ms as i64).into(),
+            _ => return None,
+        })
+    };
+    let mut out = String::new();
+    if let Some(p) = &a.config {
+        out.push_str(&format!("# config file: {}\n", p.display()));
+    }
+    for (id, _, key) in KEYS {
+        let src = r
+            .sources
+            .iter()
+            .find(|(i, _)| i == id)
+            .map_or(Source::Default, |s| s.1.clone());
+        let from = match src {
+            Source::Flag => "flag".to_string(),
+            Source::Env(v) => format!("env {v}"),
+            Source::File => "config file".to_string(),
+            Source::Default => "default".to_string(),
+        };
+        match value(id) {
+            Some(v) => out.push_str(&format!("{key} = {v}  # {from}\n")),
+            None => out.push_str(&format!("# {key} is not set  # {from}\n")),
+        }
+    }
+    out
+}
+
+fn sync_str(s: SyncPolicy) -> String {
+    match s {
+        SyncPolicy::Always => "always".into(),
+        SyncPolicy::Never => "never".into(),
+        SyncPolicy::Interval(d) => format!("interval={}", d.as_millis()),
+    }
+}
+
+/// Starts the log subscriber: `filter` (or RUST_LOG when the filter is
+/// the default and RUST_LOG is set) in `format`, to stderr.
+pub fn init_logging(format: LogFormat, filter: Option<&str>, default_level: &str) {
+    let filter = match filter {
+        Some(f) => tracing_subscriber::EnvFilter::try_new(f).unwrap_or_else(|e| {
+            eprintln!("warning: log filter {f:?}: {e}; using {default_level}");
+            tracing_subscriber::EnvFilter::new(default_level)
+        }),
+        None => tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .init(),
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
+}
+
+/// The log filter of a resolved serve: the one set by flag, environment or
+/// file, else none (RUST_LOG or info).
+pub fn log_filter(r: &Resolved) -> Option<String> {
+    let set = r
+        .sources
+        .iter()
+        .any(|(id, s)| *id == "log" && *s != Source::Default);
+    set.then(|| r.args.log.clone())
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    if a.seal_threshold == 0 {
+        bail!("--seal-threshold must be at least 1");
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let ops = Ops::new();
+    let ops_task = match a.metrics_listen {
+        Some(addr) => Some(start_ops(addr, ops.clone(), stopped()).await?),
+        None => None,
+    };
+    let registry = open_registry(&a).await?;
+    ops.set_registry(registry.clone());
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    tracing::info!(
+        listen = %listener.local_addr()?,
+        data_dir = %a.data_dir.display(),
+        "vidx serving"
+    );
+    let opts = ServerOptions {
+        max_message_bytes: a.max_message_bytes,
+        slow: Duration::from_millis(a.slow_ms),
+    };
+    server::serve(registry, listener, opts, stopped()).await?;
+    if let Some(t) = ops_task {
+        let _ = t.await;
+    }
+    tracing::info!("vidx stopped");
+    Ok(())
+}
+
+/// Binds and starts the metrics/health listener.
+async fn start_ops(
+    addr: SocketAddr,
+    ops: Arc<Ops>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let l = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding --metrics-listen {addr}"))?;
+    tracing::info!(listen = %l.local_addr()?, "metrics serving");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::api::ops::serve(l, ops, stopped).await {
+            tracing::error!(error = %e, "metrics listener failed");
+        }
+    }))
+}
+
+/// Opens the data directory (and loads the demo collections if asked).
+async fn open_registry(a: &ServeArgs) -> anyhow::Result<Arc<Registry>> {
+    let data_dir = a.data_dir.clone();
+    let opts = crate::collection::StorageOptions {
+        sync: a.sync,
+        seal_threshold: a.seal_threshold,
+        ..Default::default()
+    };
+    let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, opts))
+        .await?
+        .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
+    let registry = Arc::new(registry);
+    if a.demo {
+        let r = registry.clone();
+        let loaded = tokio::task::spawn_blocking(move || crate::cli::demo::load(&r)).await??;
+        if loaded.is_empty() {
+            tracing::info!("demo collections already present");
+        }
+    }
+    Ok(registry)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

@@ -79,7 +79,7 @@ pub async fn import(
         ));
     }
     let imported = entries.len() as u64;
-    let total = crate::api::work::blocking(move || {
+    let total = crate::api::shared::blocking(move || {
         registry
             .hash_sets()
             .import(&set, &description, &entries, &cases)
@@ -99,7 +99,7 @@ pub async fn lookup(
     for (i, d) in req.digests.iter().enumerate() {
         validate::digest(&format!("digests[{i}]"), d, None)?;
     }
-    let matches = crate::api::work::blocking(move || {
+    let matches = crate::api::shared::blocking(move || {
         let hs = registry.hash_sets();
         let sets = hs.select("sets", &req.sets)?;
         let mut out = Vec::new();
@@ -119,7 +119,7 @@ pub async fn lookup(
 }
 
 pub async fn list(registry: Arc<Registry>) -> Result<pb::ListHashSetsResponse, Status> {
-    let sets = crate::api::work::blocking(move || {
+    let sets = crate::api::shared::blocking(move || {
         Ok(registry
             .hash_sets()
             .list()
@@ -139,7 +139,7 @@ pub async fn export(
     validate::collection_name("set", &req.set)?;
     let set = registry.hash_sets().get(&req.set)?;
     let case_id = req.case_id.clone();
-    let (cases, entries) = crate::api::work::blocking(move || set.export(&case_id)).await?;
+    let (cases, entries) = crate::api::shared::blocking(move || set.export(&case_id)).await?;
     if cases.is_empty() && entries.is_empty() && !req.case_id.is_empty() {
         return Err(Error::NotFound(format!(
             "case {} is not in hash set {:?}",
@@ -172,5 +172,5 @@ pub async fn export(
 
 pub async fn drop_set(registry: Arc<Registry>, req: pb::DropHashSetRequest) -> Result<(), Status> {
     validate::collection_name("set", &req.set)?;
-    crate::api::work::blocking(move || registry.hash_sets().drop_set(&req.set)).await
+    crate::api::shared::blocking(move || registry.hash_sets().drop_set(&req.set)).await
 }

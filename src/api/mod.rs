@@ -15,4 +15,3 @@ pub mod service;
 pub mod shared;
 pub mod snapshot;
 pub mod status;
-pub mod work;

@@ -28,6 +28,9 @@ pub enum Error {
     ResourceExhausted(String),
     #[error("{0}")]
     FailedPrecondition(String),
+    /// The caller's agency or role may not do this; the message says why.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A file's contents are not what vidx wrote; the collection is refused.
     #[error("data loss in {path}: {what}")]
     DataLoss { path: PathBuf, what: String },

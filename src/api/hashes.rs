@@ -1,6 +1,15 @@
 //! The exact-hash set RPCs: `ImportHashes` (whole or not at all),
 //! `LookupHashes`, `ListHashSets`, `ExportHashes`, `DropHashSet`. The
 //! service's trait methods call these.
+//!
+//! Who may: the gate asks a reader for the reads, a contributor for an
+//! import and an admin for a drop (`api::access`). Here, under the sets'
+//! write lock: creating a set (an import into a set that does not exist)
+//! is an admin's, and a set takes imports from its owner agency (the
+//! creator's) or an admin. Hash sets hold digests of known material, not
+//! uploads: no restriction applies to them, and a credential's collection
+//! list does not limit them (a triage must never miss known material
+//! because a token was limited). Each call fills its audit note.
 
 use std::sync::Arc;
 
@@ -8,6 +17,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Status, Streaming};
 
+use crate::api::access::{Caller, Role};
+use crate::api::guard::NoteSlot;
 use crate::collection::hashsets::{self, MAX_IMPORT};
 use crate::collection::registry::Registry;
 use crate::error::Error;
@@ -24,6 +35,8 @@ type Stream<T> = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, Sta
 /// it was.
 pub async fn import(
     registry: Arc<Registry>,
+    caller: Caller,
+    note: NoteSlot,
     mut input: Streaming<pb::ImportHashesRequest>,
 ) -> Result<pb::ImportHashesResponse, Status> {
     let mut set = String::new();
@@ -39,6 +52,7 @@ pub async fn import(
             validate::collection_name("set", &msg.set)?;
             set = msg.set.clone();
             description = msg.description.clone();
+            note.0.lock().collection = set.clone();
         } else if !msg.set.is_empty() && msg.set != set {
             return Err(Status::invalid_argument(format!(
                 "set {:?} differs from {set:?}, which the first message named; one import goes into one set",
@@ -79,32 +93,68 @@ pub async fn import(
         ));
     }
     let imported = entries.len() as u64;
+    note.0.lock().request = serde_json::json!({
+        "set": set,
+        "entries": imported,
+        "cases": cases.iter().map(|c| c.case_id.clone()).collect::<Vec<_>>(),
+    });
     let total = crate::api::shared::blocking(move || {
+        let allow = |owner: Option<&str>| may_import(&caller, &set, owner);
         registry
             .hash_sets()
-            .import(&set, &description, &entries, &cases)
+            .import(&set, &description, &caller.agency, &entries, &cases, allow)
     })
     .await?;
+    note.0.lock().results = imported;
     Ok(pb::ImportHashesResponse {
         imported,
         entries: total,
     })
 }
 
+/// Whether `caller` may import into `set`, whose owner agency is `owner`
+/// (`None`: the set does not exist yet, and the import creates it).
+fn may_import(caller: &Caller, set: &str, owner: Option<&str>) -> Result<(), Error> {
+    match owner {
+        None => caller.require(
+            Role::Admin,
+            &format!("create hash set {set:?} (ImportHashes into a set that does not exist)"),
+        ),
+        Some(o) if caller.may_write_for(o) => Ok(()),
+        Some(o) => Err(Error::PermissionDenied(format!(
+            "hash set {set:?} belongs to agency {}; agency {} (role {}) may not import into it: \
+             its owner's contributors or an admin may",
+            if o.is_empty() { "(none: admins only)" } else { o },
+            caller.agency,
+            caller.role
+        ))),
+    }
+}
+
 pub async fn lookup(
     registry: Arc<Registry>,
+    note: NoteSlot,
     req: pb::LookupHashesRequest,
 ) -> Result<pb::LookupHashesResponse, Status> {
+    // The digests' count, not the digests: a lookup may hold 100,000; the
+    // matched ones are the record's ids.
+    note.0.lock().request = serde_json::json!({
+        "sets": req.sets,
+        "digests": req.digests.len(),
+    });
     validate::count("digests", req.digests.len(), validate::MAX_IDS)?;
     for (i, d) in req.digests.iter().enumerate() {
         validate::digest(&format!("digests[{i}]"), d, None)?;
     }
-    let matches = crate::api::shared::blocking(move || {
+    let (matches, ids) = crate::api::shared::blocking(move || {
         let hs = registry.hash_sets();
         let sets = hs.select("sets", &req.sets)?;
         let mut out = Vec::new();
+        let mut ids = Vec::new();
         for (i, d) in req.digests.iter().enumerate() {
             for m in hs.lookup(&sets, d)? {
+                // The record names what was found where: set and digest.
+                ids.push(format!("{}:{}", m.set, hex::encode(d)));
                 out.push(pb::HashMatch {
                     digest: i as u32,
                     set: m.set,
@@ -112,14 +162,22 @@ pub async fn lookup(
                 });
             }
         }
-        Ok(out)
+        Ok((out, ids))
     })
     .await?;
+    {
+        let mut n = note.0.lock();
+        n.results = matches.len() as u64;
+        n.ids = ids;
+    }
     Ok(pb::LookupHashesResponse { matches })
 }
 
-pub async fn list(registry: Arc<Registry>) -> Result<pb::ListHashSetsResponse, Status> {
-    let sets = crate::api::shared::blocking(move || {
+pub async fn list(
+    registry: Arc<Registry>,
+    note: NoteSlot,
+) -> Result<pb::ListHashSetsResponse, Status> {
+    let sets: Vec<pb::HashSetInfo> = crate::api::shared::blocking(move || {
         Ok(registry
             .hash_sets()
             .list()
@@ -128,14 +186,25 @@ pub async fn list(registry: Arc<Registry>) -> Result<pb::ListHashSetsResponse, S
             .collect())
     })
     .await?;
+    {
+        let mut n = note.0.lock();
+        n.results = sets.len() as u64;
+        n.ids = sets.iter().map(|s| s.name.clone()).collect();
+    }
     Ok(pb::ListHashSetsResponse { sets })
 }
 
 /// Streams the cases first, then the entries in batches.
 pub async fn export(
     registry: Arc<Registry>,
+    note: NoteSlot,
     req: pb::ExportHashesRequest,
 ) -> Result<Stream<pb::ExportHashesResponse>, Status> {
+    {
+        let mut n = note.0.lock();
+        n.collection = req.set.clone();
+        n.request = serde_json::json!({ "set": req.set, "case_id": req.case_id });
+    }
     validate::collection_name("set", &req.set)?;
     let set = registry.hash_sets().get(&req.set)?;
     let case_id = req.case_id.clone();
@@ -147,6 +216,11 @@ pub async fn export(
             req.set
         ))
         .into());
+    }
+    {
+        let mut n = note.0.lock();
+        n.results = entries.len() as u64;
+        n.ids = cases.iter().map(|c| c.case_id.clone()).collect();
     }
     let (tx, rx) = mpsc::channel(4);
     tokio::spawn(async move {
@@ -170,7 +244,16 @@ pub async fn export(
     Ok(Box::pin(ReceiverStream::new(rx)))
 }
 
-pub async fn drop_set(registry: Arc<Registry>, req: pb::DropHashSetRequest) -> Result<(), Status> {
+pub async fn drop_set(
+    registry: Arc<Registry>,
+    note: NoteSlot,
+    req: pb::DropHashSetRequest,
+) -> Result<(), Status> {
+    {
+        let mut n = note.0.lock();
+        n.collection = req.set.clone();
+        n.request = serde_json::json!({ "set": req.set });
+    }
     validate::collection_name("set", &req.set)?;
     crate::api::shared::blocking(move || registry.hash_sets().drop_set(&req.set)).await
 }

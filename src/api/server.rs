@@ -1,7 +1,9 @@
-//! Assembles the gRPC server: the vidx service, gRPC health, server
-//! reflection (so `grpcurl` works without the .proto), message-size limits,
-//! the per-call metrics and request log ([`crate::api::observe`]), and
-//! serving on a given listener until a shutdown signal.
+//! Assembles the gRPC server: the vidx service behind its gate (identity,
+//! roles, limits, audit: `api::guard`), gRPC health, server reflection (so
+//! `grpcurl` works without the .proto), TLS and mTLS through tonic's rustls,
+//! message-size limits, the per-call metrics and request log
+//! ([`crate::api::observe`]), and serving on a given listener until a
+//! shutdown signal.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -11,11 +13,16 @@ use tokio::net::TcpListener;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::api::guard::{Gate, GateLayer};
+use crate::api::limits::{LimitOptions, Limits};
 use crate::api::observe::ObserveLayer;
 use crate::api::service::Service;
+use crate::api::tokens::TokenStore;
 use crate::collection::registry::Registry;
+use crate::collection::restrict::Restrictions;
 use crate::pb;
 use crate::pb::vector_index_server::VectorIndexServer;
+use crate::storage::audit::{AuditLog, AuditOptions};
 
 /// Default request/response size limit: a 2,000-point batch of 512-d vectors
 /// is ~4.1 MB of floats plus metadata; 64 MiB leaves room for 10× that.
@@ -49,12 +56,35 @@ pub async fn channel(addr: &str) -> Result<tonic::transport::Channel, tonic::tra
     endpoint(addr)?.connect().await
 }
 
+/// The server's certificate and key, and the CA client certificates must
+/// be signed by (mTLS), all PEM.
+#[derive(Clone)]
+pub struct TlsFiles {
+    pub cert_pem: Vec<u8>,
+    pub key_pem: Vec<u8>,
+    pub client_ca_pem: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsFiles {
+    /// Never prints the key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsFiles")
+            .field("client_ca", &self.client_ca_pem.is_some())
+            .finish_non_exhaustive()
+    }
+}
 /// Requests taking longer than this are logged at info (`--slow-ms`).
 pub const DEFAULT_SLOW_MS: u64 = 1000;
 
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
     pub max_message_bytes: usize,
+    /// TLS (and with a client CA, mTLS); plaintext when `None`.
+    pub tls: Option<TlsFiles>,
+    /// The audit log; none when `None` (in-process tests, benchmarks of
+    /// the plain server).
+    pub audit: Option<AuditOptions>,
+    pub limits: LimitOptions,
     /// Requests taking longer are logged at info as slow requests.
     pub slow: Duration,
 }
@@ -63,6 +93,9 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            tls: None,
+            audit: None,
+            limits: LimitOptions::default(),
             slow: Duration::from_millis(DEFAULT_SLOW_MS),
         }
     }
@@ -86,9 +119,29 @@ pub async fn serve(
     // speak v1alpha.
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-    let vidx = VectorIndexServer::new(Service::new(registry, opts.max_message_bytes))
-        .max_decoding_message_size(opts.max_message_bytes)
-        .max_encoding_message_size(opts.max_message_bytes);
+    let data_dir = registry.data_dir().to_path_buf();
+    let tokens = Arc::new(TokenStore::open(&data_dir)?);
+    let restrictions = Arc::new(Restrictions::open(&data_dir)?);
+    let audit = match opts.audit.clone() {
+        Some(a) => Some(Arc::new(
+            tokio::task::spawn_blocking(move || AuditLog::open(a)).await??,
+        )),
+        None => None,
+    };
+    let gate = Arc::new(Gate {
+        tokens: tokens.clone(),
+        audit: audit.clone(),
+        limits: Limits::new(opts.limits.clone()),
+        client_certs: opts.tls.as_ref().is_some_and(|t| t.client_ca_pem.is_some()),
+    });
+    let vidx = VectorIndexServer::new(Service::new(
+        registry,
+        tokens,
+        restrictions,
+        opts.max_message_bytes,
+    ))
+    .max_decoding_message_size(opts.max_message_bytes)
+    .max_encoding_message_size(opts.max_message_bytes);
     // Accepted sockets get TCP_NODELAY: HTTP/2 writes small frames, and
     // Nagle's algorithm would hold them for the peer's delayed ACK.
     let incoming = TcpListenerStream::new(listener).map(|s| {
@@ -96,7 +149,19 @@ pub async fn serve(
             let _ = s.set_nodelay(true);
         })
     });
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &opts.tls {
+        let mut cfg = tonic::transport::ServerTlsConfig::new().identity(
+            tonic::transport::Identity::from_pem(&tls.cert_pem, &tls.key_pem),
+        );
+        if let Some(ca) = &tls.client_ca_pem {
+            cfg = cfg.client_ca_root(tonic::transport::Certificate::from_pem(ca));
+        }
+        builder = builder
+            .tls_config(cfg)
+            .map_err(|e| anyhow::anyhow!("TLS configuration: {e}"))?;
+    }
+    let served = builder
         // A batch of 50 queries of 512 floats is ~100 KB each way; with
         // HTTP/2's default 64 KiB windows every such message waits a round
         // trip for window updates while the cores idle.
@@ -105,12 +170,18 @@ pub async fn serve(
         // Outermost, so that it sees the status the client gets.
         .layer(ObserveLayer { slow: opts.slow })
         .layer(tower::util::MapResponseLayer::new(oversized_status))
+        .layer(GateLayer(gate))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(vidx)
         .serve_with_incoming_shutdown(incoming, shutdown)
-        .await?;
+        .await;
+    // Every answered call is recorded; the last checkpoint covers them.
+    if let Some(a) = audit {
+        tokio::task::spawn_blocking(move || a.close()).await?;
+    }
+    served?;
     Ok(())
 }
 

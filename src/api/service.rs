@@ -12,12 +12,17 @@ use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::api::access::{Caller, Role};
+use crate::api::guard::NoteSlot;
 use crate::api::observe::{call_of, note_collection};
+use crate::api::owner;
 use crate::api::series::SeriesApi;
 use crate::api::shared::{blocking, collection_of_kind, link_collections};
+use crate::api::tokens::TokenStore;
 use crate::collection::config;
 use crate::collection::registry::Registry;
-use crate::collection::{Collection, Query, SearchOptions};
+use crate::collection::restrict::Restrictions;
+use crate::collection::{Collection, Hit, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
@@ -35,7 +40,9 @@ use crate::validate;
 const SERIES_DIR: &str = "series";
 
 pub struct Service {
-    registry: Arc<Registry>,
+    pub(crate) registry: Arc<Registry>,
+    pub(crate) tokens: Arc<TokenStore>,
+    pub(crate) restrictions: Arc<Restrictions>,
     /// Stored series states, one per linked image collection.
     series: StateStore,
     /// Investigators' decision logs, one per image collection.
@@ -50,7 +57,12 @@ pub struct Service {
 }
 
 impl Service {
-    pub fn new(registry: Arc<Registry>, max_message_bytes: usize) -> Self {
+    pub fn new(
+        registry: Arc<Registry>,
+        tokens: Arc<TokenStore>,
+        restrictions: Arc<Restrictions>,
+        max_message_bytes: usize,
+    ) -> Self {
         crate::api::snapshot::remove_leftovers(registry.data_dir());
         let dir = registry.data_dir().join(SERIES_DIR);
         let series = StateStore::new(dir.clone());
@@ -62,13 +74,106 @@ impl Service {
                 series: series.clone(),
                 decisions: decisions.clone(),
                 link_lock: link_lock.clone(),
+                restrictions: restrictions.clone(),
             },
             series,
             decisions,
             registry,
+            tokens,
+            restrictions,
             link_lock,
             max_message_bytes,
         }
+    }
+
+    /// What `caller` may not see (`None`: everything is visible to it).
+    fn visibility(&self, caller: &Caller) -> Option<Filter> {
+        caller.visibility(&self.restrictions)
+    }
+
+    /// LinkSeries' scope: the request noted for the audit log, the points
+    /// the run may read (the stored series hold unrestricted material only;
+    /// a run that includes what the caller may see of the restricted is its
+    /// alone), the upload/case filter, and whether restricted points are in.
+    fn link_scope(
+        &self,
+        caller: &Caller,
+        req: &pb::LinkSeriesRequest,
+        note: &NoteSlot,
+    ) -> Result<(Option<Filter>, Option<Filter>, bool), Status> {
+        let scope = req.scope.clone().unwrap_or_default();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "face_collection": req.face_collection,
+                "upload_ids": scope.upload_ids,
+                "case_ids": scope.case_ids,
+                "with_restricted": scope.with_restricted,
+            });
+        }
+        // The stored series hold unrestricted material only; a run that
+        // includes what the caller may see of the restricted is its alone.
+        let with_restricted = scope.with_restricted;
+        let visibility = if with_restricted {
+            self.visibility(caller)
+        } else {
+            self.restrictions.hidden_from_all()
+        };
+        let filter = crate::index::filter::Filter {
+            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
+            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
+            ..Default::default()
+        };
+        let scope = (!filter.is_empty()).then_some(filter);
+        Ok((visibility, scope, with_restricted))
+    }
+}
+
+/// The caller the gate admitted (see `api::guard`).
+pub(crate) fn caller<T>(req: &Request<T>) -> Result<Caller, Status> {
+    req.extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| Status::unauthenticated("no identity: the call did not pass the gate"))
+}
+
+/// The audit note of the call, for the handler to fill in.
+pub(crate) fn note<T>(req: &Request<T>) -> NoteSlot {
+    req.extensions()
+        .get::<NoteSlot>()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A collection's info as a caller with `visibility` sees it: the count
+/// leaves out the restricted points it may not see.
+fn visible_info(c: &Collection, visibility: Option<&Filter>) -> Result<pb::CollectionInfo, Error> {
+    let mut info = c.info();
+    if let Some(v) = visibility {
+        let view = c.view()?;
+        let mut hidden = 0u64;
+        for (owner, upload) in &v.hidden_uploads {
+            let f = Filter {
+                agencies_any: vec![owner.clone()],
+                upload_ids_any: vec![upload.clone()],
+                ..Default::default()
+            };
+            hidden += view.points(Some(&f))?.len() as u64;
+        }
+        info.points = info.points.saturating_sub(hidden);
+    }
+    Ok(info)
+}
+
+/// What a query asks, for the audit record: a point id, a vector's size,
+/// or a hash (in hex: a hash names the material looked for, and is short).
+fn query_summary(q: &pb::Query) -> serde_json::Value {
+    match &q.query {
+        Some(pb::query::Query::PointId(id)) => serde_json::json!({ "point_id": id }),
+        Some(pb::query::Query::Vector(v)) => serde_json::json!({ "vector_dim": v.values.len() }),
+        Some(pb::query::Query::Bits(b)) => serde_json::json!({ "bits": hex::encode(b) }),
+        None => serde_json::Value::Null,
     }
 }
 
@@ -80,6 +185,7 @@ fn store_triaged(
     images: &Collection,
     faces: Option<&Collection>,
     items: Vec<Item>,
+    writer: &Writer,
 ) -> Result<u64, Error> {
     let n = items.len() as u64;
     let mut img = Vec::with_capacity(items.len());
@@ -105,15 +211,49 @@ fn store_triaged(
             ..Default::default()
         });
     }
+    owner::stamp(&writer.caller, &mut img)?;
+    owner::stamp(&writer.caller, &mut fc)?;
+    let check = owner::replace_check(
+        &writer.caller,
+        &writer.restrictions,
+        writer.visibility.as_ref(),
+    );
     for chunk in img.chunks(1000) {
-        images.upsert(chunk.to_vec())?;
+        images.upsert_checked(chunk.to_vec(), Some(&check))?;
     }
     if let Some(f) = faces {
         for chunk in fc.chunks(1000) {
-            f.upsert(chunk.to_vec())?;
+            f.upsert_checked(chunk.to_vec(), Some(&check))?;
         }
     }
     Ok(n)
+}
+
+/// Stores the PDQ hashes of triaged items in the triage's hash collection,
+/// as the caller's points under the same ownership checks as an Upsert.
+/// Returns how many.
+fn store_known_hashes(known: &Known, items: &[Item], writer: &Writer) -> Result<u64, Error> {
+    let Some((c, mut points)) = known.hash_points(items) else {
+        return Ok(0);
+    };
+    owner::stamp(&writer.caller, &mut points)?;
+    let check = owner::replace_check(
+        &writer.caller,
+        &writer.restrictions,
+        writer.visibility.as_ref(),
+    );
+    for chunk in points.chunks(1000) {
+        c.upsert_checked(chunk.to_vec(), Some(&check))?;
+    }
+    Ok(points.len() as u64)
+}
+
+/// Who writes, with what they may see: what a write checks ownership with.
+#[derive(Clone)]
+struct Writer {
+    caller: Caller,
+    restrictions: Arc<Restrictions>,
+    visibility: Option<Filter>,
 }
 
 /// Runs a search on rayon's pool, where its queries fan out, and awaits it:
@@ -172,8 +312,13 @@ fn triage_settings(
     Ok(link::settings_from_pb(Some(&params), metric)?)
 }
 
-/// The hash sets and perceptual-hash collection a triage consults first.
-fn known_material(registry: &Registry, first: &pb::TriageRequest) -> Result<Known, Status> {
+/// The hash sets and perceptual-hash collection a triage consults first;
+/// `visibility` is what the caller may not see of the latter.
+fn known_material(
+    registry: &Registry,
+    first: &pb::TriageRequest,
+    visibility: Option<Filter>,
+) -> Result<Known, Status> {
     let sets = registry.hash_sets().select("hash_sets", &first.hash_sets)?;
     let pdq = if first.hash_collection.is_empty() {
         None
@@ -213,6 +358,7 @@ fn known_material(registry: &Registry, first: &pb::TriageRequest) -> Result<Know
         sets,
         pdq,
         max_distance,
+        visibility,
     })
 }
 
@@ -228,6 +374,8 @@ struct TriageJob {
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
+    writer: Writer,
+    note: NoteSlot,
     started: Instant,
 }
 
@@ -319,6 +467,16 @@ impl TriageJob {
             item_no += msg.items.len();
             let (items, results) = self.judge(msg, base).await?;
             tally.add(items, &results, self.store);
+            {
+                // The audit record lists what each verdict pointed to.
+                let mut n = self.note.0.lock();
+                n.results += results.len() as u64;
+                for r in &results {
+                    if !r.nearest_media_id.is_empty() {
+                        n.ids.push(r.nearest_media_id.clone());
+                    }
+                }
+            }
             let response = pb::TriageResponse {
                 results,
                 summary: None,
@@ -379,6 +537,7 @@ impl TriageJob {
         let known = self.known.clone();
         let (images, faces) = (self.images.clone(), self.faces.clone());
         let store = self.store;
+        let writer = self.writer.clone();
         blocking(move || {
             // Items that came with hashes only have no image to group by.
             let with_images: Vec<Item> = new_items
@@ -387,9 +546,9 @@ impl TriageJob {
                 .collect();
             let groups = t.as_ref().and_then(|t| t.group_new(&with_images));
             let stored = if store {
-                let hashes = known.store(&kept)?;
+                let hashes = store_known_hashes(&known, &kept, &writer)?;
                 match &images {
-                    Some(images) => store_triaged(images, faces.as_deref(), kept)?,
+                    Some(images) => store_triaged(images, faces.as_deref(), kept, &writer)?,
                     None => hashes,
                 }
             } else {
@@ -411,7 +570,15 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::ImportHashesRequest>>,
     ) -> Result<Response<pb::ImportHashesResponse>, Status> {
-        let r = crate::api::hashes::import(self.registry.clone(), request.into_inner()).await?;
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let r = crate::api::hashes::import(
+            self.registry.clone(),
+            caller,
+            note,
+            request.into_inner(),
+        )
+        .await?;
         Ok(Response::new(r))
     }
 
@@ -419,16 +586,19 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LookupHashesRequest>,
     ) -> Result<Response<pb::LookupHashesResponse>, Status> {
-        let r = crate::api::hashes::lookup(self.registry.clone(), request.into_inner()).await?;
+        let note = note(&request);
+        let r = crate::api::hashes::lookup(self.registry.clone(), note, request.into_inner())
+            .await?;
         Ok(Response::new(r))
     }
 
     async fn list_hash_sets(
         &self,
-        _request: Request<pb::ListHashSetsRequest>,
+        request: Request<pb::ListHashSetsRequest>,
     ) -> Result<Response<pb::ListHashSetsResponse>, Status> {
+        let note = note(&request);
         Ok(Response::new(
-            crate::api::hashes::list(self.registry.clone()).await?,
+            crate::api::hashes::list(self.registry.clone(), note).await?,
         ))
     }
 
@@ -436,7 +606,9 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::ExportHashesRequest>,
     ) -> Result<Response<Self::ExportHashesStream>, Status> {
-        let s = crate::api::hashes::export(self.registry.clone(), request.into_inner()).await?;
+        let note = note(&request);
+        let s = crate::api::hashes::export(self.registry.clone(), note, request.into_inner())
+            .await?;
         Ok(Response::new(s))
     }
 
@@ -444,9 +616,11 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DropHashSetRequest>,
     ) -> Result<Response<pb::DropHashSetResponse>, Status> {
-        crate::api::hashes::drop_set(self.registry.clone(), request.into_inner()).await?;
+        let note = note(&request);
+        crate::api::hashes::drop_set(self.registry.clone(), note, request.into_inner()).await?;
         Ok(Response::new(pb::DropHashSetResponse {}))
     }
+
     type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn link_series(
@@ -454,17 +628,17 @@ impl VectorIndex for Service {
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
         note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
         let req = request.into_inner();
+        caller.may_use(&req.image_collection)?;
+        if !req.face_collection.is_empty() {
+            caller.may_use(&req.face_collection)?;
+        }
+        let (visibility, scope, with_restricted) = self.link_scope(&caller, &req, &note)?;
         let (images, faces) =
             link_collections(&self.registry, &req.image_collection, &req.face_collection)?;
         let settings = link::settings_from_pb(req.params.as_ref(), images.config().metric)?;
-        let scope = req.scope.unwrap_or_default();
-        let filter = crate::index::filter::Filter {
-            upload_ids_any: crate::index::filter::list("scope.upload_ids", &scope.upload_ids)?,
-            case_ids_any: crate::index::filter::list("scope.case_ids", &scope.case_ids)?,
-            ..Default::default()
-        };
-        let scope = (!filter.is_empty()).then_some(filter);
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         let store = self.series.clone();
         let decisions = self.decisions.clone();
@@ -486,8 +660,11 @@ impl VectorIndex for Service {
             };
             let run = || -> Result<pb::LinkSummary, Error> {
                 let _guard = lock.lock();
-                let iv = images.view()?;
-                let fv = faces.as_ref().map(|f| f.view()).transpose()?;
+                let iv = images.view_as(visibility.clone())?;
+                let fv = faces
+                    .as_ref()
+                    .map(|f| f.view_as(visibility.clone()))
+                    .transpose()?;
                 let book = decisions.load(&image_name)?;
                 let mut linked = link::link_full(
                     (&iv, &image_name),
@@ -499,7 +676,7 @@ impl VectorIndex for Service {
                 )?;
                 book.apply_review(&mut linked.series);
                 let t = Instant::now();
-                let stored = scope.is_none();
+                let stored = scope.is_none() && !with_restricted;
                 let linked_media: usize = linked.series.iter().map(|s| s.media_ids.len()).sum();
                 let cross = linked.series.iter().filter(|s| s.cross_border()).count();
                 let total = linked.series.len() as u64;
@@ -546,6 +723,7 @@ impl VectorIndex for Service {
             record_link_series(&image_name, started, result.as_ref().ok());
             match result {
                 Ok(summary) => {
+                    note.0.lock().results = summary.series;
                     tracing::info!(collection = %image_name, series = summary.series, media = summary.media, "linked");
                     send(pb::link_event::Event::Summary(summary));
                 }
@@ -562,8 +740,31 @@ impl VectorIndex for Service {
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
         note_collection(&request, &request.get_ref().image_collection);
+        let caller = caller(&request)?;
+        let note = note(&request);
         let req = request.into_inner();
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
+        caller.may_use(&req.image_collection)?;
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "upload_id": req.upload_id,
+                "face_collection": req.face_collection,
+            });
+        }
+        // The stored series hold unrestricted material only: a restricted
+        // upload (that the caller may see) is linked on the caller's view,
+        // into a copy of the series that is not stored.
+        let private =
+            self.restrictions.snapshot().values().any(|r| {
+                r.upload_id == req.upload_id && (caller.open || r.visible_to(&caller.agency))
+            });
+        let visibility = if private {
+            self.visibility(&caller)
+        } else {
+            self.restrictions.hidden_from_all()
+        };
         let registry = self.registry.clone();
         let store = self.series.clone();
         let lock = self.link_lock.clone();
@@ -591,12 +792,17 @@ impl VectorIndex for Service {
                     req.face_collection, state.face_collection
                 )));
             };
-            review.link_upload(&req, state, face_name)
+            if !face_name.is_empty() {
+                caller.may_use(&face_name)?;
+            }
+            review.link_upload(&req, state, face_name, visibility, !private)
         })
         .await;
         record_link_upload(&image_name, started, out.as_ref().ok().map(|(o, _)| o));
         let (out, relinked) = out?;
+        note.0.lock().results = out.media.len() as u64;
         Ok(Response::new(pb::LinkUploadResponse {
+            stored: !private,
             media: out
                 .media
                 .into_iter()
@@ -625,6 +831,8 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
         let call = call_of(&request);
         let mut input = request.into_inner();
         let Some(first) = input.message().await? else {
@@ -632,10 +840,42 @@ impl VectorIndex for Service {
                 "the triage stream sent no message",
             ));
         };
+        {
+            let mut n = note.0.lock();
+            // A hash-only triage is of its hash collection.
+            n.collection = if first.image_collection.is_empty() {
+                first.hash_collection.clone()
+            } else {
+                first.image_collection.clone()
+            };
+            n.request = serde_json::json!({
+                "face_collection": first.face_collection,
+                "store": first.store,
+                "image_threshold": first.image_threshold,
+                "face_threshold": first.face_threshold,
+                "hash_sets": first.hash_sets,
+                "hash_collection": first.hash_collection,
+                "hash_max_distance": first.hash_max_distance,
+            });
+        }
+        // A hash-only triage names no image collection.
+        for c in [
+            &first.image_collection,
+            &first.face_collection,
+            &first.hash_collection,
+        ] {
+            if !c.is_empty() {
+                caller.may_use(c)?;
+            }
+        }
+        if first.store {
+            caller.require(Role::Contributor, "store triaged items (Triage with store)")?;
+        }
+        let visibility = self.visibility(&caller);
         if let Some(call) = &call {
             call.set_collection(&first.image_collection);
         }
-        let known = Arc::new(known_material(&self.registry, &first)?);
+        let known = Arc::new(known_material(&self.registry, &first, visibility.clone())?);
         let (triager, images, faces) =
             if first.image_collection.is_empty() && first.face_collection.is_empty() {
                 (None, None, None)
@@ -648,8 +888,11 @@ impl VectorIndex for Service {
                 let state = self.series.load(&first.image_collection)?;
                 let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
                 let triager = Arc::new(Triager::new(
-                    images.view()?,
-                    faces.as_ref().map(|f| f.view()).transpose()?,
+                    images.view_as(visibility.clone())?,
+                    faces
+                        .as_ref()
+                        .map(|f| f.view_as(visibility.clone()))
+                        .transpose()?,
                     state,
                     settings,
                 ));
@@ -663,6 +906,12 @@ impl VectorIndex for Service {
             faces,
             store: first.store,
             tx,
+            writer: Writer {
+                caller,
+                restrictions: self.restrictions.clone(),
+                visibility,
+            },
+            note,
             started: Instant::now(),
         };
         tokio::spawn(job.run(first, input));
@@ -674,7 +923,28 @@ impl VectorIndex for Service {
         request: Request<pb::ListSeriesRequest>,
     ) -> Result<Response<pb::ListSeriesResponse>, Status> {
         note_collection(&request, &request.get_ref().image_collection);
-        Ok(Response::new(self.review.list(request.into_inner()).await?))
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
+                "page_size": req.page_size,
+                "page_token": req.page_token,
+                "with_evidence": req.with_evidence,
+            });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.list(&caller, req).await?;
+        {
+            // The series returned (their ids), as a read's record lists.
+            let mut n = note.0.lock();
+            n.results = r.series.len() as u64;
+            n.ids = r.series.iter().map(|s| s.series_id.clone()).collect();
+        }
+        Ok(Response::new(r))
     }
 
     async fn get_series(
@@ -682,7 +952,22 @@ impl VectorIndex for Service {
         request: Request<pb::GetSeriesRequest>,
     ) -> Result<Response<pb::GetSeriesResponse>, Status> {
         note_collection(&request, &request.get_ref().image_collection);
-        Ok(Response::new(self.review.get(request.into_inner()).await?))
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({ "series_id": req.series_id });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.get(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.media.len() as u64;
+            n.ids = r.media.iter().map(|m| m.media_id.clone()).collect();
+        }
+        Ok(Response::new(r))
     }
 
     async fn series_of_media(
@@ -690,9 +975,27 @@ impl VectorIndex for Service {
         request: Request<pb::SeriesOfMediaRequest>,
     ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
         note_collection(&request, &request.get_ref().image_collection);
-        Ok(Response::new(
-            self.review.of_media(request.into_inner()).await?,
-        ))
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({ "media_ids": req.media_ids });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.of_media(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.media.len() as u64;
+            n.ids = r
+                .media
+                .iter()
+                .filter(|m| !m.series_id.is_empty())
+                .map(|m| m.series_id.clone())
+                .collect();
+        }
+        Ok(Response::new(r))
     }
 
     async fn review_series(
@@ -700,9 +1003,29 @@ impl VectorIndex for Service {
         request: Request<pb::ReviewSeriesRequest>,
     ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
         note_collection(&request, &request.get_ref().image_collection);
-        Ok(Response::new(
-            self.review.review(request.into_inner()).await?,
-        ))
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.image_collection.clone();
+            n.request = serde_json::json!({
+                "reviewer": req.reviewer,
+                "decisions": req.decisions.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>(),
+            });
+        }
+        caller.may_use(&req.image_collection)?;
+        let r = self.review.review(&caller, req).await?;
+        {
+            let mut n = note.0.lock();
+            n.results = r.recorded.len() as u64;
+            n.ids = r
+                .recorded
+                .iter()
+                .map(|d| d.decision_id.to_string())
+                .collect();
+        }
+        Ok(Response::new(r))
     }
 
     async fn update_metadata(
@@ -710,17 +1033,31 @@ impl VectorIndex for Service {
         request: Request<pb::UpdateMetadataRequest>,
     ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
         note_collection(&request, &request.get_ref().collection);
-        Ok(Response::new(
-            self.review.update_metadata(request.into_inner()).await?,
-        ))
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({
+                "ids": req.ids,
+                "set": req.set.as_ref().map(|s| format!("{s:?}")),
+            });
+        }
+        let r = self.review.update_metadata(&caller, req).await?;
+        note.0.lock().results = r.updated;
+        Ok(Response::new(r))
     }
 
     async fn create_collection(
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().name.clone();
         note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
+        caller.may_use(&req.name)?;
         let config = config::Config::from_request(&req)?;
         let registry = self.registry.clone();
         let c = blocking(move || registry.create(config)).await?;
@@ -730,17 +1067,25 @@ impl VectorIndex for Service {
 
     async fn list_collections(
         &self,
-        _request: Request<pb::ListCollectionsRequest>,
+        request: Request<pb::ListCollectionsRequest>,
     ) -> Result<Response<pb::ListCollectionsResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
         let registry = self.registry.clone();
-        let collections = blocking(move || {
+        let visibility = self.visibility(&caller);
+        let collections: Vec<pb::CollectionInfo> = blocking(move || {
             let (ready, broken) = registry.list();
             for (name, why) in broken {
                 tracing::warn!(collection = %name, error = %why, "not listed: unavailable");
             }
-            Ok(ready.iter().map(|c| c.info()).collect())
+            ready
+                .iter()
+                .filter(|c| caller.may_use(c.name()).is_ok())
+                .map(|c| visible_info(c, visibility.as_ref()))
+                .collect()
         })
         .await?;
+        note.0.lock().results = collections.len() as u64;
         Ok(Response::new(pb::ListCollectionsResponse { collections }))
     }
 
@@ -748,20 +1093,30 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DescribeCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
         note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
+        note.0.lock().collection = req.name.clone();
         validate::collection_name("name", &req.name)?;
+        caller.may_use(&req.name)?;
         let c = self.registry.get(&req.name)?;
-        Ok(Response::new(blocking(move || Ok(c.info())).await?))
+        let visibility = self.visibility(&caller);
+        Ok(Response::new(
+            blocking(move || visible_info(&c, visibility.as_ref())).await?,
+        ))
     }
 
     async fn drop_collection(
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().name.clone();
         note_collection(&request, &request.get_ref().name);
         let req = request.into_inner();
         validate::collection_name("name", &req.name)?;
+        caller.may_use(&req.name)?;
         let registry = self.registry.clone();
         let series = self.series.clone();
         let decisions = self.decisions.clone();
@@ -782,6 +1137,13 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let writer = Writer {
+            visibility: self.visibility(&caller),
+            caller,
+            restrictions: self.restrictions.clone(),
+        };
         let call = call_of(&request);
         let mut stream = request.into_inner();
         let mut upserted: u64 = 0;
@@ -831,19 +1193,30 @@ impl VectorIndex for Service {
                 call.set_collection(&name);
             }
             validate::collection_name("collection", &name).map_err(with_ctx)?;
+            writer.caller.may_use(&name).map_err(with_ctx)?;
+            note.0.lock().collection = name.clone();
             let c = match &current {
                 Some(c) if c.name() == name => c.clone(),
                 _ => self.registry.get(&name).map_err(with_ctx)?,
             };
             current = Some(c.clone());
-            let points = msg.points;
+            let mut points = msg.points;
             let c2 = c.clone();
-            let n = match tokio::task::spawn_blocking(move || c2.upsert(points)).await {
+            let w = writer.clone();
+            let work = move || {
+                owner::stamp(&w.caller, &mut points)?;
+                let check = owner::replace_check(&w.caller, &w.restrictions, w.visibility.as_ref());
+                c2.upsert_checked(points, Some(&check))
+            };
+            let n = match tokio::task::spawn_blocking(work).await {
                 Ok(r) => r.map_err(with_ctx)?,
                 Err(e) => return Err(Status::internal(format!("worker failed: {e}"))),
             };
             upserted += n as u64;
             batch_no += 1;
+            let mut n = note.0.lock();
+            n.results = upserted;
+            n.request = serde_json::json!({ "batches": batch_no, "points": upserted });
         }
         Ok(Response::new(pb::UpsertResponse { upserted }))
     }
@@ -852,9 +1225,26 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::SearchRequest>,
     ) -> Result<Response<pb::SearchResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({
+                "queries": req.queries.iter().map(query_summary).collect::<Vec<_>>(),
+                "k": req.k,
+                "ef": req.ef,
+                "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
+                "exclude_same_upload": req.exclude_same_upload,
+                "exclude_same_case": req.exclude_same_case,
+                "group_by_media": req.group_by_media,
+                "max_distance": req.max_distance,
+            });
+        }
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::k(req.k)?;
         validate::ef(req.ef)?;
         if req.queries.is_empty() {
@@ -868,8 +1258,10 @@ impl VectorIndex for Service {
         if let Some(q) = req.min_quality {
             validate::quality("min_quality", q)?;
         }
+        let user_filter = Filter::from_pb(req.filter.as_ref())?;
+        let visibility = self.visibility(&caller);
         let opts = SearchOptions {
-            filter: Filter::from_pb(req.filter.as_ref())?,
+            filter: Filter::and_visible(user_filter.clone(), visibility.as_ref()),
             exclude_same_upload: req.exclude_same_upload,
             exclude_same_case: req.exclude_same_case,
             group_by_media: req.group_by_media,
@@ -896,11 +1288,31 @@ impl VectorIndex for Service {
         } else {
             (req.ef as usize).max(k)
         };
-        let results = on_rayon(move || c.search(&queries, k, ef, &opts)).await?;
+        let deconflicting = if caller.open {
+            Vec::new()
+        } else {
+            self.restrictions.deconflicting_hidden_from(&caller.agency)
+        };
+        let (results, notices) = on_rayon(move || {
+            let results = c.search(&queries, k, ef, &opts)?;
+            let base = SearchOptions {
+                filter: user_filter,
+                ..opts
+            };
+            let notices = deconfliction(&c, &deconflicting, &queries, ef, &base, &results, k)?;
+            Ok((results, notices))
+        })
+        .await?;
+        {
+            let mut n = note.0.lock();
+            n.results = results.iter().map(|h| h.len() as u64).sum();
+            n.ids = results.iter().flatten().map(|h| h.id.clone()).collect();
+        }
         Ok(Response::new(pb::SearchResponse {
             results: results
                 .into_iter()
-                .map(|hits| pb::QueryResult {
+                .zip(notices)
+                .map(|(hits, held_by)| pb::QueryResult {
                     hits: hits
                         .into_iter()
                         .map(|h| pb::Hit {
@@ -911,6 +1323,7 @@ impl VectorIndex for Service {
                             quality: h.quality,
                         })
                         .collect(),
+                    restricted_matches_held_by: held_by,
                 })
                 .collect(),
         }))
@@ -920,15 +1333,28 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({ "ids": req.ids });
+        }
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
         for (i, id) in req.ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         let c = self.registry.get(&req.collection)?;
-        let points = blocking(move || c.get(&req.ids)).await?;
+        let visibility = self.visibility(&caller);
+        let mut points = blocking(move || c.get(&req.ids)).await?;
+        // A point the caller may not see is an unknown id: skipped.
+        if let Some(v) = &visibility {
+            points.retain(|p| !p.metadata.as_ref().is_some_and(|m| v.hides(m)));
+        }
         let resp = pb::GetResponse { points };
         let size = prost::Message::encoded_len(&resp);
         if size > self.max_message_bytes {
@@ -938,6 +1364,11 @@ impl VectorIndex for Service {
                 self.max_message_bytes
             )));
         }
+        {
+            let mut n = note.0.lock();
+            n.results = resp.points.len() as u64;
+            n.ids = resp.points.iter().map(|p| p.id.clone()).collect();
+        }
         Ok(Response::new(resp))
     }
 
@@ -945,12 +1376,26 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        let caller = caller(&request)?;
+        let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
+        {
+            let mut n = note.0.lock();
+            n.collection = req.collection.clone();
+            n.request = serde_json::json!({ "ids": req.ids });
+        }
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
         let c = self.registry.get(&req.collection)?;
-        let deleted = blocking(move || c.delete(req.ids)).await?;
+        let visibility = self.visibility(&caller);
+        let deleted = blocking(move || {
+            let check = owner::delete_check(&caller, visibility.as_ref());
+            c.delete_checked(req.ids, Some(&check))
+        })
+        .await?;
+        note.0.lock().results = deleted as u64;
         Ok(Response::new(pb::DeleteResponse {
             deleted: deleted as u64,
         }))
@@ -960,9 +1405,12 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::FlushRequest>,
     ) -> Result<Response<pb::FlushResponse>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().collection.clone();
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         let c = self.registry.get(&req.collection)?;
         let (segments, sealed_points) = blocking(move || c.flush()).await?;
         Ok(Response::new(pb::FlushResponse {
@@ -971,13 +1419,101 @@ impl VectorIndex for Service {
         }))
     }
 
+    async fn who_am_i(
+        &self,
+        request: Request<pb::WhoAmIRequest>,
+    ) -> Result<Response<pb::WhoAmIResponse>, Status> {
+        let c = caller(&request)?;
+        Ok(Response::new(pb::WhoAmIResponse {
+            agency: c.agency,
+            role: c.role.to_string(),
+            credential: c.credential,
+            collections: c.collections.into_iter().flatten().collect(),
+        }))
+    }
+
+    async fn restrict_upload(
+        &self,
+        request: Request<pb::RestrictUploadRequest>,
+    ) -> Result<Response<pb::Restriction>, Status> {
+        let c = caller(&request)?;
+        let note = note(&request);
+        let req = request.into_inner();
+        note.0.lock().request = serde_json::json!({
+            "upload_id": req.upload_id,
+            "shared_with": req.shared_with,
+            "deconfliction": req.deconfliction,
+            "lift": req.lift,
+            "owner": req.owner,
+        });
+        let registry = self.registry.clone();
+        let restrictions = self.restrictions.clone();
+        Ok(Response::new(
+            blocking(move || crate::api::admin::restrict_upload(&registry, &restrictions, &c, req))
+                .await?,
+        ))
+    }
+
+    async fn list_restrictions(
+        &self,
+        request: Request<pb::ListRestrictionsRequest>,
+    ) -> Result<Response<pb::ListRestrictionsResponse>, Status> {
+        let c = caller(&request)?;
+        let restrictions = crate::api::admin::list_restrictions(&self.restrictions, &c);
+        note(&request).0.lock().results = restrictions.len() as u64;
+        Ok(Response::new(pb::ListRestrictionsResponse { restrictions }))
+    }
+
+    async fn create_token(
+        &self,
+        request: Request<pb::CreateTokenRequest>,
+    ) -> Result<Response<pb::CreateTokenResponse>, Status> {
+        let note = note(&request);
+        let req = request.into_inner();
+        let tokens = self.tokens.clone();
+        let resp = blocking(move || crate::api::admin::create_token(&tokens, req)).await?;
+        if let Some(info) = &resp.info {
+            // The token's id, never the token.
+            note.0.lock().request = serde_json::json!({
+                "id": info.id, "agency": info.agency, "role": info.role,
+                "collections": info.collections, "expires_at": info.expires_at,
+            });
+        }
+        Ok(Response::new(resp))
+    }
+
+    async fn list_tokens(
+        &self,
+        request: Request<pb::ListTokensRequest>,
+    ) -> Result<Response<pb::ListTokensResponse>, Status> {
+        let resp = crate::api::admin::list_tokens(&self.tokens);
+        note(&request).0.lock().results = resp.tokens.len() as u64;
+        Ok(Response::new(resp))
+    }
+
+    async fn revoke_token(
+        &self,
+        request: Request<pb::RevokeTokenRequest>,
+    ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
+        let note = note(&request);
+        let req = request.into_inner();
+        note.0.lock().request = serde_json::json!({ "id": req.id });
+        let tokens = self.tokens.clone();
+        let said = blocking(move || tokens.revoke(&req.id)).await?;
+        tracing::info!("{said}");
+        Ok(Response::new(pb::RevokeTokenResponse {}))
+    }
+
     async fn create_snapshot(
         &self,
         request: Request<pb::CreateSnapshotRequest>,
     ) -> Result<Response<Self::CreateSnapshotStream>, Status> {
+        let caller = caller(&request)?;
+        note(&request).0.lock().collection = request.get_ref().collection.clone();
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
+        caller.may_use(&req.collection)?;
         let c = self.registry.get(&req.collection)?;
         let data_dir = self.registry.data_dir().to_owned();
         let started = Instant::now();
@@ -1003,6 +1539,59 @@ impl VectorIndex for Service {
         tokio::task::spawn_blocking(move || crate::api::snapshot::send(snap, tx));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
+}
+
+/// Deconfliction: for each query, the agencies holding restricted material
+/// hidden from the caller (of `deconflicting` uploads, whose owners chose to
+/// be named) that would have been among its `k` hits under the same filter.
+/// Nothing of that material leaves: only the owners' names.
+fn deconfliction(
+    c: &Collection,
+    deconflicting: &[(String, String)],
+    queries: &[Query],
+    ef: usize,
+    base: &SearchOptions,
+    results: &[Vec<Hit>],
+    k: usize,
+) -> Result<Vec<Vec<String>>, Error> {
+    let mut notices = vec![Vec::new(); results.len()];
+    let mut by_owner: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for (owner, upload) in deconflicting {
+        by_owner.entry(owner).or_default().push(upload.clone());
+    }
+    for (owner, uploads) in by_owner {
+        let mut f = base.filter.clone().unwrap_or_default();
+        if !f.agencies_any.is_empty() && !f.agencies_any.iter().any(|a| a == owner) {
+            continue;
+        }
+        let uploads: Vec<String> = if f.upload_ids_any.is_empty() {
+            uploads
+        } else {
+            uploads
+                .into_iter()
+                .filter(|u| f.upload_ids_any.contains(u))
+                .collect()
+        };
+        if uploads.is_empty() {
+            continue;
+        }
+        f.agencies_any = vec![owner.to_string()];
+        f.upload_ids_any = uploads;
+        let opts = SearchOptions {
+            filter: Some(f),
+            group_by_media: false,
+            ..base.clone()
+        };
+        let nearest = c.search(queries, 1, ef, &opts)?;
+        for (qi, hit) in nearest.iter().enumerate() {
+            let Some(h) = hit.first() else { continue };
+            let kth = results[qi].get(k.saturating_sub(1)).map(|x| x.distance);
+            if kth.is_none_or(|d| h.distance <= d) {
+                notices[qi].push(owner.to_string());
+            }
+        }
+    }
+    Ok(notices)
 }
 
 /// Records a LinkSeries run.

@@ -14,6 +14,7 @@ impl From<Error> for tonic::Status {
             Error::AlreadyExists(_) | Error::Duplicate(_) => Code::AlreadyExists,
             Error::ResourceExhausted(_) => Code::ResourceExhausted,
             Error::FailedPrecondition(_) => Code::FailedPrecondition,
+            Error::PermissionDenied(_) => Code::PermissionDenied,
             Error::DataLoss { .. } => Code::DataLoss,
             Error::Io { .. } | Error::Internal(_) => Code::Internal,
         };

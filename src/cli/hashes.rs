@@ -193,7 +193,7 @@ pub async fn hashset(cmd: HashSetCommand) -> anyhow::Result<()> {
         HashSetCommand::List(c) => list(c).await,
         HashSetCommand::Lookup(a) => lookup(a).await,
         HashSetCommand::Drop(a) => {
-            let mut client = connect(&a.client.server).await?;
+            let mut client = connect(&a.client).await?;
             client
                 .drop_hash_set(pb::DropHashSetRequest { set: a.set.clone() })
                 .await
@@ -288,7 +288,7 @@ async fn import(a: HashSetImportArgs) -> anyhow::Result<()> {
     if entries.is_empty() {
         bail!("no lines to import in {:?}", a.files);
     }
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let msgs: Vec<pb::ImportHashesRequest> = entries
         .chunks(10_000)
         .enumerate()
@@ -322,7 +322,7 @@ async fn import(a: HashSetImportArgs) -> anyhow::Result<()> {
 
 /// Creates the PDQ collection if absent (256-bit, HAMMING) and upserts.
 pub async fn upsert_pdq(
-    client: &mut crate::pb::vector_index_client::VectorIndexClient<tonic::transport::Channel>,
+    client: &mut crate::api::client::Client,
     collection: &str,
     points: Vec<pb::Point>,
 ) -> anyhow::Result<()> {
@@ -365,19 +365,32 @@ pub async fn upsert_pdq(
 }
 
 async fn list(c: ClientArgs) -> anyhow::Result<()> {
-    let mut client = connect(&c.server).await?;
+    let mut client = connect(&c).await?;
     let r = client
         .list_hash_sets(pb::ListHashSetsRequest {})
         .await
         .map_err(status_error)?
         .into_inner();
     let mut t = crate::cli::table::Table::new(
-        &["name", "entries", "parts", "cases", "disk", "description"],
-        &[1, 2, 3, 4],
+        &[
+            "name",
+            "owner",
+            "entries",
+            "parts",
+            "cases",
+            "disk",
+            "description",
+        ],
+        &[2, 3, 4, 5],
     );
     for s in r.sets {
         t.row(vec![
             s.name,
+            if s.owner.is_empty() {
+                "-".into()
+            } else {
+                s.owner
+            },
             s.entries.to_string(),
             s.parts.to_string(),
             s.case_ids.len().to_string(),
@@ -395,7 +408,7 @@ async fn lookup(a: HashSetLookupArgs) -> anyhow::Result<()> {
         .iter()
         .map(|d| hex::decode(d).with_context(|| format!("digest {d:?} is not hex")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let r = client
         .lookup_hashes(pb::LookupHashesRequest {
             sets: a.sets.clone(),

@@ -57,6 +57,10 @@ pub struct LinkArgs {
     /// Link only these cases; not stored.
     #[arg(long = "case", value_delimiter = ',')]
     pub cases: Vec<String>,
+    /// Also link the restricted uploads these credentials may see (their
+    /// agency's and those shared with it); not stored.
+    #[arg(long)]
+    pub with_restricted: bool,
     /// Series as JSON lines, one per line.
     #[arg(long, default_value = "series.jsonl")]
     pub out: PathBuf,
@@ -188,7 +192,7 @@ pub fn series_json(s: &pb::Series) -> serde_json::Value {
 }
 
 pub async fn link(a: LinkArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let stream = client
         .link_series(link_request(&a))
         .await
@@ -251,6 +255,7 @@ fn link_request(a: &LinkArgs) -> pb::LinkSeriesRequest {
         scope: Some(pb::LinkScope {
             upload_ids: a.uploads.clone(),
             case_ids: a.cases.clone(),
+            with_restricted: a.with_restricted,
         }),
     }
 }
@@ -366,7 +371,7 @@ fn series_table(series: &[pb::Series]) -> String {
 }
 
 pub async fn link_upload(a: LinkUploadArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let r = client
         .link_upload(pb::LinkUploadRequest {
             image_collection: a.images.clone(),
@@ -435,7 +440,7 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
     .await??;
     let total = items.len();
     let msgs = triage_requests(&a, &items);
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let stream = client
         .triage(tokio_stream::iter(msgs))
         .await

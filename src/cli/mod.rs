@@ -11,6 +11,7 @@ pub mod demo;
 pub mod hashes;
 pub mod link;
 pub mod report;
+pub mod security;
 pub mod series;
 pub mod serve;
 pub mod snapshot;
@@ -26,7 +27,6 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::pb;
-use crate::pb::vector_index_client::VectorIndexClient;
 use client::{ClientArgs, connect, status_error};
 pub use link::parse_time;
 
@@ -83,6 +83,16 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Bearer tokens: create, list, revoke.
+    #[command(subcommand)]
+    Token(security::TokenCommand),
+    /// Restrict an upload to its agency and the agencies listed (or lift it).
+    Restrict(security::RestrictArgs),
+    /// Who the server takes these credentials for.
+    Whoami(ClientArgs),
+    /// The audit log: verify, export.
+    #[command(subcommand)]
+    Audit(security::AuditCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -96,6 +106,8 @@ pub enum BenchCommand {
     /// PDQ radius-31 search: build time, RAM, QPS and recall of the sealed
     /// hash segment beside a scan and (with --peers) FAISS binary indexes.
     Pdq(crate::cli::tools::PdqBenchArgs),
+    /// Batched search QPS with TLS + tokens + audit on, beside the plain server.
+    Security(crate::cli::tools::SecurityBenchArgs),
 }
 
 #[derive(clap::Args, Debug)]
@@ -387,6 +399,14 @@ pub fn main() -> ExitCode {
                 tokio::task::spawn_blocking(move || crate::tools::bench_link::run((*a).into()))
                     .await?
             }
+            Command::Bench(BenchCommand::Security(a)) => {
+                tokio::task::spawn_blocking(move || crate::tools::bench_secure::run(a.into()))
+                    .await?
+            }
+            Command::Token(t) => security::token(t).await,
+            Command::Restrict(a) => security::restrict(a).await,
+            Command::Whoami(a) => security::whoami(a).await,
+            Command::Audit(a) => security::audit_cmd(a),
         }
     });
     match result {
@@ -403,7 +423,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
         bail!("--batch must be at least 1");
     }
     let sources = crate::io::ingest::plan(&a.files)?;
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let mut total = 0u64;
     for source in sources {
         let s2 = source.clone();
@@ -453,7 +473,7 @@ async fn ingest(a: IngestArgs) -> anyhow::Result<()> {
 }
 
 async fn ensure_collection(
-    client: &mut VectorIndexClient<tonic::transport::Channel>,
+    client: &mut crate::api::client::Client,
     a: &IngestArgs,
     dim: u32,
 ) -> anyhow::Result<()> {
@@ -561,7 +581,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
     } else {
         bail!("give a query: --id ID, --vector v1,v2,…, --npy FILE --row N or --bits HEX");
     };
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let resp = client
         .search(pb::SearchRequest {
             collection: a.collection.clone(),
@@ -612,10 +632,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
 
 /// The distance beyond which a hit of `collection` would not link: the
 /// stored series' image threshold, else the cosine default of its kind.
-async fn link_threshold(
-    client: &mut VectorIndexClient<tonic::transport::Channel>,
-    collection: &str,
-) -> Option<f32> {
+async fn link_threshold(client: &mut crate::api::client::Client, collection: &str) -> Option<f32> {
     let info = client
         .describe_collection(pb::DescribeCollectionRequest {
             name: collection.to_string(),
@@ -714,7 +731,7 @@ fn get_ids(a: &GetArgs) -> anyhow::Result<Vec<String>> {
 
 async fn get(a: GetArgs) -> anyhow::Result<()> {
     let ids = get_ids(&a)?;
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let mut t = table::Table::new(&["id", "media", "upload", "case", "cc", "series"], &[]);
     let mut found = 0usize;
     for page in ids.chunks(a.page_size) {
@@ -754,7 +771,7 @@ async fn get(a: GetArgs) -> anyhow::Result<()> {
 }
 
 async fn collections(a: ClientArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.server).await?;
+    let mut client = connect(&a).await?;
     let resp = client
         .list_collections(pb::ListCollectionsRequest {})
         .await
@@ -784,7 +801,7 @@ async fn collections(a: ClientArgs) -> anyhow::Result<()> {
 }
 
 async fn flush(a: FlushArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let r = client
         .flush(pb::FlushRequest {
             collection: a.collection.clone(),

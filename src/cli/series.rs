@@ -196,7 +196,7 @@ fn yes(b: bool) -> String {
 }
 
 async fn list(a: ListArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.common.client.server).await?;
+    let mut client = connect(&a.common.client).await?;
     let r = client
         .list_series(pb::ListSeriesRequest {
             image_collection: a.common.images.clone(),
@@ -248,7 +248,7 @@ async fn list(a: ListArgs) -> anyhow::Result<()> {
 }
 
 async fn get(common: &Common, id: &str) -> anyhow::Result<pb::GetSeriesResponse> {
-    let mut client = connect(&common.client.server).await?;
+    let mut client = connect(&common.client).await?;
     Ok(client
         .get_series(pb::GetSeriesRequest {
             image_collection: common.images.clone(),
@@ -352,7 +352,7 @@ async fn show(a: ShowArgs) -> anyhow::Result<()> {
 }
 
 async fn of(a: OfArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.common.client.server).await?;
+    let mut client = connect(&a.common.client).await?;
     let r = client
         .series_of_media(pb::SeriesOfMediaRequest {
             image_collection: a.common.images.clone(),
@@ -412,7 +412,7 @@ fn to_decision(d: &DecisionArg) -> pb::Decision {
 }
 
 async fn decide(a: DecideArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.common.client.server).await?;
+    let mut client = connect(&a.common.client).await?;
     let r = client
         .review_series(pb::ReviewSeriesRequest {
             image_collection: a.common.images.clone(),
@@ -462,7 +462,7 @@ async fn report(a: ReportArgs) -> anyhow::Result<()> {
 }
 
 pub async fn update_metadata(a: UpdateMetadataArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let r = client
         .update_metadata(pb::UpdateMetadataRequest {
             collection: a.collection.clone(),

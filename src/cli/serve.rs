@@ -17,9 +17,12 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::Deserialize;
 
+use crate::api::limits::LimitOptions;
 use crate::api::ops::Ops;
-use crate::api::server::{self, ServerOptions};
+use crate::api::server::{self, ServerOptions, TlsFiles};
+use crate::api::tokens::TokenStore;
 use crate::collection::registry::Registry;
+use crate::storage::audit::AuditOptions;
 use crate::storage::wal::SyncPolicy;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -51,7 +54,8 @@ pub struct ServeArgs {
     /// Where collections are stored.
     #[arg(long, env = "VIDX_DATA_DIR", default_value = "./vidx-data")]
     pub data_dir: PathBuf,
-    /// Address to listen on. Loopback by default: vidx has no authentication yet.
+    /// Address to listen on. Beyond loopback only with TLS and
+    /// authentication (or --insecure).
     #[arg(long, env = "VIDX_LISTEN", default_value = "127.0.0.1:50051")]
     pub listen: SocketAddr,
     /// Serve Prometheus `/metrics`, `/healthz` and `/readyz` over HTTP on
@@ -85,6 +89,117 @@ pub struct ServeArgs {
     /// info as slow requests (0: every request).
     #[arg(long, env = "VIDX_SLOW_MS", default_value_t = server::DEFAULT_SLOW_MS)]
     pub slow_ms: u64,
+    #[command(flatten)]
+    pub security: ServeSecurityArgs,
+}
+
+/// `vidx serve`'s security flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServeSecurityArgs {
+    /// The server's certificate chain (PEM); with --tls-key, serve TLS.
+    #[arg(long, env = "VIDX_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The server certificate's private key (PEM).
+    #[arg(long, env = "VIDX_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Require client certificates signed by this CA (PEM): mTLS. The
+    /// certificate's subject O names the agency and OU the role.
+    #[arg(long, env = "VIDX_CLIENT_CA")]
+    pub client_ca: Option<PathBuf>,
+    /// Listen beyond loopback without TLS and authentication anyway.
+    #[arg(long, env = "VIDX_INSECURE")]
+    pub insecure: bool,
+    /// The audit log's directory [default: <data-dir>/audit].
+    #[arg(long, env = "VIDX_AUDIT_DIR")]
+    pub audit_dir: Option<PathBuf>,
+    /// The Ed25519 key that signs audit checkpoints; made if absent. Keep
+    /// it off the data disk [default: <data-dir>/audit-signing.key].
+    #[arg(long, env = "VIDX_AUDIT_KEY")]
+    pub audit_key: Option<PathBuf>,
+    /// Start a new audit file once the current one is this large.
+    #[arg(long, env = "VIDX_AUDIT_ROTATE_BYTES", default_value_t = 64 << 20)]
+    pub audit_rotate_bytes: u64,
+    /// Requests per second per credential.
+    #[arg(long, env = "VIDX_RATE_LIMIT", default_value_t = LimitOptions::default().rate_per_credential)]
+    pub rate_limit: u32,
+    /// Requests per second per agency (all its credentials together).
+    #[arg(long, env = "VIDX_AGENCY_RATE_LIMIT", default_value_t = LimitOptions::default().rate_per_agency)]
+    pub agency_rate_limit: u32,
+    /// Streaming calls (Upsert, LinkSeries, Triage) one credential may have open.
+    #[arg(long, env = "VIDX_MAX_STREAMS", default_value_t = LimitOptions::default().streams_per_credential)]
+    pub max_streams: u32,
+}
+
+fn read_pem(what: &str, p: &Path) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(p).with_context(|| format!("reading {what} {}", p.display()))
+}
+
+impl ServeSecurityArgs {
+    pub fn tls(&self) -> anyhow::Result<Option<TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => {
+                if self.client_ca.is_some() {
+                    bail!("--client-ca needs TLS: give --tls-cert and --tls-key too");
+                }
+                Ok(None)
+            }
+            (Some(c), Some(k)) => Ok(Some(TlsFiles {
+                cert_pem: read_pem("the TLS certificate", c)?,
+                key_pem: read_pem("the TLS key", k)?,
+                client_ca_pem: self
+                    .client_ca
+                    .as_ref()
+                    .map(|p| read_pem("the client CA", p))
+                    .transpose()?,
+            })),
+            _ => bail!("--tls-cert and --tls-key go together"),
+        }
+    }
+
+    pub fn audit(&self, data_dir: &Path) -> AuditOptions {
+        AuditOptions {
+            rotate_bytes: self.audit_rotate_bytes.max(4096),
+            ..AuditOptions::new(
+                self.audit_dir
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("audit")),
+                self.audit_key
+                    .clone()
+                    .unwrap_or_else(|| data_dir.join("audit-signing.key")),
+            )
+        }
+    }
+
+    pub fn limits(&self) -> LimitOptions {
+        LimitOptions {
+            rate_per_credential: self.rate_limit,
+            rate_per_agency: self.agency_rate_limit,
+            streams_per_credential: self.max_streams,
+        }
+    }
+
+    /// Refuses an unprotected listen beyond loopback (unless --insecure)
+    /// and says, in one line, when the server runs open.
+    pub fn check_exposure(&self, listen: SocketAddr, data_dir: &Path) -> anyhow::Result<()> {
+        let tokens = TokenStore::open(data_dir)?;
+        let auth = tokens.has_tokens() || self.client_ca.is_some();
+        let protected = self.tls_cert.is_some() && auth;
+        if !listen.ip().is_loopback() && !protected && !self.insecure {
+            bail!(
+                "refusing to listen on {listen} without TLS and authentication: give --tls-cert/--tls-key \
+                 and tokens (`vidx token create`) or --client-ca, or pass --insecure"
+            );
+        }
+        if !auth {
+            // Through the log, so that JSON logs stay JSON.
+            tracing::warn!(
+                "running OPEN on {listen}: no credentials are configured, every caller is an admin \
+                 (`vidx token create --data-dir {} --agency A --role admin` turns authentication on)",
+                data_dir.display()
+            );
+        }
+        Ok(())
+    }
 }
 
 /// The settings file: every key optional, unknown keys refused.
@@ -101,6 +216,16 @@ struct FileConfig {
     log_format: Option<String>,
     log: Option<String>,
     slow_ms: Option<u64>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    client_ca: Option<PathBuf>,
+    insecure: Option<bool>,
+    audit_dir: Option<PathBuf>,
+    audit_key: Option<PathBuf>,
+    audit_rotate_bytes: Option<u64>,
+    rate_limit: Option<u32>,
+    agency_rate_limit: Option<u32>,
+    max_streams: Option<u32>,
 }
 
 /// Where one setting's value came from.
@@ -129,6 +254,24 @@ const KEYS: &[(&str, &str, &str)] = &[
     ("log_format", "VIDX_LOG_FORMAT", "log-format"),
     ("log", "VIDX_LOG", "log"),
     ("slow_ms", "VIDX_SLOW_MS", "slow-ms"),
+    ("tls_cert", "VIDX_TLS_CERT", "tls-cert"),
+    ("tls_key", "VIDX_TLS_KEY", "tls-key"),
+    ("client_ca", "VIDX_CLIENT_CA", "client-ca"),
+    ("insecure", "VIDX_INSECURE", "insecure"),
+    ("audit_dir", "VIDX_AUDIT_DIR", "audit-dir"),
+    ("audit_key", "VIDX_AUDIT_KEY", "audit-key"),
+    (
+        "audit_rotate_bytes",
+        "VIDX_AUDIT_ROTATE_BYTES",
+        "audit-rotate-bytes",
+    ),
+    ("rate_limit", "VIDX_RATE_LIMIT", "rate-limit"),
+    (
+        "agency_rate_limit",
+        "VIDX_AGENCY_RATE_LIMIT",
+        "agency-rate-limit",
+    ),
+    ("max_streams", "VIDX_MAX_STREAMS", "max-streams"),
 ];
 
 /// Resolved settings and where each came from.
@@ -179,13 +322,13 @@ pub fn resolve(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<Resolved> {
     let mut sources = Vec::new();
     // A bad value in the file is reported even where a flag overrides it.
     macro_rules! fill {
-        ($id:literal, $field:ident, $value:expr) => {{
+        ($id:literal, $($field:ident).+, $value:expr) => {{
             let value = $value;
             let mut src = source_of(m, $id);
             if src == Source::Default
                 && let Some(v) = value
             {
-                a.$field = v;
+                a.$($field).+ = v;
                 src = Source::File;
             }
             sources.push(($id, src));
@@ -220,6 +363,24 @@ pub fn resolve(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<Resolved> {
     fill!("log_format", log_format, log_format);
     fill!("log", log, file.log);
     fill!("slow_ms", slow_ms, file.slow_ms);
+    fill!("tls_cert", security.tls_cert, file.tls_cert.map(Some));
+    fill!("tls_key", security.tls_key, file.tls_key.map(Some));
+    fill!("client_ca", security.client_ca, file.client_ca.map(Some));
+    fill!("insecure", security.insecure, file.insecure);
+    fill!("audit_dir", security.audit_dir, file.audit_dir.map(Some));
+    fill!("audit_key", security.audit_key, file.audit_key.map(Some));
+    fill!(
+        "audit_rotate_bytes",
+        security.audit_rotate_bytes,
+        file.audit_rotate_bytes
+    );
+    fill!("rate_limit", security.rate_limit, file.rate_limit);
+    fill!(
+        "agency_rate_limit",
+        security.agency_rate_limit,
+        file.agency_rate_limit
+    );
+    fill!("max_streams", security.max_streams, file.max_streams);
     Ok(Resolved { args: a, sources })
 }
 
@@ -238,6 +399,16 @@ pub fn print_config(r: &Resolved) -> String {
             "log_format" => a.log_format.as_str().into(),
             "log" => a.log.clone().into(),
             "slow_ms" => (a.slow_ms as i64).into(),
+            "tls_cert" => a.security.tls_cert.as_ref()?.display().to_string().into(),
+            "tls_key" => a.security.tls_key.as_ref()?.display().to_string().into(),
+            "client_ca" => a.security.client_ca.as_ref()?.display().to_string().into(),
+            "insecure" => a.security.insecure.into(),
+            "audit_dir" => a.security.audit_dir.as_ref()?.display().to_string().into(),
+            "audit_key" => a.security.audit_key.as_ref()?.display().to_string().into(),
+            "audit_rotate_bytes" => (a.security.audit_rotate_bytes as i64).into(),
+            "rate_limit" => i64::from(a.security.rate_limit).into(),
+            "agency_rate_limit" => i64::from(a.security.agency_rate_limit).into(),
+            "max_streams" => i64::from(a.security.max_streams).into(),
             _ => return None,
         })
     };
@@ -315,6 +486,10 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     if a.seal_threshold == 0 {
         bail!("--seal-threshold must be at least 1");
     }
+    let tls = a.security.tls()?;
+    std::fs::create_dir_all(&a.data_dir)
+        .with_context(|| format!("creating data directory {}", a.data_dir.display()))?;
+    a.security.check_exposure(a.listen, &a.data_dir)?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -344,6 +519,9 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let opts = ServerOptions {
         max_message_bytes: a.max_message_bytes,
         slow: Duration::from_millis(a.slow_ms),
+        tls,
+        audit: Some(a.security.audit(&a.data_dir)),
+        limits: a.security.limits(),
     };
     server::serve(registry, listener, opts, stopped()).await?;
     if let Some(t) = ops_task {

@@ -173,7 +173,7 @@ async fn create(a: CreateArgs) -> anyhow::Result<()> {
 }
 
 async fn receive(a: &CreateArgs) -> anyhow::Result<SnapshotManifest> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let mut stream = client
         .create_snapshot(pb::CreateSnapshotRequest {
             collection: a.collection.clone(),

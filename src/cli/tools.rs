@@ -395,3 +395,52 @@ mod tests {
         assert!(Gen::try_parse_from(["gen", "--members", "9..2"]).is_err());
     }
 }
+
+/// `vidx bench security`: batched search QPS with TLS, tokens and the audit
+/// log on, beside the plain server, in one run.
+#[derive(clap::Args, Debug, Clone)]
+pub struct SecurityBenchArgs {
+    /// Points of the generated collection (sealed).
+    #[arg(long, default_value_t = 50_000)]
+    pub n: usize,
+    /// Dimension of the vectors.
+    #[arg(long, default_value_t = 128)]
+    pub dim: usize,
+    /// Queries per round and server.
+    #[arg(long, default_value_t = 20_000)]
+    pub queries: usize,
+    /// Concurrent clients (each with its own token).
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Queries per request.
+    #[arg(long, default_value_t = 50)]
+    pub batch: usize,
+    /// Neighbours per query.
+    #[arg(long, default_value_t = 10)]
+    pub k: usize,
+    /// Search breadth.
+    #[arg(long, default_value_t = 64)]
+    pub ef: usize,
+    /// Rounds, alternating plain and secure; the medians are compared.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
+    /// Seed of the vectors.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+impl From<SecurityBenchArgs> for crate::tools::bench_secure::SecurityBenchOptions {
+    fn from(a: SecurityBenchArgs) -> Self {
+        crate::tools::bench_secure::SecurityBenchOptions {
+            n: a.n,
+            dim: a.dim,
+            queries: a.queries,
+            clients: a.clients,
+            batch: a.batch,
+            k: a.k,
+            ef: a.ef,
+            rounds: a.rounds,
+            seed: a.seed,
+        }
+    }
+}

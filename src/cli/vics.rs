@@ -82,7 +82,7 @@ async fn import(a: VicsImportArgs) -> anyhow::Result<()> {
     msgs[0].set = a.set.clone();
     msgs[0].description = format!("VICS cases (first import: {name})");
     msgs[0].cases = cases;
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let r = client
         .import_hashes(tokio_stream::iter(msgs))
         .await
@@ -130,7 +130,7 @@ fn to_entries(file: &vics::File) -> anyhow::Result<(Vec<pb::HashEntry>, Vec<pb::
 }
 
 async fn export(a: VicsExportArgs) -> anyhow::Result<()> {
-    let mut client = connect(&a.client.server).await?;
+    let mut client = connect(&a.client).await?;
     let mut stream = client
         .export_hashes(pb::ExportHashesRequest {
             set: a.set.clone(),

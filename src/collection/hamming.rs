@@ -93,10 +93,7 @@ impl Collection {
             }
             Query::PointId(id) => {
                 validate::point_id(&format!("queries[{i}].point_id"), id)?;
-                let (seg, off) = segs.locate(id)?.ok_or_else(|| Error::PointNotFound {
-                    collection: self.config.name.clone(),
-                    id: id.clone(),
-                })?;
+                let (seg, off) = self.locate_visible(segs, id, opts)?;
                 let filter = point_filter(&seg, off, opts)?;
                 Ok((seg.code(off)?.0, Some((seg, off)), filter))
             }

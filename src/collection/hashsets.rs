@@ -41,6 +41,11 @@ struct SetFile {
     format: u32,
     name: String,
     description: String,
+    /// The agency that created the set (its contributors import into it);
+    /// empty for a set made on an open server, and absent from such a
+    /// file, so those read and write as before owners existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    owner: String,
     next_part: u64,
     /// Oldest first.
     parts: Vec<PartEntry>,
@@ -127,6 +132,7 @@ impl HashSet {
         pb::HashSetInfo {
             name: f.name.clone(),
             description: f.description.clone(),
+            owner: f.owner.clone(),
             entries: parts.iter().map(|p| p.len() as u64).sum(),
             parts: parts.len() as u32,
             case_ids: f
@@ -393,23 +399,32 @@ impl HashSets {
             .collect()
     }
 
-    /// Imports entries and cases into `set` (created if absent), whole or
-    /// not at all. Entries must have been checked with [`validate_entry`].
+    /// Imports entries and cases into `set` (created if absent, owned by
+    /// `owner`), whole or not at all. Entries must have been checked with
+    /// [`validate_entry`]. `allow` decides first, under the write lock,
+    /// given the set's owner (`None`: the set does not exist yet).
     pub fn import(
         &self,
         set: &str,
         description: &str,
+        owner: &str,
         entries: &[pb::HashEntry],
         cases: &[pb::HashCase],
+        allow: impl FnOnce(Option<&str>) -> Result<()>,
     ) -> Result<u64> {
         let _w = self.write.lock();
         // The read guard must end before the write below (a guard in a
         // match scrutinee lives to the end of the match).
         let existing = self.sets.read().get(set).cloned();
         let s = match existing {
-            Some(s) => s,
+            Some(s) => {
+                let owner = s.file.lock().owner.clone();
+                allow(Some(&owner))?;
+                s
+            }
             None => {
-                let s = Arc::new(self.create(set, description)?);
+                allow(None)?;
+                let s = Arc::new(self.create(set, description, owner)?);
                 self.sets.write().insert(set.to_string(), s.clone());
                 s
             }
@@ -419,7 +434,7 @@ impl HashSets {
     }
 
     /// A new empty set, built under a dot-name and renamed into place.
-    fn create(&self, name: &str, description: &str) -> Result<HashSet> {
+    fn create(&self, name: &str, description: &str, owner: &str) -> Result<HashSet> {
         let tmp = self.root.join(format!(".creating-{name}"));
         if tmp.exists() {
             std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
@@ -431,6 +446,7 @@ impl HashSets {
                 format: HASHSET.current,
                 name: name.to_string(),
                 description: description.to_string(),
+                owner: owner.to_string(),
                 next_part: 1,
                 parts: Vec::new(),
             },

@@ -34,12 +34,15 @@ mod hamming;
 pub mod hashsets;
 mod open;
 pub mod registry;
+pub mod restrict;
 mod seal;
 mod search;
 mod segments;
 pub mod snapshot;
 mod view;
 mod write;
+
+pub use write::{DeleteCheck, ReplaceCheck};
 
 pub use view::{PointRef, View};
 

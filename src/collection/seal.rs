@@ -67,6 +67,11 @@ impl Collection {
                     .map_err(|e| ("seal", e))
                     .and_then(|_| c.merge_while_needed().map_err(|e| ("merge", e)));
                 c.sealing.store(false, Ordering::SeqCst);
+                if r.is_ok() {
+                    // A write that crossed the threshold while this seal ran
+                    // found it pending and scheduled nothing: look again.
+                    c.maybe_seal_in_background();
+                }
                 if let Err((task, e)) = r {
                     crate::metrics::get()
                         .storage

@@ -68,10 +68,7 @@ impl Collection {
             }
             Query::PointId(id) => {
                 validate::point_id(&format!("queries[{i}].point_id"), id)?;
-                let (seg, off) = segs.locate(id)?.ok_or_else(|| Error::PointNotFound {
-                    collection: self.config.name.clone(),
-                    id: id.clone(),
-                })?;
+                let (seg, off) = self.locate_visible(segs, id, opts)?;
                 let filter = point_filter(&seg, off, opts)?;
                 Ok((seg.vector(off)?, Some((seg, off)), filter))
             }
@@ -80,6 +77,29 @@ impl Collection {
                 self.config.name
             ))),
         }
+    }
+
+    /// Where stored point `id` is, for a query by point id; a point the
+    /// caller may not see (`opts.filter`'s hidden uploads) is one that
+    /// does not exist.
+    pub(super) fn locate_visible(
+        &self,
+        segs: &Segments,
+        id: &str,
+        opts: &SearchOptions,
+    ) -> Result<(Seg, usize)> {
+        let not_found = || Error::PointNotFound {
+            collection: self.config.name.clone(),
+            id: id.to_string(),
+        };
+        let (seg, off) = segs.locate(id)?.ok_or_else(not_found)?;
+        if let Some(f) = &opts.filter
+            && !f.hidden_uploads.is_empty()
+            && f.hides(&seg.describe(off)?.1)
+        {
+            return Err(not_found());
+        }
+        Ok((seg, off))
     }
 
     /// One query over every segment. With `group_by_media` the candidate

@@ -2,6 +2,8 @@
 //! (segment, offset) without resolving metadata per hit, which is what
 //! linking and triage need to run millions of searches.
 
+use std::borrow::Cow;
+
 use crate::collection::Collection;
 use crate::collection::segments::Seg;
 use crate::error::{Error, Result};
@@ -13,11 +15,19 @@ impl Collection {
     /// it holds the segment list of this moment, so a long job sees one
     /// state while writes, seals and merges go on.
     pub fn view(&self) -> Result<View> {
+        self.view_as(None)
+    }
+
+    /// A view that sees only what `visibility` (a caller's visibility
+    /// predicate, see `collection::restrict`) lets through: every listing
+    /// and search of the view applies it.
+    pub fn view_as(&self, visibility: Option<Filter>) -> Result<View> {
         self.check()?;
         Ok(View {
             all: self.snapshot().all(),
             metric: self.config.metric,
             dim: self.config.dim as usize,
+            visibility,
         })
     }
 }
@@ -43,6 +53,8 @@ pub struct View {
     all: Vec<Seg>,
     metric: crate::index::distance::Metric,
     dim: usize,
+    /// Applied to every listing and search, beside the caller's filter.
+    visibility: Option<Filter>,
 }
 
 impl View {
@@ -58,6 +70,8 @@ impl View {
     /// entry per id (the newest copy, should an id briefly live in two
     /// segments while it is being replaced).
     pub fn points(&self, filter: Option<&Filter>) -> Result<Vec<(PointRef, String, pb::Metadata)>> {
+        let narrowed = self.narrowed(filter);
+        let filter = narrowed.as_deref();
         let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
         for (si, seg) in self.all.iter().enumerate() {
@@ -82,10 +96,15 @@ impl View {
         Ok(out)
     }
 
-    /// The live point with this id, if any.
+    /// The live point with this id, if any (and if the view may see it).
     pub fn locate(&self, id: &str) -> Result<Option<PointRef>> {
         for (si, seg) in self.all.iter().enumerate() {
             if let Some(off) = seg.lookup(id)? {
+                if let Some(v) = &self.visibility
+                    && v.hides(&seg.describe(off)?.1)
+                {
+                    return Ok(None);
+                }
                 return Ok(Some(PointRef {
                     seg: si as u32,
                     off: off as u32,
@@ -128,6 +147,8 @@ impl View {
         exclude: Option<PointRef>,
         filter: Option<&Filter>,
     ) -> Result<Vec<(PointRef, f32)>> {
+        let narrowed = self.narrowed(filter);
+        let filter = narrowed.as_deref();
         let mut cands = Vec::new();
         for (si, seg) in self.all.iter().enumerate() {
             let ex = exclude
@@ -146,6 +167,17 @@ impl View {
             .into_iter()
             .map(|(p, r)| (p, self.metric.from_rank(r)))
             .collect())
+    }
+
+    /// `filter` with the view's visibility predicate; borrowed unless both
+    /// are set (a scoped job of a caller who may not see everything).
+    fn narrowed<'a>(&'a self, filter: Option<&'a Filter>) -> Option<Cow<'a, Filter>> {
+        match (filter, &self.visibility) {
+            (None, None) => None,
+            (None, Some(v)) => Some(Cow::Borrowed(v)),
+            (Some(f), None) => Some(Cow::Borrowed(f)),
+            (Some(f), Some(v)) => Filter::and_visible(Some(f.clone()), Some(v)).map(Cow::Owned),
+        }
     }
 
     fn seg(&self, p: PointRef) -> Result<&Seg> {

@@ -14,6 +14,14 @@ use crate::segment::mutable::Prepared;
 use crate::storage::wal::WalRecord;
 use crate::validate;
 
+/// Asked before a write replaces a stored point: (id, stored metadata, new
+/// metadata); an error refuses the batch.
+pub type ReplaceCheck<'a> = &'a (dyn Fn(&str, &pb::Metadata, &pb::Metadata) -> Result<()> + Sync);
+
+/// Asked before a delete removes a stored point: (id, stored metadata);
+/// `Ok(false)` treats it as absent, an error refuses the delete.
+pub type DeleteCheck<'a> = &'a (dyn Fn(&str, &pb::Metadata) -> Result<bool> + Sync);
+
 impl Collection {
     /// Validates a batch whole and prepares its vectors. Within a batch the
     /// last occurrence of an id wins, as if the points were upserted in order.
@@ -81,6 +89,18 @@ impl Collection {
 
     /// Validates, logs and applies a batch; returns how many points it held.
     pub fn upsert(&self, points: Vec<pb::Point>) -> Result<usize> {
+        self.upsert_checked(points, None)
+    }
+
+    /// [`Collection::upsert`] where every point that would replace a stored
+    /// one is first shown to `replace` (id, stored metadata, new metadata)
+    /// under the writer lock, so no other write slips in between: an error
+    /// refuses the whole batch before anything is logged.
+    pub fn upsert_checked(
+        &self,
+        points: Vec<pb::Point>,
+        replace: Option<ReplaceCheck<'_>>,
+    ) -> Result<usize> {
         self.check()?;
         let prepared = self.prepare(points)?;
         if prepared.is_empty() {
@@ -93,8 +113,16 @@ impl Collection {
             deletes: Vec::new(),
         };
         let mut w = self.writer.lock();
-        self.log(&mut w, rec)?;
         let segs = self.snapshot();
+        if let Some(check) = replace {
+            for p in &prepared {
+                if let Some((seg, off)) = segs.locate(&p.id)? {
+                    let (_, stored) = seg.describe(off)?;
+                    check(&p.id, &stored, &p.metadata)?;
+                }
+            }
+        }
+        self.log(&mut w, rec)?;
         apply_upserts(&segs, prepared)?;
         drop(w);
         self.maybe_seal_in_background();
@@ -103,6 +131,18 @@ impl Collection {
 
     /// Logs and applies a delete; returns how many ids were live.
     pub fn delete(&self, ids: Vec<String>) -> Result<usize> {
+        self.delete_checked(ids, None)
+    }
+
+    /// [`Collection::delete`] where each stored point is first shown to
+    /// `check` (id, stored metadata) under the writer lock: `Ok(false)`
+    /// leaves it alone as if it did not exist, an error refuses the whole
+    /// delete.
+    pub fn delete_checked(
+        &self,
+        ids: Vec<String>,
+        check: Option<DeleteCheck<'_>>,
+    ) -> Result<usize> {
         self.check()?;
         for (i, id) in ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
@@ -111,7 +151,16 @@ impl Collection {
         let segs = self.snapshot();
         let mut live = Vec::new();
         for id in ids {
-            if segs.locate(&id)?.is_some() && !live.contains(&id) {
+            let Some((seg, off)) = segs.locate(&id)? else {
+                continue;
+            };
+            if let Some(check) = check {
+                let (_, stored) = seg.describe(off)?;
+                if !check(&id, &stored)? {
+                    continue;
+                }
+            }
+            if !live.contains(&id) {
                 live.push(id);
             }
         }
@@ -137,11 +186,14 @@ impl Collection {
     /// mutable segment, the old one is tombstoned wherever it lives, sealed
     /// segments included), so filters see it at once and recovery replays
     /// it. Every id must exist (else nothing is applied). Returns how many
-    /// points were updated.
+    /// points were updated. Each stored point is first shown to `check`
+    /// (id, stored metadata) under the writer lock: `Ok(false)` counts it
+    /// as missing, an error refuses the whole update.
     pub fn update_metadata(
         &self,
         ids: &[String],
         change: impl Fn(&mut pb::Metadata),
+        check: Option<DeleteCheck<'_>>,
     ) -> Result<usize> {
         self.check()?;
         for (i, id) in ids.iter().enumerate() {
@@ -160,6 +212,13 @@ impl Collection {
             let point = match segs.locate(id)? {
                 Some((seg, off)) => seg.point(id, off)?,
                 None => None,
+            };
+            let point = match (point, check) {
+                (Some(p), Some(check)) => {
+                    let stored = p.metadata.clone().unwrap_or_default();
+                    check(id, &stored)?.then_some(p)
+                }
+                (p, _) => p,
             };
             let Some(p) = point else {
                 return Err(crate::error::Error::PointNotFound {

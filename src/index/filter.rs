@@ -39,6 +39,10 @@ pub struct Filter {
     pub uploaded: (Option<i64>, Option<i64>),
     pub tags_all: Vec<String>,
     pub tags_any: Vec<String>,
+    /// Restricted uploads the caller may not see, as sorted (owner agency,
+    /// upload id) pairs: the visibility predicate. Never set from a request;
+    /// the api layer adds it for the caller (see `collection::restrict`).
+    pub hidden_uploads: Vec<(String, String)>,
 }
 
 /// Checks a request list of metadata values (`field` names it in errors):
@@ -108,12 +112,37 @@ impl Filter {
             uploaded: range("uploaded", f.uploaded_after, f.uploaded_before)?,
             tags_all: list("filter.tags_all", &f.tags_all)?,
             tags_any: list("filter.tags_any", &f.tags_any)?,
+            hidden_uploads: Vec::new(),
         };
         Ok(if out.is_empty() { None } else { Some(out) })
     }
 
     pub fn is_empty(&self) -> bool {
         *self == Filter::default()
+    }
+
+    /// Whether the visibility predicate hides a point with this metadata.
+    pub fn hides(&self, m: &pb::Metadata) -> bool {
+        !self.hidden_uploads.is_empty()
+            && self
+                .hidden_uploads
+                .binary_search_by(|(a, u)| {
+                    (a.as_str(), u.as_str()).cmp(&(m.agency.as_str(), m.upload_id.as_str()))
+                })
+                .is_ok()
+    }
+
+    /// `filter` (if any) narrowed by a visibility predicate (if any): the
+    /// filter a caller's query runs under.
+    pub fn and_visible(filter: Option<Filter>, visibility: Option<&Filter>) -> Option<Filter> {
+        match (filter, visibility) {
+            (f, None) => f,
+            (None, Some(v)) => Some(v.clone()),
+            (Some(mut f), Some(v)) => {
+                f.hidden_uploads = v.hidden_uploads.clone();
+                Some(f)
+            }
+        }
     }
 
     /// The reference semantics, straight from the metadata. The index-based
@@ -139,6 +168,7 @@ impl Filter {
             && in_range(self.uploaded, m.uploaded_at)
             && self.tags_all.iter().all(|t| m.tags.contains(t))
             && (self.tags_any.is_empty() || self.tags_any.iter().any(|t| m.tags.contains(t)))
+            && !self.hides(m)
     }
 }
 
@@ -283,8 +313,18 @@ impl MetaIndex {
             uploaded: f.uploaded,
             tags_all: Vec::new(),
             tags_any: any(&self.tags, &f.tags_any),
+            hidden: Vec::new(),
             impossible: false,
         };
+        for (agency, upload) in &f.hidden_uploads {
+            if let (Some(&a), Some(&u)) = (
+                self.agency.dict.get(agency),
+                self.upload_id.dict.get(upload),
+            ) {
+                c.hidden.push((a, u));
+            }
+        }
+        c.hidden.sort_unstable();
         for t in &f.tags_all {
             match self.tags.dict.get(t) {
                 Some(&code) => c.tags_all.push(code),
@@ -329,6 +369,8 @@ pub struct Compiled<'a> {
     uploaded: (Option<i64>, Option<i64>),
     tags_all: Vec<u32>,
     tags_any: Option<Vec<u32>>,
+    /// (agency, upload) codes of the hidden restricted uploads present here.
+    hidden: Vec<(u32, u32)>,
     /// Some condition cannot be met by any point of this segment.
     impossible: bool,
 }
@@ -345,6 +387,27 @@ fn range_slice(sorted: &[(i64, u32)], (a, b): (Option<i64>, Option<i64>)) -> &[(
 }
 
 impl<'a> Compiled<'a> {
+    /// Whether every point of the segment passes (no condition bites here,
+    /// e.g. a visibility predicate whose hidden uploads this segment does
+    /// not hold): the search then runs as if unfiltered.
+    pub fn accepts_all(&self) -> bool {
+        !self.impossible
+            && self.countries_any.is_none()
+            && self.countries_none.is_empty()
+            && self.agencies_any.is_none()
+            && self.case_ids_any.is_none()
+            && self.case_ids_none.is_empty()
+            && self.upload_ids_any.is_none()
+            && self.upload_ids_none.is_empty()
+            && self.media_ids_none.is_empty()
+            && self.victim_identified.is_none()
+            && self.captured == (None, None)
+            && self.uploaded == (None, None)
+            && self.tags_all.is_empty()
+            && self.tags_any.is_none()
+            && self.hidden.is_empty()
+    }
+
     /// Whether the point at `off` passes (liveness is the caller's business).
     #[inline]
     pub fn accepts(&self, off: usize) -> bool {
@@ -369,6 +432,14 @@ impl<'a> Compiled<'a> {
             || !none_of(&self.upload_ids_none, ix.upload_id.codes[off])
             || !none_of(&self.media_ids_none, ix.media_id.codes[off])
             || !one_of(&self.media_ids_any, ix.media_id.codes[off])
+        {
+            return false;
+        }
+        if !self.hidden.is_empty()
+            && self
+                .hidden
+                .binary_search(&(ix.agency.codes[off], ix.upload_id.codes[off]))
+                .is_ok()
         {
             return false;
         }
@@ -548,6 +619,13 @@ mod tests {
             uploaded: (maybe(rng, 50, 100), maybe(rng, 100, 151)),
             tags_all: pick(rng, &TAGS[..2], "nope"),
             tags_any: pick(rng, &TAGS, "rare"),
+            hidden_uploads: ["a0", "a1", "a2", "zz"]
+                .iter()
+                .flat_map(|a| {
+                    ["u0", "u1", "u2", "u3", "u9"].map(|u| (a.to_string(), u.to_string()))
+                })
+                .filter(|_| rng.random_bool(0.15))
+                .collect(),
         };
         for l in [
             &mut f.countries_any,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use crate::collection::hashsets::HashSet;
 use crate::collection::{Collection, Query, SearchOptions};
 use crate::error::{Error, Result};
+use crate::index::filter::Filter;
 use crate::investigate::hashes::ItemHashes;
 use crate::investigate::triage::{Item, Triager};
 use crate::pb;
@@ -27,6 +28,10 @@ pub struct Known {
     pub sets: Vec<Arc<HashSet>>,
     pub pdq: Option<Arc<Collection>>,
     pub max_distance: u32,
+    /// What the caller may not see of `pdq` (restricted uploads of other
+    /// agencies): such a hash never decides a verdict, as a hidden
+    /// embedding never does.
+    pub visibility: Option<Filter>,
 }
 
 impl Known {
@@ -82,6 +87,7 @@ impl Known {
         }
         let opts = SearchOptions {
             max_distance: Some(self.max_distance as f32),
+            filter: self.visibility.clone(),
             ..Default::default()
         };
         let hits = c.search(&[Query::Bits(h.pdq.clone())], 1, 1, &opts)?;
@@ -115,12 +121,13 @@ impl Known {
         }))
     }
 
-    /// Stores the PDQ hashes of triaged items in the hash collection (id
-    /// the item's, media id the item's unless set), so later seizures
-    /// match them. Returns how many.
-    pub fn store(&self, items: &[Item]) -> Result<u64> {
-        let Some(c) = &self.pdq else { return Ok(0) };
-        let points: Vec<pb::Point> = items
+    /// The PDQ hashes of triaged items as points of the hash collection
+    /// (id the item's, media id the item's unless set), for the caller to
+    /// store (with its owner checks) so later seizures match them; `None`
+    /// without a hash collection.
+    pub fn hash_points(&self, items: &[Item]) -> Option<(Arc<Collection>, Vec<pb::Point>)> {
+        let c = self.pdq.clone()?;
+        let points = items
             .iter()
             .filter(|it| !it.hashes.pdq.is_empty())
             .map(|it| {
@@ -137,10 +144,7 @@ impl Known {
                 }
             })
             .collect();
-        for chunk in points.chunks(1000) {
-            c.upsert(chunk.to_vec())?;
-        }
-        Ok(points.len() as u64)
+        Some((c, points))
     }
 }
 

@@ -318,7 +318,9 @@ impl MutableSegment {
         if l.count == 0 || k == 0 {
             return Vec::new();
         }
-        let compiled = filter.map(|f| d.meta.compile(f));
+        let compiled = filter
+            .map(|f| d.meta.compile(f))
+            .filter(|c| !c.accepts_all());
         let total = d.ids.len();
         let live = |off: usize| Some(off) != exclude && l.is_live(off);
         let keep = |off: usize| live(off) && compiled.as_ref().is_none_or(|c| c.accepts(off));

@@ -881,6 +881,7 @@ impl SealedSegment {
         filter
             .map(|f| Ok(self.meta_index()?.compile(f)))
             .transpose()
+            .map(|c| c.filter(|c| !c.accepts_all()))
     }
 
     /// Approximate k-NN over live points that pass `filter`, with the

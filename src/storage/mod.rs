@@ -7,6 +7,7 @@
 //!
 //! May import: the root modules (`pb`, `error`, `validate`) only.
 
+pub mod audit;
 pub mod durable;
 pub mod envelope;
 pub mod lock;

@@ -1,7 +1,8 @@
 //! The generator and the benchmark commands: synthetic data with planted
 //! structure and ground truth (`vidx gen`), the ANN benchmark (`vidx bench
-//! ann|filter`), the linking benchmark (`vidx bench link`) and the PDQ
-//! hash benchmark (`vidx bench pdq`). They are plain library code; their
+//! ann|filter`), the linking benchmark (`vidx bench link`), the PDQ hash
+//! benchmark (`vidx bench pdq`) and the security overhead benchmark
+//! (`vidx bench security`). They are plain library code; their
 //! command-line arguments live in `cli`.
 //!
 //! May import: every layer but `cli`.
@@ -10,5 +11,6 @@ pub mod bench_ann;
 pub mod bench_hnsw_rs;
 pub mod bench_link;
 pub mod bench_pdq;
+pub mod bench_secure;
 pub mod memory;
 pub mod synth;

@@ -312,6 +312,7 @@ async fn planted_series_across_three_countries_are_recovered_exactly() {
         Some(pb::LinkScope {
             upload_ids: vec!["up-DE-1".into(), "up-FR-1".into(), "up-BR-1".into()],
             case_ids: vec![],
+            with_restricted: false,
         }),
     )
     .await
@@ -644,6 +645,7 @@ async fn bad_linking_and_triage_requests_get_clear_statuses() {
         scope: Some(pb::LinkScope {
             upload_ids: vec![String::new()],
             case_ids: vec![],
+            with_restricted: false,
         }),
         ..req("images", "", None)
     };

@@ -7,17 +7,20 @@
 mod support;
 
 mod api;
+mod audit;
 mod bad_input;
 mod cli;
 mod crash;
 mod defects;
 mod filters;
+mod hash_security;
 mod hashes;
 mod layers;
 mod link;
 mod npy_files;
 mod ops;
 mod recall;
+mod security;
 mod series;
 mod snapshot;
 mod storage;

@@ -54,9 +54,8 @@ def _read(server: Server, ready: threading.Event) -> None:
     ready.set()
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    data = tmp_path_factory.mktemp("vidx-data")
+def start_server(data: pathlib.Path, *extra: str) -> Server:
+    """Starts `vidx serve` on `data` (with `extra` flags) and waits until it listens."""
     proc = subprocess.Popen(
         [
             str(vidx_bin()), "serve",
@@ -65,6 +64,7 @@ def server(tmp_path_factory):
             "--metrics-listen", "127.0.0.1:0",
             "--log-format", "json",
             "--seal-threshold", "2000",
+            *extra,
         ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -77,12 +77,23 @@ def server(tmp_path_factory):
     if not s.target:
         proc.kill()
         raise RuntimeError("vidx serve did not come up:\n" + "\n".join(s.lines[-20:]))
-    yield s
-    proc.terminate()
+    return s
+
+
+def stop_server(s: Server) -> None:
+    s.proc.terminate()
     try:
-        proc.wait(10)
+        s.proc.wait(10)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        s.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    """An open server (no credentials configured: every caller is admin)."""
+    s = start_server(tmp_path_factory.mktemp("vidx-data"))
+    yield s
+    stop_server(s)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from vidx_client import Client, Filter, Metadata, VidxError, field_of
 from vidx_client._pb import vidx_pb2 as pb
 from vidx_client._pb import vidx_pb2_grpc as pb_grpc
 
-from conftest import vidx_bin
+from conftest import start_server, stop_server, vidx_bin
 
 UTC = timezone.utc
 
@@ -206,11 +206,34 @@ def test_snapshot_into_a_directory(client, name, tmp_path):
         client.create_snapshot(name, tmp_path / "snap")
 
 
-def test_token_and_tls_options(server, name):
-    # A token is sent as a bearer header (this server does not check it yet).
+def test_token_and_tls_options(server, name, tmp_path):
+    # A token is sent as a bearer header and checked even by an open server:
+    # one it does not know is UNAUTHENTICATED.
     with Client(server.target, token="s3cret", timeout=10) as c:
-        c.create_collection(name, 4)
-        assert c.describe_collection(name).dim == 4
+        with pytest.raises(VidxError) as e:
+            c.create_collection(name, 4)
+        assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    # A server with a token: the token is let in, a call without one or with
+    # another is not.
+    made = subprocess.run(
+        [str(vidx_bin()), "token", "create", "--data-dir", str(tmp_path),
+         "--agency", "A", "--role", "admin"],
+        capture_output=True, text=True, check=True,
+    )
+    token = made.stdout.strip()
+    assert token and token != "s3cret"
+    s = start_server(tmp_path)
+    try:
+        with Client(s.target, token=token, timeout=10) as c:
+            c.create_collection(name, 4)
+            assert c.describe_collection(name).dim == 4
+        for other in (None, "s3cret"):
+            with Client(s.target, token=other, timeout=10) as c:
+                with pytest.raises(VidxError) as e:
+                    c.list_collections()
+                assert e.value.code == grpc.StatusCode.UNAUTHENTICATED
+    finally:
+        stop_server(s)
     # TLS against a plaintext server fails the handshake: UNAVAILABLE.
     with Client(server.target, tls=True, timeout=5) as c:
         with pytest.raises(VidxError) as e:

@@ -8,6 +8,7 @@
 pub mod data;
 pub mod process;
 pub mod requests;
+pub mod secure;
 pub mod server;
 
 pub use data::*;

@@ -320,10 +320,12 @@ class Hit(_message.Message):
     def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., matched_faces: _Optional[int] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
-    __slots__ = ("hits",)
+    __slots__ = ("hits", "restricted_matches_held_by")
     HITS_FIELD_NUMBER: _ClassVar[int]
+    RESTRICTED_MATCHES_HELD_BY_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ...) -> None: ...
+    restricted_matches_held_by: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., restricted_matches_held_by: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
     __slots__ = ("results",)
@@ -392,12 +394,14 @@ class LinkParams(_message.Message):
     def __init__(self, image_threshold: _Optional[float] = ..., face_threshold: _Optional[float] = ..., near_duplicate_threshold: _Optional[float] = ..., k: _Optional[int] = ..., ef: _Optional[int] = ..., min_shared_neighbours: _Optional[int] = ..., single_linkage: _Optional[bool] = ...) -> None: ...
 
 class LinkScope(_message.Message):
-    __slots__ = ("upload_ids", "case_ids")
+    __slots__ = ("upload_ids", "case_ids", "with_restricted")
     UPLOAD_IDS_FIELD_NUMBER: _ClassVar[int]
     CASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    WITH_RESTRICTED_FIELD_NUMBER: _ClassVar[int]
     upload_ids: _containers.RepeatedScalarFieldContainer[str]
     case_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, upload_ids: _Optional[_Iterable[str]] = ..., case_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    with_restricted: bool
+    def __init__(self, upload_ids: _Optional[_Iterable[str]] = ..., case_ids: _Optional[_Iterable[str]] = ..., with_restricted: _Optional[bool] = ...) -> None: ...
 
 class LinkSeriesRequest(_message.Message):
     __slots__ = ("image_collection", "face_collection", "params", "scope")
@@ -556,18 +560,20 @@ class SeriesMerge(_message.Message):
     def __init__(self, series_id: _Optional[str] = ..., merged: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class LinkUploadResponse(_message.Message):
-    __slots__ = ("media", "merges", "series", "new_edges", "relinked")
+    __slots__ = ("media", "merges", "series", "new_edges", "relinked", "stored")
     MEDIA_FIELD_NUMBER: _ClassVar[int]
     MERGES_FIELD_NUMBER: _ClassVar[int]
     SERIES_FIELD_NUMBER: _ClassVar[int]
     NEW_EDGES_FIELD_NUMBER: _ClassVar[int]
     RELINKED_FIELD_NUMBER: _ClassVar[int]
+    STORED_FIELD_NUMBER: _ClassVar[int]
     media: _containers.RepeatedCompositeFieldContainer[MediaLink]
     merges: _containers.RepeatedCompositeFieldContainer[SeriesMerge]
     series: _containers.RepeatedCompositeFieldContainer[Series]
     new_edges: int
     relinked: bool
-    def __init__(self, media: _Optional[_Iterable[_Union[MediaLink, _Mapping]]] = ..., merges: _Optional[_Iterable[_Union[SeriesMerge, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., new_edges: _Optional[int] = ..., relinked: _Optional[bool] = ...) -> None: ...
+    stored: bool
+    def __init__(self, media: _Optional[_Iterable[_Union[MediaLink, _Mapping]]] = ..., merges: _Optional[_Iterable[_Union[SeriesMerge, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., new_edges: _Optional[int] = ..., relinked: _Optional[bool] = ..., stored: _Optional[bool] = ...) -> None: ...
 
 class TriageItem(_message.Message):
     __slots__ = ("id", "vector", "faces", "metadata", "md5", "sha1", "sha256", "pdq", "pdq_quality")
@@ -776,20 +782,22 @@ class ListHashSetsRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class HashSetInfo(_message.Message):
-    __slots__ = ("name", "description", "entries", "parts", "case_ids", "disk_bytes")
+    __slots__ = ("name", "description", "entries", "parts", "case_ids", "disk_bytes", "owner")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     ENTRIES_FIELD_NUMBER: _ClassVar[int]
     PARTS_FIELD_NUMBER: _ClassVar[int]
     CASE_IDS_FIELD_NUMBER: _ClassVar[int]
     DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
     name: str
     description: str
     entries: int
     parts: int
     case_ids: _containers.RepeatedScalarFieldContainer[str]
     disk_bytes: int
-    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., entries: _Optional[int] = ..., parts: _Optional[int] = ..., case_ids: _Optional[_Iterable[str]] = ..., disk_bytes: _Optional[int] = ...) -> None: ...
+    owner: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., entries: _Optional[int] = ..., parts: _Optional[int] = ..., case_ids: _Optional[_Iterable[str]] = ..., disk_bytes: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
 
 class ListHashSetsResponse(_message.Message):
     __slots__ = ("sets",)
@@ -820,6 +828,122 @@ class DropHashSetRequest(_message.Message):
     def __init__(self, set: _Optional[str] = ...) -> None: ...
 
 class DropHashSetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WhoAmIResponse(_message.Message):
+    __slots__ = ("agency", "role", "credential", "collections")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    CREDENTIAL_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    role: str
+    credential: str
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, agency: _Optional[str] = ..., role: _Optional[str] = ..., credential: _Optional[str] = ..., collections: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RestrictUploadRequest(_message.Message):
+    __slots__ = ("upload_id", "shared_with", "deconfliction", "lift", "owner")
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WITH_FIELD_NUMBER: _ClassVar[int]
+    DECONFLICTION_FIELD_NUMBER: _ClassVar[int]
+    LIFT_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    upload_id: str
+    shared_with: _containers.RepeatedScalarFieldContainer[str]
+    deconfliction: bool
+    lift: bool
+    owner: str
+    def __init__(self, upload_id: _Optional[str] = ..., shared_with: _Optional[_Iterable[str]] = ..., deconfliction: _Optional[bool] = ..., lift: _Optional[bool] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class Restriction(_message.Message):
+    __slots__ = ("owner", "upload_id", "shared_with", "deconfliction", "restricted", "updated_at")
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    UPLOAD_ID_FIELD_NUMBER: _ClassVar[int]
+    SHARED_WITH_FIELD_NUMBER: _ClassVar[int]
+    DECONFLICTION_FIELD_NUMBER: _ClassVar[int]
+    RESTRICTED_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    owner: str
+    upload_id: str
+    shared_with: _containers.RepeatedScalarFieldContainer[str]
+    deconfliction: bool
+    restricted: bool
+    updated_at: int
+    def __init__(self, owner: _Optional[str] = ..., upload_id: _Optional[str] = ..., shared_with: _Optional[_Iterable[str]] = ..., deconfliction: _Optional[bool] = ..., restricted: _Optional[bool] = ..., updated_at: _Optional[int] = ...) -> None: ...
+
+class ListRestrictionsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListRestrictionsResponse(_message.Message):
+    __slots__ = ("restrictions",)
+    RESTRICTIONS_FIELD_NUMBER: _ClassVar[int]
+    restrictions: _containers.RepeatedCompositeFieldContainer[Restriction]
+    def __init__(self, restrictions: _Optional[_Iterable[_Union[Restriction, _Mapping]]] = ...) -> None: ...
+
+class CreateTokenRequest(_message.Message):
+    __slots__ = ("agency", "role", "collections", "expires_in")
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
+    agency: str
+    role: str
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    expires_in: int
+    def __init__(self, agency: _Optional[str] = ..., role: _Optional[str] = ..., collections: _Optional[_Iterable[str]] = ..., expires_in: _Optional[int] = ...) -> None: ...
+
+class TokenInfo(_message.Message):
+    __slots__ = ("id", "agency", "role", "collections", "created_at", "expires_at", "revoked_at")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AGENCY_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_AT_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    agency: str
+    role: str
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    created_at: int
+    expires_at: int
+    revoked_at: int
+    def __init__(self, id: _Optional[str] = ..., agency: _Optional[str] = ..., role: _Optional[str] = ..., collections: _Optional[_Iterable[str]] = ..., created_at: _Optional[int] = ..., expires_at: _Optional[int] = ..., revoked_at: _Optional[int] = ...) -> None: ...
+
+class CreateTokenResponse(_message.Message):
+    __slots__ = ("token", "info")
+    TOKEN_FIELD_NUMBER: _ClassVar[int]
+    INFO_FIELD_NUMBER: _ClassVar[int]
+    token: str
+    info: TokenInfo
+    def __init__(self, token: _Optional[str] = ..., info: _Optional[_Union[TokenInfo, _Mapping]] = ...) -> None: ...
+
+class ListTokensRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class ListTokensResponse(_message.Message):
+    __slots__ = ("tokens", "revoked_certificates")
+    TOKENS_FIELD_NUMBER: _ClassVar[int]
+    REVOKED_CERTIFICATES_FIELD_NUMBER: _ClassVar[int]
+    tokens: _containers.RepeatedCompositeFieldContainer[TokenInfo]
+    revoked_certificates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tokens: _Optional[_Iterable[_Union[TokenInfo, _Mapping]]] = ..., revoked_certificates: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class RevokeTokenRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    def __init__(self, id: _Optional[str] = ...) -> None: ...
+
+class RevokeTokenResponse(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
 

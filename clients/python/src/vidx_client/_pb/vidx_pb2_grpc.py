@@ -119,6 +119,36 @@ class VectorIndexStub:
                 request_serializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetRequest.SerializeToString,
                 response_deserializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetResponse.FromString,
                 _registered_method=True)
+        self.WhoAmI = channel.unary_unary(
+                '/vidx.v1.VectorIndex/WhoAmI',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.WhoAmIRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.WhoAmIResponse.FromString,
+                _registered_method=True)
+        self.RestrictUpload = channel.unary_unary(
+                '/vidx.v1.VectorIndex/RestrictUpload',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.RestrictUploadRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.Restriction.FromString,
+                _registered_method=True)
+        self.ListRestrictions = channel.unary_unary(
+                '/vidx.v1.VectorIndex/ListRestrictions',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.ListRestrictionsRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.ListRestrictionsResponse.FromString,
+                _registered_method=True)
+        self.CreateToken = channel.unary_unary(
+                '/vidx.v1.VectorIndex/CreateToken',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.CreateTokenRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.CreateTokenResponse.FromString,
+                _registered_method=True)
+        self.ListTokens = channel.unary_unary(
+                '/vidx.v1.VectorIndex/ListTokens',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.ListTokensRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.ListTokensResponse.FromString,
+                _registered_method=True)
+        self.RevokeToken = channel.unary_unary(
+                '/vidx.v1.VectorIndex/RevokeToken',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.RevokeTokenRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.RevokeTokenResponse.FromString,
+                _registered_method=True)
         self.ListSeries = channel.unary_unary(
                 '/vidx.v1.VectorIndex/ListSeries',
                 request_serializer=vidx_dot_v1_dot_vidx__pb2.ListSeriesRequest.SerializeToString,
@@ -259,6 +289,9 @@ class VectorIndexServicer:
         only when the client half-closes, all of them or none: a bad entry
         anywhere refuses the whole import (its index and field named), and
         nothing of it is stored. The answer comes once the entries are durable.
+        Roles: an admin creates a set (its agency owns it); the owner's
+        contributors and admins import into it. Reads need a reader, a drop an
+        admin.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -287,6 +320,51 @@ class VectorIndexServicer:
 
     def DropHashSet(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WhoAmI(self, request, context):
+        """---- access (see the README's "Security") ----
+        The caller's agency, role and credential id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RestrictUpload(self, request, context):
+        """Restricts one of the caller's uploads (by upload_id, across every
+        collection) to its agency and the agencies listed; or lifts it. An
+        upload is restricted before its first point is stored
+        (FAILED_PRECONDITION otherwise); the list can change at any time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRestrictions(self, request, context):
+        """The caller's restrictions (an admin's: all).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateToken(self, request, context):
+        """Admin: makes a bearer token; the token is in this answer only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTokens(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeToken(self, request, context):
+        """Admin: revokes a token (tok-...) or a client certificate (cert:...).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -440,6 +518,36 @@ def add_VectorIndexServicer_to_server(servicer, server):
                     servicer.DropHashSet,
                     request_deserializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetRequest.FromString,
                     response_serializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetResponse.SerializeToString,
+            ),
+            'WhoAmI': grpc.unary_unary_rpc_method_handler(
+                    servicer.WhoAmI,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.WhoAmIRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.WhoAmIResponse.SerializeToString,
+            ),
+            'RestrictUpload': grpc.unary_unary_rpc_method_handler(
+                    servicer.RestrictUpload,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.RestrictUploadRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.Restriction.SerializeToString,
+            ),
+            'ListRestrictions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRestrictions,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.ListRestrictionsRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.ListRestrictionsResponse.SerializeToString,
+            ),
+            'CreateToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateToken,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.CreateTokenRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.CreateTokenResponse.SerializeToString,
+            ),
+            'ListTokens': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTokens,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.ListTokensRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.ListTokensResponse.SerializeToString,
+            ),
+            'RevokeToken': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeToken,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.RevokeTokenRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.RevokeTokenResponse.SerializeToString,
             ),
             'ListSeries': grpc.unary_unary_rpc_method_handler(
                     servicer.ListSeries,
@@ -931,6 +1039,168 @@ class VectorIndex:
             '/vidx.v1.VectorIndex/DropHashSet',
             vidx_dot_v1_dot_vidx__pb2.DropHashSetRequest.SerializeToString,
             vidx_dot_v1_dot_vidx__pb2.DropHashSetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WhoAmI(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/WhoAmI',
+            vidx_dot_v1_dot_vidx__pb2.WhoAmIRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.WhoAmIResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RestrictUpload(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/RestrictUpload',
+            vidx_dot_v1_dot_vidx__pb2.RestrictUploadRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.Restriction.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRestrictions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/ListRestrictions',
+            vidx_dot_v1_dot_vidx__pb2.ListRestrictionsRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.ListRestrictionsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/CreateToken',
+            vidx_dot_v1_dot_vidx__pb2.CreateTokenRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.CreateTokenResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTokens(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/ListTokens',
+            vidx_dot_v1_dot_vidx__pb2.ListTokensRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.ListTokensResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeToken(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/RevokeToken',
+            vidx_dot_v1_dot_vidx__pb2.RevokeTokenRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.RevokeTokenResponse.FromString,
             options,
             channel_credentials,
             insecure,

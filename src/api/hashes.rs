@@ -124,7 +124,11 @@ fn may_import(caller: &Caller, set: &str, owner: Option<&str>) -> Result<(), Err
         Some(o) => Err(Error::PermissionDenied(format!(
             "hash set {set:?} belongs to agency {}; agency {} (role {}) may not import into it: \
              its owner's contributors or an admin may",
-            if o.is_empty() { "(none: admins only)" } else { o },
+            if o.is_empty() {
+                "(none: admins only)"
+            } else {
+                o
+            },
             caller.agency,
             caller.role
         ))),

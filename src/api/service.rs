@@ -572,13 +572,9 @@ impl VectorIndex for Service {
     ) -> Result<Response<pb::ImportHashesResponse>, Status> {
         let caller = caller(&request)?;
         let note = note(&request);
-        let r = crate::api::hashes::import(
-            self.registry.clone(),
-            caller,
-            note,
-            request.into_inner(),
-        )
-        .await?;
+        let r =
+            crate::api::hashes::import(self.registry.clone(), caller, note, request.into_inner())
+                .await?;
         Ok(Response::new(r))
     }
 
@@ -587,8 +583,8 @@ impl VectorIndex for Service {
         request: Request<pb::LookupHashesRequest>,
     ) -> Result<Response<pb::LookupHashesResponse>, Status> {
         let note = note(&request);
-        let r = crate::api::hashes::lookup(self.registry.clone(), note, request.into_inner())
-            .await?;
+        let r =
+            crate::api::hashes::lookup(self.registry.clone(), note, request.into_inner()).await?;
         Ok(Response::new(r))
     }
 
@@ -607,8 +603,8 @@ impl VectorIndex for Service {
         request: Request<pb::ExportHashesRequest>,
     ) -> Result<Response<Self::ExportHashesStream>, Status> {
         let note = note(&request);
-        let s = crate::api::hashes::export(self.registry.clone(), note, request.into_inner())
-            .await?;
+        let s =
+            crate::api::hashes::export(self.registry.clone(), note, request.into_inner()).await?;
         Ok(Response::new(s))
     }
 

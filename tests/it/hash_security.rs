@@ -93,7 +93,10 @@ async fn triage(
             .collect(),
         ..Default::default()
     };
-    let mut st = c.triage(tokio_stream::iter(vec![first])).await?.into_inner();
+    let mut st = c
+        .triage(tokio_stream::iter(vec![first]))
+        .await?
+        .into_inner();
     let mut out = Vec::new();
     while let Some(r) = st.message().await? {
         out.extend(r.results);
@@ -120,7 +123,12 @@ fn audited(data_dir: &Path, rpc: &str) -> Vec<serde_json::Value> {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("audit-"))
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("audit-")
+        })
         .collect();
     files.sort();
     files
@@ -239,7 +247,13 @@ async fn hash_sets_take_roles_and_owners_and_audit_every_call() {
     );
     assert_eq!(audited(dir, "ListHashSets")[0]["results"], 1);
     let exports = audited(dir, "ExportHashes");
-    assert_eq!((exports[0]["collection"].as_str(), exports[0]["results"].as_u64()), (Some("de-known"), Some(3)));
+    assert_eq!(
+        (
+            exports[0]["collection"].as_str(),
+            exports[0]["results"].as_u64()
+        ),
+        (Some("de-known"), Some(3))
+    );
     assert_eq!(audited(dir, "DropHashSet").len(), 2);
     hub.drop_hash_set(pb::DropHashSetRequest {
         set: "de-known".into(),
@@ -331,13 +345,21 @@ async fn a_restricted_pdq_point_never_reaches_another_agency() {
 
     // B's search by hash: no hit of A's restricted point, but the notice
     // that DE-BKA holds matching restricted material; NL sees the hit.
-    let r = b.search(bits_search(&near_secret)).await.unwrap().into_inner();
+    let r = b
+        .search(bits_search(&near_secret))
+        .await
+        .unwrap()
+        .into_inner();
     assert!(r.results[0].hits.is_empty(), "{:?}", r.results[0].hits);
     assert_eq!(
         r.results[0].restricted_matches_held_by,
         vec!["DE-BKA".to_string()]
     );
-    let r = c.search(bits_search(&near_secret)).await.unwrap().into_inner();
+    let r = c
+        .search(bits_search(&near_secret))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(r.results[0].hits[0].id, "a-secret");
     assert!(r.results[0].restricted_matches_held_by.is_empty());
     // By id, the point does not exist for B: a query, a read.

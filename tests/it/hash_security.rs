@@ -388,11 +388,13 @@ async fn a_restricted_pdq_point_never_reaches_another_agency() {
     // B storing its triage may not replace A's hash under A's id.
     let (code_, m) = code(triage(&mut b, &[("a-secret", near_open.clone())], true).await);
     assert_eq!(code_, Code::PermissionDenied, "{m}");
-    // B's own triaged hash is stored as B's, and A's stay as they were.
+    // B's own triaged hash is stored as B's, and A's stay as they were
+    // (read by A: even an admin of another agency does not see A's
+    // restricted point).
     triage(&mut b, &[("b-1", near_open.clone())], true)
         .await
         .unwrap();
-    let got = hub
+    let got = a
         .get(pb::GetRequest {
             collection: "pdq".into(),
             ids: vec!["a-secret".into(), "b-1".into()],

@@ -109,6 +109,7 @@ fn point(i: usize, v: &[f32]) -> pb::Point {
             upload_id: format!("UPL-{:04}", i / 1000),
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -917,6 +918,7 @@ async fn security_checks(s: &Settings, data: &[Vec<f32>], checks: &mut Checks) {
             media_id: id.clone(),
             ..Default::default()
         }),
+        ..Default::default()
     };
     let r = upsert_as(&mut c, &a, vec![mine(&data[0])]).await;
     let got = wait_get(&mut c, &a, &id, |p| p.is_some()).await;

@@ -28,6 +28,9 @@ pub enum Error {
     /// A write reached a collection that was dropped meanwhile.
     #[error("collection {0:?} was dropped")]
     Dropped(String),
+    /// Something other than a collection already exists; the message says what.
+    #[error("{0}")]
+    Duplicate(String),
     #[error("{0}")]
     ResourceExhausted(String),
     #[error("{0}")]

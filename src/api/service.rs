@@ -27,6 +27,7 @@ use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
 use crate::investigate::decisions::DecisionStore;
+use crate::investigate::known::{self, Known};
 use crate::investigate::link;
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore, state_format};
 use crate::investigate::triage::{Item, Triager};
@@ -200,11 +201,13 @@ fn visible_info(c: &Collection, visibility: Option<&Filter>) -> Result<pb::Colle
     Ok(info)
 }
 
-/// What a query asks, for the audit record: a point id, or a vector's size.
+/// What a query asks, for the audit record: a point id, a vector's size,
+/// or a hash (in hex: a hash names the material looked for, and is short).
 fn query_summary(q: &pb::Query) -> serde_json::Value {
     match &q.query {
         Some(pb::query::Query::PointId(id)) => serde_json::json!({ "point_id": id }),
         Some(pb::query::Query::Vector(v)) => serde_json::json!({ "vector_dim": v.values.len() }),
+        Some(pb::query::Query::Bits(b)) => serde_json::json!({ "bits": hex::encode(b) }),
         None => serde_json::Value::Null,
     }
 }
@@ -233,7 +236,8 @@ fn store_triaged(
     let n = items.len() as u64;
     let mut img = Vec::with_capacity(items.len());
     let mut fc = Vec::new();
-    for it in items {
+    // Items that came with hashes only have no embedding to store.
+    for it in items.into_iter().filter(|it| !it.vector.is_empty()) {
         let mut meta = it.metadata;
         if meta.media_id.is_empty() {
             meta.media_id = it.id.clone();
@@ -243,12 +247,14 @@ fn store_triaged(
                 id: format!("{}#{i}", it.id),
                 vector: f,
                 metadata: Some(meta.clone()),
+                ..Default::default()
             });
         }
         img.push(pb::Point {
             id: it.id,
             vector: it.vector,
             metadata: Some(meta),
+            ..Default::default()
         });
     }
     owner::stamp(&writer.caller, &mut img)?;
@@ -272,6 +278,25 @@ fn store_triaged(
         }
     }
     Ok(n)
+}
+
+/// Stores the PDQ hashes of triaged items in the triage's hash collection,
+/// as the caller's points under the same ownership checks as an Upsert.
+/// Returns how many.
+fn store_known_hashes(known: &Known, items: &[Item], writer: &Writer) -> Result<u64, Error> {
+    let Some((c, mut points)) = known.hash_points(items) else {
+        return Ok(0);
+    };
+    owner::stamp(&writer.caller, &mut points)?;
+    let check = owner::replace_check(
+        &writer.caller,
+        &writer.restrictions,
+        writer.visibility.as_ref(),
+    );
+    for chunk in points.chunks(1000) {
+        c.upsert_checked(chunk.to_vec(), Some(&check))?;
+    }
+    Ok(points.len() as u64)
 }
 
 /// Who writes, with what they may see: what a write checks ownership with.
@@ -302,27 +327,7 @@ where
     }
 }
 
-/// The statuses tonic gives for what is the client's doing, as gRPC's
-/// conventions (and our contract) have them: an over-limit message
-/// (OUT_OF_RANGE) is RESOURCE_EXHAUSTED; bytes that do not decode as the
-/// request message (INTERNAL) are INVALID_ARGUMENT.
-pub fn transport_status(s: Status) -> Status {
-    match s.code() {
-        tonic::Code::OutOfRange if s.message().contains("message length too large") => {
-            Status::resource_exhausted(format!(
-                "{}; send smaller batches or raise the server's --max-message-bytes",
-                s.message()
-            ))
-        }
-        tonic::Code::Internal if s.message().contains("failed to decode Protobuf message") => {
-            Status::invalid_argument(format!(
-                "the request is not a valid message of its type: {}",
-                s.message()
-            ))
-        }
-        _ => s,
-    }
-}
+pub use crate::api::status::transport_status;
 
 /// The linking settings of a triage: the stored series' (else the
 /// defaults), with the thresholds the first message sets instead.
@@ -358,12 +363,65 @@ fn triage_settings(
     Ok(link::settings_from_pb(Some(&params), metric)?)
 }
 
+/// The hash sets and perceptual-hash collection a triage consults first;
+/// `visibility` is what the caller may not see of the latter.
+fn known_material(
+    registry: &Registry,
+    first: &pb::TriageRequest,
+    visibility: Option<Filter>,
+) -> Result<Known, Status> {
+    let sets = registry.hash_sets().select("hash_sets", &first.hash_sets)?;
+    let pdq = if first.hash_collection.is_empty() {
+        None
+    } else {
+        validate::collection_name("hash_collection", &first.hash_collection)?;
+        Some(collection_of_kind(
+            registry,
+            "hash_collection",
+            &first.hash_collection,
+            config::Kind::PerceptualHash,
+        )?)
+    };
+    if first.image_collection.is_empty() && sets.is_empty() && pdq.is_none() {
+        return Err(Status::invalid_argument(
+            "image_collection is empty and there is no hash set or hash_collection to triage by",
+        ));
+    }
+    if let Some(p) = &pdq
+        && p.config().dim != 256
+    {
+        return Err(Status::failed_precondition(format!(
+            "hash_collection {:?} holds {}-bit hashes; triage matches PDQ (256 bits)",
+            first.hash_collection,
+            p.config().dim
+        )));
+    }
+    let max_distance = match first.hash_max_distance {
+        0 => known::DEFAULT_MAX_DISTANCE,
+        d if d <= 256 => d,
+        d => {
+            return Err(Status::invalid_argument(format!(
+                "hash_max_distance is {d}; a PDQ distance is at most 256"
+            )));
+        }
+    };
+    Ok(Known {
+        sets,
+        pdq,
+        max_distance,
+        visibility,
+    })
+}
+
 /// A running `Triage` call: judges the items message by message as they
 /// arrive and streams the verdicts back; at the end groups the new items
 /// into candidate series (and stores every item if asked).
 struct TriageJob {
-    triager: Arc<Triager>,
-    images: Arc<Collection>,
+    /// None when the triage named no image collection (hashes only).
+    triager: Option<Arc<Triager>>,
+    /// Hash sets and perceptual hashes, consulted first.
+    known: Arc<Known>,
+    images: Option<Arc<Collection>>,
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
@@ -388,6 +446,14 @@ impl Tally {
     fn add(&mut self, items: Vec<Item>, results: &[pb::TriageResult], keep: bool) {
         for (it, r) in items.into_iter().zip(results) {
             self.summary.items += 1;
+            use pb::triage_result::Evidence;
+            match Evidence::try_from(r.evidence) {
+                Ok(Evidence::ExactHash) => self.summary.by_exact_hash += 1,
+                Ok(Evidence::PerceptualHash) => self.summary.by_perceptual_hash += 1,
+                Ok(Evidence::Embedding) => self.summary.by_embedding += 1,
+                Ok(Evidence::Face) => self.summary.by_face += 1,
+                _ => {}
+            }
             if r.verdict == pb::Verdict::Known as i32 {
                 self.summary.known += 1;
                 if keep {
@@ -498,6 +564,7 @@ impl TriageJob {
         base: usize,
     ) -> Result<(Vec<Item>, Vec<pb::TriageResult>), Status> {
         let t = self.triager.clone();
+        let known = self.known.clone();
         let store = self.store;
         blocking(move || {
             let items = msg
@@ -506,7 +573,10 @@ impl TriageJob {
                 .enumerate()
                 .map(|(i, it)| {
                     let field = format!("items[{}]", base + i);
-                    let item = t.prepare(&field, it)?;
+                    let item = match &t {
+                        Some(t) => t.prepare(&field, it),
+                        None => known::prepare_hashes_only(&field, it),
+                    }?;
                     if store {
                         storable(&field, &item)?;
                     }
@@ -515,7 +585,7 @@ impl TriageJob {
                 .collect::<Result<Vec<_>, Error>>()?;
             let results = items
                 .par_iter()
-                .map(|it| t.judge(it))
+                .map(|it| known::judge(&known, t.as_deref(), it))
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok((items, results))
         })
@@ -529,13 +599,23 @@ impl TriageJob {
         kept: Vec<Item>,
     ) -> Result<(Option<Vec<Vec<String>>>, u64), Status> {
         let t = self.triager.clone();
+        let known = self.known.clone();
         let (images, faces) = (self.images.clone(), self.faces.clone());
         let store = self.store;
         let writer = self.writer.clone();
         blocking(move || {
-            let groups = t.group_new(&new_items);
+            // Items that came with hashes only have no image to group by.
+            let with_images: Vec<Item> = new_items
+                .into_iter()
+                .filter(|it| !it.vector.is_empty())
+                .collect();
+            let groups = t.as_ref().and_then(|t| t.group_new(&with_images));
             let stored = if store {
-                store_triaged(&images, faces.as_deref(), kept, &writer)?
+                let hashes = store_known_hashes(&known, &kept, &writer)?;
+                match &images {
+                    Some(images) => store_triaged(images, faces.as_deref(), kept, &writer)?,
+                    None => hashes,
+                }
             } else {
                 0
             };
@@ -549,6 +629,69 @@ impl TriageJob {
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
+    type ExportHashesStream = EventStream<pb::ExportHashesResponse>;
+
+    async fn import_hashes(
+        &self,
+        request: Request<Streaming<pb::ImportHashesRequest>>,
+    ) -> Result<Response<pb::ImportHashesResponse>, Status> {
+        // An index node's hash sets would be its alone, outside the log.
+        self.writable("ImportHashes")?;
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let r =
+            crate::api::hashes::import(self.registry.clone(), caller, note, request.into_inner())
+                .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn lookup_hashes(
+        &self,
+        request: Request<pb::LookupHashesRequest>,
+    ) -> Result<Response<pb::LookupHashesResponse>, Status> {
+        let note = note(&request);
+        let r =
+            crate::api::hashes::lookup(self.registry.clone(), note, request.into_inner()).await?;
+        Ok(Response::new(self.fit(
+            "LookupHashes response",
+            "look up fewer digests per request, or raise the server's --max-message-bytes",
+            r,
+        )?))
+    }
+
+    async fn list_hash_sets(
+        &self,
+        request: Request<pb::ListHashSetsRequest>,
+    ) -> Result<Response<pb::ListHashSetsResponse>, Status> {
+        let note = note(&request);
+        let r = crate::api::hashes::list(self.registry.clone(), note).await?;
+        Ok(Response::new(self.fit(
+            "hash set list",
+            "raise the server's --max-message-bytes",
+            r,
+        )?))
+    }
+
+    async fn export_hashes(
+        &self,
+        request: Request<pb::ExportHashesRequest>,
+    ) -> Result<Response<Self::ExportHashesStream>, Status> {
+        let note = note(&request);
+        let s =
+            crate::api::hashes::export(self.registry.clone(), note, request.into_inner()).await?;
+        Ok(Response::new(s))
+    }
+
+    async fn drop_hash_set(
+        &self,
+        request: Request<pb::DropHashSetRequest>,
+    ) -> Result<Response<pb::DropHashSetResponse>, Status> {
+        self.writable("DropHashSet")?;
+        let note = note(&request);
+        crate::api::hashes::drop_set(self.registry.clone(), note, request.into_inner()).await?;
+        Ok(Response::new(pb::DropHashSetResponse {}))
+    }
+
     type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn link_series(
@@ -781,45 +924,68 @@ impl VectorIndex for Service {
                 "the triage stream sent no message",
             ));
         };
+        // A hash-only triage is of its hash collection.
+        let audited = if first.image_collection.is_empty() {
+            &first.hash_collection
+        } else {
+            &first.image_collection
+        };
         note.request(
-            &first.image_collection,
+            audited,
             serde_json::json!({
                 "face_collection": first.face_collection,
                 "store": first.store,
                 "image_threshold": first.image_threshold,
                 "face_threshold": first.face_threshold,
+                "hash_sets": first.hash_sets,
+                "hash_collection": first.hash_collection,
+                "hash_max_distance": first.hash_max_distance,
             }),
         );
-        caller.may_use(&first.image_collection)?;
-        if !first.face_collection.is_empty() {
-            caller.may_use(&first.face_collection)?;
+        // A hash-only triage names no image collection.
+        for c in [
+            &first.image_collection,
+            &first.face_collection,
+            &first.hash_collection,
+        ] {
+            if !c.is_empty() {
+                caller.may_use(c)?;
+            }
         }
         if first.store {
             caller.require(Role::Contributor, "store triaged items (Triage with store)")?;
         }
         let visibility = self.visibility(&caller);
         if let Some(call) = &call {
-            call.set_collection(&first.image_collection);
+            call.set_collection(audited);
         }
-        let (images, faces) = link_collections(
-            &self.registry,
-            &first.image_collection,
-            &first.face_collection,
-        )?;
-        let state = self.series.load(&first.image_collection)?;
-        let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
-        let triager = Arc::new(Triager::new(
-            images.view_as(visibility.clone())?,
-            faces
-                .as_ref()
-                .map(|f| f.view_as(visibility.clone()))
-                .transpose()?,
-            state,
-            settings,
-        ));
+        let known = Arc::new(known_material(&self.registry, &first, visibility.clone())?);
+        let (triager, images, faces) =
+            if first.image_collection.is_empty() && first.face_collection.is_empty() {
+                (None, None, None)
+            } else {
+                let (images, faces) = link_collections(
+                    &self.registry,
+                    &first.image_collection,
+                    &first.face_collection,
+                )?;
+                let state = self.series.load(&first.image_collection)?;
+                let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
+                let triager = Arc::new(Triager::new(
+                    images.view_as(visibility.clone())?,
+                    faces
+                        .as_ref()
+                        .map(|f| f.view_as(visibility.clone()))
+                        .transpose()?,
+                    state,
+                    settings,
+                ));
+                (Some(triager), Some(images), faces)
+            };
         let (tx, rx) = mpsc::channel::<Result<pb::TriageResponse, Status>>(16);
         let job = TriageJob {
             triager,
+            known,
             images,
             faces,
             store: first.store,
@@ -1197,30 +1363,29 @@ impl VectorIndex for Service {
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
         validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
+        validate::max_distance(req.max_distance)?;
+        if let Some(q) = req.min_quality {
+            validate::quality("min_quality", q)?;
+        }
         let user_filter = Filter::from_pb(req.filter.as_ref())?;
         let visibility = self.visibility(&caller);
-        if let Some(m) = req.max_distance
-            && !m.is_finite()
-        {
-            return Err(Status::invalid_argument(format!(
-                "max_distance is {m}; it must be a finite distance"
-            )));
-        }
         let opts = SearchOptions {
             filter: Filter::and_visible(user_filter.clone(), visibility.as_ref()),
             exclude_same_upload: req.exclude_same_upload,
             exclude_same_case: req.exclude_same_case,
             group_by_media: req.group_by_media,
             max_distance: req.max_distance,
+            min_quality: req.min_quality,
         };
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.into_iter().enumerate() {
             queries.push(match q.query {
                 Some(pb::query::Query::Vector(v)) => Query::Vector(v.values),
                 Some(pb::query::Query::PointId(id)) => Query::PointId(id),
+                Some(pb::query::Query::Bits(b)) => Query::Bits(b),
                 None => {
                     return Err(Status::invalid_argument(format!(
-                        "queries[{i}] is empty; set vector or point_id"
+                        "queries[{i}] is empty; set vector, point_id or bits"
                     )));
                 }
             });
@@ -1263,6 +1428,7 @@ impl VectorIndex for Service {
                             distance: h.distance,
                             metadata: Some(h.metadata),
                             matched_faces: h.matched_faces,
+                            quality: h.quality,
                         })
                         .collect(),
                     restricted_matches_held_by: held_by,

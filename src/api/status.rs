@@ -1,5 +1,7 @@
 //! The one mapping from the crate's [`Error`] to a gRPC status: the code a
 //! client sees for a given failure is decided here and nowhere else.
+//! The statuses tonic itself gives for a client's mistakes are rewritten here too
+//! ([`transport_status`]).
 //!
 //! A failed file operation is classed by its cause: a full disk or too many
 //! open files is RESOURCE_EXHAUSTED, a file the server may not write (a
@@ -27,7 +29,7 @@ fn code(e: &Error) -> Code {
         | Error::PointNotFound { .. }
         | Error::NotFound(_)
         | Error::Dropped(_) => Code::NotFound,
-        Error::AlreadyExists(_) => Code::AlreadyExists,
+        Error::AlreadyExists(_) | Error::Duplicate(_) => Code::AlreadyExists,
         Error::ResourceExhausted(_) => Code::ResourceExhausted,
         Error::FailedPrecondition(_) => Code::FailedPrecondition,
         Error::PermissionDenied(_) => Code::PermissionDenied,
@@ -92,5 +94,27 @@ fn cause(e: &std::io::Error) -> Option<Cause> {
             }
             _ => None,
         },
+    }
+}
+
+/// The statuses tonic gives for what is the client's doing, as gRPC's
+/// conventions (and our contract) have them: an over-limit message
+/// (OUT_OF_RANGE) is RESOURCE_EXHAUSTED; bytes that do not decode as the
+/// request message (INTERNAL) are INVALID_ARGUMENT.
+pub fn transport_status(s: tonic::Status) -> tonic::Status {
+    match s.code() {
+        tonic::Code::OutOfRange if s.message().contains("message length too large") => {
+            tonic::Status::resource_exhausted(format!(
+                "{}; send smaller batches or raise the server's --max-message-bytes",
+                s.message()
+            ))
+        }
+        tonic::Code::Internal if s.message().contains("failed to decode Protobuf message") => {
+            tonic::Status::invalid_argument(format!(
+                "the request is not a valid message of its type: {}",
+                s.message()
+            ))
+        }
+        _ => s,
     }
 }

@@ -634,6 +634,7 @@ impl VectorIndex for Shared {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
     type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
+    type ExportHashesStream = EventStream<pb::ExportHashesResponse>;
 
     async fn create_collection(
         &self,
@@ -928,5 +929,40 @@ impl VectorIndex for Shared {
         _request: Request<pb::RevokeTokenRequest>,
     ) -> Result<Response<pb::RevokeTokenResponse>, Status> {
         Err(unimplemented("RevokeToken"))
+    }
+
+    async fn import_hashes(
+        &self,
+        _request: Request<Streaming<pb::ImportHashesRequest>>,
+    ) -> Result<Response<pb::ImportHashesResponse>, Status> {
+        Err(unimplemented("ImportHashes"))
+    }
+
+    async fn lookup_hashes(
+        &self,
+        _request: Request<pb::LookupHashesRequest>,
+    ) -> Result<Response<pb::LookupHashesResponse>, Status> {
+        Err(unimplemented("LookupHashes"))
+    }
+
+    async fn list_hash_sets(
+        &self,
+        _request: Request<pb::ListHashSetsRequest>,
+    ) -> Result<Response<pb::ListHashSetsResponse>, Status> {
+        Err(unimplemented("ListHashSets"))
+    }
+
+    async fn export_hashes(
+        &self,
+        _request: Request<pb::ExportHashesRequest>,
+    ) -> Result<Response<Self::ExportHashesStream>, Status> {
+        Err(unimplemented("ExportHashes"))
+    }
+
+    async fn drop_hash_set(
+        &self,
+        _request: Request<pb::DropHashSetRequest>,
+    ) -> Result<Response<pb::DropHashSetResponse>, Status> {
+        Err(unimplemented("DropHashSet"))
     }
 }

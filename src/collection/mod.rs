@@ -22,7 +22,9 @@
 //! applying a write to it), `open` (create, open, recover), `write`
 //! (upsert, delete), `search` (queries), `seal` (sealing and merging),
 //! `view` (the read view for batch work), `export` (the sealed files
-//! linked out for a cluster snapshot), plus `config` and `registry`.
+//! linked out for a cluster snapshot), `hamming` (queries of a
+//! perceptual-hash collection), plus `config` and `registry`; `hashsets`
+//! keeps the exact-hash sets beside the collections.
 //! They use this file; it uses only `segments` and `config`.
 //!
 //! Layer: may import `segment`, `index`, `storage`, `io` and the root
@@ -30,6 +32,8 @@
 
 pub mod config;
 mod export;
+mod hamming;
+pub mod hashsets;
 mod open;
 pub mod registry;
 pub mod restrict;
@@ -101,6 +105,8 @@ pub struct Hit {
     pub metadata: pb::Metadata,
     /// With `group_by_media`: points of this media among the candidates.
     pub matched_faces: u32,
+    /// Perceptual-hash collections: the stored hash's quality.
+    pub quality: u32,
 }
 
 /// How a search is narrowed and shaped beyond k and ef.
@@ -115,13 +121,21 @@ pub struct SearchOptions {
     pub group_by_media: bool,
     /// Hits farther than this are dropped.
     pub max_distance: Option<f32>,
+    /// Perceptual-hash collections: stored hashes below this quality are
+    /// not matched (None = [`DEFAULT_MIN_QUALITY`]).
+    pub min_quality: Option<u32>,
 }
+
+/// PDQ's rule: hashes of quality 49 and below are not matched.
+pub const DEFAULT_MIN_QUALITY: u32 = 50;
 
 /// A search query inside the engine.
 #[derive(Clone, Debug)]
 pub enum Query {
     Vector(Vec<f32>),
     PointId(String),
+    /// A perceptual hash (perceptual-hash collections).
+    Bits(Vec<u8>),
 }
 
 /// What only writers touch.

@@ -293,6 +293,8 @@ impl<'a> Replayer<'a> {
                 id: p.id,
                 vector: p.vector,
                 metadata: p.metadata.unwrap_or_default(),
+                code: crate::index::hamming::words_of(&p.bits),
+                quality: p.quality.min(100) as u8,
             }));
         if !rec.deletes.is_empty() {
             self.apply_pending()?;

@@ -1,5 +1,5 @@
-//! The collections registry: name → [`Collection`], and the data directory
-//! they live in.
+//! The collections registry: name → open [`Collection`], and the data
+//! directory they live in (with the exact-hash sets kept beside them).
 //!
 //! Opening a data directory lists its collections at once
 //! ([`Registry::scan`]) and opens them afterwards ([`Registry::open_all`],
@@ -23,6 +23,7 @@ use parking_lot::{Mutex, RwLock};
 use tokio::sync::watch;
 
 use crate::collection::config::Config;
+use crate::collection::hashsets::HashSets;
 use crate::collection::{Collection, StorageOptions};
 use crate::error::{Error, Result};
 use crate::storage::lock::DirLock;
@@ -58,6 +59,8 @@ pub struct Registry {
     /// Bumped whenever a collection opens, fails, changes health, is
     /// created or dropped.
     changes: Arc<watch::Sender<u64>>,
+    /// The exact-hash sets kept beside the collections.
+    hash_sets: HashSets,
     /// One registry (one process) per data directory at a time.
     _lock: DirLock,
 }
@@ -78,6 +81,7 @@ impl Registry {
         let root = data_dir.join(COLLECTIONS_DIR);
         fs::create_dir_all_durably(&root)?;
         let lock = DirLock::acquire(data_dir)?;
+        let hash_sets = HashSets::open(data_dir)?;
         let mut entries = BTreeMap::new();
         let mut dirs: Vec<fs::Entry> = fs::read_dir(&root)?
             .into_iter()
@@ -105,6 +109,7 @@ impl Registry {
             entries: RwLock::new(entries),
             ddl: Mutex::new(()),
             changes: Arc::new(watch::Sender::new(0)),
+            hash_sets,
             _lock: lock,
         })
     }
@@ -275,6 +280,11 @@ impl Registry {
             let _ = durable::sync_dir(&self.root);
             let _ = fs::remove_dir_all(&doomed);
         }
+    }
+
+    /// The exact-hash sets of this data directory.
+    pub fn hash_sets(&self) -> &HashSets {
+        &self.hash_sets
     }
 
     /// The data directory the collections live in (`<data-dir>/collections`

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use crate::collection::segments::{Segments, new_mutable};
 use crate::collection::{Collection, Writer};
 use crate::error::Result;
+use crate::index::distance::Metric;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::{SealedSegment, tomb_file_name};
 use crate::storage::fs;
@@ -491,11 +492,19 @@ impl Collection {
                 if !live {
                     continue;
                 }
-                batch.push(Prepared {
+                let mut p = Prepared {
                     id: s.id_at(i)?.to_owned(),
-                    vector: s.vector_at(i)?.to_vec(),
                     metadata: s.metadata_at(i)?,
-                });
+                    ..Default::default()
+                };
+                if self.config.metric == Metric::Hamming {
+                    let (code, quality) = s.code_at(i)?;
+                    p.code = code.to_vec();
+                    p.quality = quality;
+                } else {
+                    p.vector = s.vector_at(i)?.to_vec();
+                }
+                batch.push(p);
                 origin.push((si, i));
                 if batch.len() == MERGE_BATCH {
                     flush(&mut batch);
@@ -635,7 +644,7 @@ mod tests {
             .map(|i| Prepared {
                 id: format!("p{i}"),
                 vector: vec![i as f32, 0.0, 1.0, -(i as f32)],
-                metadata: pb::Metadata::default(),
+                ..Default::default()
             })
             .collect();
         seg.index(0, &pts);
@@ -661,7 +670,7 @@ mod tests {
         c.upsert(vec![pb::Point {
             id: "q".into(),
             vector: vec![0.0; 4],
-            metadata: None,
+            ..Default::default()
         }])
         .unwrap();
         assert_eq!(c.flush().unwrap(), (3, 1));
@@ -686,6 +695,7 @@ mod tests {
                     id: format!("{prefix}{i}"),
                     vector: v,
                     metadata: pb::Metadata::default(),
+                    ..Default::default()
                 }
             })
             .collect()
@@ -731,6 +741,7 @@ mod tests {
                     id: p.id.clone(),
                     vector: p.vector.clone(),
                     metadata: None,
+                    ..Default::default()
                 })
                 .collect(),
         )

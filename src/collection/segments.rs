@@ -85,6 +85,30 @@ impl Seg {
         }
     }
 
+    /// Exact Hamming search of a perceptual-hash segment.
+    pub(super) fn search_codes(
+        &self,
+        p: &crate::segment::bits::Probe<'_>,
+        exclude: Option<usize>,
+        min_quality: u8,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(usize, u32)>> {
+        match self {
+            Seg::Mutable(m) => Ok(m.search_codes(p, exclude, min_quality, filter)),
+            Seg::Sealed(s) => s.search_codes(p, exclude, min_quality, filter),
+        }
+    }
+
+    /// The code and quality at an offset of a perceptual-hash segment.
+    pub(super) fn code(&self, off: usize) -> Result<(Vec<u64>, u8)> {
+        match self {
+            Seg::Mutable(m) => m
+                .code_at(off)
+                .ok_or_else(|| Error::Internal(format!("offset {off} missing in mutable segment"))),
+            Seg::Sealed(s) => s.code_at(off).map(|(c, q)| (c.to_vec(), q)),
+        }
+    }
+
     pub(super) fn same(&self, other: &Seg) -> bool {
         match (self, other) {
             (Seg::Mutable(a), Seg::Mutable(b)) => Arc::ptr_eq(a, b),

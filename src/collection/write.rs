@@ -6,7 +6,9 @@ use std::collections::{HashMap, HashSet};
 
 use crate::collection::segments::{apply_deletes, apply_upserts};
 use crate::collection::{Collection, Writer};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::index::distance::Metric;
+use crate::index::hamming::{bytes_of, words_of};
 use crate::pb;
 use crate::segment::mutable::Prepared;
 use crate::storage::wal::WalRecord;
@@ -29,21 +31,7 @@ impl Collection {
         for (i, p) in points.into_iter().enumerate() {
             validate::point_id(&format!("points[{i}].id"), &p.id)?;
             let at = format!("points[{i}] (id {})", validate::show(&p.id));
-            validate::vector(
-                &format!("{at}: vector"),
-                &p.vector,
-                self.config.dim,
-                self.config.metric.to_pb(),
-            )?;
-            let metadata = p.metadata.unwrap_or_default();
-            validate::metadata(&format!("{at}: metadata"), &metadata)?;
-            let mut vector = p.vector;
-            self.config.metric.prepare(&mut vector);
-            let prepared = Prepared {
-                id: p.id,
-                vector,
-                metadata,
-            };
+            let prepared = self.prepare_point(&at, p)?;
             match seen.get(&prepared.id) {
                 Some(&j) => out[j] = prepared,
                 None => {
@@ -53,6 +41,50 @@ impl Collection {
             }
         }
         Ok(out)
+    }
+
+    /// One point of a batch: a vector, or in a perceptual-hash collection
+    /// a code of the collection's bit length and its quality.
+    fn prepare_point(&self, at: &str, p: pb::Point) -> Result<Prepared> {
+        let metadata = p.metadata.unwrap_or_default();
+        validate::metadata(&format!("{at}: metadata"), &metadata)?;
+        if self.config.metric == Metric::Hamming {
+            if !p.vector.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{at}: vector has {} values; a PERCEPTUAL_HASH collection takes bits, not a vector",
+                    p.vector.len()
+                )));
+            }
+            validate::bits(&format!("{at}: bits"), &p.bits, self.config.dim)?;
+            validate::quality(&format!("{at}: quality"), p.quality)?;
+            return Ok(Prepared {
+                id: p.id,
+                metadata,
+                code: words_of(&p.bits),
+                quality: p.quality as u8,
+                ..Default::default()
+            });
+        }
+        if !p.bits.is_empty() {
+            return Err(Error::invalid(format!(
+                "{at}: bits has {} bytes; only PERCEPTUAL_HASH collections take bits",
+                p.bits.len()
+            )));
+        }
+        validate::vector(
+            &format!("{at}: vector"),
+            &p.vector,
+            self.config.dim,
+            self.config.metric.to_pb(),
+        )?;
+        let mut vector = p.vector;
+        self.config.metric.prepare(&mut vector);
+        Ok(Prepared {
+            id: p.id,
+            vector,
+            metadata,
+            ..Default::default()
+        })
     }
 
     /// Validates, logs and applies a batch; returns how many points it held.
@@ -216,10 +248,13 @@ impl Collection {
                 &format!("point {}: metadata", validate::show(id)),
                 &metadata,
             )?;
+            // A hash point keeps its stored code and quality.
             prepared.push(Prepared {
                 id: p.id,
                 vector: p.vector,
                 metadata,
+                code: words_of(&p.bits),
+                quality: p.quality as u8,
             });
         }
         if prepared.is_empty() {
@@ -267,5 +302,7 @@ fn to_pb_point(p: &Prepared) -> pb::Point {
         id: p.id.clone(),
         vector: p.vector.clone(),
         metadata: Some(p.metadata.clone()),
+        bits: bytes_of(&p.code),
+        quality: p.quality as u32,
     }
 }

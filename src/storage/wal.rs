@@ -395,7 +395,7 @@ mod tests {
                 .map(|id| pb::Point {
                     id: id.to_string(),
                     vector: vec![1.0, 2.0],
-                    metadata: None,
+                    ..Default::default()
                 })
                 .collect(),
             deletes: vec![],

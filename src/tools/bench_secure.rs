@@ -79,6 +79,7 @@ fn build(dir: &Path, o: &SecurityBenchOptions) -> anyhow::Result<Vec<Vec<f32>>> 
                         media_id: format!("{i:040x}"),
                         ..Default::default()
                     }),
+                    ..Default::default()
                 }
             })
             .collect();

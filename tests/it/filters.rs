@@ -124,6 +124,7 @@ async fn load(c: &mut Client) -> Model {
             id: ids[i].clone(),
             vector: vecs[i].clone(),
             metadata: Some(metas[i].clone()),
+            ..Default::default()
         })
         .collect();
     upsert_batches(c, "images", points, 3000).await.unwrap();

@@ -81,6 +81,7 @@ async fn store(c: &mut Client, media: &[Media]) {
             id: m.id.clone(),
             vector: m.image.clone(),
             metadata: Some(m.meta.clone()),
+            ..Default::default()
         })
         .collect();
     let faces: Vec<pb::Point> = media
@@ -90,6 +91,7 @@ async fn store(c: &mut Client, media: &[Media]) {
                 id: format!("{}#{i}", m.id),
                 vector: f.clone(),
                 metadata: Some(m.meta.clone()),
+                ..Default::default()
             })
         })
         .collect();
@@ -469,6 +471,7 @@ fn item(m: &Media) -> pb::TriageItem {
             .map(|f| pb::Vector { values: f.clone() })
             .collect(),
         metadata: Some(m.meta.clone()),
+        ..Default::default()
     }
 }
 
@@ -732,6 +735,7 @@ async fn triage_stores_all_items_or_none() {
             values: g.random_unit(),
         }],
         metadata: None,
+        ..Default::default()
     };
     let long = pb::TriageItem {
         id: long_id.clone(),
@@ -740,6 +744,7 @@ async fn triage_stores_all_items_or_none() {
             values: g.random_unit(),
         }],
         metadata: None,
+        ..Default::default()
     };
     let req = pb::TriageRequest {
         image_collection: "images".into(),

@@ -14,6 +14,8 @@ mod crash;
 mod defects;
 mod faults;
 mod filters;
+mod hash_security;
+mod hashes;
 mod layers;
 mod lifecycle;
 mod link;

@@ -128,6 +128,7 @@ fn records() -> Vec<WalRecord> {
                         tags: vec!["t".into()],
                         ..Default::default()
                     }),
+                    ..Default::default()
                 })
                 .collect(),
             deletes: if i % 2 == 1 {
@@ -179,6 +180,7 @@ fn points() -> Vec<Prepared> {
                 tags: (0..i % 3).map(|t| format!("t{t}")).collect(),
                 ..Default::default()
             },
+            ..Default::default()
         })
         .collect()
 }
@@ -331,6 +333,7 @@ fn collection_files(root: &Path) -> std::path::PathBuf {
                 id: p.id.clone(),
                 vector: p.vector.clone(),
                 metadata: Some(p.metadata.clone()),
+                ..Default::default()
             })
             .collect()
     };

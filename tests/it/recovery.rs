@@ -49,6 +49,7 @@ fn write_tail(data_dir: &std::path::Path, points: usize, dim: usize) {
                 id: format!("p{i}"),
                 vector: random_unit(&mut rng, dim),
                 metadata: Some(pb::Metadata::default()),
+                ..Default::default()
             }],
             deletes: Vec::new(),
         })

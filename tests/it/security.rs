@@ -53,6 +53,7 @@ fn pt(id: &str, upload: &str, country: &str, v: Vec<f32>) -> pb::Point {
             uploaded_at: 1_600_000_000,
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 

@@ -36,6 +36,7 @@ fn rich_point(i: usize, v: Vec<f32>) -> pb::Point {
             victim_identified: i.is_multiple_of(4),
             tags: (0..i % 3).map(|t| format!("tag{t}")).collect(),
         }),
+        ..Default::default()
     }
 }
 

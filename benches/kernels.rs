@@ -58,6 +58,7 @@ fn sealed_search(c: &mut Criterion) {
             id: i.to_string(),
             vector: v.clone(),
             metadata: pb::Metadata::default(),
+            ..Default::default()
         })
         .collect();
     seg.index(0, &pts);

@@ -196,6 +196,7 @@ fn build(a: &Args, coll_dir: &Path) {
                     captured_at: 1_400_000_000 + i as i64,
                     ..Default::default()
                 },
+                ..Default::default()
             })
             .collect();
         seg.index(start, &pts);

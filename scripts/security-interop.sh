@@ -49,8 +49,8 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 "$VIDX" serve --data-dir data --listen "127.0.0.1:$PORT" \
   --tls-cert server.pem --tls-key server.key --client-ca ca.pem 2> server.log &
 SERVER_PID=$!
-for _ in $(seq 100); do grep -q "vidx serving" server.log && break; sleep 0.1; done
-grep -q "vidx serving" server.log || { cat server.log; exit 1; }
+for _ in $(seq 100); do grep -q "vidx ready" server.log && break; sleep 0.1; done
+grep -q "vidx ready" server.log || { cat server.log; exit 1; }
 
 passed=0; failed=0
 check() { # name, command...: passes if the command succeeds

@@ -35,10 +35,10 @@ trap cleanup EXIT
 SERVER_PID=$!
 export VIDX_SERVER="http://127.0.0.1:$PORT"
 for _ in $(seq 1 300); do
-  grep -q "vidx serving" "$DATA/serve.log" && break
+  grep -q "vidx ready" "$DATA/serve.log" && break
   sleep 0.1
 done
-grep -q "vidx serving" "$DATA/serve.log" || { cat "$DATA/serve.log" >&2; exit 1; }
+grep -q "vidx ready" "$DATA/serve.log" || { cat "$DATA/serve.log" >&2; exit 1; }
 
 cd "$DATA"
 "$OLDPWD/$VIDX" link --show 0 >/dev/null

@@ -11,6 +11,7 @@
 //! ```text
 //! cli          the command line, its gRPC client helpers, demo loading
 //! tools        the generator and the benchmarks (`vidx gen`, `vidx bench`)
+//! cluster      index nodes and routers over NATS JetStream, S3 and etcd
 //! api          gRPC: server assembly, handlers, validation, Error → Status
 //! investigate  linking into series, series records, triage
 //! collection   registry, collection (open/recover, write, seal, merge), config
@@ -29,6 +30,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod cluster;
 pub mod collection;
 pub mod error;
 pub mod index;

@@ -104,6 +104,64 @@ pub fn vector(field: &str, v: &[f32], dim: u32, metric: pb::Metric) -> Result<()
     Ok(())
 }
 
+/// Checks a perceptual hash against the collection's bit length.
+pub fn bits(field: &str, bits: &[u8], dim: u32) -> Result<()> {
+    if bits.len() * 8 != dim as usize {
+        return Err(Error::invalid(format!(
+            "{field} {} has {} bytes; the collection's hashes are {dim} bits ({} bytes)",
+            show_bytes(bits),
+            bits.len(),
+            dim / 8
+        )));
+    }
+    Ok(())
+}
+
+/// Bytes for an error message: hex, the first 40 bytes at most.
+pub fn show_bytes(b: &[u8]) -> String {
+    if b.len() > 40 {
+        format!("0x{}… ({} bytes)", hex::encode(&b[..40]), b.len())
+    } else {
+        format!("0x{}", hex::encode(b))
+    }
+}
+
+/// A perceptual hash's quality: 0..=100.
+pub fn quality(field: &str, q: u32) -> Result<()> {
+    if q > 100 {
+        return Err(Error::invalid(format!(
+            "{field} is {q}; a hash's quality is 0 to 100"
+        )));
+    }
+    Ok(())
+}
+
+/// A digest of a file: MD5 (16 bytes), SHA-1 (20) or SHA-256 (32); empty
+/// is allowed where `optional`. Returns the algorithm's name.
+pub fn digest(field: &str, d: &[u8], want: Option<usize>) -> Result<&'static str> {
+    let name = match d.len() {
+        16 => "md5",
+        20 => "sha1",
+        32 => "sha256",
+        n => {
+            return Err(Error::invalid(format!(
+                "{field} {} has {n} bytes; a digest is 16 (MD5), 20 (SHA-1) or 32 (SHA-256) bytes",
+                show_bytes(d)
+            )));
+        }
+    };
+    if let Some(w) = want
+        && w != d.len()
+    {
+        return Err(Error::invalid(format!(
+            "{field} {} has {} bytes; it must be {w}",
+            show_bytes(d),
+            d.len()
+        )));
+    }
+    Ok(name)
+}
+
 /// Metadata limits and formats.
 pub fn metadata(field: &str, m: &pb::Metadata) -> Result<()> {
     let strings = [
@@ -211,12 +269,15 @@ pub fn exclusions(
         (true, _) => "exclude_same_upload",
         (false, true) => "exclude_same_case",
     };
-    let vector = queries
-        .iter()
-        .position(|q| matches!(q.query, Some(pb::query::Query::Vector(_))));
+    let vector = queries.iter().position(|q| {
+        matches!(
+            q.query,
+            Some(pb::query::Query::Vector(_) | pb::query::Query::Bits(_))
+        )
+    });
     if let Some(i) = vector {
         return Err(Error::invalid(format!(
-            "{field} applies to point_id queries, but queries[{i}] is a vector; filter by filter.upload_ids_none or filter.case_ids_none instead"
+            "{field} applies to point_id queries, but queries[{i}] is a vector or hash; filter by filter.upload_ids_none or filter.case_ids_none instead"
         )));
     }
     Ok(())
@@ -240,6 +301,16 @@ pub fn ef(ef: u32) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// `max_distance` of a search: a finite distance, if set.
+pub fn max_distance(d: Option<f32>) -> Result<()> {
+    match d {
+        Some(m) if !m.is_finite() => Err(Error::invalid(format!(
+            "max_distance is {m}; it must be a finite distance"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// Number of entries of a repeated request field.

@@ -6,10 +6,10 @@
 //!
 //! | role | may |
 //! | --- | --- |
-//! | `reader` | Search, Get, ListCollections, DescribeCollection, series reads (ListSeries, GetSeries, SeriesOfMedia), WhoAmI |
-//! | `contributor` | + Upsert, Delete, Flush, UpdateMetadata, RestrictUpload, ListRestrictions (its own agency's points and uploads) |
+//! | `reader` | Search, Get, ListCollections, DescribeCollection, series reads (ListSeries, GetSeries, SeriesOfMedia), hash-set reads (LookupHashes, ListHashSets, ExportHashes), WhoAmI |
+//! | `contributor` | + Upsert, Delete, Flush, UpdateMetadata, RestrictUpload, ListRestrictions (its own agency's points and uploads), ImportHashes (into its own agency's hash sets) |
 //! | `analyst` | + LinkSeries, LinkUpload, Triage, Calibrate, series reviews (ReviewSeries) |
-//! | `admin` | + CreateCollection, DropCollection, CreateToken, ListTokens, RevokeToken, CreateSnapshot; any agency's points |
+//! | `admin` | + CreateCollection, DropCollection, CreateToken, ListTokens, RevokeToken, CreateSnapshot, creating (ImportHashes into a new set) and DropHashSet; any agency's points and hash sets |
 
 use std::collections::BTreeSet;
 
@@ -72,12 +72,19 @@ pub const RPC_ROLES: &[(&str, Role)] = &[
     ("ListSeries", Role::Reader),
     ("GetSeries", Role::Reader),
     ("SeriesOfMedia", Role::Reader),
+    // Hash sets are digests of known material, readable like a collection.
+    ("LookupHashes", Role::Reader),
+    ("ListHashSets", Role::Reader),
+    ("ExportHashes", Role::Reader),
     ("Upsert", Role::Contributor),
     ("Delete", Role::Contributor),
     ("Flush", Role::Contributor),
     ("UpdateMetadata", Role::Contributor),
     ("RestrictUpload", Role::Contributor),
     ("ListRestrictions", Role::Contributor),
+    // Into a set of the caller's agency; creating a set needs an admin
+    // (checked by the handler, which knows whether the set exists).
+    ("ImportHashes", Role::Contributor),
     ("LinkSeries", Role::Analyst),
     ("LinkUpload", Role::Analyst),
     ("Triage", Role::Analyst),
@@ -91,12 +98,20 @@ pub const RPC_ROLES: &[(&str, Role)] = &[
     ("RevokeToken", Role::Admin),
     // A snapshot holds every point, restricted ones included.
     ("CreateSnapshot", Role::Admin),
+    ("DropHashSet", Role::Admin),
 ];
 
 /// RPCs whose response is a stream: audited when they start and when they
 /// end, and counted against the concurrent-stream cap (Upsert's request is
 /// a stream too).
-pub const STREAMING_RPCS: &[&str] = &["LinkSeries", "Triage", "Upsert", "CreateSnapshot"];
+pub const STREAMING_RPCS: &[&str] = &[
+    "LinkSeries",
+    "Triage",
+    "Upsert",
+    "CreateSnapshot",
+    "ImportHashes",
+    "ExportHashes",
+];
 
 /// The role `method` needs; `None` for a method the table does not know.
 pub fn role_for(method: &str) -> Option<Role> {

@@ -4,7 +4,7 @@ use std::collections::BTreeSet;
 
 use crate::api::access::{Caller, Role, check_agency};
 use crate::api::tokens::{TokenRecord, TokenStore, now};
-use crate::collection::registry::Registry;
+use crate::collection::registry::{Registry, State};
 use crate::collection::restrict::{Restriction, Restrictions};
 use crate::error::{Error, Result};
 use crate::index::filter::{self, Filter};
@@ -28,10 +28,20 @@ fn upload_has_points(registry: &Registry, owner: &str, upload_id: &str) -> Resul
         upload_ids_any: vec![upload_id.to_string()],
         ..Default::default()
     };
-    let (ready, _) = registry.list();
-    for c in ready {
-        if !c.view()?.points(Some(&f))?.is_empty() {
-            return Ok(true);
+    for (name, state) in registry.list() {
+        match state {
+            State::Ready(c) => {
+                if !c.view()?.points(Some(&f))?.is_empty() {
+                    return Ok(true);
+                }
+            }
+            // Its points are not known yet: no answer rather than a wrong one.
+            State::Opening => {
+                return Err(Error::Unavailable(format!(
+                    "collection {name:?} is still opening (replaying its write-ahead log); retry shortly"
+                )));
+            }
+            State::Unavailable(_) => {}
         }
     }
     Ok(false)

@@ -41,6 +41,29 @@ pub struct Note {
 #[derive(Clone, Debug, Default)]
 pub struct NoteSlot(pub Arc<Mutex<Note>>);
 
+impl NoteSlot {
+    /// The collection and the summary of the request.
+    pub fn request(&self, collection: &str, request: serde_json::Value) {
+        let mut n = self.0.lock();
+        n.collection = collection.to_string();
+        n.request = request;
+    }
+
+    /// How many results went back, and their ids.
+    pub fn results(&self, count: u64, ids: Vec<String>) {
+        let mut n = self.0.lock();
+        n.results = count;
+        n.ids = ids;
+    }
+
+    /// More results of a streamed answer.
+    pub fn add_results(&self, count: u64, ids: impl IntoIterator<Item = String>) {
+        let mut n = self.0.lock();
+        n.results += count;
+        n.ids.extend(ids);
+    }
+}
+
 /// The gate's settings and shared state.
 pub struct Gate {
     pub tokens: Arc<TokenStore>,

@@ -11,6 +11,7 @@ use tokio::sync::mpsc;
 use tonic::Status;
 
 use crate::api::guard::NoteSlot;
+use crate::api::shared::fit;
 use crate::collection::Collection;
 use crate::error::Error;
 use crate::index::filter::Filter;
@@ -38,14 +39,19 @@ pub struct LinkJob {
     pub decisions: DecisionStore,
     pub lock: Arc<parking_lot::Mutex<()>>,
     pub note: NoteSlot,
+    /// The server's message limit: an event over it ends the stream with
+    /// RESOURCE_EXHAUSTED.
+    pub limit: usize,
 }
 
 type LinkTx = mpsc::Sender<Result<pb::LinkEvent, Status>>;
 
 impl LinkJob {
-    fn send(tx: &LinkTx, e: pb::link_event::Event) {
+    fn send(&self, tx: &LinkTx, e: pb::link_event::Event) {
+        let event = pb::LinkEvent { event: Some(e) };
+        let ask_less = "link a smaller scope, or raise the server's --max-message-bytes";
         // A client that went away just stops listening.
-        let _ = tx.blocking_send(Ok(pb::LinkEvent { event: Some(e) }));
+        let _ = tx.blocking_send(fit(self.limit, "LinkSeries event", ask_less, event));
     }
 
     /// Runs the job on the calling (blocking) thread; ends the stream with
@@ -58,7 +64,7 @@ impl LinkJob {
             Ok(summary) => {
                 self.note.0.lock().results = summary.series;
                 tracing::info!(collection = %self.image_name, series = summary.series, media = summary.media, "linked");
-                Self::send(&tx, pb::link_event::Event::Summary(summary));
+                self.send(&tx, pb::link_event::Event::Summary(summary));
             }
             Err(e) => {
                 let _ = tx.blocking_send(Err(Status::from(e)));
@@ -68,7 +74,7 @@ impl LinkJob {
 
     fn link(&self, tx: &LinkTx) -> Result<pb::LinkSummary, Error> {
         let progress = |stage: &'static str, done: u64, total: u64| {
-            Self::send(
+            self.send(
                 tx,
                 pb::link_event::Event::Progress(pb::LinkProgress {
                     stage: stage.into(),
@@ -103,13 +109,13 @@ impl LinkJob {
         let t = Instant::now();
         let total = linked.series.len() as u64;
         for (i, rec) in linked.series.iter().enumerate() {
-            Self::send(tx, pb::link_event::Event::Series(rec.to_pb()));
+            self.send(tx, pb::link_event::Event::Series(rec.to_pb()));
             if (i as u64 + 1).is_multiple_of((total / 100).max(1)) {
                 progress("output", i as u64 + 1, total);
             }
         }
         for p in &linked.persons {
-            Self::send(tx, pb::link_event::Event::SamePerson(p.to_pb()));
+            self.send(tx, pb::link_event::Event::SamePerson(p.to_pb()));
         }
         let stored = self.scope.is_none() && !self.with_restricted;
         let mut summary = summary_of(&linked, &settings, &source, stored);

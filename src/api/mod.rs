@@ -12,6 +12,7 @@ pub mod access;
 pub mod admin;
 pub mod client;
 pub mod guard;
+pub mod hashes;
 pub mod limits;
 pub mod linking;
 pub mod observe;

@@ -1,7 +1,7 @@
 //! The operations listener (`vidx serve --metrics-listen`): a small HTTP/1
 //! server beside the gRPC one with `/metrics` (Prometheus text format),
 //! `/healthz` (the process answers) and `/readyz` (the data directory is
-//! open and every collection has finished its checksum pass).
+//! open and every collection has opened and finished its checksum pass).
 //!
 //! It starts before the data directory is opened, so that while a large
 //! write-ahead log replays, `/readyz` says why the server is not ready yet
@@ -17,8 +17,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::collection::Verification;
-use crate::collection::registry::Registry;
+use crate::collection::registry::{Registry, State as CollectionState};
+use crate::collection::{Health, Verification};
 use crate::metrics::CollectionRow;
 
 /// What the listener reports on; the registry arrives once it is open.
@@ -44,33 +44,38 @@ impl Ops {
         let Some(registry) = self.registry.get() else {
             return Vec::new();
         };
-        let (ready, broken) = registry.list();
-        let mut rows: Vec<CollectionRow> = ready
-            .iter()
-            .map(|c| {
-                let info = c.info();
-                CollectionRow {
-                    name: info.name,
-                    points: info.points,
-                    segments: info.segments as u64,
-                    memory_bytes: info.memory_bytes,
-                    disk_bytes: info.disk_bytes,
-                    wal_bytes: c.wal_bytes(),
-                    verification: c.verification().as_str(),
-                    available: c.check().is_ok(),
-                }
-            })
-            .collect();
-        rows.extend(broken.into_iter().map(|(name, _)| CollectionRow {
+        let row = |name: String, verification: Verification| CollectionRow {
             name,
             points: 0,
             segments: 0,
             memory_bytes: 0,
             disk_bytes: 0,
             wal_bytes: 0,
-            verification: Verification::Failed.as_str(),
+            verification: verification.as_str(),
             available: false,
-        }));
+        };
+        let rows: Vec<CollectionRow> = registry
+            .list()
+            .into_iter()
+            .map(|(name, state)| match state {
+                CollectionState::Ready(c) => {
+                    let info = c.info();
+                    CollectionRow {
+                        name: info.name,
+                        points: info.points,
+                        segments: info.segments as u64,
+                        memory_bytes: info.memory_bytes,
+                        disk_bytes: info.disk_bytes,
+                        wal_bytes: c.wal_bytes(),
+                        verification: c.verification().as_str(),
+                        available: c.check().is_ok(),
+                    }
+                }
+                // Still replaying its log: not verified, not available yet.
+                CollectionState::Opening => row(name, Verification::Pending),
+                CollectionState::Unavailable(_) => row(name, Verification::Failed),
+            })
+            .collect();
         rows
     }
 
@@ -81,21 +86,33 @@ impl Ops {
         let Some(registry) = self.registry.get() else {
             return (false, "opening the data directory\n".into());
         };
-        let (ready, broken) = registry.list();
         let mut lines = Vec::new();
-        let mut pending = 0;
-        for c in &ready {
-            let v = c.verification();
-            pending += (v == Verification::Pending) as usize;
-            lines.push(format!("{} {}", c.name(), v.as_str()));
+        let (mut opening, mut pending) = (0, 0);
+        for (name, state) in registry.list() {
+            match state {
+                CollectionState::Ready(c) => {
+                    let v = c.verification();
+                    pending += (v == Verification::Pending) as usize;
+                    lines.push(match c.health() {
+                        Health::ReadOnly(why) => format!("{name} {} read-only: {why}", v.as_str()),
+                        _ => format!("{name} {}", v.as_str()),
+                    });
+                }
+                CollectionState::Opening => {
+                    opening += 1;
+                    lines.push(format!("{name} opening"));
+                }
+                CollectionState::Unavailable(why) => {
+                    lines.push(format!("{name} unavailable: {why}"))
+                }
+            }
         }
-        for (name, why) in broken {
-            lines.push(format!("{name} unavailable: {why}"));
-        }
-        let head = if pending == 0 {
-            "ready".to_string()
-        } else {
-            format!("not ready: {pending} collection(s) still verifying checksums")
+        let head = match (opening, pending) {
+            (0, 0) => "ready".to_string(),
+            (0, p) => format!("not ready: {p} collection(s) still verifying checksums"),
+            (o, p) => format!(
+                "not ready: {o} collection(s) still opening (replaying their logs), {p} verifying checksums"
+            ),
         };
         let mut body = head;
         for l in lines {
@@ -103,7 +120,7 @@ impl Ops {
             body.push_str(&l);
         }
         body.push('\n');
-        (pending == 0, body)
+        (opening == 0 && pending == 0, body)
     }
 }
 

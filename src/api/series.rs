@@ -296,63 +296,70 @@ impl SeriesApi {
         caller: &Caller,
         req: pb::UpdateMetadataRequest,
     ) -> Result<pb::UpdateMetadataResponse, Status> {
-        validate::collection_name("collection", &req.collection)?;
-        if req.ids.is_empty() {
-            return Err(Status::invalid_argument(
-                "ids is empty; name the points to update",
-            ));
-        }
-        validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
-        let set = req.set.clone().unwrap_or_default();
-        if set == pb::MetadataUpdate::default() {
-            return Err(Status::invalid_argument(
-                "set changes nothing; set victim_identified, series_label, case_id, add_tags or remove_tags",
-            ));
-        }
-        for (field, tags) in [
-            ("set.add_tags", &set.add_tags),
-            ("set.remove_tags", &set.remove_tags),
-        ] {
-            for (i, t) in tags.iter().enumerate() {
-                if t.is_empty() || t.len() > 64 {
-                    return Err(Status::invalid_argument(format!(
-                        "{field}[{i}] {} must be 1 to 64 bytes",
-                        validate::show(t)
-                    )));
-                }
-            }
-        }
+        let set = check_update(&req)?;
         caller.may_use(&req.collection)?;
         let c = self.registry.get(&req.collection)?;
         let visibility = self.visibility(caller);
         let caller = caller.clone();
         let updated = blocking(move || {
             let check = crate::api::owner::update_check(&caller, visibility.as_ref());
-            c.update_metadata(
-                &req.ids,
-                |m| {
-                    if let Some(v) = set.victim_identified {
-                        m.victim_identified = v;
-                    }
-                    if let Some(l) = &set.series_label {
-                        m.series_label = l.clone();
-                    }
-                    if let Some(c) = &set.case_id {
-                        m.case_id = c.clone();
-                    }
-                    m.tags.retain(|t| !set.remove_tags.contains(t));
-                    for t in &set.add_tags {
-                        if !m.tags.contains(t) {
-                            m.tags.push(t.clone());
-                        }
-                    }
-                },
-                Some(&check),
-            )
+            c.update_metadata(&req.ids, |m| apply_update(&set, m), Some(&check))
         })
         .await?;
         Ok(pb::UpdateMetadataResponse {
             updated: updated as u64,
         })
+    }
+}
+
+/// Checks an UpdateMetadata request (a cluster router checks it the same
+/// way before logging it); returns what it sets.
+pub fn check_update(req: &pb::UpdateMetadataRequest) -> Result<pb::MetadataUpdate, Status> {
+    validate::collection_name("collection", &req.collection)?;
+    if req.ids.is_empty() {
+        return Err(Status::invalid_argument(
+            "ids is empty; name the points to update",
+        ));
+    }
+    validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
+    let set = req.set.clone().unwrap_or_default();
+    if set == pb::MetadataUpdate::default() {
+        return Err(Status::invalid_argument(
+            "set changes nothing; set victim_identified, series_label, case_id, add_tags or remove_tags",
+        ));
+    }
+    for (field, tags) in [
+        ("set.add_tags", &set.add_tags),
+        ("set.remove_tags", &set.remove_tags),
+    ] {
+        for (i, t) in tags.iter().enumerate() {
+            if t.is_empty() || t.len() > 64 {
+                return Err(Status::invalid_argument(format!(
+                    "{field}[{i}] {} must be 1 to 64 bytes",
+                    validate::show(t)
+                )));
+            }
+        }
+    }
+    Ok(set)
+}
+
+/// What UpdateMetadata's `set` does to one point's metadata (a cluster's
+/// index nodes apply it from the log the same way).
+pub fn apply_update(set: &pb::MetadataUpdate, m: &mut pb::Metadata) {
+    if let Some(v) = set.victim_identified {
+        m.victim_identified = v;
+    }
+    if let Some(l) = &set.series_label {
+        m.series_label = l.clone();
+    }
+    if let Some(c) = &set.case_id {
+        m.case_id = c.clone();
+    }
+    m.tags.retain(|t| !set.remove_tags.contains(t));
+    for t in &set.add_tags {
+        if !m.tags.contains(t) {
+            m.tags.push(t.clone());
+        }
     }
 }

@@ -18,16 +18,17 @@ use crate::api::linking::LinkJob;
 use crate::api::observe::{call_of, note_collection};
 use crate::api::owner;
 use crate::api::series::SeriesApi;
-use crate::api::shared::{blocking, collection_of_kind, link_collections};
+use crate::api::shared::{blocking, collection_of_kind, fit, link_collections, link_names};
 use crate::api::tokens::TokenStore;
 use crate::collection::config;
-use crate::collection::registry::Registry;
+use crate::collection::registry::{Registry, State};
 use crate::collection::restrict::Restrictions;
 use crate::collection::{Collection, Hit, Query, SearchOptions};
 use crate::error::Error;
 use crate::index::distance::Metric;
 use crate::index::filter::Filter;
 use crate::investigate::decisions::DecisionStore;
+use crate::investigate::known::{self, Known};
 use crate::investigate::series::{LinkSettings, SeriesState, StateStore};
 use crate::investigate::triage::{Item, Triager};
 use crate::investigate::{calibrate, link, upload};
@@ -50,6 +51,8 @@ pub struct Service {
     /// One linking job (LinkSeries, LinkUpload, ReviewSeries) at a time:
     /// they read and replace the stored series states.
     link_lock: Arc<parking_lot::Mutex<()>>,
+    /// Why writes are refused (a cluster index node), if they are.
+    refuse_writes: Option<String>,
     /// The series-review RPCs (they share the parts above).
     review: SeriesApi,
     /// The server's message limit: an answer over it is refused up front.
@@ -83,6 +86,22 @@ impl Service {
             restrictions,
             link_lock,
             max_message_bytes,
+            refuse_writes: None,
+        }
+    }
+
+    /// The same service refusing writes with `why` (when `Some`): a cluster
+    /// index node takes its writes from the log, never from a client.
+    pub fn refusing_writes(mut self, why: Option<String>) -> Self {
+        self.refuse_writes = why;
+        self
+    }
+
+    /// FAILED_PRECONDITION naming the RPC when writes are refused here.
+    fn writable(&self, rpc: &str) -> Result<(), Status> {
+        match &self.refuse_writes {
+            Some(why) => Err(Status::failed_precondition(format!("{rpc} refused: {why}"))),
+            None => Ok(()),
         }
     }
 
@@ -102,16 +121,15 @@ impl Service {
         note: &NoteSlot,
     ) -> Result<(Option<Filter>, Option<Filter>, bool), Status> {
         let scope = req.scope.clone().unwrap_or_default();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "face_collection": req.face_collection,
                 "upload_ids": scope.upload_ids,
                 "case_ids": scope.case_ids,
                 "with_restricted": scope.with_restricted,
-            });
-        }
+            }),
+        );
         // The stored series hold unrestricted material only; a run that
         // includes what the caller may see of the restricted is its alone.
         let with_restricted = scope.with_restricted;
@@ -127,6 +145,13 @@ impl Service {
         };
         let scope = (!filter.is_empty()).then_some(filter);
         Ok((visibility, scope, with_restricted))
+    }
+
+    /// `m` if it fits the message limit; else RESOURCE_EXHAUSTED saying how
+    /// to ask for less (tonic would fail it after the handler with
+    /// OUT_OF_RANGE, which tells the client nothing).
+    fn fit<T: prost::Message>(&self, what: &str, ask_less: &str, m: T) -> Result<T, Status> {
+        fit(self.max_message_bytes, what, ask_less, m)
     }
 }
 
@@ -166,19 +191,32 @@ fn visible_info(c: &Collection, visibility: Option<&Filter>) -> Result<pb::Colle
     Ok(info)
 }
 
-/// What a query asks, for the audit record: a point id, or a vector's size.
+/// What a query asks, for the audit record: a point id, a vector's size,
+/// or a hash (in hex: a hash names the material looked for, and is short).
 fn query_summary(q: &pb::Query) -> serde_json::Value {
     match &q.query {
         Some(pb::query::Query::PointId(id)) => serde_json::json!({ "point_id": id }),
         Some(pb::query::Query::Vector(v)) => serde_json::json!({ "vector_dim": v.values.len() }),
+        Some(pb::query::Query::Bits(b)) => serde_json::json!({ "bits": hex::encode(b) }),
         None => serde_json::Value::Null,
     }
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
+/// A triaged item that is to be stored must fit as points: its face points
+/// are `<id>#<n>`, and an id is at most [`validate::MAX_ID_BYTES`].
+fn storable(field: &str, it: &Item) -> Result<(), Error> {
+    for n in 0..it.faces.len() {
+        let id = format!("{}#{n}", it.id);
+        validate::point_id(&format!("{field}.faces[{n}], stored as point id"), &id)?;
+    }
+    Ok(())
+}
+
 /// Stores triaged items: an image point per item (id = item id, media_id =
-/// item id unless set) and a face point `<id>#<n>` per face. Returns items stored.
+/// item id unless set) and a face point `<id>#<n>` per face. Both batches
+/// are validated whole before either is stored. Returns items stored.
 fn store_triaged(
     images: &Collection,
     faces: Option<&Collection>,
@@ -188,7 +226,8 @@ fn store_triaged(
     let n = items.len() as u64;
     let mut img = Vec::with_capacity(items.len());
     let mut fc = Vec::new();
-    for it in items {
+    // Items that came with hashes only have no embedding to store.
+    for it in items.into_iter().filter(|it| !it.vector.is_empty()) {
         let mut meta = it.metadata;
         if meta.media_id.is_empty() {
             meta.media_id = it.id.clone();
@@ -198,16 +237,23 @@ fn store_triaged(
                 id: format!("{}#{i}", it.id),
                 vector: f,
                 metadata: Some(meta.clone()),
+                ..Default::default()
             });
         }
         img.push(pb::Point {
             id: it.id,
             vector: it.vector,
             metadata: Some(meta),
+            ..Default::default()
         });
     }
     owner::stamp(&writer.caller, &mut img)?;
     owner::stamp(&writer.caller, &mut fc)?;
+    // Both batches whole, before either is stored.
+    images.prepare(img.clone())?;
+    if let Some(f) = faces {
+        f.prepare(fc.clone())?;
+    }
     let check = owner::replace_check(
         &writer.caller,
         &writer.restrictions,
@@ -222,6 +268,25 @@ fn store_triaged(
         }
     }
     Ok(n)
+}
+
+/// Stores the PDQ hashes of triaged items in the triage's hash collection,
+/// as the caller's points under the same ownership checks as an Upsert.
+/// Returns how many.
+fn store_known_hashes(known: &Known, items: &[Item], writer: &Writer) -> Result<u64, Error> {
+    let Some((c, mut points)) = known.hash_points(items) else {
+        return Ok(0);
+    };
+    owner::stamp(&writer.caller, &mut points)?;
+    let check = owner::replace_check(
+        &writer.caller,
+        &writer.restrictions,
+        writer.visibility.as_ref(),
+    );
+    for chunk in points.chunks(1000) {
+        c.upsert_checked(chunk.to_vec(), Some(&check))?;
+    }
+    Ok(points.len() as u64)
 }
 
 /// Who writes, with what they may see: what a write checks ownership with.
@@ -252,18 +317,7 @@ where
     }
 }
 
-/// tonic reports an over-limit message as OUT_OF_RANGE; gRPC's convention
-/// (and our contract) is RESOURCE_EXHAUSTED.
-pub fn oversized_to_resource_exhausted(s: Status) -> Status {
-    if s.code() == tonic::Code::OutOfRange && s.message().contains("message length too large") {
-        Status::resource_exhausted(format!(
-            "{}; send smaller batches or raise the server's --max-message-bytes",
-            s.message()
-        ))
-    } else {
-        s
-    }
-}
+pub use crate::api::status::transport_status;
 
 /// The linking settings of a triage: the stored series' (else the
 /// defaults), with the thresholds the first message sets instead.
@@ -299,18 +353,73 @@ fn triage_settings(
     Ok(link::settings_from_pb(Some(&params), metric)?)
 }
 
+/// The hash sets and perceptual-hash collection a triage consults first;
+/// `visibility` is what the caller may not see of the latter.
+fn known_material(
+    registry: &Registry,
+    first: &pb::TriageRequest,
+    visibility: Option<Filter>,
+) -> Result<Known, Status> {
+    let sets = registry.hash_sets().select("hash_sets", &first.hash_sets)?;
+    let pdq = if first.hash_collection.is_empty() {
+        None
+    } else {
+        validate::collection_name("hash_collection", &first.hash_collection)?;
+        Some(collection_of_kind(
+            registry,
+            "hash_collection",
+            &first.hash_collection,
+            config::Kind::PerceptualHash,
+        )?)
+    };
+    if first.image_collection.is_empty() && sets.is_empty() && pdq.is_none() {
+        return Err(Status::invalid_argument(
+            "image_collection is empty and there is no hash set or hash_collection to triage by",
+        ));
+    }
+    if let Some(p) = &pdq
+        && p.config().dim != 256
+    {
+        return Err(Status::failed_precondition(format!(
+            "hash_collection {:?} holds {}-bit hashes; triage matches PDQ (256 bits)",
+            first.hash_collection,
+            p.config().dim
+        )));
+    }
+    let max_distance = match first.hash_max_distance {
+        0 => known::DEFAULT_MAX_DISTANCE,
+        d if d <= 256 => d,
+        d => {
+            return Err(Status::invalid_argument(format!(
+                "hash_max_distance is {d}; a PDQ distance is at most 256"
+            )));
+        }
+    };
+    Ok(Known {
+        sets,
+        pdq,
+        max_distance,
+        visibility,
+    })
+}
+
 /// A running `Triage` call: judges the items message by message as they
 /// arrive and streams the verdicts back; at the end groups the new items
 /// into candidate series (and stores every item if asked).
 struct TriageJob {
-    triager: Arc<Triager>,
-    images: Arc<Collection>,
+    /// None when the triage named no image collection (hashes only).
+    triager: Option<Arc<Triager>>,
+    /// Hash sets and perceptual hashes, consulted first.
+    known: Arc<Known>,
+    images: Option<Arc<Collection>>,
     faces: Option<Arc<Collection>>,
     store: bool,
     tx: mpsc::Sender<Result<pb::TriageResponse, Status>>,
     writer: Writer,
     note: NoteSlot,
     started: Instant,
+    /// The server's message limit.
+    limit: usize,
 }
 
 /// The counts of a triage so far, and the items its end needs.
@@ -327,14 +436,28 @@ impl Tally {
     fn add(&mut self, items: Vec<Item>, results: &[pb::TriageResult], keep: bool) {
         for (it, r) in items.into_iter().zip(results) {
             self.summary.items += 1;
+            use pb::triage_result::Evidence;
+            match Evidence::try_from(r.evidence) {
+                Ok(Evidence::ExactHash) => self.summary.by_exact_hash += 1,
+                Ok(Evidence::PerceptualHash) => self.summary.by_perceptual_hash += 1,
+                Ok(Evidence::Embedding) => self.summary.by_embedding += 1,
+                Ok(Evidence::Face) => self.summary.by_face += 1,
+                _ => {}
+            }
             if r.verdict == pb::Verdict::Known as i32 {
                 self.summary.known += 1;
                 if keep {
                     self.kept.push(it);
                 }
             } else {
-                self.summary.new += 1;
-                self.summary.new_with_faces += !it.faces.is_empty() as u64;
+                // New material of a known victim is new material too: it
+                // is grouped with the other new items, counted apart.
+                if r.verdict == pb::Verdict::KnownVictim as i32 {
+                    self.summary.known_victim += 1;
+                } else {
+                    self.summary.new += 1;
+                    self.summary.new_with_faces += !it.faces.is_empty() as u64;
+                }
                 if keep {
                     self.kept.push(it.clone());
                 }
@@ -355,13 +478,16 @@ impl TriageJob {
         record_triage(&collection, self.started, summary.as_ref());
         match result {
             Ok(Some(summary)) => {
-                let _ = self
-                    .tx
-                    .send(Ok(pb::TriageResponse {
+                let end = fit(
+                    self.limit,
+                    "triage summary",
+                    "triage fewer items per call",
+                    pb::TriageResponse {
                         results: Vec::new(),
                         summary: Some(summary),
-                    }))
-                    .await;
+                    },
+                );
+                let _ = self.tx.send(end).await;
             }
             // The client went away.
             Ok(None) => {}
@@ -384,7 +510,7 @@ impl TriageJob {
         loop {
             let msg = match next.take() {
                 Some(m) => m,
-                None => match input.message().await? {
+                None => match input.message().await.map_err(transport_status)? {
                     Some(m) => m,
                     None => break,
                 },
@@ -393,20 +519,24 @@ impl TriageJob {
             item_no += msg.items.len();
             let (items, results) = self.judge(msg, base).await?;
             tally.add(items, &results, self.store);
-            {
-                // The audit record lists what each verdict pointed to.
-                let mut n = self.note.0.lock();
-                n.results += results.len() as u64;
-                for r in &results {
-                    if !r.nearest_media_id.is_empty() {
-                        n.ids.push(r.nearest_media_id.clone());
-                    }
-                }
-            }
+            // The audit record lists what each verdict pointed to.
+            self.note.add_results(
+                results.len() as u64,
+                results
+                    .iter()
+                    .filter(|r| !r.nearest_media_id.is_empty())
+                    .map(|r| r.nearest_media_id.clone()),
+            );
             let response = pb::TriageResponse {
                 results,
                 summary: None,
             };
+            let response = fit(
+                self.limit,
+                "triage response",
+                "send fewer items per message",
+                response,
+            )?;
             if self.tx.send(Ok(response)).await.is_err() {
                 return Ok(None);
             }
@@ -430,16 +560,28 @@ impl TriageJob {
         base: usize,
     ) -> Result<(Vec<Item>, Vec<pb::TriageResult>), Status> {
         let t = self.triager.clone();
+        let known = self.known.clone();
+        let store = self.store;
         blocking(move || {
             let items = msg
                 .items
                 .iter()
                 .enumerate()
-                .map(|(i, it)| t.prepare(&format!("items[{}]", base + i), it))
+                .map(|(i, it)| {
+                    let field = format!("items[{}]", base + i);
+                    let item = match &t {
+                        Some(t) => t.prepare(&field, it),
+                        None => known::prepare_hashes_only(&field, it),
+                    }?;
+                    if store {
+                        storable(&field, &item)?;
+                    }
+                    Ok(item)
+                })
                 .collect::<Result<Vec<_>, Error>>()?;
             let results = items
                 .par_iter()
-                .map(|it| t.judge(it))
+                .map(|it| known::judge(&known, t.as_deref(), it))
                 .collect::<Result<Vec<_>, Error>>()?;
             Ok((items, results))
         })
@@ -453,13 +595,23 @@ impl TriageJob {
         kept: Vec<Item>,
     ) -> Result<(Option<Vec<Vec<String>>>, u64), Status> {
         let t = self.triager.clone();
+        let known = self.known.clone();
         let (images, faces) = (self.images.clone(), self.faces.clone());
         let store = self.store;
         let writer = self.writer.clone();
         blocking(move || {
-            let groups = t.group_new(&new_items);
+            // Items that came with hashes only have no image to group by.
+            let with_images: Vec<Item> = new_items
+                .into_iter()
+                .filter(|it| !it.vector.is_empty())
+                .collect();
+            let groups = t.as_ref().and_then(|t| t.group_new(&with_images));
             let stored = if store {
-                store_triaged(&images, faces.as_deref(), kept, &writer)?
+                let hashes = store_known_hashes(&known, &kept, &writer)?;
+                match &images {
+                    Some(images) => store_triaged(images, faces.as_deref(), kept, &writer)?,
+                    None => hashes,
+                }
             } else {
                 0
             };
@@ -473,12 +625,76 @@ impl TriageJob {
 impl VectorIndex for Service {
     type LinkSeriesStream = EventStream<pb::LinkEvent>;
     type TriageStream = EventStream<pb::TriageResponse>;
+    type ExportHashesStream = EventStream<pb::ExportHashesResponse>;
+
+    async fn import_hashes(
+        &self,
+        request: Request<Streaming<pb::ImportHashesRequest>>,
+    ) -> Result<Response<pb::ImportHashesResponse>, Status> {
+        // An index node's hash sets would be its alone, outside the log.
+        self.writable("ImportHashes")?;
+        let caller = caller(&request)?;
+        let note = note(&request);
+        let r =
+            crate::api::hashes::import(self.registry.clone(), caller, note, request.into_inner())
+                .await?;
+        Ok(Response::new(r))
+    }
+
+    async fn lookup_hashes(
+        &self,
+        request: Request<pb::LookupHashesRequest>,
+    ) -> Result<Response<pb::LookupHashesResponse>, Status> {
+        let note = note(&request);
+        let r =
+            crate::api::hashes::lookup(self.registry.clone(), note, request.into_inner()).await?;
+        Ok(Response::new(self.fit(
+            "LookupHashes response",
+            "look up fewer digests per request, or raise the server's --max-message-bytes",
+            r,
+        )?))
+    }
+
+    async fn list_hash_sets(
+        &self,
+        request: Request<pb::ListHashSetsRequest>,
+    ) -> Result<Response<pb::ListHashSetsResponse>, Status> {
+        let note = note(&request);
+        let r = crate::api::hashes::list(self.registry.clone(), note).await?;
+        Ok(Response::new(self.fit(
+            "hash set list",
+            "raise the server's --max-message-bytes",
+            r,
+        )?))
+    }
+
+    async fn export_hashes(
+        &self,
+        request: Request<pb::ExportHashesRequest>,
+    ) -> Result<Response<Self::ExportHashesStream>, Status> {
+        let note = note(&request);
+        let s =
+            crate::api::hashes::export(self.registry.clone(), note, request.into_inner()).await?;
+        Ok(Response::new(s))
+    }
+
+    async fn drop_hash_set(
+        &self,
+        request: Request<pb::DropHashSetRequest>,
+    ) -> Result<Response<pb::DropHashSetResponse>, Status> {
+        self.writable("DropHashSet")?;
+        let note = note(&request);
+        crate::api::hashes::drop_set(self.registry.clone(), note, request.into_inner()).await?;
+        Ok(Response::new(pb::DropHashSetResponse {}))
+    }
+
     type CreateSnapshotStream = EventStream<pb::SnapshotChunk>;
 
     async fn link_series(
         &self,
         request: Request<pb::LinkSeriesRequest>,
     ) -> Result<Response<Self::LinkSeriesStream>, Status> {
+        self.writable("LinkSeries")?;
         note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
@@ -505,6 +721,7 @@ impl VectorIndex for Service {
             decisions: self.decisions.clone(),
             lock: self.link_lock.clone(),
             note,
+            limit: self.max_message_bytes,
         };
         let (tx, rx) = mpsc::channel::<Result<pb::LinkEvent, Status>>(64);
         tokio::task::spawn_blocking(move || job.run(tx));
@@ -543,20 +760,22 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::LinkUploadRequest>,
     ) -> Result<Response<pb::LinkUploadResponse>, Status> {
+        self.writable("LinkUpload")?;
         note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
+        // Before the names are used for anything: they become file names.
+        link_names(&req.image_collection, &req.face_collection)?;
         crate::index::filter::list("upload_id", std::slice::from_ref(&req.upload_id))?;
         caller.may_use(&req.image_collection)?;
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "upload_id": req.upload_id,
                 "face_collection": req.face_collection,
-            });
-        }
+            }),
+        );
         // The stored series hold unrestricted material only: a restricted
         // upload (that the caller may see) is linked on the caller's view,
         // into a copy of the series that is not stored.
@@ -605,7 +824,7 @@ impl VectorIndex for Service {
         record_link_upload(&image_name, started, out.as_ref().ok().map(|(o, _)| o));
         let (out, relinked) = out?;
         note.0.lock().results = out.media.len() as u64;
-        Ok(Response::new(pb::LinkUploadResponse {
+        let response = pb::LinkUploadResponse {
             stored: !private,
             media: out
                 .media
@@ -628,62 +847,91 @@ impl VectorIndex for Service {
             series: out.touched.iter().map(|r| r.to_pb()).collect(),
             new_edges: out.new_edges as u64,
             relinked,
-        }))
+        };
+        let ask_less = "link smaller uploads, or raise the server's --max-message-bytes";
+        Ok(Response::new(self.fit(
+            "LinkUpload response",
+            ask_less,
+            response,
+        )?))
     }
 
     async fn triage(
         &self,
         request: Request<Streaming<pb::TriageRequest>>,
     ) -> Result<Response<Self::TriageStream>, Status> {
+        self.writable("Triage")?;
         let caller = caller(&request)?;
         let note = note(&request);
         let call = call_of(&request);
         let mut input = request.into_inner();
-        let Some(first) = input.message().await? else {
+        let Some(first) = input.message().await.map_err(transport_status)? else {
             return Err(Status::invalid_argument(
                 "the triage stream sent no message",
             ));
         };
-        {
-            let mut n = note.0.lock();
-            n.collection = first.image_collection.clone();
-            n.request = serde_json::json!({
+        // A hash-only triage is of its hash collection.
+        let audited = if first.image_collection.is_empty() {
+            &first.hash_collection
+        } else {
+            &first.image_collection
+        };
+        note.request(
+            audited,
+            serde_json::json!({
                 "face_collection": first.face_collection,
                 "store": first.store,
                 "image_threshold": first.image_threshold,
                 "face_threshold": first.face_threshold,
-            });
-        }
-        caller.may_use(&first.image_collection)?;
-        if !first.face_collection.is_empty() {
-            caller.may_use(&first.face_collection)?;
+                "hash_sets": first.hash_sets,
+                "hash_collection": first.hash_collection,
+                "hash_max_distance": first.hash_max_distance,
+            }),
+        );
+        // A hash-only triage names no image collection.
+        for c in [
+            &first.image_collection,
+            &first.face_collection,
+            &first.hash_collection,
+        ] {
+            if !c.is_empty() {
+                caller.may_use(c)?;
+            }
         }
         if first.store {
             caller.require(Role::Contributor, "store triaged items (Triage with store)")?;
         }
         let visibility = self.visibility(&caller);
         if let Some(call) = &call {
-            call.set_collection(&first.image_collection);
+            call.set_collection(audited);
         }
-        let (images, faces) = link_collections(
-            &self.registry,
-            &first.image_collection,
-            &first.face_collection,
-        )?;
-        let state = self.series.load(&first.image_collection)?;
-        let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
-        let triager = Arc::new(Triager::new(
-            images.view_as(visibility.clone())?,
-            faces
-                .as_ref()
-                .map(|f| f.view_as(visibility.clone()))
-                .transpose()?,
-            state,
-            settings,
-        ));
+        let known = Arc::new(known_material(&self.registry, &first, visibility.clone())?);
+        let (triager, images, faces) =
+            if first.image_collection.is_empty() && first.face_collection.is_empty() {
+                (None, None, None)
+            } else {
+                let (images, faces) = link_collections(
+                    &self.registry,
+                    &first.image_collection,
+                    &first.face_collection,
+                )?;
+                let state = self.series.load(&first.image_collection)?;
+                let settings = triage_settings(&first, state.as_ref(), images.config().metric)?;
+                let triager = Arc::new(Triager::new(
+                    images.view_as(visibility.clone())?,
+                    faces
+                        .as_ref()
+                        .map(|f| f.view_as(visibility.clone()))
+                        .transpose()?,
+                    state,
+                    settings,
+                ));
+                (Some(triager), Some(images), faces)
+            };
         let (tx, rx) = mpsc::channel::<Result<pb::TriageResponse, Status>>(16);
         let job = TriageJob {
             triager,
+            known,
             images,
             faces,
             store: first.store,
@@ -695,6 +943,7 @@ impl VectorIndex for Service {
             },
             note,
             started: Instant::now(),
+            limit: self.max_message_bytes,
         };
         tokio::spawn(job.run(first, input));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
@@ -708,25 +957,27 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
                 "page_size": req.page_size,
                 "page_token": req.page_token,
                 "with_evidence": req.with_evidence,
-            });
-        }
+            }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.list(&caller, req).await?;
-        {
-            // The series returned (their ids), as a read's record lists.
-            let mut n = note.0.lock();
-            n.results = r.series.len() as u64;
-            n.ids = r.series.iter().map(|s| s.series_id.clone()).collect();
-        }
-        Ok(Response::new(r))
+        // The series returned (their ids), as a read's record lists.
+        note.results(
+            r.series.len() as u64,
+            r.series.iter().map(|s| s.series_id.clone()).collect(),
+        );
+        Ok(Response::new(self.fit(
+            "ListSeries response",
+            "ask for a smaller page_size, or leave out with_evidence",
+            r,
+        )?))
     }
 
     async fn get_series(
@@ -737,19 +988,21 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({ "series_id": req.series_id });
-        }
+        note.request(
+            &req.image_collection,
+            serde_json::json!({ "series_id": req.series_id }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.get(&caller, req).await?;
-        {
-            let mut n = note.0.lock();
-            n.results = r.media.len() as u64;
-            n.ids = r.media.iter().map(|m| m.media_id.clone()).collect();
-        }
-        Ok(Response::new(r))
+        note.results(
+            r.media.len() as u64,
+            r.media.iter().map(|m| m.media_id.clone()).collect(),
+        );
+        Ok(Response::new(self.fit(
+            "GetSeries response",
+            "the series is too large for one answer: raise the server's --max-message-bytes",
+            r,
+        )?))
     }
 
     async fn series_of_media(
@@ -760,72 +1013,75 @@ impl VectorIndex for Service {
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({ "media_ids": req.media_ids });
-        }
+        note.request(
+            &req.image_collection,
+            serde_json::json!({ "media_ids": req.media_ids }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.of_media(&caller, req).await?;
-        {
-            let mut n = note.0.lock();
-            n.results = r.media.len() as u64;
-            n.ids = r
-                .media
+        note.results(
+            r.media.len() as u64,
+            r.media
                 .iter()
                 .filter(|m| !m.series_id.is_empty())
                 .map(|m| m.series_id.clone())
-                .collect();
-        }
-        Ok(Response::new(r))
+                .collect(),
+        );
+        Ok(Response::new(self.fit(
+            "SeriesOfMedia response",
+            "ask for fewer media_ids per request",
+            r,
+        )?))
     }
 
     async fn review_series(
         &self,
         request: Request<pb::ReviewSeriesRequest>,
     ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
+        self.writable("ReviewSeries")?;
         note_collection(&request, &request.get_ref().image_collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.image_collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.image_collection,
+            serde_json::json!({
                 "reviewer": req.reviewer,
                 "decisions": req.decisions.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>(),
-            });
-        }
+            }),
+        );
         caller.may_use(&req.image_collection)?;
         let r = self.review.review(&caller, req).await?;
-        {
-            let mut n = note.0.lock();
-            n.results = r.recorded.len() as u64;
-            n.ids = r
-                .recorded
+        note.results(
+            r.recorded.len() as u64,
+            r.recorded
                 .iter()
                 .map(|d| d.decision_id.to_string())
-                .collect();
-        }
-        Ok(Response::new(r))
+                .collect(),
+        );
+        Ok(Response::new(self.fit(
+            "ReviewSeries response",
+            "send fewer decisions per request",
+            r,
+        )?))
     }
 
     async fn update_metadata(
         &self,
         request: Request<pb::UpdateMetadataRequest>,
     ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
+        self.writable("UpdateMetadata")?;
         note_collection(&request, &request.get_ref().collection);
         let caller = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.collection,
+            serde_json::json!({
                 "ids": req.ids,
                 "set": req.set.as_ref().map(|s| format!("{s:?}")),
-            });
-        }
+            }),
+        );
         let r = self.review.update_metadata(&caller, req).await?;
         note.0.lock().results = r.updated;
         Ok(Response::new(r))
@@ -835,6 +1091,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::CreateCollectionRequest>,
     ) -> Result<Response<pb::CollectionInfo>, Status> {
+        self.writable("CreateCollection")?;
         let caller = caller(&request)?;
         note(&request).0.lock().collection = request.get_ref().name.clone();
         note_collection(&request, &request.get_ref().name);
@@ -855,20 +1112,35 @@ impl VectorIndex for Service {
         let note = note(&request);
         let registry = self.registry.clone();
         let visibility = self.visibility(&caller);
-        let collections: Vec<pb::CollectionInfo> = blocking(move || {
-            let (ready, broken) = registry.list();
-            for (name, why) in broken {
-                tracing::warn!(collection = %name, error = %why, "not listed: unavailable");
-            }
-            ready
-                .iter()
-                .filter(|c| caller.may_use(c.name()).is_ok())
-                .map(|c| visible_info(c, visibility.as_ref()))
-                .collect()
+        let collections = blocking(move || {
+            registry
+                .list()
+                .into_iter()
+                .filter(|(name, _)| caller.may_use(name).is_ok())
+                .map(|(name, state)| match state {
+                    State::Ready(c) => visible_info(&c, visibility.as_ref()),
+                    State::Opening => Ok(pb::CollectionInfo {
+                        name,
+                        state: "opening".into(),
+                        ..Default::default()
+                    }),
+                    State::Unavailable(why) => Ok(pb::CollectionInfo {
+                        name,
+                        state: "unavailable".into(),
+                        error: Status::from(why).message().to_string(),
+                        ..Default::default()
+                    }),
+                })
+                .collect::<Result<Vec<_>, Error>>()
         })
         .await?;
         note.0.lock().results = collections.len() as u64;
-        Ok(Response::new(pb::ListCollectionsResponse { collections }))
+        let response = pb::ListCollectionsResponse { collections };
+        Ok(Response::new(self.fit(
+            "collection list",
+            "drop collections",
+            response,
+        )?))
     }
 
     async fn describe_collection(
@@ -893,6 +1165,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DropCollectionRequest>,
     ) -> Result<Response<pb::DropCollectionResponse>, Status> {
+        self.writable("DropCollection")?;
         let caller = caller(&request)?;
         note(&request).0.lock().collection = request.get_ref().name.clone();
         note_collection(&request, &request.get_ref().name);
@@ -919,6 +1192,7 @@ impl VectorIndex for Service {
         &self,
         request: Request<Streaming<pb::UpsertRequest>>,
     ) -> Result<Response<pb::UpsertResponse>, Status> {
+        self.writable("Upsert")?;
         let caller = caller(&request)?;
         let note = note(&request);
         let writer = Writer {
@@ -945,7 +1219,7 @@ impl VectorIndex for Service {
                 Ok(Some(m)) => m,
                 Ok(None) => break,
                 Err(s) => {
-                    let s = oversized_to_resource_exhausted(s);
+                    let s = transport_status(s);
                     return Err(Status::new(
                         s.code(),
                         format!("{}: {}", context(batch_no, upserted), s.message()),
@@ -1011,10 +1285,9 @@ impl VectorIndex for Service {
         let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({
+        note.request(
+            &req.collection,
+            serde_json::json!({
                 "queries": req.queries.iter().map(query_summary).collect::<Vec<_>>(),
                 "k": req.k,
                 "ef": req.ef,
@@ -1023,8 +1296,8 @@ impl VectorIndex for Service {
                 "exclude_same_case": req.exclude_same_case,
                 "group_by_media": req.group_by_media,
                 "max_distance": req.max_distance,
-            });
-        }
+            }),
+        );
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
         validate::k(req.k)?;
@@ -1036,30 +1309,29 @@ impl VectorIndex for Service {
         }
         validate::count("queries", req.queries.len(), validate::MAX_QUERIES)?;
         validate::exclusions(&req.queries, req.exclude_same_upload, req.exclude_same_case)?;
+        validate::max_distance(req.max_distance)?;
+        if let Some(q) = req.min_quality {
+            validate::quality("min_quality", q)?;
+        }
         let user_filter = Filter::from_pb(req.filter.as_ref())?;
         let visibility = self.visibility(&caller);
-        if let Some(m) = req.max_distance
-            && !m.is_finite()
-        {
-            return Err(Status::invalid_argument(format!(
-                "max_distance is {m}; it must be a finite distance"
-            )));
-        }
         let opts = SearchOptions {
             filter: Filter::and_visible(user_filter.clone(), visibility.as_ref()),
             exclude_same_upload: req.exclude_same_upload,
             exclude_same_case: req.exclude_same_case,
             group_by_media: req.group_by_media,
             max_distance: req.max_distance,
+            min_quality: req.min_quality,
         };
         let mut queries = Vec::with_capacity(req.queries.len());
         for (i, q) in req.queries.into_iter().enumerate() {
             queries.push(match q.query {
                 Some(pb::query::Query::Vector(v)) => Query::Vector(v.values),
                 Some(pb::query::Query::PointId(id)) => Query::PointId(id),
+                Some(pb::query::Query::Bits(b)) => Query::Bits(b),
                 None => {
                     return Err(Status::invalid_argument(format!(
-                        "queries[{i}] is empty; set vector or point_id"
+                        "queries[{i}] is empty; set vector, point_id or bits"
                     )));
                 }
             });
@@ -1086,12 +1358,11 @@ impl VectorIndex for Service {
             Ok((results, notices))
         })
         .await?;
-        {
-            let mut n = note.0.lock();
-            n.results = results.iter().map(|h| h.len() as u64).sum();
-            n.ids = results.iter().flatten().map(|h| h.id.clone()).collect();
-        }
-        Ok(Response::new(pb::SearchResponse {
+        note.results(
+            results.iter().map(|h| h.len() as u64).sum(),
+            results.iter().flatten().map(|h| h.id.clone()).collect(),
+        );
+        let response = pb::SearchResponse {
             results: results
                 .into_iter()
                 .zip(notices)
@@ -1103,12 +1374,19 @@ impl VectorIndex for Service {
                             distance: h.distance,
                             metadata: Some(h.metadata),
                             matched_faces: h.matched_faces,
+                            quality: h.quality,
                         })
                         .collect(),
                     restricted_matches_held_by: held_by,
                 })
                 .collect(),
-        }))
+        };
+        let ask_less = "send fewer queries per request or ask for a smaller k";
+        Ok(Response::new(self.fit(
+            "search response",
+            ask_less,
+            response,
+        )?))
     }
 
     async fn get(
@@ -1119,11 +1397,7 @@ impl VectorIndex for Service {
         let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({ "ids": req.ids });
-        }
+        note.request(&req.collection, serde_json::json!({ "ids": req.ids }));
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -1146,11 +1420,10 @@ impl VectorIndex for Service {
                 self.max_message_bytes
             )));
         }
-        {
-            let mut n = note.0.lock();
-            n.results = resp.points.len() as u64;
-            n.ids = resp.points.iter().map(|p| p.id.clone()).collect();
-        }
+        note.results(
+            resp.points.len() as u64,
+            resp.points.iter().map(|p| p.id.clone()).collect(),
+        );
         Ok(Response::new(resp))
     }
 
@@ -1158,15 +1431,12 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
+        self.writable("Delete")?;
         let caller = caller(&request)?;
         let note = note(&request);
         note_collection(&request, &request.get_ref().collection);
         let req = request.into_inner();
-        {
-            let mut n = note.0.lock();
-            n.collection = req.collection.clone();
-            n.request = serde_json::json!({ "ids": req.ids });
-        }
+        note.request(&req.collection, serde_json::json!({ "ids": req.ids }));
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
@@ -1218,6 +1488,9 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::RestrictUploadRequest>,
     ) -> Result<Response<pb::Restriction>, Status> {
+        // A cluster's router does not apply an index node's restrictions:
+        // one made there would hide nothing from the router's callers.
+        self.writable("RestrictUpload")?;
         let c = caller(&request)?;
         let note = note(&request);
         let req = request.into_inner();

@@ -1,6 +1,6 @@
 //! Helpers every RPC handler file shares: the collections a linking or
-//! series request names (with their kinds checked), and running blocking
-//! work off the async runtime.
+//! series request names (with their kinds checked), running blocking
+//! work off the async runtime, and the message-limit check of answers.
 
 use std::sync::Arc;
 
@@ -18,12 +18,11 @@ pub(crate) fn link_collections(
     image: &str,
     face: &str,
 ) -> Result<(Arc<Collection>, Option<Arc<Collection>>), Error> {
-    validate::collection_name("image_collection", image)?;
+    link_names(image, face)?;
     let images = collection_of_kind(registry, "image_collection", image, config::Kind::Image)?;
     let faces = if face.is_empty() {
         None
     } else {
-        validate::collection_name("face_collection", face)?;
         if face == image {
             return Err(Error::invalid(format!(
                 "face_collection {face:?} is the image collection; name the collection holding the face points"
@@ -37,6 +36,16 @@ pub(crate) fn link_collections(
         )?)
     };
     Ok((images, faces))
+}
+
+/// The one name rule for the collections a linking request names, checked
+/// before either name is used for anything (they become file names).
+pub(crate) fn link_names(image: &str, face: &str) -> Result<(), Error> {
+    validate::collection_name("image_collection", image)?;
+    if !face.is_empty() {
+        validate::collection_name("face_collection", face)?;
+    }
+    Ok(())
 }
 
 /// The collection `name`, which `field` needs to be of `kind`: linking face
@@ -69,4 +78,22 @@ where
         Ok(r) => r.map_err(Status::from),
         Err(e) => Err(Status::internal(format!("worker failed: {e}"))),
     }
+}
+
+/// `m` if it fits within `limit` bytes; else RESOURCE_EXHAUSTED saying
+/// how to ask for less.
+pub(crate) fn fit<T: prost::Message>(
+    limit: usize,
+    what: &str,
+    ask_less: &str,
+    m: T,
+) -> Result<T, Status> {
+    let n = m.encoded_len();
+    if n > limit {
+        return Err(Status::resource_exhausted(format!(
+            "the {what} is {n} bytes, over the server's message limit of {limit} bytes \
+             (--max-message-bytes); {ask_less}"
+        )));
+    }
+    Ok(m)
 }

@@ -4,9 +4,10 @@
 //! state, and whatever else a higher layer keeps per collection), with the
 //! checksummed snapshot manifest, assembled in a temporary directory under
 //! `<data-dir>/snapshots/` (the same filesystem, so sealed files are hard
-//! links), streamed to the client in chunks, then removed.
+//! links), streamed to the client in chunks, then removed. Its file
+//! operations go through the [`fs`] seam (the fault sweep takes snapshots).
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use tokio::sync::mpsc;
@@ -14,8 +15,10 @@ use tonic::Status;
 
 use crate::collection::Collection;
 use crate::collection::registry::COLLECTIONS_DIR;
+use crate::collection::restrict::RESTRICTIONS_FILE;
 use crate::error::{Error, Result};
 use crate::pb;
+use crate::storage::fs;
 use crate::storage::snapshot::{DATA_DIR, MANIFEST_FILE, SnapshotManifest, file_entry, list_files};
 use crate::storage::versions::SNAPSHOT;
 
@@ -35,8 +38,8 @@ struct RemoveOnDrop(PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
-        if let Err(e) = std::fs::remove_dir_all(&self.0)
-            && e.kind() != std::io::ErrorKind::NotFound
+        if let Err(e) = fs::remove_dir_all(&self.0)
+            && !e.is_io(std::io::ErrorKind::NotFound)
         {
             tracing::warn!(path = %self.0.display(), error = %e, "cannot remove a snapshot's temporary directory");
         }
@@ -68,58 +71,83 @@ pub fn remove_leftovers(data_dir: &Path) {
 /// `out/data/<area>/`. Those files are replaced whole by a rename when they
 /// change, so each copy is one version of the file.
 fn copy_data_files(data_dir: &Path, name: &str, out: &Path) -> Result<()> {
-    let rd = std::fs::read_dir(data_dir).map_err(|e| Error::io(data_dir, e))?;
-    for area in rd.flatten() {
-        let area_name = area.file_name().to_string_lossy().into_owned();
-        if !area.path().is_dir() || [COLLECTIONS_DIR, SNAPSHOTS_DIR].contains(&area_name.as_str()) {
+    for area in fs::read_dir(data_dir)? {
+        let area_name = area.name.to_string_lossy().into_owned();
+        if !area.is_dir || [COLLECTIONS_DIR, SNAPSHOTS_DIR].contains(&area_name.as_str()) {
             continue;
         }
-        let ard = std::fs::read_dir(area.path()).map_err(|e| Error::io(area.path(), e))?;
-        for f in ard.flatten() {
-            let fname = f.file_name().to_string_lossy().into_owned();
+        for f in fs::read_dir(&area.path)? {
+            let fname = f.name.to_string_lossy().into_owned();
             let owned = fname
                 .strip_prefix(name)
                 .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'));
             if owned && !fname.ends_with(".tmp") {
                 let to = out.join(DATA_DIR).join(&area_name).join(&fname);
-                copy_tree(&f.path(), &to)?;
+                copy_tree(&f.path, f.is_dir, &to)?;
             }
         }
     }
     Ok(())
 }
 
-fn copy_tree(from: &Path, to: &Path) -> Result<()> {
-    if from.is_dir() {
-        std::fs::create_dir_all(to).map_err(|e| Error::io(to, e))?;
-        for e in std::fs::read_dir(from)
-            .map_err(|e| Error::io(from, e))?
-            .flatten()
-        {
-            copy_tree(&e.path(), &to.join(e.file_name()))?;
+/// The data directory's restrictions go with every snapshot (they are
+/// keyed by agency and upload, not by collection): restored elsewhere,
+/// restricted points stay hidden. The file is replaced whole by a rename
+/// when it changes, so the copy is one version of it.
+fn copy_restrictions(data_dir: &Path, out: &Path) -> Result<()> {
+    let from = data_dir.join(RESTRICTIONS_FILE);
+    if !from.exists() {
+        return Ok(());
+    }
+    copy_tree(&from, false, &out.join(RESTRICTIONS_FILE))
+}
+
+/// Copies a file or a directory tree; none of it needs to be durable (the
+/// snapshot is streamed, then removed).
+fn copy_tree(from: &Path, is_dir: bool, to: &Path) -> Result<()> {
+    if let Some(p) = to.parent() {
+        mkdirs(p)?;
+    }
+    if is_dir {
+        mkdirs(to)?;
+        for e in fs::read_dir(from)? {
+            copy_tree(&e.path, e.is_dir, &to.join(&e.name))?;
         }
         return Ok(());
     }
-    if let Some(p) = to.parent() {
-        std::fs::create_dir_all(p).map_err(|e| Error::io(p, e))?;
+    let bytes = fs::read(from)?;
+    let mut f = fs::File::create(to)?;
+    f.write_all(&bytes).map_err(|e| Error::io(to, e))
+}
+
+/// `dir` and its missing parents, without fsyncs.
+fn mkdirs(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
     }
-    std::fs::copy(from, to).map_err(|e| Error::io(from, e))?;
-    Ok(())
+    if let Some(p) = dir.parent() {
+        mkdirs(p)?;
+    }
+    match fs::create_dir(dir) {
+        Err(_) if dir.is_dir() => Ok(()),
+        r => r,
+    }
 }
 
 /// Takes a snapshot of `c` into a fresh temporary directory under
 /// `<data-dir>/snapshots/`.
 pub fn take(c: &Collection, data_dir: &Path) -> Result<TempSnapshot> {
     let root = data_dir.join(SNAPSHOTS_DIR);
-    std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+    mkdirs(&root)?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default();
     let dir = root.join(format!(".{}-{}", c.name(), now.as_nanos()));
-    std::fs::create_dir(&dir).map_err(|e| Error::io(&dir, e))?;
+    fs::create_dir(&dir)?;
     let guard = RemoveOnDrop(dir.clone());
     let cut = c.snapshot_into(&dir)?;
     copy_data_files(data_dir, c.name(), &dir)?;
+    copy_restrictions(data_dir, &dir)?;
     let files = list_files(&dir)?
         .iter()
         .map(|rel| file_entry(&dir, rel))

@@ -153,8 +153,22 @@ pub struct TriageArgs {
     /// Items listed on the terminal.
     #[arg(long, default_value_t = 20)]
     pub show: usize,
+    /// Files of the seized set, hashed here (MD5, SHA-1, SHA-256, PDQ; see
+    /// `vidx hash`): only the hashes are sent, never the files. Without
+    /// embedding FILEs, only hashes decide (no image collection is used).
+    #[arg(long = "files")]
+    pub hash_files: Vec<PathBuf>,
+    /// Exact-hash sets to consult (default: every set on the server).
+    #[arg(long = "hash-set", value_delimiter = ',')]
+    pub hash_sets: Vec<String>,
+    /// PERCEPTUAL_HASH collection of known PDQ hashes to match in.
+    #[arg(long, default_value = "")]
+    pub hash_collection: String,
+    /// Largest PDQ distance that counts as a match [default: 31].
+    #[arg(long)]
+    pub hash_max_distance: Option<u32>,
     /// Image points of the seized set: `.npy` + same-stem `.jsonl`, or `.jsonl` with vectors.
-    #[arg(required = true)]
+    #[arg(required_unless_present = "hash_files")]
     pub files: Vec<PathBuf>,
 }
 
@@ -542,8 +556,17 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
     if a.batch == 0 {
         bail!("--batch must be at least 1");
     }
-    let (files, face_files) = (a.files.clone(), a.face_files.clone());
-    let items = tokio::task::spawn_blocking(move || read_items(&files, &face_files)).await??;
+    let (files, face_files, hash_files) =
+        (a.files.clone(), a.face_files.clone(), a.hash_files.clone());
+    let (items, paths) = tokio::task::spawn_blocking(move || {
+        let items = if files.is_empty() {
+            Vec::new()
+        } else {
+            read_items(&files, &face_files)?
+        };
+        crate::cli::hashes::with_file_hashes(items, &hash_files)
+    })
+    .await??;
     let total = items.len();
     let msgs = triage_requests(&a, &items);
     let mut client = connect(&a.client).await?;
@@ -553,14 +576,15 @@ pub async fn triage(a: TriageArgs) -> anyhow::Result<()> {
         .map_err(status_error)?
         .into_inner();
     let (mut results, s) = receive_verdicts(stream, total).await?;
-    // Most urgent first; within a priority, closest match first.
+    // Most urgent first (by rank: the Priority numbers are not the order);
+    // within a priority, closest match first.
     results.sort_by(|x, y| {
-        x.priority
-            .cmp(&y.priority)
+        x.rank
+            .cmp(&y.rank)
             .then(x.nearest_distance.total_cmp(&y.nearest_distance))
             .then(x.id.cmp(&y.id))
     });
-    write_verdicts(&results, &a.out)?;
+    write_verdicts(&results, &paths, &a.out)?;
     print_triage(&results, &s, a.show);
     println!("\nwrote {} verdicts to {}", results.len(), a.out.display());
     Ok(())
@@ -600,6 +624,7 @@ fn read_items(files: &[PathBuf], face_files: &[PathBuf]) -> anyhow::Result<Vec<p
                 id: p.id,
                 vector: p.vector,
                 metadata: p.metadata,
+                ..Default::default()
             }
         })
         .collect())
@@ -609,17 +634,30 @@ fn read_items(files: &[PathBuf], face_files: &[PathBuf]) -> anyhow::Result<Vec<p
 fn triage_requests(a: &TriageArgs, items: &[pb::TriageItem]) -> Vec<pb::TriageRequest> {
     let mut msgs = Vec::new();
     for (i, chunk) in items.chunks(a.batch).enumerate() {
+        // Without embedding files only hashes decide: no collections.
+        let first = i == 0 && !a.files.is_empty();
         msgs.push(pb::TriageRequest {
-            image_collection: if i == 0 {
+            image_collection: if first {
                 a.images.clone()
             } else {
                 String::new()
             },
-            face_collection: if i == 0 {
+            face_collection: if first {
                 a.faces.clone()
             } else {
                 String::new()
             },
+            hash_sets: if i == 0 {
+                a.hash_sets.clone()
+            } else {
+                Vec::new()
+            },
+            hash_collection: if i == 0 {
+                a.hash_collection.clone()
+            } else {
+                String::new()
+            },
+            hash_max_distance: a.hash_max_distance.unwrap_or(0),
             items: chunk.to_vec(),
             store: a.store,
             image_threshold: a.image_threshold.unwrap_or(0.0),
@@ -660,8 +698,24 @@ fn verdict_name(v: i32) -> &'static str {
     pb::Verdict::try_from(v).map_or("?", |x| x.as_str_name())
 }
 
-/// The verdicts as JSON lines, in the order given.
-fn write_verdicts(results: &[pb::TriageResult], path: &Path) -> anyhow::Result<()> {
+fn evidence_name(e: i32) -> &'static str {
+    use pb::triage_result::Evidence;
+    match Evidence::try_from(e) {
+        Ok(Evidence::ExactHash) => "EXACT_HASH",
+        Ok(Evidence::PerceptualHash) => "PERCEPTUAL_HASH",
+        Ok(Evidence::Embedding) => "EMBEDDING",
+        Ok(Evidence::Face) => "FACE",
+        _ => "",
+    }
+}
+
+/// The verdicts as JSON lines, in the order given; items hashed from files
+/// carry their path.
+fn write_verdicts(
+    results: &[pb::TriageResult],
+    paths: &HashMap<String, String>,
+    path: &Path,
+) -> anyhow::Result<()> {
     let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut out = BufWriter::new(file);
     for r in results {
@@ -671,6 +725,7 @@ fn write_verdicts(results: &[pb::TriageResult], path: &Path) -> anyhow::Result<(
                 "id": r.id,
                 "verdict": verdict_name(r.verdict),
                 "priority": priority_name(r.priority),
+                "rank": r.rank,
                 "series_id": r.series_id,
                 "nearest_media_id": r.nearest_media_id,
                 "nearest_distance": r.nearest_distance,
@@ -678,6 +733,12 @@ fn write_verdicts(results: &[pb::TriageResult], path: &Path) -> anyhow::Result<(
                 "matched_faces": r.matched_faces,
                 "face_series_id": r.face_series_id,
                 "series_label": r.series_label,
+                "evidence": evidence_name(r.evidence),
+                "category": r.category,
+                "matched_in": r.matched_in,
+                "matched_key": r.matched_key,
+                "reason": r.reason,
+                "path": paths.get(&r.id),
             }),
         )?;
         out.write_all(b"\n")?;
@@ -690,9 +751,10 @@ fn write_verdicts(results: &[pb::TriageResult], path: &Path) -> anyhow::Result<(
 fn print_triage(results: &[pb::TriageResult], s: &pb::TriageSummary, show: usize) {
     let by = |p: pb::Priority| results.iter().filter(|r| r.priority == p as i32).count();
     println!(
-        "{} items: {} known, {} new ({} new with faces); {} candidate series among the new items{}",
+        "{} items: {} known, {} new of a known victim, {} new ({} new with faces); {} candidate series among the new items{}",
         s.items,
         s.known,
+        s.known_victim,
         s.new,
         s.new_with_faces,
         s.new_groups.len(),
@@ -703,11 +765,16 @@ fn print_triage(results: &[pb::TriageResult], s: &pb::TriageSummary, show: usize
         }
     );
     println!(
-        "priority: NEW_WITH_FACES {}  NEW_MATERIAL {}  KNOWN_UNIDENTIFIED {}  KNOWN_IDENTIFIED {}",
+        "priority: NEW_OF_KNOWN_VICTIM {}  NEW_WITH_FACES {}  NEW_MATERIAL {}  KNOWN_UNIDENTIFIED {}  KNOWN_IDENTIFIED {}",
+        by(pb::Priority::NewOfKnownVictim),
         by(pb::Priority::NewWithFaces),
         by(pb::Priority::NewMaterial),
         by(pb::Priority::KnownUnidentified),
         by(pb::Priority::KnownIdentified)
+    );
+    println!(
+        "decided by: EXACT_HASH {}  PERCEPTUAL_HASH {}  EMBEDDING {}  FACE {}",
+        s.by_exact_hash, s.by_perceptual_hash, s.by_embedding, s.by_face
     );
     if show > 0 {
         println!();
@@ -726,15 +793,24 @@ fn print_triage(results: &[pb::TriageResult], s: &pb::TriageSummary, show: usize
 /// The verdicts `vidx triage` lists on the terminal, most urgent first.
 fn verdicts_table(results: &[pb::TriageResult]) -> String {
     let mut t = Table::new(
-        &["id", "verdict", "priority", "series", "distance", "faces"],
-        &[4, 5],
+        &[
+            "id", "verdict", "evidence", "priority", "category", "series", "distance", "faces",
+        ],
+        &[6, 7],
     );
     for r in results {
+        let series = if r.series_id.is_empty() {
+            r.series_label.clone()
+        } else {
+            r.series_id.clone()
+        };
         t.row(vec![
             r.id.clone(),
             verdict_name(r.verdict).to_string(),
+            evidence_name(r.evidence).to_string(),
             priority_name(r.priority).to_string(),
-            r.series_id.clone(),
+            r.category.clone(),
+            series,
             format!("{:.4}", r.nearest_distance),
             r.matched_faces.to_string(),
         ]);

@@ -8,6 +8,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod hashes;
 pub mod link;
 pub mod plot;
 pub mod report;
@@ -17,6 +18,7 @@ pub mod serve;
 pub mod snapshot;
 pub mod table;
 pub mod tools;
+pub mod vics;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -65,6 +67,15 @@ pub enum Command {
     /// Pick image and face thresholds from the labelled material in a
     /// collection; prints them and writes a PNG of the distance histograms.
     Calibrate(crate::cli::link::CalibrateArgs),
+    /// MD5, SHA-1, SHA-256 and PDQ (with quality) of local files, as JSON
+    /// lines; computed here, nothing is sent anywhere.
+    Hash(crate::cli::hashes::HashArgs),
+    /// Exact-hash sets of known material on the server.
+    #[command(subcommand)]
+    Hashset(crate::cli::hashes::HashSetCommand),
+    /// Project VIC (VICS) JSON case files in and out of an exact-hash set.
+    #[command(subcommand)]
+    Vics(crate::cli::vics::VicsCommand),
     /// Series as records: list, show, of MEDIA, decide, report.
     #[command(subcommand)]
     Series(crate::cli::series::SeriesCommand),
@@ -96,6 +107,9 @@ pub enum BenchCommand {
     Filter(crate::cli::tools::FilterBenchArgs),
     /// Linking quality (B-cubed F1, pairwise P/R, threshold sweep), triage accuracy, linking at scale.
     Link(Box<crate::cli::tools::LinkBenchArgs>),
+    /// PDQ radius-31 search: build time, RAM, QPS and recall of the sealed
+    /// hash segment beside a scan and (with --peers) FAISS binary indexes.
+    Pdq(crate::cli::tools::PdqBenchArgs),
     /// Batched search QPS with TLS + tokens + audit on, beside the plain server.
     Security(crate::cli::tools::SecurityBenchArgs),
 }
@@ -185,8 +199,17 @@ pub struct SearchArgs {
     #[arg(long)]
     pub collection: String,
     /// "More like this": the stored point with this id.
-    #[arg(long, conflicts_with_all = ["vector", "npy"])]
+    #[arg(long, conflicts_with_all = ["vector", "npy", "bits"])]
     pub id: Option<String>,
+    /// A perceptual hash in hex (PERCEPTUAL_HASH collections; PDQ: 64 digits).
+    #[arg(long, conflicts_with_all = ["vector", "npy"])]
+    pub bits: Option<String>,
+    /// Drop hits farther than this (PDQ's match: 31).
+    #[arg(long)]
+    pub max_distance: Option<f32>,
+    /// PERCEPTUAL_HASH collections: skip stored hashes below this quality [default: 50].
+    #[arg(long)]
+    pub min_quality: Option<u32>,
     /// Comma-separated query vector.
     #[arg(long, conflicts_with = "npy", allow_hyphen_values = true)]
     pub vector: Option<String>,
@@ -216,9 +239,6 @@ pub struct SearchArgs {
     /// Top-k distinct media, each with its best point and how many matched.
     #[arg(long)]
     pub group_by_media: bool,
-    /// Return no hit farther than this distance.
-    #[arg(long)]
-    pub max_distance: Option<f32>,
     /// Distance beyond which a hit is marked "no match" [default: the
     /// stored series' image threshold, else 0.36 (images) or 0.70 (faces)
     /// under cosine].
@@ -362,6 +382,11 @@ pub fn main() -> ExitCode {
             Command::LinkUpload(a) => crate::cli::link::link_upload(a).await,
             Command::Triage(a) => crate::cli::link::triage(*a).await,
             Command::Calibrate(a) => crate::cli::link::calibrate(a).await,
+            Command::Hash(a) => {
+                tokio::task::spawn_blocking(move || crate::cli::hashes::hash(a)).await?
+            }
+            Command::Hashset(c) => crate::cli::hashes::hashset(c).await,
+            Command::Vics(c) => crate::cli::vics::vics(c).await,
             Command::Series(a) => crate::cli::series::run(a).await,
             Command::UpdateMetadata(a) => crate::cli::series::update_metadata(a).await,
             Command::Bench(BenchCommand::Ann(a)) => {
@@ -371,6 +396,9 @@ pub fn main() -> ExitCode {
             Command::Bench(BenchCommand::Filter(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_ann::run_filter(a.into()))
                     .await?
+            }
+            Command::Bench(BenchCommand::Pdq(a)) => {
+                tokio::task::spawn_blocking(move || crate::tools::bench_pdq::run(a.into())).await?
             }
             Command::Bench(BenchCommand::Link(a)) => {
                 tokio::task::spawn_blocking(move || crate::tools::bench_link::run((*a).into()))
@@ -386,6 +414,9 @@ pub fn main() -> ExitCode {
             Command::Audit(a) => security::audit_cmd(a),
         }
     });
+    // Streams cancelled after the shutdown grace may leave blocking work
+    // behind; the process does not wait for it long.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -535,6 +566,8 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
     }
     let query = if let Some(id) = &a.id {
         pb::query::Query::PointId(id.clone())
+    } else if let Some(b) = &a.bits {
+        pb::query::Query::Bits(hex::decode(b).with_context(|| format!("--bits: {b:?} is not hex"))?)
     } else if let Some(v) = &a.vector {
         let values = v
             .split(',')
@@ -554,7 +587,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             values: m.data[row * m.cols..(row + 1) * m.cols].to_vec(),
         })
     } else {
-        bail!("give a query: --id ID, --vector v1,v2,… or --npy FILE --row N");
+        bail!("give a query: --id ID, --vector v1,v2,…, --npy FILE --row N or --bits HEX");
     };
     let mut client = connect(&a.client).await?;
     let resp = client
@@ -568,6 +601,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
             exclude_same_case: a.exclude_same_case,
             group_by_media: a.group_by_media,
             max_distance: a.max_distance,
+            min_quality: a.min_quality,
         })
         .await
         .map_err(status_error)?
@@ -586,7 +620,7 @@ async fn search(a: SearchArgs) -> anyhow::Result<()> {
         let rows: Vec<serde_json::Value> = hits
             .iter()
             .map(
-                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces,
+                |h| serde_json::json!({"id": h.id, "distance": h.distance, "matched_faces": h.matched_faces, "quality": h.quality,
                     "metadata": h.metadata, "beyond_link_threshold": threshold.is_some_and(|t| h.distance > t)}),
             )
             .collect();

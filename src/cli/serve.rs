@@ -77,6 +77,15 @@ pub struct ServeArgs {
     /// memory-mapped files.
     #[arg(long, env = "VIDX_SEAL_THRESHOLD", default_value_t = crate::collection::DEFAULT_SEAL_THRESHOLD)]
     pub seal_threshold: usize,
+    /// Seal a collection's mutable segment once its oldest point is this old
+    /// ("60s", "5m"; 0 = only by --seal-threshold): bounds the log a restart
+    /// replays when writes trickle in.
+    #[arg(long, env = "VIDX_SEAL_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub seal_after: Duration,
+    /// After SIGTERM or Ctrl-C, how long requests and streams still open get
+    /// to finish before they are cancelled ("30s", "500ms").
+    #[arg(long, env = "VIDX_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
     /// Log lines as text or as JSON objects.
     #[arg(long, env = "VIDX_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -89,8 +98,85 @@ pub struct ServeArgs {
     /// info as slow requests (0: every request).
     #[arg(long, env = "VIDX_SLOW_MS", default_value_t = server::DEFAULT_SLOW_MS)]
     pub slow_ms: u64,
+    /// "single": one process owns its data (the default). "index" and
+    /// "router": cluster mode (README: Cluster), with the engines below.
+    #[arg(long, env = "VIDX_ROLE", value_enum, default_value_t = Role::Single)]
+    pub role: Role,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
     #[command(flatten)]
     pub security: ServeSecurityArgs,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Role {
+    Single,
+    Index,
+    Router,
+}
+
+/// Cluster mode settings (ignored by `--role single`); flags and
+/// environment only, not the config file.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ClusterArgs {
+    /// NATS servers with JetStream, comma-separated.
+    #[arg(long, env = "VIDX_NATS", default_value = "nats://127.0.0.1:4222")]
+    pub nats: String,
+    /// etcd endpoints, comma-separated.
+    #[arg(long, env = "VIDX_ETCD", default_value = "http://127.0.0.1:2379")]
+    pub etcd: String,
+    /// The S3 API endpoint of the object store.
+    #[arg(
+        long,
+        env = "VIDX_S3_ENDPOINT",
+        default_value = "http://127.0.0.1:8333"
+    )]
+    pub s3_endpoint: String,
+    /// The bucket holding the shards' snapshots (created beforehand).
+    #[arg(long, env = "VIDX_S3_BUCKET", default_value = "vidx")]
+    pub s3_bucket: String,
+    /// The S3 region (signing needs one; SeaweedFS and MinIO accept any).
+    #[arg(long, env = "VIDX_S3_REGION", default_value = "us-east-1")]
+    pub s3_region: String,
+    /// Read from the environment only, so it shows in no process list.
+    #[arg(skip = std::env::var("VIDX_S3_ACCESS_KEY").unwrap_or_default())]
+    pub s3_access_key: String,
+    #[arg(skip = std::env::var("VIDX_S3_SECRET_KEY").unwrap_or_default())]
+    pub s3_secret_key: String,
+    /// Index node: the shard it serves (0-based).
+    #[arg(long, default_value_t = 0)]
+    pub shard: u32,
+    /// Index node: the cluster's shard count (fixed by the first node).
+    #[arg(long, default_value_t = 1)]
+    pub shards: u32,
+    /// Index node: its name, unique in the cluster (also its JetStream consumers').
+    #[arg(long, default_value = "")]
+    pub node_id: String,
+    /// Index node: the address routers dial; --listen by default.
+    #[arg(long, default_value = "")]
+    pub advertise: String,
+    /// Index node: points applied between two snapshots (shard leader only).
+    #[arg(long, default_value_t = crate::cluster::node::DEFAULT_SNAPSHOT_EVERY)]
+    pub snapshot_every: usize,
+    /// Router: how long a read may take, retries on other replicas included.
+    #[arg(long, default_value_t = 10_000)]
+    pub deadline_ms: u64,
+}
+
+impl ClusterArgs {
+    fn engines(&self) -> crate::cluster::Engines {
+        crate::cluster::Engines {
+            nats: self.nats.clone(),
+            etcd: self.etcd.split(',').map(|s| s.trim().to_string()).collect(),
+            s3: crate::cluster::snapshot::S3Options {
+                endpoint: self.s3_endpoint.clone(),
+                bucket: self.s3_bucket.clone(),
+                access_key: self.s3_access_key.clone(),
+                secret_key: self.s3_secret_key.clone(),
+                region: self.s3_region.clone(),
+            },
+        }
+    }
 }
 
 /// `vidx serve`'s security flags.
@@ -213,6 +299,8 @@ struct FileConfig {
     max_message_bytes: Option<usize>,
     sync: Option<String>,
     seal_threshold: Option<usize>,
+    seal_after: Option<String>,
+    shutdown_grace: Option<String>,
     log_format: Option<String>,
     log: Option<String>,
     slow_ms: Option<u64>,
@@ -251,6 +339,8 @@ const KEYS: &[(&str, &str, &str)] = &[
     ),
     ("sync", "VIDX_SYNC", "sync"),
     ("seal_threshold", "VIDX_SEAL_THRESHOLD", "seal-threshold"),
+    ("seal_after", "VIDX_SEAL_AFTER", "seal-after"),
+    ("shutdown_grace", "VIDX_SHUTDOWN_GRACE", "shutdown-grace"),
     ("log_format", "VIDX_LOG_FORMAT", "log-format"),
     ("log", "VIDX_LOG", "log"),
     ("slow_ms", "VIDX_SLOW_MS", "slow-ms"),
@@ -297,6 +387,25 @@ where
 {
     v.map(|s| {
         s.parse::<T>()
+            .map_err(|e| anyhow::anyhow!("config file {}: key {key} = {s:?}: {e}", path.display()))
+    })
+    .transpose()
+}
+
+/// A duration as humantime writes it ("30s", "500ms", "1m 30s"); a bare
+/// "0" is zero.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        format!(
+            "{s:?} is not a duration ({e}): give a number with a unit, e.g. \"30s\" or \"500ms\""
+        )
+    })
+}
+
+/// A duration key of the file, with the key named when it does not parse.
+fn file_duration(path: &Path, key: &str, v: Option<String>) -> anyhow::Result<Option<Duration>> {
+    v.map(|s| {
+        parse_duration(&s)
             .map_err(|e| anyhow::anyhow!("config file {}: key {key} = {s:?}: {e}", path.display()))
     })
     .transpose()
@@ -349,6 +458,10 @@ pub fn resolve(mut a: ServeArgs, m: &ArgMatches) -> anyhow::Result<Resolved> {
     );
     fill!("sync", sync, parse_key(&path, "sync", file.sync)?);
     fill!("seal_threshold", seal_threshold, file.seal_threshold);
+    let seal_after = file_duration(&path, "seal-after", file.seal_after)?;
+    fill!("seal_after", seal_after, seal_after);
+    let grace = file_duration(&path, "shutdown-grace", file.shutdown_grace)?;
+    fill!("shutdown_grace", shutdown_grace, grace);
     let log_format = file
         .log_format
         .map(|s| match s.as_str() {
@@ -396,6 +509,10 @@ pub fn print_config(r: &Resolved) -> String {
             "max_message_bytes" => (a.max_message_bytes as i64).into(),
             "sync" => sync_str(a.sync).into(),
             "seal_threshold" => (a.seal_threshold as i64).into(),
+            "seal_after" => humantime::format_duration(a.seal_after).to_string().into(),
+            "shutdown_grace" => humantime::format_duration(a.shutdown_grace)
+                .to_string()
+                .into(),
             "log_format" => a.log_format.as_str().into(),
             "log" => a.log.clone().into(),
             "slow_ms" => (a.slow_ms as i64).into(),
@@ -503,27 +620,53 @@ pub async fn serve(a: ServeArgs) -> anyhow::Result<()> {
     });
     let ops = Ops::new();
     let ops_task = match a.metrics_listen {
-        Some(addr) => Some(start_ops(addr, ops.clone(), stopped()).await?),
+        Some(addr) => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    metrics_listen = %addr,
+                    "metrics and health are served over plain HTTP without credentials on a non-loopback address: they name collections, their sizes and call counts (no vectors or metadata); keep that address on a private network"
+                );
+            }
+            Some(start_ops(addr, ops.clone(), stopped()).await?)
+        }
         None => None,
     };
-    let registry = open_registry(&a).await?;
-    ops.set_registry(registry.clone());
-    let listener = tokio::net::TcpListener::bind(a.listen)
-        .await
-        .with_context(|| format!("binding {}", a.listen))?;
-    tracing::info!(
-        listen = %listener.local_addr()?,
-        data_dir = %a.data_dir.display(),
-        "vidx serving"
-    );
-    let opts = ServerOptions {
+    let server_opts = ServerOptions {
         max_message_bytes: a.max_message_bytes,
+        shutdown_grace: a.shutdown_grace,
         slow: Duration::from_millis(a.slow_ms),
         tls,
         audit: Some(a.security.audit(&a.data_dir)),
         limits: a.security.limits(),
+        ..Default::default()
     };
-    server::serve(registry, listener, opts, stopped()).await?;
+    match a.role {
+        Role::Single => {}
+        Role::Index => return serve_index(a, server_opts, stopped()).await,
+        Role::Router => {
+            let ropts = crate::cluster::router::RouterOptions {
+                listen: a.listen,
+                server: server_opts,
+                data_dir: a.data_dir.clone(),
+                engines: a.cluster.engines(),
+                deadline: Duration::from_millis(a.cluster.deadline_ms),
+            };
+            return crate::cluster::router::run(ropts, stopped()).await;
+        }
+    }
+    let registry = scan_registry(&a).await?;
+    ops.set_registry(registry.clone());
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("binding {}", a.listen))?;
+    let listen = listener.local_addr()?;
+    tracing::info!(
+        listen = %listen,
+        data_dir = %a.data_dir.display(),
+        "vidx serving"
+    );
+    open_in_background(registry.clone(), a.demo, listen);
+    server::serve(registry, listener, server_opts, stopped()).await?;
     if let Some(t) = ops_task {
         let _ = t.await;
     }
@@ -548,26 +691,77 @@ async fn start_ops(
     }))
 }
 
-/// Opens the data directory (and loads the demo collections if asked).
-async fn open_registry(a: &ServeArgs) -> anyhow::Result<Arc<Registry>> {
+/// Locks the data directory and lists its collections. They open once the
+/// port is up ([`open_in_background`]), so a long log replay never keeps
+/// the server from answering.
+async fn scan_registry(a: &ServeArgs) -> anyhow::Result<Arc<Registry>> {
     let data_dir = a.data_dir.clone();
     let opts = crate::collection::StorageOptions {
         sync: a.sync,
         seal_threshold: a.seal_threshold,
+        seal_after: (!a.seal_after.is_zero()).then_some(a.seal_after),
         ..Default::default()
     };
-    let registry = tokio::task::spawn_blocking(move || Registry::open(&data_dir, opts))
+    let registry = tokio::task::spawn_blocking(move || Registry::scan(&data_dir, opts))
         .await?
         .with_context(|| format!("opening data directory {}", a.data_dir.display()))?;
-    let registry = Arc::new(registry);
-    if a.demo {
-        let r = registry.clone();
-        let loaded = tokio::task::spawn_blocking(move || crate::cli::demo::load(&r)).await??;
-        if loaded.is_empty() {
-            tracing::info!("demo collections already present");
+    Ok(Arc::new(registry))
+}
+
+/// Opens every listed collection (each reports its readiness as it goes),
+/// then loads the demo collections if asked.
+fn open_in_background(registry: Arc<Registry>, demo: bool, listen: SocketAddr) {
+    tokio::spawn(async move {
+        match tokio::task::spawn_blocking(move || open_collections(&registry, demo)).await {
+            Ok(Ok((ready, unavailable))) => {
+                tracing::info!(listen = %listen, ready, unavailable, "vidx ready");
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "loading the demo collections failed"),
+            Err(e) => tracing::error!(error = %e, "opening the collections failed"),
         }
+    });
+}
+
+/// Opens every listed collection, then loads the demo ones if asked;
+/// returns how many opened and how many were refused.
+fn open_collections(registry: &Registry, demo: bool) -> crate::error::Result<(usize, usize)> {
+    let (ready, unavailable) = registry.open_all();
+    if demo && crate::cli::demo::load(registry)?.is_empty() {
+        tracing::info!("demo collections already present");
     }
-    Ok(registry)
+    Ok((ready, unavailable))
+}
+
+/// Runs a cluster index node (README: Cluster) until `stopped` resolves.
+async fn serve_index(
+    a: ServeArgs,
+    server: ServerOptions,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let storage = crate::collection::StorageOptions {
+        sync: a.sync,
+        seal_threshold: a.seal_threshold,
+        ..Default::default()
+    };
+    if a.cluster.node_id.is_empty() {
+        bail!("--role index needs --node-id, unique in the cluster");
+    }
+    if a.demo {
+        bail!("--demo is for --role single; load a cluster through its router");
+    }
+    let opts = crate::cluster::node::NodeOptions {
+        node_id: a.cluster.node_id.clone(),
+        shard: a.cluster.shard,
+        shards: a.cluster.shards,
+        listen: a.listen,
+        advertise: a.cluster.advertise.clone(),
+        data_dir: a.data_dir.clone(),
+        storage,
+        server,
+        snapshot_every: a.cluster.snapshot_every.max(1),
+        engines: a.cluster.engines(),
+    };
+    crate::cluster::node::run(opts, stopped).await
 }
 
 async fn shutdown_signal() {

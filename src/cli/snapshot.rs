@@ -232,6 +232,15 @@ fn restore(a: RestoreArgs) -> anyhow::Result<()> {
     for f in &r.data_files {
         println!("  with {}", f.display());
     }
+    if r.restrictions_added > 0 {
+        println!(
+            "  with {} restricted upload(s) added to {}",
+            r.restrictions_added,
+            a.data_dir
+                .join(crate::collection::restrict::RESTRICTIONS_FILE)
+                .display()
+        );
+    }
     println!(
         "start it with: vidx serve --data-dir {}",
         a.data_dir.display()

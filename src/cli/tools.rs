@@ -296,6 +296,50 @@ impl From<FilterBenchArgs> for FilterOptions {
     }
 }
 
+/// `vidx bench pdq`: exact radius search over random-plus-planted 256-bit
+/// hashes, beside FAISS with `--peers`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct PdqBenchArgs {
+    /// Hashes in the index (planted near-copies included).
+    #[arg(long, default_value_t = 1_000_000)]
+    pub n: usize,
+    /// Queries, each with its planted near-copies.
+    #[arg(long, default_value_t = 1000)]
+    pub queries: usize,
+    /// Near-copies planted per query within the radius (plus one decoy
+    /// just outside).
+    #[arg(long, default_value_t = 4)]
+    pub planted: usize,
+    /// Match radius in bits (PDQ's customary match: 31).
+    #[arg(long, default_value_t = 31)]
+    pub radius: u32,
+    /// Seed of the hashes and queries.
+    #[arg(long, default_value_t = 17)]
+    pub seed: u64,
+    /// Directory for the segment files and the peers' input [default: a
+    /// temp dir]; 10M hashes need ~1.2 GB there.
+    #[arg(long)]
+    pub dir: Option<PathBuf>,
+    /// A Python with faiss-cpu (see benches/pdq/README.md): also run FAISS
+    /// IndexBinaryFlat and IndexBinaryMultiHash on the same hashes.
+    #[arg(long)]
+    pub peers: Option<PathBuf>,
+}
+
+impl From<PdqBenchArgs> for crate::tools::bench_pdq::PdqOptions {
+    fn from(a: PdqBenchArgs) -> Self {
+        crate::tools::bench_pdq::PdqOptions {
+            n: a.n,
+            queries: a.queries,
+            planted: a.planted,
+            radius: a.radius,
+            seed: a.seed,
+            dir: a.dir,
+            peers: a.peers,
+        }
+    }
+}
+
 /// Options of `vidx bench link`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct LinkBenchArgs {

@@ -23,6 +23,8 @@ pub const DEFAULT_EF: u32 = 128;
 pub enum Kind {
     Image,
     Face,
+    /// Perceptual hashes (PDQ): codes of `dim` bits under HAMMING.
+    PerceptualHash,
 }
 
 impl Kind {
@@ -30,6 +32,7 @@ impl Kind {
         match pb::Kind::try_from(k).ok()? {
             pb::Kind::Image => Some(Kind::Image),
             pb::Kind::Face => Some(Kind::Face),
+            pb::Kind::PerceptualHash => Some(Kind::PerceptualHash),
             pb::Kind::Unspecified => None,
         }
     }
@@ -37,6 +40,7 @@ impl Kind {
         match self {
             Kind::Image => pb::Kind::Image,
             Kind::Face => pb::Kind::Face,
+            Kind::PerceptualHash => pb::Kind::PerceptualHash,
         }
     }
 }
@@ -97,13 +101,17 @@ impl Config {
         }
         let metric = Metric::from_pb(r.metric).ok_or_else(|| {
             Error::invalid(format!(
-                "metric is {}; use COSINE, DOT or L2",
+                "metric is {}; use COSINE, DOT, L2 or HAMMING",
                 metric_name(r.metric)
             ))
         })?;
         let kind = Kind::from_pb(r.kind).ok_or_else(|| {
-            Error::invalid(format!("kind is {}; use IMAGE or FACE", kind_name(r.kind)))
+            Error::invalid(format!(
+                "kind is {}; use IMAGE, FACE or PERCEPTUAL_HASH",
+                kind_name(r.kind)
+            ))
         })?;
+        check_hash_shape(r.dim, metric, kind)?;
         let h = r.hnsw.unwrap_or_default();
         let m = if h.m == 0 { DEFAULT_M } else { h.m };
         if !(2..=validate::MAX_M).contains(&m) {
@@ -129,6 +137,12 @@ impl Config {
                 r.quantization
             ))
         })?;
+        if kind == Kind::PerceptualHash && quantization != Quantization::None {
+            return Err(Error::invalid(format!(
+                "quantization is {}; a PERCEPTUAL_HASH collection's hashes are bits already: use QUANTIZATION_NONE",
+                r.quantization
+            )));
+        }
         Ok(Config {
             format: CONFIG.current,
             name: r.name.clone(),
@@ -139,6 +153,25 @@ impl Config {
             ef_construction,
             quantization,
         })
+    }
+}
+
+/// A perceptual-hash collection is HAMMING over whole u64 words, and only
+/// it is: HAMMING over float vectors means nothing.
+fn check_hash_shape(dim: u32, metric: Metric, kind: Kind) -> Result<()> {
+    match (kind == Kind::PerceptualHash, metric == Metric::Hamming) {
+        (true, false) => Err(Error::invalid(format!(
+            "metric is {}; a PERCEPTUAL_HASH collection is searched by HAMMING",
+            metric.to_pb().as_str_name()
+        ))),
+        (false, true) => Err(Error::invalid(format!(
+            "metric is HAMMING, which only a PERCEPTUAL_HASH collection has; kind is {}",
+            kind.to_pb().as_str_name()
+        ))),
+        (true, true) if !dim.is_multiple_of(64) => Err(Error::invalid(format!(
+            "dim is {dim}; a PERCEPTUAL_HASH collection's dim is its bit length, a multiple of 64 (PDQ: 256)"
+        ))),
+        _ => Ok(()),
     }
 }
 

@@ -21,13 +21,19 @@
 //! files beside it each add one concern: `segments` (the segment list and
 //! applying a write to it), `open` (create, open, recover), `write`
 //! (upsert, delete), `search` (queries), `seal` (sealing and merging),
-//! `view` (the read view for batch work), plus `config` and `registry`.
+//! `view` (the read view for batch work), `export` (the sealed files
+//! linked out for a cluster snapshot), `hamming` (queries of a
+//! perceptual-hash collection), plus `config` and `registry`; `hashsets`
+//! keeps the exact-hash sets beside the collections.
 //! They use this file; it uses only `segments` and `config`.
 //!
 //! Layer: may import `segment`, `index`, `storage`, `io` and the root
 //! modules; never `investigate`, `api`, `tools` or `cli`.
 
 pub mod config;
+mod export;
+mod hamming;
+pub mod hashsets;
 mod open;
 pub mod registry;
 pub mod restrict;
@@ -44,7 +50,8 @@ pub use view::{PointRef, View};
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Instant;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -62,6 +69,9 @@ pub struct StorageOptions {
     pub sync: SyncPolicy,
     /// Points in the mutable segment that trigger sealing.
     pub seal_threshold: usize,
+    /// The mutable segment is sealed once its oldest point is this old, so
+    /// that the log a restart replays stays short when writes trickle in.
+    pub seal_after: Option<std::time::Duration>,
     /// Sealed segments whose dead fraction passes this are rewritten.
     pub merge_dead_ratio: f64,
     /// This many sealed segments of one size tier are merged into one.
@@ -71,12 +81,15 @@ pub struct StorageOptions {
 }
 
 pub const DEFAULT_SEAL_THRESHOLD: usize = 100_000;
+/// Default for [`StorageOptions::seal_after`].
+pub const DEFAULT_SEAL_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl Default for StorageOptions {
     fn default() -> Self {
         StorageOptions {
             sync: SyncPolicy::Always,
             seal_threshold: DEFAULT_SEAL_THRESHOLD,
+            seal_after: Some(DEFAULT_SEAL_AFTER),
             merge_dead_ratio: 0.2,
             merge_factor: 4,
             verify_on_open: true,
@@ -92,6 +105,8 @@ pub struct Hit {
     pub metadata: pb::Metadata,
     /// With `group_by_media`: points of this media among the candidates.
     pub matched_faces: u32,
+    /// Perceptual-hash collections: the stored hash's quality.
+    pub quality: u32,
 }
 
 /// How a search is narrowed and shaped beyond k and ef.
@@ -106,13 +121,21 @@ pub struct SearchOptions {
     pub group_by_media: bool,
     /// Hits farther than this are dropped.
     pub max_distance: Option<f32>,
+    /// Perceptual-hash collections: stored hashes below this quality are
+    /// not matched (None = [`DEFAULT_MIN_QUALITY`]).
+    pub min_quality: Option<u32>,
 }
+
+/// PDQ's rule: hashes of quality 49 and below are not matched.
+pub const DEFAULT_MIN_QUALITY: u32 = 50;
 
 /// A search query inside the engine.
 #[derive(Clone, Debug)]
 pub enum Query {
     Vector(Vec<f32>),
     PointId(String),
+    /// A perceptual hash (perceptual-hash collections).
+    Bits(Vec<u8>),
 }
 
 /// What only writers touch.
@@ -133,12 +156,33 @@ pub struct Collection {
     maintenance: Mutex<()>,
     /// A background seal thread is scheduled or running.
     sealing: AtomicBool,
+    /// After a failed background pass: no new one before this instant
+    /// (and the wait it was).
+    backoff: Mutex<Option<(Instant, std::time::Duration)>>,
     /// Set when a background check finds a corrupt file: DATA_LOSS from then on.
     failure: RwLock<Option<String>>,
     /// Where the checksum pass over the sealed files is (a [`Verification`]).
     verification: AtomicU8,
+    /// Set when an fsync fails: writes are refused until a restart recovers
+    /// the collection from its files; reads go on.
+    read_only: RwLock<Option<String>>,
+    /// Since when the mutable segment holds points (for `seal_after`).
+    tail_since: Mutex<Option<Instant>>,
+    /// Told when [`Collection::health`] changes (the registry's listeners).
+    on_health_change: OnceLock<Box<dyn Fn() + Send + Sync>>,
+    /// Being dropped (or dropped): writes and background work stop.
     closed: AtomicBool,
     me: Weak<Collection>,
+}
+
+/// What a collection can do right now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    Serving,
+    /// Reads only: an fsync failed (the reason).
+    ReadOnly(String),
+    /// Nothing: a file is corrupt (the reason).
+    Failed(String),
 }
 
 /// Where a collection's checksum pass over its sealed files is.
@@ -226,9 +270,86 @@ impl Collection {
         }
     }
 
-    /// Stops background work (the collection is being dropped).
+    /// Refuses writes if the collection is being dropped or is read-only.
+    fn writable(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(Error::Dropped(self.config.name.clone()));
+        }
+        match &*self.read_only.read() {
+            Some(why) => Err(self.read_only_error(why)),
+            None => Ok(()),
+        }
+    }
+
+    fn read_only_error(&self, why: &str) -> Error {
+        Error::FailedPrecondition(format!(
+            "collection {:?} is read-only: {why}; reads go on; restart vidx to recover it from its files",
+            self.config.name
+        ))
+    }
+
+    /// Turns a failure that leaves the files untrusted (an fsync error, or
+    /// `log` broken by a failed append it could not cut back) into
+    /// read-only mode, and says so.
+    fn degrade(&self, e: Error, log: Option<&Wal>) -> Error {
+        let why = match (&e, log.and_then(|l| l.broken().map(|b| (l.path(), b)))) {
+            (Error::Fsync { .. }, _) => e.to_string(),
+            (_, Some((path, b))) => {
+                format!("write-ahead log {} is not trusted: {b}", path.display())
+            }
+            _ => return e,
+        };
+        let mut ro = self.read_only.write();
+        let newly = ro.is_none();
+        if newly {
+            tracing::error!(collection = %self.config.name, error = %why, "collection is read-only until restart: its files are not trusted after this failure");
+            *ro = Some(why.clone());
+        }
+        drop(ro);
+        if newly {
+            self.health_changed();
+        }
+        self.read_only_error(&why)
+    }
+
+    /// Calls `f` whenever [`Collection::health`] changes (set once).
+    pub fn on_health_change(&self, f: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.on_health_change.set(f);
+    }
+
+    fn health_changed(&self) {
+        if let Some(f) = self.on_health_change.get() {
+            f();
+        }
+    }
+
+    /// Serving, read-only (after an fsync failure) or failed (corrupt file).
+    pub fn health(&self) -> Health {
+        if let Some(why) = &*self.failure.read() {
+            return Health::Failed(why.clone());
+        }
+        match &*self.read_only.read() {
+            Some(why) => Health::ReadOnly(why.clone()),
+            None => Health::Serving,
+        }
+    }
+
+    /// Stops writes and background work, for a drop; waits until no write,
+    /// seal or merge is running any more, so none touches the directory
+    /// once it is renamed away. [`Collection::reopen`] undoes it.
     pub fn close(&self) {
         self.closed.store(true, Ordering::SeqCst);
+        drop(self.maintenance.lock());
+        drop(self.writer.lock());
+    }
+
+    /// Takes writes again after a drop that failed.
+    pub fn reopen(&self) {
+        self.closed.store(false, Ordering::SeqCst);
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Runs `f` on a thread of its own (`vidx-<what>`) while the collection
@@ -272,6 +393,16 @@ impl Collection {
                 ef_construction: self.config.ef_construction,
             }),
             quantization: self.config.quantization.to_pb() as i32,
+            state: match self.health() {
+                Health::Serving => "ready",
+                Health::ReadOnly(_) => "read-only",
+                Health::Failed(_) => "failed",
+            }
+            .into(),
+            error: match self.health() {
+                Health::Serving => String::new(),
+                Health::ReadOnly(why) | Health::Failed(why) => why,
+            },
         }
     }
 }

@@ -169,6 +169,25 @@ impl Restrictions {
         Ok(true)
     }
 
+    /// Adds every restriction of `other` that this data directory does not
+    /// have (a restored snapshot's): one already here is kept as it is, so
+    /// a merge never lifts or widens anything. The number added.
+    pub fn merge_missing(&self, other: &Restrictions) -> Result<usize> {
+        let _w = self.write.lock();
+        let mut map = (*self.snapshot()).clone();
+        let mut added = 0;
+        for (key, r) in other.snapshot().iter() {
+            if !map.contains_key(key) {
+                map.insert(key.clone(), r.clone());
+                added += 1;
+            }
+        }
+        if added > 0 {
+            self.store(map)?;
+        }
+        Ok(added)
+    }
+
     fn store(&self, map: Map) -> Result<()> {
         let f = File {
             format: FORMAT.to_string(),

@@ -1,23 +1,28 @@
 //! Sealing and merging. When the mutable segment reaches the seal threshold
-//! (or on `Flush`) it is frozen and a new WAL file begins; a background
-//! thread writes it out as a sealed segment, then, under the writer lock,
-//! carries over deletes that hit it meanwhile, records it in the manifest
-//! with the checkpoint, and deletes the WAL files the checkpoint covers.
-//! Merging rewrites sealed segments with many tombstones, or several of a
-//! similar size, into one, the same way. One seal or merge runs at a time
-//! (the maintenance lock).
+//! or its time budget (or on `Flush`) it is frozen and a new WAL file
+//! begins; a background thread writes it out as a sealed segment, then,
+//! under the writer lock, carries over deletes that hit it meanwhile,
+//! records it in the manifest with the checkpoint, and deletes the WAL files
+//! the checkpoint covers. Merging rewrites sealed segments with many
+//! tombstones, or several of a similar size, into one, the same way, and
+//! keeps the number of segments (each holds files open) bounded. One seal or
+//! merge runs at a time (the maintenance lock). A manifest that cannot be
+//! written changes nothing: tombstones written for it are written again for
+//! the next one.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::collection::segments::{Segments, new_mutable};
 use crate::collection::{Collection, Writer};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::index::distance::Metric;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::{SealedSegment, tomb_file_name};
+use crate::storage::fs;
 use crate::storage::manifest::{Manifest, SegmentEntry, segment_dir_name};
 use crate::storage::wal::{self, Wal};
 
@@ -26,6 +31,15 @@ type Origins = Vec<(usize, usize)>;
 
 /// Points copied into a merged segment per index/commit step.
 const MERGE_BATCH: usize = 4096;
+
+/// The first wait after a failed background seal or merge.
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+/// The longest wait between background attempts that keep failing.
+const BACKOFF_MAX: Duration = Duration::from_secs(60);
+
+/// Sealed segments beyond this are merged whatever their sizes: each holds
+/// four files open.
+const MAX_SEGMENTS: usize = 16;
 
 impl Collection {
     /// Seals `segment` into the collection stored in `dir`, which must not
@@ -57,46 +71,81 @@ impl Collection {
             let s = self.snapshot();
             s.frozen.is_none() && s.mutable.next_offset() >= self.opts.seal_threshold
         };
-        // One scheduled seal at a time: later writes find it pending.
-        if over && !self.sealing.swap(true, Ordering::SeqCst) {
-            self.spawn("seal", |c| {
-                let _m = c.maintenance.lock();
-                let r = c
-                    .seal_once(false)
+        if over {
+            self.maintain_in_background(false);
+        }
+    }
+
+    /// Starts a background pass, unless one is scheduled already: a seal
+    /// (of whatever the mutable segment holds if `force`, else only if it is
+    /// over the threshold), then the merges the policy asks for.
+    pub(super) fn maintain_in_background(&self, force: bool) {
+        if self.is_closed() || self.writable().is_err() || self.backing_off() {
+            return;
+        }
+        // One scheduled pass at a time: later calls find it pending.
+        if self.sealing.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        self.spawn("seal", move |c| {
+            let m = c.maintenance.lock();
+            let r = if c.is_closed() {
+                Ok(())
+            } else {
+                c.seal_once(force)
                     .map_err(|e| ("seal", e))
-                    .and_then(|_| c.merge_while_needed().map_err(|e| ("merge", e)));
-                c.sealing.store(false, Ordering::SeqCst);
-                if r.is_ok() {
-                    // A write that crossed the threshold while this seal ran
-                    // found it pending and scheduled nothing: look again.
-                    c.maybe_seal_in_background();
-                }
-                if let Err((task, e)) = r {
+                    .and_then(|_| c.merge_while_needed().map_err(|e| ("merge", e)))
+            };
+            drop(m);
+            c.sealing.store(false, Ordering::SeqCst);
+            match r {
+                Err((task, e)) => {
                     crate::metrics::get()
                         .storage
                         .maintenance_failures
                         .with_label_values(&[c.name(), task])
                         .inc();
-                    tracing::error!(collection = %c.config.name, error = %e, "background {task} failed; will retry on next write");
+                    let e = c.degrade(e, None);
+                    let wait = c.back_off();
+                    tracing::error!(collection = %c.config.name, error = %e, retry_in_ms = wait.as_millis() as u64, "background {task} failed; retried by a later write or Flush once the wait is over");
                 }
-            });
-        }
+                // Work that came in while this pass ran.
+                Ok(()) if c.pick_merge().is_some() => {
+                    c.backoff_done();
+                    c.maintain_in_background(false)
+                }
+                Ok(()) => {
+                    c.backoff_done();
+                    c.maybe_seal_in_background()
+                }
+            }
+        });
     }
 
     /// Seals the mutable segment now and waits for it; returns (segments,
-    /// points sealed).
+    /// points sealed). Merges of the segments flushes leave are started in
+    /// the background.
     pub fn flush(&self) -> Result<(u32, u64)> {
         self.check()?;
-        let _m = self.maintenance.lock();
-        let sealed = self.seal_once(true)?;
+        self.writable()?;
+        let m = self.maintenance.lock();
+        // A drop or a failure may have come while this waited.
+        self.writable()?;
+        let sealed = self.seal_once(true).map_err(|e| self.degrade(e, None))?;
+        drop(m);
+        // An explicit Flush that worked ends a wait after a failed pass.
+        self.backoff_done();
+        self.maintain_in_background(false);
         Ok((self.info().segments, sealed as u64))
     }
 
     /// Under the maintenance lock: freeze (if `force` or over threshold)
     /// and seal. Returns the number of points sealed.
-    fn seal_once(&self, force: bool) -> Result<usize> {
+    pub(super) fn seal_once(&self, force: bool) -> Result<usize> {
         let mut sealed_points = 0;
-        loop {
+        // Closed (being dropped): the frozen segment stays frozen, and a
+        // seal that found the collection closed must not start again.
+        while !self.is_closed() {
             {
                 let mut w = self.writer.lock();
                 let s = self.snapshot();
@@ -118,14 +167,18 @@ impl Collection {
                 return Ok(sealed_points);
             }
         }
+        Ok(sealed_points)
     }
 
     /// Under the writer lock: the mutable segment becomes the frozen one,
     /// a fresh mutable segment and a fresh WAL file take the writes.
     fn freeze(&self, w: &mut Writer, s: &Segments) -> Result<()> {
         let checkpoint = w.wal.next_seq() - 1;
-        w.wal.sync_if_dirty()?;
+        let synced = w.wal.sync_if_dirty();
         self.note_fsync(w);
+        if let Err(e) = synced {
+            return Err(self.degrade(e, Some(&w.wal)));
+        }
         // An active file without records already starts at the next
         // sequence number (after a crash between a freeze and its seal).
         if w.wal.has_records() {
@@ -135,6 +188,7 @@ impl Collection {
             w.wal = fresh;
         }
         w.frozen_checkpoint = Some(checkpoint);
+        *self.tail_since.lock() = None;
         *self.segs.write() = Arc::new(Segments {
             mutable: Arc::new(new_mutable(&self.config)),
             frozen: Some(s.mutable.clone()),
@@ -157,7 +211,9 @@ impl Collection {
         })?;
         let n = sealed.len();
         let mut w = self.writer.lock();
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
+            drop(sealed);
+            self.discard_segment(id, &sdir);
             return Ok(0);
         }
         // Deletes and replacements that hit the frozen segment meanwhile.
@@ -170,7 +226,8 @@ impl Collection {
         let s = self.snapshot();
         let mut list = s.sealed.clone();
         list.push(sealed.clone());
-        let checkpoint = w.frozen_checkpoint.take().unwrap_or(w.manifest.checkpoint);
+        // Kept until the manifest is stored: a failed seal is retried with it.
+        let checkpoint = w.frozen_checkpoint.unwrap_or(w.manifest.checkpoint);
         let mut manifest = w.manifest.clone();
         manifest.checkpoint = checkpoint;
         manifest.segments.push(SegmentEntry {
@@ -178,7 +235,12 @@ impl Collection {
             points: n as u64,
             tombstones: tomb_file_name(0),
         });
-        self.commit_manifest(&mut w, manifest, &list)?;
+        if let Err(e) = self.commit_manifest(&mut w, manifest, &list) {
+            drop((list, sealed));
+            self.discard_segment(id, &sdir);
+            return Err(e);
+        }
+        w.frozen_checkpoint = None;
         *self.segs.write() = Arc::new(Segments {
             mutable: s.mutable.clone(),
             frozen: None,
@@ -187,7 +249,7 @@ impl Collection {
         // The checkpoint covers every file before the active one.
         for (first, p) in wal::list_files(&self.dir)? {
             if first < w.wal.next_seq() && p != w.wal.path() && first <= checkpoint {
-                let _ = std::fs::remove_file(&p);
+                let _ = fs::remove_file(&p);
             }
         }
         drop(w);
@@ -204,6 +266,45 @@ impl Collection {
             "segment sealed"
         );
         Ok(n)
+    }
+
+    /// Removes the directory of segment `id`, written by a seal or merge
+    /// that did not adopt it, so failures that repeat do not fill the disk
+    /// with segments. Kept if the manifest on disk names it (one renamed
+    /// into place whose directory fsync then failed) or cannot be read: the
+    /// next open removes it if no manifest names it.
+    fn discard_segment(&self, id: u64, sdir: &Path) {
+        let named =
+            Manifest::load(&self.dir).map_or(true, |m| m.segments.iter().any(|e| e.id == id));
+        if named {
+            return;
+        }
+        if let Err(e) = fs::remove_dir_all(sdir) {
+            tracing::warn!(collection = %self.config.name, path = %sdir.display(), error = %e, "segment of a failed seal or merge not removed; the next open removes it");
+        }
+    }
+
+    /// Whether background seals and merges wait after a failure.
+    fn backing_off(&self) -> bool {
+        self.backoff
+            .lock()
+            .is_some_and(|(until, _)| Instant::now() < until)
+    }
+
+    /// After a failed background pass: the next one waits, twice as long
+    /// as the last wait, from [`BACKOFF_MIN`] up to [`BACKOFF_MAX`], so a
+    /// failure that repeats (a full disk) is not retried in a hot loop.
+    /// Returns the wait.
+    fn back_off(&self) -> Duration {
+        let mut b = self.backoff.lock();
+        let wait = b.map_or(BACKOFF_MIN, |(_, last)| (last * 2).min(BACKOFF_MAX));
+        *b = Some((Instant::now() + wait, wait));
+        wait
+    }
+
+    /// A pass worked: the next failure waits the shortest time again.
+    fn backoff_done(&self) {
+        *self.backoff.lock() = None;
     }
 
     fn reserve_segment_id(&self) -> u64 {
@@ -226,50 +327,72 @@ impl Collection {
             self.config.dim as usize,
             self.config.metric,
             &tomb_file_name(0),
-        )?;
-        Ok((dir, s))
+        );
+        match s {
+            Ok(s) => Ok((dir, s)),
+            Err(e) => {
+                self.discard_segment(id, &dir);
+                Err(e)
+            }
+        }
     }
 
     /// Under the writer lock: writes changed tombstones of `sealed` and the
-    /// manifest naming exactly those segments, then adopts it.
-    fn commit_manifest(
+    /// manifest naming exactly those segments, then adopts it. If anything
+    /// fails, the manifest on disk still names the old tombstone files, so
+    /// the segments whose tombstones were written are marked changed again:
+    /// the next manifest must not name stale ones while a checkpoint drops
+    /// the log records of the deletes.
+    pub(super) fn commit_manifest(
         &self,
         w: &mut Writer,
         mut manifest: Manifest,
         sealed: &[Arc<SealedSegment>],
     ) -> Result<()> {
         let mut stale = Vec::new();
-        for s in sealed {
-            let generation = manifest.next_tombstones;
-            if let Some(name) = s.persist_tombstones(generation)? {
-                manifest.next_tombstones += 1;
-                if let Some(e) = manifest.segments.iter_mut().find(|e| e.id == s.id) {
-                    stale.push(s.dir().join(std::mem::replace(&mut e.tombstones, name)));
-                }
+        let mut written = Vec::new();
+        let r = write_tombstones(&mut manifest, sealed, &mut stale, &mut written).and_then(|_| {
+            manifest.next_segment = manifest.next_segment.max(w.manifest.next_segment);
+            manifest.store(&self.dir)
+        });
+        if let Err(e) = r {
+            for s in written {
+                s.mark_tombstones_dirty();
             }
+            return Err(e);
         }
-        manifest.next_segment = manifest.next_segment.max(w.manifest.next_segment);
-        manifest.store(&self.dir)?;
         w.manifest = manifest;
         for p in stale {
-            let _ = std::fs::remove_file(p);
+            let _ = fs::remove_file(&p);
         }
         Ok(())
     }
 
     /// Under the maintenance lock: merges until the policy is satisfied.
     fn merge_while_needed(&self) -> Result<()> {
+        let mut last: Vec<u64> = Vec::new();
         while !self.closed.load(Ordering::SeqCst) {
             let Some(pick) = self.pick_merge() else {
                 return Ok(());
             };
+            // A merge that left the same segments to merge made no progress:
+            // a failure (so the pass backs off), not a rewrite loop.
+            let ids: Vec<u64> = pick.iter().map(|x| x.id).collect();
+            if ids == last {
+                return Err(crate::error::Error::Internal(format!(
+                    "merging segments {ids:?} made no progress"
+                )));
+            }
             self.merge(&pick)?;
+            last = ids;
         }
         Ok(())
     }
 
     /// Segments to merge: one with too many tombstones, or `merge_factor`
-    /// of one size tier (tier = how many times ×4 over the seal threshold).
+    /// of one size tier (tier = how many times ×4 over or under the seal
+    /// threshold, so the tiny segments of frequent flushes merge too), or
+    /// the smallest ones while there are more than [`MAX_SEGMENTS`].
     fn pick_merge(&self) -> Option<Vec<Arc<SealedSegment>>> {
         let s = self.snapshot();
         if let Some(x) = s.sealed.iter().find(|x| {
@@ -277,21 +400,23 @@ impl Collection {
         }) {
             return Some(vec![x.clone()]);
         }
+        let factor = self.opts.merge_factor.max(2);
         let t = self.opts.seal_threshold.max(1) as f64;
-        let tier = |n: usize| {
-            if (n as f64) < t {
-                0
-            } else {
-                1 + ((n as f64 / t).log(4.0).floor() as i64)
-            }
-        };
+        let tier = |n: usize| 1 + (n.max(1) as f64 / t).log(4.0).floor() as i64;
         let mut by_tier: BTreeMap<i64, Vec<Arc<SealedSegment>>> = BTreeMap::new();
         for x in &s.sealed {
             by_tier.entry(tier(x.len())).or_default().push(x.clone());
         }
-        by_tier
-            .into_values()
-            .find(|v| v.len() >= self.opts.merge_factor.max(2))
+        if let Some(v) = by_tier.into_values().find(|v| v.len() >= factor) {
+            return Some(v);
+        }
+        if s.sealed.len() > MAX_SEGMENTS {
+            let mut smallest = s.sealed.clone();
+            smallest.sort_by_key(|x| x.len());
+            smallest.truncate(factor.max(s.sealed.len() - MAX_SEGMENTS + 1));
+            return Some(smallest);
+        }
+        None
     }
 
     /// Rewrites `sources` (their live points) as one new sealed segment.
@@ -308,7 +433,9 @@ impl Collection {
         })?;
         drop(merged);
         let mut w = self.writer.lock();
-        if self.closed.load(Ordering::SeqCst) {
+        if self.is_closed() {
+            drop(sealed);
+            self.discard_segment(id, &sdir);
             return Ok(());
         }
         // Deletes and replacements that hit the sources meanwhile.
@@ -318,12 +445,16 @@ impl Collection {
             }
         }
         let sealed = Arc::new(sealed);
-        self.replace_sources(&mut w, sources, id, &sealed)?;
+        if let Err(e) = self.replace_sources(&mut w, sources, id, &sealed) {
+            drop(sealed);
+            self.discard_segment(id, &sdir);
+            return Err(e);
+        }
         drop(w);
         for x in sources {
             // Searches still holding the old segment keep their maps; the
             // files go once the last map is dropped.
-            let _ = std::fs::remove_dir_all(x.dir());
+            let _ = fs::remove_dir_all(x.dir());
         }
         crate::metrics::get()
             .storage
@@ -361,11 +492,19 @@ impl Collection {
                 if !live {
                     continue;
                 }
-                batch.push(Prepared {
+                let mut p = Prepared {
                     id: s.id_at(i)?.to_owned(),
-                    vector: s.vector_at(i)?.to_vec(),
                     metadata: s.metadata_at(i)?,
-                });
+                    ..Default::default()
+                };
+                if self.config.metric == Metric::Hamming {
+                    let (code, quality) = s.code_at(i)?;
+                    p.code = code.to_vec();
+                    p.quality = quality;
+                } else {
+                    p.vector = s.vector_at(i)?.to_vec();
+                }
+                batch.push(p);
                 origin.push((si, i));
                 if batch.len() == MERGE_BATCH {
                     flush(&mut batch);
@@ -426,6 +565,29 @@ impl Collection {
     }
 }
 
+/// Writes the changed tombstones of `sealed` as new files (made durable
+/// before a manifest names them) and names them in `manifest`; the files
+/// they replace go to `stale`, the segments written to `written`.
+fn write_tombstones<'a>(
+    manifest: &mut Manifest,
+    sealed: &'a [Arc<SealedSegment>],
+    stale: &mut Vec<PathBuf>,
+    written: &mut Vec<&'a Arc<SealedSegment>>,
+) -> Result<()> {
+    for s in sealed {
+        let generation = manifest.next_tombstones;
+        if let Some(name) = s.persist_tombstones(generation)? {
+            written.push(s);
+            manifest.next_tombstones += 1;
+            fs::sync_dir(s.dir())?;
+            if let Some(e) = manifest.segments.iter_mut().find(|e| e.id == s.id) {
+                stale.push(s.dir().join(std::mem::replace(&mut e.tombstones, name)));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds segment `id` of the collection in `dir` under a temporary name,
 /// then renames it into place, so that a crash never leaves a half-written
 /// segment under its real name. Returns its directory.
@@ -438,16 +600,23 @@ fn write_segment_dir(
     let tmp = dir.join(format!("{name}.tmp"));
     let seg_dir = dir.join(&name);
     if tmp.exists() {
-        std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        fs::remove_dir_all(&tmp)?;
     }
-    std::fs::create_dir(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    if let Err(e) = fill(&tmp) {
-        let _ = std::fs::remove_dir_all(&tmp);
+    fs::create_dir(&tmp)?;
+    let r = fill(&tmp).and_then(|_| crate::storage::durable::sync_dir(&tmp));
+    if let Err(e) = r {
+        let _ = fs::remove_dir_all(&tmp);
         return Err(e);
     }
-    crate::storage::durable::sync_dir(&tmp)?;
-    std::fs::rename(&tmp, &seg_dir).map_err(|e| Error::io(&seg_dir, e))?;
-    crate::storage::durable::sync_dir(dir)?;
+    if let Err(e) = fs::rename(&tmp, &seg_dir) {
+        let _ = fs::remove_dir_all(&tmp);
+        return Err(e);
+    }
+    // No manifest names it yet: a failure leaves nothing behind.
+    if let Err(e) = crate::storage::durable::sync_dir(dir) {
+        let _ = fs::remove_dir_all(&seg_dir);
+        return Err(e);
+    }
     Ok(seg_dir)
 }
 
@@ -475,7 +644,7 @@ mod tests {
             .map(|i| Prepared {
                 id: format!("p{i}"),
                 vector: vec![i as f32, 0.0, 1.0, -(i as f32)],
-                metadata: pb::Metadata::default(),
+                ..Default::default()
             })
             .collect();
         seg.index(0, &pts);
@@ -501,7 +670,7 @@ mod tests {
         c.upsert(vec![pb::Point {
             id: "q".into(),
             vector: vec![0.0; 4],
-            metadata: None,
+            ..Default::default()
         }])
         .unwrap();
         assert_eq!(c.flush().unwrap(), (3, 1));
@@ -526,6 +695,7 @@ mod tests {
                     id: format!("{prefix}{i}"),
                     vector: v,
                     metadata: pb::Metadata::default(),
+                    ..Default::default()
                 }
             })
             .collect()
@@ -571,6 +741,7 @@ mod tests {
                     id: p.id.clone(),
                     vector: p.vector.clone(),
                     metadata: None,
+                    ..Default::default()
                 })
                 .collect(),
         )

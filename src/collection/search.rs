@@ -28,6 +28,9 @@ impl Collection {
         opts: &SearchOptions,
     ) -> Result<Vec<Vec<Hit>>> {
         self.check()?;
+        if self.config.metric == crate::index::distance::Metric::Hamming {
+            return self.search_codes(queries, k, opts);
+        }
         let segs = self.snapshot();
         let all = segs.all();
         let resolved = queries
@@ -65,38 +68,38 @@ impl Collection {
             }
             Query::PointId(id) => {
                 validate::point_id(&format!("queries[{i}].point_id"), id)?;
-                let not_found = || Error::PointNotFound {
-                    collection: self.config.name.clone(),
-                    id: id.clone(),
-                };
-                let (seg, off) = segs.locate(id)?.ok_or_else(not_found)?;
-                // A point the caller may not see is one that does not exist.
-                if let Some(f) = &opts.filter
-                    && !f.hidden_uploads.is_empty()
-                    && f.hides(&seg.describe(off)?.1)
-                {
-                    return Err(not_found());
-                }
-                let filter = if opts.exclude_same_upload || opts.exclude_same_case {
-                    let (_, m) = seg.describe(off)?;
-                    let mut f = opts.filter.clone().unwrap_or_default();
-                    if opts.exclude_same_upload && !m.upload_id.is_empty() {
-                        f.upload_ids_none.push(m.upload_id.clone());
-                        f.upload_ids_none.sort();
-                        f.upload_ids_none.dedup();
-                    }
-                    if opts.exclude_same_case && !m.case_id.is_empty() {
-                        f.case_ids_none.push(m.case_id.clone());
-                        f.case_ids_none.sort();
-                        f.case_ids_none.dedup();
-                    }
-                    (!f.is_empty()).then_some(f)
-                } else {
-                    opts.filter.clone()
-                };
+                let (seg, off) = self.locate_visible(segs, id, opts)?;
+                let filter = point_filter(&seg, off, opts)?;
                 Ok((seg.vector(off)?, Some((seg, off)), filter))
             }
+            Query::Bits(_) => Err(Error::invalid(format!(
+                "queries[{i}] is a hash; collection {:?} is searched by vector or point_id",
+                self.config.name
+            ))),
         }
+    }
+
+    /// Where stored point `id` is, for a query by point id; a point the
+    /// caller may not see (`opts.filter`'s hidden uploads) is one that
+    /// does not exist.
+    pub(super) fn locate_visible(
+        &self,
+        segs: &Segments,
+        id: &str,
+        opts: &SearchOptions,
+    ) -> Result<(Seg, usize)> {
+        let not_found = || Error::PointNotFound {
+            collection: self.config.name.clone(),
+            id: id.to_string(),
+        };
+        let (seg, off) = segs.locate(id)?.ok_or_else(not_found)?;
+        if let Some(f) = &opts.filter
+            && !f.hidden_uploads.is_empty()
+            && f.hides(&seg.describe(off)?.1)
+        {
+            return Err(not_found());
+        }
+        Ok((seg, off))
     }
 
     /// One query over every segment. With `group_by_media` the candidate
@@ -192,6 +195,7 @@ impl Collection {
                 distance: self.config.metric.from_rank(r),
                 metadata,
                 matched_faces: 0,
+                quality: 0,
             });
         }
         Ok(hits)
@@ -212,17 +216,47 @@ impl Collection {
     }
 }
 
+/// What groups hits: a media id, or for a point without one the point
+/// itself. Two kinds, so no media id (whatever bytes it holds) can equal a
+/// point's key.
+#[derive(Hash, PartialEq, Eq)]
+enum GroupKey {
+    Media(String),
+    Point(String),
+}
+
+/// The filter of a point-id query: the request's, plus the query point's
+/// upload / case with `exclude_same_upload` / `exclude_same_case`.
+pub(super) fn point_filter(seg: &Seg, off: usize, opts: &SearchOptions) -> Result<Option<Filter>> {
+    if !(opts.exclude_same_upload || opts.exclude_same_case) {
+        return Ok(opts.filter.clone());
+    }
+    let (_, m) = seg.describe(off)?;
+    let mut f = opts.filter.clone().unwrap_or_default();
+    if opts.exclude_same_upload && !m.upload_id.is_empty() {
+        f.upload_ids_none.push(m.upload_id.clone());
+        f.upload_ids_none.sort();
+        f.upload_ids_none.dedup();
+    }
+    if opts.exclude_same_case && !m.case_id.is_empty() {
+        f.case_ids_none.push(m.case_id.clone());
+        f.case_ids_none.sort();
+        f.case_ids_none.dedup();
+    }
+    Ok((!f.is_empty()).then_some(f))
+}
+
 /// Keeps the best hit of each media (hits arrive best first) with how many
 /// of the media's points were among them; at most `k` media. A point without
 /// a media id counts as its own media.
-fn group_by_media(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
+pub(super) fn group_by_media(hits: Vec<Hit>, k: usize) -> Vec<Hit> {
     let mut out: Vec<Hit> = Vec::new();
-    let mut index: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut index: std::collections::HashMap<GroupKey, usize> = std::collections::HashMap::new();
     for h in hits {
         let key = if h.metadata.media_id.is_empty() {
-            format!("\0{}", h.id)
+            GroupKey::Point(h.id.clone())
         } else {
-            h.metadata.media_id.clone()
+            GroupKey::Media(h.metadata.media_id.clone())
         };
         match index.get(&key) {
             Some(&i) => out[i].matched_faces += 1,

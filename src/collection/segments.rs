@@ -10,7 +10,6 @@ use crate::index::filter::Filter;
 use crate::pb;
 use crate::segment::mutable::{MutableSegment, Prepared};
 use crate::segment::sealed::SealedSegment;
-use crate::storage::wal::WalRecord;
 
 /// A segment of either kind, for code that treats them alike.
 #[derive(Clone)]
@@ -86,6 +85,30 @@ impl Seg {
         }
     }
 
+    /// Exact Hamming search of a perceptual-hash segment.
+    pub(super) fn search_codes(
+        &self,
+        p: &crate::segment::bits::Probe<'_>,
+        exclude: Option<usize>,
+        min_quality: u8,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(usize, u32)>> {
+        match self {
+            Seg::Mutable(m) => Ok(m.search_codes(p, exclude, min_quality, filter)),
+            Seg::Sealed(s) => s.search_codes(p, exclude, min_quality, filter),
+        }
+    }
+
+    /// The code and quality at an offset of a perceptual-hash segment.
+    pub(super) fn code(&self, off: usize) -> Result<(Vec<u64>, u8)> {
+        match self {
+            Seg::Mutable(m) => m
+                .code_at(off)
+                .ok_or_else(|| Error::Internal(format!("offset {off} missing in mutable segment"))),
+            Seg::Sealed(s) => s.code_at(off).map(|(c, q)| (c.to_vec(), q)),
+        }
+    }
+
     pub(super) fn same(&self, other: &Seg) -> bool {
         match (self, other) {
             (Seg::Mutable(a), Seg::Mutable(b)) => Arc::ptr_eq(a, b),
@@ -132,26 +155,6 @@ pub(super) fn new_mutable(config: &Config) -> MutableSegment {
         config.m as usize,
         config.ef_construction as usize,
     )
-}
-
-/// Applies one replayed log record.
-pub(super) fn apply(segs: &Segments, rec: WalRecord) -> Result<()> {
-    if !rec.upserts.is_empty() {
-        let prepared = rec
-            .upserts
-            .into_iter()
-            .map(|p| Prepared {
-                id: p.id,
-                vector: p.vector,
-                metadata: p.metadata.unwrap_or_default(),
-            })
-            .collect();
-        apply_upserts(segs, prepared)?;
-    }
-    if !rec.deletes.is_empty() {
-        apply_deletes(segs, &rec.deletes)?;
-    }
-    Ok(())
 }
 
 /// Inserts into the mutable segment, then tombstones the versions the batch

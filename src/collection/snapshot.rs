@@ -12,15 +12,18 @@
 //! a moment later, the links keep them) and notes each log file's length;
 //! after the lock is released it copies the log files up to those lengths
 //! (they only grow at the end) and re-reads every sealed file's checksums.
+//! The cut's file operations go through the [`fs`] seam, so the fault sweep
+//! can make a snapshot fail anywhere.
 
-use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use crate::collection::Collection;
 use crate::collection::config::CONFIG_FILE;
+use crate::collection::restrict::{RESTRICTIONS_FILE, Restrictions};
 use crate::error::{Error, Result};
 use crate::storage::durable;
+use crate::storage::fs::{self, File};
 use crate::storage::lock::DirLock;
 use crate::storage::manifest::{MANIFEST_FILE, segment_dir_name};
 use crate::storage::snapshot::{COLLECTION_DIR, DATA_DIR, SnapshotManifest, copy_checked};
@@ -47,8 +50,8 @@ struct Pending {
 
 impl Pending {
     fn copy(self) -> Result<()> {
-        let mut out = File::create(&self.to).map_err(|e| Error::io(&self.to, e))?;
-        let copied = std::io::copy(&mut (&self.from).take(self.len), &mut out)
+        let mut out = File::create(&self.to)?;
+        let copied = std::io::copy(&mut self.from.std().take(self.len), &mut out)
             .map_err(|e| Error::io(&self.from_path, e))?;
         if copied != self.len {
             return Err(Error::Internal(format!(
@@ -64,11 +67,11 @@ impl Pending {
 /// Hard-links `from` as `to`; where the filesystem refuses, opens `from`
 /// for a copy once the lock is released.
 fn link_or_defer(from: &Path, to: &Path, later: &mut Vec<Pending>) -> Result<()> {
-    if std::fs::hard_link(from, to).is_ok() {
+    if fs::hard_link(from, to).is_ok() {
         return Ok(());
     }
-    let f = File::open(from).map_err(|e| Error::io(from, e))?;
-    let len = f.metadata().map_err(|e| Error::io(from, e))?.len();
+    let f = File::open(from)?;
+    let len = f.std().metadata().map_err(|e| Error::io(from, e))?.len();
     later.push(Pending {
         from: f,
         from_path: from.to_owned(),
@@ -88,7 +91,7 @@ impl Collection {
     pub fn snapshot_into(&self, out: &Path) -> Result<Cut> {
         self.check()?;
         let dst = out.join(COLLECTION_DIR);
-        std::fs::create_dir_all(&dst).map_err(|e| Error::io(&dst, e))?;
+        fs::create_dir(&dst)?;
         let mut later = Vec::new();
         let (cut, sealed) = {
             let w = self.writer.lock();
@@ -99,23 +102,22 @@ impl Collection {
             for e in &w.manifest.segments {
                 let name = segment_dir_name(e.id);
                 let (from, to) = (self.dir.join(&name), dst.join(&name));
-                std::fs::create_dir(&to).map_err(|e| Error::io(&to, e))?;
-                for f in std::fs::read_dir(&from).map_err(|e| Error::io(&from, e))? {
-                    let f = f.map_err(|e| Error::io(&from, e))?;
-                    let fname = f.file_name().to_string_lossy().into_owned();
+                fs::create_dir(&to)?;
+                for f in fs::read_dir(&from)? {
+                    let fname = f.name.to_string_lossy().into_owned();
                     // Older tombstone generations are garbage, not state.
                     if fname.starts_with("tomb-") && fname != e.tombstones {
                         continue;
                     }
-                    link_or_defer(&f.path(), &to.join(&fname), &mut later)?;
+                    link_or_defer(&f.path, &to.join(&fname), &mut later)?;
                 }
             }
             for (_, p) in wal::list_files(&self.dir)? {
-                let f = File::open(&p).map_err(|e| Error::io(&p, e))?;
+                let f = File::open(&p)?;
                 let len = if p == w.wal.path() {
                     w.wal.len_bytes()
                 } else {
-                    f.metadata().map_err(|e| Error::io(&p, e))?.len()
+                    f.std().metadata().map_err(|e| Error::io(&p, e))?.len()
                 };
                 let to = dst.join(p.file_name().unwrap_or_default());
                 later.push(Pending {
@@ -163,6 +165,8 @@ pub struct Restored {
     pub dir: PathBuf,
     /// Data-directory files beside the collection (series state, ...).
     pub data_files: Vec<PathBuf>,
+    /// Restrictions of the snapshot that the data directory did not have.
+    pub restrictions_added: usize,
 }
 
 /// Rewrites a restored data file (`area/file` relative path, contents) for
@@ -211,6 +215,9 @@ pub fn restore(
         std::fs::remove_dir_all(&tmp).map_err(|e| Error::io(&tmp, e))?;
     }
     copy_collection(snap, m, &tmp)?;
+    // Before the collection is in place: a restore cut short never leaves
+    // restricted points that the next server would show to everyone.
+    let restrictions_added = merge_restrictions(snap, m, data_dir)?;
     if name != m.collection {
         let cfg = tmp.join(CONFIG_FILE);
         let bytes = std::fs::read(&cfg).map_err(|e| Error::io(&cfg, e))?;
@@ -229,7 +236,20 @@ pub fn restore(
     Ok(Restored {
         dir: target,
         data_files,
+        restrictions_added,
     })
+}
+
+/// Adds the snapshot's restrictions (if it has any) that `data_dir` does
+/// not have yet, after checking the file's checksum.
+fn merge_restrictions(snap: &Path, m: &SnapshotManifest, data_dir: &Path) -> Result<usize> {
+    let Some(f) = m.files.iter().find(|f| f.path == RESTRICTIONS_FILE) else {
+        return Ok(0);
+    };
+    let staged = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    copy_checked(snap, f, &staged.path().join(RESTRICTIONS_FILE))?;
+    let theirs = Restrictions::open(staged.path())?;
+    Restrictions::open(data_dir)?.merge_missing(&theirs)
 }
 
 /// Copies the snapshot's `collection/...` files into `to` (created),

@@ -2,11 +2,13 @@
 //! per policy), then applied, under the writer lock so that log order is
 //! apply order; a write that fills the mutable segment starts a seal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::collection::segments::{apply_deletes, apply_upserts};
 use crate::collection::{Collection, Writer};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::index::distance::Metric;
+use crate::index::hamming::{bytes_of, words_of};
 use crate::pb;
 use crate::segment::mutable::Prepared;
 use crate::storage::wal::WalRecord;
@@ -29,21 +31,7 @@ impl Collection {
         for (i, p) in points.into_iter().enumerate() {
             validate::point_id(&format!("points[{i}].id"), &p.id)?;
             let at = format!("points[{i}] (id {})", validate::show(&p.id));
-            validate::vector(
-                &format!("{at}: vector"),
-                &p.vector,
-                self.config.dim,
-                self.config.metric.to_pb(),
-            )?;
-            let metadata = p.metadata.unwrap_or_default();
-            validate::metadata(&format!("{at}: metadata"), &metadata)?;
-            let mut vector = p.vector;
-            self.config.metric.prepare(&mut vector);
-            let prepared = Prepared {
-                id: p.id,
-                vector,
-                metadata,
-            };
+            let prepared = self.prepare_point(&at, p)?;
             match seen.get(&prepared.id) {
                 Some(&j) => out[j] = prepared,
                 None => {
@@ -53,6 +41,50 @@ impl Collection {
             }
         }
         Ok(out)
+    }
+
+    /// One point of a batch: a vector, or in a perceptual-hash collection
+    /// a code of the collection's bit length and its quality.
+    fn prepare_point(&self, at: &str, p: pb::Point) -> Result<Prepared> {
+        let metadata = p.metadata.unwrap_or_default();
+        validate::metadata(&format!("{at}: metadata"), &metadata)?;
+        if self.config.metric == Metric::Hamming {
+            if !p.vector.is_empty() {
+                return Err(Error::invalid(format!(
+                    "{at}: vector has {} values; a PERCEPTUAL_HASH collection takes bits, not a vector",
+                    p.vector.len()
+                )));
+            }
+            validate::bits(&format!("{at}: bits"), &p.bits, self.config.dim)?;
+            validate::quality(&format!("{at}: quality"), p.quality)?;
+            return Ok(Prepared {
+                id: p.id,
+                metadata,
+                code: words_of(&p.bits),
+                quality: p.quality as u8,
+                ..Default::default()
+            });
+        }
+        if !p.bits.is_empty() {
+            return Err(Error::invalid(format!(
+                "{at}: bits has {} bytes; only PERCEPTUAL_HASH collections take bits",
+                p.bits.len()
+            )));
+        }
+        validate::vector(
+            &format!("{at}: vector"),
+            &p.vector,
+            self.config.dim,
+            self.config.metric.to_pb(),
+        )?;
+        let mut vector = p.vector;
+        self.config.metric.prepare(&mut vector);
+        Ok(Prepared {
+            id: p.id,
+            vector,
+            metadata,
+            ..Default::default()
+        })
     }
 
     /// Validates, logs and applies a batch; returns how many points it held.
@@ -70,6 +102,7 @@ impl Collection {
         replace: Option<ReplaceCheck<'_>>,
     ) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         let prepared = self.prepare(points)?;
         if prepared.is_empty() {
             return Ok(0);
@@ -81,6 +114,9 @@ impl Collection {
             deletes: Vec::new(),
         };
         let mut w = self.writer.lock();
+        // Again under the lock: a drop or an fsync failure may have come
+        // while this batch was being prepared.
+        self.writable()?;
         let segs = self.snapshot();
         if let Some(check) = replace {
             for p in &prepared {
@@ -92,6 +128,9 @@ impl Collection {
         }
         self.log(&mut w, rec)?;
         apply_upserts(&segs, prepared)?;
+        self.tail_since
+            .lock()
+            .get_or_insert_with(std::time::Instant::now);
         drop(w);
         self.maybe_seal_in_background();
         Ok(n)
@@ -112,13 +151,21 @@ impl Collection {
         check: Option<DeleteCheck<'_>>,
     ) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         for (i, id) in ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         let mut w = self.writer.lock();
+        self.writable()?;
         let segs = self.snapshot();
+        // A set for the repeats, not a scan of the list: a delete of many
+        // ids must stay linear, it holds up every writer.
+        let mut seen = HashSet::with_capacity(ids.len());
         let mut live = Vec::new();
         for id in ids {
+            if seen.contains(&id) {
+                continue;
+            }
             let Some((seg, off)) = segs.locate(&id)? else {
                 continue;
             };
@@ -128,9 +175,8 @@ impl Collection {
                     continue;
                 }
             }
-            if !live.contains(&id) {
-                live.push(id);
-            }
+            seen.insert(id.clone());
+            live.push(id);
         }
         if live.is_empty() {
             return Ok(0);
@@ -164,12 +210,14 @@ impl Collection {
         check: Option<DeleteCheck<'_>>,
     ) -> Result<usize> {
         self.check()?;
+        self.writable()?;
         for (i, id) in ids.iter().enumerate() {
             validate::point_id(&format!("ids[{i}]"), id)?;
         }
         // Under the writer lock: no write can slip in between reading a
         // point and logging its new version.
         let mut w = self.writer.lock();
+        self.writable()?;
         let segs = self.snapshot();
         let mut prepared: Vec<Prepared> = Vec::with_capacity(ids.len());
         let mut seen = std::collections::HashSet::new();
@@ -200,10 +248,13 @@ impl Collection {
                 &format!("point {}: metadata", validate::show(id)),
                 &metadata,
             )?;
+            // A hash point keeps its stored code and quality.
             prepared.push(Prepared {
                 id: p.id,
                 vector: p.vector,
                 metadata,
+                code: words_of(&p.bits),
+                quality: p.quality as u8,
             });
         }
         if prepared.is_empty() {
@@ -219,18 +270,24 @@ impl Collection {
             },
         )?;
         apply_upserts(&segs, prepared)?;
+        self.tail_since
+            .lock()
+            .get_or_insert_with(std::time::Instant::now);
         drop(w);
         self.maybe_seal_in_background();
         Ok(n)
     }
 
     /// Appends `rec` to the log (under the writer lock) and records the bytes
-    /// and the fsync time.
+    /// and the fsync time. A failure that leaves the log untrusted turns the
+    /// collection read-only ([`Collection::degrade`]).
     fn log(&self, w: &mut Writer, rec: WalRecord) -> Result<()> {
         let before = w.wal.len_bytes();
         let r = w.wal.append(rec);
         self.note_fsync(w);
-        r?;
+        if let Err(e) = r {
+            return Err(self.degrade(e, Some(&w.wal)));
+        }
         crate::metrics::get()
             .storage
             .wal_written_bytes
@@ -245,5 +302,7 @@ fn to_pb_point(p: &Prepared) -> pb::Point {
         id: p.id.clone(),
         vector: p.vector.clone(),
         metadata: Some(p.metadata.clone()),
+        bits: bytes_of(&p.code),
+        quality: p.quality as u32,
     }
 }

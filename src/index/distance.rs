@@ -19,6 +19,10 @@ pub enum Metric {
     Dot,
     /// Euclidean distance.
     L2,
+    /// Bit count of `a XOR b`, over binary codes (perceptual hashes); see
+    /// [`crate::index::hamming`]. Codes are never f32 vectors, so the f32
+    /// kernels below do not apply to it.
+    Hamming,
 }
 
 impl Metric {
@@ -27,6 +31,7 @@ impl Metric {
             pb::Metric::Cosine => Some(Metric::Cosine),
             pb::Metric::Dot => Some(Metric::Dot),
             pb::Metric::L2 => Some(Metric::L2),
+            pb::Metric::Hamming => Some(Metric::Hamming),
             pb::Metric::Unspecified => None,
         }
     }
@@ -36,6 +41,7 @@ impl Metric {
             Metric::Cosine => pb::Metric::Cosine,
             Metric::Dot => pb::Metric::Dot,
             Metric::L2 => pb::Metric::L2,
+            Metric::Hamming => pb::Metric::Hamming,
         }
     }
 
@@ -66,6 +72,9 @@ impl Metric {
             Metric::Cosine => (1.0 - dot(a, b)).max(0.0),
             Metric::Dot => -dot(a, b),
             Metric::L2 => l2_squared(a, b),
+            // No f32 vector is stored or searched under HAMMING: nothing
+            // is close (rather than a panic on a path that cannot occur).
+            Metric::Hamming => f32::INFINITY,
         }
     }
 

@@ -409,38 +409,35 @@ impl<'a> Compiled<'a> {
     }
 
     /// Whether the point at `off` passes (liveness is the caller's business).
+    /// A column is read only when a condition is set on it: the graph walk
+    /// calls this for every node it visits, and each column read is a cache
+    /// miss of its own (a visibility filter alone reads two columns, not ten).
     #[inline]
     pub fn accepts(&self, off: usize) -> bool {
-        if self.impossible {
-            return false;
-        }
         let ix = self.idx;
-        let Some(&country) = ix.country.codes.get(off) else {
-            return false;
-        };
-        let one_of = |set: &Option<Vec<u32>>, code: u32| {
-            set.as_ref().is_none_or(|s| s.binary_search(&code).is_ok())
-        };
-        let none_of = |set: &[u32], code: u32| set.is_empty() || set.binary_search(&code).is_err();
-        if !one_of(&self.countries_any, country) || !none_of(&self.countries_none, country) {
+        if self.impossible || off >= ix.len() {
             return false;
         }
-        if !one_of(&self.agencies_any, ix.agency.codes[off])
-            || !one_of(&self.case_ids_any, ix.case_id.codes[off])
-            || !none_of(&self.case_ids_none, ix.case_id.codes[off])
-            || !one_of(&self.upload_ids_any, ix.upload_id.codes[off])
-            || !none_of(&self.upload_ids_none, ix.upload_id.codes[off])
-            || !none_of(&self.media_ids_none, ix.media_id.codes[off])
-            || !one_of(&self.media_ids_any, ix.media_id.codes[off])
+        let one_of = |set: &Option<Vec<u32>>, col: &[u32]| {
+            set.as_ref()
+                .is_none_or(|s| col.get(off).is_some_and(|c| s.binary_search(c).is_ok()))
+        };
+        let none_of = |set: &[u32], col: &[u32]| {
+            set.is_empty() || col.get(off).is_some_and(|c| set.binary_search(c).is_err())
+        };
+        if !one_of(&self.countries_any, &ix.country.codes)
+            || !none_of(&self.countries_none, &ix.country.codes)
+            || !one_of(&self.agencies_any, &ix.agency.codes)
+            || !one_of(&self.case_ids_any, &ix.case_id.codes)
+            || !none_of(&self.case_ids_none, &ix.case_id.codes)
+            || !one_of(&self.upload_ids_any, &ix.upload_id.codes)
+            || !none_of(&self.upload_ids_none, &ix.upload_id.codes)
+            || !none_of(&self.media_ids_none, &ix.media_id.codes)
+            || !one_of(&self.media_ids_any, &ix.media_id.codes)
         {
             return false;
         }
-        if !self.hidden.is_empty()
-            && self
-                .hidden
-                .binary_search(&(ix.agency.codes[off], ix.upload_id.codes[off]))
-                .is_ok()
-        {
+        if !self.hidden.is_empty() && self.is_hidden(off) {
             return false;
         }
         if self
@@ -449,8 +446,10 @@ impl<'a> Compiled<'a> {
         {
             return false;
         }
-        if !in_range(self.captured, ix.captured[off]) || !in_range(self.uploaded, ix.uploaded[off])
-        {
+        let timed = |r: (Option<i64>, Option<i64>), col: &[i64]| {
+            r == (None, None) || col.get(off).is_some_and(|&t| in_range(r, t))
+        };
+        if !timed(self.captured, &ix.captured) || !timed(self.uploaded, &ix.uploaded) {
             return false;
         }
         if !self.tags_all.is_empty() || self.tags_any.is_some() {
@@ -465,6 +464,22 @@ impl<'a> Compiled<'a> {
             }
         }
         true
+    }
+
+    /// Whether the point is in a hidden restricted upload: its upload is
+    /// looked at first (few points share a hidden upload's code), its agency
+    /// only then.
+    fn is_hidden(&self, off: usize) -> bool {
+        let Some(&upload) = self.idx.upload_id.codes.get(off) else {
+            return false;
+        };
+        let agency = || self.idx.agency.codes.get(off).copied();
+        if self.hidden.len() > 8 {
+            return agency().is_some_and(|a| self.hidden.binary_search(&(a, upload)).is_ok());
+        }
+        self.hidden
+            .iter()
+            .any(|&(a, u)| u == upload && agency() == Some(a))
     }
 
     /// The positive condition that lets the fewest points through: its

@@ -319,6 +319,9 @@ impl QueryCode {
             Metric::Cosine => 1.0 - q_dot_x,
             Metric::Dot => -q_dot_x,
             Metric::L2 => self.q_norm2 - 2.0 * q_dot_x + norm2,
+            // HAMMING collections hold bits, never quantized vectors (their
+            // config refuses a quantization); farthest, should one appear.
+            Metric::Hamming => f32::INFINITY,
         }
     }
 }

@@ -44,8 +44,10 @@ use crate::error::{Error, Result};
 use crate::investigate::series::{Review, SeriesRecord, SeriesState};
 use crate::investigate::union::{Tag, UnionFind};
 use crate::pb;
+use crate::storage::fs;
 use crate::storage::records::RecordFile;
 use crate::storage::versions::DECISIONS;
+use crate::validate;
 
 const MAGIC: &[u8; 8] = b"VIDXDEC\0";
 
@@ -234,14 +236,17 @@ impl DecisionStore {
         DecisionStore { dir }
     }
 
-    fn path(&self, collection: &str) -> PathBuf {
-        self.dir.join(format!("{collection}.decisions.log"))
+    /// The log of `collection`: never built from a name that breaks the
+    /// one name rule (it could walk out of the data directory).
+    fn path(&self, collection: &str) -> Result<PathBuf> {
+        validate::collection_name("collection", collection)?;
+        Ok(self.dir.join(format!("{collection}.decisions.log")))
     }
 
     /// Every decision about `collection`'s series, oldest first (empty if
     /// none was ever made).
     pub fn load(&self, collection: &str) -> Result<Book> {
-        let path = self.path(collection);
+        let path = self.path(collection)?;
         if !path.exists() {
             return Ok(Book::default());
         }
@@ -258,7 +263,7 @@ impl DecisionStore {
 
     /// Appends one request's decisions as one record, fsynced.
     pub fn append(&self, collection: &str, decisions: &[Decision]) -> Result<()> {
-        let (mut f, _) = RecordFile::open(&self.path(collection), MAGIC, DECISIONS)?;
+        let (mut f, _) = RecordFile::open(&self.path(collection)?, MAGIC, DECISIONS)?;
         let bytes = serde_json::to_vec(&Entry {
             decisions: decisions.to_vec(),
         })
@@ -267,11 +272,12 @@ impl DecisionStore {
     }
 
     pub fn remove(&self, collection: &str) -> Result<()> {
-        let path = self.path(collection);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&path, e)),
+        let path = self.path(collection)?;
+        match fs::remove_file(&path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            r => r,
         }
     }
 }

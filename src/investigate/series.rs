@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pb;
-use crate::storage::durable;
 use crate::storage::versions::SERIES;
+use crate::storage::{durable, fs};
+use crate::validate;
 
 /// A series state's `format` is this prefix and its version in the
 /// [`SERIES`] row of the version table.
@@ -438,21 +439,26 @@ impl StateStore {
         Ok(Some(state))
     }
 
-    fn path(&self, collection: &str) -> PathBuf {
-        self.dir.join(format!("{collection}.json"))
+    /// The file of `collection`'s state: never built from a name that
+    /// breaks the one name rule (it could walk out of the data directory).
+    fn path(&self, collection: &str) -> Result<PathBuf> {
+        validate::collection_name("collection", collection)?;
+        Ok(self.dir.join(format!("{collection}.json")))
     }
 
     /// The stored state of `collection`, if any. DATA_LOSS naming the file
     /// when it cannot be read back.
     pub fn load(&self, collection: &str) -> Result<Option<SeriesState>> {
-        let path = self.path(collection);
-        let bytes = match std::fs::read(&path) {
+        let path = self.path(collection)?;
+        let bytes = match fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(&path, e)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
         };
         let state: SeriesState = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::data_loss(&path, format!("series state is not valid: {e}")))?;
+            .map_err(|e| Error::bad_json(&path, "the series state", &e))?;
         let version = state
             .format
             .strip_prefix(STATE_FORMAT_PREFIX)
@@ -471,13 +477,13 @@ impl StateStore {
     }
 
     pub fn save(&self, state: &SeriesState) -> Result<()> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| Error::io(&self.dir, e))?;
+        fs::create_dir_all_durably(&self.dir)?;
         let bytes = serde_json::to_vec(state)
             .map_err(|e| Error::Internal(format!("encoding series state: {e}")))?;
         // Forgotten before the write: a failed write must not leave the
         // cache ahead of the file.
         self.cache.lock().remove(&state.image_collection);
-        durable::write_durably(&self.path(&state.image_collection), &bytes)?;
+        durable::write_durably(&self.path(&state.image_collection)?, &bytes)?;
         self.cache
             .lock()
             .insert(state.image_collection.clone(), Arc::new(state.clone()));
@@ -485,12 +491,13 @@ impl StateStore {
     }
 
     pub fn remove(&self, collection: &str) -> Result<()> {
+        let path = self.path(collection)?;
         self.cache.lock().remove(collection);
-        let path = self.path(collection);
-        match std::fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::io(&path, e)),
+        match fs::remove_file(&path) {
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                Ok(())
+            }
+            r => r,
         }
     }
 

@@ -2,7 +2,10 @@
 //! in the queue; the NEW items of one submission are then grouped among
 //! themselves into candidate series.
 //!
-//! **Verdicts.** An item is KNOWN when it is close to stored material: one
+//! **Verdicts.** Hashes come first (`investigate::known`): an exact digest
+//! in a hash set or a perceptual hash near known material makes an item
+//! KNOWN before its embeddings are looked at. Past that, an item is KNOWN
+//! when it is close to stored material: one
 //! stored image of a series within the image threshold is enough, unless
 //! faces say it shows other people (both show faces and none of the
 //! item's matches a face of the stored media or of its series): a
@@ -40,6 +43,7 @@ use rayon::prelude::*;
 use crate::collection::{PointRef, View};
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
+use crate::investigate::hashes::ItemHashes;
 use crate::investigate::identity::FaceSet;
 use crate::investigate::link::{self, EdgeSet, FACE_K, MediaTable};
 use crate::investigate::series::{LinkSettings, SeriesRecord, SeriesState};
@@ -83,9 +87,13 @@ struct StoredFaces {
 #[derive(Clone, Debug)]
 pub struct Item {
     pub id: String,
+    /// Empty when the item came with hashes only.
     pub vector: Vec<f32>,
     pub faces: Vec<Vec<f32>>,
     pub metadata: pb::Metadata,
+    /// Digests and perceptual hash, matched before the embeddings
+    /// (the `known` stage).
+    pub hashes: ItemHashes,
 }
 
 /// What triage needs of the database, taken once per submission.
@@ -136,13 +144,17 @@ impl Triager {
     /// Validates and prepares a request item; `field` names it in errors.
     pub fn prepare(&self, field: &str, it: &pb::TriageItem) -> Result<Item> {
         validate::point_id(&format!("{field}.id"), &it.id)?;
+        let hashes = ItemHashes::from_pb(field, it)?;
         let metric = self.images.metric();
-        validate::vector(
-            &format!("{field}.vector"),
-            &it.vector,
-            self.images.dim() as u32,
-            metric.to_pb(),
-        )?;
+        // An item with hashes may come without an embedding.
+        if !(it.vector.is_empty() && hashes.any()) {
+            validate::vector(
+                &format!("{field}.vector"),
+                &it.vector,
+                self.images.dim() as u32,
+                metric.to_pb(),
+            )?;
+        }
         let mut vector = it.vector.clone();
         metric.prepare(&mut vector);
         let mut faces = Vec::with_capacity(it.faces.len());
@@ -171,6 +183,7 @@ impl Triager {
             vector,
             faces,
             metadata,
+            hashes,
         })
     }
 
@@ -619,4 +632,20 @@ pub fn group_items(
         .into_iter()
         .map(|r| r.media_ids.into_iter().collect())
         .collect()
+}
+
+// The hook for triage by hash (`known`): the series that material matched
+// by hash belongs to.
+impl Triager {
+    /// The stored series of `media`, else one labelled `label`: (series id,
+    /// victim identified).
+    pub fn series_for(&self, media: &str, label: &str) -> Option<(String, bool)> {
+        let rec = self.series_of(media).or_else(|| {
+            let st = self.state.as_ref()?;
+            (!label.is_empty())
+                .then(|| st.series.iter().find(|r| r.labels.contains(label)))
+                .flatten()
+        })?;
+        Some((rec.series_id.clone(), rec.victim_identified))
+    }
 }

@@ -108,6 +108,7 @@ pub fn join(m: Matrix, lines: Vec<PointLine>, source: &str) -> anyhow::Result<Ve
             id: l.id,
             vector: row.to_vec(),
             metadata: Some(l.metadata),
+            ..Default::default()
         })
         .collect())
 }
@@ -123,6 +124,7 @@ pub fn read_source(s: &Source) -> anyhow::Result<Vec<pb::Point>> {
                     id: l.id,
                     vector: l.vector.unwrap_or_default(),
                     metadata: Some(l.metadata),
+                    ..Default::default()
                 })
                 .collect())
         }

@@ -28,12 +28,17 @@ use crate::index::planner::{exact_scan_limit, top_k};
 use crate::index::quant::Quantization;
 use crate::pb;
 
-/// A point ready to be stored: validated, vector prepared for the metric.
-#[derive(Clone, Debug)]
+/// A point ready to be stored: validated, vector prepared for the metric;
+/// in a perceptual-hash collection the code and its quality instead of a
+/// vector.
+#[derive(Clone, Debug, Default)]
 pub struct Prepared {
     pub id: String,
     pub vector: Vec<f32>,
     pub metadata: pb::Metadata,
+    /// The hash as u64 words (empty in vector collections).
+    pub code: Vec<u64>,
+    pub quality: u8,
 }
 
 #[derive(Default)]
@@ -46,6 +51,10 @@ struct Data {
     meta: MetaIndex,
     /// Bytes of heap strings in ids and metadata, for memory accounting.
     string_bytes: usize,
+    /// Perceptual-hash segments: the codes (`words` per offset) and their
+    /// qualities; empty otherwise.
+    codes: Vec<u64>,
+    quality: Vec<u8>,
 }
 
 #[derive(Default)]
@@ -73,6 +82,9 @@ impl Live {
 pub struct MutableSegment {
     dim: usize,
     metric: Metric,
+    /// u64 words per code in a perceptual-hash segment (HAMMING), else 0:
+    /// such a segment keeps codes in `data` and leaves the graph empty.
+    words: usize,
     /// Vectors and links; offsets `0..data.ids.len()` are committed.
     graph: Hnsw,
     // Lock order: data before live.
@@ -85,6 +97,11 @@ impl MutableSegment {
         MutableSegment {
             dim,
             metric,
+            words: if metric == Metric::Hamming {
+                dim / 64
+            } else {
+                0
+            },
             graph: Hnsw::new(dim, metric, m, ef_construction),
             data: RwLock::new(Data::default()),
             live: RwLock::new(Live::default()),
@@ -103,6 +120,10 @@ impl MutableSegment {
     /// graph refuses a second insert at an offset, which is logged, never a
     /// panic.
     pub fn index(&self, base: usize, points: &[Prepared]) {
+        if self.words > 0 {
+            // Codes go in with the columns (`commit`); there is no graph.
+            return;
+        }
         let insert = |(i, p): (usize, &Prepared)| {
             if let Err(e) = self.graph.insert((base + i) as u64, &p.vector) {
                 tracing::error!("mutable segment: graph insert refused: {e}");
@@ -129,6 +150,12 @@ impl MutableSegment {
                 l.kill(old);
             }
             d.string_bytes += p.id.len() * 2 + metadata_bytes(&p.metadata);
+            if self.words > 0 {
+                let mut code = p.code;
+                code.resize(self.words, 0);
+                d.codes.extend_from_slice(&code);
+                d.quality.push(p.quality);
+            }
             d.ids.push(p.id);
             d.meta.push(&p.metadata);
             d.metadata.push(p.metadata);
@@ -164,11 +191,63 @@ impl MutableSegment {
         if !self.live.read().is_live(off) {
             return None;
         }
+        if self.words > 0 {
+            let (code, quality) = self.code_in(&d, off)?;
+            return Some(pb::Point {
+                id: d.ids.get(off)?.clone(),
+                metadata: Some(d.metadata.get(off)?.clone()),
+                bits: crate::index::hamming::bytes_of(&code),
+                quality: quality as u32,
+                ..Default::default()
+            });
+        }
         Some(pb::Point {
             id: d.ids.get(off)?.clone(),
             vector: self.vector_of(off)?.to_vec(),
             metadata: Some(d.metadata.get(off)?.clone()),
+            ..Default::default()
         })
+    }
+
+    fn code_in(&self, d: &Data, off: usize) -> Option<(Vec<u64>, u8)> {
+        let code = d.codes.get(off * self.words..(off + 1) * self.words)?;
+        Some((code.to_vec(), *d.quality.get(off)?))
+    }
+
+    /// The code and quality at an offset (perceptual-hash segments).
+    pub fn code_at(&self, offset: usize) -> Option<(Vec<u64>, u8)> {
+        self.code_in(&self.data.read(), offset)
+    }
+
+    /// Exact Hamming search by a scan of the codes (the mutable segment
+    /// holds at most a seal threshold of them): the `k` closest live codes
+    /// within the radius (any distance without one) whose quality is at
+    /// least `min_quality` and whose metadata passes the filter.
+    pub fn search_codes(
+        &self,
+        p: &crate::segment::bits::Probe<'_>,
+        exclude: Option<usize>,
+        min_quality: u8,
+        filter: Option<&Filter>,
+    ) -> Vec<(usize, u32)> {
+        let d = self.data.read();
+        let l = self.live.read();
+        if self.words == 0 || l.count == 0 || p.k == 0 {
+            return Vec::new();
+        }
+        let compiled = filter.map(|f| d.meta.compile(f));
+        let mut keep = |o: usize| {
+            Some(o) != exclude
+                && l.is_live(o)
+                && d.quality.get(o).is_some_and(|q| *q >= min_quality)
+                && compiled.as_ref().is_none_or(|c| c.accepts(o))
+        };
+        let radius = p.radius.unwrap_or(self.dim as u32);
+        let mut hits = Vec::new();
+        let committed = &d.codes[..d.ids.len() * self.words];
+        crate::index::hamming::scan(committed, p.query, radius, 0, &mut keep, &mut hits);
+        crate::index::hamming::top_k(&mut hits, p.k);
+        hits
     }
 
     /// The graph's vector at an offset (an offset that does not fit a node
@@ -334,6 +413,17 @@ impl MutableSegment {
                 "segment of {n} points exceeds u32 offsets"
             )));
         }
+        if self.words > 0 {
+            crate::segment::sealed::write_columns(dir, &d.ids, &d.metadata, &live)?;
+            let n = d.ids.len();
+            return crate::segment::bits::write(
+                dir,
+                self.words,
+                &d.codes[..n * self.words],
+                &d.quality[..n],
+            )
+            .map(|_| live);
+        }
         let vector = |i: usize| self.vector_of(i);
         crate::segment::sealed::write(dir, self.dim, &d.ids, &vector, &d.metadata, &live, quant)?;
         crate::index::hnsw_mapped::export(
@@ -352,7 +442,8 @@ impl MutableSegment {
         let columns = (n
             * (std::mem::size_of::<String>() * 2 + std::mem::size_of::<pb::Metadata>() + 1)
             + d.string_bytes) as u64;
-        self.graph.memory_bytes() as u64 + columns + d.meta.memory_bytes() as u64
+        let codes = (d.codes.capacity() * 8 + d.quality.capacity()) as u64;
+        self.graph.memory_bytes() as u64 + columns + codes + d.meta.memory_bytes() as u64
     }
 }
 
@@ -379,7 +470,7 @@ mod tests {
         Prepared {
             id: id.into(),
             vector,
-            metadata: pb::Metadata::default(),
+            ..Default::default()
         }
     }
 

@@ -11,6 +11,10 @@
 //! | `meta.bin` | `VIDXMET\0` | metadata columns, see [`write_meta`] |
 //! | `tomb-<gen>.bin` | `VIDXTMB\0` | tombstones: bitset of deleted offsets |
 //!
+//! A perceptual-hash segment has `bits.bin` and `mih.bin` (see
+//! [`crate::segment::bits`]) instead of `vectors.bin` and `graph.bin`; ids,
+//! metadata and tombstones are the same files.
+//!
 //! Only the tombstones change after sealing; each change is written as a new
 //! `tomb-<gen>.bin` that the manifest then points at. Nothing of the vectors
 //! or the graph is read into the heap: searches walk the maps directly.
@@ -30,6 +34,7 @@ use crate::index::filter::{Compiled, Filter, MetaIndex};
 use crate::index::hnsw_mapped::Graph;
 use crate::index::quant::{Codebook, Quantization, QueryCode};
 use crate::pb;
+use crate::segment::bits::{Probe, SealedBits};
 use crate::storage::envelope::{FileWriter, MappedFile};
 use crate::storage::versions::{CODES, SEALED};
 
@@ -82,6 +87,17 @@ pub fn write<'a>(
     if quant != Quantization::None {
         write_codes(&dir.join(CODES_FILE), dim, n, vector, quant)?;
     }
+    write_columns(dir, ids, metadata, live)
+}
+
+/// Writes what every sealed segment has whatever it searches by: ids,
+/// metadata columns and the tombstones as `tomb-0.bin`.
+pub fn write_columns(
+    dir: &Path,
+    ids: &[String],
+    metadata: &[pb::Metadata],
+    live: &[bool],
+) -> Result<()> {
     write_ids(&dir.join(IDS_FILE), ids)?;
     write_meta(&dir.join(META_FILE), metadata)?;
     write_tombstones(dir, 0, live)?;
@@ -329,6 +345,48 @@ pub fn write_meta(path: &Path, metadata: &[pb::Metadata]) -> Result<()> {
     w.finish([n, META_COLUMNS as u64, 0, 0])
 }
 
+/// Maps `vectors.bin` and `graph.bin` and checks they agree: (n, body).
+fn open_vectors(dir: &Path, dim: usize) -> Result<(usize, Body)> {
+    let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, &SEALED)?;
+    let [n, vdim, ..] = vectors.fields;
+    if vdim != dim as u64 {
+        return Err(Error::data_loss(
+            vectors.path(),
+            format!("dimension {vdim}, collection has {dim}"),
+        ));
+    }
+    let n = n as usize;
+    let floats = n
+        .checked_mul(dim)
+        .ok_or_else(|| Error::data_loss(vectors.path(), format!("implausible point count {n}")))?;
+    vectors.slice::<f32>(0, floats as u64)?;
+    let quant = Quantization::from_tag(vectors.fields[2]).ok_or_else(|| {
+        Error::data_loss(
+            vectors.path(),
+            format!("unknown quantization {}", vectors.fields[2]),
+        )
+    })?;
+    let codes = match quant {
+        Quantization::None => None,
+        q => Some(Codes::open(&dir.join(CODES_FILE), n, dim, q)?),
+    };
+    let graph = Graph::open(&dir.join(GRAPH_FILE))?;
+    if graph.len() != n {
+        return Err(Error::data_loss(
+            graph.file.path(),
+            format!("graph has {} nodes, vectors {n}", graph.len()),
+        ));
+    }
+    Ok((
+        n,
+        Body::Vectors {
+            vectors,
+            codes,
+            graph,
+        },
+    ))
+}
+
 pub fn tomb_file_name(generation: u64) -> String {
     format!("tomb-{generation}.bin")
 }
@@ -377,6 +435,21 @@ impl Tombstones {
     }
 }
 
+/// What a sealed segment searches by. One per open segment, so the
+/// variants' difference in size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
+enum Body {
+    /// `vectors.bin` and the HNSW graph over them, and the codes a
+    /// search walks if the segment was written with them.
+    Vectors {
+        vectors: MappedFile,
+        codes: Option<Codes>,
+        graph: Graph,
+    },
+    /// A perceptual-hash segment: `bits.bin` and `mih.bin`.
+    Bits(SealedBits),
+}
+
 /// An open sealed segment.
 pub struct SealedSegment {
     pub id: u64,
@@ -384,10 +457,7 @@ pub struct SealedSegment {
     dim: usize,
     metric: Metric,
     n: usize,
-    vectors: MappedFile,
-    /// The codes a search walks, if the segment was written with them.
-    codes: Option<Codes>,
-    graph: Graph,
+    body: Body,
     ids: MappedFile,
     meta: MappedFile,
     meta_dir: Vec<[u64; 4]>,
@@ -407,36 +477,19 @@ impl SealedSegment {
         metric: Metric,
         tomb_file: &str,
     ) -> Result<SealedSegment> {
-        let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, &SEALED)?;
-        let [n, vdim, ..] = vectors.fields;
-        if vdim != dim as u64 {
-            return Err(Error::data_loss(
-                vectors.path(),
-                format!("dimension {vdim}, collection has {dim}"),
-            ));
-        }
-        let n = n as usize;
-        let floats = n.checked_mul(dim).ok_or_else(|| {
-            Error::data_loss(vectors.path(), format!("implausible point count {n}"))
-        })?;
-        vectors.slice::<f32>(0, floats as u64)?;
-        let quant = Quantization::from_tag(vectors.fields[2]).ok_or_else(|| {
-            Error::data_loss(
-                vectors.path(),
-                format!("unknown quantization {}", vectors.fields[2]),
-            )
-        })?;
-        let codes = match quant {
-            Quantization::None => None,
-            q => Some(Codes::open(&dir.join(CODES_FILE), n, dim, q)?),
+        let (n, body) = if metric == Metric::Hamming {
+            // Codes have no header of their own to take n from first.
+            let ids = MappedFile::open(&dir.join(IDS_FILE), IDS_MAGIC, &SEALED)?;
+            let n = usize::try_from(ids.fields[0]).map_err(|_| {
+                Error::data_loss(
+                    ids.path(),
+                    format!("implausible point count {}", ids.fields[0]),
+                )
+            })?;
+            (n, Body::Bits(SealedBits::open(dir, n, dim / 64)?))
+        } else {
+            open_vectors(dir, dim)?
         };
-        let graph = Graph::open(&dir.join(GRAPH_FILE))?;
-        if graph.len() != n {
-            return Err(Error::data_loss(
-                graph.file.path(),
-                format!("graph has {} nodes, vectors {n}", graph.len()),
-            ));
-        }
         let ids = MappedFile::open(&dir.join(IDS_FILE), IDS_MAGIC, &SEALED)?;
         if ids.fields[0] != n as u64 {
             return Err(Error::data_loss(
@@ -465,9 +518,7 @@ impl SealedSegment {
             dim,
             metric,
             n,
-            vectors,
-            codes,
-            graph,
+            body,
             ids,
             meta,
             meta_dir,
@@ -489,11 +540,20 @@ impl SealedSegment {
 
     /// Reads every file's payload and checks its CRC.
     pub fn verify(&self) -> Result<()> {
-        self.vectors.verify()?;
-        if let Some(c) = &self.codes {
-            c.file.verify()?;
+        match &self.body {
+            Body::Vectors {
+                vectors,
+                codes,
+                graph,
+            } => {
+                vectors.verify()?;
+                if let Some(c) = codes {
+                    c.file.verify()?;
+                }
+                graph.file.verify()?;
+            }
+            Body::Bits(b) => b.verify()?,
         }
-        self.graph.file.verify()?;
         self.ids.verify()?;
         self.meta.verify()
     }
@@ -525,9 +585,15 @@ impl SealedSegment {
 
     /// How this segment's walk reads vectors.
     pub fn quantization(&self) -> Quantization {
-        self.codes
-            .as_ref()
-            .map_or(Quantization::None, |c| c.book.kind)
+        self.codes().map_or(Quantization::None, |c| c.book.kind)
+    }
+
+    /// The quantized codes of a vector segment written with them.
+    fn codes(&self) -> Option<&Codes> {
+        match &self.body {
+            Body::Vectors { codes, .. } => codes.as_ref(),
+            Body::Bits(_) => None,
+        }
     }
 
     /// Bytes a graph walk reads from (what must stay in memory for searches
@@ -535,7 +601,12 @@ impl SealedSegment {
     /// vectors when there are no codes. Rescoring reads a few f32 rows per
     /// query besides.
     pub fn hot_bytes(&self) -> u64 {
-        let walked = match &self.codes {
+        let (vectors, graph) = match &self.body {
+            Body::Vectors { vectors, graph, .. } => (vectors, graph),
+            // A hash search reads the codes and the multi-index.
+            Body::Bits(b) => return b.len_bytes(),
+        };
+        let walked = match self.codes() {
             // L2 ranks read the norms too; cosine and dot do not.
             Some(c) => {
                 (self.n * c.row_bytes) as u64
@@ -545,13 +616,58 @@ impl SealedSegment {
                         0
                     }
             }
-            None => self.vectors.len_bytes(),
+            None => vectors.len_bytes(),
         };
-        walked + self.graph.file.len_bytes()
+        walked + graph.file.len_bytes()
     }
 
     fn vectors(&self) -> Result<&[f32]> {
-        self.vectors.slice::<f32>(0, (self.n * self.dim) as u64)
+        match &self.body {
+            Body::Vectors { vectors, .. } => vectors.slice::<f32>(0, (self.n * self.dim) as u64),
+            Body::Bits(_) => Err(Error::Internal(format!(
+                "{}: a perceptual-hash segment holds codes, not vectors",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// The code and quality at offset `i` (perceptual-hash segments).
+    pub fn code_at(&self, i: usize) -> Result<(&[u64], u8)> {
+        match &self.body {
+            Body::Bits(b) => b.code_at(i),
+            Body::Vectors { .. } => Err(Error::Internal(format!(
+                "{}: a vector segment holds no codes",
+                self.dir.display()
+            ))),
+        }
+    }
+
+    /// Exact Hamming search (see [`SealedBits::search`]) over live codes of
+    /// quality at least `min_quality` passing `filter`, `exclude` left out.
+    pub fn search_codes(
+        &self,
+        p: &Probe<'_>,
+        exclude: Option<usize>,
+        min_quality: u8,
+        filter: Option<&Filter>,
+    ) -> Result<Vec<(usize, u32)>> {
+        let Body::Bits(b) = &self.body else {
+            return Ok(Vec::new());
+        };
+        let compiled = self.compile(filter)?;
+        let quality = b.qualities()?;
+        let t = self.tomb.read();
+        let mut keep = |i: usize| {
+            Some(i) != exclude
+                && !t.is_dead(i)
+                && quality.get(i).is_some_and(|q| *q >= min_quality)
+                && compiled.as_ref().is_none_or(|c| c.accepts(i))
+        };
+        let probe = Probe {
+            filter: compiled.as_ref(),
+            ..*p
+        };
+        b.search(&probe, &mut keep)
     }
 
     pub fn vector_at(&self, i: usize) -> Result<&[f32]> {
@@ -658,6 +774,13 @@ impl SealedSegment {
         Ok(Some(name))
     }
 
+    /// Marks the tombstones changed, so that the next
+    /// [`SealedSegment::persist_tombstones`] writes them again: the
+    /// manifest that was to name the file written last could not be stored.
+    pub fn mark_tombstones_dirty(&self) {
+        self.tomb.write().dirty = true;
+    }
+
     fn string_at(&self, column: usize, i: usize) -> Result<&str> {
         let [a, b, _, _] = self.meta_dir[column];
         let offs = self.meta.slice::<u64>(a, self.n as u64 + 1)?;
@@ -727,10 +850,21 @@ impl SealedSegment {
 
     /// The point at offset `i`.
     pub fn point_at(&self, i: usize) -> Result<pb::Point> {
+        if let Body::Bits(b) = &self.body {
+            let (code, quality) = b.code_at(i)?;
+            return Ok(pb::Point {
+                id: self.id_at(i)?.to_owned(),
+                metadata: Some(self.metadata_at(i)?),
+                bits: crate::index::hamming::bytes_of(code),
+                quality: quality as u32,
+                ..Default::default()
+            });
+        }
         Ok(pb::Point {
             id: self.id_at(i)?.to_owned(),
             vector: self.vector_at(i)?.to_vec(),
             metadata: Some(self.metadata_at(i)?),
+            ..Default::default()
         })
     }
 
@@ -795,22 +929,25 @@ impl SealedSegment {
                 return Ok(hits);
             }
         }
+        let Body::Vectors { graph, .. } = &self.body else {
+            return Ok(Vec::new());
+        };
         let accept = |i: u32| keep(i as usize);
-        if let Some(codes) = &self.codes {
-            return self.search_codes(codes, vectors, query, k, ef, &accept);
+        if let Some(codes) = self.codes() {
+            return self.walk_codes(codes, vectors, query, k, ef, &accept);
         }
         let space = crate::index::hnsw_mapped::Space {
             vectors,
             dim: self.dim,
             metric: self.metric,
         };
-        let hits = self.graph.search(space, query, k, ef, &accept)?;
+        let hits = graph.search(space, query, k, ef, &accept)?;
         Ok(hits.into_iter().map(|(i, r)| (i as usize, r)).collect())
     }
 
     /// The graph walk over codes (estimated ranks, beam `ef`), then the `ef`
     /// best rescored with their f32 rows; the `k` best by exact rank.
-    fn search_codes(
+    fn walk_codes(
         &self,
         codes: &Codes,
         vectors: &[f32],
@@ -826,9 +963,12 @@ impl SealedSegment {
         } else {
             &[]
         };
+        let Body::Vectors { graph, .. } = &self.body else {
+            return Ok(Vec::new());
+        };
         let rb = codes.row_bytes;
         let ef = ef.max(k);
-        let found = self.graph.search_rows(
+        let found = graph.search_rows(
             |i| rows.get(i as usize * rb..(i as usize + 1) * rb),
             |i, c| qc.rank(c, norms.get(i as usize).copied().unwrap_or(0.0)),
             ef,

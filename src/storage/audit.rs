@@ -19,7 +19,10 @@
 //! Records are written by one thread in batches (group commit): requests
 //! that finish while a batch is being synced go into the next batch, so one
 //! `fdatasync` covers many records. A failed write or sync fails the batch's
-//! requests and every later one (fail closed: no record, no answer).
+//! requests and every later one (fail closed: no record, no answer). The
+//! record and checkpoint files are written through the [`fs`] seam (tests
+//! can make those writes fail); the signing key is made with plain std
+//! calls (it needs mode 0600 and must never be truncated).
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -34,6 +37,7 @@ use sha2::Digest;
 
 use crate::error::{Error, Result};
 use crate::storage::durable;
+use crate::storage::fs;
 
 pub const CHECKPOINTS_FILE: &str = "checkpoints.jsonl";
 pub const PUBLIC_KEY_FILE: &str = "audit.pub";
@@ -284,25 +288,27 @@ struct Writer {
     opts: AuditOptions,
     key: SigningKey,
     public: String,
-    file: File,
+    file: fs::File,
     path: PathBuf,
     size: u64,
     seq: u64,
     hash: String,
     checkpointed: u64,
     last_checkpoint: Instant,
-    checkpoints: File,
+    checkpoints: fs::File,
 }
 
 impl Writer {
     fn new(opts: AuditOptions, key: SigningKey, seq: u64, hash: String) -> Result<Writer> {
         let (file, path) = new_file(&opts.dir, seq + 1)?;
         let cp_path = opts.dir.join(CHECKPOINTS_FILE);
-        let checkpoints = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&cp_path)
-            .map_err(|e| Error::io(&cp_path, e))?;
+        let checkpoints = if cp_path.exists() {
+            fs::File::open_append(&cp_path)?
+        } else {
+            let f = fs::File::create(&cp_path)?;
+            durable::sync_dir(&opts.dir)?;
+            f
+        };
         Ok(Writer {
             public: hex::encode(key.verifying_key().as_bytes()),
             key,
@@ -379,8 +385,8 @@ impl Writer {
         }
         self.file
             .write_all(&buf)
-            .and_then(|_| self.file.sync_data())
             .map_err(|e| Error::io(&self.path, e))?;
+        self.file.sync_data()?;
         self.size += buf.len() as u64;
         if self.size >= self.opts.rotate_bytes {
             let (file, path) = new_file(&self.opts.dir, self.seq + 1)?;
@@ -423,15 +429,15 @@ impl Writer {
         let path = self.opts.dir.join(CHECKPOINTS_FILE);
         self.checkpoints
             .write_all(line.as_bytes())
-            .and_then(|_| self.checkpoints.sync_data())
             .map_err(|e| Error::io(&path, e))?;
+        self.checkpoints.sync_data()?;
         self.checkpointed = self.seq;
         self.last_checkpoint = Instant::now();
         Ok(())
     }
 }
 
-fn new_file(dir: &Path, first_seq: u64) -> Result<(File, PathBuf)> {
+fn new_file(dir: &Path, first_seq: u64) -> Result<(fs::File, PathBuf)> {
     // Never append to a file begun before (a crash may have left part of a
     // record at its end): a new name instead.
     let mut k = 0u32;
@@ -447,11 +453,9 @@ fn new_file(dir: &Path, first_seq: u64) -> Result<(File, PathBuf)> {
             _ => break p,
         }
     };
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+    // Absent or empty: nothing to keep. Written only at its end (a failed
+    // write fails the log for good, so no write follows a short one).
+    let file = fs::File::create(&path)?;
     durable::sync_dir(dir)?;
     Ok((file, path))
 }

@@ -1,20 +1,20 @@
 //! Small durable-filesystem helpers: write-then-rename, directory fsync, sizes.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+use crate::storage::fs;
 
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename,
 /// fsync of the directory. A crash leaves either the old file or the new one.
 pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
-    let mut f = File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+    let mut f = fs::File::create(&tmp)?;
     f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+    f.sync_all()?;
     drop(f);
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    fs::rename(&tmp, path)?;
     if let Some(dir) = path.parent() {
         sync_dir(dir)?;
     }
@@ -23,9 +23,7 @@ pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// fsyncs a directory so renames and creations in it survive a crash.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir)
-        .and_then(|d| d.sync_all())
-        .map_err(|e| Error::io(dir, e))
+    fs::sync_dir(dir)
 }
 
 /// Total size of the regular files below `dir` (0 if unreadable).

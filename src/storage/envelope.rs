@@ -19,13 +19,13 @@
 //! CRC, which the collection runs in the background after open so that open
 //! time does not grow with the data.
 
-use std::fs::File;
 use std::io::{BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
 
 use crate::error::{Error, Result};
+use crate::storage::fs::File;
 use crate::storage::versions::Format;
 
 #[cfg(target_endian = "big")]
@@ -47,7 +47,7 @@ pub struct FileWriter {
 impl FileWriter {
     /// Creates `path` for a file of `format`'s current version.
     pub fn create(path: &Path, magic: &[u8; 8], format: &Format) -> Result<FileWriter> {
-        let f = File::create(path).map_err(|e| Error::io(path, e))?;
+        let f = File::create(path)?;
         let mut out = BufWriter::with_capacity(1 << 20, f);
         out.write_all(&[0u8; HEADER_LEN])
             .map_err(|e| Error::io(path, e))?;
@@ -106,8 +106,7 @@ impl FileWriter {
             .map_err(|e| Error::io(&path, e.into_error()))?;
         f.seek(SeekFrom::Start(0)).map_err(io)?;
         f.write_all(&h).map_err(io)?;
-        f.sync_all().map_err(io)?;
-        Ok(())
+        f.sync_all()
     }
 }
 
@@ -129,12 +128,12 @@ impl MappedFile {
     /// Maps `path` and checks magic, header CRC, version (one `format`
     /// reads) and length.
     pub fn open(path: &Path, magic: &[u8; 8], format: &Format) -> Result<MappedFile> {
-        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let f = File::open(path)?;
         // SAFETY: segment files are immutable once written (written under a
         // temporary name, fsynced, then renamed into place) and vidx never
         // writes to them again; another process truncating them underneath
         // us is outside what vidx can defend against.
-        let map = unsafe { Mmap::map(&f) }.map_err(|e| Error::io(path, e))?;
+        let map = unsafe { Mmap::map(f.std()) }.map_err(|e| Error::io(path, e))?;
         let h = map.get(..HEADER_LEN).ok_or_else(|| {
             Error::data_loss(
                 path,
@@ -213,6 +212,7 @@ impl MappedFile {
         while left > 0 {
             let want = left.min(buf.len());
             self.file
+                .std()
                 .read_exact_at(&mut buf[..want], pos)
                 .map_err(|e| Error::io(&self.path, e))?;
             crc = crc32c::crc32c_append(crc, &buf[..want]);

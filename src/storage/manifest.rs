@@ -55,13 +55,15 @@ impl Manifest {
     /// Reads the manifest of `dir`, or an empty one if there is none yet.
     pub fn load(dir: &Path) -> Result<Manifest> {
         let path = dir.join(MANIFEST_FILE);
-        let bytes = match std::fs::read(&path) {
+        let bytes = match crate::storage::fs::read(&path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Manifest::default()),
-            Err(e) => return Err(Error::io(&path, e)),
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Manifest::default());
+            }
+            Err(e) => return Err(e),
         };
         let m: Manifest = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::data_loss(&path, format!("unreadable manifest: {e}")))?;
+            .map_err(|e| Error::bad_json(&path, "the manifest", &e))?;
         MANIFEST.check(&path, m.format)?;
         Ok(m)
     }

@@ -13,23 +13,28 @@
 //! acknowledged) and the cut is logged. A bad record with more after it is
 //! damage: DATA_LOSS naming the file.
 
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::storage::durable;
+use crate::storage::fs::{self, File};
 use crate::storage::versions::Format;
 
 const HEADER_LEN: usize = 16;
 /// Larger length fields are treated as damage rather than allocated.
 const MAX_RECORD: usize = 64 << 20;
 
-/// An open record file, positioned at its end.
+/// An open record file, positioned at its end. Its file operations go
+/// through the [`fs`] seam, so tests can make them fail.
 pub struct RecordFile {
     path: PathBuf,
     file: File,
     len: u64,
+    /// Set when an append failed in a way that leaves the file untrusted
+    /// (an fsync error, or a torn record that could not be cut back):
+    /// later appends are refused; reopening reads the file again.
+    broken: Option<String>,
 }
 
 fn header(magic: &[u8; 8], format: Format) -> Vec<u8> {
@@ -83,11 +88,11 @@ impl RecordFile {
     ) -> Result<(RecordFile, Vec<Vec<u8>>)> {
         if !path.exists() {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+                fs::create_dir_all_durably(dir)?;
             }
             durable::write_durably(path, &header(magic, format))?;
         }
-        let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+        let bytes = fs::read(path)?;
         if bytes.len() < HEADER_LEN || &bytes[..8] != magic {
             return Err(Error::data_loss(
                 path,
@@ -99,14 +104,10 @@ impl RecordFile {
             u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes")),
         )?;
         let (records, end) = scan(path, &bytes)?;
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        let file = File::open_rw(path)?;
         if end < bytes.len() {
-            file.set_len(end as u64).map_err(|e| Error::io(path, e))?;
-            file.sync_all().map_err(|e| Error::io(path, e))?;
+            file.set_len(end as u64)?;
+            file.sync_all()?;
             tracing::warn!(path = %path.display(), dropped_bytes = bytes.len() - end,
                 kept_records = records.len(), "torn last record cut off");
         }
@@ -115,14 +116,23 @@ impl RecordFile {
                 path: path.to_owned(),
                 file,
                 len: end as u64,
+                broken: None,
             },
             records,
         ))
     }
 
-    /// Appends one record and fsyncs it. On failure the file is cut back,
-    /// so a half-written record never precedes a later good one.
+    /// Appends one record and fsyncs it. On a failed write the file is cut
+    /// back, so a half-written record never precedes a later good one; after
+    /// a failed fsync (what it held may be gone whatever later fsyncs say)
+    /// or a cut that failed, this file refuses appends.
     pub fn append(&mut self, payload: &[u8]) -> Result<()> {
+        if let Some(why) = &self.broken {
+            return Err(Error::fsync(
+                &self.path,
+                std::io::Error::other(format!("the file is not trusted since: {why}")),
+            ));
+        }
         if payload.len() > MAX_RECORD {
             return Err(Error::ResourceExhausted(format!(
                 "one record is {} bytes; at most {MAX_RECORD}",
@@ -133,15 +143,21 @@ impl RecordFile {
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
         frame.extend_from_slice(payload);
-        use std::io::{Seek, SeekFrom};
-        let res = self
+        let written = self
             .file
             .seek(SeekFrom::Start(self.len))
-            .and_then(|_| self.file.write_all(&frame))
-            .and_then(|_| self.file.sync_data());
-        if let Err(e) = res {
-            let _ = self.file.set_len(self.len);
+            .and_then(|_| self.file.write_all(&frame));
+        if let Err(e) = written {
+            if let Err(cut) = self.file.set_len(self.len) {
+                self.broken = Some(format!(
+                    "a failed append ({e}) could not be cut back off the file: {cut}"
+                ));
+            }
             return Err(Error::io(&self.path, e));
+        }
+        if let Err(e) = self.file.sync_data() {
+            self.broken = Some(e.to_string());
+            return Err(e);
         }
         self.len += frame.len() as u64;
         Ok(())

@@ -10,6 +10,8 @@
 //! | [`MANIFEST`] | `manifest.json` (`"format"`) | 1 | 1 |
 //! | [`CONFIG`] | `collection.json` (`"format"`) | 1 | 1 |
 //! | [`SERIES`] | `series/<collection>.json` (`"format": "vidx-series/<n>"`) | 1 | 1 |
+//! | [`HASHES`] | `seg-*/bits.bin`, `seg-*/mih.bin` (perceptual-hash collections) | 1 | 1 |
+//! | [`HASHSET`] | `hashsets/<set>/set.json` (`"format"`), `part-*.bin` | 1 | 1 |
 //! | [`DECISIONS`] | `series/<collection>.decisions.log` | 1 | 1 |
 //! | [`SNAPSHOT`] | a snapshot's `snapshot.json` (`"format"`) | 1 | 1 |
 //!
@@ -94,9 +96,23 @@ pub const SERIES: Format = Format {
     oldest: 1,
 };
 
+/// The codes and multi-index of a sealed perceptual-hash segment.
+pub const HASHES: Format = Format {
+    name: "hash codes file",
+    current: 1,
+    oldest: 1,
+};
+
 /// The investigators' decisions about an image collection's series.
 pub const DECISIONS: Format = Format {
     name: "decision log",
+    current: 1,
+    oldest: 1,
+};
+
+/// An exact-hash set: its description and its immutable parts.
+pub const HASHSET: Format = Format {
+    name: "hash set file",
     current: 1,
     oldest: 1,
 };
@@ -109,8 +125,8 @@ pub const SNAPSHOT: Format = Format {
 };
 
 /// Every stored format, in the order of the table above.
-pub const ALL: [Format; 9] = [
-    SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES, DECISIONS, SNAPSHOT,
+pub const ALL: [Format; 11] = [
+    SEALED, GRAPH, CODES, WAL, MANIFEST, CONFIG, SERIES, DECISIONS, SNAPSHOT, HASHES, HASHSET,
 ];
 
 impl Format {

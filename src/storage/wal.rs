@@ -15,14 +15,14 @@
 //! fails its checksum or does not decode; the file is cut there (a torn tail
 //! from a crash mid-append) and the number of dropped bytes is reported.
 
-use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use prost::Message;
 
 use crate::error::{Error, Result};
 use crate::pb;
+use crate::storage::fs::{self, File};
 use crate::storage::versions::WAL;
 
 const MAGIC: &[u8; 8] = b"VIDXWAL\0";
@@ -92,18 +92,16 @@ pub fn file_name(first_seq: u64) -> String {
 /// The log files in `dir`, ordered by first sequence number.
 pub fn list_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
-    for e in std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .flatten()
-    {
-        let name = e.file_name();
-        let Some(name) = name.to_str() else { continue };
+    for e in fs::read_dir(dir)? {
+        let Some(name) = e.name.to_str() else {
+            continue;
+        };
         let seq = name
             .strip_prefix("wal-")
             .and_then(|r| r.strip_suffix(".log"))
             .and_then(|s| s.parse().ok());
         if let Some(seq) = seq {
-            out.push((seq, e.path()));
+            out.push((seq, e.path));
         }
     }
     out.sort();
@@ -118,7 +116,7 @@ pub struct Recovery {
     pub dropped_bytes: u64,
 }
 
-/// An open log, positioned at its end for appends.
+/// An open log file, opened to append: every write lands at its end.
 pub struct Wal {
     path: PathBuf,
     file: File,
@@ -127,6 +125,10 @@ pub struct Wal {
     sync: SyncPolicy,
     /// Written but not yet fsynced (interval policy).
     dirty: bool,
+    /// Why the file is not trusted any more: an fsync failed (what it held
+    /// may be gone whatever later fsyncs say), or a failed append could not
+    /// be cut back. Appends are refused from then on.
+    broken: Option<String>,
     /// How long the last fsync took, until the owner takes it for its metrics.
     fsync_time: Option<std::time::Duration>,
 }
@@ -150,17 +152,16 @@ impl Wal {
         // crash never leaves a log file without its header (the caller
         // fsyncs the directory; leftover .tmp files are removed on open).
         let tmp = path.with_extension("log.tmp");
-        let mut f = std::fs::File::create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        let mut f = File::create(&tmp)?;
         f.write_all(&header_bytes())
             .map_err(|e| Error::io(&tmp, e))?;
-        f.sync_all().map_err(|e| Error::io(&tmp, e))?;
+        f.sync_all()?;
         drop(f);
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))?;
-        let file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
+        // Opened before the rename: a failure leaves no log file under the
+        // real name for a recovery to take as the newest one.
+        let file = File::open_append(&tmp)?;
+        fs::rename(&tmp, path)?;
+        let file = file.renamed(path);
         Ok(Wal {
             path: path.to_owned(),
             file,
@@ -168,6 +169,7 @@ impl Wal {
             next_seq: first_seq,
             sync,
             dirty: false,
+            broken: None,
             fsync_time: None,
         })
     }
@@ -182,14 +184,10 @@ impl Wal {
         sync: SyncPolicy,
         may_have_tail: bool,
     ) -> Result<(Wal, Recovery)> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(path)
-            .map_err(|e| Error::io(path, e))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)
-            .map_err(|e| Error::io(path, e))?;
+        // Opened to append: after a failed append is cut back, the next
+        // record lands at the new end, never behind a gap.
+        let mut file = File::open_append(path)?;
+        let mut bytes = file.read_all()?;
         if bytes.len() < HEADER_LEN as usize
             && may_have_tail
             && MAGIC.starts_with(&bytes[..bytes.len().min(8)])
@@ -198,12 +196,10 @@ impl Wal {
             // (by a vidx that created logs in place): it holds no record, so
             // nothing acknowledged is in it. Give it its header back.
             tracing::warn!(path = %path.display(), bytes = bytes.len(), "log file without a complete header; rewriting the header");
-            file.set_len(0).map_err(|e| Error::io(path, e))?;
-            file.seek(SeekFrom::Start(0))
-                .map_err(|e| Error::io(path, e))?;
+            file.set_len(0)?;
             file.write_all(&header_bytes())
                 .map_err(|e| Error::io(path, e))?;
-            file.sync_all().map_err(|e| Error::io(path, e))?;
+            file.sync_all()?;
             bytes = header_bytes();
         }
         if bytes.len() < HEADER_LEN as usize || &bytes[..8] != MAGIC {
@@ -263,8 +259,8 @@ impl Wal {
             ));
         }
         if dropped_bytes > 0 {
-            file.set_len(pos as u64).map_err(|e| Error::io(path, e))?;
-            file.sync_all().map_err(|e| Error::io(path, e))?;
+            file.set_len(pos as u64)?;
+            file.sync_all()?;
             tracing::warn!(
                 path = %path.display(),
                 dropped_bytes,
@@ -272,8 +268,6 @@ impl Wal {
                 "write-ahead log had a torn or corrupt tail; cut at the last intact record"
             );
         }
-        file.seek(SeekFrom::Start(pos as u64))
-            .map_err(|e| Error::io(path, e))?;
         let next_seq = records.last().map_or(first_seq, |r| r.seq + 1);
         Ok((
             Wal {
@@ -283,6 +277,7 @@ impl Wal {
                 next_seq,
                 sync,
                 dirty: false,
+                broken: None,
                 fsync_time: None,
             },
             Recovery {
@@ -292,10 +287,13 @@ impl Wal {
         ))
     }
 
-    /// Appends one record and makes it durable per the sync policy. On
-    /// failure the file is cut back so a half-written record never precedes
-    /// a later good one.
+    /// Appends one record and makes it durable per the sync policy. A
+    /// failed write is cut back off the file, so a half-written record never
+    /// precedes a later good one; if it cannot be, or an fsync fails, the
+    /// log is broken: this and every later append fail with
+    /// [`Error::Fsync`]-like errors until the collection is reopened.
     pub fn append(&mut self, mut rec: WalRecord) -> Result<u64> {
+        self.usable()?;
         rec.seq = self.next_seq;
         let payload = rec.encode_to_vec();
         if payload.len() as u64 > MAX_RECORD as u64 {
@@ -308,15 +306,19 @@ impl Wal {
         frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
         frame.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
         frame.extend_from_slice(&payload);
-        let res = self.file.write_all(&frame).and_then(|_| match self.sync {
-            SyncPolicy::Always => self.sync_data(),
-            SyncPolicy::Interval(_) | SyncPolicy::Never => Ok(()),
-        });
-        if let Err(e) = res {
-            // Best effort: if even this fails the tail is torn and recovery
-            // cuts it, which loses only this unacknowledged record.
-            let _ = self.file.set_len(self.len);
+        if let Err(e) = self.file.write_all(&frame) {
+            if let Err(cut) = self.file.set_len(self.len) {
+                self.broken = Some(format!(
+                    "a failed append ({e}) could not be cut back off the file: {cut}"
+                ));
+            }
             return Err(Error::io(&self.path, e));
+        }
+        if self.sync == SyncPolicy::Always
+            && let Err(e) = self.sync_data()
+        {
+            self.broken = Some(e.to_string());
+            return Err(e);
         }
         self.len += frame.len() as u64;
         self.next_seq += 1;
@@ -324,18 +326,38 @@ impl Wal {
         Ok(rec.seq)
     }
 
+    /// Err if the log is broken (see [`Wal::append`]).
+    fn usable(&self) -> Result<()> {
+        match &self.broken {
+            Some(why) => Err(Error::fsync(
+                &self.path,
+                std::io::Error::other(format!("the log is not trusted since: {why}")),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// fsyncs what was written since the last sync (interval policy's flusher,
     /// and before a file is retired).
     pub fn sync_if_dirty(&mut self) -> Result<()> {
+        self.usable()?;
         if self.dirty {
-            self.sync_data().map_err(|e| Error::io(&self.path, e))?;
+            if let Err(e) = self.sync_data() {
+                self.broken = Some(e.to_string());
+                return Err(e);
+            }
             self.dirty = false;
         }
         Ok(())
     }
 
+    /// Why the log is not trusted any more, if it is not.
+    pub fn broken(&self) -> Option<&str> {
+        self.broken.as_deref()
+    }
+
     /// fdatasync, timed.
-    fn sync_data(&mut self) -> std::io::Result<()> {
+    fn sync_data(&mut self) -> Result<()> {
         let started = std::time::Instant::now();
         let r = self.file.sync_data();
         self.fsync_time = Some(started.elapsed());
@@ -373,7 +395,7 @@ mod tests {
                 .map(|id| pb::Point {
                     id: id.to_string(),
                     vector: vec![1.0, 2.0],
-                    metadata: None,
+                    ..Default::default()
                 })
                 .collect(),
             deletes: vec![],
@@ -390,7 +412,10 @@ mod tests {
         let good_len = w.len_bytes();
         drop(w);
         // Simulate a crash mid-append: half a frame at the end.
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(&[40, 0, 0, 0, 1, 2, 3, 4, 9, 9]).unwrap();
         drop(f);
         let (mut w, rec_) = Wal::open(&path, 1, SyncPolicy::Always, true).unwrap();

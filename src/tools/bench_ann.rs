@@ -403,6 +403,7 @@ fn metric_name(m: Metric) -> &'static str {
         Metric::Cosine => "cosine",
         Metric::L2 => "l2",
         Metric::Dot => "dot",
+        Metric::Hamming => "hamming",
     }
 }
 
@@ -809,6 +810,7 @@ fn build_segment(
                 id: i.to_string(),
                 vector: d.row(i).to_vec(),
                 metadata: metadata(i),
+                ..Default::default()
             })
             .collect();
         seg.index(start, &pts);

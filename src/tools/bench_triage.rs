@@ -260,6 +260,7 @@ fn seized_items(
             vector: p.vector.clone(),
             faces: face_of.remove(&p.id).unwrap_or_default(),
             metadata: p.metadata.clone(),
+            ..Default::default()
         })
         .collect()
 }

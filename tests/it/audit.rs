@@ -124,6 +124,7 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
                 upload_id: format!("U{}", i % 7),
                 ..Default::default()
             }),
+            ..Default::default()
         })
         .collect();
     a.upsert(tokio_stream::iter(vec![pb::UpsertRequest {

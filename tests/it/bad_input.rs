@@ -404,3 +404,300 @@ async fn default_limit_takes_a_2000_point_batch_of_512_d() {
     );
     server.stop().await;
 }
+
+/// Issue 11, item 4: one name rule for every collection name of every RPC,
+/// checked before any path is built from it; `LinkUpload` once read
+/// `<data>/series/../../x/secret.json` and echoed it in its error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn path_like_collection_names_are_refused_by_every_rpc() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(tmp.path().join("x")).unwrap();
+    let secret = r#"{"format":"TOPSECRET","image_collection":"TOPSECRET","face_collection":"",
+        "settings":{"image_threshold":0.3,"face_threshold":0.6,"near_duplicate_threshold":0.05,
+        "k":32,"ef":128,"min_shared_neighbours":1,"single_linkage":false},"series":[]}"#;
+    std::fs::write(tmp.path().join("x/secret.json"), secret).unwrap();
+    // As after a first LinkSeries: `series/../..` resolves.
+    std::fs::create_dir_all(tmp.path().join("data/series")).unwrap();
+    let server = TestServer::start_in(&tmp.path().join("data"), ServerOptions::default()).await;
+    let mut c = server.client().await;
+    c.create_collection(create_req("images", 4, pb::Metric::Cosine))
+        .await
+        .unwrap();
+    let bad = "../../x/secret";
+    let check = |what: &str, field: &str, r: Result<(), tonic::Status>| {
+        let e = r.expect_err(what);
+        assert_eq!(e.code(), Code::InvalidArgument, "{what}: {e:?}");
+        assert!(e.message().contains(field), "{what}: {e:?}");
+        assert!(
+            !e.message().contains("TOPSECRET"),
+            "{what} echoed a file: {e:?}"
+        );
+    };
+    let up = |image: &str, face: &str| pb::LinkUploadRequest {
+        image_collection: image.into(),
+        face_collection: face.into(),
+        upload_id: "u1".into(),
+    };
+    check(
+        "LinkUpload image",
+        "image_collection",
+        c.link_upload(up(bad, "")).await.map(drop),
+    );
+    check(
+        "LinkUpload face",
+        "face_collection",
+        c.link_upload(up("images", bad)).await.map(drop),
+    );
+    let link = |image: &str, face: &str| pb::LinkSeriesRequest {
+        image_collection: image.into(),
+        face_collection: face.into(),
+        ..Default::default()
+    };
+    check(
+        "LinkSeries image",
+        "image_collection",
+        c.link_series(link(bad, "")).await.map(drop),
+    );
+    check(
+        "LinkSeries face",
+        "face_collection",
+        c.link_series(link("images", bad)).await.map(drop),
+    );
+    let tri = |image: &str, face: &str| pb::TriageRequest {
+        image_collection: image.into(),
+        face_collection: face.into(),
+        ..Default::default()
+    };
+    check(
+        "Triage image",
+        "image_collection",
+        c.triage(tokio_stream::iter(vec![tri(bad, "")]))
+            .await
+            .map(drop),
+    );
+    check(
+        "Triage face",
+        "face_collection",
+        c.triage(tokio_stream::iter(vec![tri("images", bad)]))
+            .await
+            .map(drop),
+    );
+    check(
+        "CreateCollection",
+        "name",
+        c.create_collection(create_req(bad, 4, pb::Metric::Cosine))
+            .await
+            .map(drop),
+    );
+    check(
+        "DescribeCollection",
+        "name",
+        c.describe_collection(pb::DescribeCollectionRequest { name: bad.into() })
+            .await
+            .map(drop),
+    );
+    check(
+        "DropCollection",
+        "name",
+        c.drop_collection(pb::DropCollectionRequest { name: bad.into() })
+            .await
+            .map(drop),
+    );
+    check(
+        "Upsert",
+        "collection",
+        upsert_batches(&mut c, bad, vec![point("p", vec![1.0; 4])], 1)
+            .await
+            .map(drop),
+    );
+    check(
+        "Search",
+        "collection",
+        c.search(search_req(bad, vec![vector_query(vec![1.0; 4])], 1))
+            .await
+            .map(drop),
+    );
+    check(
+        "Get",
+        "collection",
+        c.get(pb::GetRequest {
+            collection: bad.into(),
+            ids: vec!["p".into()],
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "Delete",
+        "collection",
+        c.delete(pb::DeleteRequest {
+            collection: bad.into(),
+            ids: vec!["p".into()],
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "Flush",
+        "collection",
+        c.flush(pb::FlushRequest {
+            collection: bad.into(),
+        })
+        .await
+        .map(drop),
+    );
+    series_rpcs_refuse(&mut c, bad, &check).await;
+    check(
+        "UpdateMetadata",
+        "collection",
+        c.update_metadata(pb::UpdateMetadataRequest {
+            collection: bad.into(),
+            ids: vec!["p".into()],
+            set: Some(pb::MetadataUpdate {
+                victim_identified: Some(true),
+                ..Default::default()
+            }),
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "CreateSnapshot",
+        "collection",
+        c.create_snapshot(pb::CreateSnapshotRequest {
+            collection: bad.into(),
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "CreateToken",
+        "collections[0]",
+        c.create_token(pb::CreateTokenRequest {
+            agency: "a".into(),
+            role: "reader".into(),
+            collections: vec![bad.into()],
+            expires_in: 0,
+        })
+        .await
+        .map(drop),
+    );
+    server.stop().await;
+}
+
+/// The series RPCs (main's, after issue 11 was filed) under the same rule:
+/// their names become `<data>/series/<name>.json` and `.decisions.log`.
+async fn series_rpcs_refuse(
+    c: &mut Client,
+    bad: &str,
+    check: &impl Fn(&str, &str, Result<(), tonic::Status>),
+) {
+    let f = "image_collection";
+    check(
+        "ListSeries",
+        f,
+        c.list_series(pb::ListSeriesRequest {
+            image_collection: bad.into(),
+            ..Default::default()
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "GetSeries",
+        f,
+        c.get_series(pb::GetSeriesRequest {
+            image_collection: bad.into(),
+            series_id: "s1".into(),
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "SeriesOfMedia",
+        f,
+        c.series_of_media(pb::SeriesOfMediaRequest {
+            image_collection: bad.into(),
+            media_ids: vec!["m".into()],
+        })
+        .await
+        .map(drop),
+    );
+    check(
+        "ReviewSeries",
+        f,
+        c.review_series(pb::ReviewSeriesRequest {
+            image_collection: bad.into(),
+            decisions: vec![pb::Decision::default()],
+            reviewer: "r".into(),
+            note: String::new(),
+        })
+        .await
+        .map(drop),
+    );
+}
+
+/// Issue 11, item 9: a response over the message limit is
+/// RESOURCE_EXHAUSTED with a hint to ask for less, not OUT_OF_RANGE.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_response_is_resource_exhausted_with_a_hint() {
+    let server = TestServer::start_with(ServerOptions {
+        max_message_bytes: 64 * 1024,
+        ..Default::default()
+    })
+    .await;
+    let mut c = server.client().await;
+    c.create_collection(create_req("images", 512, pb::Metric::L2))
+        .await
+        .unwrap();
+    let ids: Vec<String> = (0..60).map(|i| format!("p{i}")).collect();
+    let pts = ids.iter().map(|id| point(id, vec![0.5; 512])).collect();
+    upsert_batches(&mut c, "images", pts, 10).await.unwrap();
+    // 60 vectors of 2 KiB each: over 64 KiB.
+    let e = c
+        .get(pb::GetRequest {
+            collection: "images".into(),
+            ids: ids.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_status(e, Code::ResourceExhausted, &["limit", "fewer"]);
+    let e = c
+        .search(search_req("images", vec![vector_query(vec![0.5; 512])], 60))
+        .await;
+    // Hits carry no vectors: 60 of them fit.
+    assert_eq!(e.unwrap().into_inner().results[0].hits.len(), 60);
+    // Half the ids fit.
+    let r = c
+        .get(pb::GetRequest {
+            collection: "images".into(),
+            ids: ids[..20].to_vec(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(r.into_inner().points.len(), 20);
+    server.stop().await;
+}
+
+/// Issue 11, item 9: bytes that are not a protobuf message are the
+/// client's error: INVALID_ARGUMENT, not INTERNAL; unary and streaming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_message_is_invalid_argument() {
+    let (s, mut c) = setup().await;
+    let url = format!("http://{}", s.addr);
+    // Field 1 (a string) whose length runs past the end.
+    let garbage = vec![0x0a, 0x7f, b'x'];
+    for method in ["Search", "Get", "DescribeCollection", "Flush"] {
+        let e = raw::unary(&url, method, garbage.clone()).await.unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{method}: {e:?}");
+        assert!(e.message().contains("decode"), "{method}: {e:?}");
+    }
+    for method in ["Upsert", "Triage"] {
+        let e = raw::streaming(&url, method, vec![garbage.clone()])
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), Code::InvalidArgument, "{method}: {e:?}");
+    }
+    assert_eq!(points_in(&mut c).await, 1);
+    s.stop().await;
+}

@@ -295,18 +295,21 @@ fn demo_link_triage_link_upload() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(v.len(), 453);
-    // Most urgent first.
+    // Most urgent first: the queue's order, and each line's rank says so.
     let rank = |p: &str| match p {
-        "NEW_WITH_FACES" => 1,
-        "NEW_MATERIAL" => 2,
-        "KNOWN_UNIDENTIFIED" => 3,
-        "KNOWN_IDENTIFIED" => 4,
+        "NEW_OF_KNOWN_VICTIM" => 1,
+        "NEW_WITH_FACES" => 2,
+        "NEW_MATERIAL" => 3,
+        "KNOWN_UNIDENTIFIED" => 4,
+        "KNOWN_IDENTIFIED" => 5,
         other => panic!("priority {other}"),
     };
+    for x in &v {
+        assert_eq!(x["rank"], rank(x["priority"].as_str().unwrap()), "{x}");
+    }
     assert!(
         v.windows(2)
-            .all(|w| rank(w[0]["priority"].as_str().unwrap())
-                <= rank(w[1]["priority"].as_str().unwrap()))
+            .all(|w| w[0]["rank"].as_u64().unwrap() <= w[1]["rank"].as_u64().unwrap())
     );
     assert!(v.iter().any(|x| x["verdict"] == "KNOWN"));
     assert!(!out.contains('…'), "ids are printed whole:\n{out}");

@@ -383,6 +383,7 @@ async fn send(client: &mut Client, op: &Op) -> Result<Reply, tonic::Status> {
                             id: id.clone(),
                             vector: r.vector.clone(),
                             metadata: Some(meta("DE", &r.upload)),
+                            ..Default::default()
                         })
                         .collect(),
                 })

@@ -220,6 +220,7 @@ async fn countries_must_be_assigned_iso_codes() {
             id: "p1".into(),
             vector: vec![1.0, 0.0, 0.0, 0.0],
             metadata: Some(meta(code, "up-1")),
+            ..Default::default()
         };
         let e = upsert_batches(&mut c, "images", vec![p], 1)
             .await
@@ -261,6 +262,7 @@ async fn countries_must_be_assigned_iso_codes() {
         vector: vec![0.0, 1.0, 0.0, 0.0],
         faces: vec![],
         metadata: Some(meta("UK", "up-2")),
+        ..Default::default()
     };
     let req = pb::TriageRequest {
         image_collection: "images".into(),
@@ -389,6 +391,7 @@ async fn linking_and_triage_refuse_collections_of_the_wrong_kind() {
             vector: vec![1.0, 0.0, 0.0, 0.0],
             faces: vec![],
             metadata: None,
+            ..Default::default()
         }],
         ..Default::default()
     };

@@ -124,6 +124,7 @@ async fn load(c: &mut Client) -> Model {
             id: ids[i].clone(),
             vector: vecs[i].clone(),
             metadata: Some(metas[i].clone()),
+            ..Default::default()
         })
         .collect();
     upsert_batches(c, "images", points, 3000).await.unwrap();
@@ -516,5 +517,39 @@ async fn bad_filters_are_invalid_argument_naming_the_field() {
             );
         }
     }
+    server.stop().await;
+}
+
+/// Issue 11, item 10: a point without a media id is its own media, and no
+/// media id, whatever bytes it holds, groups with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_by_media_keys_are_unambiguous() {
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    c.create_collection(create_req("faces", 2, pb::Metric::L2))
+        .await
+        .unwrap();
+    let with_media = |id: &str, media: &str, v: Vec<f32>| {
+        let mut p = point(id, v);
+        p.metadata.as_mut().unwrap().media_id = media.into();
+        p
+    };
+    let points = vec![
+        with_media("a", "\0x", vec![0.0, 0.0]),
+        with_media("x", "", vec![0.1, 0.0]),
+        with_media("b", "\0x", vec![0.2, 0.0]),
+        with_media("y", "", vec![0.3, 0.0]),
+    ];
+    upsert_batches(&mut c, "faces", points, 10).await.unwrap();
+    let mut req = search_req("faces", vec![vector_query(vec![0.0, 0.0])], 3);
+    req.group_by_media = true;
+    let r = c.search(req).await.unwrap().into_inner();
+    let got: Vec<(String, u32)> = r.results[0]
+        .hits
+        .iter()
+        .map(|h| (h.id.clone(), h.matched_faces))
+        .collect();
+    let want = [("a", 2), ("x", 1), ("y", 1)].map(|(id, n)| (id.to_string(), n));
+    assert_eq!(got, want);
     server.stop().await;
 }

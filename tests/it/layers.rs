@@ -16,8 +16,9 @@ const LAYERS: &[(&str, u8)] = &[
     ("collection", 4),
     ("investigate", 5),
     ("api", 6),
-    ("tools", 7),
-    ("cli", 8),
+    ("cluster", 7),
+    ("tools", 8),
+    ("cli", 9),
 ];
 const ROOT_MODULES: &[&str] = &["pb", "error", "validate", "metrics"];
 

@@ -81,6 +81,7 @@ async fn store(c: &mut Client, media: &[Media]) {
             id: m.id.clone(),
             vector: m.image.clone(),
             metadata: Some(m.meta.clone()),
+            ..Default::default()
         })
         .collect();
     let faces: Vec<pb::Point> = media
@@ -90,6 +91,7 @@ async fn store(c: &mut Client, media: &[Media]) {
                 id: format!("{}#{i}", m.id),
                 vector: f.clone(),
                 metadata: Some(m.meta.clone()),
+                ..Default::default()
             })
         })
         .collect();
@@ -474,6 +476,7 @@ fn item(m: &Media) -> pb::TriageItem {
             .map(|f| pb::Vector { values: f.clone() })
             .collect(),
         metadata: Some(m.meta.clone()),
+        ..Default::default()
     }
 }
 
@@ -889,5 +892,215 @@ async fn one_recurring_adult_does_not_merge_two_unrelated_series() {
             g.same_person
         );
     }
+    server.stop().await;
+}
+
+/// Issue 11, item 8: a triage that stores its items stores all of them or
+/// none: an item whose face point id would be too long is refused before
+/// anything is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triage_stores_all_items_or_none() {
+    let server = TestServer::start().await;
+    let mut c = setup(&server).await;
+    let mut g = Gen::new(81);
+    let long_id = "m".repeat(256);
+    let good = pb::TriageItem {
+        id: "good".into(),
+        vector: g.random_unit(),
+        faces: vec![pb::Vector {
+            values: g.random_unit(),
+        }],
+        metadata: None,
+        ..Default::default()
+    };
+    let long = pb::TriageItem {
+        id: long_id.clone(),
+        vector: g.random_unit(),
+        faces: vec![pb::Vector {
+            values: g.random_unit(),
+        }],
+        metadata: None,
+        ..Default::default()
+    };
+    let req = pb::TriageRequest {
+        image_collection: "images".into(),
+        face_collection: "faces".into(),
+        items: vec![good, long],
+        store: true,
+        ..Default::default()
+    };
+    let mut out = c
+        .triage(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut err = None;
+    loop {
+        match out.message().await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
+        }
+    }
+    let e = err.expect("the triage must be refused");
+    assert_eq!(e.code(), tonic::Code::InvalidArgument, "{e:?}");
+    assert!(e.message().contains("items[1]"), "{e:?}");
+    for (name, ids) in [
+        ("images", vec!["good".to_string(), long_id.clone()]),
+        ("faces", vec!["good#0".to_string()]),
+    ] {
+        let got = c
+            .get(pb::GetRequest {
+                collection: name.into(),
+                ids,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(got.points.is_empty(), "{name}: {:?}", got.points.len());
+    }
+    server.stop().await;
+}
+
+/// Triages `items` against images+faces (and every hash set): the verdicts
+/// by id, and the summary.
+async fn triage_all(
+    c: &mut Client,
+    items: Vec<pb::TriageItem>,
+) -> (BTreeMap<String, pb::TriageResult>, pb::TriageSummary) {
+    let req = pb::TriageRequest {
+        image_collection: "images".into(),
+        face_collection: "faces".into(),
+        items,
+        ..Default::default()
+    };
+    let mut st = c
+        .triage(tokio_stream::iter(vec![req]))
+        .await
+        .unwrap()
+        .into_inner();
+    let (mut results, mut summary) = (BTreeMap::new(), None);
+    while let Some(r) = st.message().await.unwrap() {
+        results.extend(r.results.into_iter().map(|x| (x.id.clone(), x)));
+        summary = r.summary.or(summary);
+    }
+    (results, summary.expect("a summary ends the stream"))
+}
+
+/// The order of certainty and the queue together: a hash match decides
+/// before anything else (even a known victim's face: that very file is
+/// known), then a close stored image, then a face of a stored series'
+/// victim (new material of a known victim, first in the queue), else NEW.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triage_by_hash_then_image_then_a_known_victims_face() {
+    use pb::triage_result::Evidence;
+    let server = TestServer::start().await;
+    let mut c = setup(&server).await;
+    let mut g = Gen::new(24);
+    let faces: Vec<Vec<f32>> = (0..2).map(|_| g.random_unit()).collect();
+    let victims: Vec<Victim> = (0..2).map(|v| victim(&mut g, v, &faces[v], 2, 6)).collect();
+    let all: Vec<Media> = victims
+        .iter()
+        .flat_map(|v| v.scenes.iter().flatten().cloned())
+        .collect();
+    store(&mut c, &all).await;
+    let l = link(&mut c, None).await.unwrap();
+    assert_eq!(l.series.len(), 2, "{:?}", grouping(&l.series));
+    let series_of_victim0 = l
+        .series
+        .iter()
+        .find(|s| s.media_ids.contains(&victims[0].scenes[0][0].id))
+        .unwrap()
+        .series_id
+        .clone();
+    let sha1: Vec<u8> = (0..20u8).collect();
+    c.import_hashes(tokio_stream::iter(vec![pb::ImportHashesRequest {
+        set: "known".into(),
+        entries: vec![pb::HashEntry {
+            sha1: sha1.clone(),
+            series: "S-v0".into(),
+            ..Default::default()
+        }],
+        ..Default::default()
+    }]))
+    .await
+    .unwrap();
+
+    let stranger = g.random_unit();
+    // Each item: an image unlike anything stored unless said otherwise.
+    let mut new_item = |id: &str, face: Option<&[f32]>| {
+        let image = g.random_unit();
+        let faces = face.map(|f| g.at_cos(f, 0.85)).into_iter().collect();
+        item(&Media {
+            id: id.into(),
+            image,
+            faces,
+            meta: meta(id, "SE", "seized", T0 + 5000 * DAY),
+        })
+    };
+    let mut items = vec![
+        new_item("victim-new", Some(&faces[0])),
+        new_item("victim-hashed", Some(&faces[0])),
+        new_item("stranger", Some(&stranger)),
+        new_item("no-face", None),
+    ];
+    items[1].sha1 = sha1;
+    let mut close = item(&victims[1].scenes[0][0]);
+    close.id = "close-image".into();
+    close.vector = g.at_cos(&victims[1].scenes[0][0].image, 0.99);
+    items.push(close);
+    let (res, s) = triage_all(&mut c, items).await;
+
+    use pb::Priority as P;
+    use pb::Verdict as V;
+    let want = [
+        (
+            "victim-new",
+            V::KnownVictim,
+            Evidence::Face,
+            P::NewOfKnownVictim,
+            1,
+        ),
+        (
+            "stranger",
+            V::New,
+            Evidence::Unspecified,
+            P::NewWithFaces,
+            2,
+        ),
+        ("no-face", V::New, Evidence::Unspecified, P::NewMaterial, 3),
+        (
+            "victim-hashed",
+            V::Known,
+            Evidence::ExactHash,
+            P::KnownUnidentified,
+            4,
+        ),
+        (
+            "close-image",
+            V::Known,
+            Evidence::Embedding,
+            P::KnownUnidentified,
+            4,
+        ),
+    ];
+    for (id, verdict, evidence, priority, rank) in want {
+        let r = &res[id];
+        let got = (r.verdict, r.evidence, r.priority, r.rank);
+        let want = (verdict as i32, evidence as i32, priority as i32, rank);
+        assert_eq!(got, want, "{id}: {r:?}");
+        assert!(!r.reason.is_empty(), "{id}");
+    }
+    assert_eq!(res["victim-new"].series_id, series_of_victim0);
+    assert_eq!(res["victim-new"].face_series_id, series_of_victim0);
+    assert_eq!(res["victim-hashed"].series_label, "S-v0");
+    assert_eq!(res["victim-hashed"].matched_key, "sha1");
+    let counts = (s.items, s.known, s.known_victim, s.new, s.new_with_faces);
+    assert_eq!(counts, (5, 2, 1, 2, 1), "{s:?}");
+    let by = (s.by_exact_hash, s.by_embedding, s.by_face);
+    assert_eq!(by, (1, 1, 1), "{s:?}");
     server.stop().await;
 }

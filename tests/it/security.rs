@@ -53,6 +53,7 @@ fn pt(id: &str, upload: &str, country: &str, v: Vec<f32>) -> pb::Point {
             uploaded_at: 1_600_000_000,
             ..Default::default()
         }),
+        ..Default::default()
     }
 }
 
@@ -1007,4 +1008,122 @@ async fn limits_per_identity_answer_resource_exhausted_with_a_retry_hint() {
     drop(tx);
     open.await.unwrap().unwrap();
     server.stop().await;
+}
+
+/// The ids of `collection`'s points that `c` finds near `v` (k 20).
+async fn found(c: &mut Client, collection: &str, v: &[f32]) -> HashSet<String> {
+    let r = c
+        .search(search_req(collection, vec![vector_query(v.to_vec())], 20))
+        .await
+        .unwrap()
+        .into_inner();
+    r.results[0].hits.iter().map(|h| h.id.clone()).collect()
+}
+
+/// Only an admin takes a snapshot, and the snapshot carries the
+/// restrictions: restored into another data directory, agency A's
+/// restricted upload is still hidden from agency B there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_keeps_restrictions_and_only_an_admin_takes_one() {
+    let pki = Pki::new("test CA");
+    let tmp = tempfile::tempdir().unwrap();
+    let (src, dst) = (tmp.path().join("src"), tmp.path().join("dst"));
+    let (admin, _) = make_token(&src, "HUB", Role::Admin);
+    let (ta, _) = make_token(&src, "DE-BKA", Role::Analyst);
+    let server = secure::start_secure(&pki, &src, false).await;
+    let mut adm = secure::client(&server, &pki, Some(&admin), None)
+        .await
+        .unwrap();
+    let mut a = secure::client(&server, &pki, Some(&ta), None)
+        .await
+        .unwrap();
+    adm.create_collection(create("images", pb::Kind::Image))
+        .await
+        .unwrap();
+    a.restrict_upload(pb::RestrictUploadRequest {
+        upload_id: "A-SECRET".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let centre = random_unit(&mut rng, DIM);
+    let points: Vec<pb::Point> = (0..10)
+        .map(|i| {
+            let upload = if i < 5 { "A-SECRET" } else { "A-PUB" };
+            pt(
+                &format!("p-{i}"),
+                upload,
+                "DE",
+                at_cosine(&mut rng, &centre, 0.9),
+            )
+        })
+        .collect();
+    upsert(&mut a, "images", points).await.unwrap();
+
+    let (c, m) = code(
+        a.create_snapshot(pb::CreateSnapshotRequest {
+            collection: "images".into(),
+        })
+        .await,
+    );
+    assert_eq!(c, Code::PermissionDenied, "an analyst took a snapshot: {m}");
+    assert!(m.contains("CreateSnapshot"), "{m}");
+
+    let ca = secure::write(tmp.path(), "ca.pem", &pki.ca_pem);
+    let token = secure::write(tmp.path(), "admin.token", &admin);
+    let snap = tmp.path().join("snap");
+    let url = format!("https://127.0.0.1:{}", server.addr.port());
+    let args = [
+        "snapshot",
+        "create",
+        "--server",
+        &url,
+        "--ca",
+        ca.to_str().unwrap(),
+        "--token-file",
+        token.to_str().unwrap(),
+        "--collection",
+        "images",
+        "--out",
+        snap.to_str().unwrap(),
+    ];
+    tokio::task::spawn_blocking({
+        let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        move || crate::support::process::run(&args)
+    })
+    .await
+    .unwrap();
+    server.stop().await;
+    let out = crate::support::process::run(&[
+        "snapshot",
+        "restore",
+        snap.to_str().unwrap(),
+        "--data-dir",
+        dst.to_str().unwrap(),
+    ]);
+    assert!(out.contains("1 restricted upload(s) added"), "{out}");
+
+    let (ta2, _) = make_token(&dst, "DE-BKA", Role::Reader);
+    let (tb2, _) = make_token(&dst, "FR-OCRVP", Role::Reader);
+    let restored = secure::start_secure(&pki, &dst, false).await;
+    let mut a2 = secure::client(&restored, &pki, Some(&ta2), None)
+        .await
+        .unwrap();
+    let mut b2 = secure::client(&restored, &pki, Some(&tb2), None)
+        .await
+        .unwrap();
+    let all: HashSet<String> = (0..10).map(|i| format!("p-{i}")).collect();
+    let public: HashSet<String> = (5..10).map(|i| format!("p-{i}")).collect();
+    assert_eq!(
+        found(&mut a2, "images", &centre).await,
+        all,
+        "the owner sees all"
+    );
+    assert_eq!(
+        found(&mut b2, "images", &centre).await,
+        public,
+        "agency B sees the restricted upload after a restore"
+    );
+    restored.stop().await;
 }

@@ -40,6 +40,7 @@ fn point(id: &str, v: Vec<f32>, m: pb::Metadata) -> pb::Point {
         id: id.into(),
         vector: v,
         metadata: Some(m),
+        ..Default::default()
     }
 }
 

@@ -36,6 +36,7 @@ fn rich_point(i: usize, v: Vec<f32>) -> pb::Point {
             victim_identified: i.is_multiple_of(4),
             tags: (0..i % 3).map(|t| format!("tag{t}")).collect(),
         }),
+        ..Default::default()
     }
 }
 
@@ -664,5 +665,87 @@ async fn a_wal_truncated_mid_record_loses_only_that_record() {
     let server = TestServer::start_full(&dir, Default::default(), storage(1_000_000)).await;
     let mut c = server.client().await;
     assert_eq!(describe(&mut c, "images").await.points, 91);
+    server.stop().await;
+}
+
+/// Issue 11, item 7: a Flush after every small write must not pile up
+/// segments (each holds files open): tiny segments are merged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flushing_after_every_write_keeps_the_segment_count_bounded() {
+    const ROUNDS: usize = 100;
+    let server = TestServer::start_storage(storage(100_000)).await;
+    let mut c = server.client().await;
+    c.create_collection(create_req("c", 4, pb::Metric::L2))
+        .await
+        .unwrap();
+    for i in 0..ROUNDS {
+        let p = point(&format!("p{i}"), vec![i as f32, 1.0, 0.0, 0.0]);
+        upsert_batches(&mut c, "c", vec![p], 1).await.unwrap();
+        flush(&mut c, "c").await;
+    }
+    // Merges run in the background; wait until they settle.
+    let started = std::time::Instant::now();
+    let mut info = describe(&mut c, "c").await;
+    while info.segments > 16 && started.elapsed() < std::time::Duration::from_secs(60) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        info = describe(&mut c, "c").await;
+    }
+    assert!(info.segments <= 16, "{} segments", info.segments);
+    assert_eq!(info.points, ROUNDS as u64);
+    let ids: Vec<String> = (0..ROUNDS).map(|i| format!("p{i}")).collect();
+    assert_eq!(get_all(&mut c, "c", &ids).await.len(), ROUNDS);
+    server.stop().await;
+}
+
+/// Issue 11, item 6: a delete of many ids is linear, so it does not hold
+/// every other writer of the collection for long. A stall bound with a wide
+/// margin (the quadratic version took ~10 s here), not a speed target.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_of_60k_ids_does_not_stall_writers() {
+    const N: usize = 60_000;
+    let server = TestServer::start().await;
+    let mut c = server.client().await;
+    let mut req = create_req("c", 2, pb::Metric::L2);
+    // A cheap graph: this test is about deletes.
+    req.hnsw = Some(pb::HnswConfig {
+        m: 2,
+        ef_construction: 2,
+    });
+    c.create_collection(req).await.unwrap();
+    let ids: Vec<String> = (0..N).map(|i| format!("point-{i:06}")).collect();
+    let pts = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| point(id, vec![i as f32, 1.0]))
+        .collect();
+    upsert_batches(&mut c, "c", pts, 10_000).await.unwrap();
+    let mut c2 = server.client().await;
+    let delete = tokio::spawn(async move {
+        let t = std::time::Instant::now();
+        let r = c2
+            .delete(pb::DeleteRequest {
+                collection: "c".into(),
+                ids,
+            })
+            .await
+            .unwrap();
+        (r.into_inner().deleted, t.elapsed())
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let t = std::time::Instant::now();
+    let p = point("late", vec![0.0, 0.0]);
+    upsert_batches(&mut c, "c", vec![p], 1).await.unwrap();
+    let upsert_wait = t.elapsed();
+    let (deleted, delete_time) = delete.await.unwrap();
+    assert_eq!(deleted, N as u64);
+    assert!(
+        upsert_wait < std::time::Duration::from_secs(3),
+        "a 1-point upsert waited {upsert_wait:?} behind the delete"
+    );
+    assert!(
+        delete_time < std::time::Duration::from_secs(5),
+        "the delete took {delete_time:?}"
+    );
+    assert_eq!(describe(&mut c, "c").await.points, 1);
     server.stop().await;
 }

@@ -9,9 +9,12 @@
 //! checkpoint, write-ahead log records above it (an upsert and a delete not
 //! yet sealed), its `collection.json`, the series state that `LinkSeries`
 //! stored for it and (from `v1-decisions` on) the decision log of a LABEL
-//! decision. [`fixture_opens_with_its_points_and_series`] opens a copy of
-//! every fixture with today's code and checks ids, metadata, vectors, a
-//! search, the stored series and a triage that reads them.
+//! decision. From `v1-hashes` on it also holds a perceptual-hash collection
+//! `pdq` (PDQ-sized, one sealed segment: codes and multi-index) and an
+//! exact-hash set `known`. [`fixture_opens_with_its_points_and_series`]
+//! opens a copy of every fixture with today's code and checks ids, metadata,
+//! vectors, a search, the stored series and a triage that reads them, and
+//! the hash collection's and hash set's contents where the fixture has them.
 //!
 //! # When a format version changes
 //!
@@ -168,6 +171,7 @@ fn to_point(id: &str, vector: Vec<f32>, meta: pb::Metadata) -> pb::Point {
         id: id.into(),
         vector,
         metadata: Some(meta),
+        ..Default::default()
     }
 }
 
@@ -268,7 +272,120 @@ async fn build_fixture(dir: &Path) {
     })
     .await
     .expect("review");
+    build_hashes(&mut c).await;
     server.stop().await;
+}
+
+/// PDQ hashes of the fixture's `pdq` collection: distinct, well apart.
+fn pdq_bits(i: usize) -> Vec<u8> {
+    (0..32).map(|b| (i * 37 + b * 11) as u8 ^ 0x5a).collect()
+}
+
+const PDQ_POINTS: usize = 6;
+
+/// The MD5 of the hash set's entry `i`.
+fn known_md5(i: usize) -> Vec<u8> {
+    (0..16).map(|b| (i * 16 + b) as u8).collect()
+}
+
+const KNOWN_ENTRIES: usize = 3;
+
+/// A perceptual-hash collection with one sealed segment (codes and
+/// multi-index files) and an exact-hash set of one part.
+async fn build_hashes(c: &mut Client) {
+    c.create_collection(pb::CreateCollectionRequest {
+        name: "pdq".into(),
+        dim: 256,
+        metric: pb::Metric::Hamming as i32,
+        kind: pb::Kind::PerceptualHash as i32,
+        ..Default::default()
+    })
+    .await
+    .expect("create pdq");
+    let points = (0..PDQ_POINTS)
+        .map(|i| pb::Point {
+            id: format!("pdq-{i}"),
+            bits: pdq_bits(i),
+            quality: 90,
+            metadata: Some(metadata(&format!("pdq-{i}"), false)),
+            ..Default::default()
+        })
+        .collect();
+    upsert_batches(c, "pdq", points, PDQ_POINTS)
+        .await
+        .expect("upsert pdq");
+    c.flush(pb::FlushRequest {
+        collection: "pdq".into(),
+    })
+    .await
+    .expect("flush pdq");
+    let entries = (0..KNOWN_ENTRIES)
+        .map(|i| pb::HashEntry {
+            md5: known_md5(i),
+            category: "1".into(),
+            source: "fixture".into(),
+            series: format!("S-{i}"),
+            ..Default::default()
+        })
+        .collect();
+    c.import_hashes(tokio_stream::iter(vec![pb::ImportHashesRequest {
+        set: "known".into(),
+        entries,
+        ..Default::default()
+    }]))
+    .await
+    .expect("import hashes");
+}
+
+/// The `pdq` collection and `known` set of a fixture that has them read
+/// back: every stored hash is found at distance 0 with its quality, every
+/// digest with its series.
+async fn check_hashes(c: &mut Client, data_dir: &Path, name: &str) {
+    if data_dir.join("collections/pdq").exists() {
+        for i in 0..PDQ_POINTS {
+            let req = search_req(
+                "pdq",
+                vec![pb::Query {
+                    query: Some(pb::query::Query::Bits(pdq_bits(i))),
+                }],
+                1,
+            );
+            let hits = c
+                .search(req)
+                .await
+                .unwrap_or_else(|e| panic!("{name}: pdq search: {}", e.message()))
+                .into_inner()
+                .results
+                .remove(0)
+                .hits;
+            let h = hits.first().unwrap_or_else(|| panic!("{name}: no pdq hit"));
+            assert_eq!(
+                (h.id.as_str(), h.distance, h.quality),
+                (format!("pdq-{i}").as_str(), 0.0, 90),
+                "{name}"
+            );
+        }
+    }
+    if data_dir.join("hashsets/known").exists() {
+        let digests: Vec<Vec<u8>> = (0..KNOWN_ENTRIES).map(known_md5).collect();
+        let matches = c
+            .lookup_hashes(pb::LookupHashesRequest {
+                sets: vec!["known".into()],
+                digests,
+            })
+            .await
+            .unwrap_or_else(|e| panic!("{name}: lookup: {}", e.message()))
+            .into_inner()
+            .matches;
+        let got: Vec<(u32, String)> = matches
+            .iter()
+            .map(|m| (m.digest, m.entry.as_ref().expect("entry").series.clone()))
+            .collect();
+        let want: Vec<(u32, String)> = (0..KNOWN_ENTRIES)
+            .map(|i| (i as u32, format!("S-{i}")))
+            .collect();
+        assert_eq!(got, want, "{name}");
+    }
 }
 
 /// The decision log of a fixture, if it has one (fixtures older than the
@@ -322,6 +439,7 @@ async fn check_fixture(fixture: &Path) {
     check_points(&mut c, &want, &name.to_string()).await;
     check_search(&mut c, &name.to_string()).await;
     check_series(&mut c, tmp.path(), &name.to_string()).await;
+    check_hashes(&mut c, tmp.path(), &name.to_string()).await;
     server.stop().await;
 }
 
@@ -472,6 +590,24 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
     let codes = seg.join("codes.bin");
     let codes = codes.exists().then(|| (versions::CODES, header(codes)));
     let log = decision_log(fixture).map(|log| (versions::DECISIONS, header(log)));
+    let hashes = hash_segment(fixture).into_iter().flat_map(|seg| {
+        [
+            (versions::HASHES, header(seg.join("bits.bin"))),
+            (versions::HASHES, header(seg.join("mih.bin"))),
+        ]
+    });
+    let set = fixture.join("hashsets/known");
+    let hashset = set.exists().then(|| {
+        let part = std::fs::read_dir(&set)
+            .expect("hash set dir")
+            .map(|e| e.expect("entry").path())
+            .find(|p| p.extension().is_some_and(|x| x == "bin"))
+            .expect("a hash set part");
+        [
+            (versions::HASHSET, number(json(set.join("set.json")))),
+            (versions::HASHSET, header(part)),
+        ]
+    });
     [
         (versions::SEALED, header(seg.join("vectors.bin"))),
         (versions::GRAPH, header(seg.join("graph.bin"))),
@@ -483,7 +619,15 @@ fn versions_in(fixture: &Path) -> Vec<(Format, u32)> {
     .into_iter()
     .chain(codes)
     .chain(log)
+    .chain(hashes)
+    .chain(hashset.into_iter().flatten())
     .collect()
+}
+
+/// The sealed segment of a fixture's `pdq` collection, if it has one.
+fn hash_segment(fixture: &Path) -> Option<PathBuf> {
+    let seg = fixture.join("collections/pdq/seg-00000001");
+    seg.join("bits.bin").exists().then_some(seg)
 }
 
 #[test]
@@ -527,6 +671,8 @@ fn bump_version(dir: &Path, format: Format) -> PathBuf {
         n if n == versions::MANIFEST.name => coll.join("manifest.json"),
         n if n == versions::CONFIG.name => coll.join("collection.json"),
         n if n == versions::DECISIONS.name => dir.join("series/images.decisions.log"),
+        n if n == versions::HASHES.name => dir.join("collections/pdq/seg-00000001/bits.bin"),
+        n if n == versions::HASHSET.name => dir.join("hashsets/known/set.json"),
         _ => dir.join("series/images.json"),
     };
     let mut b = std::fs::read(&path).expect("fixture file");
@@ -569,6 +715,31 @@ fn newer_snapshot_is_refused() {
     );
 }
 
+/// A hash set from a newer vidx keeps the server from starting (without its
+/// known hashes it would triage known material as new): opening the sets
+/// fails, naming the file and both versions.
+fn newer_hash_set_is_refused(all: &[PathBuf]) {
+    let fixture = all
+        .iter()
+        .find(|f| f.join("hashsets/known").exists())
+        .expect("a fixture with a hash set");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    copy_dir(fixture, tmp.path());
+    let file = bump_version(tmp.path(), versions::HASHSET);
+    let e = vidx::collection::hashsets::HashSets::open(tmp.path())
+        .err()
+        .expect("refused");
+    assert!(
+        matches!(e, vidx::error::Error::FailedPrecondition(_)),
+        "{e}"
+    );
+    let want = format!(
+        "{}: hash set file format version 99 was written by a newer vidx; this vidx reads version 1",
+        file.display()
+    );
+    assert!(e.to_string().contains(&want), "{e}\nwanted: {want}");
+}
+
 /// A file of every format from a newer vidx is refused, and the message
 /// names the file and both versions: the collection's files make it
 /// unavailable (DATA_LOSS on every request, the reason attached), the series
@@ -579,6 +750,10 @@ async fn newer_versions_are_refused_naming_file_and_versions() {
     for format in versions::ALL {
         if format == versions::SNAPSHOT {
             newer_snapshot_is_refused();
+            continue;
+        }
+        if format == versions::HASHSET {
+            newer_hash_set_is_refused(&all);
             continue;
         }
         // The first fixture that has a file of this format.
@@ -624,11 +799,14 @@ async fn newer_versions_are_refused_naming_file_and_versions() {
                 Ok(r) => r.into_inner().message().await.expect_err("refused"),
             }
         } else {
-            c.describe_collection(pb::DescribeCollectionRequest {
-                name: "images".into(),
-            })
-            .await
-            .expect_err("refused")
+            let name = if format == versions::HASHES {
+                "pdq"
+            } else {
+                "images"
+            };
+            c.describe_collection(pb::DescribeCollectionRequest { name: name.into() })
+                .await
+                .expect_err("refused")
         };
         let want_code = if format == versions::SERIES || format == versions::DECISIONS {
             tonic::Code::FailedPrecondition

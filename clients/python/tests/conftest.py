@@ -48,14 +48,14 @@ def _read(server: Server, ready: threading.Event) -> None:
             continue
         if ev.get("message") == "metrics serving":
             server.metrics = ev["listen"]
-        if ev.get("message") == "vidx serving":
+        if ev.get("message") == "vidx ready":
             server.target = ev["listen"]
             ready.set()
     ready.set()
 
 
 def start_server(data: pathlib.Path, *extra: str) -> Server:
-    """Starts `vidx serve` on `data` (with `extra` flags) and waits until it listens."""
+    """Starts `vidx serve` on `data` (with `extra` flags) and waits until it listens with every collection open ("vidx ready")."""
     proc = subprocess.Popen(
         [
             str(vidx_bin()), "serve",

@@ -7,6 +7,7 @@
 
 pub mod data;
 pub mod process;
+pub mod raw;
 pub mod requests;
 pub mod secure;
 pub mod server;

@@ -12,6 +12,12 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_vidx");
 
+/// The server binary: `VIDX_BIN` if set (to measure another build), else
+/// this build's.
+fn server_bin() -> String {
+    std::env::var("VIDX_BIN").unwrap_or_else(|_| BIN.to_string())
+}
+
 /// What the stderr of one server process said: the last lines, and counts
 /// of the events the tests look for.
 #[derive(Default)]
@@ -97,8 +103,19 @@ impl ServerProcess {
         args: &[S],
         env: &[(&str, &str)],
     ) -> ServerProcess {
-        let mut child = Command::new(BIN)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        Self::spawn_on(dir, "127.0.0.1:0", args, env)
+    }
+
+    /// Spawns `vidx serve --listen LISTEN --data-dir DIR ARGS...` with these
+    /// environment variables set.
+    pub fn spawn_on<S: AsRef<OsStr>>(
+        dir: &Path,
+        listen: &str,
+        args: &[S],
+        env: &[(&str, &str)],
+    ) -> ServerProcess {
+        let mut child = Command::new(server_bin())
+            .args(["serve", "--listen", listen, "--data-dir"])
             .arg(dir)
             .args(args)
             .env("RUST_LOG", "info")
@@ -116,7 +133,8 @@ impl ServerProcess {
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines() {
                 let Ok(line) = line else { break };
-                if line.contains("vidx serving")
+                // Listening comes first; ready once every collection is open.
+                if line.contains("vidx ready")
                     && let Some(a) = field(&line, "listen")
                 {
                     let _ = tx.send(a.to_string());
@@ -133,7 +151,7 @@ impl ServerProcess {
         }
     }
 
-    /// Spawns the server and blocks until it serves; returns it with its URL.
+    /// Spawns the server and blocks until it is ready; returns it with its URL.
     /// Panics with the server's last log lines if it does not come up.
     pub fn start<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> (ServerProcess, String) {
         let mut p = ServerProcess::spawn(dir, args);
@@ -147,8 +165,9 @@ impl ServerProcess {
         }
     }
 
-    /// Waits (without blocking the async runtime) for the "vidx serving
-    /// listen=ADDR" line; Err if the process exits first or `timeout` passes.
+    /// Waits (without blocking the async runtime) for the "vidx ready
+    /// listen=ADDR" line (every collection opened); Err if the process exits
+    /// first or `timeout` passes.
     pub async fn serving(&mut self, timeout: Duration) -> Result<String, String> {
         let started = Instant::now();
         loop {
@@ -173,9 +192,37 @@ impl ServerProcess {
                 )))
             }
             Err(mpsc::TryRecvError::Empty) if started.elapsed() > timeout => {
-                Some(Err(format!("no serving line after {timeout:?}")))
+                Some(Err(format!("no ready line after {timeout:?}")))
             }
             Err(mpsc::TryRecvError::Empty) => None,
+        }
+    }
+
+    /// Sends SIGTERM (a polite stop) and returns at once.
+    pub fn send_sigterm(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+    }
+
+    /// Waits up to `timeout` for the process to exit; its exit status, or
+    /// None if it still runs.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                self.killed = true;
+                if let Some(r) = self.reader.take() {
+                    let _ = r.join();
+                }
+                return Some(s);
+            }
+            if started.elapsed() > timeout {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
     }
 

@@ -48,6 +48,7 @@ pub fn point(id: &str, vector: Vec<f32>) -> pb::Point {
         id: id.into(),
         vector,
         metadata: Some(meta("DE", "up-1")),
+        ..Default::default()
     }
 }
 

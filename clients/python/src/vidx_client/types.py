@@ -128,6 +128,11 @@ class CollectionInfo:
     segments: int
     memory_bytes: int
     disk_bytes: int
+    # "ready", "opening" (replaying its log: retry shortly), "read-only"
+    # (after a failed fsync, until a restart), "failed" or "unavailable".
+    state: str = "ready"
+    # Why it is not ready, naming the file.
+    error: str = ""
 
     @classmethod
     def from_pb(cls, c: pb.CollectionInfo) -> "CollectionInfo":
@@ -140,6 +145,8 @@ class CollectionInfo:
             segments=c.segments,
             memory_bytes=c.memory_bytes,
             disk_bytes=c.disk_bytes,
+            state=c.state or "ready",
+            error=c.error,
         )
 
 
@@ -269,8 +276,10 @@ class LinkUploadResult:
 @dataclass
 class TriageResult:
     id: str
-    verdict: str  # "known" or "new"
-    priority: str  # "new_with_faces", "new_material", "known_unidentified", "known_identified"
+    verdict: str  # "known", "known_victim" (new material of a known victim) or "new"
+    # "new_of_known_victim", "new_with_faces", "new_material",
+    # "known_unidentified", "known_identified"; order by `rank`.
+    priority: str
     series_id: str
     nearest_media_id: str
     nearest_distance: float
@@ -278,6 +287,11 @@ class TriageResult:
     matched_faces: int
     face_series_id: str
     series_label: str
+    rank: int = 0  # place in the queue, 1 = most urgent
+    # What decided it: "exact_hash", "perceptual_hash", "embedding", "face", or "" for new.
+    evidence: str = ""
+    category: str = ""
+    reason: str = ""
 
     @classmethod
     def from_pb(cls, r: pb.TriageResult) -> "TriageResult":
@@ -292,7 +306,16 @@ class TriageResult:
             matched_faces=r.matched_faces,
             face_series_id=r.face_series_id,
             series_label=r.series_label,
+            rank=r.rank,
+            evidence=_evidence(r.evidence),
+            category=r.category,
+            reason=r.reason,
         )
+
+
+def _evidence(e: int) -> str:
+    name = pb.TriageResult.Evidence.Name(e).lower()
+    return "" if name == "evidence_unspecified" else name
 
 
 @dataclass
@@ -303,6 +326,11 @@ class TriageSummary:
     new_with_faces: int
     new_groups: list[list[str]]
     stored: int
+    known_victim: int = 0  # new material of a known victim (in neither known nor new)
+    by_exact_hash: int = 0
+    by_perceptual_hash: int = 0
+    by_embedding: int = 0
+    by_face: int = 0
 
     @classmethod
     def from_pb(cls, s: pb.TriageSummary) -> "TriageSummary":
@@ -313,6 +341,11 @@ class TriageSummary:
             new_with_faces=s.new_with_faces,
             new_groups=[list(g.ids) for g in s.new_groups],
             stored=s.stored,
+            known_victim=s.known_victim,
+            by_exact_hash=s.by_exact_hash,
+            by_perceptual_hash=s.by_perceptual_hash,
+            by_embedding=s.by_embedding,
+            by_face=s.by_face,
         )
 
 

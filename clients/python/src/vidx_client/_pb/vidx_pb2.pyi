@@ -13,12 +13,14 @@ class Metric(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     COSINE: _ClassVar[Metric]
     DOT: _ClassVar[Metric]
     L2: _ClassVar[Metric]
+    HAMMING: _ClassVar[Metric]
 
 class Kind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     KIND_UNSPECIFIED: _ClassVar[Kind]
     IMAGE: _ClassVar[Kind]
     FACE: _ClassVar[Kind]
+    PERCEPTUAL_HASH: _ClassVar[Kind]
 
 class Quantization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -77,9 +79,11 @@ METRIC_UNSPECIFIED: Metric
 COSINE: Metric
 DOT: Metric
 L2: Metric
+HAMMING: Metric
 KIND_UNSPECIFIED: Kind
 IMAGE: Kind
 FACE: Kind
+PERCEPTUAL_HASH: Kind
 QUANTIZATION_UNSPECIFIED: Quantization
 QUANTIZATION_NONE: Quantization
 SQ8: Quantization
@@ -139,7 +143,7 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "kind", "points", "segments", "memory_bytes", "disk_bytes", "hnsw", "quantization")
+    __slots__ = ("name", "dim", "metric", "kind", "points", "segments", "memory_bytes", "disk_bytes", "hnsw", "quantization", "state", "error")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -150,6 +154,8 @@ class CollectionInfo(_message.Message):
     DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
     HNSW_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -160,7 +166,9 @@ class CollectionInfo(_message.Message):
     disk_bytes: int
     hnsw: HnswConfig
     quantization: Quantization
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., points: _Optional[int] = ..., segments: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ...) -> None: ...
+    state: str
+    error: str
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., points: _Optional[int] = ..., segments: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
@@ -213,14 +221,18 @@ class Metadata(_message.Message):
     def __init__(self, media_id: _Optional[str] = ..., upload_id: _Optional[str] = ..., case_id: _Optional[str] = ..., country: _Optional[str] = ..., agency: _Optional[str] = ..., captured_at: _Optional[int] = ..., uploaded_at: _Optional[int] = ..., series_label: _Optional[str] = ..., victim_identified: _Optional[bool] = ..., tags: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Point(_message.Message):
-    __slots__ = ("id", "vector", "metadata")
+    __slots__ = ("id", "vector", "metadata", "bits", "quality")
     ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     metadata: Metadata
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ...) -> None: ...
+    bits: bytes
+    quality: int
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., bits: _Optional[bytes] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class UpsertRequest(_message.Message):
     __slots__ = ("collection", "points")
@@ -243,15 +255,17 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class Query(_message.Message):
-    __slots__ = ("vector", "point_id")
+    __slots__ = ("vector", "point_id", "bits")
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     POINT_ID_FIELD_NUMBER: _ClassVar[int]
+    BITS_FIELD_NUMBER: _ClassVar[int]
     vector: Vector
     point_id: str
-    def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ..., point_id: _Optional[str] = ...) -> None: ...
+    bits: bytes
+    def __init__(self, vector: _Optional[_Union[Vector, _Mapping]] = ..., point_id: _Optional[str] = ..., bits: _Optional[bytes] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "ef", "filter", "exclude_same_upload", "exclude_same_case", "group_by_media", "max_distance")
+    __slots__ = ("collection", "queries", "k", "ef", "filter", "exclude_same_upload", "exclude_same_case", "group_by_media", "max_distance", "min_quality")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     QUERIES_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
@@ -261,6 +275,7 @@ class SearchRequest(_message.Message):
     EXCLUDE_SAME_CASE_FIELD_NUMBER: _ClassVar[int]
     GROUP_BY_MEDIA_FIELD_NUMBER: _ClassVar[int]
     MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
+    MIN_QUALITY_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _containers.RepeatedCompositeFieldContainer[Query]
     k: int
@@ -270,7 +285,8 @@ class SearchRequest(_message.Message):
     exclude_same_case: bool
     group_by_media: bool
     max_distance: float
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., k: _Optional[int] = ..., ef: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., exclude_same_upload: _Optional[bool] = ..., exclude_same_case: _Optional[bool] = ..., group_by_media: _Optional[bool] = ..., max_distance: _Optional[float] = ...) -> None: ...
+    min_quality: int
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[_Union[Query, _Mapping]]] = ..., k: _Optional[int] = ..., ef: _Optional[int] = ..., filter: _Optional[_Union[Filter, _Mapping]] = ..., exclude_same_upload: _Optional[bool] = ..., exclude_same_case: _Optional[bool] = ..., group_by_media: _Optional[bool] = ..., max_distance: _Optional[float] = ..., min_quality: _Optional[int] = ...) -> None: ...
 
 class Filter(_message.Message):
     __slots__ = ("countries_any", "countries_none", "agencies_any", "case_ids_any", "upload_ids_none", "media_ids_none", "victim_identified", "captured_after", "captured_before", "uploaded_after", "uploaded_before", "tags_all", "tags_any", "case_ids_none", "upload_ids_any")
@@ -307,16 +323,18 @@ class Filter(_message.Message):
     def __init__(self, countries_any: _Optional[_Iterable[str]] = ..., countries_none: _Optional[_Iterable[str]] = ..., agencies_any: _Optional[_Iterable[str]] = ..., case_ids_any: _Optional[_Iterable[str]] = ..., upload_ids_none: _Optional[_Iterable[str]] = ..., media_ids_none: _Optional[_Iterable[str]] = ..., victim_identified: _Optional[bool] = ..., captured_after: _Optional[int] = ..., captured_before: _Optional[int] = ..., uploaded_after: _Optional[int] = ..., uploaded_before: _Optional[int] = ..., tags_all: _Optional[_Iterable[str]] = ..., tags_any: _Optional[_Iterable[str]] = ..., case_ids_none: _Optional[_Iterable[str]] = ..., upload_ids_any: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "distance", "metadata", "matched_faces")
+    __slots__ = ("id", "distance", "metadata", "matched_faces", "quality")
     ID_FIELD_NUMBER: _ClassVar[int]
     DISTANCE_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
     MATCHED_FACES_FIELD_NUMBER: _ClassVar[int]
+    QUALITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     distance: float
     metadata: Metadata
     matched_faces: int
-    def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., matched_faces: _Optional[int] = ...) -> None: ...
+    quality: int
+    def __init__(self, id: _Optional[str] = ..., distance: _Optional[float] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., matched_faces: _Optional[int] = ..., quality: _Optional[int] = ...) -> None: ...
 
 class QueryResult(_message.Message):
     __slots__ = ("hits", "restricted_matches_held_by")
@@ -611,35 +629,63 @@ class LinkUploadResponse(_message.Message):
     def __init__(self, media: _Optional[_Iterable[_Union[MediaLink, _Mapping]]] = ..., merges: _Optional[_Iterable[_Union[SeriesMerge, _Mapping]]] = ..., series: _Optional[_Iterable[_Union[Series, _Mapping]]] = ..., new_edges: _Optional[int] = ..., relinked: _Optional[bool] = ..., stored: _Optional[bool] = ...) -> None: ...
 
 class TriageItem(_message.Message):
-    __slots__ = ("id", "vector", "faces", "metadata")
+    __slots__ = ("id", "vector", "faces", "metadata", "md5", "sha1", "sha256", "pdq", "pdq_quality")
     ID_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     FACES_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    MD5_FIELD_NUMBER: _ClassVar[int]
+    SHA1_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    PDQ_FIELD_NUMBER: _ClassVar[int]
+    PDQ_QUALITY_FIELD_NUMBER: _ClassVar[int]
     id: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     faces: _containers.RepeatedCompositeFieldContainer[Vector]
     metadata: Metadata
-    def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., faces: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ...) -> None: ...
+    md5: bytes
+    sha1: bytes
+    sha256: bytes
+    pdq: bytes
+    pdq_quality: int
+    def __init__(self, id: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., faces: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., metadata: _Optional[_Union[Metadata, _Mapping]] = ..., md5: _Optional[bytes] = ..., sha1: _Optional[bytes] = ..., sha256: _Optional[bytes] = ..., pdq: _Optional[bytes] = ..., pdq_quality: _Optional[int] = ...) -> None: ...
 
 class TriageRequest(_message.Message):
-    __slots__ = ("image_collection", "face_collection", "items", "store", "image_threshold", "face_threshold")
+    __slots__ = ("image_collection", "face_collection", "items", "store", "image_threshold", "face_threshold", "hash_sets", "hash_collection", "hash_max_distance")
     IMAGE_COLLECTION_FIELD_NUMBER: _ClassVar[int]
     FACE_COLLECTION_FIELD_NUMBER: _ClassVar[int]
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     STORE_FIELD_NUMBER: _ClassVar[int]
     IMAGE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     FACE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    HASH_SETS_FIELD_NUMBER: _ClassVar[int]
+    HASH_COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    HASH_MAX_DISTANCE_FIELD_NUMBER: _ClassVar[int]
     image_collection: str
     face_collection: str
     items: _containers.RepeatedCompositeFieldContainer[TriageItem]
     store: bool
     image_threshold: float
     face_threshold: float
-    def __init__(self, image_collection: _Optional[str] = ..., face_collection: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TriageItem, _Mapping]]] = ..., store: _Optional[bool] = ..., image_threshold: _Optional[float] = ..., face_threshold: _Optional[float] = ...) -> None: ...
+    hash_sets: _containers.RepeatedScalarFieldContainer[str]
+    hash_collection: str
+    hash_max_distance: int
+    def __init__(self, image_collection: _Optional[str] = ..., face_collection: _Optional[str] = ..., items: _Optional[_Iterable[_Union[TriageItem, _Mapping]]] = ..., store: _Optional[bool] = ..., image_threshold: _Optional[float] = ..., face_threshold: _Optional[float] = ..., hash_sets: _Optional[_Iterable[str]] = ..., hash_collection: _Optional[str] = ..., hash_max_distance: _Optional[int] = ...) -> None: ...
 
 class TriageResult(_message.Message):
-    __slots__ = ("id", "verdict", "priority", "series_id", "nearest_media_id", "nearest_distance", "victim_identified", "matched_faces", "face_series_id", "series_label", "reason", "rank")
+    __slots__ = ("id", "verdict", "priority", "series_id", "nearest_media_id", "nearest_distance", "victim_identified", "matched_faces", "face_series_id", "series_label", "reason", "rank", "evidence", "category", "matched_in", "matched_key")
+    class Evidence(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+        __slots__ = ()
+        EVIDENCE_UNSPECIFIED: _ClassVar[TriageResult.Evidence]
+        EXACT_HASH: _ClassVar[TriageResult.Evidence]
+        PERCEPTUAL_HASH: _ClassVar[TriageResult.Evidence]
+        EMBEDDING: _ClassVar[TriageResult.Evidence]
+        FACE: _ClassVar[TriageResult.Evidence]
+    EVIDENCE_UNSPECIFIED: TriageResult.Evidence
+    EXACT_HASH: TriageResult.Evidence
+    PERCEPTUAL_HASH: TriageResult.Evidence
+    EMBEDDING: TriageResult.Evidence
+    FACE: TriageResult.Evidence
     ID_FIELD_NUMBER: _ClassVar[int]
     VERDICT_FIELD_NUMBER: _ClassVar[int]
     PRIORITY_FIELD_NUMBER: _ClassVar[int]
@@ -652,6 +698,10 @@ class TriageResult(_message.Message):
     SERIES_LABEL_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
     RANK_FIELD_NUMBER: _ClassVar[int]
+    EVIDENCE_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_IN_FIELD_NUMBER: _ClassVar[int]
+    MATCHED_KEY_FIELD_NUMBER: _ClassVar[int]
     id: str
     verdict: Verdict
     priority: Priority
@@ -664,7 +714,11 @@ class TriageResult(_message.Message):
     series_label: str
     reason: str
     rank: int
-    def __init__(self, id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., series_id: _Optional[str] = ..., nearest_media_id: _Optional[str] = ..., nearest_distance: _Optional[float] = ..., victim_identified: _Optional[bool] = ..., matched_faces: _Optional[int] = ..., face_series_id: _Optional[str] = ..., series_label: _Optional[str] = ..., reason: _Optional[str] = ..., rank: _Optional[int] = ...) -> None: ...
+    evidence: TriageResult.Evidence
+    category: str
+    matched_in: str
+    matched_key: str
+    def __init__(self, id: _Optional[str] = ..., verdict: _Optional[_Union[Verdict, str]] = ..., priority: _Optional[_Union[Priority, str]] = ..., series_id: _Optional[str] = ..., nearest_media_id: _Optional[str] = ..., nearest_distance: _Optional[float] = ..., victim_identified: _Optional[bool] = ..., matched_faces: _Optional[int] = ..., face_series_id: _Optional[str] = ..., series_label: _Optional[str] = ..., reason: _Optional[str] = ..., rank: _Optional[int] = ..., evidence: _Optional[_Union[TriageResult.Evidence, str]] = ..., category: _Optional[str] = ..., matched_in: _Optional[str] = ..., matched_key: _Optional[str] = ...) -> None: ...
 
 class TriageGroup(_message.Message):
     __slots__ = ("ids",)
@@ -673,7 +727,7 @@ class TriageGroup(_message.Message):
     def __init__(self, ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TriageSummary(_message.Message):
-    __slots__ = ("items", "known", "new", "new_with_faces", "new_groups", "stored", "known_victim")
+    __slots__ = ("items", "known", "new", "new_with_faces", "new_groups", "stored", "known_victim", "by_exact_hash", "by_perceptual_hash", "by_embedding", "by_face")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     KNOWN_FIELD_NUMBER: _ClassVar[int]
     NEW_FIELD_NUMBER: _ClassVar[int]
@@ -681,6 +735,10 @@ class TriageSummary(_message.Message):
     NEW_GROUPS_FIELD_NUMBER: _ClassVar[int]
     STORED_FIELD_NUMBER: _ClassVar[int]
     KNOWN_VICTIM_FIELD_NUMBER: _ClassVar[int]
+    BY_EXACT_HASH_FIELD_NUMBER: _ClassVar[int]
+    BY_PERCEPTUAL_HASH_FIELD_NUMBER: _ClassVar[int]
+    BY_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    BY_FACE_FIELD_NUMBER: _ClassVar[int]
     items: int
     known: int
     new: int
@@ -688,7 +746,11 @@ class TriageSummary(_message.Message):
     new_groups: _containers.RepeatedCompositeFieldContainer[TriageGroup]
     stored: int
     known_victim: int
-    def __init__(self, items: _Optional[int] = ..., known: _Optional[int] = ..., new: _Optional[int] = ..., new_with_faces: _Optional[int] = ..., new_groups: _Optional[_Iterable[_Union[TriageGroup, _Mapping]]] = ..., stored: _Optional[int] = ..., known_victim: _Optional[int] = ...) -> None: ...
+    by_exact_hash: int
+    by_perceptual_hash: int
+    by_embedding: int
+    by_face: int
+    def __init__(self, items: _Optional[int] = ..., known: _Optional[int] = ..., new: _Optional[int] = ..., new_with_faces: _Optional[int] = ..., new_groups: _Optional[_Iterable[_Union[TriageGroup, _Mapping]]] = ..., stored: _Optional[int] = ..., known_victim: _Optional[int] = ..., by_exact_hash: _Optional[int] = ..., by_perceptual_hash: _Optional[int] = ..., by_embedding: _Optional[int] = ..., by_face: _Optional[int] = ...) -> None: ...
 
 class CalibrateRequest(_message.Message):
     __slots__ = ("image_collection", "face_collection")
@@ -745,6 +807,134 @@ class TriageResponse(_message.Message):
     results: _containers.RepeatedCompositeFieldContainer[TriageResult]
     summary: TriageSummary
     def __init__(self, results: _Optional[_Iterable[_Union[TriageResult, _Mapping]]] = ..., summary: _Optional[_Union[TriageSummary, _Mapping]] = ...) -> None: ...
+
+class HashEntry(_message.Message):
+    __slots__ = ("md5", "sha1", "sha256", "category", "source", "series", "victim_identified", "case_id", "record")
+    MD5_FIELD_NUMBER: _ClassVar[int]
+    SHA1_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SERIES_FIELD_NUMBER: _ClassVar[int]
+    VICTIM_IDENTIFIED_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    md5: bytes
+    sha1: bytes
+    sha256: bytes
+    category: str
+    source: str
+    series: str
+    victim_identified: bool
+    case_id: str
+    record: str
+    def __init__(self, md5: _Optional[bytes] = ..., sha1: _Optional[bytes] = ..., sha256: _Optional[bytes] = ..., category: _Optional[str] = ..., source: _Optional[str] = ..., series: _Optional[str] = ..., victim_identified: _Optional[bool] = ..., case_id: _Optional[str] = ..., record: _Optional[str] = ...) -> None: ...
+
+class HashCase(_message.Message):
+    __slots__ = ("case_id", "record")
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    RECORD_FIELD_NUMBER: _ClassVar[int]
+    case_id: str
+    record: str
+    def __init__(self, case_id: _Optional[str] = ..., record: _Optional[str] = ...) -> None: ...
+
+class ImportHashesRequest(_message.Message):
+    __slots__ = ("set", "entries", "cases", "description")
+    SET_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    set: str
+    entries: _containers.RepeatedCompositeFieldContainer[HashEntry]
+    cases: _containers.RepeatedCompositeFieldContainer[HashCase]
+    description: str
+    def __init__(self, set: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[HashEntry, _Mapping]]] = ..., cases: _Optional[_Iterable[_Union[HashCase, _Mapping]]] = ..., description: _Optional[str] = ...) -> None: ...
+
+class ImportHashesResponse(_message.Message):
+    __slots__ = ("imported", "entries")
+    IMPORTED_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    imported: int
+    entries: int
+    def __init__(self, imported: _Optional[int] = ..., entries: _Optional[int] = ...) -> None: ...
+
+class LookupHashesRequest(_message.Message):
+    __slots__ = ("sets", "digests")
+    SETS_FIELD_NUMBER: _ClassVar[int]
+    DIGESTS_FIELD_NUMBER: _ClassVar[int]
+    sets: _containers.RepeatedScalarFieldContainer[str]
+    digests: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, sets: _Optional[_Iterable[str]] = ..., digests: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class HashMatch(_message.Message):
+    __slots__ = ("digest", "set", "entry")
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    SET_FIELD_NUMBER: _ClassVar[int]
+    ENTRY_FIELD_NUMBER: _ClassVar[int]
+    digest: int
+    set: str
+    entry: HashEntry
+    def __init__(self, digest: _Optional[int] = ..., set: _Optional[str] = ..., entry: _Optional[_Union[HashEntry, _Mapping]] = ...) -> None: ...
+
+class LookupHashesResponse(_message.Message):
+    __slots__ = ("matches",)
+    MATCHES_FIELD_NUMBER: _ClassVar[int]
+    matches: _containers.RepeatedCompositeFieldContainer[HashMatch]
+    def __init__(self, matches: _Optional[_Iterable[_Union[HashMatch, _Mapping]]] = ...) -> None: ...
+
+class ListHashSetsRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class HashSetInfo(_message.Message):
+    __slots__ = ("name", "description", "entries", "parts", "case_ids", "disk_bytes", "owner")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    PARTS_FIELD_NUMBER: _ClassVar[int]
+    CASE_IDS_FIELD_NUMBER: _ClassVar[int]
+    DISK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    OWNER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    description: str
+    entries: int
+    parts: int
+    case_ids: _containers.RepeatedScalarFieldContainer[str]
+    disk_bytes: int
+    owner: str
+    def __init__(self, name: _Optional[str] = ..., description: _Optional[str] = ..., entries: _Optional[int] = ..., parts: _Optional[int] = ..., case_ids: _Optional[_Iterable[str]] = ..., disk_bytes: _Optional[int] = ..., owner: _Optional[str] = ...) -> None: ...
+
+class ListHashSetsResponse(_message.Message):
+    __slots__ = ("sets",)
+    SETS_FIELD_NUMBER: _ClassVar[int]
+    sets: _containers.RepeatedCompositeFieldContainer[HashSetInfo]
+    def __init__(self, sets: _Optional[_Iterable[_Union[HashSetInfo, _Mapping]]] = ...) -> None: ...
+
+class ExportHashesRequest(_message.Message):
+    __slots__ = ("set", "case_id")
+    SET_FIELD_NUMBER: _ClassVar[int]
+    CASE_ID_FIELD_NUMBER: _ClassVar[int]
+    set: str
+    case_id: str
+    def __init__(self, set: _Optional[str] = ..., case_id: _Optional[str] = ...) -> None: ...
+
+class ExportHashesResponse(_message.Message):
+    __slots__ = ("cases", "entries")
+    CASES_FIELD_NUMBER: _ClassVar[int]
+    ENTRIES_FIELD_NUMBER: _ClassVar[int]
+    cases: _containers.RepeatedCompositeFieldContainer[HashCase]
+    entries: _containers.RepeatedCompositeFieldContainer[HashEntry]
+    def __init__(self, cases: _Optional[_Iterable[_Union[HashCase, _Mapping]]] = ..., entries: _Optional[_Iterable[_Union[HashEntry, _Mapping]]] = ...) -> None: ...
+
+class DropHashSetRequest(_message.Message):
+    __slots__ = ("set",)
+    SET_FIELD_NUMBER: _ClassVar[int]
+    set: str
+    def __init__(self, set: _Optional[str] = ...) -> None: ...
+
+class DropHashSetResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
 
 class WhoAmIRequest(_message.Message):
     __slots__ = ()

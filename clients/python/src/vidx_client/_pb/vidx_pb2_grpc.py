@@ -99,6 +99,31 @@ class VectorIndexStub:
                 request_serializer=vidx_dot_v1_dot_vidx__pb2.CalibrateRequest.SerializeToString,
                 response_deserializer=vidx_dot_v1_dot_vidx__pb2.CalibrateResponse.FromString,
                 _registered_method=True)
+        self.ImportHashes = channel.stream_unary(
+                '/vidx.v1.VectorIndex/ImportHashes',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.ImportHashesRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.ImportHashesResponse.FromString,
+                _registered_method=True)
+        self.LookupHashes = channel.unary_unary(
+                '/vidx.v1.VectorIndex/LookupHashes',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.LookupHashesRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.LookupHashesResponse.FromString,
+                _registered_method=True)
+        self.ListHashSets = channel.unary_unary(
+                '/vidx.v1.VectorIndex/ListHashSets',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.ListHashSetsRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.ListHashSetsResponse.FromString,
+                _registered_method=True)
+        self.ExportHashes = channel.unary_stream(
+                '/vidx.v1.VectorIndex/ExportHashes',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.ExportHashesRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.ExportHashesResponse.FromString,
+                _registered_method=True)
+        self.DropHashSet = channel.unary_unary(
+                '/vidx.v1.VectorIndex/DropHashSet',
+                request_serializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetRequest.SerializeToString,
+                response_deserializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetResponse.FromString,
+                _registered_method=True)
         self.WhoAmI = channel.unary_unary(
                 '/vidx.v1.VectorIndex/WhoAmI',
                 request_serializer=vidx_dot_v1_dot_vidx__pb2.WhoAmIRequest.SerializeToString,
@@ -269,6 +294,48 @@ class VectorIndexServicer:
         histograms of same-series and different-series pairs. Without enough
         labelled material the defaults apply and the note says so.
         """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ImportHashes(self, request_iterator, context):
+        """---- exact-hash sets (see "hash sets" below) ----
+        Client-streaming: entries into a named hash set (created if absent).
+        Every message is validated as it arrives, and the entries are applied
+        only when the client half-closes, all of them or none: a bad entry
+        anywhere refuses the whole import (its index and field named), and
+        nothing of it is stored. The answer comes once the entries are durable.
+        Roles: an admin creates a set (its agency owns it); the owner's
+        contributors and admins import into it. Reads need a reader, a drop an
+        admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def LookupHashes(self, request, context):
+        """Which of the given MD5 / SHA-1 / SHA-256 digests are in which sets.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListHashSets(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportHashes(self, request, context):
+        """The entries of a set (optionally of one case) in import order, with
+        the records they were imported with: what `vidx vics export` writes.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DropHashSet(self, request, context):
+        """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -447,6 +514,31 @@ def add_VectorIndexServicer_to_server(servicer, server):
                     servicer.Calibrate,
                     request_deserializer=vidx_dot_v1_dot_vidx__pb2.CalibrateRequest.FromString,
                     response_serializer=vidx_dot_v1_dot_vidx__pb2.CalibrateResponse.SerializeToString,
+            ),
+            'ImportHashes': grpc.stream_unary_rpc_method_handler(
+                    servicer.ImportHashes,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.ImportHashesRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.ImportHashesResponse.SerializeToString,
+            ),
+            'LookupHashes': grpc.unary_unary_rpc_method_handler(
+                    servicer.LookupHashes,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.LookupHashesRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.LookupHashesResponse.SerializeToString,
+            ),
+            'ListHashSets': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListHashSets,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.ListHashSetsRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.ListHashSetsResponse.SerializeToString,
+            ),
+            'ExportHashes': grpc.unary_stream_rpc_method_handler(
+                    servicer.ExportHashes,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.ExportHashesRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.ExportHashesResponse.SerializeToString,
+            ),
+            'DropHashSet': grpc.unary_unary_rpc_method_handler(
+                    servicer.DropHashSet,
+                    request_deserializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetRequest.FromString,
+                    response_serializer=vidx_dot_v1_dot_vidx__pb2.DropHashSetResponse.SerializeToString,
             ),
             'WhoAmI': grpc.unary_unary_rpc_method_handler(
                     servicer.WhoAmI,
@@ -860,6 +952,141 @@ class VectorIndex:
             '/vidx.v1.VectorIndex/Calibrate',
             vidx_dot_v1_dot_vidx__pb2.CalibrateRequest.SerializeToString,
             vidx_dot_v1_dot_vidx__pb2.CalibrateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ImportHashes(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/vidx.v1.VectorIndex/ImportHashes',
+            vidx_dot_v1_dot_vidx__pb2.ImportHashesRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.ImportHashesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def LookupHashes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/LookupHashes',
+            vidx_dot_v1_dot_vidx__pb2.LookupHashesRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.LookupHashesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListHashSets(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/ListHashSets',
+            vidx_dot_v1_dot_vidx__pb2.ListHashSetsRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.ListHashSetsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportHashes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/ExportHashes',
+            vidx_dot_v1_dot_vidx__pb2.ExportHashesRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.ExportHashesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DropHashSet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vidx.v1.VectorIndex/DropHashSet',
+            vidx_dot_v1_dot_vidx__pb2.DropHashSetRequest.SerializeToString,
+            vidx_dot_v1_dot_vidx__pb2.DropHashSetResponse.FromString,
             options,
             channel_credentials,
             insecure,

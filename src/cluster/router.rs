@@ -862,10 +862,7 @@ impl VectorIndex for Shared {
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
-        validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
-        for (i, id) in req.ids.iter().enumerate() {
-            validate::point_id(&format!("ids[{i}]"), id)?;
-        }
+        validate::point_ids("ids", &req.ids)?;
         self.0.config(&req.collection).await?;
         let points = self
             .0
@@ -882,10 +879,7 @@ impl VectorIndex for Shared {
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
-        validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
-        for (i, id) in req.ids.iter().enumerate() {
-            validate::point_id(&format!("ids[{i}]"), id)?;
-        }
+        validate::point_ids("ids", &req.ids)?;
         self.0.config(&req.collection).await?;
         // "How many existed" as the shards see it just before the delete;
         // only their owner (or an admin) may delete them.

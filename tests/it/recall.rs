@@ -179,7 +179,12 @@ async fn f16_storage_recall_at_10_with_defaults_matches_f32() {
     let all = clustered(N + QUERIES, DIM, 200, 2.0, 2024);
     let (data, queries) = all.split_at(N);
     let order: Vec<usize> = (0..N).collect();
-    let f32_sealed = create_req("f32", DIM as u32, pb::Metric::Cosine);
+    let f32_sealed = create_quantized(
+        "f32",
+        DIM as u32,
+        pb::Metric::Cosine,
+        pb::Quantization::None,
+    );
     let base = recall_with(data, queries, f32_sealed, true, &order).await;
     for quant in [pb::Quantization::None, pb::Quantization::Sq8] {
         let req = pb::CreateCollectionRequest {

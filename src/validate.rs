@@ -323,6 +323,16 @@ pub fn count(field: &str, n: usize, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// A request's list of point ids (field `field`): at most [`MAX_IDS`], each
+/// a valid id (the message names `field[i]`).
+pub fn point_ids(field: &str, ids: &[String]) -> Result<()> {
+    count(field, ids.len(), MAX_IDS)?;
+    for (i, id) in ids.iter().enumerate() {
+        point_id(&format!("{field}[{i}]"), id)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

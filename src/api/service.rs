@@ -181,6 +181,27 @@ pub(crate) fn note<T>(req: &Request<T>) -> NoteSlot {
         .unwrap_or_default()
 }
 
+/// The opening a handler of one collection shares with the others, in this
+/// order: the collection named for the metrics, the caller the gate let in,
+/// the request in the audit note (so a refused call is audited too), the
+/// name checked (`field` is what the message calls it), then the caller's
+/// right to the collection.
+fn admit<T>(
+    request: Request<T>,
+    field: &str,
+    collection: fn(&T) -> &String,
+    summary: impl FnOnce(&T) -> serde_json::Value,
+) -> Result<(Caller, NoteSlot, T), Status> {
+    note_collection(&request, collection(request.get_ref()));
+    let caller = caller(&request)?;
+    let note = note(&request);
+    let req = request.into_inner();
+    note.request(collection(&req), summary(&req));
+    validate::collection_name(field, collection(&req))?;
+    caller.may_use(collection(&req))?;
+    Ok((caller, note, req))
+}
+
 /// A collection's info as a caller with `visibility` sees it: the count
 /// leaves out the restricted points it may not see.
 fn visible_info(c: &Collection, visibility: Option<&Filter>) -> Result<pb::CollectionInfo, Error> {
@@ -1007,20 +1028,19 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::ListSeriesRequest>,
     ) -> Result<Response<pb::ListSeriesResponse>, Status> {
-        note_collection(&request, &request.get_ref().image_collection);
-        let caller = caller(&request)?;
-        let note = note(&request);
-        let req = request.into_inner();
-        note.request(
-            &req.image_collection,
-            serde_json::json!({
-                "filter": req.filter.as_ref().map(|f| format!("{f:?}")),
-                "page_size": req.page_size,
-                "page_token": req.page_token,
-                "with_evidence": req.with_evidence,
-            }),
-        );
-        caller.may_use(&req.image_collection)?;
+        let (caller, note, req) = admit(
+            request,
+            "image_collection",
+            |r| &r.image_collection,
+            |r| {
+                serde_json::json!({
+                    "filter": r.filter.as_ref().map(|f| format!("{f:?}")),
+                    "page_size": r.page_size,
+                    "page_token": r.page_token,
+                    "with_evidence": r.with_evidence,
+                })
+            },
+        )?;
         let r = self.review.list(&caller, req).await?;
         // The series returned (their ids), as a read's record lists.
         note.results(
@@ -1038,15 +1058,12 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::GetSeriesRequest>,
     ) -> Result<Response<pb::GetSeriesResponse>, Status> {
-        note_collection(&request, &request.get_ref().image_collection);
-        let caller = caller(&request)?;
-        let note = note(&request);
-        let req = request.into_inner();
-        note.request(
-            &req.image_collection,
-            serde_json::json!({ "series_id": req.series_id }),
-        );
-        caller.may_use(&req.image_collection)?;
+        let (caller, note, req) = admit(
+            request,
+            "image_collection",
+            |r| &r.image_collection,
+            |r| serde_json::json!({ "series_id": r.series_id }),
+        )?;
         let r = self.review.get(&caller, req).await?;
         note.results(
             r.media.len() as u64,
@@ -1063,15 +1080,12 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::SeriesOfMediaRequest>,
     ) -> Result<Response<pb::SeriesOfMediaResponse>, Status> {
-        note_collection(&request, &request.get_ref().image_collection);
-        let caller = caller(&request)?;
-        let note = note(&request);
-        let req = request.into_inner();
-        note.request(
-            &req.image_collection,
-            serde_json::json!({ "media_ids": req.media_ids }),
-        );
-        caller.may_use(&req.image_collection)?;
+        let (caller, note, req) = admit(
+            request,
+            "image_collection",
+            |r| &r.image_collection,
+            |r| serde_json::json!({ "media_ids": r.media_ids }),
+        )?;
         let r = self.review.of_media(&caller, req).await?;
         note.results(
             r.media.len() as u64,
@@ -1093,18 +1107,17 @@ impl VectorIndex for Service {
         request: Request<pb::ReviewSeriesRequest>,
     ) -> Result<Response<pb::ReviewSeriesResponse>, Status> {
         self.writable("ReviewSeries")?;
-        note_collection(&request, &request.get_ref().image_collection);
-        let caller = caller(&request)?;
-        let note = note(&request);
-        let req = request.into_inner();
-        note.request(
-            &req.image_collection,
-            serde_json::json!({
-                "reviewer": req.reviewer,
-                "decisions": req.decisions.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>(),
-            }),
-        );
-        caller.may_use(&req.image_collection)?;
+        let (caller, note, req) = admit(
+            request,
+            "image_collection",
+            |r| &r.image_collection,
+            |r| {
+                serde_json::json!({
+                    "reviewer": r.reviewer,
+                    "decisions": r.decisions.iter().map(|d| format!("{d:?}")).collect::<Vec<_>>(),
+                })
+            },
+        )?;
         let r = self.review.review(&caller, req).await?;
         note.results(
             r.recorded.len() as u64,
@@ -1125,17 +1138,17 @@ impl VectorIndex for Service {
         request: Request<pb::UpdateMetadataRequest>,
     ) -> Result<Response<pb::UpdateMetadataResponse>, Status> {
         self.writable("UpdateMetadata")?;
-        note_collection(&request, &request.get_ref().collection);
-        let caller = caller(&request)?;
-        let note = note(&request);
-        let req = request.into_inner();
-        note.request(
-            &req.collection,
-            serde_json::json!({
-                "ids": req.ids,
-                "set": req.set.as_ref().map(|s| format!("{s:?}")),
-            }),
-        );
+        let (caller, note, req) = admit(
+            request,
+            "collection",
+            |r| &r.collection,
+            |r| {
+                serde_json::json!({
+                    "ids": r.ids,
+                    "set": r.set.as_ref().map(|s| format!("{s:?}")),
+                })
+            },
+        )?;
         let r = self.review.update_metadata(&caller, req).await?;
         note.0.lock().results = r.updated;
         Ok(Response::new(r))
@@ -1447,17 +1460,13 @@ impl VectorIndex for Service {
         &self,
         request: Request<pb::GetRequest>,
     ) -> Result<Response<pb::GetResponse>, Status> {
-        let caller = caller(&request)?;
-        let note = note(&request);
-        note_collection(&request, &request.get_ref().collection);
-        let req = request.into_inner();
-        note.request(&req.collection, serde_json::json!({ "ids": req.ids }));
-        validate::collection_name("collection", &req.collection)?;
-        caller.may_use(&req.collection)?;
-        validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
-        for (i, id) in req.ids.iter().enumerate() {
-            validate::point_id(&format!("ids[{i}]"), id)?;
-        }
+        let (caller, note, req) = admit(
+            request,
+            "collection",
+            |r| &r.collection,
+            |r| serde_json::json!({ "ids": r.ids }),
+        )?;
+        validate::point_ids("ids", &req.ids)?;
         let c = self.registry.get(&req.collection)?;
         let visibility = self.visibility(&caller);
         let mut points = blocking(move || c.get(&req.ids)).await?;
@@ -1486,13 +1495,12 @@ impl VectorIndex for Service {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         self.writable("Delete")?;
-        let caller = caller(&request)?;
-        let note = note(&request);
-        note_collection(&request, &request.get_ref().collection);
-        let req = request.into_inner();
-        note.request(&req.collection, serde_json::json!({ "ids": req.ids }));
-        validate::collection_name("collection", &req.collection)?;
-        caller.may_use(&req.collection)?;
+        let (caller, note, req) = admit(
+            request,
+            "collection",
+            |r| &r.collection,
+            |r| serde_json::json!({ "ids": r.ids }),
+        )?;
         validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
         let c = self.registry.get(&req.collection)?;
         let visibility = self.visibility(&caller);

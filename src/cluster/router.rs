@@ -351,7 +351,7 @@ impl Router {
         }
         let ids: Vec<String> = points.iter().map(|p| p.id.clone()).collect();
         let deadline = Instant::now() + self.deadline;
-        for stored in self.get_points(collection, &ids, deadline).await? {
+        for stored in self.stored_versions(collection, &ids, deadline).await? {
             let agency = stored.metadata.map(|m| m.agency).unwrap_or_default();
             if !caller.may_write_for(&agency) {
                 return Err(Status::permission_denied(format!(
@@ -450,13 +450,17 @@ impl Router {
             }
         }
         let deadline = Instant::now() + self.deadline;
-        let stored: HashMap<String, pb::Metadata> = self
-            .get_points(&req.collection, &ids, deadline)
-            .await?
+        let versions = self
+            .stored_versions(&req.collection, &ids, deadline)
+            .await?;
+        let check = crate::api::owner::update_check(caller, None);
+        for p in &versions {
+            check(&p.id, &p.metadata.clone().unwrap_or_default())?;
+        }
+        let stored: HashMap<String, pb::Metadata> = versions
             .into_iter()
             .map(|p| (p.id, p.metadata.unwrap_or_default()))
             .collect();
-        let check = crate::api::owner::update_check(caller, None);
         let set = req.set.clone().unwrap_or_default();
         for id in &ids {
             let Some(m) = stored.get(id) else {
@@ -466,7 +470,6 @@ impl Router {
                 }
                 .into());
             };
-            check(id, m)?;
             // What the nodes will store must pass their checks, or they
             // would skip a message this call acknowledged.
             let mut new = m.clone();
@@ -478,12 +481,36 @@ impl Router {
         Ok(ids.len() as u64)
     }
 
-    /// `Get` of `ids` from the shards owning them.
+    /// `Get` of `ids` from the shards owning them (one replica each).
     async fn get_points(
         &self,
         collection: &str,
         ids: &[String],
         deadline: Instant,
+    ) -> Result<Vec<pb::Point>, Status> {
+        self.read_points(collection, ids, deadline, false).await
+    }
+
+    /// What a write must be checked against: `Get` of `ids` from every live
+    /// replica of their shards, each replica's copy listed. Replicas apply
+    /// the log at their own pace; one that has not yet applied another
+    /// agency's point must not let a write replace it (the cluster test
+    /// caught that race).
+    async fn stored_versions(
+        &self,
+        collection: &str,
+        ids: &[String],
+        deadline: Instant,
+    ) -> Result<Vec<pb::Point>, Status> {
+        self.read_points(collection, ids, deadline, true).await
+    }
+
+    async fn read_points(
+        &self,
+        collection: &str,
+        ids: &[String],
+        deadline: Instant,
+        every_replica: bool,
     ) -> Result<Vec<pb::Point>, Status> {
         let mut by_shard: BTreeMap<u32, Vec<String>> = BTreeMap::new();
         for id in ids {
@@ -497,16 +524,83 @@ impl Router {
                 collection: collection.to_string(),
                 ids,
             };
-            self.on_shard(shard, deadline, move |mut c| {
+            let get = move |mut c: VectorIndexClient<Channel>| {
                 let req = req.clone();
                 async move { c.get(req).await }
-            })
+            };
+            async move {
+                if every_replica {
+                    self.on_every_replica(shard, deadline, get).await
+                } else {
+                    Ok(vec![self.on_shard(shard, deadline, get).await?])
+                }
+            }
         });
         let mut points = Vec::new();
         for r in join_all(calls).await {
-            points.extend(r?.points);
+            points.extend(r?.into_iter().flat_map(|g| g.points));
         }
         Ok(points)
+    }
+
+    /// `call` on every live replica of `shard` at once: the answers of those
+    /// that answered in time; an error only when none did.
+    async fn on_every_replica<T, F, Fut>(
+        &self,
+        shard: u32,
+        deadline: Instant,
+        call: F,
+    ) -> Result<Vec<T>, Status>
+    where
+        F: Fn(VectorIndexClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let reps = self
+            .replicas
+            .read()
+            .get(&shard)
+            .cloned()
+            .unwrap_or_default();
+        let left = deadline.saturating_duration_since(Instant::now());
+        let calls = reps.iter().map(|r| {
+            let call = &call;
+            async move {
+                let client = self.client(&r.addr)?;
+                match tokio::time::timeout(left, call(client)).await {
+                    Ok(Ok(v)) => Ok(v.into_inner()),
+                    Ok(Err(s)) if !retryable(&s) => Err(s),
+                    Ok(Err(s)) => Err(Status::unavailable(format!(
+                        "{}: {}",
+                        r.node_id,
+                        s.message()
+                    ))),
+                    Err(_) => Err(Status::unavailable(format!(
+                        "{}: no answer within {left:?}",
+                        r.node_id
+                    ))),
+                }
+            }
+        });
+        let (mut answers, mut failures) = (Vec::new(), Vec::new());
+        for r in join_all(calls).await {
+            match r {
+                Ok(v) => answers.push(v),
+                // A refusal (not a replica being down) is the answer.
+                Err(s) if s.code() != Code::Unavailable => return Err(s),
+                Err(s) => failures.push(s.message().to_string()),
+            }
+        }
+        if answers.is_empty() {
+            let why = if failures.is_empty() {
+                "it has no live replica".to_string()
+            } else {
+                failures.join("; ")
+            };
+            return Err(Status::unavailable(format!(
+                "shard {shard}: no replica answered ({why})"
+            )));
+        }
+        Ok(answers)
     }
 
     /// One request's hits from every shard, merged.
@@ -768,10 +862,7 @@ impl VectorIndex for Shared {
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
-        validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
-        for (i, id) in req.ids.iter().enumerate() {
-            validate::point_id(&format!("ids[{i}]"), id)?;
-        }
+        validate::point_ids("ids", &req.ids)?;
         self.0.config(&req.collection).await?;
         let points = self
             .0
@@ -788,22 +879,23 @@ impl VectorIndex for Shared {
         let req = request.into_inner();
         validate::collection_name("collection", &req.collection)?;
         caller.may_use(&req.collection)?;
-        validate::count("ids", req.ids.len(), validate::MAX_IDS)?;
-        for (i, id) in req.ids.iter().enumerate() {
-            validate::point_id(&format!("ids[{i}]"), id)?;
-        }
+        validate::point_ids("ids", &req.ids)?;
         self.0.config(&req.collection).await?;
         // "How many existed" as the shards see it just before the delete;
         // only their owner (or an admin) may delete them.
-        let live = self
+        let versions = self
             .0
-            .get_points(&req.collection, &req.ids, self.read_deadline())
+            .stored_versions(&req.collection, &req.ids, self.read_deadline())
             .await?;
         let check = crate::api::owner::delete_check(&caller, None);
-        for p in &live {
+        for p in &versions {
             check(&p.id, &p.metadata.clone().unwrap_or_default())?;
         }
-        let live = live.len();
+        let live = versions
+            .iter()
+            .map(|p| p.id.as_str())
+            .collect::<std::collections::HashSet<_>>()
+            .len();
         let collection = req.collection.clone();
         self.0
             .append(&collection, Kind::Delete, req.encode_to_vec())

@@ -65,31 +65,41 @@ impl Restrictions {
     /// Opens (or starts empty) `<data_dir>/restrictions.json`.
     pub fn open(data_dir: &Path) -> Result<Restrictions> {
         let path = data_dir.join(RESTRICTIONS_FILE);
-        let map = match std::fs::read(&path) {
-            Ok(bytes) => {
-                let f: File = serde_json::from_slice(&bytes).map_err(|e| {
-                    Error::data_loss(&path, format!("not a restrictions file: {e}"))
-                })?;
-                if f.format != FORMAT {
-                    return Err(Error::FailedPrecondition(format!(
-                        "{}: format {:?}; this vidx reads {FORMAT:?}",
-                        path.display(),
-                        f.format
-                    )));
-                }
-                f.restrictions
-                    .into_iter()
-                    .map(|r| ((r.owner.clone(), r.upload_id.clone()), r))
-                    .collect()
+        match std::fs::read(&path) {
+            Ok(bytes) => Restrictions::from_bytes(path, &bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Ok(Restrictions::with(path, Map::new()))
             }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Map::new(),
-            Err(e) => return Err(Error::io(&path, e)),
-        };
-        Ok(Restrictions {
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// The restrictions that `bytes` (a restrictions file's contents, read
+    /// from `path`, which is also where a change would be stored) hold.
+    pub fn from_bytes(path: PathBuf, bytes: &[u8]) -> Result<Restrictions> {
+        let f: File = serde_json::from_slice(bytes)
+            .map_err(|e| Error::data_loss(&path, format!("not a restrictions file: {e}")))?;
+        if f.format != FORMAT {
+            return Err(Error::FailedPrecondition(format!(
+                "{}: format {:?}; this vidx reads {FORMAT:?}",
+                path.display(),
+                f.format
+            )));
+        }
+        let map = f
+            .restrictions
+            .into_iter()
+            .map(|r| ((r.owner.clone(), r.upload_id.clone()), r))
+            .collect();
+        Ok(Restrictions::with(path, map))
+    }
+
+    fn with(path: PathBuf, map: Map) -> Restrictions {
+        Restrictions {
             path,
             current: RwLock::new(Arc::new(map)),
             write: Mutex::new(()),
-        })
+        }
     }
 
     pub fn snapshot(&self) -> Arc<Map> {

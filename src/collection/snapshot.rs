@@ -246,9 +246,8 @@ fn merge_restrictions(snap: &Path, m: &SnapshotManifest, data_dir: &Path) -> Res
     let Some(f) = m.files.iter().find(|f| f.path == RESTRICTIONS_FILE) else {
         return Ok(0);
     };
-    let staged = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    copy_checked(snap, f, &staged.path().join(RESTRICTIONS_FILE))?;
-    let theirs = Restrictions::open(staged.path())?;
+    let bytes = crate::storage::snapshot::read_checked(snap, f)?;
+    let theirs = Restrictions::from_bytes(snap.join(RESTRICTIONS_FILE), &bytes)?;
     Restrictions::open(data_dir)?.merge_missing(&theirs)
 }
 

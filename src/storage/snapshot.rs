@@ -252,6 +252,15 @@ pub fn copy_checked(root: &Path, f: &SnapshotFile, to: &Path) -> Result<()> {
     dst.sync_all().map_err(|e| Error::io(to, e))
 }
 
+/// The bytes of snapshot file `f` under `root`, checked against the
+/// manifest's length and checksum (for a small file read whole).
+pub fn read_checked(root: &Path, f: &SnapshotFile) -> Result<Vec<u8>> {
+    let from = root.join(safe_relative(&f.path)?);
+    let bytes = std::fs::read(&from).map_err(|e| Error::io(&from, e))?;
+    check_entry(&from, f, crc32c::crc32c(&bytes), bytes.len() as u64)?;
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

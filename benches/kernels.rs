@@ -64,8 +64,7 @@ fn sealed_search(c: &mut Criterion) {
     seg.index(0, &pts);
     seg.commit(0, pts);
     let dir = tempfile::tempdir().unwrap();
-    seg.write_sealed(dir.path(), vidx::index::quant::Quantization::None)
-        .unwrap();
+    seg.write_sealed(dir.path(), Default::default()).unwrap();
     let sealed = SealedSegment::open(
         1,
         dir.path(),

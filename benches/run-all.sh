@@ -32,7 +32,7 @@ QUERIES=""
 # recall by 256 on these sets.
 EFS="10,16,24,32,48,64,96,128,192,256"
 ENGINES="hnswlib,faiss-hnsw,faiss-hnsw-sq8,usearch,usearch-i8,usearch-f16,qdrant,qdrant-sq8"
-MODES="mutable,sealed,sealed-sq8,sealed-sq4,grpc,grpc-sq8,hnsw_rs"
+MODES="mutable,sealed,sealed-sq8,sealed-sq4,sealed-f16,sealed-sq8-f16,grpc,grpc-sq8,hnsw_rs"
 REAL=""
 BUILD=1
 usage() { sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; }

@@ -222,8 +222,7 @@ fn build(a: &Args, coll_dir: &Path) {
     let sdir = coll_dir.join(segment_dir_name(1));
     std::fs::create_dir(&sdir).unwrap();
     let t = Instant::now();
-    seg.write_sealed(&sdir, vidx::index::quant::Quantization::None)
-        .unwrap();
+    seg.write_sealed(&sdir, Default::default()).unwrap();
     println!("sealed to {} in {:.1?}", sdir.display(), t.elapsed());
     let mut m = Manifest::load(coll_dir).unwrap();
     m.segments.push(SegmentEntry {

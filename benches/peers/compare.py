@@ -32,9 +32,11 @@ PEER_ORDER = ["hnswlib", "faiss-hnsw", "usearch", "qdrant", "hnsw_rs", "faiss-hn
               "usearch-f16", "usearch-bf16", "qdrant-sq8"]
 # Peers that walk and answer in f32 (the rest store compressed vectors).
 F32_PEERS = {"hnswlib", "faiss-hnsw", "usearch", "qdrant", "hnsw_rs"}
-VIDX_ORDER = ["vidx-sealed-sq8", "vidx-sealed-sq4", "vidx-sealed", "vidx-mutable", "vidx-grpc-sq8", "vidx-grpc"]
+VIDX_ORDER = ["vidx-sealed-sq8", "vidx-sealed-sq4", "vidx-sealed", "vidx-sealed-sq8-f16", "vidx-sealed-f16",
+              "vidx-mutable", "vidx-grpc-sq8", "vidx-grpc"]
 # vidx engines searched in process (gRPC has its own ratio rows).
-VIDX_IN_PROCESS = {"vidx-sealed", "vidx-sealed-sq8", "vidx-sealed-sq4", "vidx-mutable"}
+VIDX_IN_PROCESS = {"vidx-sealed", "vidx-sealed-sq8", "vidx-sealed-sq4", "vidx-sealed-f16", "vidx-sealed-sq8-f16",
+                   "vidx-mutable"}
 MiB = 2 ** 20
 
 
@@ -209,7 +211,7 @@ def ratio_rows(results, ms):
                 what = " (graph only)" if e == "vidx-mutable" else " (graph + seal)"
                 other.append(f"| build rate {e}{what} ÷ hnswlib | {fmt_ratio(ms[e]['build'][0], ms['hnswlib']['build'][0])} |")
     if "vidx-sealed" in ms:
-        for e in ("vidx-sealed-sq8", "vidx-sealed-sq4"):
+        for e in ("vidx-sealed-sq8", "vidx-sealed-sq4", "vidx-sealed-f16", "vidx-sealed-sq8-f16"):
             if e in ms:
                 a, b = ms[e]['hot'][0], ms['vidx-sealed']['hot'][0]
                 # Three decimals: the goal (≤ 0.3) sits at SQ8's value.

@@ -159,6 +159,12 @@ pub enum QuantizationArg {
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum VectorStorageArg {
+    F32,
+    F16,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
 pub enum KindArg {
     Image,
     Face,
@@ -186,6 +192,10 @@ pub struct IngestArgs {
     /// (distances are rescored exactly with the f32 vectors).
     #[arg(long, value_enum, default_value = "none")]
     pub quantization: QuantizationArg,
+    /// How sealed segments store vectors, for a collection created here:
+    /// f16 halves their disk (distances then come from f16-rounded vectors).
+    #[arg(long, value_enum, default_value = "f32")]
+    pub vector_storage: VectorStorageArg,
     /// `.jsonl` files with vectors, or `.npy` files with a same-stem `.jsonl` of metadata.
     #[arg(required = true)]
     pub files: Vec<PathBuf>,
@@ -513,6 +523,10 @@ async fn ensure_collection(
                         QuantizationArg::None => pb::Quantization::None,
                         QuantizationArg::Sq8 => pb::Quantization::Sq8,
                         QuantizationArg::Sq4 => pb::Quantization::Sq4,
+                    } as i32,
+                    vector_storage: match a.vector_storage {
+                        VectorStorageArg::F32 => pb::VectorStorage::F32,
+                        VectorStorageArg::F16 => pb::VectorStorage::F16,
                     } as i32,
                 })
                 .await

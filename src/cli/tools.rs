@@ -206,8 +206,9 @@ pub struct AnnArgs {
         default_value = "10,16,24,32,48,64,96,128,192,256,384,512"
     )]
     pub efs: Vec<usize>,
-    /// Which modes to run: mutable, sealed, sealed-sq8, sealed-sq4, grpc,
-    /// grpc-sq8, and hnsw_rs (a peer; needs the `peer-hnsw-rs` feature).
+    /// Which modes to run: mutable, sealed, sealed-sq8, sealed-sq4,
+    /// sealed-f16, sealed-sq8-f16 (f16 vector storage), grpc, grpc-sq8, and
+    /// hnsw_rs (a peer; needs the `peer-hnsw-rs` feature).
     #[arg(
         long,
         value_delimiter = ',',

@@ -5,8 +5,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
+use crate::index::f16vec::VectorStorage;
 use crate::index::quant::Quantization;
 use crate::pb;
+use crate::segment::sealed::Layout;
 use crate::storage::versions::CONFIG;
 use crate::validate;
 
@@ -60,6 +62,11 @@ pub struct Config {
     /// stays f32; each seal or merge trains its own codebook.
     #[serde(default)]
     pub quantization: Quantization,
+    /// How sealed segments store vectors (absent in configurations written
+    /// before f16 storage existed: f32). Each seal or merge writes its
+    /// segment this way, whatever its sources were.
+    #[serde(default)]
+    pub vector_storage: VectorStorage,
 }
 
 /// `collection.json` (`bytes`, read from `path`) with the collection's name
@@ -86,6 +93,15 @@ impl Config {
             m: DEFAULT_M,
             ef_construction: DEFAULT_EF_CONSTRUCTION,
             quantization: Quantization::None,
+            vector_storage: VectorStorage::F32,
+        }
+    }
+
+    /// How this collection's seals and merges write a sealed segment.
+    pub fn layout(&self) -> Layout {
+        Layout {
+            quant: self.quantization,
+            storage: self.vector_storage,
         }
     }
 
@@ -143,6 +159,17 @@ impl Config {
                 r.quantization
             )));
         }
+        let vector_storage = VectorStorage::from_pb(r.vector_storage).ok_or_else(|| {
+            Error::invalid(format!(
+                "vector_storage is {}; use VECTOR_STORAGE_F32 or VECTOR_STORAGE_F16",
+                r.vector_storage
+            ))
+        })?;
+        if kind == Kind::PerceptualHash && vector_storage != VectorStorage::F32 {
+            return Err(Error::invalid(
+                "vector_storage is VECTOR_STORAGE_F16; a PERCEPTUAL_HASH collection stores bits, not vectors: use VECTOR_STORAGE_F32",
+            ));
+        }
         Ok(Config {
             format: CONFIG.current,
             name: r.name.clone(),
@@ -152,6 +179,7 @@ impl Config {
             m,
             ef_construction,
             quantization,
+            vector_storage,
         })
     }
 }

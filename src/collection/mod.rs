@@ -393,6 +393,7 @@ impl Collection {
                 ef_construction: self.config.ef_construction,
             }),
             quantization: self.config.quantization.to_pb() as i32,
+            vector_storage: self.config.vector_storage.to_pb() as i32,
             state: match self.health() {
                 Health::Serving => "ready",
                 Health::ReadOnly(_) => "read-only",

@@ -50,10 +50,10 @@ impl Collection {
     /// directory.
     pub fn add_sealed(dir: &Path, segment: &MutableSegment) -> Result<PathBuf> {
         let mut manifest = Manifest::load(dir)?;
-        let quant = super::open::read_config(dir)?.quantization;
+        let layout = super::open::read_config(dir)?.layout();
         let id = manifest.next_segment;
         let points = segment.next_offset() as u64;
-        let sdir = write_segment_dir(dir, id, |tmp| segment.write_sealed(tmp, quant).map(|_| ()))?;
+        let sdir = write_segment_dir(dir, id, |tmp| segment.write_sealed(tmp, layout).map(|_| ()))?;
         manifest.segments.push(SegmentEntry {
             id,
             points,
@@ -205,9 +205,7 @@ impl Collection {
         let started = Instant::now();
         let id = self.reserve_segment_id();
         let (sdir, sealed) = self.write_segment(id, |tmp| {
-            frozen
-                .write_sealed(tmp, self.config.quantization)
-                .map(|_| ())
+            frozen.write_sealed(tmp, self.config.layout()).map(|_| ())
         })?;
         let n = sealed.len();
         let mut w = self.writer.lock();
@@ -427,9 +425,7 @@ impl Collection {
         };
         let id = self.reserve_segment_id();
         let (sdir, sealed) = self.write_segment(id, |tmp| {
-            merged
-                .write_sealed(tmp, self.config.quantization)
-                .map(|_| ())
+            merged.write_sealed(tmp, self.config.layout()).map(|_| ())
         })?;
         drop(merged);
         let mut w = self.writer.lock();
@@ -502,7 +498,7 @@ impl Collection {
                     p.code = code.to_vec();
                     p.quality = quality;
                 } else {
-                    p.vector = s.vector_at(i)?.to_vec();
+                    p.vector = s.vector_at(i)?.into_owned();
                 }
                 batch.push(p);
                 origin.push((si, i));
@@ -798,5 +794,111 @@ mod tests {
         assert_eq!(s.sealed[0].quantization(), Quantization::Sq8);
         assert_eq!(c.len(), 899);
         check(&c);
+    }
+
+    /// Search distances against `all` (but `dead`): each of the top 5 within
+    /// `tol` of the exact one (f16 rounding moves distances by ~1e-3).
+    fn check_top5(c: &Collection, all: &[Prepared], dead: &str, tol: f32) {
+        for q in all.iter().step_by(37) {
+            let hits = c
+                .search(
+                    &[Query::Vector(q.vector.clone())],
+                    5,
+                    64,
+                    &SearchOptions::default(),
+                )
+                .unwrap();
+            let mut exact: Vec<f32> = all
+                .iter()
+                .filter(|p| p.id != dead)
+                .map(|p| Metric::Cosine.distance(&q.vector, &p.vector))
+                .collect();
+            exact.sort_by(f32::total_cmp);
+            assert_eq!(hits[0].len(), 5);
+            for (h, e) in hits[0].iter().zip(&exact) {
+                assert!(
+                    (h.distance - e).abs() < tol,
+                    "{} {} vs {e}",
+                    h.id,
+                    h.distance
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn f32_and_f16_segments_merge_into_the_collections_storage() {
+        use crate::index::f16vec::VectorStorage;
+        let root = tempfile::tempdir().unwrap();
+        let dir = root.path().join("c");
+        let opts = StorageOptions {
+            verify_on_open: false,
+            merge_factor: 3,
+            ..Default::default()
+        };
+        let dim = 48;
+        // Two f32 segments, then f16 storage from now on (collection.json
+        // rewritten while closed): the third seal writes f16 rows.
+        let config = Config::new("c", dim as u32, Metric::Cosine, Kind::Image);
+        Collection::create(&dir, config.clone(), opts.clone()).unwrap();
+        let mut all: Vec<Prepared> = Vec::new();
+        for (j, prefix) in ["a", "b"].iter().enumerate() {
+            let seg = new_mutable(&config);
+            let pts = unit_points(300, dim, prefix, j as u64 + 11);
+            seg.index(0, &pts);
+            seg.commit(0, pts.clone());
+            Collection::add_sealed(&dir, &seg).unwrap();
+            all.extend(pts);
+        }
+        let mut f16 = config.clone();
+        f16.vector_storage = VectorStorage::F16;
+        std::fs::write(
+            dir.join(crate::collection::config::CONFIG_FILE),
+            serde_json::to_vec(&f16).unwrap(),
+        )
+        .unwrap();
+        let c = Collection::open(&dir, opts).unwrap();
+        let pts = unit_points(300, dim, "c", 13);
+        c.upsert(
+            pts.iter()
+                .map(|p| pb::Point {
+                    id: p.id.clone(),
+                    vector: p.vector.clone(),
+                    ..Default::default()
+                })
+                .collect(),
+        )
+        .unwrap();
+        all.extend(pts);
+        assert_eq!(c.delete(vec!["c7".to_string()]).unwrap(), 1);
+        c.flush().unwrap();
+        let kinds: Vec<VectorStorage> = c
+            .snapshot()
+            .sealed
+            .iter()
+            .map(|s| s.vector_storage())
+            .collect();
+        assert_eq!(
+            kinds,
+            [VectorStorage::F32, VectorStorage::F32, VectorStorage::F16]
+        );
+        check_top5(&c, &all, "c7", 2e-3);
+        let _m = c.maintenance.lock();
+        c.merge_while_needed().unwrap();
+        drop(_m);
+        let s = c.snapshot();
+        assert_eq!(s.sealed.len(), 1, "three segments of one tier merge");
+        assert_eq!(s.sealed[0].vector_storage(), VectorStorage::F16);
+        assert!(s.sealed[0].dir().join("vectors16.bin").exists());
+        assert!(!s.sealed[0].dir().join("vectors.bin").exists());
+        assert_eq!(c.len(), 899);
+        check_top5(&c, &all, "c7", 2e-3);
+        // A point read back is its f16 rounding: close, not equal.
+        let got = c.get(&["b5".to_string()]).unwrap();
+        let want = &all.iter().find(|p| p.id == "b5").unwrap().vector;
+        assert_eq!(got.len(), 1);
+        for (g, w) in got[0].vector.iter().zip(want) {
+            assert!((g - w).abs() <= 1e-3 * (1.0 + w.abs()), "{g} vs {w}");
+        }
     }
 }

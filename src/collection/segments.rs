@@ -81,7 +81,7 @@ impl Seg {
             Seg::Mutable(m) => m
                 .vector_at(off)
                 .ok_or_else(|| Error::Internal(format!("offset {off} missing in mutable segment"))),
-            Seg::Sealed(s) => Ok(s.vector_at(off)?.to_vec()),
+            Seg::Sealed(s) => Ok(s.vector_at(off)?.into_owned()),
         }
     }
 

@@ -130,7 +130,8 @@ impl View {
         let m = self.metric;
         match (self.seg(a)?, self.seg(b)?) {
             (Seg::Sealed(x), Seg::Sealed(y)) => {
-                Ok(m.from_rank(m.rank(x.vector_at(a.off as usize)?, y.vector_at(b.off as usize)?)))
+                let (u, v) = (x.vector_at(a.off as usize)?, y.vector_at(b.off as usize)?);
+                Ok(m.from_rank(m.rank(&u, &v)))
             }
             _ => Ok(m.from_rank(m.rank(&self.vector(a)?, &self.vector(b)?))),
         }

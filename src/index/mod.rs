@@ -6,6 +6,7 @@
 //! May import: `storage` and the root modules.
 
 pub mod distance;
+pub mod f16vec;
 pub mod filter;
 pub mod hamming;
 pub mod hnsw;

@@ -25,8 +25,8 @@ use crate::index::distance::Metric;
 use crate::index::filter::{Compiled, Filter, MetaIndex};
 use crate::index::hnsw::Hnsw;
 use crate::index::planner::{exact_scan_limit, top_k};
-use crate::index::quant::Quantization;
 use crate::pb;
+use crate::segment::sealed::Layout;
 
 /// A point ready to be stored: validated, vector prepared for the metric;
 /// in a perceptual-hash collection the code and its quality instead of a
@@ -397,14 +397,14 @@ impl MutableSegment {
     }
 
     /// Writes this (frozen) segment as a sealed one into `dir`: columns,
-    /// vectors and graph (read straight from the graph's storage), codes
-    /// trained on its vectors unless `quant` is none, and its current
-    /// tombstones. Returns the liveness it wrote.
+    /// vectors (f32 or f16, as `layout` says) and graph (read straight from
+    /// the graph's storage), codes trained on its vectors unless the
+    /// layout's quantization is none, and its current tombstones. Returns the liveness it wrote.
     ///
     /// The mutable segment itself stays f32 until then: a codebook trained
     /// on the first inserts would clamp later ones, and training on the
     /// whole segment at seal makes the codes independent of insert order.
-    pub fn write_sealed(&self, dir: &Path, quant: Quantization) -> Result<Vec<bool>> {
+    pub fn write_sealed(&self, dir: &Path, layout: Layout) -> Result<Vec<bool>> {
         let d = self.data.read();
         let live = self.live_bits();
         let n = d.ids.len();
@@ -425,7 +425,7 @@ impl MutableSegment {
             .map(|_| live);
         }
         let vector = |i: usize| self.vector_of(i);
-        crate::segment::sealed::write(dir, self.dim, &d.ids, &vector, &d.metadata, &live, quant)?;
+        crate::segment::sealed::write(dir, self.dim, &d.ids, &vector, &d.metadata, &live, layout)?;
         crate::index::hnsw_mapped::export(
             &self.graph,
             n,

@@ -5,6 +5,7 @@
 //! | file | magic | payload |
 //! | --- | --- | --- |
 //! | `vectors.bin` | `VIDXVEC\0` | n × dim f32, row-major; header field 2 names the codes (0 none) |
+//! | `vectors16.bin` | `VIDXV16\0` | instead of `vectors.bin` in a collection with f16 storage: n × dim f16 (IEEE half bits), same header |
 //! | `codes.bin` | `VIDXCOD\0` | quantized codes, when the segment has them: see [`write_codes`] |
 //! | `graph.bin` | `VIDXGRF\0` | the HNSW graph, see [`crate::index::hnsw_mapped`] |
 //! | `ids.bin` | `VIDXIDS\0` | id offsets (n+1 u64), ids in sorted order (n u32), id bytes |
@@ -23,13 +24,19 @@
 //! written) is walked over `codes.bin` and `graph.bin` only; the best `ef`
 //! candidates are then rescored with their f32 rows from `vectors.bin`, so
 //! returned distances are exact while only codes and links need to stay hot.
+//!
+//! A segment written with [`VectorStorage::F16`] holds `vectors16.bin`
+//! instead of `vectors.bin`: every reader of rows (walk, rescoring, exact
+//! scans, points) goes through [`Rows`], which widens f16 to f32 as it reads.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use parking_lot::RwLock;
 
 use crate::error::{Error, Result};
 use crate::index::distance::Metric;
+use crate::index::f16vec::{self, VectorStorage};
 use crate::index::filter::{Compiled, Filter, MetaIndex};
 use crate::index::hnsw_mapped::Graph;
 use crate::index::quant::{Codebook, Quantization, QueryCode};
@@ -43,8 +50,10 @@ pub const GRAPH_FILE: &str = "graph.bin";
 pub const IDS_FILE: &str = "ids.bin";
 pub const META_FILE: &str = "meta.bin";
 pub const CODES_FILE: &str = "codes.bin";
+pub const VECTORS16_FILE: &str = "vectors16.bin";
 
 const VEC_MAGIC: &[u8; 8] = b"VIDXVEC\0";
+const VEC16_MAGIC: &[u8; 8] = b"VIDXV16\0";
 const IDS_MAGIC: &[u8; 8] = b"VIDXIDS\0";
 const META_MAGIC: &[u8; 8] = b"VIDXMET\0";
 const TOMB_MAGIC: &[u8; 8] = b"VIDXTMB\0";
@@ -56,10 +65,29 @@ const CODES_ALIGN: u64 = 64;
 const STRING_COLUMNS: usize = 6;
 const META_COLUMNS: usize = STRING_COLUMNS + 4;
 
+/// How a sealed segment is written: the codes its walk reads (if any) and
+/// how its vectors are stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Layout {
+    pub quant: Quantization,
+    pub storage: VectorStorage,
+}
+
+impl Layout {
+    /// `none`, `sq8`, `f16`, `sq8-f16`, ...
+    pub fn name(self) -> String {
+        match (self.quant, self.storage) {
+            (q, VectorStorage::F32) => q.name().into(),
+            (Quantization::None, s) => s.name().into(),
+            (q, s) => format!("{}-{}", q.name(), s.name()),
+        }
+    }
+}
+
 /// Writes every file but the graph (which [`crate::index::hnsw_mapped::export`] writes)
-/// and the tombstones as `tomb-0.bin`, plus `codes.bin` unless `quant` is
-/// none. `vector(i)` is row i: the mutable segment's vectors live in the
-/// graph's chunks, not in one slice.
+/// and the tombstones as `tomb-0.bin`, plus `codes.bin` unless the layout's
+/// quantization is none. `vector(i)` is row i: the mutable segment's
+/// vectors live in the graph's chunks, not in one slice.
 pub fn write<'a>(
     dir: &Path,
     dim: usize,
@@ -67,14 +95,40 @@ pub fn write<'a>(
     vector: &(dyn Fn(usize) -> Option<&'a [f32]> + Sync),
     metadata: &[pb::Metadata],
     live: &[bool],
-    quant: Quantization,
+    layout: Layout,
 ) -> Result<()> {
     let n = ids.len();
-    let path = dir.join(VECTORS_FILE);
-    let mut w = FileWriter::create(&path, VEC_MAGIC, &SEALED)?;
+    let quant = layout.quant;
+    write_vectors(dir, dim, n, vector, layout)?;
+    if quant != Quantization::None {
+        write_codes(&dir.join(CODES_FILE), dim, n, vector, quant)?;
+    }
+    write_columns(dir, ids, metadata, live)
+}
+
+/// `vectors.bin` (f32) or `vectors16.bin` (f16), header fields
+/// `[n, dim, quantization tag, 0]`.
+fn write_vectors<'a>(
+    dir: &Path,
+    dim: usize,
+    n: usize,
+    vector: &(dyn Fn(usize) -> Option<&'a [f32]> + Sync),
+    layout: Layout,
+) -> Result<()> {
+    let (name, magic) = match layout.storage {
+        VectorStorage::F32 => (VECTORS_FILE, VEC_MAGIC),
+        VectorStorage::F16 => (VECTORS16_FILE, VEC16_MAGIC),
+    };
+    let path = dir.join(name);
+    let mut w = FileWriter::create(&path, magic, &SEALED)?;
+    let mut half = vec![0u16; dim];
     for i in 0..n {
-        match vector(i) {
-            Some(v) if v.len() == dim => w.write_pod(v)?,
+        match (vector(i), layout.storage) {
+            (Some(v), VectorStorage::F32) if v.len() == dim => w.write_pod(v)?,
+            (Some(v), VectorStorage::F16) if v.len() == dim => {
+                f16vec::encode(v, &mut half);
+                w.write_pod(&half)?
+            }
             _ => {
                 return Err(Error::Internal(format!(
                     "no {dim}-d vector at offset {i} while writing {}",
@@ -83,11 +137,7 @@ pub fn write<'a>(
             }
         }
     }
-    w.finish([n as u64, dim as u64, quant.tag(), 0])?;
-    if quant != Quantization::None {
-        write_codes(&dir.join(CODES_FILE), dim, n, vector, quant)?;
-    }
-    write_columns(dir, ids, metadata, live)
+    w.finish([n as u64, dim as u64, layout.quant.tag(), 0])
 }
 
 /// Writes what every sealed segment has whatever it searches by: ids,
@@ -345,9 +395,21 @@ pub fn write_meta(path: &Path, metadata: &[pb::Metadata]) -> Result<()> {
     w.finish([n, META_COLUMNS as u64, 0, 0])
 }
 
-/// Maps `vectors.bin` and `graph.bin` and checks they agree: (n, body).
+/// Maps the vectors (`vectors.bin`, or `vectors16.bin` where the segment
+/// has that instead) and `graph.bin` and checks they agree: (n, body).
 fn open_vectors(dir: &Path, dim: usize) -> Result<(usize, Body)> {
-    let vectors = MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, &SEALED)?;
+    let half = dir.join(VECTORS16_FILE);
+    // A segment holds one of the two; with neither, the error names the
+    // f32 file.
+    let storage = if !dir.join(VECTORS_FILE).exists() && half.exists() {
+        VectorStorage::F16
+    } else {
+        VectorStorage::F32
+    };
+    let vectors = match storage {
+        VectorStorage::F32 => MappedFile::open(&dir.join(VECTORS_FILE), VEC_MAGIC, &SEALED)?,
+        VectorStorage::F16 => MappedFile::open(&half, VEC16_MAGIC, &SEALED)?,
+    };
     let [n, vdim, ..] = vectors.fields;
     if vdim != dim as u64 {
         return Err(Error::data_loss(
@@ -359,7 +421,10 @@ fn open_vectors(dir: &Path, dim: usize) -> Result<(usize, Body)> {
     let floats = n
         .checked_mul(dim)
         .ok_or_else(|| Error::data_loss(vectors.path(), format!("implausible point count {n}")))?;
-    vectors.slice::<f32>(0, floats as u64)?;
+    match storage {
+        VectorStorage::F32 => vectors.slice::<f32>(0, floats as u64).map(|_| ())?,
+        VectorStorage::F16 => vectors.slice::<u16>(0, floats as u64).map(|_| ())?,
+    }
     let quant = Quantization::from_tag(vectors.fields[2]).ok_or_else(|| {
         Error::data_loss(
             vectors.path(),
@@ -381,6 +446,7 @@ fn open_vectors(dir: &Path, dim: usize) -> Result<(usize, Body)> {
         n,
         Body::Vectors {
             vectors,
+            storage,
             codes,
             graph,
         },
@@ -443,6 +509,8 @@ enum Body {
     /// search walks if the segment was written with them.
     Vectors {
         vectors: MappedFile,
+        /// What `vectors` holds (f32 or f16 rows).
+        storage: VectorStorage,
         codes: Option<Codes>,
         graph: Graph,
     },
@@ -545,6 +613,7 @@ impl SealedSegment {
                 vectors,
                 codes,
                 graph,
+                ..
             } => {
                 vectors.verify()?;
                 if let Some(c) = codes {
@@ -621,14 +690,31 @@ impl SealedSegment {
         walked + graph.file.len_bytes()
     }
 
-    fn vectors(&self) -> Result<&[f32]> {
+    /// How this segment's vectors are stored (f32 for hash segments).
+    pub fn vector_storage(&self) -> VectorStorage {
         match &self.body {
-            Body::Vectors { vectors, .. } => vectors.slice::<f32>(0, (self.n * self.dim) as u64),
-            Body::Bits(_) => Err(Error::Internal(format!(
-                "{}: a perceptual-hash segment holds codes, not vectors",
-                self.dir.display()
-            ))),
+            Body::Vectors { storage, .. } => *storage,
+            Body::Bits(_) => VectorStorage::F32,
         }
+    }
+
+    fn vectors(&self) -> Result<Rows<'_>> {
+        let (vectors, storage) = match &self.body {
+            Body::Vectors {
+                vectors, storage, ..
+            } => (vectors, storage),
+            Body::Bits(_) => {
+                return Err(Error::Internal(format!(
+                    "{}: a perceptual-hash segment holds codes, not vectors",
+                    self.dir.display()
+                )));
+            }
+        };
+        let len = (self.n * self.dim) as u64;
+        Ok(match storage {
+            VectorStorage::F32 => Rows::F32(vectors.slice::<f32>(0, len)?, self.dim),
+            VectorStorage::F16 => Rows::F16(vectors.slice::<u16>(0, len)?, self.dim),
+        })
     }
 
     /// The code and quality at offset `i` (perceptual-hash segments).
@@ -670,9 +756,10 @@ impl SealedSegment {
         b.search(&probe, &mut keep)
     }
 
-    pub fn vector_at(&self, i: usize) -> Result<&[f32]> {
-        let v = self.vectors()?;
-        v.get(i * self.dim..(i + 1) * self.dim)
+    /// Row `i` as f32 (widened from f16 in an f16 segment).
+    pub fn vector_at(&self, i: usize) -> Result<Cow<'_, [f32]>> {
+        self.vectors()?
+            .get(i)
             .ok_or_else(|| Error::Internal(format!("offset {i} outside segment of {}", self.n)))
     }
 
@@ -862,7 +949,7 @@ impl SealedSegment {
         }
         Ok(pb::Point {
             id: self.id_at(i)?.to_owned(),
-            vector: self.vector_at(i)?.to_vec(),
+            vector: self.vector_at(i)?.into_owned(),
             metadata: Some(self.metadata_at(i)?),
             ..Default::default()
         })
@@ -919,11 +1006,7 @@ impl SealedSegment {
                     .map(|o| o as usize)
                     // `passing` already applied the filter.
                     .filter(|&o| live(o))
-                    .filter_map(|o| {
-                        vectors
-                            .get(o * self.dim..(o + 1) * self.dim)
-                            .map(|v| (o, self.metric.rank(query, v)))
-                    })
+                    .filter_map(|o| Some((o, vectors.rank(self.metric, query, o)?)))
                     .collect();
                 crate::index::planner::top_k(&mut hits, k);
                 return Ok(hits);
@@ -936,12 +1019,24 @@ impl SealedSegment {
         if let Some(codes) = self.codes() {
             return self.walk_codes(codes, vectors, query, k, ef, &accept);
         }
-        let space = crate::index::hnsw_mapped::Space {
-            vectors,
-            dim: self.dim,
-            metric: self.metric,
+        let (dim, metric) = (self.dim, self.metric);
+        let hits = match vectors {
+            Rows::F32(vectors, _) => {
+                let space = crate::index::hnsw_mapped::Space {
+                    vectors,
+                    dim,
+                    metric,
+                };
+                graph.search(space, query, k, ef, &accept)?
+            }
+            Rows::F16(half, _) => graph.search_rows(
+                |i| half.get(i as usize * dim..(i as usize + 1) * dim),
+                |_, x| f16vec::rank(metric, query, x),
+                k,
+                ef,
+                &accept,
+            )?,
         };
-        let hits = graph.search(space, query, k, ef, &accept)?;
         Ok(hits.into_iter().map(|(i, r)| (i as usize, r)).collect())
     }
 
@@ -950,7 +1045,7 @@ impl SealedSegment {
     fn walk_codes(
         &self,
         codes: &Codes,
-        vectors: &[f32],
+        vectors: Rows<'_>,
         query: &[f32],
         k: usize,
         ef: usize,
@@ -975,16 +1070,15 @@ impl SealedSegment {
             ef,
             accept,
         )?;
-        let row = |i: u32| vectors.get(i as usize * self.dim..(i as usize + 1) * self.dim);
         let mut hits: Vec<(usize, f32)> = Vec::with_capacity(found.len());
         for (j, &(i, _)) in found.iter().enumerate() {
             // The rows sit at random places in the file: fetch the next
             // one while this one is compared.
-            if let Some(next) = found.get(j + 1).and_then(|&(n, _)| row(n)) {
-                crate::index::hnsw::prefetch(next);
+            if let Some(&(next, _)) = found.get(j + 1) {
+                vectors.prefetch(next as usize);
             }
-            if let Some(v) = row(i) {
-                hits.push((i as usize, self.metric.rank(query, v)));
+            if let Some(r) = vectors.rank(self.metric, query, i as usize) {
+                hits.push((i as usize, r));
             }
         }
         crate::index::planner::top_k(&mut hits, k);
@@ -1002,17 +1096,62 @@ impl SealedSegment {
         let vectors = self.vectors()?;
         let compiled = self.compile(filter)?;
         let t = self.tomb.read();
-        let mut hits: Vec<(usize, f32)> = vectors
-            .chunks_exact(self.dim)
-            .enumerate()
-            .filter(|(i, _)| {
-                Some(*i) != exclude
-                    && !t.is_dead(*i)
-                    && compiled.as_ref().is_none_or(|c| c.accepts(*i))
+        let mut hits: Vec<(usize, f32)> = (0..self.n)
+            .filter(|&i| {
+                Some(i) != exclude
+                    && !t.is_dead(i)
+                    && compiled.as_ref().is_none_or(|c| c.accepts(i))
             })
-            .map(|(i, v)| (i, self.metric.rank(query, v)))
+            .filter_map(|i| Some((i, vectors.rank(self.metric, query, i)?)))
             .collect();
         crate::index::planner::top_k(&mut hits, k);
         Ok(hits)
+    }
+}
+
+/// A vector segment's rows as stored, `dim` wide: f32, or f16 bits.
+#[derive(Clone, Copy)]
+enum Rows<'a> {
+    F32(&'a [f32], usize),
+    F16(&'a [u16], usize),
+}
+
+impl<'a> Rows<'a> {
+    /// Rank of row `i` for `query` (None past the end).
+    #[inline]
+    fn rank(&self, metric: Metric, query: &[f32], i: usize) -> Option<f32> {
+        match *self {
+            Rows::F32(v, d) => v.get(i * d..(i + 1) * d).map(|x| metric.rank(query, x)),
+            Rows::F16(v, d) => v
+                .get(i * d..(i + 1) * d)
+                .map(|x| f16vec::rank(metric, query, x)),
+        }
+    }
+
+    /// Row `i` as f32: borrowed from an f32 file, widened from an f16 one.
+    fn get(&self, i: usize) -> Option<Cow<'a, [f32]>> {
+        match *self {
+            Rows::F32(v, d) => v.get(i * d..(i + 1) * d).map(Cow::Borrowed),
+            Rows::F16(v, d) => v
+                .get(i * d..(i + 1) * d)
+                .map(|x| Cow::Owned(f16vec::decode(x))),
+        }
+    }
+
+    /// Asks the CPU to fetch row `i` (rescoring reads rows in no order).
+    #[inline]
+    fn prefetch(&self, i: usize) {
+        match *self {
+            Rows::F32(v, d) => {
+                if let Some(x) = v.get(i * d..(i + 1) * d) {
+                    crate::index::hnsw::prefetch(x);
+                }
+            }
+            Rows::F16(v, d) => {
+                if let Some(x) = v.get(i * d..(i + 1) * d) {
+                    crate::index::hnsw::prefetch(x);
+                }
+            }
+        }
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! | format | files | written | oldest read |
 //! | --- | --- | --- | --- |
-//! | [`SEALED`] | `seg-*/vectors.bin`, `ids.bin`, `meta.bin`, `tomb-*.bin` | 1 | 1 |
+//! | [`SEALED`] | `seg-*/vectors.bin` (or `vectors16.bin`, f16 storage), `ids.bin`, `meta.bin`, `tomb-*.bin` | 1 | 1 |
 //! | [`GRAPH`] | `seg-*/graph.bin` | 1 | 1 |
 //! | [`CODES`] | `seg-*/codes.bin` (quantized collections) | 1 | 1 |
 //! | [`WAL`] | `wal-*.log` | 1 | 1 |

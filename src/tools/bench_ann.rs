@@ -42,10 +42,12 @@ use serde::Serialize;
 use crate::collection::config::{Config, Kind};
 use crate::collection::{Collection, StorageOptions};
 use crate::index::distance::Metric;
+use crate::index::f16vec::VectorStorage;
 use crate::index::filter::Filter;
 use crate::index::quant::Quantization;
 use crate::pb;
 use crate::segment::mutable::{MutableSegment, Prepared};
+use crate::segment::sealed::Layout;
 use crate::segment::sealed::SealedSegment;
 
 /// Options of `vidx bench ann` (its flags are in `cli::tools`).
@@ -518,27 +520,33 @@ fn proc_status_kb(key: &str) -> u64 {
 }
 
 /// Every mode `vidx bench ann` knows: vidx's segments (`sealed-sq8` etc.
-/// search a sealed segment with those codes), gRPC end to end over the f32
-/// or the SQ8 segment, and hnsw_rs, the crate vidx started from, as an
-/// in-process Rust peer (cargo feature `peer-hnsw-rs`).
-pub const MODES: [&str; 7] = [
+/// search a sealed segment with those codes; `-f16` ones store its vectors
+/// as f16), gRPC end to end over the f32 or the SQ8 segment, and hnsw_rs,
+/// the crate vidx started from, as an in-process Rust peer (cargo feature
+/// `peer-hnsw-rs`).
+pub const MODES: [&str; 9] = [
     "mutable",
     "sealed",
     "sealed-sq8",
     "sealed-sq4",
+    "sealed-f16",
+    "sealed-sq8-f16",
     "grpc",
     "grpc-sq8",
     "hnsw_rs",
 ];
 
-/// The quantization a sealed or gRPC mode searches.
-fn mode_quant(mode: &str) -> Option<Quantization> {
-    match mode {
-        "sealed" | "grpc" => Some(Quantization::None),
-        "sealed-sq8" | "grpc-sq8" => Some(Quantization::Sq8),
-        "sealed-sq4" => Some(Quantization::Sq4),
-        _ => None,
-    }
+/// The segment layout a sealed or gRPC mode searches.
+fn mode_layout(mode: &str) -> Option<Layout> {
+    let (quant, storage) = match mode {
+        "sealed" | "grpc" => (Quantization::None, VectorStorage::F32),
+        "sealed-sq8" | "grpc-sq8" => (Quantization::Sq8, VectorStorage::F32),
+        "sealed-sq4" => (Quantization::Sq4, VectorStorage::F32),
+        "sealed-f16" => (Quantization::None, VectorStorage::F16),
+        "sealed-sq8-f16" => (Quantization::Sq8, VectorStorage::F16),
+        _ => return None,
+    };
+    Some(Layout { quant, storage })
 }
 
 pub fn run(a: AnnOptions) -> anyhow::Result<()> {
@@ -566,9 +574,8 @@ pub fn run(a: AnnOptions) -> anyhow::Result<()> {
     ctx.rss_after_build = current_rss();
     // Keeps a temp dir alive for the run when no --work-dir is given.
     let (work_dir, _keep) = work_dir(&a)?;
-    let mut quants: Vec<Quantization> = wanted.iter().filter_map(|m| m.quant).collect();
-    quants.dedup();
-    quants.sort_by_key(|q| q.tag());
+    let mut quants: Vec<Layout> = wanted.iter().filter_map(|m| m.quant).collect();
+    quants.sort_by_key(|q| (q.quant.tag(), q.storage == VectorStorage::F16));
     quants.dedup();
     let mut sealed_dirs = Vec::new();
     for q in quants {
@@ -625,10 +632,10 @@ fn hnsw_rs_mode(d: &Dataset, a: &AnnOptions, ctx: &RunFigures) -> anyhow::Result
     Ok(r)
 }
 
-/// A vidx mode: sealed in process or gRPC, over which codes; the mutable
-/// mode has no quantization.
+/// A vidx mode: sealed in process or gRPC, over which segment layout; the
+/// mutable mode has none.
 struct Mode {
-    quant: Option<Quantization>,
+    quant: Option<Layout>,
     sealed: bool,
 }
 
@@ -641,7 +648,7 @@ impl Mode {
             }),
             "hnsw_rs" => None,
             m => Some(Mode {
-                quant: mode_quant(m),
+                quant: mode_layout(m),
                 sealed: m.starts_with("sealed"),
             }),
         }
@@ -714,8 +721,8 @@ struct RunFigures {
     params: serde_json::Value,
     threads: usize,
     build_s: f64,
-    /// Per quantization sealed: (seconds to seal, bytes on disk).
-    seals: Vec<(Quantization, f64, u64)>,
+    /// Per layout sealed: (seconds to seal, bytes on disk).
+    seals: Vec<(Layout, f64, u64)>,
     baseline_rss: u64,
     rss_after_build: u64,
     /// Heap bytes of the mutable segment after the build.
@@ -760,7 +767,7 @@ impl RunFigures {
         }
     }
 
-    fn seal_of(&self, q: Quantization) -> (f64, u64) {
+    fn seal_of(&self, q: Layout) -> (f64, u64) {
         self.seals
             .iter()
             .find(|s| s.0 == q)
@@ -768,7 +775,7 @@ impl RunFigures {
     }
 
     /// Build figures of a sealed mode: the graph build plus its seal.
-    fn sealed_build(&self, n: usize, q: Quantization) -> serde_json::Value {
+    fn sealed_build(&self, n: usize, q: Layout) -> serde_json::Value {
         let (seal_s, _) = self.seal_of(q);
         let s = self.build_s + seal_s;
         serde_json::json!({"seconds": s, "inserts_per_s": n as f64 / s, "threads": self.threads, "seal_seconds": seal_s})
@@ -834,11 +841,12 @@ fn work_dir(a: &AnnOptions) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir
     })
 }
 
-/// The collection a quantization's modes serve.
-fn collection_name(q: Quantization) -> String {
-    match q {
-        Quantization::None => "bench".into(),
-        q => format!("bench-{}", q.name()),
+/// The collection a layout's modes serve.
+fn collection_name(q: Layout) -> String {
+    if q == Layout::default() {
+        "bench".into()
+    } else {
+        format!("bench-{}", q.name())
     }
 }
 
@@ -850,7 +858,7 @@ fn seal(
     a: &AnnOptions,
     seg: &MutableSegment,
     work_dir: &Path,
-    quant: Quantization,
+    quant: Layout,
     ctx: &mut RunFigures,
 ) -> anyhow::Result<PathBuf> {
     let name = collection_name(quant);
@@ -859,7 +867,8 @@ fn seal(
     let mut config = Config::new(&name, d.dim as u32, d.metric, Kind::Image);
     config.m = a.m as u32;
     config.ef_construction = a.ef_construction as u32;
-    config.quantization = quant;
+    config.quantization = quant.quant;
+    config.vector_storage = quant.storage;
     Collection::create(&coll_dir, config, StorageOptions::default())?;
     let t = Instant::now();
     let sdir = Collection::add_sealed(&coll_dir, seg)?;
@@ -883,7 +892,7 @@ fn mutable_mode(d: &Dataset, a: &AnnOptions, seg: &MutableSegment, ctx: &RunFigu
             .map(|(i, _)| i as u32)
             .collect()
     });
-    let (_, disk) = ctx.seal_of(Quantization::None);
+    let (_, disk) = ctx.seal_of(Layout::default());
     ctx.report_base().report(
         "vidx-mutable",
         serde_json::json!({"seconds": ctx.build_s, "inserts_per_s": d.n() as f64 / ctx.build_s, "threads": ctx.threads}),
@@ -896,10 +905,11 @@ fn mutable_mode(d: &Dataset, a: &AnnOptions, seg: &MutableSegment, ctx: &RunFigu
 }
 
 /// Engine name of a sealed or gRPC mode.
-fn engine_name(prefix: &str, q: Quantization) -> String {
-    match q {
-        Quantization::None => format!("vidx-{prefix}"),
-        q => format!("vidx-{prefix}-{}", q.name()),
+fn engine_name(prefix: &str, q: Layout) -> String {
+    if q == Layout::default() {
+        format!("vidx-{prefix}")
+    } else {
+        format!("vidx-{prefix}-{}", q.name())
     }
 }
 
@@ -907,7 +917,7 @@ fn sealed_mode(
     d: &Dataset,
     a: &AnnOptions,
     sdir: &Path,
-    quant: Quantization,
+    quant: Layout,
     ctx: &RunFigures,
 ) -> anyhow::Result<Report> {
     let sealed = SealedSegment::open(
@@ -961,7 +971,7 @@ fn grpc_mode(
     d: &Dataset,
     a: &AnnOptions,
     work_dir: &Path,
-    quant: Quantization,
+    quant: Layout,
     ctx: &RunFigures,
 ) -> anyhow::Result<Report> {
     let engine = engine_name("grpc", quant);
@@ -1266,7 +1276,7 @@ pub fn run_filter(a: FilterOptions) -> anyhow::Result<()> {
     let seg = build_segment(&d, 16, 200, |i| metas[i].clone());
     eprintln!("built in {:.1?}", t.elapsed());
     let dir = tempfile::tempdir()?;
-    seg.write_sealed(dir.path(), crate::index::quant::Quantization::None)?;
+    seg.write_sealed(dir.path(), Default::default())?;
     let sealed = SealedSegment::open(
         1,
         dir.path(),

@@ -53,6 +53,7 @@ fn build(dir: &Path, o: &SecurityBenchOptions) -> anyhow::Result<Vec<Vec<f32>>> 
         kind: pb::Kind::Image as i32,
         hnsw: None,
         quantization: pb::Quantization::Unspecified as i32,
+        vector_storage: pb::VectorStorage::F32 as i32,
     })?)?;
     let mut rng = ChaCha8Rng::seed_from_u64(o.seed);
     let centres: Vec<Vec<f32>> = (0..64).map(|_| unit(&mut rng, o.dim)).collect();

@@ -109,6 +109,7 @@ async fn audit_verify_passes_10000_calls_and_names_each_tampering() {
             kind: pb::Kind::Image as i32,
             hnsw: None,
             quantization: pb::Quantization::Unspecified as i32,
+            vector_storage: pb::VectorStorage::F32 as i32,
         })
         .await
         .unwrap();

@@ -264,6 +264,13 @@ async fn bad_name_and_create_parameters() {
         Code::InvalidArgument,
         &["quantization is 42", "SQ8"],
     );
+    let mut r = create_req("ok", 4, pb::Metric::L2);
+    r.vector_storage = 7;
+    assert_status(
+        c.create_collection(r).await.unwrap_err(),
+        Code::InvalidArgument,
+        &["vector_storage is 7", "VECTOR_STORAGE_F16"],
+    );
     let e = c
         .search(search_req("Bad Name", vec![vector_query(vec![1.0; 4])], 3))
         .await

@@ -741,6 +741,18 @@ async fn bad_hashes_get_invalid_argument_naming_field_and_value() {
         })
         .await;
     expect(e.err().ok_or(()), "quantization", "2");
+    // Nor f16 storage: they hold no vectors.
+    let e = c
+        .create_collection(pb::CreateCollectionRequest {
+            name: "odd".into(),
+            dim: 256,
+            metric: pb::Metric::Hamming as i32,
+            kind: pb::Kind::PerceptualHash as i32,
+            vector_storage: pb::VectorStorage::F16 as i32,
+            ..Default::default()
+        })
+        .await;
+    expect(e.err().ok_or(()), "vector_storage", "VECTOR_STORAGE_F16");
     // Not hashes of a known kind in a triage: a PDQ of the wrong length.
     let mut it = item("y", Vec::new());
     it.pdq = vec![0x34; 8];

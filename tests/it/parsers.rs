@@ -15,10 +15,11 @@ use vidx::collection::StorageOptions;
 use vidx::collection::config::{Config as CollectionConfig, Kind};
 use vidx::collection::registry::Registry;
 use vidx::index::distance::Metric;
+use vidx::index::f16vec::VectorStorage;
 use vidx::index::quant::Quantization;
 use vidx::pb;
 use vidx::segment::mutable::{MutableSegment, Prepared};
-use vidx::segment::sealed::SealedSegment;
+use vidx::segment::sealed::{Layout, SealedSegment};
 use vidx::storage::manifest::Manifest;
 use vidx::storage::wal::{SyncPolicy, Wal, WalRecord};
 
@@ -193,7 +194,14 @@ fn sealed_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     seg.commit(0, pts);
     assert!(seg.delete("id-005"));
     // SQ8: codes.bin (its codebook and codes) is among the files mutated.
-    seg.write_sealed(dir, Quantization::Sq8).unwrap();
+    seg.write_sealed(
+        dir,
+        Layout {
+            quant: Quantization::Sq8,
+            storage: VectorStorage::F32,
+        },
+    )
+    .unwrap();
     let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| {

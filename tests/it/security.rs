@@ -39,6 +39,7 @@ fn create(name: &str, kind: pb::Kind) -> pb::CreateCollectionRequest {
         kind: kind as i32,
         hnsw: None,
         quantization: pb::Quantization::Unspecified as i32,
+        vector_storage: pb::VectorStorage::F32 as i32,
     }
 }
 

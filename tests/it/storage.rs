@@ -431,14 +431,19 @@ async fn build_two_collections() -> (tempfile::TempDir, PathBuf) {
 
 /// [`build_two_collections`] with segments that hold `quant` codes.
 async fn build_two_collections_with(quant: pb::Quantization) -> (tempfile::TempDir, PathBuf) {
+    build_two_collections_of(&|name| create_quantized(name, 16, pb::Metric::Cosine, quant)).await
+}
+
+/// [`build_two_collections`] with each collection created by `create(name)`.
+async fn build_two_collections_of(
+    create: &dyn Fn(&str) -> pb::CreateCollectionRequest,
+) -> (tempfile::TempDir, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_owned();
     let server = TestServer::start_full(&dir, Default::default(), storage(1_000_000)).await;
     let mut c = server.client().await;
     for name in ["bad", "good"] {
-        c.create_collection(create_quantized(name, 16, pb::Metric::Cosine, quant))
-            .await
-            .unwrap();
+        c.create_collection(create(name)).await.unwrap();
         let vecs = clustered(300, 16, 5, 0.5, 3);
         let points: Vec<pb::Point> = vecs
             .iter()
@@ -558,6 +563,25 @@ async fn a_flipped_byte_in_the_codes_file_is_data_loss_naming_it() {
     let (_tmp, dir) = build_two_collections_with(pb::Quantization::Sq4).await;
     flip_byte(&segment_file(&dir, "codes.bin"), 1000);
     assert_refused(&dir, "codes.bin").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flipped_byte_in_the_f16_vectors_file_is_data_loss_naming_it() {
+    // f16 storage alone, then under SQ8 codes (where only rescoring reads it).
+    for quant in [pb::Quantization::None, pb::Quantization::Sq8] {
+        let (_tmp, dir) = build_two_collections_of(&|name| pb::CreateCollectionRequest {
+            vector_storage: pb::VectorStorage::F16 as i32,
+            ..create_quantized(name, 16, pb::Metric::Cosine, quant)
+        })
+        .await;
+        let f = segment_file(&dir, "vectors16.bin");
+        assert!(
+            !f.with_file_name("vectors.bin").exists(),
+            "an f16 segment holds no f32 file"
+        );
+        flip_byte(&f, 3);
+        assert_refused(&dir, "vectors16.bin").await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ pub fn create_req(name: &str, dim: u32, metric: pb::Metric) -> pb::CreateCollect
         kind: pb::Kind::Image as i32,
         hnsw: None,
         quantization: pb::Quantization::Unspecified as i32,
+        vector_storage: pb::VectorStorage::F32 as i32,
     }
 }
 

@@ -29,6 +29,11 @@ class Quantization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SQ8: _ClassVar[Quantization]
     SQ4: _ClassVar[Quantization]
 
+class VectorStorage(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    VECTOR_STORAGE_F32: _ClassVar[VectorStorage]
+    VECTOR_STORAGE_F16: _ClassVar[VectorStorage]
+
 class Calibration(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     CALIBRATION_AUTO: _ClassVar[Calibration]
@@ -88,6 +93,8 @@ QUANTIZATION_UNSPECIFIED: Quantization
 QUANTIZATION_NONE: Quantization
 SQ8: Quantization
 SQ4: Quantization
+VECTOR_STORAGE_F32: VectorStorage
+VECTOR_STORAGE_F16: VectorStorage
 CALIBRATION_AUTO: Calibration
 CALIBRATION_OFF: Calibration
 EVIDENCE_KIND_UNSPECIFIED: EvidenceKind
@@ -127,23 +134,25 @@ class HnswConfig(_message.Message):
     def __init__(self, m: _Optional[int] = ..., ef_construction: _Optional[int] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "dim", "metric", "kind", "hnsw", "quantization")
+    __slots__ = ("name", "dim", "metric", "kind", "hnsw", "quantization", "vector_storage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     HNSW_FIELD_NUMBER: _ClassVar[int]
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_STORAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
     kind: Kind
     hnsw: HnswConfig
     quantization: Quantization
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ...) -> None: ...
+    vector_storage: VectorStorage
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., vector_storage: _Optional[_Union[VectorStorage, str]] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "dim", "metric", "kind", "points", "segments", "memory_bytes", "disk_bytes", "hnsw", "quantization", "state", "error")
+    __slots__ = ("name", "dim", "metric", "kind", "points", "segments", "memory_bytes", "disk_bytes", "hnsw", "quantization", "state", "error", "vector_storage")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
@@ -156,6 +165,7 @@ class CollectionInfo(_message.Message):
     QUANTIZATION_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_STORAGE_FIELD_NUMBER: _ClassVar[int]
     name: str
     dim: int
     metric: Metric
@@ -168,7 +178,8 @@ class CollectionInfo(_message.Message):
     quantization: Quantization
     state: str
     error: str
-    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., points: _Optional[int] = ..., segments: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., state: _Optional[str] = ..., error: _Optional[str] = ...) -> None: ...
+    vector_storage: VectorStorage
+    def __init__(self, name: _Optional[str] = ..., dim: _Optional[int] = ..., metric: _Optional[_Union[Metric, str]] = ..., kind: _Optional[_Union[Kind, str]] = ..., points: _Optional[int] = ..., segments: _Optional[int] = ..., memory_bytes: _Optional[int] = ..., disk_bytes: _Optional[int] = ..., hnsw: _Optional[_Union[HnswConfig, _Mapping]] = ..., quantization: _Optional[_Union[Quantization, str]] = ..., state: _Optional[str] = ..., error: _Optional[str] = ..., vector_storage: _Optional[_Union[VectorStorage, str]] = ...) -> None: ...
 
 class ListCollectionsRequest(_message.Message):
     __slots__ = ()
